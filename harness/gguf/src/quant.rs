@@ -1,0 +1,147 @@
+//! Scalar reference quantizers and dequantizers for the block formats edgebench writes and checks
+//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1), following ggml's reference rounding.
+
+use half::{bf16, f16};
+
+use crate::{GgmlType, GgufError};
+
+fn unsupported(ty: GgmlType, op: &str) -> GgufError {
+    GgufError::Invalid(format!("{op} {ty} is not implemented by the reference quantizer"))
+}
+
+fn check_len(ty: GgmlType, n: usize) -> Result<(), GgufError> {
+    if n as u64 % ty.block_size() != 0 {
+        return Err(GgufError::Invalid(format!("{n} values are not whole {ty} blocks of {}", ty.block_size())));
+    }
+    Ok(())
+}
+
+/// Encodes `x` as `ty`. `x.len()` must be a whole number of blocks.
+pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, GgufError> {
+    check_len(ty, x.len())?;
+    let mut out = Vec::with_capacity(ty.bytes_for(x.len() as u64).unwrap_or(0) as usize);
+    match ty {
+        GgmlType::F32 => x.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        GgmlType::F16 => x.iter().for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+        GgmlType::BF16 => x.iter().for_each(|v| out.extend_from_slice(&bf16::from_f32(*v).to_le_bytes())),
+        GgmlType::Q8_0 => {
+            for b in x.chunks_exact(32) {
+                let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend(b.iter().map(|v| (v * id).round() as i8 as u8));
+            }
+        }
+        GgmlType::Q4_0 => {
+            for b in x.chunks_exact(32) {
+                // ggml: the scale comes from the value of largest magnitude, with its sign, mapped to -8.
+                let max = b.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                let d = max / -8.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                let q = |v: f32| ((v * id + 8.5) as i8).clamp(0, 15) as u8;
+                out.extend((0..16).map(|j| q(b[j]) | (q(b[j + 16]) << 4)));
+            }
+        }
+        GgmlType::Q4_1 => {
+            for b in x.chunks_exact(32) {
+                let min = b.iter().copied().fold(f32::INFINITY, f32::min);
+                let max = b.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let d = (max - min) / 15.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
+                out.extend_from_slice(&f16::from_f32(min).to_le_bytes());
+                let q = |v: f32| (((v - min) * id + 0.5) as i8).clamp(0, 15) as u8;
+                out.extend((0..16).map(|j| q(b[j]) | (q(b[j + 16]) << 4)));
+            }
+        }
+        other => return Err(unsupported(other, "quantizing to")),
+    }
+    Ok(out)
+}
+
+/// Decodes `n` values of type `ty` from `data`.
+pub fn dequantize(ty: GgmlType, data: &[u8], n: usize) -> Result<Vec<f32>, GgufError> {
+    check_len(ty, n)?;
+    if ty.bytes_for(n as u64) != Some(data.len() as u64) {
+        return Err(GgufError::Invalid(format!("{} bytes do not hold {n} {ty} values", data.len())));
+    }
+    let h = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
+    let mut out = Vec::with_capacity(n);
+    match ty {
+        GgmlType::F32 => out.extend(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
+        GgmlType::F16 => out.extend(data.chunks_exact(2).map(h)),
+        GgmlType::BF16 => out.extend(data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
+        GgmlType::Q8_0 => {
+            for b in data.chunks_exact(34) {
+                let d = h(&b[..2]);
+                out.extend(b[2..].iter().map(|&q| q as i8 as f32 * d));
+            }
+        }
+        GgmlType::Q4_0 => {
+            for b in data.chunks_exact(18) {
+                let d = h(&b[..2]);
+                let qs = &b[2..];
+                out.extend(qs.iter().map(|q| ((q & 0xf) as f32 - 8.0) * d));
+                out.extend(qs.iter().map(|q| ((q >> 4) as f32 - 8.0) * d));
+            }
+        }
+        GgmlType::Q4_1 => {
+            for b in data.chunks_exact(20) {
+                let (d, m) = (h(&b[..2]), h(&b[2..4]));
+                let qs = &b[4..];
+                out.extend(qs.iter().map(|q| (q & 0xf) as f32 * d + m));
+                out.extend(qs.iter().map(|q| (q >> 4) as f32 * d + m));
+            }
+        }
+        other => return Err(unsupported(other, "dequantizing")),
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Worst-case round-trip error per block, relative to the block's range (half a quantization step).
+    fn step(ty: GgmlType, block: &[f32]) -> f32 {
+        let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let (lo, hi) = block.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        match ty {
+            GgmlType::Q8_0 => amax / 127.0,
+            GgmlType::Q4_0 => amax / 8.0,
+            GgmlType::Q4_1 => (hi - lo) / 15.0,
+            _ => amax * 1e-2,
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn round_trip_within_half_a_step(x in prop::collection::vec(-4.0f32..4.0, 64)) {
+            for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::F16, GgmlType::BF16] {
+                let y = dequantize(ty, &quantize(ty, &x).unwrap(), x.len()).unwrap();
+                for (xb, yb) in x.chunks(32).zip(y.chunks(32)) {
+                    // Half a step, plus the f16 rounding of the stored scale and minimum (2^-11 relative, applied
+                    // to values up to amax). Q4_0 maps the signed extreme to -8, so the opposite extreme clamps at
+                    // +7 and may be a whole step off.
+                    let steps = if ty == GgmlType::Q4_0 { 1.0 } else { 0.5 };
+                    let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    let tol = step(ty, xb) * steps + 2.0 * amax * 2f32.powi(-11) + 1e-6;
+                    for (a, b) in xb.iter().zip(yb) {
+                        prop_assert!((a - b).abs() <= tol, "{ty}: {a} -> {b} (tol {tol})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn f32_is_exact_and_partial_blocks_are_refused() {
+        let x: Vec<f32> = (0..32).map(|i| i as f32 * 0.37 - 3.0).collect();
+        assert_eq!(dequantize(GgmlType::F32, &quantize(GgmlType::F32, &x).unwrap(), 32).unwrap(), x);
+        assert!(quantize(GgmlType::Q8_0, &x[..31]).is_err());
+        assert!(dequantize(GgmlType::Q4_1, &[0u8; 19], 32).is_err());
+    }
+}
