@@ -1,1 +1,64 @@
-//! placeholder
+//! The candle backend: llama-architecture GGUF models on candle-core quantized tensors (CPU; CUDA and Metal behind
+//! the `cuda` and `metal` features).
+//!
+//! Kernel selection is candle's: on x86-64, candle 0.11 picks AVX2+FMA dot products at run time for Q4_0, Q8_0 and
+//! the K-quants, and has no SIMD dot product for Q4_1 (a scalar loop). The facts this backend reports say which
+//! path runs for each tensor type. Option `requantize=q8_0` (or `q4_0`) re-encodes the 2-D weights at load and
+//! labels the result as converted.
+//!
+//! Threads: candle runs on rayon's global pool, sized once per process from `RAYON_NUM_THREADS`; the runner sets it
+//! in each cell's child. The facts report the pool size candle actually uses.
+
+mod model;
+
+use candle_core::Device;
+use edgebench_core::{Backend, BackendError, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Support};
+
+/// candle-core's version, as built.
+pub const CANDLE_VERSION: &str = "candle-core 0.11.1";
+
+/// The candle backend factory.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CandleBackend;
+
+fn device(req: &DeviceRequest) -> Result<Device, BackendError> {
+    match req.kind.as_str() {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" if cfg!(feature = "cuda") => Device::new_cuda(req.index).map_err(|e| BackendError::Runtime(e.to_string())),
+        "cuda" => Err(BackendError::NotCompiled { backend: "candle (cuda)".into(), feature: "cuda".into() }),
+        "metal" if cfg!(feature = "metal") => {
+            Device::new_metal(req.index).map_err(|e| BackendError::Runtime(e.to_string()))
+        }
+        "metal" => Err(BackendError::NotCompiled { backend: "candle (metal)".into(), feature: "metal".into() }),
+        other => Err(BackendError::Unsupported(format!("candle cannot run on {other}"))),
+    }
+}
+
+impl Backend for CandleBackend {
+    fn name(&self) -> &'static str {
+        "candle"
+    }
+
+    fn supports(&self, _model: &ModelSpec, opts: &LoadOptions) -> Support {
+        match device(&opts.device) {
+            Ok(_) => Support::Yes,
+            Err(e) => Support::No(e.to_string()),
+        }
+    }
+
+    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
+        let dev = device(&opts.device)?;
+        Ok(Box::new(model::CandleModel::load(&model.path, opts, dev)?))
+    }
+
+    fn devices(&self) -> Vec<String> {
+        let mut d = vec!["cpu".to_string()];
+        if cfg!(feature = "cuda") && Device::new_cuda(0).is_ok() {
+            d.push("cuda:0".into());
+        }
+        if cfg!(feature = "metal") && Device::new_metal(0).is_ok() {
+            d.push("metal".into());
+        }
+        d
+    }
+}

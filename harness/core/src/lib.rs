@@ -1,1 +1,11 @@
-//! placeholder
+//! edgebench's vocabulary: the backend contract, model and device descriptions, and the results schema.
+//!
+//! This crate does no IO, reads no clock and names no concrete backend.
+
+mod backend;
+mod error;
+pub mod metrics;
+pub mod results;
+
+pub use backend::{Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+pub use error::BackendError;

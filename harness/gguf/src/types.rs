@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// A ggml tensor element type. Only types whose block layout edgebench knows are accepted by the reader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[allow(missing_docs)]
 pub enum GgmlType {
     F32,

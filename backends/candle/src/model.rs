@@ -1,0 +1,297 @@
+//! A llama-architecture transformer on candle tensors: weights from a validated GGUF, a KV cache per session.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul, QTensor};
+use candle_core::{DType, Device, Module, Tensor};
+use candle_nn::kv_cache::KvCache;
+use edgebench_core::{BackendError, BackendFacts, LoadOptions, LoadedModel, Session};
+use edgebench_gguf::{GgmlType, GgufFile};
+
+fn err(e: candle_core::Error) -> BackendError {
+    BackendError::Runtime(e.to_string())
+}
+
+/// Hyper-parameters read from `llama.*` metadata.
+#[derive(Debug, Clone)]
+struct Hparams {
+    n_layer: usize,
+    n_embd: usize,
+    n_head: usize,
+    n_head_kv: usize,
+    head_dim: usize,
+    n_ctx: usize,
+    rope_base: f32,
+    eps: f64,
+    vocab: usize,
+}
+
+struct Layer {
+    attn_norm: Tensor,
+    wq: QMatMul,
+    wk: QMatMul,
+    wv: QMatMul,
+    wo: QMatMul,
+    ffn_norm: Tensor,
+    gate: QMatMul,
+    up: QMatMul,
+    down: QMatMul,
+}
+
+/// Weights resident on the device.
+pub struct CandleModel {
+    hp: Hparams,
+    embd: Arc<QTensor>,
+    layers: Vec<Layer>,
+    output_norm: Tensor,
+    output: QMatMul,
+    cos: Tensor,
+    sin: Tensor,
+    device: Device,
+    facts: BackendFacts,
+}
+
+fn to_candle(t: GgmlType) -> Option<GgmlDType> {
+    Some(match t {
+        GgmlType::F32 => GgmlDType::F32,
+        GgmlType::F16 => GgmlDType::F16,
+        GgmlType::BF16 => GgmlDType::BF16,
+        GgmlType::Q4_0 => GgmlDType::Q4_0,
+        GgmlType::Q4_1 => GgmlDType::Q4_1,
+        GgmlType::Q5_0 => GgmlDType::Q5_0,
+        GgmlType::Q5_1 => GgmlDType::Q5_1,
+        GgmlType::Q8_0 => GgmlDType::Q8_0,
+        GgmlType::Q2K => GgmlDType::Q2K,
+        GgmlType::Q3K => GgmlDType::Q3K,
+        GgmlType::Q4K => GgmlDType::Q4K,
+        GgmlType::Q5K => GgmlDType::Q5K,
+        GgmlType::Q6K => GgmlDType::Q6K,
+        GgmlType::Q8K => GgmlDType::Q8K,
+        _ => return None,
+    })
+}
+
+/// How candle 0.11 computes a matrix-vector product for this weight type on this CPU.
+fn cpu_kernel(t: GgmlType) -> &'static str {
+    let simd = cfg!(target_arch = "x86_64") && avx2_fma() || cfg!(target_arch = "aarch64");
+    match t {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => "dequantized to f32 at load, gemm",
+        GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => "scalar (no SIMD kernel in candle)",
+        _ if simd => "SIMD (avx2+fma on x86-64, neon on aarch64)",
+        _ => "scalar (CPU lacks avx2+fma)",
+    }
+}
+
+fn avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+impl CandleModel {
+    pub fn load(path: &Path, opts: &LoadOptions, device: Device) -> Result<Self, BackendError> {
+        let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
+        let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
+        let g = &file.gguf;
+        let arch = g.architecture().map_err(|e| load_err(e.to_string()))?;
+        if arch != "llama" {
+            return Err(BackendError::Unsupported(format!("architecture {arch:?} (candle backend runs llama)")));
+        }
+        let u = |k: &str| g.u64(&format!("llama.{k}")).map(|v| v as usize).map_err(|e| load_err(e.to_string()));
+        let (n_embd, n_head) = (u("embedding_length")?, u("attention.head_count")?);
+        let n_head_kv = g.u64("llama.attention.head_count_kv").map(|v| v as usize).unwrap_or(n_head);
+        if n_head == 0 || n_head_kv == 0 || n_embd % n_head != 0 || n_head % n_head_kv != 0 {
+            return Err(load_err(format!("inconsistent heads: {n_embd} / {n_head} heads / {n_head_kv} kv heads")));
+        }
+        let head_dim = n_embd / n_head;
+        let rope_dim = g.u64("llama.rope.dimension_count").map(|v| v as usize).unwrap_or(head_dim);
+        if rope_dim != head_dim {
+            return Err(BackendError::Unsupported(format!("partial rotary embedding ({rope_dim} of {head_dim})")));
+        }
+        let embd_info = g.tensor("token_embd.weight").map_err(|e| load_err(e.to_string()))?;
+        let hp = Hparams {
+            n_layer: u("block_count")?,
+            n_embd,
+            n_head,
+            n_head_kv,
+            head_dim,
+            n_ctx: u("context_length")?,
+            rope_base: g.f64("llama.rope.freq_base").unwrap_or(10000.0) as f32,
+            eps: g.f64("llama.attention.layer_norm_rms_epsilon").map_err(|e| load_err(e.to_string()))?,
+            vocab: embd_info.dims.get(1).copied().unwrap_or(0) as usize,
+        };
+
+        let requant = match opts.options.get("requantize").map(|s| s.to_ascii_lowercase()) {
+            None => None,
+            Some(s) if s == "q8_0" => Some((GgmlType::Q8_0, GgmlDType::Q8_0)),
+            Some(s) if s == "q4_0" => Some((GgmlType::Q4_0, GgmlDType::Q4_0)),
+            Some(s) => return Err(BackendError::Unsupported(format!("candle option requantize={s} (q8_0 or q4_0)"))),
+        };
+        let mut requantized: BTreeMap<String, usize> = BTreeMap::new();
+        let mut types: BTreeMap<GgmlType, usize> = BTreeMap::new();
+
+        let mut qtensor = |name: &str, allow_requant: bool| -> Result<QTensor, BackendError> {
+            let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;
+            let dtype = to_candle(info.ty)
+                .ok_or_else(|| BackendError::Unsupported(format!("tensor {name} has type {} (not in candle)", info.ty)))?;
+            let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
+            let dims: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
+            let t = qtensor_from_ggml(dtype, &data, dims, &device).map_err(err)?;
+            match requant {
+                Some((to, cdt)) if allow_requant && info.dims.len() == 2 && info.ty != to => {
+                    *requantized.entry(format!("{}→{}", info.ty, to)).or_default() += 1;
+                    *types.entry(to).or_default() += 1;
+                    QTensor::quantize(&t.dequantize(&device).map_err(err)?, cdt).map_err(err)
+                }
+                _ => {
+                    *types.entry(info.ty).or_default() += 1;
+                    Ok(t)
+                }
+            }
+        };
+        let mut layers = Vec::with_capacity(hp.n_layer);
+        for i in 0..hp.n_layer {
+            let mut mm = |n: &str| -> Result<QMatMul, BackendError> {
+                QMatMul::from_qtensor(qtensor(&format!("blk.{i}.{n}.weight"), true)?).map_err(err)
+            };
+            let (wq, wk, wv, wo) = (mm("attn_q")?, mm("attn_k")?, mm("attn_v")?, mm("attn_output")?);
+            let (gate, up, down) = (mm("ffn_gate")?, mm("ffn_up")?, mm("ffn_down")?);
+            let attn_norm = qtensor(&format!("blk.{i}.attn_norm.weight"), false)?.dequantize(&device).map_err(err)?;
+            let ffn_norm = qtensor(&format!("blk.{i}.ffn_norm.weight"), false)?.dequantize(&device).map_err(err)?;
+            layers.push(Layer { attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down });
+        }
+        let output_norm = qtensor("output_norm.weight", false)?.dequantize(&device).map_err(err)?;
+        let embd = Arc::new(qtensor("token_embd.weight", false)?);
+        let tied = g.tensor("output.weight").is_err();
+        let output = if tied {
+            QMatMul::from_arc(embd.clone()).map_err(err)?
+        } else {
+            QMatMul::from_qtensor(qtensor("output.weight", true)?).map_err(err)?
+        };
+
+        let half = hp.head_dim / 2;
+        let inv: Vec<f32> = (0..half).map(|i| hp.rope_base.powf(-((2 * i) as f32) / hp.head_dim as f32)).collect();
+        let inv = Tensor::from_vec(inv, (1, half), &device).map_err(err)?;
+        let pos = Tensor::arange(0u32, hp.n_ctx as u32, &device).and_then(|t| t.to_dtype(DType::F32)).map_err(err)?;
+        let freqs = pos.reshape((hp.n_ctx, 1)).and_then(|p| p.broadcast_mul(&inv)).map_err(err)?;
+        let (cos, sin) = (freqs.cos().map_err(err)?, freqs.sin().map_err(err)?);
+
+        let kernels: Vec<String> = types.keys().map(|t| format!("{t}: {}", cpu_kernel(*t))).collect();
+        let kernel_path = if device.is_cpu() {
+            format!("candle cpu; {}", kernels.join("; "))
+        } else {
+            format!("candle {device:?}")
+        };
+        let converted = (!requantized.is_empty()).then(|| {
+            let parts: Vec<String> = requantized.iter().map(|(k, n)| format!("{n} tensors {k}")).collect();
+            format!("requantized at load: {}", parts.join(", "))
+        });
+        let mut notes = Vec::new();
+        if tied {
+            notes.push("output projection tied to token_embd".into());
+        }
+        let facts = BackendFacts {
+            versions: vec![crate::CANDLE_VERSION.into(), "candle-nn 0.11.1".into()],
+            kernel_path,
+            threads: candle_core::utils::get_num_threads(),
+            vocab_size: hp.vocab,
+            context_length: hp.n_ctx,
+            converted,
+            notes,
+        };
+        Ok(Self { hp, embd, layers, output_norm, output, cos, sin, device, facts })
+    }
+
+    fn forward(&self, caches: &mut [KvCache], pos: usize, tokens: &[u32]) -> candle_core::Result<Tensor> {
+        let hp = &self.hp;
+        let n = tokens.len();
+        let rep = hp.n_head / hp.n_head_kv;
+        let ids = Tensor::new(tokens, &self.device)?;
+        let mut x = self.embd.embedding(&ids)?.unsqueeze(0)?; // (1, n, e)
+        let cos = self.cos.narrow(0, pos, n)?;
+        let sin = self.sin.narrow(0, pos, n)?;
+        // Causal mask over (query i, key j): key j is visible to query i when j <= pos + i.
+        let mask = if n > 1 {
+            let t = pos + n;
+            let m: Vec<f32> =
+                (0..n).flat_map(|i| (0..t).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })).collect();
+            Some(Tensor::from_vec(m, (n, t), &self.device)?)
+        } else {
+            None
+        };
+        let scale = 1.0 / (hp.head_dim as f64).sqrt();
+        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
+            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, hp.eps as f32)?;
+            let heads = |w: &QMatMul, nh: usize| -> candle_core::Result<Tensor> {
+                w.forward(&h)?.reshape((1, n, nh, hp.head_dim))?.transpose(1, 2)?.contiguous()
+            };
+            let q = candle_nn::rotary_emb::rope_i(&heads(&layer.wq, hp.n_head)?, &cos, &sin)?;
+            let k = candle_nn::rotary_emb::rope_i(&heads(&layer.wk, hp.n_head_kv)?, &cos, &sin)?;
+            let v = heads(&layer.wv, hp.n_head_kv)?;
+            let (k, v) = cache.append(&k, &v)?;
+            let t = k.dim(2)?;
+            // Grouped-query attention without copying K/V: the `rep` query heads of each KV head become rows.
+            let q = q.reshape((1, hp.n_head_kv, rep * n, hp.head_dim))?;
+            let mut att = (q.matmul(&k.t()?.contiguous()?)? * scale)?; // (1, kv, rep*n, t)
+            if let Some(m) = &mask {
+                let m = m.unsqueeze(0)?.broadcast_as((rep, n, t))?.reshape((rep * n, t))?;
+                att = att.broadcast_add(&m)?;
+            }
+            let att = candle_nn::ops::softmax_last_dim(&att)?;
+            let y = att.matmul(&v.contiguous()?)?; // (1, kv, rep*n, hd)
+            let y = y.reshape((1, hp.n_head, n, hp.head_dim))?.transpose(1, 2)?.reshape((1, n, hp.n_embd))?;
+            x = (x + layer.wo.forward(&y)?)?;
+            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, hp.eps as f32)?;
+            let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
+            let ff = layer.down.forward(&(g * layer.up.forward(&h)?)?)?;
+            x = (x + ff)?;
+        }
+        let last = x.narrow(1, n - 1, 1)?;
+        let last = candle_nn::ops::rms_norm(&last, &self.output_norm, hp.eps as f32)?;
+        self.output.forward(&last)?.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)
+    }
+}
+
+impl LoadedModel for CandleModel {
+    fn facts(&self) -> BackendFacts {
+        self.facts.clone()
+    }
+
+    fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
+        let caches = (0..self.hp.n_layer).map(|_| KvCache::new(2, 256)).collect();
+        Ok(Box::new(CandleSession { model: self, caches, pos: 0 }))
+    }
+}
+
+struct CandleSession<'a> {
+    model: &'a CandleModel,
+    caches: Vec<KvCache>,
+    pos: usize,
+}
+
+impl Session for CandleSession<'_> {
+    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        if tokens.is_empty() {
+            return Err(BackendError::Runtime("forward called with no tokens".into()));
+        }
+        let needed = self.pos + tokens.len();
+        if needed > self.model.hp.n_ctx {
+            return Err(BackendError::ContextFull { needed, limit: self.model.hp.n_ctx });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.model.hp.vocab) {
+            return Err(BackendError::Runtime(format!("token id {bad} outside the vocabulary ({})", self.model.hp.vocab)));
+        }
+        let logits = self.model.forward(&mut self.caches, self.pos, tokens).map_err(err)?;
+        self.pos = needed;
+        logits.to_vec1::<f32>().map_err(err)
+    }
+
+    fn position(&self) -> usize {
+        self.pos
+    }
+}

@@ -1,0 +1,135 @@
+//! The backend contract: a stateless factory loads a model; a loaded model opens sessions; a session maps token ids
+//! to logits and keeps its KV cache. Backends never tokenize, sample or time a reported metric.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::BackendError;
+
+/// A model file to run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelSpec {
+    /// Registry id, or the file name for a local path.
+    pub id: String,
+    /// The GGUF file.
+    pub path: PathBuf,
+}
+
+/// Where to run: `cpu`, `cuda:0`, `metal`, …
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRequest {
+    /// Device kind (`cpu`, `cuda`, `metal`, …).
+    pub kind: String,
+    /// Ordinal for multi-device kinds.
+    pub index: usize,
+}
+
+impl DeviceRequest {
+    /// The host CPU.
+    pub fn cpu() -> Self {
+        Self { kind: "cpu".into(), index: 0 }
+    }
+
+    /// Parses `cpu`, `cuda`, `cuda:1`, `metal`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let (kind, index) = match s.split_once(':') {
+            Some((k, i)) => (k, i.parse().map_err(|_| format!("bad device ordinal in {s:?}"))?),
+            None => (s, 0),
+        };
+        match kind {
+            "cpu" | "cuda" | "metal" => Ok(Self { kind: kind.into(), index }),
+            _ => Err(format!("unknown device {s:?} (expected cpu, cuda[:N] or metal)")),
+        }
+    }
+}
+
+impl fmt::Display for DeviceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.kind == "cpu" {
+            f.write_str("cpu")
+        } else {
+            write!(f, "{}:{}", self.kind, self.index)
+        }
+    }
+}
+
+/// How to load a model.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LoadOptions {
+    /// Compute threads the backend may use. The harness sets this; backends must not exceed it.
+    pub threads: usize,
+    /// Target device.
+    pub device: DeviceRequest,
+    /// Backend-specific options (e.g. `requantize = "q8_0"`), recorded in the results.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Whether a backend can run a request, and if not, why.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Support {
+    /// It can.
+    Yes,
+    /// It cannot, with the reason shown to the user.
+    No(String),
+}
+
+/// What a loaded model tells the results about itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BackendFacts {
+    /// Library versions, e.g. `candle-core 0.11.1`.
+    pub versions: Vec<String>,
+    /// The kernel path that runs, e.g. `candle cpu: avx2 (compile-time); Q4_1 has no SIMD kernel`.
+    pub kernel_path: String,
+    /// Compute threads in use.
+    pub threads: usize,
+    /// Vocabulary size (logits per position).
+    pub vocab_size: usize,
+    /// Context length the session accepts.
+    pub context_length: usize,
+    /// How the executed weights differ from the file, e.g. `requantized from Q4_1 to Q8_0 at load`; `None` when
+    /// the file's weights run as stored.
+    pub converted: Option<String>,
+    /// Anything else a reader of the results should know.
+    pub notes: Vec<String>,
+}
+
+/// A stateless factory: checks support and loads models.
+pub trait Backend: Send + Sync {
+    /// Short name used on the command line and in results (`candle`, `mock`, …).
+    fn name(&self) -> &'static str;
+
+    /// Whether `model` can run with `opts`. The default accepts everything and lets `load` fail.
+    fn supports(&self, _model: &ModelSpec, _opts: &LoadOptions) -> Support {
+        Support::Yes
+    }
+
+    /// Loads the weights; the harness times this call as load time.
+    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError>;
+
+    /// Devices this build can target on this machine, for `edgebench backends`.
+    fn devices(&self) -> Vec<String> {
+        vec!["cpu".into()]
+    }
+}
+
+/// Weights resident and ready; opens independent sessions.
+pub trait LoadedModel {
+    /// Facts for the results file.
+    fn facts(&self) -> BackendFacts;
+
+    /// A fresh session with an empty KV cache.
+    fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError>;
+}
+
+/// One conversation: a KV cache and a position.
+pub trait Session {
+    /// Appends `tokens` at the current position and returns the logits of the last one (`vocab_size` values).
+    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError>;
+
+    /// Positions consumed so far.
+    fn position(&self) -> usize;
+}

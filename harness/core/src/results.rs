@@ -1,0 +1,264 @@
+//! The results file: one JSON document per run, rewritten after every cell. Documented in
+//! `docs/results-schema.md`; bump [`SCHEMA_VERSION`] on any incompatible change.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Better;
+use crate::{BackendFacts, LoadOptions};
+
+/// Version of the results schema written by this build.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunResults {
+    /// Always [`SCHEMA_VERSION`] when written by this build.
+    pub schema_version: u32,
+    /// Unique id of the run (UTC start time plus a random suffix).
+    pub run_id: String,
+    /// UTC start, RFC 3339.
+    pub started_at: String,
+    /// UTC end, RFC 3339; absent while the run is in progress or if it was interrupted.
+    pub finished_at: Option<String>,
+    /// How the run was made.
+    pub manifest: Manifest,
+    /// The machine it ran on.
+    pub device: DeviceFingerprint,
+    /// Models by id.
+    pub models: BTreeMap<String, ModelInfo>,
+    /// One entry per planned cell, in plan order; cells not yet run are absent.
+    pub cells: Vec<CellResult>,
+}
+
+/// Build and settings of the run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// edgebench version.
+    pub edgebench_version: String,
+    /// Git commit the binary was built from (`unknown` outside a checkout), `-dirty` when modified.
+    pub git_commit: String,
+    /// `rustc --version` of the build.
+    pub rustc: String,
+    /// Target triple.
+    pub target: String,
+    /// Profile (`release` or `debug`).
+    pub profile: String,
+    /// CPU features the binary was compiled for (`target_feature`), which fix candle's SIMD path.
+    pub cpu_features_compiled: Vec<String>,
+    /// Library versions of each compiled-in backend.
+    pub backend_versions: BTreeMap<String, Vec<String>>,
+    /// Suite name, its file and the SHA-256 of its text.
+    pub suite: SuiteRef,
+    /// The command line.
+    pub command_line: Vec<String>,
+}
+
+/// Which suite a run used.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SuiteRef {
+    /// Suite name.
+    pub name: String,
+    /// Path it was read from.
+    pub path: String,
+    /// SHA-256 of the suite file's text.
+    pub sha256: String,
+    /// The suite as run, after command-line overrides.
+    pub resolved: serde_json::Value,
+}
+
+/// The machine.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeviceFingerprint {
+    /// CPU brand string.
+    pub cpu_model: String,
+    /// CPU architecture (`x86_64`, `aarch64`).
+    pub arch: String,
+    /// Physical cores, when known.
+    pub physical_cores: Option<usize>,
+    /// Logical CPUs available to this process.
+    pub logical_cpus: usize,
+    /// ISA features the CPU reports (runtime detection).
+    pub isa_features: Vec<String>,
+    /// Total RAM in bytes.
+    pub ram_bytes: u64,
+    /// OS name and version.
+    pub os: String,
+    /// Kernel version.
+    pub kernel: String,
+    /// cpufreq governor, when exposed.
+    pub cpu_governor: Option<String>,
+    /// Hypervisor, if this is a virtual machine (`none` on bare metal).
+    pub virtualization: String,
+    /// GPUs found (name per device).
+    pub gpus: Vec<String>,
+    /// Host name.
+    pub hostname: String,
+}
+
+/// A model as run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ModelInfo {
+    /// Registry id or file name.
+    pub id: String,
+    /// File path.
+    pub path: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// File size in bytes.
+    pub file_bytes: u64,
+    /// `general.architecture`.
+    pub architecture: String,
+    /// `general.name`, when present.
+    pub name: Option<String>,
+    /// Total weights.
+    pub parameters: u64,
+    /// Tensor count per ggml type, e.g. `{"Q4_1": 210, "F32": 61, "Q8_0": 1}`.
+    pub tensor_types: BTreeMap<String, usize>,
+}
+
+/// The coordinates of a cell.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CellKey {
+    /// Model id.
+    pub model: String,
+    /// Backend name.
+    pub backend: String,
+    /// Device (`cpu`, `cuda:0`).
+    pub device: String,
+    /// Compute threads.
+    pub threads: usize,
+    /// Workload name.
+    pub workload: String,
+}
+
+/// How a cell ended.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum CellStatus {
+    /// Measured.
+    Ok,
+    /// Not run, with the reason (unsupported backend/model/device, not compiled in).
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// Started but did not finish.
+    Failed {
+        /// Classification.
+        kind: FailureKind,
+        /// Details: panic message, signal, last stderr lines.
+        message: String,
+    },
+}
+
+/// How a child process failed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// A Rust panic.
+    Panic,
+    /// Killed by a signal (abort, segfault, …).
+    Signal,
+    /// Killed for memory (SIGKILL while the memory cgroup or kernel reported OOM, or an allocation failure).
+    OutOfMemory,
+    /// Ran past the cell's time limit and was killed.
+    Timeout,
+    /// The backend or harness returned an error.
+    Error,
+    /// The child broke the JSON-lines protocol.
+    Protocol,
+}
+
+/// Summary statistics of a sample.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Summary {
+    /// Sample count.
+    pub n: usize,
+    /// Median.
+    pub median: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Sample standard deviation (n-1); 0 for n < 2.
+    pub stddev: f64,
+    /// Smallest sample.
+    pub min: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// 50th, 90th, 99th percentiles (linear interpolation).
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 95% confidence interval of the median (percentile bootstrap); `None` below 3 samples.
+    pub median_ci95: Option<[f64; 2]>,
+    /// 95% confidence interval of the mean (Student t); `None` below 2 samples.
+    pub mean_ci95: Option<[f64; 2]>,
+    /// Coefficient of variation (stddev / mean).
+    pub cv: f64,
+    /// Samples outside the Tukey fences (1.5 IQR).
+    pub outliers: usize,
+}
+
+/// One metric of one cell.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Metric {
+    /// Unit of the samples.
+    pub unit: String,
+    /// Which direction is better.
+    pub better: Better,
+    /// Raw samples in measurement order.
+    pub samples: Vec<f64>,
+    /// Statistics of `samples`.
+    pub summary: Summary,
+}
+
+/// Conditions a cell ran under, and the flags they raise.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Validity {
+    /// Busy CPUs (of all) in the second before the cell started, from /proc/stat.
+    pub busy_cpus_before: Option<f64>,
+    /// Average CPUs kept busy by other processes while the cell ran (machine busy time minus the child's).
+    pub foreign_cpus_during: Option<f64>,
+    /// 1-minute load average before and after.
+    pub loadavg_before: Option<f64>,
+    /// 1-minute load average after the cell.
+    pub loadavg_after: Option<f64>,
+    /// Flags: `busy_machine`, `high_cv:<metric>`, `oversubscribed`, …
+    pub flags: Vec<String>,
+}
+
+/// The result of one cell.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CellResult {
+    /// Coordinates.
+    pub key: CellKey,
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: CellStatus,
+    /// The workload as run (prompt, token counts, repetitions, warm-up).
+    pub workload: serde_json::Value,
+    /// Load options passed to the backend.
+    pub load_options: Option<LoadOptions>,
+    /// What the backend said about itself.
+    pub backend: Option<BackendFacts>,
+    /// Metrics by key (see [`crate::metrics`]).
+    pub metrics: BTreeMap<String, Metric>,
+    /// Machine conditions and flags.
+    pub validity: Validity,
+    /// Greedy output text of the first repetition, for a human check of coherence.
+    pub sample_output: Option<String>,
+    /// Wall time of the whole child process, seconds.
+    pub wall_s: f64,
+    /// Last lines of the child's stderr (on failure, or when it wrote any).
+    pub stderr_tail: Option<String>,
+}
+
+impl CellResult {
+    /// Median of a metric, if measured.
+    pub fn median(&self, key: &str) -> Option<f64> {
+        self.metrics.get(key).map(|m| m.summary.median)
+    }
+}

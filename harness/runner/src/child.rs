@@ -1,0 +1,99 @@
+//! The body of a cell's child process: check support, build the tokenizer, time loads, run the workload, report
+//! memory. Speaks only JSON lines on `out`.
+
+use std::io::Write;
+use std::time::Instant;
+
+use edgebench_core::{Backend, BackendError, LoadedModel, Support};
+use edgebench_gguf::GgufFile;
+
+use crate::protocol::{CellSpec, Event};
+use crate::sampler::Sampler;
+use crate::tokenizer::Tokenizer;
+use crate::workload::run_repetition;
+
+fn emit(out: &mut dyn Write, e: &Event) {
+    let line = serde_json::to_string(e).expect("events serialize");
+    // A parent that stopped reading has already decided this cell's fate; nothing useful remains to do.
+    let _ = writeln!(out, "{line}").and_then(|_| out.flush());
+}
+
+/// Runs one cell and returns the process exit code: 0 done or skipped, 2 error.
+pub fn run(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> i32 {
+    match run_inner(spec, backend, out) {
+        Ok(()) => 0,
+        Err(Outcome::Skipped(reason)) => {
+            emit(out, &Event::Skipped { reason });
+            0
+        }
+        Err(Outcome::Error(message)) => {
+            emit(out, &Event::Error { message });
+            2
+        }
+    }
+}
+
+enum Outcome {
+    Skipped(String),
+    Error(String),
+}
+
+impl From<BackendError> for Outcome {
+    fn from(e: BackendError) -> Self {
+        match e {
+            BackendError::NotCompiled { .. } | BackendError::Unsupported(_) => Outcome::Skipped(e.to_string()),
+            e => Outcome::Error(e.to_string()),
+        }
+    }
+}
+
+fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Result<(), Outcome> {
+    if let Support::No(reason) = backend.supports(&spec.model, &spec.load) {
+        return Err(Outcome::Skipped(reason));
+    }
+    let file = GgufFile::open(&spec.model.path).map_err(|e| Outcome::Error(e.to_string()))?;
+    let tok = Tokenizer::from_gguf(&file.gguf).map_err(|e| Outcome::Error(format!("{}: {e}", spec.model.path.display())))?;
+    let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
+    drop(file);
+    let prompt = spec.workload.prompt_ids(&tok, template.as_deref()).map_err(|e| Outcome::Error(e.to_string()))?;
+
+    let mut model: Option<Box<dyn LoadedModel>> = None;
+    for _ in 0..spec.load_repetitions {
+        drop(model.take());
+        let t = Instant::now();
+        let m = backend.load(&spec.model, &spec.load)?;
+        let load_s = t.elapsed().as_secs_f64();
+        emit(out, &Event::Loaded { load_s, facts: m.facts() });
+        model = Some(m);
+    }
+    let model = model.expect("load_repetitions >= 1");
+    let vocab = model.facts().vocab_size;
+    if vocab < tok.vocab().tokens.len() {
+        return Err(Outcome::Error(format!(
+            "backend reports {vocab} logits but the tokenizer has {} tokens",
+            tok.vocab().tokens.len()
+        )));
+    }
+    let total = spec.warmup + spec.repetitions;
+    for i in 0..total {
+        let warmup = i < spec.warmup;
+        let mut session = model.new_session()?;
+        let mut rep = run_repetition(session.as_mut(), &prompt, spec.workload.gen_tokens, Sampler::Greedy, vocab)
+            .map_err(|e| match e {
+                crate::workload::WorkloadError::Backend(b) => Outcome::from(b),
+                e => Outcome::Error(e.to_string()),
+            })?;
+        rep.warmup = warmup;
+        rep.index = if warmup { i } else { i - spec.warmup };
+        if i == spec.warmup {
+            let end = rep.generated.iter().position(|&t| tok.is_end(t)).unwrap_or(rep.generated.len());
+            emit(out, &Event::Output { text: tok.decode(&rep.generated[..end]) });
+        }
+        emit(out, &Event::Repetition(rep));
+    }
+    // Read with the model still resident, so RssAnon / RssFile show where its weights live.
+    let (peak_rss_kib, rss_anon_kib, rss_file_kib) = crate::probes::self_memory_kib();
+    drop(model);
+    emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: crate::probes::self_cpu_seconds() });
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! The JSON-lines protocol between the parent runner and a cell's child process. stdout carries only these lines;
+//! logs go to stderr.
+
+use edgebench_core::results::CellKey;
+use edgebench_core::{BackendFacts, LoadOptions, ModelSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::workload::Workload;
+
+/// Everything a child needs to run one cell (sent as JSON on its stdin).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CellSpec {
+    /// Coordinates.
+    pub key: CellKey,
+    /// Model file.
+    pub model: ModelSpec,
+    /// Options for `Backend::load`.
+    pub load: LoadOptions,
+    /// What to run.
+    pub workload: Workload,
+    /// Measured repetitions.
+    pub repetitions: usize,
+    /// Unrecorded repetitions first.
+    pub warmup: usize,
+    /// Times the model is loaded (each timed; the last load runs the workload).
+    pub load_repetitions: usize,
+}
+
+/// One timed repetition of a workload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Repetition {
+    /// A warm-up repetition (not summarized).
+    pub warmup: bool,
+    /// Index among repetitions of its kind.
+    pub index: usize,
+    /// Prompt length in tokens.
+    pub prompt_tokens: usize,
+    /// Seconds of the prompt's forward call.
+    pub prefill_s: f64,
+    /// Seconds from the start of prefill to the first sampled token.
+    pub ttft_s: f64,
+    /// Seconds of each decode step (forward + sampling).
+    pub itl_s: Vec<f64>,
+    /// Sampled token ids, first token included.
+    pub generated: Vec<u32>,
+}
+
+/// A line from the child.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// One timed load.
+    Loaded {
+        /// Seconds of `Backend::load`.
+        load_s: f64,
+        /// What the backend says about itself.
+        facts: BackendFacts,
+    },
+    /// One repetition.
+    Repetition(Repetition),
+    /// Text of the first measured repetition's output.
+    Output {
+        /// Decoded text, cut at the first end-of-turn token.
+        text: String,
+    },
+    /// The backend cannot run this cell.
+    Skipped {
+        /// Why.
+        reason: String,
+    },
+    /// The cell failed with an error (not a crash).
+    Error {
+        /// The error chain.
+        message: String,
+    },
+    /// Final accounting; the cell succeeded.
+    Done {
+        /// VmHWM, KiB.
+        peak_rss_kib: u64,
+        /// RssAnon at the end, KiB.
+        rss_anon_kib: u64,
+        /// RssFile at the end, KiB.
+        rss_file_kib: u64,
+        /// User + system CPU seconds of the child.
+        cpu_s: f64,
+    },
+}

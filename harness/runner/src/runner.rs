@@ -1,0 +1,327 @@
+//! The parent side: runs each cell in a fresh child process, watches it, classifies failures, aggregates samples
+//! into metrics and writes the results file after every cell.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use edgebench_core::metrics::{self, MetricDef};
+use edgebench_core::results::{CellResult, CellStatus, FailureKind, Metric, RunResults, Validity};
+
+use crate::probes;
+use crate::protocol::{CellSpec, Event, Repetition};
+
+/// Flags a cell when another process kept more than this many CPUs busy while it ran.
+pub const BUSY_CPUS_THRESHOLD: f64 = 0.25;
+/// Flags a metric whose coefficient of variation exceeds this.
+pub const HIGH_CV_THRESHOLD: f64 = 0.10;
+const STDERR_TAIL_BYTES: usize = 4000;
+
+/// How to start a cell's child: a program and the arguments before it (e.g. the edgebench binary and `cell`).
+#[derive(Debug, Clone)]
+pub struct ChildCommand {
+    /// Program to run.
+    pub program: PathBuf,
+    /// Arguments; the cell spec goes to stdin.
+    pub args: Vec<String>,
+}
+
+/// Progress notifications for a user interface.
+pub enum Progress<'a> {
+    /// A cell is starting.
+    Started {
+        /// Index in the plan.
+        index: usize,
+        /// Cells in the plan.
+        total: usize,
+        /// The cell.
+        spec: &'a CellSpec,
+    },
+    /// A cell finished and the results file was rewritten.
+    Finished {
+        /// Index in the plan.
+        index: usize,
+        /// Its result.
+        result: &'a CellResult,
+    },
+}
+
+/// Runs every cell, appending each result to `results` and rewriting `out` after each one.
+pub fn run_all(
+    child: &ChildCommand,
+    cells: &[CellSpec],
+    timeout: Duration,
+    results: &mut RunResults,
+    out: &std::path::Path,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(), crate::results_io::ResultsIoError> {
+    crate::results_io::write_atomic(out, results)?;
+    for (index, spec) in cells.iter().enumerate() {
+        progress(Progress::Started { index, total: cells.len(), spec });
+        let result = run_cell(child, spec, timeout);
+        results.cells.push(result);
+        crate::results_io::write_atomic(out, results)?;
+        progress(Progress::Finished { index, result: results.cells.last().expect("just pushed") });
+    }
+    Ok(())
+}
+
+struct ChildRun {
+    events: Vec<Event>,
+    stray_lines: usize,
+    status: Option<std::process::ExitStatus>,
+    timed_out: bool,
+    stderr: String,
+    wall_s: f64,
+}
+
+fn spawn_and_watch(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> std::io::Result<ChildRun> {
+    let threads = spec.load.threads.to_string();
+    let mut proc = Command::new(&child.program)
+        .args(&child.args)
+        .env("RAYON_NUM_THREADS", &threads)
+        .env("OMP_NUM_THREADS", &threads)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let t0 = Instant::now();
+    let spec_json = serde_json::to_vec(spec).expect("cell specs serialize");
+    if let Some(mut stdin) = proc.stdin.take() {
+        // A child that dies before reading its spec is classified below from its exit status.
+        let _ = stdin.write_all(&spec_json);
+    }
+    let stdout = proc.stdout.take().expect("piped");
+    let mut stderr = proc.stderr.take().expect("piped");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        let s = String::from_utf8_lossy(&buf).into_owned();
+        let cut = s.len().saturating_sub(STDERR_TAIL_BYTES);
+        let cut = (cut..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+        s[cut..].to_string()
+    });
+    let deadline = t0 + timeout;
+    let (mut events, mut stray_lines, mut timed_out) = (Vec::new(), 0, false);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => match serde_json::from_str::<Event>(&line) {
+                Ok(e) => events.push(e),
+                Err(_) => stray_lines += 1,
+            },
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                timed_out = true;
+                let _ = proc.kill();
+                break;
+            }
+        }
+    }
+    let status = proc.wait().ok();
+    let wall_s = t0.elapsed().as_secs_f64();
+    let _ = reader.join();
+    let stderr = err_reader.join().unwrap_or_default();
+    Ok(ChildRun { events, stray_lines, status, timed_out, stderr, wall_s })
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGTERM => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+fn classify(run: &ChildRun, oom_before: Option<u64>, timeout: Duration) -> CellStatus {
+    let done = run.events.iter().any(|e| matches!(e, Event::Done { .. }));
+    if let Some(reason) = run.events.iter().find_map(|e| match e {
+        Event::Skipped { reason } => Some(reason.clone()),
+        _ => None,
+    }) {
+        return CellStatus::Skipped { reason };
+    }
+    let failed = |kind, message: String| CellStatus::Failed { kind, message };
+    if run.timed_out {
+        return failed(FailureKind::Timeout, format!("no result within {} s; killed", timeout.as_secs()));
+    }
+    let oom_now = probes::cgroup_oom_kills();
+    let alloc_failed = run.stderr.contains("memory allocation of");
+    match run.status {
+        Some(st) if st.signal().is_some() => {
+            let sig = st.signal().unwrap_or(0);
+            let oom = matches!((oom_before, oom_now), (Some(a), Some(b)) if b > a);
+            if oom || alloc_failed {
+                failed(FailureKind::OutOfMemory, format!("{} ({}); out of memory", signal_name(sig), sig))
+            } else if sig == libc::SIGKILL {
+                failed(FailureKind::Signal, "SIGKILL from outside edgebench (possibly the kernel OOM killer)".into())
+            } else {
+                failed(FailureKind::Signal, format!("{} ({sig})", signal_name(sig)))
+            }
+        }
+        Some(st) if st.code() == Some(101) && run.stderr.contains("panicked at") => {
+            let msg: Vec<&str> = run.stderr.lines().skip_while(|l| !l.contains("panicked at")).take(2).collect();
+            failed(FailureKind::Panic, msg.join(" "))
+        }
+        _ => {
+            if let Some(message) = run.events.iter().find_map(|e| match e {
+                Event::Error { message } => Some(message.clone()),
+                _ => None,
+            }) {
+                failed(FailureKind::Error, message)
+            } else if done && run.status.is_some_and(|s| s.success()) {
+                CellStatus::Ok
+            } else {
+                let code = run.status.and_then(|s| s.code());
+                failed(FailureKind::Protocol, format!("child exited (code {code:?}) without a final result line"))
+            }
+        }
+    }
+}
+
+fn metric(def: MetricDef, samples: Vec<f64>) -> (String, Metric) {
+    let summary = edgebench_stats::summarize(&samples);
+    (def.key.to_string(), Metric { unit: def.unit.into(), better: def.better, samples, summary })
+}
+
+/// Turns a child's events into metrics (partial runs keep what they measured).
+pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
+    let mut m = BTreeMap::new();
+    let loads: Vec<f64> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Loaded { load_s, .. } => Some(load_s * 1e3),
+            _ => None,
+        })
+        .collect();
+    let reps: Vec<&Repetition> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Repetition(r) if !r.warmup => Some(r),
+            _ => None,
+        })
+        .collect();
+    let mut put = |def: MetricDef, v: Vec<f64>| {
+        if !v.is_empty() {
+            let (k, x) = metric(def, v);
+            m.insert(k, x);
+        }
+    };
+    put(metrics::LOAD_MS, loads);
+    // A one-token prompt is a decode step, not a prefill: prefill metrics need at least two prompt tokens.
+    let prefill: Vec<&&Repetition> = reps.iter().filter(|r| r.prompt_tokens >= 2).collect();
+    put(metrics::PREFILL_TPS, prefill.iter().map(|r| r.prompt_tokens as f64 / r.prefill_s).collect());
+    put(metrics::TTFT_MS, prefill.iter().map(|r| r.ttft_s * 1e3).collect());
+    let decoding: Vec<&&Repetition> = reps.iter().filter(|r| !r.itl_s.is_empty()).collect();
+    put(metrics::DECODE_TPS, decoding.iter().map(|r| r.itl_s.len() as f64 / r.itl_s.iter().sum::<f64>()).collect());
+    put(metrics::ITL_MS, decoding.iter().flat_map(|r| r.itl_s.iter().map(|s| s * 1e3)).collect());
+    if let Some(kib) = events.iter().find_map(|e| match e {
+        Event::Done { peak_rss_kib, .. } => Some(*peak_rss_kib),
+        _ => None,
+    }) {
+        put(metrics::PEAK_RSS_MIB, vec![kib as f64 / 1024.0]);
+    }
+    m
+}
+
+/// Runs one cell in a child process and builds its result. Never fails: a child that cannot even start is a
+/// failed cell.
+pub fn run_cell(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> CellResult {
+    let busy_before = probes::busy_cpus(Duration::from_millis(250));
+    let load_before = probes::loadavg1();
+    let machine0 = probes::machine_cpu_seconds();
+    let oom_before = probes::cgroup_oom_kills();
+    let run = spawn_and_watch(child, spec, timeout);
+    let machine1 = probes::machine_cpu_seconds();
+    let mut result = CellResult {
+        key: spec.key.clone(),
+        status: CellStatus::Ok,
+        workload: serde_json::to_value(&spec.workload).unwrap_or_default(),
+        load_options: Some(spec.load.clone()),
+        backend: None,
+        metrics: BTreeMap::new(),
+        validity: Validity { busy_cpus_before: busy_before, loadavg_before: load_before, ..Validity::default() },
+        sample_output: None,
+        wall_s: 0.0,
+        stderr_tail: None,
+    };
+    let run = match run {
+        Ok(r) => r,
+        Err(e) => {
+            result.status = CellStatus::Failed {
+                kind: FailureKind::Error,
+                message: format!("cannot start {}: {e}", child.program.display()),
+            };
+            return result;
+        }
+    };
+    result.status = classify(&run, oom_before, timeout);
+    result.wall_s = run.wall_s;
+    result.metrics = aggregate(&run.events);
+    result.backend = run.events.iter().rev().find_map(|e| match e {
+        Event::Loaded { facts, .. } => Some(facts.clone()),
+        _ => None,
+    });
+    result.sample_output = run.events.iter().find_map(|e| match e {
+        Event::Output { text } => Some(text.clone()),
+        _ => None,
+    });
+    let stderr = run.stderr.trim();
+    result.stderr_tail = (!stderr.is_empty()).then(|| stderr.to_string());
+    result.validity.loadavg_after = probes::loadavg1();
+    let child_cpu = run.events.iter().find_map(|e| match e {
+        Event::Done { cpu_s, .. } => Some(*cpu_s),
+        _ => None,
+    });
+    if let (Some((b0, _)), Some((b1, _)), Some(cpu)) = (machine0, machine1, child_cpu) {
+        if run.wall_s > 0.0 {
+            result.validity.foreign_cpus_during = Some(((b1 - b0 - cpu) / run.wall_s).max(0.0));
+        }
+    }
+    result.validity.flags = flags(&result, spec, run.stray_lines);
+    result
+}
+
+fn flags(r: &CellResult, spec: &CellSpec, stray_lines: usize) -> Vec<String> {
+    let mut f = Vec::new();
+    let v = &r.validity;
+    let busy = v.busy_cpus_before.unwrap_or(0.0).max(v.foreign_cpus_during.unwrap_or(0.0));
+    if busy > BUSY_CPUS_THRESHOLD {
+        f.push(format!("busy_machine({busy:.2} cpus)"));
+    }
+    if spec.load.threads as f64 + busy > probes::logical_cpus() as f64 + BUSY_CPUS_THRESHOLD {
+        f.push("oversubscribed".into());
+    }
+    if let Some(facts) = &r.backend {
+        if facts.threads != spec.load.threads {
+            f.push(format!("threads_mismatch(asked {}, backend used {})", spec.load.threads, facts.threads));
+        }
+    }
+    for (k, m) in &r.metrics {
+        if m.summary.n >= 3 && m.summary.cv > HIGH_CV_THRESHOLD && k != metrics::ITL_MS.key {
+            f.push(format!("high_cv:{k}({:.0}%)", m.summary.cv * 100.0));
+        }
+    }
+    if stray_lines > 0 {
+        f.push(format!("stray_stdout_lines({stray_lines})"));
+    }
+    f
+}

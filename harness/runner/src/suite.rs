@@ -1,0 +1,199 @@
+//! Suites (TOML in `suites/`, the built-in ones embedded in the binary) and their expansion into cells.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use edgebench_core::results::CellKey;
+use edgebench_core::{DeviceRequest, LoadOptions, ModelSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::CellSpec;
+use crate::workload::Workload;
+
+/// Suites shipped with the binary: (name, TOML text).
+pub const BUILTIN: [(&str, &str); 2] = [
+    ("quick", include_str!("../../../suites/quick.toml")),
+    ("standard", include_str!("../../../suites/standard.toml")),
+];
+
+/// A suite: workloads and how often to repeat them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    /// Name.
+    pub name: String,
+    /// One line about it.
+    #[serde(default)]
+    pub about: String,
+    /// Measured repetitions per cell.
+    pub repetitions: usize,
+    /// Warm-up repetitions per cell (not recorded).
+    #[serde(default)]
+    pub warmup: usize,
+    /// Timed loads per cell.
+    #[serde(default = "one")]
+    pub load_repetitions: usize,
+    /// Wall-clock limit of one cell's child process, seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_s: u64,
+    /// Workloads.
+    #[serde(rename = "workload")]
+    pub workloads: Vec<Workload>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn default_timeout() -> u64 {
+    600
+}
+
+/// Errors reading a suite.
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    /// Not a built-in name and not a readable file.
+    #[error("suite {0:?} is neither a built-in suite (quick, standard) nor a readable file")]
+    NotFound(String),
+    /// Malformed TOML or values.
+    #[error("suite {source_name}: {message}")]
+    Invalid {
+        /// File or name.
+        source_name: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A suite and the text it came from.
+#[derive(Debug, Clone)]
+pub struct LoadedSuite {
+    /// The parsed suite.
+    pub suite: Suite,
+    /// `builtin:<name>` or the file path.
+    pub origin: String,
+    /// The TOML text.
+    pub text: String,
+}
+
+/// Reads a built-in suite by name, or a suite file by path.
+pub fn load(name_or_path: &str) -> Result<LoadedSuite, SuiteError> {
+    let (origin, text) = match BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+        Some((n, t)) => (format!("builtin:{n}"), t.to_string()),
+        None => {
+            let p = Path::new(name_or_path);
+            let t = std::fs::read_to_string(p).map_err(|_| SuiteError::NotFound(name_or_path.into()))?;
+            (p.display().to_string(), t)
+        }
+    };
+    let suite = parse(&text, &origin)?;
+    Ok(LoadedSuite { suite, origin, text })
+}
+
+/// Parses and checks a suite's TOML.
+pub fn parse(text: &str, origin: &str) -> Result<Suite, SuiteError> {
+    let bad = |message: String| SuiteError::Invalid { source_name: origin.into(), message };
+    let s: Suite = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+    if s.repetitions == 0 || s.load_repetitions == 0 {
+        return Err(bad("repetitions and load_repetitions must be at least 1".into()));
+    }
+    if s.workloads.is_empty() {
+        return Err(bad("no [[workload]]".into()));
+    }
+    let mut names: Vec<&str> = s.workloads.iter().map(|w| w.name.as_str()).collect();
+    names.sort_unstable();
+    if names.windows(2).any(|w| w[0] == w[1]) {
+        return Err(bad("workload names must be unique".into()));
+    }
+    Ok(s)
+}
+
+/// The axes a run crosses with the suite's workloads.
+#[derive(Debug, Clone)]
+pub struct Axes {
+    /// Models.
+    pub models: Vec<ModelSpec>,
+    /// Backend names.
+    pub backends: Vec<String>,
+    /// Devices.
+    pub devices: Vec<DeviceRequest>,
+    /// Thread counts.
+    pub threads: Vec<usize>,
+    /// Backend options, passed to every cell.
+    pub options: BTreeMap<String, String>,
+}
+
+/// Expands a suite into cells: model × backend × device × threads × workload, in that nesting order.
+pub fn plan(suite: &Suite, axes: &Axes) -> Vec<CellSpec> {
+    let mut cells = Vec::new();
+    for model in &axes.models {
+        for backend in &axes.backends {
+            for device in &axes.devices {
+                for &threads in &axes.threads {
+                    for w in &suite.workloads {
+                        cells.push(CellSpec {
+                            key: CellKey {
+                                model: model.id.clone(),
+                                backend: backend.clone(),
+                                device: device.to_string(),
+                                threads,
+                                workload: w.name.clone(),
+                            },
+                            model: model.clone(),
+                            load: LoadOptions { threads, device: device.clone(), options: axes.options.clone() },
+                            workload: w.clone(),
+                            repetitions: suite.repetitions,
+                            warmup: suite.warmup,
+                            load_repetitions: suite.load_repetitions,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    cells
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_suites_parse() {
+        for (name, _) in BUILTIN {
+            let s = load(name).unwrap();
+            assert_eq!(s.suite.name, name);
+        }
+        let std = load("standard").unwrap().suite;
+        assert_eq!(std.workloads.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["pp512", "tg128"]);
+    }
+
+    #[test]
+    fn bad_suites_are_explained() {
+        assert!(matches!(load("no-such-suite"), Err(SuiteError::NotFound(_))));
+        let e = parse("name='x'\nrepetitions=0\n[[workload]]\nname='a'\nkind='synthetic'\ntokens=4\ngen_tokens=1", "t")
+            .unwrap_err();
+        assert!(e.to_string().contains("at least 1"), "{e}");
+        let e = parse("name='x'\nrepetitions=1\nbogus=1\n[[workload]]\nname='a'\nkind='synthetic'\ntokens=4\ngen_tokens=1", "t");
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn plan_crosses_every_axis() {
+        let s = load("standard").unwrap().suite;
+        let m = |id: &str| ModelSpec { id: id.into(), path: "/m".into() };
+        let axes = Axes {
+            models: vec![m("a"), m("b")],
+            backends: vec!["mock".into(), "candle".into()],
+            devices: vec![DeviceRequest::cpu()],
+            threads: vec![1, 2],
+            options: BTreeMap::new(),
+        };
+        let cells = plan(&s, &axes);
+        assert_eq!(cells.len(), 2 * 2 * 2 * 2);
+        assert_eq!(cells[0].key.workload, "pp512");
+        assert_eq!(cells[1].key.workload, "tg128");
+        assert_eq!(cells[2].key.threads, 2);
+        assert!(cells.iter().all(|c| c.load.threads == c.key.threads));
+    }
+}

@@ -1,0 +1,128 @@
+//! Workloads: what a cell asks of a session, and the timed loop that runs it. The harness owns the clock.
+
+use std::time::Instant;
+
+use edgebench_core::{BackendError, Session};
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::Repetition;
+use crate::sampler::Sampler;
+use crate::tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
+
+/// Text continued to build synthetic prompts (written for this project).
+pub const FILLER: &str = "Small language models now run on phones, boards and laptops. Engineers who ship them \
+compare runtimes by how fast a prompt is read, how quickly the first word appears, how steadily the next words \
+follow, how much memory the process holds and how much energy each token costs. A fair comparison runs the same \
+weights on every runtime, repeats each measurement, and reports the spread as well as the middle. ";
+
+/// The prompt of a workload.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Prompt {
+    /// A user message rendered through the model's chat template.
+    Chat {
+        /// The user's message.
+        text: String,
+        /// An optional system message (the template's default applies when absent).
+        #[serde(default)]
+        system: Option<String>,
+    },
+    /// Exactly `tokens` tokens of filler text, as llama-bench's ppN uses arbitrary tokens.
+    Synthetic {
+        /// Prompt length in tokens.
+        tokens: usize,
+    },
+}
+
+/// One workload of a suite.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Workload {
+    /// Name shown in tables (`chat`, `pp512`, `tg128`).
+    pub name: String,
+    /// The prompt.
+    #[serde(flatten)]
+    pub prompt: Prompt,
+    /// Single-token decode steps after the prompt.
+    pub gen_tokens: usize,
+}
+
+/// Errors of a workload.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// The backend failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// The prompt could not be built.
+    #[error("prompt: {0}")]
+    Prompt(String),
+    /// The backend returned logits the harness cannot use.
+    #[error("backend returned {got} logits; the model's vocabulary has {expected}")]
+    Logits {
+        /// Logits returned.
+        got: usize,
+        /// Vocabulary size.
+        expected: usize,
+    },
+}
+
+impl Workload {
+    /// The prompt as token ids.
+    pub fn prompt_ids(&self, tok: &Tokenizer, chat_template: Option<&str>) -> Result<Vec<u32>, WorkloadError> {
+        match &self.prompt {
+            Prompt::Chat { text, system } => {
+                let src = chat_template
+                    .ok_or_else(|| WorkloadError::Prompt("the model has no tokenizer.chat_template".into()))?;
+                let v = tok.vocab();
+                let name = |id: Option<u32>| id.map(|i| v.tokens[i as usize].clone()).unwrap_or_default();
+                let tmpl = ChatTemplate::new(src, &name(v.bos), &name(v.eos)).map_err(|e| WorkloadError::Prompt(e.to_string()))?;
+                let mut msgs = Vec::new();
+                if let Some(s) = system {
+                    msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
+                }
+                msgs.push(ChatMessage { role: "user".into(), content: text.clone() });
+                let rendered = tmpl.render(&msgs).map_err(|e| WorkloadError::Prompt(e.to_string()))?;
+                Ok(tok.encode(&rendered, true))
+            }
+            Prompt::Synthetic { tokens } => {
+                if *tokens == 0 {
+                    return Err(WorkloadError::Prompt("a synthetic prompt needs at least one token".into()));
+                }
+                let unit = tok.encode(FILLER, false);
+                if unit.is_empty() {
+                    return Err(WorkloadError::Prompt("filler text encodes to no tokens".into()));
+                }
+                Ok(unit.iter().copied().cycle().take(*tokens).collect())
+            }
+        }
+    }
+}
+
+/// Runs one repetition: prefill the prompt, sample, then `gen_tokens` single-token decode steps, each timed with
+/// its sampling (as a user waits for it).
+pub fn run_repetition(
+    session: &mut dyn Session,
+    prompt: &[u32],
+    gen_tokens: usize,
+    sampler: Sampler,
+    vocab: usize,
+) -> Result<Repetition, WorkloadError> {
+    let check = |l: &[f32]| if l.len() == vocab { Ok(()) } else { Err(WorkloadError::Logits { got: l.len(), expected: vocab }) };
+    let pick = |l: &[f32]| sampler.sample(l).ok_or_else(|| WorkloadError::Prompt("logits are all NaN".into()));
+    let t0 = Instant::now();
+    let logits = session.forward(prompt)?;
+    let prefill_s = t0.elapsed().as_secs_f64();
+    check(&logits)?;
+    let mut tok = pick(&logits)?;
+    let ttft_s = t0.elapsed().as_secs_f64();
+    let mut generated = vec![tok];
+    let mut itl_s = Vec::with_capacity(gen_tokens);
+    for _ in 0..gen_tokens {
+        let t = Instant::now();
+        let logits = session.forward(&[tok])?;
+        check(&logits)?;
+        tok = pick(&logits)?;
+        itl_s.push(t.elapsed().as_secs_f64());
+        generated.push(tok);
+    }
+    Ok(Repetition { warmup: false, index: 0, prompt_tokens: prompt.len(), prefill_s, ttft_s, itl_s, generated })
+}
