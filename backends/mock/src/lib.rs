@@ -9,7 +9,9 @@
 
 use std::time::Duration;
 
-use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session};
+use edgebench_core::{
+    Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session,
+};
 
 /// The mock backend factory.
 #[derive(Debug, Default, Clone, Copy)]
@@ -28,7 +30,9 @@ struct Config {
 fn opt<T: std::str::FromStr>(opts: &LoadOptions, key: &str, default: T) -> Result<T, BackendError> {
     match opts.options.get(key) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| BackendError::Unsupported(format!("mock option {key}={v:?} is not valid"))),
+        Some(v) => v.parse().map_err(|_| {
+            BackendError::Unsupported(format!("mock option {key}={v:?} is not valid"))
+        }),
     }
 }
 
@@ -54,14 +58,28 @@ impl Backend for MockBackend {
         "mock"
     }
 
-    fn load(&self, _model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(
+        &self,
+        _model: &ModelSpec,
+        opts: &LoadOptions,
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
         let fail = opts.options.get("fail").cloned();
-        let fail_at = opts.options.get("fail_at").map(String::as_str).unwrap_or("load");
+        let fail_at = opts
+            .options
+            .get("fail_at")
+            .map(String::as_str)
+            .unwrap_or("load");
         let fail_at_forward = match fail_at {
             "load" => None,
-            s => Some(s.strip_prefix("forward:").and_then(|n| n.parse().ok()).ok_or_else(|| {
-                BackendError::Unsupported(format!("mock option fail_at={s:?}: expected load or forward:N"))
-            })?),
+            s => Some(
+                s.strip_prefix("forward:")
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| {
+                        BackendError::Unsupported(format!(
+                            "mock option fail_at={s:?}: expected load or forward:N"
+                        ))
+                    })?,
+            ),
         };
         if let (Some(mode), None) = (&fail, fail_at_forward) {
             return Err(fail_now(mode));
@@ -75,7 +93,9 @@ impl Backend for MockBackend {
             threads: opts.threads,
         };
         if cfg.vocab == 0 {
-            return Err(BackendError::Unsupported("mock option vocab must be positive".into()));
+            return Err(BackendError::Unsupported(
+                "mock option vocab must be positive".into(),
+            ));
         }
         Ok(Box::new(MockModel(cfg)))
     }
@@ -86,7 +106,10 @@ struct MockModel(Config);
 impl LoadedModel for MockModel {
     fn facts(&self) -> BackendFacts {
         BackendFacts {
-            versions: vec![format!("edgebench-backend-mock {}", env!("CARGO_PKG_VERSION"))],
+            versions: vec![format!(
+                "edgebench-backend-mock {}",
+                env!("CARGO_PKG_VERSION")
+            )],
             kernel_path: "none (sleeps)".into(),
             threads: self.0.threads,
             vocab_size: self.0.vocab,
@@ -97,7 +120,11 @@ impl LoadedModel for MockModel {
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
-        Ok(Box::new(MockSession { cfg: &self.0, pos: 0, calls: 0 }))
+        Ok(Box::new(MockSession {
+            cfg: &self.0,
+            pos: 0,
+            calls: 0,
+        }))
     }
 }
 
@@ -116,9 +143,15 @@ impl Session for MockSession<'_> {
             }
         }
         let Some(&last) = tokens.last() else {
-            return Err(BackendError::Runtime("forward called with no tokens".into()));
+            return Err(BackendError::Runtime(
+                "forward called with no tokens".into(),
+            ));
         };
-        let per = if tokens.len() == 1 { self.cfg.decode } else { self.cfg.prefill };
+        let per = if tokens.len() == 1 {
+            self.cfg.decode
+        } else {
+            self.cfg.prefill
+        };
         if !per.is_zero() {
             std::thread::sleep(per * tokens.len() as u32);
         }
@@ -142,17 +175,25 @@ mod tests {
         LoadOptions {
             threads: 1,
             device: edgebench_core::DeviceRequest::cpu(),
-            options: kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            options: kv
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
     fn spec() -> ModelSpec {
-        ModelSpec { id: "mock".into(), path: "/nonexistent".into() }
+        ModelSpec {
+            id: "mock".into(),
+            path: "/nonexistent".into(),
+        }
     }
 
     #[test]
     fn deterministic_logits() {
-        let m = MockBackend.load(&spec(), &opts(&[("vocab", "100")])).unwrap();
+        let m = MockBackend
+            .load(&spec(), &opts(&[("vocab", "100")]))
+            .unwrap();
         let run = || {
             let mut s = m.new_session().unwrap();
             let a = s.forward(&[1, 2, 3]).unwrap();
@@ -167,9 +208,18 @@ mod tests {
 
     #[test]
     fn requested_errors_and_bad_options() {
-        assert!(MockBackend.load(&spec(), &opts(&[("fail", "error")])).is_err());
-        assert!(MockBackend.load(&spec(), &opts(&[("decode_us", "fast")])).is_err());
-        let m = MockBackend.load(&spec(), &opts(&[("fail", "error"), ("fail_at", "forward:2")])).unwrap();
+        assert!(MockBackend
+            .load(&spec(), &opts(&[("fail", "error")]))
+            .is_err());
+        assert!(MockBackend
+            .load(&spec(), &opts(&[("decode_us", "fast")]))
+            .is_err());
+        let m = MockBackend
+            .load(
+                &spec(),
+                &opts(&[("fail", "error"), ("fail_at", "forward:2")]),
+            )
+            .unwrap();
         let mut s = m.new_session().unwrap();
         assert!(s.forward(&[1]).is_ok());
         assert!(s.forward(&[1]).is_err());

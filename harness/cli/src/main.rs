@@ -1,1 +1,26 @@
-fn main() {}
+//! The `edgebench` command: thin `main`, exit codes that mean something (0 pass, 1 regression, 2 error).
+
+mod backends;
+mod build_info;
+mod cli;
+mod commands;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    // Behave like other Unix tools when piped into `head`: exit quietly on a closed pipe instead of panicking.
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    let args = cli::Cli::parse();
+    match commands::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -7,5 +7,7 @@ mod error;
 pub mod metrics;
 pub mod results;
 
-pub use backend::{Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+pub use backend::{
+    Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Session, Support,
+};
 pub use error::BackendError;

@@ -3,7 +3,10 @@
 use edgebench_core::results::DeviceFingerprint;
 
 fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    std::fs::read_to_string(path)
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
 }
 
 /// ISA features relevant to inference kernels that this CPU reports at run time.
@@ -14,8 +17,20 @@ pub fn isa_features() -> Vec<String> {
         macro_rules! detect {
             ($($name:tt),*) => { $( if std::is_x86_feature_detected!($name) { f.push($name.to_string()); } )* };
         }
-        detect!("sse4.2", "avx", "avx2", "fma", "f16c", "bmi2", "avx512f", "avx512bw", "avx512vl", "avx512vnni",
-            "avx512bf16", "avxvnni");
+        detect!(
+            "sse4.2",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "bmi2",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512vnni",
+            "avx512bf16",
+            "avxvnni"
+        );
     }
     #[cfg(target_arch = "aarch64")]
     {
@@ -30,11 +45,26 @@ pub fn isa_features() -> Vec<String> {
 /// Hypervisor name, or `none`.
 fn virtualization() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let hv_flag = cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|w| w == "hypervisor"));
+    let hv_flag = cpuinfo
+        .lines()
+        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|w| w == "hypervisor"));
     let vendor = read("/sys/class/dmi/id/sys_vendor").unwrap_or_default();
     let product = read("/sys/class/dmi/id/product_name").unwrap_or_default();
-    let known = ["QEMU", "KVM", "VMware", "VirtualBox", "Xen", "Microsoft", "Amazon EC2", "Google", "Firecracker"];
-    if let Some(k) = known.iter().find(|k| vendor.contains(*k) || product.contains(*k)) {
+    let known = [
+        "QEMU",
+        "KVM",
+        "VMware",
+        "VirtualBox",
+        "Xen",
+        "Microsoft",
+        "Amazon EC2",
+        "Google",
+        "Firecracker",
+    ];
+    if let Some(k) = known
+        .iter()
+        .find(|k| vendor.contains(*k) || product.contains(*k))
+    {
         return k.to_string();
     }
     if hv_flag {
@@ -46,10 +76,15 @@ fn virtualization() -> String {
 
 /// GPUs visible through the NVIDIA driver's procfs (no library needed).
 fn gpus() -> Vec<String> {
-    let Ok(dir) = std::fs::read_dir("/proc/driver/nvidia/gpus") else { return Vec::new() };
+    let Ok(dir) = std::fs::read_dir("/proc/driver/nvidia/gpus") else {
+        return Vec::new();
+    };
     dir.flatten()
         .filter_map(|e| std::fs::read_to_string(e.path().join("information")).ok())
-        .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("Model:").map(|m| m.trim().to_string())))
+        .filter_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("Model:").map(|m| m.trim().to_string()))
+        })
         .collect()
 }
 
@@ -59,7 +94,12 @@ pub fn fingerprint() -> DeviceFingerprint {
     let mut sys = System::new();
     sys.refresh_memory();
     sys.refresh_cpu_all();
-    let cpu_model = sys.cpus().first().map(|c| c.brand().trim().to_string()).filter(|s| !s.is_empty()).unwrap_or_else(|| "unknown".into());
+    let cpu_model = sys
+        .cpus()
+        .first()
+        .map(|c| c.brand().trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into());
     DeviceFingerprint {
         cpu_model,
         arch: std::env::consts::ARCH.into(),

@@ -27,13 +27,22 @@ impl PreTokenizer {
             "smollm" | "starcoder" | "refact" | "codeshell" | "command-r" => &[r"\p{N}", GPT2],
             "gpt2" | "default" | "mpt" | "olmo" | "jais" => &[GPT2],
             "llama3" | "llama-bpe" | "dbrx" | "smaug-bpe" => &[LLAMA3],
-            other => return Err(TokenizerError::Unsupported(format!("pre-tokenizer {other:?}"))),
+            other => {
+                return Err(TokenizerError::Unsupported(format!(
+                    "pre-tokenizer {other:?}"
+                )))
+            }
         };
         let regexes = patterns
             .iter()
-            .map(|p| Regex::new(p).map_err(|e| TokenizerError::Unsupported(format!("regex {p:?}: {e}"))))
+            .map(|p| {
+                Regex::new(p).map_err(|e| TokenizerError::Unsupported(format!("regex {p:?}: {e}")))
+            })
             .collect::<Result<_, _>>()?;
-        Ok(Self { name: name.into(), regexes })
+        Ok(Self {
+            name: name.into(),
+            regexes,
+        })
     }
 
     /// Splits `text` into words: each regex in turn splits every piece into its matches and the gaps between them.
@@ -68,41 +77,68 @@ pub struct Bpe {
     pub(super) vocab: Vocab,
     /// (left, right) → (rank, merged id).
     merges: HashMap<(u32, u32), (u32, u32)>,
-    byte_ids: [u32; 256],
+    byte_ids: [Option<u32>; 256],
     pre: PreTokenizer,
 }
 
 impl Bpe {
-    /// Builds the merge table; every byte must have a token.
+    /// Builds the merge table.
+    ///
+    /// Vocabularies may lack tokens for bytes that (almost) never occur in UTF-8 text: SmolLM2's lacks 21, such as
+    /// 0x04 and 0xC0. Like llama.cpp and Hugging Face tokenizers, encoding drops such bytes; see
+    /// [`Bpe::missing_bytes`].
     pub fn new(vocab: Vocab, merges: &[String], pre: PreTokenizer) -> Result<Self, TokenizerError> {
-        let mut byte_ids = [0u32; 256];
+        let mut byte_ids = [None; 256];
         for b in 0u8..=255 {
-            let c = bytelevel::byte_to_char(b).to_string();
-            byte_ids[b as usize] = *vocab.index.get(&c).ok_or_else(|| {
-                TokenizerError::Metadata(format!("byte-level vocabulary has no token for byte 0x{b:02x} ({c:?})"))
-            })?;
+            byte_ids[b as usize] = vocab
+                .index
+                .get(&bytelevel::byte_to_char(b).to_string())
+                .copied();
         }
         let mut table = HashMap::with_capacity(merges.len());
         for (rank, m) in merges.iter().enumerate() {
-            let (a, b) = m
-                .split_once(' ')
-                .ok_or_else(|| TokenizerError::Metadata(format!("merge {rank} ({m:?}) is not two tokens")))?;
-            let ids = (vocab.index.get(a), vocab.index.get(b), vocab.index.get(&format!("{a}{b}")));
+            let (a, b) = m.split_once(' ').ok_or_else(|| {
+                TokenizerError::Metadata(format!("merge {rank} ({m:?}) is not two tokens"))
+            })?;
+            let ids = (
+                vocab.index.get(a),
+                vocab.index.get(b),
+                vocab.index.get(&format!("{a}{b}")),
+            );
             if let (Some(&l), Some(&r), Some(&merged)) = ids {
                 table.entry((l, r)).or_insert((rank as u32, merged));
             }
         }
-        Ok(Self { vocab, merges: table, byte_ids, pre })
+        Ok(Self {
+            vocab,
+            merges: table,
+            byte_ids,
+            pre,
+        })
+    }
+
+    /// Bytes the vocabulary has no token for (dropped when encoding).
+    pub fn missing_bytes(&self) -> Vec<u8> {
+        (0u8..=255)
+            .filter(|&b| self.byte_ids[b as usize].is_none())
+            .collect()
     }
 
     pub(super) fn encode_segment(&self, text: &str, out: &mut Vec<u32>) {
         for word in self.pre.split(text) {
-            let mut syms: Vec<u32> = word.bytes().map(|b| self.byte_ids[b as usize]).collect();
+            let mut syms: Vec<u32> = word
+                .bytes()
+                .filter_map(|b| self.byte_ids[b as usize])
+                .collect();
             loop {
                 let best = syms
                     .windows(2)
                     .enumerate()
-                    .filter_map(|(i, w)| self.merges.get(&(w[0], w[1])).map(|&(rank, id)| (rank, i, id)))
+                    .filter_map(|(i, w)| {
+                        self.merges
+                            .get(&(w[0], w[1]))
+                            .map(|&(rank, id)| (rank, i, id))
+                    })
                     .min();
                 let Some((_, i, id)) = best else { break };
                 syms[i] = id;
@@ -113,9 +149,13 @@ impl Bpe {
     }
 
     pub(super) fn token_bytes(&self, id: u32) -> Vec<u8> {
-        let Some(text) = self.vocab.tokens.get(id as usize) else { return Vec::new() };
+        let Some(text) = self.vocab.tokens.get(id as usize) else {
+            return Vec::new();
+        };
         match self.vocab.types[id as usize] {
-            TokenType::Control | TokenType::UserDefined | TokenType::Unknown => text.as_bytes().to_vec(),
+            TokenType::Control | TokenType::UserDefined | TokenType::Unknown => {
+                text.as_bytes().to_vec()
+            }
             _ => {
                 let mut out = Vec::with_capacity(text.len());
                 for c in text.chars() {

@@ -5,12 +5,17 @@ use edgebench_gguf::synth::{tiny_llama, TinyConfig, CHAT_TEMPLATE};
 use proptest::prelude::*;
 
 fn tiny_bpe() -> Tokenizer {
-    let bytes = tiny_llama(&TinyConfig::default()).unwrap().to_bytes().unwrap();
+    let bytes = tiny_llama(&TinyConfig::default())
+        .unwrap()
+        .to_bytes()
+        .unwrap();
     Tokenizer::from_gguf(&edgebench_gguf::parse(&bytes).unwrap()).unwrap()
 }
 
 fn pieces(t: &Tokenizer, ids: &[u32]) -> Vec<String> {
-    ids.iter().map(|&i| t.vocab().tokens[i as usize].clone()).collect()
+    ids.iter()
+        .map(|&i| t.vocab().tokens[i as usize].clone())
+        .collect()
 }
 
 fn tiny_spm() -> Tokenizer {
@@ -20,8 +25,21 @@ fn tiny_spm() -> Tokenizer {
         tokens.push(format!("<0x{b:02X}>"));
         types.push(TokenType::Byte);
     }
-    let normal = [("▁", -1.0), ("h", -2.0), ("e", -2.0), ("l", -2.0), ("o", -2.0), ("▁h", -0.5), ("ll", -0.6),
-        ("llo", -0.4), ("▁he", -0.3), ("▁hello", -0.1), ("w", -2.0), ("r", -2.0), ("d", -2.0)];
+    let normal = [
+        ("▁", -1.0),
+        ("h", -2.0),
+        ("e", -2.0),
+        ("l", -2.0),
+        ("o", -2.0),
+        ("▁h", -0.5),
+        ("ll", -0.6),
+        ("llo", -0.4),
+        ("▁he", -0.3),
+        ("▁hello", -0.1),
+        ("w", -2.0),
+        ("r", -2.0),
+        ("d", -2.0),
+    ];
     let mut scores = vec![0.0; tokens.len()];
     for (t, s) in normal {
         tokens.push(t.into());
@@ -37,15 +55,24 @@ fn bpe_applies_merges_by_rank() {
     let t = tiny_bpe();
     assert_eq!(pieces(&t, &t.encode("the", false)), ["t", "he"]);
     assert_eq!(pieces(&t, &t.encode(" the", false)), ["Ġthe"]);
-    assert_eq!(pieces(&t, &t.encode("in there", false)), ["in", "Ġthe", "re"]);
+    assert_eq!(
+        pieces(&t, &t.encode("in there", false)),
+        ["in", "Ġthe", "re"]
+    );
 }
 
 #[test]
 fn smollm_pre_tokenizer_splits_digits_one_by_one() {
     let t = tiny_bpe();
-    assert_eq!(pieces(&t, &t.encode("x 123", false)), ["x", "Ġ", "1", "2", "3"]);
+    assert_eq!(
+        pieces(&t, &t.encode("x 123", false)),
+        ["x", "Ġ", "1", "2", "3"]
+    );
     let pre = PreTokenizer::from_name("smollm").unwrap();
-    assert_eq!(pre.split("I'm 42!  ok"), ["I", "'m", " ", "4", "2", "!", " ", " ok"]);
+    assert_eq!(
+        pre.split("I'm 42!  ok"),
+        ["I", "'m", " ", "4", "2", "!", " ", " ok"]
+    );
     assert!(PreTokenizer::from_name("no-such-pre").is_err());
 }
 
@@ -64,8 +91,13 @@ fn control_tokens_only_when_parsing_special() {
 #[test]
 fn chat_template_renders_chatml() {
     let tmpl = ChatTemplate::new(CHAT_TEMPLATE, "", "").unwrap();
-    let msg = |role: &str, content: &str| ChatMessage { role: role.into(), content: content.into() };
-    let text = tmpl.render(&[msg("system", "Be brief."), msg("user", "Hi")]).unwrap();
+    let msg = |role: &str, content: &str| ChatMessage {
+        role: role.into(),
+        content: content.into(),
+    };
+    let text = tmpl
+        .render(&[msg("system", "Be brief."), msg("user", "Hi")])
+        .unwrap();
     assert_eq!(text, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
     assert!(ChatTemplate::new("{% for %}", "", "").is_err());
 }

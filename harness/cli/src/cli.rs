@@ -1,0 +1,100 @@
+//! Command-line interface (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Benchmark quantized language models across inference backends on edge devices.
+#[derive(Debug, Parser)]
+#[command(name = "edgebench", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a suite on every selected backend and print the summary table (defaults: quick suite, default model,
+    /// every compiled-in backend, threads = free CPUs).
+    Run(RunArgs),
+    /// Models: list the registry and cache, fetch, inspect a GGUF file.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Print this machine's fingerprint.
+    Device {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// List backends, whether each is compiled in, and the devices it can use here.
+    Backends,
+    /// Internal: run one cell (spec as JSON on stdin), speaking JSON lines on stdout.
+    #[command(hide = true)]
+    Cell,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Human-readable table.
+    Table,
+    /// JSON on stdout.
+    Json,
+}
+
+/// Options of `edgebench run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Built-in suite name (quick, standard) or a suite TOML file.
+    #[arg(long, default_value = "quick")]
+    pub suite: String,
+    /// Backends, comma-separated (default: every compiled-in backend except mock).
+    #[arg(long, value_delimiter = ',')]
+    pub backend: Vec<String>,
+    /// Registry model id or a local llama-architecture GGUF file; repeatable (default: the registry's default).
+    #[arg(long)]
+    pub model: Vec<String>,
+    /// Thread counts, comma-separated (default: CPUs not busy with other work).
+    #[arg(long, value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Devices, comma-separated: cpu, cuda[:N], metal.
+    #[arg(long, value_delimiter = ',', default_value = "cpu")]
+    pub device: Vec<String>,
+    /// Override the suite's measured repetitions.
+    #[arg(long)]
+    pub repetitions: Option<usize>,
+    /// Override the suite's warm-up repetitions.
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Backend option KEY=VALUE, repeatable (e.g. requantize=q8_0 for candle; recorded in the results).
+    #[arg(long = "backend-opt", value_name = "KEY=VALUE")]
+    pub backend_opt: Vec<String>,
+    /// Per-cell time limit in seconds (default: the suite's).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+    /// Results file (default: results/<run id>.json).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// `edgebench models …`.
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Registry entries and whether each is cached.
+    List,
+    /// Download, verify and cache a registry model (default: the default model).
+    Fetch {
+        /// Registry id.
+        id: Option<String>,
+    },
+    /// Architecture, parameter count, tensor types and metadata of a GGUF file.
+    Inspect {
+        /// The file (or a registry id that is cached).
+        file: String,
+    },
+}

@@ -1,0 +1,65 @@
+//! `edgebench device` and `edgebench backends`.
+
+use std::process::ExitCode;
+
+use crate::backends;
+use crate::cli::Format;
+
+pub fn device(format: Format) -> anyhow::Result<ExitCode> {
+    let f = edgebench_runner::device::fingerprint();
+    match format {
+        Format::Json => println!("{}", serde_json::to_string_pretty(&f)?),
+        Format::Table => {
+            println!("cpu:            {} ({})", f.cpu_model, f.arch);
+            println!(
+                "cores:          {} physical, {} logical",
+                f.physical_cores.map_or("?".into(), |c| c.to_string()),
+                f.logical_cpus
+            );
+            println!("isa features:   {}", f.isa_features.join(" "));
+            println!(
+                "compiled for:   {}",
+                crate::build_info::compiled_cpu_features().join(" ")
+            );
+            println!(
+                "ram:            {:.1} GiB",
+                f.ram_bytes as f64 / (1u64 << 30) as f64
+            );
+            println!("os / kernel:    {} / {}", f.os, f.kernel);
+            println!(
+                "cpu governor:   {}",
+                f.cpu_governor.as_deref().unwrap_or("not exposed")
+            );
+            println!("virtualization: {}", f.virtualization);
+            println!(
+                "gpus:           {}",
+                if f.gpus.is_empty() {
+                    "none found".into()
+                } else {
+                    f.gpus.join(", ")
+                }
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn backends() -> anyhow::Result<ExitCode> {
+    let versions = backends::versions();
+    for (name, feature) in backends::KNOWN {
+        let b = backends::get(name)?;
+        if backends::compiled(name) {
+            let v = versions
+                .get(*name)
+                .map(|v| v.join(", "))
+                .unwrap_or_default();
+            println!(
+                "{name:<8} compiled in   devices here: {:<16} {v}",
+                b.devices().join(", ")
+            );
+        } else {
+            println!("{name:<8} not compiled in: rebuild with --features {feature}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

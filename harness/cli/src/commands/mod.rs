@@ -1,0 +1,23 @@
+//! One module per subcommand; `dispatch` maps the parsed command line to them.
+
+mod cell;
+mod info;
+mod models;
+mod run;
+
+use std::process::ExitCode;
+
+use crate::cli::{Cli, Command, ModelsCommand};
+
+/// Runs the parsed command and returns its exit code.
+pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Models(ModelsCommand::List) => models::list(),
+        Command::Models(ModelsCommand::Fetch { id }) => models::fetch(id.as_deref()),
+        Command::Models(ModelsCommand::Inspect { file }) => models::inspect(&file),
+        Command::Device { format } => info::device(format),
+        Command::Backends => info::backends(),
+        Command::Cell => cell::cell(),
+    }
+}

@@ -1,0 +1,189 @@
+//! `edgebench run`: resolve models, backends, threads; plan the suite; run each cell in a child; print the table.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context};
+use edgebench_core::results::{CellStatus, RunResults, SuiteRef, SCHEMA_VERSION};
+use edgebench_core::DeviceRequest;
+use edgebench_runner::runner::{self, ChildCommand, Progress};
+use edgebench_runner::{probes, registry, suite};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backends;
+use crate::cli::{Format, RunArgs};
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+fn run_id() -> String {
+    let ts: String = now_rfc3339()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .collect();
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{ts}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+}
+
+fn parse_options(opts: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    opts.iter()
+        .map(|kv| match kv.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => bail!("--backend-opt {kv:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let loaded = suite::load(&a.suite).context("flag --suite")?;
+    let mut s = loaded.suite.clone();
+    if let Some(r) = a.repetitions {
+        if r == 0 {
+            bail!("--repetitions must be at least 1");
+        }
+        s.repetitions = r;
+    }
+    if let Some(w) = a.warmup {
+        s.warmup = w;
+    }
+    let timeout = Duration::from_secs(a.timeout.unwrap_or(s.timeout_s));
+
+    let backend_names = if a.backend.is_empty() {
+        backends::default_set()
+    } else {
+        a.backend.clone()
+    };
+    if backend_names.is_empty() {
+        bail!("no backend compiled in besides mock: rebuild with --features candle, or pass --backend mock");
+    }
+    for b in &backend_names {
+        backends::get(b)?;
+    }
+    let devices = a
+        .device
+        .iter()
+        .map(|d| DeviceRequest::parse(d).map_err(|e| anyhow::anyhow!("--device: {e}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let options = parse_options(&a.backend_opt)?;
+    let threads = if a.threads.is_empty() {
+        vec![probes::free_cpus()]
+    } else {
+        a.threads.clone()
+    };
+    if threads.contains(&0) {
+        bail!("--threads: thread counts must be at least 1");
+    }
+
+    let model_args: Vec<Option<&str>> = if a.model.is_empty() {
+        vec![None]
+    } else {
+        a.model.iter().map(|m| Some(m.as_str())).collect()
+    };
+    let mut models = Vec::new();
+    for m in model_args {
+        models.push(super::models::resolve(m)?);
+    }
+
+    let axes = suite::Axes {
+        models: models.iter().map(|m| m.spec.clone()).collect(),
+        backends: backend_names,
+        devices,
+        threads,
+        options,
+    };
+    let cells = suite::plan(&s, &axes);
+    let id = run_id();
+    let out = a
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("results").join(format!("{id}.json")));
+    let mut manifest = crate::build_info::manifest();
+    manifest.suite = SuiteRef {
+        name: s.name.clone(),
+        path: loaded.origin.clone(),
+        sha256: registry::sha256_hex(loaded.text.as_bytes()),
+        resolved: serde_json::to_value(&s)?,
+    };
+    let mut results = RunResults {
+        schema_version: SCHEMA_VERSION,
+        run_id: id,
+        started_at: now_rfc3339(),
+        finished_at: None,
+        manifest,
+        device: edgebench_runner::device::fingerprint(),
+        models: models
+            .iter()
+            .map(|m| (m.info.id.clone(), m.info.clone()))
+            .collect(),
+        cells: Vec::new(),
+    };
+
+    let child = ChildCommand {
+        program: std::env::current_exe().context("locating the edgebench binary")?,
+        args: vec!["cell".into()],
+    };
+    let bar = ProgressBar::new(cells.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    eprintln!(
+        "suite {} ({}): {} cells; results → {}",
+        s.name,
+        s.about,
+        cells.len(),
+        out.display()
+    );
+    runner::run_all(
+        &child,
+        &cells,
+        timeout,
+        &mut results,
+        &out,
+        &mut |p| match p {
+            Progress::Started { spec, .. } => {
+                bar.set_message(format!(
+                    "{} {} t{} {}",
+                    spec.key.backend, spec.key.device, spec.key.threads, spec.key.workload
+                ));
+            }
+            Progress::Finished { result, .. } => {
+                bar.inc(1);
+                bar.println(format!(
+                    "  {} {} t{} {}: {}",
+                    result.key.backend,
+                    result.key.device,
+                    result.key.threads,
+                    result.key.workload,
+                    edgebench_reports::cell_status_text(result)
+                ));
+            }
+        },
+    )?;
+    bar.finish_and_clear();
+    results.finished_at = Some(now_rfc3339());
+    edgebench_runner::results_io::write_atomic(&out, &results)?;
+
+    match a.format {
+        Format::Table => print!("{}", edgebench_reports::terminal_table(&results)),
+        Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
+    }
+    eprintln!("results: {}", out.display());
+    let failed = results
+        .cells
+        .iter()
+        .filter(|c| matches!(c.status, CellStatus::Failed { .. }))
+        .count();
+    if failed > 0 {
+        eprintln!("{failed} cell(s) failed; their details are in the results file");
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}

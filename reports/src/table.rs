@@ -1,0 +1,106 @@
+//! The summary table `edgebench run` ends with: one row per cell.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{Cell, CellAlignment, Table};
+use edgebench_core::metrics;
+use edgebench_core::results::{CellResult, CellStatus, RunResults};
+
+/// `median ±half-width of its 95% CI` with `digits` decimals; `—` when not measured.
+pub fn fmt_metric(cell: &CellResult, key: &str, digits: usize, pick_p99: bool) -> String {
+    let Some(m) = cell.metrics.get(key) else {
+        return "—".into();
+    };
+    let s = &m.summary;
+    if pick_p99 {
+        return format!("{:.*}", digits, s.p99);
+    }
+    match s.median_ci95 {
+        Some([lo, hi]) => {
+            let half = (s.median - lo).max(hi - s.median);
+            format!("{:.*} ±{:.*}", digits, s.median, digits, half)
+        }
+        None => format!("{:.*}", digits, s.median),
+    }
+}
+
+/// `ok`, `skipped(reason)` or `failed(kind: message)`, shortened for a table.
+pub fn cell_status_text(cell: &CellResult) -> String {
+    let short = |s: &str| {
+        let s = s.lines().next().unwrap_or("");
+        if s.chars().count() > 60 {
+            format!("{}…", s.chars().take(59).collect::<String>())
+        } else {
+            s.to_string()
+        }
+    };
+    match &cell.status {
+        CellStatus::Ok => "ok".into(),
+        CellStatus::Skipped { reason } => format!("skipped({})", short(reason)),
+        CellStatus::Failed { kind, message } => {
+            let kind = serde_json::to_value(kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default();
+            format!("failed({kind}: {})", short(message))
+        }
+    }
+}
+
+/// The run's summary table (UTF-8 box drawing, no colour).
+pub fn terminal_table(results: &RunResults) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "backend",
+        "device",
+        "thr",
+        "workload",
+        "prefill t/s",
+        "decode t/s",
+        "TTFT ms",
+        "ITL p99 ms",
+        "peak RAM MiB",
+        "status / flags",
+    ]);
+    for c in &results.cells {
+        let mut status = cell_status_text(c);
+        if !c.validity.flags.is_empty() {
+            status = format!("{status}; {}", c.validity.flags.join(", "));
+        }
+        if let Some(conv) = c.backend.as_ref().and_then(|f| f.converted.as_ref()) {
+            status = format!("{status}; converted: {conv}");
+        }
+        let row = vec![
+            Cell::new(&c.key.backend),
+            Cell::new(&c.key.device),
+            Cell::new(c.key.threads).set_alignment(CellAlignment::Right),
+            Cell::new(&c.key.workload),
+            Cell::new(fmt_metric(c, metrics::PREFILL_TPS.key, 1, false))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::DECODE_TPS.key, 2, false))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::TTFT_MS.key, 0, false))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::ITL_MS.key, 1, true))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::PEAK_RSS_MIB.key, 0, false))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(status),
+        ];
+        t.add_row(row);
+    }
+    let models: Vec<String> = results
+        .models
+        .values()
+        .map(|m| format!("{} ({})", m.id, &m.sha256[..12.min(m.sha256.len())]))
+        .collect();
+    format!(
+        "{t}\nmodel: {}\ndevice: {} ({} logical CPUs)\nvalues: median ±95% CI half-width over repetitions; ITL p99 over all decode steps\n",
+        models.join(", "),
+        results.device.cpu_model,
+        results.device.logical_cpus
+    )
+}
+
+#[cfg(test)]
+mod tests;
