@@ -37,10 +37,7 @@ pub fn cell_status_text(cell: &CellResult) -> String {
         CellStatus::Ok => "ok".into(),
         CellStatus::Skipped { reason } => format!("skipped({})", short(reason)),
         CellStatus::Failed { kind, message } => {
-            let kind = serde_json::to_value(kind)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
             format!("failed({kind}: {})", short(message))
         }
     }
@@ -75,25 +72,17 @@ pub fn terminal_table(results: &RunResults) -> String {
             Cell::new(&c.key.device),
             Cell::new(c.key.threads).set_alignment(CellAlignment::Right),
             Cell::new(&c.key.workload),
-            Cell::new(fmt_metric(c, metrics::PREFILL_TPS.key, 1, false))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(fmt_metric(c, metrics::DECODE_TPS.key, 2, false))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(fmt_metric(c, metrics::TTFT_MS.key, 0, false))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(fmt_metric(c, metrics::ITL_MS.key, 1, true))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(fmt_metric(c, metrics::PEAK_RSS_MIB.key, 0, false))
-                .set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::PREFILL_TPS.key, 1, false)).set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::DECODE_TPS.key, 2, false)).set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::TTFT_MS.key, 0, false)).set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::ITL_MS.key, 1, true)).set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::PEAK_RSS_MIB.key, 0, false)).set_alignment(CellAlignment::Right),
             Cell::new(status),
         ];
         t.add_row(row);
     }
-    let models: Vec<String> = results
-        .models
-        .values()
-        .map(|m| format!("{} ({})", m.id, &m.sha256[..12.min(m.sha256.len())]))
-        .collect();
+    let models: Vec<String> =
+        results.models.values().map(|m| format!("{} ({})", m.id, &m.sha256[..12.min(m.sha256.len())])).collect();
     format!(
         "{t}\nmodel: {}\ndevice: {} ({} logical CPUs)\nvalues: median ±95% CI half-width over repetitions; ITL p99 over all decode steps\n",
         models.join(", "),

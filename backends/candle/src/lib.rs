@@ -12,9 +12,7 @@
 mod model;
 
 use candle_core::Device;
-use edgebench_core::{
-    Backend, BackendError, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Support,
-};
+use edgebench_core::{Backend, BackendError, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Support};
 
 /// candle-core's version, as built.
 pub const CANDLE_VERSION: &str = "candle-core 0.11.1";
@@ -29,20 +27,12 @@ fn device(req: &DeviceRequest) -> Result<Device, BackendError> {
         "cuda" if cfg!(feature = "cuda") => {
             Device::new_cuda(req.index).map_err(|e| BackendError::Runtime(e.to_string()))
         }
-        "cuda" => Err(BackendError::NotCompiled {
-            backend: "candle (cuda)".into(),
-            feature: "cuda".into(),
-        }),
+        "cuda" => Err(BackendError::NotCompiled { backend: "candle (cuda)".into(), feature: "cuda".into() }),
         "metal" if cfg!(feature = "metal") => {
             Device::new_metal(req.index).map_err(|e| BackendError::Runtime(e.to_string()))
         }
-        "metal" => Err(BackendError::NotCompiled {
-            backend: "candle (metal)".into(),
-            feature: "metal".into(),
-        }),
-        other => Err(BackendError::Unsupported(format!(
-            "candle cannot run on {other}"
-        ))),
+        "metal" => Err(BackendError::NotCompiled { backend: "candle (metal)".into(), feature: "metal".into() }),
+        other => Err(BackendError::Unsupported(format!("candle cannot run on {other}"))),
     }
 }
 
@@ -58,11 +48,7 @@ impl Backend for CandleBackend {
         }
     }
 
-    fn load(
-        &self,
-        model: &ModelSpec,
-        opts: &LoadOptions,
-    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
         let dev = device(&opts.device)?;
         Ok(Box::new(model::CandleModel::load(&model.path, opts, dev)?))
     }

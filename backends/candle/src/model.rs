@@ -95,46 +95,25 @@ fn avx2_fma() -> bool {
 
 impl CandleModel {
     pub fn load(path: &Path, opts: &LoadOptions, device: Device) -> Result<Self, BackendError> {
-        let load_err = |m: String| BackendError::Load {
-            path: path.display().to_string(),
-            message: m,
-        };
+        let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
         let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
         let g = &file.gguf;
         let arch = g.architecture().map_err(|e| load_err(e.to_string()))?;
         if arch != "llama" {
-            return Err(BackendError::Unsupported(format!(
-                "architecture {arch:?} (candle backend runs llama)"
-            )));
+            return Err(BackendError::Unsupported(format!("architecture {arch:?} (candle backend runs llama)")));
         }
-        let u = |k: &str| {
-            g.u64(&format!("llama.{k}"))
-                .map(|v| v as usize)
-                .map_err(|e| load_err(e.to_string()))
-        };
+        let u = |k: &str| g.u64(&format!("llama.{k}")).map(|v| v as usize).map_err(|e| load_err(e.to_string()));
         let (n_embd, n_head) = (u("embedding_length")?, u("attention.head_count")?);
-        let n_head_kv = g
-            .u64("llama.attention.head_count_kv")
-            .map(|v| v as usize)
-            .unwrap_or(n_head);
+        let n_head_kv = g.u64("llama.attention.head_count_kv").map(|v| v as usize).unwrap_or(n_head);
         if n_head == 0 || n_head_kv == 0 || n_embd % n_head != 0 || n_head % n_head_kv != 0 {
-            return Err(load_err(format!(
-                "inconsistent heads: {n_embd} / {n_head} heads / {n_head_kv} kv heads"
-            )));
+            return Err(load_err(format!("inconsistent heads: {n_embd} / {n_head} heads / {n_head_kv} kv heads")));
         }
         let head_dim = n_embd / n_head;
-        let rope_dim = g
-            .u64("llama.rope.dimension_count")
-            .map(|v| v as usize)
-            .unwrap_or(head_dim);
+        let rope_dim = g.u64("llama.rope.dimension_count").map(|v| v as usize).unwrap_or(head_dim);
         if rope_dim != head_dim {
-            return Err(BackendError::Unsupported(format!(
-                "partial rotary embedding ({rope_dim} of {head_dim})"
-            )));
+            return Err(BackendError::Unsupported(format!("partial rotary embedding ({rope_dim} of {head_dim})")));
         }
-        let embd_info = g
-            .tensor("token_embd.weight")
-            .map_err(|e| load_err(e.to_string()))?;
+        let embd_info = g.tensor("token_embd.weight").map_err(|e| load_err(e.to_string()))?;
         let hp = Hparams {
             n_layer: u("block_count")?,
             n_embd,
@@ -143,25 +122,15 @@ impl CandleModel {
             head_dim,
             n_ctx: u("context_length")?,
             rope_base: g.f64("llama.rope.freq_base").unwrap_or(10000.0) as f32,
-            eps: g
-                .f64("llama.attention.layer_norm_rms_epsilon")
-                .map_err(|e| load_err(e.to_string()))?,
+            eps: g.f64("llama.attention.layer_norm_rms_epsilon").map_err(|e| load_err(e.to_string()))?,
             vocab: embd_info.dims.get(1).copied().unwrap_or(0) as usize,
         };
 
-        let requant = match opts
-            .options
-            .get("requantize")
-            .map(|s| s.to_ascii_lowercase())
-        {
+        let requant = match opts.options.get("requantize").map(|s| s.to_ascii_lowercase()) {
             None => None,
             Some(s) if s == "q8_0" => Some((GgmlType::Q8_0, GgmlDType::Q8_0)),
             Some(s) if s == "q4_0" => Some((GgmlType::Q4_0, GgmlDType::Q4_0)),
-            Some(s) => {
-                return Err(BackendError::Unsupported(format!(
-                    "candle option requantize={s} (q8_0 or q4_0)"
-                )))
-            }
+            Some(s) => return Err(BackendError::Unsupported(format!("candle option requantize={s} (q8_0 or q4_0)"))),
         };
         let mut requantized: BTreeMap<String, usize> = BTreeMap::new();
         let mut types: BTreeMap<GgmlType, usize> = BTreeMap::new();
@@ -169,21 +138,14 @@ impl CandleModel {
         let mut qtensor = |name: &str, allow_requant: bool| -> Result<QTensor, BackendError> {
             let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;
             let dtype = to_candle(info.ty).ok_or_else(|| {
-                BackendError::Unsupported(format!(
-                    "tensor {name} has type {} (not in candle)",
-                    info.ty
-                ))
+                BackendError::Unsupported(format!("tensor {name} has type {} (not in candle)", info.ty))
             })?;
-            let data = file
-                .read_tensor(info)
-                .map_err(|e| load_err(e.to_string()))?;
+            let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
             let dims: Vec<usize> = info.dims.iter().rev().map(|&d| d as usize).collect();
             let t = qtensor_from_ggml(dtype, &data, dims, &device).map_err(err)?;
             match requant {
                 Some((to, cdt)) if allow_requant && info.dims.len() == 2 && info.ty != to => {
-                    *requantized
-                        .entry(format!("{}→{}", info.ty, to))
-                        .or_default() += 1;
+                    *requantized.entry(format!("{}→{}", info.ty, to)).or_default() += 1;
                     *types.entry(to).or_default() += 1;
                     QTensor::quantize(&t.dequantize(&device).map_err(err)?, cdt).map_err(err)
                 }
@@ -198,34 +160,13 @@ impl CandleModel {
             let mut mm = |n: &str| -> Result<QMatMul, BackendError> {
                 QMatMul::from_qtensor(qtensor(&format!("blk.{i}.{n}.weight"), true)?).map_err(err)
             };
-            let (wq, wk, wv, wo) = (
-                mm("attn_q")?,
-                mm("attn_k")?,
-                mm("attn_v")?,
-                mm("attn_output")?,
-            );
+            let (wq, wk, wv, wo) = (mm("attn_q")?, mm("attn_k")?, mm("attn_v")?, mm("attn_output")?);
             let (gate, up, down) = (mm("ffn_gate")?, mm("ffn_up")?, mm("ffn_down")?);
-            let attn_norm = qtensor(&format!("blk.{i}.attn_norm.weight"), false)?
-                .dequantize(&device)
-                .map_err(err)?;
-            let ffn_norm = qtensor(&format!("blk.{i}.ffn_norm.weight"), false)?
-                .dequantize(&device)
-                .map_err(err)?;
-            layers.push(Layer {
-                attn_norm,
-                wq,
-                wk,
-                wv,
-                wo,
-                ffn_norm,
-                gate,
-                up,
-                down,
-            });
+            let attn_norm = qtensor(&format!("blk.{i}.attn_norm.weight"), false)?.dequantize(&device).map_err(err)?;
+            let ffn_norm = qtensor(&format!("blk.{i}.ffn_norm.weight"), false)?.dequantize(&device).map_err(err)?;
+            layers.push(Layer { attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down });
         }
-        let output_norm = qtensor("output_norm.weight", false)?
-            .dequantize(&device)
-            .map_err(err)?;
+        let output_norm = qtensor("output_norm.weight", false)?.dequantize(&device).map_err(err)?;
         let embd = Arc::new(qtensor("token_embd.weight", false)?);
         let tied = g.tensor("output.weight").is_err();
         let output = if tied {
@@ -235,33 +176,17 @@ impl CandleModel {
         };
 
         let half = hp.head_dim / 2;
-        let inv: Vec<f32> = (0..half)
-            .map(|i| hp.rope_base.powf(-((2 * i) as f32) / hp.head_dim as f32))
-            .collect();
+        let inv: Vec<f32> = (0..half).map(|i| hp.rope_base.powf(-((2 * i) as f32) / hp.head_dim as f32)).collect();
         let inv = Tensor::from_vec(inv, (1, half), &device).map_err(err)?;
-        let pos = Tensor::arange(0u32, hp.n_ctx as u32, &device)
-            .and_then(|t| t.to_dtype(DType::F32))
-            .map_err(err)?;
-        let freqs = pos
-            .reshape((hp.n_ctx, 1))
-            .and_then(|p| p.broadcast_mul(&inv))
-            .map_err(err)?;
+        let pos = Tensor::arange(0u32, hp.n_ctx as u32, &device).and_then(|t| t.to_dtype(DType::F32)).map_err(err)?;
+        let freqs = pos.reshape((hp.n_ctx, 1)).and_then(|p| p.broadcast_mul(&inv)).map_err(err)?;
         let (cos, sin) = (freqs.cos().map_err(err)?, freqs.sin().map_err(err)?);
 
-        let kernels: Vec<String> = types
-            .keys()
-            .map(|t| format!("{t}: {}", cpu_kernel(*t)))
-            .collect();
-        let kernel_path = if device.is_cpu() {
-            format!("candle cpu; {}", kernels.join("; "))
-        } else {
-            format!("candle {device:?}")
-        };
+        let kernels: Vec<String> = types.keys().map(|t| format!("{t}: {}", cpu_kernel(*t))).collect();
+        let kernel_path =
+            if device.is_cpu() { format!("candle cpu; {}", kernels.join("; ")) } else { format!("candle {device:?}") };
         let converted = (!requantized.is_empty()).then(|| {
-            let parts: Vec<String> = requantized
-                .iter()
-                .map(|(k, n)| format!("{n} tensors {k}"))
-                .collect();
+            let parts: Vec<String> = requantized.iter().map(|(k, n)| format!("{n} tensors {k}")).collect();
             format!("requantized at load: {}", parts.join(", "))
         });
         let mut notes = Vec::new();
@@ -277,25 +202,10 @@ impl CandleModel {
             converted,
             notes,
         };
-        Ok(Self {
-            hp,
-            embd,
-            layers,
-            output_norm,
-            output,
-            cos,
-            sin,
-            device,
-            facts,
-        })
+        Ok(Self { hp, embd, layers, output_norm, output, cos, sin, device, facts })
     }
 
-    fn forward(
-        &self,
-        caches: &mut [KvCache],
-        pos: usize,
-        tokens: &[u32],
-    ) -> candle_core::Result<Tensor> {
+    fn forward(&self, caches: &mut [KvCache], pos: usize, tokens: &[u32]) -> candle_core::Result<Tensor> {
         let hp = &self.hp;
         let n = tokens.len();
         let rep = hp.n_head / hp.n_head_kv;
@@ -306,11 +216,8 @@ impl CandleModel {
         // Causal mask over (query i, key j): key j is visible to query i when j <= pos + i.
         let mask = if n > 1 {
             let t = pos + n;
-            let m: Vec<f32> = (0..n)
-                .flat_map(|i| {
-                    (0..t).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })
-                })
-                .collect();
+            let m: Vec<f32> =
+                (0..n).flat_map(|i| (0..t).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })).collect();
             Some(Tensor::from_vec(m, (n, t), &self.device)?)
         } else {
             None
@@ -319,10 +226,7 @@ impl CandleModel {
         for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, hp.eps as f32)?;
             let heads = |w: &QMatMul, nh: usize| -> candle_core::Result<Tensor> {
-                w.forward(&h)?
-                    .reshape((1, n, nh, hp.head_dim))?
-                    .transpose(1, 2)?
-                    .contiguous()
+                w.forward(&h)?.reshape((1, n, nh, hp.head_dim))?.transpose(1, 2)?.contiguous()
             };
             let q = candle_nn::rotary_emb::rope_i(&heads(&layer.wq, hp.n_head)?, &cos, &sin)?;
             let k = candle_nn::rotary_emb::rope_i(&heads(&layer.wk, hp.n_head_kv)?, &cos, &sin)?;
@@ -333,18 +237,12 @@ impl CandleModel {
             let q = q.reshape((1, hp.n_head_kv, rep * n, hp.head_dim))?;
             let mut att = (q.matmul(&k.t()?.contiguous()?)? * scale)?; // (1, kv, rep*n, t)
             if let Some(m) = &mask {
-                let m = m
-                    .unsqueeze(0)?
-                    .broadcast_as((rep, n, t))?
-                    .reshape((rep * n, t))?;
+                let m = m.unsqueeze(0)?.broadcast_as((rep, n, t))?.reshape((rep * n, t))?;
                 att = att.broadcast_add(&m)?;
             }
             let att = candle_nn::ops::softmax_last_dim(&att)?;
             let y = att.matmul(&v.contiguous()?)?; // (1, kv, rep*n, hd)
-            let y = y
-                .reshape((1, hp.n_head, n, hp.head_dim))?
-                .transpose(1, 2)?
-                .reshape((1, n, hp.n_embd))?;
+            let y = y.reshape((1, hp.n_head, n, hp.head_dim))?.transpose(1, 2)?.reshape((1, n, hp.n_embd))?;
             x = (x + layer.wo.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, hp.eps as f32)?;
             let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
@@ -353,11 +251,7 @@ impl CandleModel {
         }
         let last = x.narrow(1, n - 1, 1)?;
         let last = candle_nn::ops::rms_norm(&last, &self.output_norm, hp.eps as f32)?;
-        self.output
-            .forward(&last)?
-            .squeeze(0)?
-            .squeeze(0)?
-            .to_dtype(DType::F32)
+        self.output.forward(&last)?.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)
     }
 }
 
@@ -368,11 +262,7 @@ impl LoadedModel for CandleModel {
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
         let caches = (0..self.hp.n_layer).map(|_| KvCache::new(2, 256)).collect();
-        Ok(Box::new(CandleSession {
-            model: self,
-            caches,
-            pos: 0,
-        }))
+        Ok(Box::new(CandleSession { model: self, caches, pos: 0 }))
     }
 }
 
@@ -385,16 +275,11 @@ struct CandleSession<'a> {
 impl Session for CandleSession<'_> {
     fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
         if tokens.is_empty() {
-            return Err(BackendError::Runtime(
-                "forward called with no tokens".into(),
-            ));
+            return Err(BackendError::Runtime("forward called with no tokens".into()));
         }
         let needed = self.pos + tokens.len();
         if needed > self.model.hp.n_ctx {
-            return Err(BackendError::ContextFull {
-                needed,
-                limit: self.model.hp.n_ctx,
-            });
+            return Err(BackendError::ContextFull { needed, limit: self.model.hp.n_ctx });
         }
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.model.hp.vocab) {
             return Err(BackendError::Runtime(format!(
@@ -402,10 +287,7 @@ impl Session for CandleSession<'_> {
                 self.model.hp.vocab
             )));
         }
-        let logits = self
-            .model
-            .forward(&mut self.caches, self.pos, tokens)
-            .map_err(err)?;
+        let logits = self.model.forward(&mut self.caches, self.pos, tokens).map_err(err)?;
         self.pos = needed;
         logits.to_vec1::<f32>().map_err(err)
     }

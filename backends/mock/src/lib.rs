@@ -3,15 +3,17 @@
 //!
 //! Options (`--backend-opt key=value` or a suite's `options` table):
 //! - `prefill_us` / `decode_us`: microseconds slept per prompt token / per decode step (default 0);
-//! - `vocab`: logits per position (default 49152, SmolLM2's);
+//! - `vocab`: logits per position (default: the GGUF's vocabulary size when the model file is one, else 49152);
+//! - `context`: context length (default 4096);
 //! - `fail`: `panic`, `abort`, `hang`, `error` or `alloc` (allocates until the process is killed);
 //! - `fail_at`: `load` (default) or `forward:N` (on the N-th forward call, counting from 1).
+//!
+//! A GGUF model file may carry the same options as metadata keys `edgebench.mock.<option>`, so one run can mix
+//! healthy and failing cells (options given on the command line win).
 
 use std::time::Duration;
 
-use edgebench_core::{
-    Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session,
-};
+use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session};
 
 /// The mock backend factory.
 #[derive(Debug, Default, Clone, Copy)]
@@ -22,6 +24,7 @@ struct Config {
     prefill: Duration,
     decode: Duration,
     vocab: usize,
+    context: usize,
     fail: Option<String>,
     fail_at_forward: Option<usize>,
     threads: usize,
@@ -30,9 +33,7 @@ struct Config {
 fn opt<T: std::str::FromStr>(opts: &LoadOptions, key: &str, default: T) -> Result<T, BackendError> {
     match opts.options.get(key) {
         None => Ok(default),
-        Some(v) => v.parse().map_err(|_| {
-            BackendError::Unsupported(format!("mock option {key}={v:?} is not valid"))
-        }),
+        Some(v) => v.parse().map_err(|_| BackendError::Unsupported(format!("mock option {key}={v:?} is not valid"))),
     }
 }
 
@@ -58,28 +59,22 @@ impl Backend for MockBackend {
         "mock"
     }
 
-    fn load(
-        &self,
-        _model: &ModelSpec,
-        opts: &LoadOptions,
-    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
+        let file = edgebench_gguf::GgufFile::open(&model.path).ok();
+        let mut merged = opts.clone();
+        for (k, v) in file.iter().flat_map(|f| f.gguf.metadata.iter()) {
+            if let (Some(key), Some(v)) = (k.strip_prefix("edgebench.mock."), v.as_str()) {
+                merged.options.entry(key.to_string()).or_insert_with(|| v.to_string());
+            }
+        }
+        let opts = &merged;
         let fail = opts.options.get("fail").cloned();
-        let fail_at = opts
-            .options
-            .get("fail_at")
-            .map(String::as_str)
-            .unwrap_or("load");
+        let fail_at = opts.options.get("fail_at").map(String::as_str).unwrap_or("load");
         let fail_at_forward = match fail_at {
             "load" => None,
-            s => Some(
-                s.strip_prefix("forward:")
-                    .and_then(|n| n.parse().ok())
-                    .ok_or_else(|| {
-                        BackendError::Unsupported(format!(
-                            "mock option fail_at={s:?}: expected load or forward:N"
-                        ))
-                    })?,
-            ),
+            s => Some(s.strip_prefix("forward:").and_then(|n| n.parse().ok()).ok_or_else(|| {
+                BackendError::Unsupported(format!("mock option fail_at={s:?}: expected load or forward:N"))
+            })?),
         };
         if let (Some(mode), None) = (&fail, fail_at_forward) {
             return Err(fail_now(mode));
@@ -87,18 +82,22 @@ impl Backend for MockBackend {
         let cfg = Config {
             prefill: Duration::from_micros(opt(opts, "prefill_us", 0)?),
             decode: Duration::from_micros(opt(opts, "decode_us", 0)?),
-            vocab: opt(opts, "vocab", 49152)?,
+            vocab: opt(opts, "vocab", file.as_ref().and_then(file_vocab).unwrap_or(49152))?,
+            context: opt(opts, "context", 4096)?,
             fail,
             fail_at_forward,
             threads: opts.threads,
         };
         if cfg.vocab == 0 {
-            return Err(BackendError::Unsupported(
-                "mock option vocab must be positive".into(),
-            ));
+            return Err(BackendError::Unsupported("mock option vocab must be positive".into()));
         }
         Ok(Box::new(MockModel(cfg)))
     }
+}
+
+/// The vocabulary size of a GGUF model file, so mock logits line up with the harness's tokenizer.
+fn file_vocab(f: &edgebench_gguf::GgufFile) -> Option<usize> {
+    f.gguf.get("tokenizer.ggml.tokens").and_then(|v| v.as_array()).map(|a| a.len())
 }
 
 struct MockModel(Config);
@@ -106,25 +105,18 @@ struct MockModel(Config);
 impl LoadedModel for MockModel {
     fn facts(&self) -> BackendFacts {
         BackendFacts {
-            versions: vec![format!(
-                "edgebench-backend-mock {}",
-                env!("CARGO_PKG_VERSION")
-            )],
+            versions: vec![format!("edgebench-backend-mock {}", env!("CARGO_PKG_VERSION"))],
             kernel_path: "none (sleeps)".into(),
             threads: self.0.threads,
             vocab_size: self.0.vocab,
-            context_length: 1 << 20,
+            context_length: self.0.context,
             converted: None,
             notes: vec!["mock backend: numbers are synthetic".into()],
         }
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
-        Ok(Box::new(MockSession {
-            cfg: &self.0,
-            pos: 0,
-            calls: 0,
-        }))
+        Ok(Box::new(MockSession { cfg: &self.0, pos: 0, calls: 0 }))
     }
 }
 
@@ -143,15 +135,15 @@ impl Session for MockSession<'_> {
             }
         }
         let Some(&last) = tokens.last() else {
-            return Err(BackendError::Runtime(
-                "forward called with no tokens".into(),
-            ));
+            return Err(BackendError::Runtime("forward called with no tokens".into()));
         };
-        let per = if tokens.len() == 1 {
-            self.cfg.decode
-        } else {
-            self.cfg.prefill
-        };
+        if self.pos + tokens.len() > self.cfg.context {
+            return Err(BackendError::ContextFull { needed: self.pos + tokens.len(), limit: self.cfg.context });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab) {
+            return Err(BackendError::Runtime(format!("token id {bad} outside the vocabulary ({})", self.cfg.vocab)));
+        }
+        let per = if tokens.len() == 1 { self.cfg.decode } else { self.cfg.prefill };
         if !per.is_zero() {
             std::thread::sleep(per * tokens.len() as u32);
         }
@@ -175,25 +167,17 @@ mod tests {
         LoadOptions {
             threads: 1,
             device: edgebench_core::DeviceRequest::cpu(),
-            options: kv
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            options: kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         }
     }
 
     fn spec() -> ModelSpec {
-        ModelSpec {
-            id: "mock".into(),
-            path: "/nonexistent".into(),
-        }
+        ModelSpec { id: "mock".into(), path: "/nonexistent".into() }
     }
 
     #[test]
     fn deterministic_logits() {
-        let m = MockBackend
-            .load(&spec(), &opts(&[("vocab", "100")]))
-            .unwrap();
+        let m = MockBackend.load(&spec(), &opts(&[("vocab", "100")])).unwrap();
         let run = || {
             let mut s = m.new_session().unwrap();
             let a = s.forward(&[1, 2, 3]).unwrap();
@@ -208,18 +192,9 @@ mod tests {
 
     #[test]
     fn requested_errors_and_bad_options() {
-        assert!(MockBackend
-            .load(&spec(), &opts(&[("fail", "error")]))
-            .is_err());
-        assert!(MockBackend
-            .load(&spec(), &opts(&[("decode_us", "fast")]))
-            .is_err());
-        let m = MockBackend
-            .load(
-                &spec(),
-                &opts(&[("fail", "error"), ("fail_at", "forward:2")]),
-            )
-            .unwrap();
+        assert!(MockBackend.load(&spec(), &opts(&[("fail", "error")])).is_err());
+        assert!(MockBackend.load(&spec(), &opts(&[("decode_us", "fast")])).is_err());
+        let m = MockBackend.load(&spec(), &opts(&[("fail", "error"), ("fail_at", "forward:2")])).unwrap();
         let mut s = m.new_session().unwrap();
         assert!(s.forward(&[1]).is_ok());
         assert!(s.forward(&[1]).is_err());

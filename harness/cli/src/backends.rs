@@ -15,10 +15,7 @@ struct NotCompiled {
 #[allow(dead_code)]
 impl NotCompiled {
     fn error(&self) -> BackendError {
-        BackendError::NotCompiled {
-            backend: self.name.into(),
-            feature: self.feature.into(),
-        }
+        BackendError::NotCompiled { backend: self.name.into(), feature: self.feature.into() }
     }
 }
 
@@ -47,10 +44,7 @@ pub fn get(name: &str) -> anyhow::Result<Box<dyn Backend>> {
         #[cfg(feature = "candle")]
         "candle" => Box::new(edgebench_backend_candle::CandleBackend),
         #[cfg(not(feature = "candle"))]
-        "candle" => Box::new(NotCompiled {
-            name: "candle",
-            feature: "candle",
-        }),
+        "candle" => Box::new(NotCompiled { name: "candle", feature: "candle" }),
         other => anyhow::bail!(
             "unknown backend {other:?} (flag --backend); known: {}",
             KNOWN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
@@ -69,11 +63,7 @@ pub fn compiled(name: &str) -> bool {
 
 /// Backends `edgebench run` uses by default: every compiled-in one except mock.
 pub fn default_set() -> Vec<String> {
-    KNOWN
-        .iter()
-        .filter(|(n, _)| *n != "mock" && compiled(n))
-        .map(|(n, _)| n.to_string())
-        .collect()
+    KNOWN.iter().filter(|(n, _)| *n != "mock" && compiled(n)).map(|(n, _)| n.to_string()).collect()
 }
 
 /// Library versions per compiled-in backend, for the manifest.
@@ -81,17 +71,8 @@ pub fn versions() -> std::collections::BTreeMap<String, Vec<String>> {
     let mut v = std::collections::BTreeMap::new();
     if compiled("candle") {
         let c = env!("EDGEBENCH_CANDLE_VERSION");
-        v.insert(
-            "candle".into(),
-            vec![format!("candle-core {c}"), format!("candle-nn {c}")],
-        );
+        v.insert("candle".into(), vec![format!("candle-core {c}"), format!("candle-nn {c}")]);
     }
-    v.insert(
-        "mock".into(),
-        vec![format!(
-            "edgebench-backend-mock {}",
-            env!("CARGO_PKG_VERSION")
-        )],
-    );
+    v.insert("mock".into(), vec![format!("edgebench-backend-mock {}", env!("CARGO_PKG_VERSION"))]);
     v
 }

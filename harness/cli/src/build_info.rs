@@ -8,19 +8,7 @@ pub fn compiled_cpu_features() -> Vec<String> {
     macro_rules! feat {
         ($($name:tt),*) => { $( if cfg!(target_feature = $name) { f.push($name.to_string()); } )* };
     }
-    feat!(
-        "sse2",
-        "sse4.2",
-        "avx",
-        "avx2",
-        "fma",
-        "f16c",
-        "avx512f",
-        "avx512vnni",
-        "neon",
-        "dotprod",
-        "i8mm"
-    );
+    feat!("sse2", "sse4.2", "avx", "avx2", "fma", "f16c", "avx512f", "avx512vnni", "neon", "dotprod", "i8mm");
     f
 }
 

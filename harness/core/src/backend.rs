@@ -30,30 +30,18 @@ pub struct DeviceRequest {
 impl DeviceRequest {
     /// The host CPU.
     pub fn cpu() -> Self {
-        Self {
-            kind: "cpu".into(),
-            index: 0,
-        }
+        Self { kind: "cpu".into(), index: 0 }
     }
 
     /// Parses `cpu`, `cuda`, `cuda:1`, `metal`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let (kind, index) = match s.split_once(':') {
-            Some((k, i)) => (
-                k,
-                i.parse()
-                    .map_err(|_| format!("bad device ordinal in {s:?}"))?,
-            ),
+            Some((k, i)) => (k, i.parse().map_err(|_| format!("bad device ordinal in {s:?}"))?),
             None => (s, 0),
         };
         match kind {
-            "cpu" | "cuda" | "metal" => Ok(Self {
-                kind: kind.into(),
-                index,
-            }),
-            _ => Err(format!(
-                "unknown device {s:?} (expected cpu, cuda[:N] or metal)"
-            )),
+            "cpu" | "cuda" | "metal" => Ok(Self { kind: kind.into(), index }),
+            _ => Err(format!("unknown device {s:?} (expected cpu, cuda[:N] or metal)")),
         }
     }
 }
@@ -120,11 +108,7 @@ pub trait Backend: Send + Sync {
     }
 
     /// Loads the weights; the harness times this call as load time.
-    fn load(
-        &self,
-        model: &ModelSpec,
-        opts: &LoadOptions,
-    ) -> Result<Box<dyn LoadedModel>, BackendError>;
+    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError>;
 
     /// Devices this build can target on this machine, for `edgebench backends`.
     fn devices(&self) -> Vec<String> {

@@ -6,8 +6,7 @@ mod backend;
 mod error;
 pub mod metrics;
 pub mod results;
+pub mod tolerance;
 
-pub use backend::{
-    Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Session, Support,
-};
+pub use backend::{Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Session, Support};
 pub use error::BackendError;

@@ -24,12 +24,8 @@ pub struct MetricDef {
 }
 
 /// Model load time, one sample per load.
-pub const LOAD_MS: MetricDef = MetricDef {
-    key: "load_ms",
-    unit: "ms",
-    better: Better::Lower,
-    about: "backend load call, file to ready weights",
-};
+pub const LOAD_MS: MetricDef =
+    MetricDef { key: "load_ms", unit: "ms", better: Better::Lower, about: "backend load call, file to ready weights" };
 /// Time to first token.
 pub const TTFT_MS: MetricDef = MetricDef {
     key: "ttft_ms",
@@ -67,14 +63,7 @@ pub const PEAK_RSS_MIB: MetricDef = MetricDef {
 };
 
 /// Every metric, in report order.
-pub const ALL: [MetricDef; 6] = [
-    PREFILL_TPS,
-    DECODE_TPS,
-    TTFT_MS,
-    ITL_MS,
-    LOAD_MS,
-    PEAK_RSS_MIB,
-];
+pub const ALL: [MetricDef; 6] = [PREFILL_TPS, DECODE_TPS, TTFT_MS, ITL_MS, LOAD_MS, PEAK_RSS_MIB];
 
 /// The definition for a key.
 pub fn lookup(key: &str) -> Option<MetricDef> {

@@ -6,17 +6,12 @@ use half::{bf16, f16};
 use crate::{GgmlType, GgufError};
 
 fn unsupported(ty: GgmlType, op: &str) -> GgufError {
-    GgufError::Invalid(format!(
-        "{op} {ty} is not implemented by the reference quantizer"
-    ))
+    GgufError::Invalid(format!("{op} {ty} is not implemented by the reference quantizer"))
 }
 
 fn check_len(ty: GgmlType, n: usize) -> Result<(), GgufError> {
     if n as u64 % ty.block_size() != 0 {
-        return Err(GgufError::Invalid(format!(
-            "{n} values are not whole {ty} blocks of {}",
-            ty.block_size()
-        )));
+        return Err(GgufError::Invalid(format!("{n} values are not whole {ty} blocks of {}", ty.block_size())));
     }
     Ok(())
 }
@@ -26,15 +21,9 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, GgufError> {
     check_len(ty, x.len())?;
     let mut out = Vec::with_capacity(ty.bytes_for(x.len() as u64).unwrap_or(0) as usize);
     match ty {
-        GgmlType::F32 => x
-            .iter()
-            .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
-        GgmlType::F16 => x
-            .iter()
-            .for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
-        GgmlType::BF16 => x
-            .iter()
-            .for_each(|v| out.extend_from_slice(&bf16::from_f32(*v).to_le_bytes())),
+        GgmlType::F32 => x.iter().for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+        GgmlType::F16 => x.iter().for_each(|v| out.extend_from_slice(&f16::from_f32(*v).to_le_bytes())),
+        GgmlType::BF16 => x.iter().for_each(|v| out.extend_from_slice(&bf16::from_f32(*v).to_le_bytes())),
         GgmlType::Q8_0 => {
             for b in x.chunks_exact(32) {
                 let amax = b.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -47,9 +36,7 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, GgufError> {
         GgmlType::Q4_0 => {
             for b in x.chunks_exact(32) {
                 // ggml: the scale comes from the value of largest magnitude, with its sign, mapped to -8.
-                let max = b
-                    .iter()
-                    .fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                let max = b.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
                 let d = max / -8.0;
                 let id = if d != 0.0 { 1.0 / d } else { 0.0 };
                 out.extend_from_slice(&f16::from_f32(d).to_le_bytes());
@@ -78,23 +65,14 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, GgufError> {
 pub fn dequantize(ty: GgmlType, data: &[u8], n: usize) -> Result<Vec<f32>, GgufError> {
     check_len(ty, n)?;
     if ty.bytes_for(n as u64) != Some(data.len() as u64) {
-        return Err(GgufError::Invalid(format!(
-            "{} bytes do not hold {n} {ty} values",
-            data.len()
-        )));
+        return Err(GgufError::Invalid(format!("{} bytes do not hold {n} {ty} values", data.len())));
     }
     let h = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
     let mut out = Vec::with_capacity(n);
     match ty {
-        GgmlType::F32 => out.extend(
-            data.chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-        ),
+        GgmlType::F32 => out.extend(data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))),
         GgmlType::F16 => out.extend(data.chunks_exact(2).map(h)),
-        GgmlType::BF16 => out.extend(
-            data.chunks_exact(2)
-                .map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32()),
-        ),
+        GgmlType::BF16 => out.extend(data.chunks_exact(2).map(|b| bf16::from_le_bytes([b[0], b[1]]).to_f32())),
         GgmlType::Q8_0 => {
             for b in data.chunks_exact(34) {
                 let d = h(&b[..2]);
@@ -130,9 +108,7 @@ mod tests {
     /// Worst-case round-trip error per block, relative to the block's range (half a quantization step).
     fn step(ty: GgmlType, block: &[f32]) -> f32 {
         let amax = block.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let (lo, hi) = block
-            .iter()
-            .fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
+        let (lo, hi) = block.iter().fold((f32::MAX, f32::MIN), |(l, h), &v| (l.min(v), h.max(v)));
         match ty {
             GgmlType::Q8_0 => amax / 127.0,
             GgmlType::Q4_0 => amax / 8.0,
@@ -164,10 +140,7 @@ mod tests {
     #[test]
     fn f32_is_exact_and_partial_blocks_are_refused() {
         let x: Vec<f32> = (0..32).map(|i| i as f32 * 0.37 - 3.0).collect();
-        assert_eq!(
-            dequantize(GgmlType::F32, &quantize(GgmlType::F32, &x).unwrap(), 32).unwrap(),
-            x
-        );
+        assert_eq!(dequantize(GgmlType::F32, &quantize(GgmlType::F32, &x).unwrap(), 32).unwrap(), x);
         assert!(quantize(GgmlType::Q8_0, &x[..31]).is_err());
         assert!(dequantize(GgmlType::Q4_1, &[0u8; 19], 32).is_err());
     }

@@ -87,16 +87,9 @@ impl<'a> Cursor<'a> {
     fn count(&mut self, what: &str, min_bytes: u64) -> Result<u64> {
         let at = self.pos as u64;
         let count = self.u64(what)?;
-        let fits = count
-            .checked_mul(min_bytes)
-            .is_some_and(|b| b <= self.remaining());
+        let fits = count.checked_mul(min_bytes).is_some_and(|b| b <= self.remaining());
         if !fits {
-            return Err(GgufError::CountTooLarge {
-                what: what.into(),
-                count,
-                at,
-                remaining: self.remaining(),
-            });
+            return Err(GgufError::CountTooLarge { what: what.into(), count, at, remaining: self.remaining() });
         }
         Ok(count)
     }
@@ -128,12 +121,11 @@ impl<'a> Cursor<'a> {
                 }
                 let at = self.pos as u64;
                 let code = self.u32(key)?;
-                let elem =
-                    ValueType::from_code(code).ok_or_else(|| GgufError::UnknownValueType {
-                        key: key.into(),
-                        code,
-                        at,
-                    })?;
+                let elem = ValueType::from_code(code).ok_or_else(|| GgufError::UnknownValueType {
+                    key: key.into(),
+                    code,
+                    at,
+                })?;
                 if elem == ValueType::Array {
                     return Err(GgufError::NestedArray { key: key.into() });
                 }
@@ -178,11 +170,8 @@ pub fn parse(buf: &[u8]) -> Result<Gguf> {
         let key = c.string("metadata key")?;
         let at = c.pos as u64;
         let code = c.u32("metadata value type")?;
-        let ty = ValueType::from_code(code).ok_or_else(|| GgufError::UnknownValueType {
-            key: key.clone(),
-            code,
-            at,
-        })?;
+        let ty =
+            ValueType::from_code(code).ok_or_else(|| GgufError::UnknownValueType { key: key.clone(), code, at })?;
         let value = c.value(ty, &key, false)?;
         if key_index.insert(key.clone(), metadata.len()).is_some() {
             return Err(GgufError::DuplicateKey { key });
@@ -211,11 +200,7 @@ pub fn parse(buf: &[u8]) -> Result<Gguf> {
         let name = c.string("tensor name")?;
         let n_dims = c.u32("tensor dimension count")?;
         if n_dims as usize > MAX_DIMS {
-            return Err(GgufError::TooManyDims {
-                tensor: name,
-                n_dims,
-                max: MAX_DIMS,
-            });
+            return Err(GgufError::TooManyDims { tensor: name, n_dims, max: MAX_DIMS });
         }
         let mut dims = Vec::with_capacity(n_dims as usize);
         for _ in 0..n_dims {
@@ -223,51 +208,26 @@ pub fn parse(buf: &[u8]) -> Result<Gguf> {
         }
         let code = c.u32("tensor type")?;
         let offset = c.u64("tensor offset")?;
-        let ty = GgmlType::from_id(code).ok_or_else(|| GgufError::UnknownTensorType {
-            tensor: name.clone(),
-            code,
-        })?;
+        let ty = GgmlType::from_id(code).ok_or_else(|| GgufError::UnknownTensorType { tensor: name.clone(), code })?;
         if dims.contains(&0) {
             return Err(GgufError::ZeroDim { tensor: name });
         }
         let n_elements = dims
             .iter()
             .try_fold(1u64, |acc, &d| acc.checked_mul(d))
-            .ok_or_else(|| GgufError::DimOverflow {
-                tensor: name.clone(),
-            })?;
+            .ok_or_else(|| GgufError::DimOverflow { tensor: name.clone() })?;
         let ne0 = dims.first().copied().unwrap_or(1);
         if ne0 % ty.block_size() != 0 {
-            return Err(GgufError::PartialBlock {
-                tensor: name,
-                ne0,
-                ty: ty.to_string(),
-                block: ty.block_size(),
-            });
+            return Err(GgufError::PartialBlock { tensor: name, ne0, ty: ty.to_string(), block: ty.block_size() });
         }
-        let n_bytes = ty
-            .bytes_for(n_elements)
-            .ok_or_else(|| GgufError::DimOverflow {
-                tensor: name.clone(),
-            })?;
+        let n_bytes = ty.bytes_for(n_elements).ok_or_else(|| GgufError::DimOverflow { tensor: name.clone() })?;
         if offset % alignment != 0 {
-            return Err(GgufError::MisalignedTensor {
-                tensor: name,
-                offset,
-                alignment,
-            });
+            return Err(GgufError::MisalignedTensor { tensor: name, offset, alignment });
         }
         if tensor_index.insert(name.clone(), tensors.len()).is_some() {
             return Err(GgufError::DuplicateTensor { name });
         }
-        tensors.push(TensorInfo {
-            name,
-            dims,
-            ty,
-            offset,
-            n_elements,
-            n_bytes,
-        });
+        tensors.push(TensorInfo { name, dims, ty, offset, n_elements, n_bytes });
     }
 
     let file_len = buf.len() as u64;
@@ -281,9 +241,7 @@ pub fn parse(buf: &[u8]) -> Result<Gguf> {
                 return Err(GgufError::TensorOutOfBounds {
                     tensor: t.name.clone(),
                     start: data_offset.saturating_add(t.offset),
-                    end: data_offset
-                        .saturating_add(t.offset)
-                        .saturating_add(t.n_bytes),
+                    end: data_offset.saturating_add(t.offset).saturating_add(t.n_bytes),
                     len: file_len,
                 })
             }
@@ -293,23 +251,11 @@ pub fn parse(buf: &[u8]) -> Result<Gguf> {
     by_offset.sort_by_key(|t| t.offset);
     for w in by_offset.windows(2) {
         if w[1].offset < w[0].offset + w[0].n_bytes {
-            return Err(GgufError::OverlappingTensors {
-                a: w[0].name.clone(),
-                b: w[1].name.clone(),
-            });
+            return Err(GgufError::OverlappingTensors { a: w[0].name.clone(), b: w[1].name.clone() });
         }
     }
 
-    Ok(Gguf {
-        version,
-        metadata,
-        tensors,
-        alignment,
-        data_offset,
-        file_len,
-        key_index,
-        tensor_index,
-    })
+    Ok(Gguf { version, metadata, tensors, alignment, data_offset, file_len, key_index, tensor_index })
 }
 
 impl Gguf {
@@ -319,47 +265,35 @@ impl Gguf {
     }
 
     fn require(&self, key: &str) -> Result<&Value> {
-        self.get(key)
-            .ok_or_else(|| GgufError::MissingKey { key: key.into() })
+        self.get(key).ok_or_else(|| GgufError::MissingKey { key: key.into() })
     }
 
     fn wrong(&self, key: &str, expected: &str) -> GgufError {
         GgufError::WrongType {
             key: key.into(),
-            found: self
-                .get(key)
-                .map(|v| format!("{:?}", v.value_type()))
-                .unwrap_or_default(),
+            found: self.get(key).map(|v| format!("{:?}", v.value_type())).unwrap_or_default(),
             expected: expected.into(),
         }
     }
 
     /// A required unsigned integer.
     pub fn u64(&self, key: &str) -> Result<u64> {
-        self.require(key)?
-            .as_u64()
-            .ok_or_else(|| self.wrong(key, "unsigned integer"))
+        self.require(key)?.as_u64().ok_or_else(|| self.wrong(key, "unsigned integer"))
     }
 
     /// A required number.
     pub fn f64(&self, key: &str) -> Result<f64> {
-        self.require(key)?
-            .as_f64()
-            .ok_or_else(|| self.wrong(key, "number"))
+        self.require(key)?.as_f64().ok_or_else(|| self.wrong(key, "number"))
     }
 
     /// A required string.
     pub fn str(&self, key: &str) -> Result<&str> {
-        self.require(key)?
-            .as_str()
-            .ok_or_else(|| self.wrong(key, "string"))
+        self.require(key)?.as_str().ok_or_else(|| self.wrong(key, "string"))
     }
 
     /// A required array.
     pub fn array(&self, key: &str) -> Result<&[Value]> {
-        self.require(key)?
-            .as_array()
-            .ok_or_else(|| self.wrong(key, "array"))
+        self.require(key)?.as_array().ok_or_else(|| self.wrong(key, "array"))
     }
 
     /// `general.architecture`, e.g. `llama`.
@@ -415,10 +349,7 @@ impl GgufFile {
     /// Opens and validates `path`; every error names the file.
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let io = |source| GgufError::Io {
-            path: path.clone(),
-            source,
-        };
+        let io = |source| GgufError::Io { path: path.clone(), source };
         let file = File::open(&path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let gguf = if len < 64 {
@@ -440,10 +371,7 @@ impl GgufFile {
         let mut buf = vec![0u8; t.n_bytes as usize];
         self.file
             .read_exact_at(&mut buf, self.gguf.data_offset + t.offset)
-            .map_err(|source| GgufError::Io {
-                path: self.path.clone(),
-                source,
-            })?;
+            .map_err(|source| GgufError::Io { path: self.path.clone(), source })?;
         Ok(buf)
     }
 }

@@ -10,13 +10,10 @@ use crate::{bytelevel, quant, GgmlType, GgufError, GgufWriter, Value, ValueType}
 pub const CONTROL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
 
 /// Merges of the tiny vocabulary (in the byte-level alphabet), highest priority first.
-pub const MERGES: [&str; 10] = [
-    "Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s", "r e", "Ġ w",
-];
+pub const MERGES: [&str; 10] = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s", "r e", "Ġ w"];
 
 /// A ChatML template in minijinja/Jinja syntax, for the tiny model.
-pub const CHAT_TEMPLATE: &str =
-    "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n\
+pub const CHAT_TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n\
 {% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
 
 /// Shape and encoding of a tiny model.
@@ -81,39 +78,22 @@ pub fn tiny_llama(cfg: &TinyConfig) -> Result<GgufWriter, GgufError> {
         .kv("llama.embedding_length", Value::U32(cfg.n_embd as u32))
         .kv("llama.feed_forward_length", Value::U32(cfg.n_ff as u32))
         .kv("llama.attention.head_count", Value::U32(cfg.n_head as u32))
-        .kv(
-            "llama.attention.head_count_kv",
-            Value::U32(cfg.n_head_kv as u32),
-        )
+        .kv("llama.attention.head_count_kv", Value::U32(cfg.n_head_kv as u32))
         .kv("llama.rope.freq_base", Value::F32(10000.0))
         .kv("llama.rope.dimension_count", Value::U32(head_dim as u32))
         .kv("llama.attention.layer_norm_rms_epsilon", Value::F32(1e-5))
         .kv("llama.vocab_size", Value::U32(n_vocab as u32))
         .kv("tokenizer.ggml.model", s("gpt2"))
         .kv("tokenizer.ggml.pre", s("smollm"))
-        .kv(
-            "tokenizer.ggml.tokens",
-            Value::Array(ValueType::String, vocab.iter().map(|t| s(t)).collect()),
-        )
+        .kv("tokenizer.ggml.tokens", Value::Array(ValueType::String, vocab.iter().map(|t| s(t)).collect()))
         .kv(
             "tokenizer.ggml.token_type",
             Value::Array(
                 ValueType::I32,
-                (0..n_vocab)
-                    .map(|i| {
-                        Value::I32(if i < CONTROL_TOKENS.len() as u64 {
-                            3
-                        } else {
-                            1
-                        })
-                    })
-                    .collect(),
+                (0..n_vocab).map(|i| Value::I32(if i < CONTROL_TOKENS.len() as u64 { 3 } else { 1 })).collect(),
             ),
         )
-        .kv(
-            "tokenizer.ggml.merges",
-            Value::Array(ValueType::String, MERGES.iter().map(|m| s(m)).collect()),
-        )
+        .kv("tokenizer.ggml.merges", Value::Array(ValueType::String, MERGES.iter().map(|m| s(m)).collect()))
         .kv("tokenizer.ggml.bos_token_id", Value::U32(1))
         .kv("tokenizer.ggml.eos_token_id", Value::U32(2))
         .kv("tokenizer.ggml.add_bos_token", Value::Bool(false))
@@ -132,13 +112,7 @@ pub fn tiny_llama(cfg: &TinyConfig) -> Result<GgufWriter, GgufError> {
         })
     };
     let e = cfg.n_embd;
-    add(
-        &mut w,
-        "token_embd.weight",
-        &[e, n_vocab],
-        cfg.embd_type,
-        0.5,
-    )?;
+    add(&mut w, "token_embd.weight", &[e, n_vocab], cfg.embd_type, 0.5)?;
     for i in 0..cfg.n_layer {
         let p = |n: &str| format!("blk.{i}.{n}.weight");
         let wt = cfg.weight_type;
@@ -151,13 +125,7 @@ pub fn tiny_llama(cfg: &TinyConfig) -> Result<GgufWriter, GgufError> {
         add(&mut w, &p("ffn_norm"), &[e], GgmlType::F32, 0.0)?;
         add(&mut w, &p("ffn_gate"), &[e, cfg.n_ff], wt, sc)?;
         add(&mut w, &p("ffn_up"), &[e, cfg.n_ff], wt, sc)?;
-        add(
-            &mut w,
-            &p("ffn_down"),
-            &[cfg.n_ff, e],
-            wt,
-            1.0 / (cfg.n_ff as f32).sqrt(),
-        )?;
+        add(&mut w, &p("ffn_down"), &[cfg.n_ff, e], wt, 1.0 / (cfg.n_ff as f32).sqrt())?;
     }
     add(&mut w, "output_norm.weight", &[e], GgmlType::F32, 0.0)?;
     Ok(w)
@@ -169,25 +137,13 @@ mod tests {
 
     #[test]
     fn tiny_model_parses_and_is_deterministic() {
-        let a = tiny_llama(&TinyConfig::default())
-            .unwrap()
-            .to_bytes()
-            .unwrap();
-        let b = tiny_llama(&TinyConfig::default())
-            .unwrap()
-            .to_bytes()
-            .unwrap();
+        let a = tiny_llama(&TinyConfig::default()).unwrap().to_bytes().unwrap();
+        let b = tiny_llama(&TinyConfig::default()).unwrap().to_bytes().unwrap();
         assert_eq!(a, b);
         let g = crate::parse(&a).unwrap();
         assert_eq!(g.architecture().unwrap(), "llama");
         assert_eq!(g.tensors.len(), 2 + 9 * 2);
-        assert_eq!(
-            g.tensor("blk.1.ffn_down.weight").unwrap().dims,
-            vec![128, 64]
-        );
-        assert_eq!(
-            g.array("tokenizer.ggml.tokens").unwrap().len(),
-            vocabulary().len()
-        );
+        assert_eq!(g.tensor("blk.1.ffn_down.weight").unwrap().dims, vec![128, 64]);
+        assert_eq!(g.array("tokenizer.ggml.tokens").unwrap().len(), vocabulary().len());
     }
 }

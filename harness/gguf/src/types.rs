@@ -93,16 +93,8 @@ impl GgmlType {
     /// Elements per block (1 for plain types).
     pub fn block_size(self) -> u64 {
         match self {
-            Self::Q4_0
-            | Self::Q4_1
-            | Self::Q5_0
-            | Self::Q5_1
-            | Self::Q8_0
-            | Self::Q8_1
-            | Self::IQ4NL => 32,
-            Self::Q2K | Self::Q3K | Self::Q4K | Self::Q5K | Self::Q6K | Self::Q8K | Self::IQ4XS => {
-                256
-            }
+            Self::Q4_0 | Self::Q4_1 | Self::Q5_0 | Self::Q5_1 | Self::Q8_0 | Self::Q8_1 | Self::IQ4NL => 32,
+            Self::Q2K | Self::Q3K | Self::Q4K | Self::Q5K | Self::Q6K | Self::Q8K | Self::IQ4XS => 256,
             _ => 1,
         }
     }
@@ -173,9 +165,7 @@ impl GgmlType {
 
     /// Parses ggml's name (case-insensitive), e.g. `q8_0`.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|t| t.name().eq_ignore_ascii_case(name))
+        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -203,10 +193,6 @@ mod tests {
         assert_eq!(GgmlType::Q4_1.bytes_for(576), Some(18 * 20));
         assert_eq!(GgmlType::Q8_0.bytes_for(33), None);
         assert!((GgmlType::Q4_0.bits_per_weight() - 4.5).abs() < 1e-9);
-        assert_eq!(
-            GgmlType::Q8_0.bytes_for(u64::MAX - 31),
-            None,
-            "overflow is refused"
-        );
+        assert_eq!(GgmlType::Q8_0.bytes_for(u64::MAX - 31), None, "overflow is refused");
     }
 }

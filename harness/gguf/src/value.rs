@@ -157,21 +157,14 @@ impl Value {
     pub fn summary(&self) -> String {
         match self {
             Value::String(s) if s.chars().count() > 60 => {
-                format!(
-                    "{:?}… ({} bytes)",
-                    s.chars().take(60).collect::<String>(),
-                    s.len()
-                )
+                format!("{:?}… ({} bytes)", s.chars().take(60).collect::<String>(), s.len())
             }
             Value::String(s) => format!("{s:?}"),
             Value::Array(t, v) => format!("[{t:?}; {}]", v.len()),
             Value::F32(v) => format!("{v}"),
             Value::F64(v) => format!("{v}"),
             Value::Bool(v) => format!("{v}"),
-            other => other
-                .as_i64()
-                .map(|v| v.to_string())
-                .unwrap_or_else(|| format!("{other:?}")),
+            other => other.as_i64().map(|v| v.to_string()).unwrap_or_else(|| format!("{other:?}")),
         }
     }
 }

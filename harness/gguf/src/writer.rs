@@ -44,12 +44,7 @@ impl GgufWriter {
 
     /// Adds a tensor.
     pub fn tensor(&mut self, name: &str, dims: &[u64], ty: GgmlType, data: Vec<u8>) -> &mut Self {
-        self.tensors.push(WriterTensor {
-            name: name.into(),
-            dims: dims.to_vec(),
-            ty,
-            data,
-        });
+        self.tensors.push(WriterTensor { name: name.into(), dims: dims.to_vec(), ty, data });
         self
     }
 
@@ -112,10 +107,7 @@ impl GgufWriter {
     /// Writes the file to `path` (via a temporary file and rename, so a crash leaves no half file).
     pub fn write(&self, path: &Path) -> Result<(), GgufError> {
         let bytes = self.to_bytes()?;
-        let io = |source| GgufError::Io {
-            path: path.to_path_buf(),
-            source,
-        };
+        let io = |source| GgufError::Io { path: path.to_path_buf(), source };
         let tmp = path.with_extension("gguf.partial");
         let mut f = std::fs::File::create(&tmp).map_err(io)?;
         f.write_all(&bytes).map_err(io)?;

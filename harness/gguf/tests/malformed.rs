@@ -4,13 +4,7 @@ use edgebench_gguf::synth::{tiny_llama, TinyConfig};
 use edgebench_gguf::{parse, GgmlType, GgufError, GgufFile, GgufWriter, Value, ValueType};
 
 fn tiny() -> Vec<u8> {
-    tiny_llama(&TinyConfig {
-        n_layer: 1,
-        ..TinyConfig::default()
-    })
-    .unwrap()
-    .to_bytes()
-    .unwrap()
+    tiny_llama(&TinyConfig { n_layer: 1, ..TinyConfig::default() }).unwrap().to_bytes().unwrap()
 }
 
 /// Header bytes by hand: magic, version, tensor count, kv count.
@@ -32,8 +26,7 @@ fn one_tensor(dims: &[u64], ty: u32, offset: u64, data_len: usize) -> Vec<u8> {
     let mut b = header(3, 1, 0);
     put_str(&mut b, "t");
     b.extend_from_slice(&(dims.len() as u32).to_le_bytes());
-    dims.iter()
-        .for_each(|d| b.extend_from_slice(&d.to_le_bytes()));
+    dims.iter().for_each(|d| b.extend_from_slice(&d.to_le_bytes()));
     b.extend_from_slice(&ty.to_le_bytes());
     b.extend_from_slice(&offset.to_le_bytes());
     b.resize(b.len().div_ceil(32) * 32 + data_len, 0);
@@ -70,9 +63,7 @@ fn bad_magic_and_version() {
     assert!(matches!(parse(&b), Err(GgufError::BadMagic { .. })));
     for v in [0u32, 1, 4, u32::MAX] {
         let b = header(v, 0, 0);
-        assert!(
-            matches!(parse(&b), Err(GgufError::UnsupportedVersion { version }) if version == v)
-        );
+        assert!(matches!(parse(&b), Err(GgufError::UnsupportedVersion { version }) if version == v));
     }
 }
 
@@ -80,10 +71,7 @@ fn bad_magic_and_version() {
 fn huge_counts_are_refused_before_allocating() {
     for (nt, nkv) in [(u64::MAX, 0), (0, u64::MAX), (1 << 40, 0), (0, 1 << 40)] {
         let b = header(3, nt, nkv);
-        assert!(
-            matches!(parse(&b), Err(GgufError::CountTooLarge { .. })),
-            "{nt} {nkv}"
-        );
+        assert!(matches!(parse(&b), Err(GgufError::CountTooLarge { .. })), "{nt} {nkv}");
     }
 }
 
@@ -112,10 +100,7 @@ fn unknown_value_types_invalid_utf8_nested_arrays() {
     let mut b = header(3, 0, 1);
     put_str(&mut b, "k");
     b.extend_from_slice(&13u32.to_le_bytes());
-    assert!(matches!(
-        parse(&b),
-        Err(GgufError::UnknownValueType { code: 13, .. })
-    ));
+    assert!(matches!(parse(&b), Err(GgufError::UnknownValueType { code: 13, .. })));
 
     let mut b = header(3, 0, 1);
     b.extend_from_slice(&2u64.to_le_bytes());
@@ -142,90 +127,44 @@ fn duplicate_keys_and_tensors() {
     assert!(matches!(parse(&b), Err(GgufError::DuplicateKey { .. })));
 
     let mut w = GgufWriter::new();
-    w.tensor("t", &[32], GgmlType::F32, vec![0; 128]).tensor(
-        "t",
-        &[32],
-        GgmlType::F32,
-        vec![0; 128],
-    );
-    assert!(matches!(
-        parse(&w.to_bytes().unwrap()),
-        Err(GgufError::DuplicateTensor { .. })
-    ));
+    w.tensor("t", &[32], GgmlType::F32, vec![0; 128]).tensor("t", &[32], GgmlType::F32, vec![0; 128]);
+    assert!(matches!(parse(&w.to_bytes().unwrap()), Err(GgufError::DuplicateTensor { .. })));
 }
 
 #[test]
 fn tensor_dimension_errors() {
-    assert!(matches!(
-        parse(&one_tensor(&[1; 5], 0, 0, 4)),
-        Err(GgufError::TooManyDims { n_dims: 5, .. })
-    ));
-    assert!(matches!(
-        parse(&one_tensor(&[4, 0], 0, 0, 0)),
-        Err(GgufError::ZeroDim { .. })
-    ));
+    assert!(matches!(parse(&one_tensor(&[1; 5], 0, 0, 4)), Err(GgufError::TooManyDims { n_dims: 5, .. })));
+    assert!(matches!(parse(&one_tensor(&[4, 0], 0, 0, 0)), Err(GgufError::ZeroDim { .. })));
     let overflow = [u64::MAX / 2, 4];
-    assert!(matches!(
-        parse(&one_tensor(&overflow, 0, 0, 0)),
-        Err(GgufError::DimOverflow { .. })
-    ));
+    assert!(matches!(parse(&one_tensor(&overflow, 0, 0, 0)), Err(GgufError::DimOverflow { .. })));
     // 2^62 F32 elements: the element count fits u64 but the byte size does not.
-    assert!(matches!(
-        parse(&one_tensor(&[1 << 31, 1 << 31], 0, 0, 0)),
-        Err(GgufError::DimOverflow { .. })
-    ));
-    assert!(matches!(
-        parse(&one_tensor(&[31], 8, 0, 64)),
-        Err(GgufError::PartialBlock { block: 32, .. })
-    ));
+    assert!(matches!(parse(&one_tensor(&[1 << 31, 1 << 31], 0, 0, 0)), Err(GgufError::DimOverflow { .. })));
+    assert!(matches!(parse(&one_tensor(&[31], 8, 0, 64)), Err(GgufError::PartialBlock { block: 32, .. })));
 }
 
 #[test]
 fn unknown_tensor_types() {
     for code in [4u32, 5, 16, 31, 1000, u32::MAX] {
         let r = parse(&one_tensor(&[32], code, 0, 4096));
-        assert!(
-            matches!(r, Err(GgufError::UnknownTensorType { .. })),
-            "type {code}: {r:?}"
-        );
+        assert!(matches!(r, Err(GgufError::UnknownTensorType { .. })), "type {code}: {r:?}");
     }
 }
 
 #[test]
 fn offsets_past_the_end_misaligned_and_overlapping() {
-    assert!(matches!(
-        parse(&one_tensor(&[32], 0, 0, 127)),
-        Err(GgufError::TensorOutOfBounds { .. })
-    ));
-    assert!(matches!(
-        parse(&one_tensor(&[32], 0, u64::MAX - 31, 128)),
-        Err(GgufError::TensorOutOfBounds { .. })
-    ));
-    assert!(matches!(
-        parse(&one_tensor(&[32], 0, 8, 256)),
-        Err(GgufError::MisalignedTensor { offset: 8, .. })
-    ));
+    assert!(matches!(parse(&one_tensor(&[32], 0, 0, 127)), Err(GgufError::TensorOutOfBounds { .. })));
+    assert!(matches!(parse(&one_tensor(&[32], 0, u64::MAX - 31, 128)), Err(GgufError::TensorOutOfBounds { .. })));
+    assert!(matches!(parse(&one_tensor(&[32], 0, 8, 256)), Err(GgufError::MisalignedTensor { offset: 8, .. })));
 
     // Two tensors whose offsets are patched to overlap.
     let mut w = GgufWriter::new();
-    w.tensor("a", &[64], GgmlType::F32, vec![0; 256]).tensor(
-        "b",
-        &[64],
-        GgmlType::F32,
-        vec![0; 256],
-    );
+    w.tensor("a", &[64], GgmlType::F32, vec![0; 256]).tensor("b", &[64], GgmlType::F32, vec![0; 256]);
     let mut b = w.to_bytes().unwrap();
     let g = parse(&b).unwrap();
     assert_eq!(g.tensor("b").unwrap().offset, 256);
-    let pos = b
-        .windows(8)
-        .rposition(|x| x == 256u64.to_le_bytes())
-        .unwrap();
+    let pos = b.windows(8).rposition(|x| x == 256u64.to_le_bytes()).unwrap();
     b[pos..pos + 8].copy_from_slice(&128u64.to_le_bytes());
-    assert!(matches!(
-        parse(&b),
-        Err(GgufError::OverlappingTensors { .. })
-    ));
+    assert!(matches!(parse(&b), Err(GgufError::OverlappingTensors { .. })));
 }
 
 #[test]
@@ -237,10 +176,7 @@ fn zero_and_odd_alignment() {
         put_str(&mut b, "general.alignment");
         b.extend_from_slice(&(ValueType::U32 as u32).to_le_bytes());
         b.extend_from_slice(&a.to_le_bytes());
-        assert!(
-            matches!(parse(&b), Err(GgufError::BadAlignment { .. })),
-            "alignment {a}"
-        );
+        assert!(matches!(parse(&b), Err(GgufError::BadAlignment { .. })), "alignment {a}");
         assert!(w.to_bytes().is_err());
     }
     let mut b = header(3, 0, 1);
@@ -254,10 +190,7 @@ fn zero_and_odd_alignment() {
 fn writer_round_trips_metadata_and_custom_alignment() {
     let mut w = GgufWriter::new();
     w.kv("general.alignment", Value::U32(64))
-        .kv(
-            "a",
-            Value::Array(ValueType::F32, vec![Value::F32(1.5), Value::F32(-2.0)]),
-        )
+        .kv("a", Value::Array(ValueType::F32, vec![Value::F32(1.5), Value::F32(-2.0)]))
         .kv("b", Value::I64(-5))
         .tensor("x", &[32, 2], GgmlType::Q8_0, vec![1; 68])
         .tensor("y", &[3], GgmlType::F32, vec![2; 12]);
@@ -278,10 +211,7 @@ fn files_name_themselves_in_errors() {
     let p = dir.join("bad.gguf");
     std::fs::write(&p, b"GGUF\x03\0\0\0").unwrap();
     let err = GgufFile::open(&p).unwrap_err().to_string();
-    assert!(
-        err.contains("bad.gguf") && err.contains("truncated"),
-        "{err}"
-    );
+    assert!(err.contains("bad.gguf") && err.contains("truncated"), "{err}");
     let missing = dir.join("missing.gguf");
     let err = GgufFile::open(&missing).unwrap_err().to_string();
     assert!(err.contains("missing.gguf"), "{err}");

@@ -41,9 +41,7 @@ enum Outcome {
 impl From<BackendError> for Outcome {
     fn from(e: BackendError) -> Self {
         match e {
-            BackendError::NotCompiled { .. } | BackendError::Unsupported(_) => {
-                Outcome::Skipped(e.to_string())
-            }
+            BackendError::NotCompiled { .. } | BackendError::Unsupported(_) => Outcome::Skipped(e.to_string()),
             e => Outcome::Error(e.to_string()),
         }
     }
@@ -54,18 +52,11 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
         return Err(Outcome::Skipped(reason));
     }
     let file = GgufFile::open(&spec.model.path).map_err(|e| Outcome::Error(e.to_string()))?;
-    let tok = Tokenizer::from_gguf(&file.gguf)
-        .map_err(|e| Outcome::Error(format!("{}: {e}", spec.model.path.display())))?;
-    let template = file
-        .gguf
-        .get("tokenizer.chat_template")
-        .and_then(|v| v.as_str())
-        .map(str::to_string);
+    let tok =
+        Tokenizer::from_gguf(&file.gguf).map_err(|e| Outcome::Error(format!("{}: {e}", spec.model.path.display())))?;
+    let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
     drop(file);
-    let prompt = spec
-        .workload
-        .prompt_ids(&tok, template.as_deref())
-        .map_err(|e| Outcome::Error(e.to_string()))?;
+    let prompt = spec.workload.prompt_ids(&tok, template.as_deref()).map_err(|e| Outcome::Error(e.to_string()))?;
 
     let mut model: Option<Box<dyn LoadedModel>> = None;
     for _ in 0..spec.load_repetitions {
@@ -73,13 +64,7 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
         let t = Instant::now();
         let m = backend.load(&spec.model, &spec.load)?;
         let load_s = t.elapsed().as_secs_f64();
-        emit(
-            out,
-            &Event::Loaded {
-                load_s,
-                facts: m.facts(),
-            },
-        );
+        emit(out, &Event::Loaded { load_s, facts: m.facts() });
         model = Some(m);
     }
     let model = model.expect("load_repetitions >= 1");
@@ -94,45 +79,22 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     for i in 0..total {
         let warmup = i < spec.warmup;
         let mut session = model.new_session()?;
-        let mut rep = run_repetition(
-            session.as_mut(),
-            &prompt,
-            spec.workload.gen_tokens,
-            Sampler::Greedy,
-            vocab,
-        )
-        .map_err(|e| match e {
-            crate::workload::WorkloadError::Backend(b) => Outcome::from(b),
-            e => Outcome::Error(e.to_string()),
-        })?;
+        let mut rep = run_repetition(session.as_mut(), &prompt, spec.workload.gen_tokens, Sampler::Greedy, vocab)
+            .map_err(|e| match e {
+                crate::workload::WorkloadError::Backend(b) => Outcome::from(b),
+                e => Outcome::Error(e.to_string()),
+            })?;
         rep.warmup = warmup;
         rep.index = if warmup { i } else { i - spec.warmup };
         if i == spec.warmup {
-            let end = rep
-                .generated
-                .iter()
-                .position(|&t| tok.is_end(t))
-                .unwrap_or(rep.generated.len());
-            emit(
-                out,
-                &Event::Output {
-                    text: tok.decode(&rep.generated[..end]),
-                },
-            );
+            let end = rep.generated.iter().position(|&t| tok.is_end(t)).unwrap_or(rep.generated.len());
+            emit(out, &Event::Output { text: tok.decode(&rep.generated[..end]) });
         }
         emit(out, &Event::Repetition(rep));
     }
     // Read with the model still resident, so RssAnon / RssFile show where its weights live.
     let (peak_rss_kib, rss_anon_kib, rss_file_kib) = crate::probes::self_memory_kib();
     drop(model);
-    emit(
-        out,
-        &Event::Done {
-            peak_rss_kib,
-            rss_anon_kib,
-            rss_file_kib,
-            cpu_s: crate::probes::self_cpu_seconds(),
-        },
-    );
+    emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: crate::probes::self_cpu_seconds() });
     Ok(())
 }

@@ -3,10 +3,7 @@
 use edgebench_core::results::DeviceFingerprint;
 
 fn read(path: &str) -> Option<String> {
-    std::fs::read_to_string(path)
-        .ok()
-        .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty())
+    std::fs::read_to_string(path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
 }
 
 /// ISA features relevant to inference kernels that this CPU reports at run time.
@@ -45,26 +42,11 @@ pub fn isa_features() -> Vec<String> {
 /// Hypervisor name, or `none`.
 fn virtualization() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let hv_flag = cpuinfo
-        .lines()
-        .any(|l| l.starts_with("flags") && l.split_whitespace().any(|w| w == "hypervisor"));
+    let hv_flag = cpuinfo.lines().any(|l| l.starts_with("flags") && l.split_whitespace().any(|w| w == "hypervisor"));
     let vendor = read("/sys/class/dmi/id/sys_vendor").unwrap_or_default();
     let product = read("/sys/class/dmi/id/product_name").unwrap_or_default();
-    let known = [
-        "QEMU",
-        "KVM",
-        "VMware",
-        "VirtualBox",
-        "Xen",
-        "Microsoft",
-        "Amazon EC2",
-        "Google",
-        "Firecracker",
-    ];
-    if let Some(k) = known
-        .iter()
-        .find(|k| vendor.contains(*k) || product.contains(*k))
-    {
+    let known = ["QEMU", "KVM", "VMware", "VirtualBox", "Xen", "Microsoft", "Amazon EC2", "Google", "Firecracker"];
+    if let Some(k) = known.iter().find(|k| vendor.contains(*k) || product.contains(*k)) {
         return k.to_string();
     }
     if hv_flag {
@@ -81,10 +63,7 @@ fn gpus() -> Vec<String> {
     };
     dir.flatten()
         .filter_map(|e| std::fs::read_to_string(e.path().join("information")).ok())
-        .filter_map(|info| {
-            info.lines()
-                .find_map(|l| l.strip_prefix("Model:").map(|m| m.trim().to_string()))
-        })
+        .filter_map(|info| info.lines().find_map(|l| l.strip_prefix("Model:").map(|m| m.trim().to_string())))
         .collect()
 }
 

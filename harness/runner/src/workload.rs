@@ -67,48 +67,30 @@ pub enum WorkloadError {
 
 impl Workload {
     /// The prompt as token ids.
-    pub fn prompt_ids(
-        &self,
-        tok: &Tokenizer,
-        chat_template: Option<&str>,
-    ) -> Result<Vec<u32>, WorkloadError> {
+    pub fn prompt_ids(&self, tok: &Tokenizer, chat_template: Option<&str>) -> Result<Vec<u32>, WorkloadError> {
         match &self.prompt {
             Prompt::Chat { text, system } => {
-                let src = chat_template.ok_or_else(|| {
-                    WorkloadError::Prompt("the model has no tokenizer.chat_template".into())
-                })?;
+                let src = chat_template
+                    .ok_or_else(|| WorkloadError::Prompt("the model has no tokenizer.chat_template".into()))?;
                 let v = tok.vocab();
-                let name =
-                    |id: Option<u32>| id.map(|i| v.tokens[i as usize].clone()).unwrap_or_default();
+                let name = |id: Option<u32>| id.map(|i| v.tokens[i as usize].clone()).unwrap_or_default();
                 let tmpl = ChatTemplate::new(src, &name(v.bos), &name(v.eos))
                     .map_err(|e| WorkloadError::Prompt(e.to_string()))?;
                 let mut msgs = Vec::new();
                 if let Some(s) = system {
-                    msgs.push(ChatMessage {
-                        role: "system".into(),
-                        content: s.clone(),
-                    });
+                    msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
                 }
-                msgs.push(ChatMessage {
-                    role: "user".into(),
-                    content: text.clone(),
-                });
-                let rendered = tmpl
-                    .render(&msgs)
-                    .map_err(|e| WorkloadError::Prompt(e.to_string()))?;
+                msgs.push(ChatMessage { role: "user".into(), content: text.clone() });
+                let rendered = tmpl.render(&msgs).map_err(|e| WorkloadError::Prompt(e.to_string()))?;
                 Ok(tok.encode(&rendered, true))
             }
             Prompt::Synthetic { tokens } => {
                 if *tokens == 0 {
-                    return Err(WorkloadError::Prompt(
-                        "a synthetic prompt needs at least one token".into(),
-                    ));
+                    return Err(WorkloadError::Prompt("a synthetic prompt needs at least one token".into()));
                 }
                 let unit = tok.encode(FILLER, false);
                 if unit.is_empty() {
-                    return Err(WorkloadError::Prompt(
-                        "filler text encodes to no tokens".into(),
-                    ));
+                    return Err(WorkloadError::Prompt("filler text encodes to no tokens".into()));
                 }
                 Ok(unit.iter().copied().cycle().take(*tokens).collect())
             }
@@ -129,17 +111,10 @@ pub fn run_repetition(
         if l.len() == vocab {
             Ok(())
         } else {
-            Err(WorkloadError::Logits {
-                got: l.len(),
-                expected: vocab,
-            })
+            Err(WorkloadError::Logits { got: l.len(), expected: vocab })
         }
     };
-    let pick = |l: &[f32]| {
-        sampler
-            .sample(l)
-            .ok_or_else(|| WorkloadError::Prompt("logits are all NaN".into()))
-    };
+    let pick = |l: &[f32]| sampler.sample(l).ok_or_else(|| WorkloadError::Prompt("logits are all NaN".into()));
     let t0 = Instant::now();
     let logits = session.forward(prompt)?;
     let prefill_s = t0.elapsed().as_secs_f64();
@@ -156,13 +131,5 @@ pub fn run_repetition(
         itl_s.push(t.elapsed().as_secs_f64());
         generated.push(tok);
     }
-    Ok(Repetition {
-        warmup: false,
-        index: 0,
-        prompt_tokens: prompt.len(),
-        prefill_s,
-        ttft_s,
-        itl_s,
-        generated,
-    })
+    Ok(Repetition { warmup: false, index: 0, prompt_tokens: prompt.len(), prefill_s, ttft_s, itl_s, generated })
 }

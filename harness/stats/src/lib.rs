@@ -35,9 +35,8 @@ pub fn median(samples: &[f64]) -> f64 {
 /// Two-sided 97.5% quantile of Student's t with `df` degrees of freedom.
 pub fn t975(df: usize) -> f64 {
     const T: [f64; 30] = [
-        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160,
-        2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056,
-        2.052, 2.048, 2.045, 2.042,
+        12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+        2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
     ];
     match df {
         0 => f64::INFINITY,
@@ -46,8 +45,7 @@ pub fn t975(df: usize) -> f64 {
         _ => {
             let z: f64 = 1.959964;
             let d = df as f64;
-            z + (z.powi(3) + z) / (4.0 * d)
-                + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * d * d)
+            z + (z.powi(3) + z) / (4.0 * d) + (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / (96.0 * d * d)
         }
     }
 }
@@ -70,10 +68,7 @@ pub fn bootstrap_median_ci(samples: &[f64]) -> Option<[f64; 2]> {
         })
         .collect();
     medians.sort_by(f64::total_cmp);
-    Some([
-        percentile_sorted(&medians, 0.025),
-        percentile_sorted(&medians, 0.975),
-    ])
+    Some([percentile_sorted(&medians, 0.025), percentile_sorted(&medians, 0.975)])
 }
 
 /// Summary statistics of `samples` (NaNs ignored).
@@ -84,17 +79,10 @@ pub fn summarize(samples: &[f64]) -> Summary {
         return Summary::default();
     }
     let mean = s.iter().sum::<f64>() / n as f64;
-    let stddev = if n > 1 {
-        (s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
+    let stddev = if n > 1 { (s.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
     let (q1, q3) = (percentile_sorted(&s, 0.25), percentile_sorted(&s, 0.75));
     let iqr = q3 - q1;
-    let outliers = s
-        .iter()
-        .filter(|&&x| x < q1 - 1.5 * iqr || x > q3 + 1.5 * iqr)
-        .count();
+    let outliers = s.iter().filter(|&&x| x < q1 - 1.5 * iqr || x > q3 + 1.5 * iqr).count();
     let half = t975(n.saturating_sub(1)) * stddev / (n as f64).sqrt();
     Summary {
         n,
@@ -108,11 +96,7 @@ pub fn summarize(samples: &[f64]) -> Summary {
         p99: percentile_sorted(&s, 0.99),
         median_ci95: bootstrap_median_ci(&s),
         mean_ci95: (n > 1).then_some([mean - half, mean + half]),
-        cv: if mean != 0.0 {
-            stddev / mean.abs()
-        } else {
-            0.0
-        },
+        cv: if mean != 0.0 { stddev / mean.abs() } else { 0.0 },
         outliers,
     }
 }

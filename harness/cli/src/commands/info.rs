@@ -17,28 +17,12 @@ pub fn device(format: Format) -> anyhow::Result<ExitCode> {
                 f.logical_cpus
             );
             println!("isa features:   {}", f.isa_features.join(" "));
-            println!(
-                "compiled for:   {}",
-                crate::build_info::compiled_cpu_features().join(" ")
-            );
-            println!(
-                "ram:            {:.1} GiB",
-                f.ram_bytes as f64 / (1u64 << 30) as f64
-            );
+            println!("compiled for:   {}", crate::build_info::compiled_cpu_features().join(" "));
+            println!("ram:            {:.1} GiB", f.ram_bytes as f64 / (1u64 << 30) as f64);
             println!("os / kernel:    {} / {}", f.os, f.kernel);
-            println!(
-                "cpu governor:   {}",
-                f.cpu_governor.as_deref().unwrap_or("not exposed")
-            );
+            println!("cpu governor:   {}", f.cpu_governor.as_deref().unwrap_or("not exposed"));
             println!("virtualization: {}", f.virtualization);
-            println!(
-                "gpus:           {}",
-                if f.gpus.is_empty() {
-                    "none found".into()
-                } else {
-                    f.gpus.join(", ")
-                }
-            );
+            println!("gpus:           {}", if f.gpus.is_empty() { "none found".into() } else { f.gpus.join(", ") });
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -49,14 +33,8 @@ pub fn backends() -> anyhow::Result<ExitCode> {
     for (name, feature) in backends::KNOWN {
         let b = backends::get(name)?;
         if backends::compiled(name) {
-            let v = versions
-                .get(*name)
-                .map(|v| v.join(", "))
-                .unwrap_or_default();
-            println!(
-                "{name:<8} compiled in   devices here: {:<16} {v}",
-                b.devices().join(", ")
-            );
+            let v = versions.get(*name).map(|v| v.join(", ")).unwrap_or_default();
+            println!("{name:<8} compiled in   devices here: {:<16} {v}", b.devices().join(", "));
         } else {
             println!("{name:<8} not compiled in: rebuild with --features {feature}");
         }

@@ -27,16 +27,9 @@ fn describe(file: &GgufFile, id: &str, sha256: String) -> ModelInfo {
         sha256,
         file_bytes: g.file_len,
         architecture: g.architecture().unwrap_or("unknown").into(),
-        name: g
-            .get("general.name")
-            .and_then(|v| v.as_str())
-            .map(str::to_string),
+        name: g.get("general.name").and_then(|v| v.as_str()).map(str::to_string),
         parameters: g.parameter_count(),
-        tensor_types: g
-            .type_histogram()
-            .into_iter()
-            .map(|(t, n)| (t.to_string(), n))
-            .collect(),
+        tensor_types: g.type_histogram().into_iter().map(|(t, n)| (t.to_string(), n)).collect(),
     }
 }
 
@@ -53,10 +46,7 @@ pub fn resolve(arg: Option<&str>) -> anyhow::Result<ResolvedModel> {
                 bail!("--model {a}: no such file");
             }
             let sha = registry::sha256_file(&p).with_context(|| format!("--model {a}"))?;
-            let id = p
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| a.into());
+            let id = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| a.into());
             (id, p, sha)
         }
         other => {
@@ -68,16 +58,10 @@ pub fn resolve(arg: Option<&str>) -> anyhow::Result<ResolvedModel> {
     let file = GgufFile::open(&path).with_context(|| format!("--model {}", path.display()))?;
     let arch = file.gguf.architecture().unwrap_or("unknown");
     if arch != "llama" {
-        bail!(
-            "--model {}: architecture {arch:?}; edgebench runs llama-architecture GGUF models",
-            path.display()
-        );
+        bail!("--model {}: architecture {arch:?}; edgebench runs llama-architecture GGUF models", path.display());
     }
     let info = describe(&file, &id, sha);
-    Ok(ResolvedModel {
-        spec: ModelSpec { id, path },
-        info,
-    })
+    Ok(ResolvedModel { spec: ModelSpec { id, path }, info })
 }
 
 pub fn list() -> anyhow::Result<ExitCode> {
@@ -108,40 +92,22 @@ pub fn inspect(arg: &str) -> anyhow::Result<ExitCode> {
         PathBuf::from(arg)
     } else {
         let m = registry::lookup(Some(arg))?;
-        registry::cached(&m).with_context(|| {
-            format!("model {arg} is not cached: run edgebench models fetch {arg}")
-        })?
+        registry::cached(&m).with_context(|| format!("model {arg} is not cached: run edgebench models fetch {arg}"))?
     };
     let file = GgufFile::open(&path)?;
     let g = &file.gguf;
     println!("file:          {}", path.display());
     println!("gguf version:  {}", g.version);
-    println!(
-        "architecture:  {}",
-        g.architecture().unwrap_or("(missing general.architecture)")
-    );
+    println!("architecture:  {}", g.architecture().unwrap_or("(missing general.architecture)"));
     if let Some(n) = g.get("general.name").and_then(|v| v.as_str()) {
         println!("name:          {n}");
     }
-    println!(
-        "parameters:    {} ({:.1} M)",
-        g.parameter_count(),
-        g.parameter_count() as f64 / 1e6
-    );
+    println!("parameters:    {} ({:.1} M)", g.parameter_count(), g.parameter_count() as f64 / 1e6);
     println!("file size:     {} bytes", g.file_len);
     println!("tensors:       {}", g.tensors.len());
     for (t, n) in g.type_histogram() {
-        let params: u64 = g
-            .tensors
-            .iter()
-            .filter(|x| x.ty == t)
-            .map(|x| x.n_elements)
-            .sum();
-        println!(
-            "  {:<6} {n:>4} tensors  {params:>11} weights  {:.2} bits/weight",
-            t.name(),
-            t.bits_per_weight()
-        );
+        let params: u64 = g.tensors.iter().filter(|x| x.ty == t).map(|x| x.n_elements).sum();
+        println!("  {:<6} {n:>4} tensors  {params:>11} weights  {:.2} bits/weight", t.name(), t.bits_per_weight());
     }
     println!("metadata:");
     for (k, v) in &g.metadata {

@@ -20,14 +20,8 @@ fn now_rfc3339() -> String {
 }
 
 fn run_id() -> String {
-    let ts: String = now_rfc3339()
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
-        .collect();
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let ts: String = now_rfc3339().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{ts}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
 }
 
@@ -54,11 +48,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     }
     let timeout = Duration::from_secs(a.timeout.unwrap_or(s.timeout_s));
 
-    let backend_names = if a.backend.is_empty() {
-        backends::default_set()
-    } else {
-        a.backend.clone()
-    };
+    let backend_names = if a.backend.is_empty() { backends::default_set() } else { a.backend.clone() };
     if backend_names.is_empty() {
         bail!("no backend compiled in besides mock: rebuild with --features candle, or pass --backend mock");
     }
@@ -71,20 +61,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .map(|d| DeviceRequest::parse(d).map_err(|e| anyhow::anyhow!("--device: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let options = parse_options(&a.backend_opt)?;
-    let threads = if a.threads.is_empty() {
-        vec![probes::free_cpus()]
-    } else {
-        a.threads.clone()
-    };
+    let threads = if a.threads.is_empty() { vec![probes::free_cpus()] } else { a.threads.clone() };
     if threads.contains(&0) {
         bail!("--threads: thread counts must be at least 1");
     }
 
-    let model_args: Vec<Option<&str>> = if a.model.is_empty() {
-        vec![None]
-    } else {
-        a.model.iter().map(|m| Some(m.as_str())).collect()
-    };
+    let model_args: Vec<Option<&str>> =
+        if a.model.is_empty() { vec![None] } else { a.model.iter().map(|m| Some(m.as_str())).collect() };
     let mut models = Vec::new();
     for m in model_args {
         models.push(super::models::resolve(m)?);
@@ -99,10 +82,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     let cells = suite::plan(&s, &axes);
     let id = run_id();
-    let out = a
-        .out
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("results").join(format!("{id}.json")));
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(format!("{id}.json")));
     let mut manifest = crate::build_info::manifest();
     manifest.suite = SuiteRef {
         name: s.name.clone(),
@@ -117,10 +97,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         finished_at: None,
         manifest,
         device: edgebench_runner::device::fingerprint(),
-        models: models
-            .iter()
-            .map(|m| (m.info.id.clone(), m.info.clone()))
-            .collect(),
+        models: models.iter().map(|m| (m.info.id.clone(), m.info.clone())).collect(),
         cells: Vec::new(),
     };
 
@@ -134,39 +111,26 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             .expect("valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    eprintln!(
-        "suite {} ({}): {} cells; results → {}",
-        s.name,
-        s.about,
-        cells.len(),
-        out.display()
-    );
-    runner::run_all(
-        &child,
-        &cells,
-        timeout,
-        &mut results,
-        &out,
-        &mut |p| match p {
-            Progress::Started { spec, .. } => {
-                bar.set_message(format!(
-                    "{} {} t{} {}",
-                    spec.key.backend, spec.key.device, spec.key.threads, spec.key.workload
-                ));
-            }
-            Progress::Finished { result, .. } => {
-                bar.inc(1);
-                bar.println(format!(
-                    "  {} {} t{} {}: {}",
-                    result.key.backend,
-                    result.key.device,
-                    result.key.threads,
-                    result.key.workload,
-                    edgebench_reports::cell_status_text(result)
-                ));
-            }
-        },
-    )?;
+    eprintln!("suite {} ({}): {} cells; results → {}", s.name, s.about, cells.len(), out.display());
+    runner::run_all(&child, &cells, timeout, &mut results, &out, &mut |p| match p {
+        Progress::Started { spec, .. } => {
+            bar.set_message(format!(
+                "{} {} t{} {}",
+                spec.key.backend, spec.key.device, spec.key.threads, spec.key.workload
+            ));
+        }
+        Progress::Finished { result, .. } => {
+            bar.inc(1);
+            bar.println(format!(
+                "  {} {} t{} {}: {}",
+                result.key.backend,
+                result.key.device,
+                result.key.threads,
+                result.key.workload,
+                edgebench_reports::cell_status_text(result)
+            ));
+        }
+    })?;
     bar.finish_and_clear();
     results.finished_at = Some(now_rfc3339());
     edgebench_runner::results_io::write_atomic(&out, &results)?;
@@ -176,11 +140,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
     }
     eprintln!("results: {}", out.display());
-    let failed = results
-        .cells
-        .iter()
-        .filter(|c| matches!(c.status, CellStatus::Failed { .. }))
-        .count();
+    let failed = results.cells.iter().filter(|c| matches!(c.status, CellStatus::Failed { .. })).count();
     if failed > 0 {
         eprintln!("{failed} cell(s) failed; their details are in the results file");
         return Ok(ExitCode::from(2));

@@ -27,22 +27,13 @@ impl PreTokenizer {
             "smollm" | "starcoder" | "refact" | "codeshell" | "command-r" => &[r"\p{N}", GPT2],
             "gpt2" | "default" | "mpt" | "olmo" | "jais" => &[GPT2],
             "llama3" | "llama-bpe" | "dbrx" | "smaug-bpe" => &[LLAMA3],
-            other => {
-                return Err(TokenizerError::Unsupported(format!(
-                    "pre-tokenizer {other:?}"
-                )))
-            }
+            other => return Err(TokenizerError::Unsupported(format!("pre-tokenizer {other:?}"))),
         };
         let regexes = patterns
             .iter()
-            .map(|p| {
-                Regex::new(p).map_err(|e| TokenizerError::Unsupported(format!("regex {p:?}: {e}")))
-            })
+            .map(|p| Regex::new(p).map_err(|e| TokenizerError::Unsupported(format!("regex {p:?}: {e}"))))
             .collect::<Result<_, _>>()?;
-        Ok(Self {
-            name: name.into(),
-            regexes,
-        })
+        Ok(Self { name: name.into(), regexes })
     }
 
     /// Splits `text` into words: each regex in turn splits every piece into its matches and the gaps between them.
@@ -90,55 +81,34 @@ impl Bpe {
     pub fn new(vocab: Vocab, merges: &[String], pre: PreTokenizer) -> Result<Self, TokenizerError> {
         let mut byte_ids = [None; 256];
         for b in 0u8..=255 {
-            byte_ids[b as usize] = vocab
-                .index
-                .get(&bytelevel::byte_to_char(b).to_string())
-                .copied();
+            byte_ids[b as usize] = vocab.index.get(&bytelevel::byte_to_char(b).to_string()).copied();
         }
         let mut table = HashMap::with_capacity(merges.len());
         for (rank, m) in merges.iter().enumerate() {
-            let (a, b) = m.split_once(' ').ok_or_else(|| {
-                TokenizerError::Metadata(format!("merge {rank} ({m:?}) is not two tokens"))
-            })?;
-            let ids = (
-                vocab.index.get(a),
-                vocab.index.get(b),
-                vocab.index.get(&format!("{a}{b}")),
-            );
+            let (a, b) = m
+                .split_once(' ')
+                .ok_or_else(|| TokenizerError::Metadata(format!("merge {rank} ({m:?}) is not two tokens")))?;
+            let ids = (vocab.index.get(a), vocab.index.get(b), vocab.index.get(&format!("{a}{b}")));
             if let (Some(&l), Some(&r), Some(&merged)) = ids {
                 table.entry((l, r)).or_insert((rank as u32, merged));
             }
         }
-        Ok(Self {
-            vocab,
-            merges: table,
-            byte_ids,
-            pre,
-        })
+        Ok(Self { vocab, merges: table, byte_ids, pre })
     }
 
     /// Bytes the vocabulary has no token for (dropped when encoding).
     pub fn missing_bytes(&self) -> Vec<u8> {
-        (0u8..=255)
-            .filter(|&b| self.byte_ids[b as usize].is_none())
-            .collect()
+        (0u8..=255).filter(|&b| self.byte_ids[b as usize].is_none()).collect()
     }
 
     pub(super) fn encode_segment(&self, text: &str, out: &mut Vec<u32>) {
         for word in self.pre.split(text) {
-            let mut syms: Vec<u32> = word
-                .bytes()
-                .filter_map(|b| self.byte_ids[b as usize])
-                .collect();
+            let mut syms: Vec<u32> = word.bytes().filter_map(|b| self.byte_ids[b as usize]).collect();
             loop {
                 let best = syms
                     .windows(2)
                     .enumerate()
-                    .filter_map(|(i, w)| {
-                        self.merges
-                            .get(&(w[0], w[1]))
-                            .map(|&(rank, id)| (rank, i, id))
-                    })
+                    .filter_map(|(i, w)| self.merges.get(&(w[0], w[1])).map(|&(rank, id)| (rank, i, id)))
                     .min();
                 let Some((_, i, id)) = best else { break };
                 syms[i] = id;
@@ -153,9 +123,7 @@ impl Bpe {
             return Vec::new();
         };
         match self.vocab.types[id as usize] {
-            TokenType::Control | TokenType::UserDefined | TokenType::Unknown => {
-                text.as_bytes().to_vec()
-            }
+            TokenType::Control | TokenType::UserDefined | TokenType::Unknown => text.as_bytes().to_vec(),
             _ => {
                 let mut out = Vec::with_capacity(text.len());
                 for c in text.chars() {

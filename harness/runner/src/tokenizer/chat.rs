@@ -29,21 +29,13 @@ impl ChatTemplate {
         env.add_function("raise_exception", |msg: String| -> Result<String, Error> {
             Err(Error::new(ErrorKind::InvalidOperation, msg))
         });
-        env.add_template_owned("chat", source.to_string())
-            .map_err(|e| TokenizerError::Template(e.to_string()))?;
-        Ok(Self {
-            env,
-            bos: bos.into(),
-            eos: eos.into(),
-        })
+        env.add_template_owned("chat", source.to_string()).map_err(|e| TokenizerError::Template(e.to_string()))?;
+        Ok(Self { env, bos: bos.into(), eos: eos.into() })
     }
 
     /// Renders `messages` followed by the assistant's generation prompt.
     pub fn render(&self, messages: &[ChatMessage]) -> Result<String, TokenizerError> {
-        let tmpl = self
-            .env
-            .get_template("chat")
-            .map_err(|e| TokenizerError::Template(e.to_string()))?;
+        let tmpl = self.env.get_template("chat").map_err(|e| TokenizerError::Template(e.to_string()))?;
         tmpl.render(minijinja::context! {
             messages => messages,
             add_generation_prompt => true,

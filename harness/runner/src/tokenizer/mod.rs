@@ -79,18 +79,8 @@ pub struct Vocab {
 
 impl Vocab {
     /// Builds the tables; `types` may be empty (all normal).
-    pub fn new(
-        tokens: Vec<String>,
-        types: Vec<TokenType>,
-        bos: Option<u32>,
-        eos: Option<u32>,
-        add_bos: bool,
-    ) -> Self {
-        let types = if types.len() == tokens.len() {
-            types
-        } else {
-            vec![TokenType::Normal; tokens.len()]
-        };
+    pub fn new(tokens: Vec<String>, types: Vec<TokenType>, bos: Option<u32>, eos: Option<u32>, add_bos: bool) -> Self {
+        let types = if types.len() == tokens.len() { types } else { vec![TokenType::Normal; tokens.len()] };
         let mut index = HashMap::with_capacity(tokens.len());
         for (i, t) in tokens.iter().enumerate() {
             index.entry(t.clone()).or_insert(i as u32);
@@ -99,21 +89,11 @@ impl Vocab {
             .iter()
             .zip(&types)
             .enumerate()
-            .filter(|(_, (t, ty))| {
-                matches!(ty, TokenType::Control | TokenType::UserDefined) && !t.is_empty()
-            })
+            .filter(|(_, (t, ty))| matches!(ty, TokenType::Control | TokenType::UserDefined) && !t.is_empty())
             .map(|(i, (t, _))| (t.clone(), i as u32))
             .collect();
         specials.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.1.cmp(&b.1)));
-        Self {
-            tokens,
-            types,
-            index,
-            bos,
-            eos,
-            add_bos,
-            specials,
-        }
+        Self { tokens, types, index, bos, eos, add_bos, specials }
     }
 
     /// Splits `text` into plain segments and special tokens. Control tokens are only recognised when
@@ -125,8 +105,7 @@ impl Vocab {
         while i < text.len() {
             let rest = &text[i..];
             let hit = self.specials.iter().find(|(s, id)| {
-                rest.starts_with(s.as_str())
-                    && (parse_special || self.types[*id as usize] == TokenType::UserDefined)
+                rest.starts_with(s.as_str()) && (parse_special || self.types[*id as usize] == TokenType::UserDefined)
             });
             match hit {
                 Some((s, id)) => {
@@ -172,80 +151,36 @@ impl Tokenizer {
             .iter()
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<_>>()
-            .ok_or_else(|| {
-                TokenizerError::Metadata("tokenizer.ggml.tokens holds non-strings".into())
-            })?;
-        let types = match g
-            .get("tokenizer.ggml.token_type")
-            .and_then(|v| v.as_array())
-        {
-            Some(a) => a
-                .iter()
-                .map(|v| TokenType::from_code(v.as_i64().unwrap_or(1)))
-                .collect(),
+            .ok_or_else(|| TokenizerError::Metadata("tokenizer.ggml.tokens holds non-strings".into()))?;
+        let types = match g.get("tokenizer.ggml.token_type").and_then(|v| v.as_array()) {
+            Some(a) => a.iter().map(|v| TokenType::from_code(v.as_i64().unwrap_or(1))).collect(),
             None => Vec::new(),
         };
-        let id = |k: &str| {
-            g.get(k)
-                .and_then(|v| v.as_u64())
-                .map(|v| v as u32)
-                .filter(|&v| (v as usize) < tokens.len())
-        };
-        let (bos, eos) = (
-            id("tokenizer.ggml.bos_token_id"),
-            id("tokenizer.ggml.eos_token_id"),
-        );
+        let id = |k: &str| g.get(k).and_then(|v| v.as_u64()).map(|v| v as u32).filter(|&v| (v as usize) < tokens.len());
+        let (bos, eos) = (id("tokenizer.ggml.bos_token_id"), id("tokenizer.ggml.eos_token_id"));
         let flag = |k: &str| g.get(k).and_then(|v| v.as_bool());
         match model {
             "gpt2" => {
-                let merges: Vec<String> =
-                    match g.get("tokenizer.ggml.merges").and_then(|v| v.as_array()) {
-                        Some(a) => a
-                            .iter()
-                            .filter_map(|v| v.as_str().map(str::to_string))
-                            .collect(),
-                        None => {
-                            return Err(TokenizerError::Metadata(
-                                "gpt2 vocabulary without tokenizer.ggml.merges".into(),
-                            ))
-                        }
-                    };
-                let pre = PreTokenizer::from_name(
-                    g.get("tokenizer.ggml.pre")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("default"),
-                )?;
-                let vocab = Vocab::new(
-                    tokens,
-                    types,
-                    bos,
-                    eos,
-                    flag("tokenizer.ggml.add_bos_token").unwrap_or(false),
-                );
+                let merges: Vec<String> = match g.get("tokenizer.ggml.merges").and_then(|v| v.as_array()) {
+                    Some(a) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+                    None => {
+                        return Err(TokenizerError::Metadata("gpt2 vocabulary without tokenizer.ggml.merges".into()))
+                    }
+                };
+                let pre =
+                    PreTokenizer::from_name(g.get("tokenizer.ggml.pre").and_then(|v| v.as_str()).unwrap_or("default"))?;
+                let vocab = Vocab::new(tokens, types, bos, eos, flag("tokenizer.ggml.add_bos_token").unwrap_or(false));
                 Ok(Self::Bpe(bpe::Bpe::new(vocab, &merges, pre)?))
             }
             "llama" => {
-                let scores: Vec<f32> =
-                    match g.get("tokenizer.ggml.scores").and_then(|v| v.as_array()) {
-                        Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
-                        None => vec![0.0; tokens.len()],
-                    };
-                let vocab = Vocab::new(
-                    tokens,
-                    types,
-                    bos,
-                    eos,
-                    flag("tokenizer.ggml.add_bos_token").unwrap_or(true),
-                );
-                Ok(Self::Spm(spm::Spm::new(
-                    vocab,
-                    scores,
-                    flag("tokenizer.ggml.add_space_prefix").unwrap_or(true),
-                )))
+                let scores: Vec<f32> = match g.get("tokenizer.ggml.scores").and_then(|v| v.as_array()) {
+                    Some(a) => a.iter().map(|v| v.as_f64().unwrap_or(0.0) as f32).collect(),
+                    None => vec![0.0; tokens.len()],
+                };
+                let vocab = Vocab::new(tokens, types, bos, eos, flag("tokenizer.ggml.add_bos_token").unwrap_or(true));
+                Ok(Self::Spm(spm::Spm::new(vocab, scores, flag("tokenizer.ggml.add_space_prefix").unwrap_or(true))))
             }
-            other => Err(TokenizerError::Unsupported(format!(
-                "tokenizer.ggml.model = {other:?} (gpt2 and llama are)"
-            ))),
+            other => Err(TokenizerError::Unsupported(format!("tokenizer.ggml.model = {other:?} (gpt2 and llama are)"))),
         }
     }
 
@@ -293,10 +228,7 @@ impl Tokenizer {
     pub fn decode(&self, ids: &[u32]) -> String {
         let mut bytes: Vec<u8> = ids.iter().flat_map(|&id| self.token_bytes(id)).collect();
         if let Self::Spm(s) = self {
-            if s.add_space_prefix
-                && bytes.first() == Some(&b' ')
-                && ids.first().is_some_and(|&i| !s.is_special(i))
-            {
+            if s.add_space_prefix && bytes.first() == Some(&b' ') && ids.first().is_some_and(|&i| !s.is_special(i)) {
                 bytes.remove(0);
             }
         }
@@ -306,10 +238,7 @@ impl Tokenizer {
     /// Whether `id` ends generation (EOS, or a control token such as `<|im_end|>`).
     pub fn is_end(&self, id: u32) -> bool {
         let v = self.vocab();
-        Some(id) == v.eos
-            || v.tokens
-                .get(id as usize)
-                .is_some_and(|t| t == "<|im_end|>" || t == "<|eot_id|>")
+        Some(id) == v.eos || v.tokens.get(id as usize).is_some_and(|t| t == "<|im_end|>" || t == "<|eot_id|>")
     }
 }
 

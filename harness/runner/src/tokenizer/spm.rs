@@ -16,33 +16,14 @@ pub struct Spm {
 impl Spm {
     /// Builds the tables.
     pub fn new(vocab: Vocab, scores: Vec<f32>, add_space_prefix: bool) -> Self {
-        let byte_ids = (0u8..=255)
-            .map(|b| vocab.index.get(&format!("<0x{b:02X}>")).copied())
-            .collect();
-        let unk = vocab
-            .types
-            .iter()
-            .position(|t| *t == TokenType::Unknown)
-            .map(|i| i as u32);
-        let scores = if scores.len() == vocab.tokens.len() {
-            scores
-        } else {
-            vec![0.0; vocab.tokens.len()]
-        };
-        Self {
-            vocab,
-            scores,
-            add_space_prefix,
-            byte_ids,
-            unk,
-        }
+        let byte_ids = (0u8..=255).map(|b| vocab.index.get(&format!("<0x{b:02X}>")).copied()).collect();
+        let unk = vocab.types.iter().position(|t| *t == TokenType::Unknown).map(|i| i as u32);
+        let scores = if scores.len() == vocab.tokens.len() { scores } else { vec![0.0; vocab.tokens.len()] };
+        Self { vocab, scores, add_space_prefix, byte_ids, unk }
     }
 
     pub(super) fn is_special(&self, id: u32) -> bool {
-        matches!(
-            self.vocab.types.get(id as usize),
-            Some(TokenType::Control | TokenType::UserDefined)
-        )
+        matches!(self.vocab.types.get(id as usize), Some(TokenType::Control | TokenType::UserDefined))
     }
 
     pub(super) fn encode_segment(&self, text: &str, first: bool, out: &mut Vec<u32>) {
@@ -52,10 +33,7 @@ impl Spm {
         }
         s.push_str(&text.replace(' ', "▁"));
         // Symbols are byte ranges of `s`, one UTF-8 character each to start with.
-        let mut syms: Vec<(usize, usize)> = s
-            .char_indices()
-            .map(|(i, c)| (i, i + c.len_utf8()))
-            .collect();
+        let mut syms: Vec<(usize, usize)> = s.char_indices().map(|(i, c)| (i, i + c.len_utf8())).collect();
         loop {
             let mut best: Option<(f32, usize, u32)> = None;
             for i in 0..syms.len().saturating_sub(1) {
@@ -90,9 +68,7 @@ impl Spm {
         match self.vocab.types[id as usize] {
             TokenType::Byte => {
                 let hex = text.trim_start_matches("<0x").trim_end_matches('>');
-                u8::from_str_radix(hex, 16)
-                    .map(|b| vec![b])
-                    .unwrap_or_default()
+                u8::from_str_radix(hex, 16).map(|b| vec![b]).unwrap_or_default()
             }
             TokenType::Control | TokenType::UserDefined => text.as_bytes().to_vec(),
             _ => text.replace('▁', " ").into_bytes(),

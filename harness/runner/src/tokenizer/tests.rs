@@ -5,17 +5,12 @@ use edgebench_gguf::synth::{tiny_llama, TinyConfig, CHAT_TEMPLATE};
 use proptest::prelude::*;
 
 fn tiny_bpe() -> Tokenizer {
-    let bytes = tiny_llama(&TinyConfig::default())
-        .unwrap()
-        .to_bytes()
-        .unwrap();
+    let bytes = tiny_llama(&TinyConfig::default()).unwrap().to_bytes().unwrap();
     Tokenizer::from_gguf(&edgebench_gguf::parse(&bytes).unwrap()).unwrap()
 }
 
 fn pieces(t: &Tokenizer, ids: &[u32]) -> Vec<String> {
-    ids.iter()
-        .map(|&i| t.vocab().tokens[i as usize].clone())
-        .collect()
+    ids.iter().map(|&i| t.vocab().tokens[i as usize].clone()).collect()
 }
 
 fn tiny_spm() -> Tokenizer {
@@ -55,24 +50,15 @@ fn bpe_applies_merges_by_rank() {
     let t = tiny_bpe();
     assert_eq!(pieces(&t, &t.encode("the", false)), ["t", "he"]);
     assert_eq!(pieces(&t, &t.encode(" the", false)), ["Ġthe"]);
-    assert_eq!(
-        pieces(&t, &t.encode("in there", false)),
-        ["in", "Ġthe", "re"]
-    );
+    assert_eq!(pieces(&t, &t.encode("in there", false)), ["in", "Ġthe", "re"]);
 }
 
 #[test]
 fn smollm_pre_tokenizer_splits_digits_one_by_one() {
     let t = tiny_bpe();
-    assert_eq!(
-        pieces(&t, &t.encode("x 123", false)),
-        ["x", "Ġ", "1", "2", "3"]
-    );
+    assert_eq!(pieces(&t, &t.encode("x 123", false)), ["x", "Ġ", "1", "2", "3"]);
     let pre = PreTokenizer::from_name("smollm").unwrap();
-    assert_eq!(
-        pre.split("I'm 42!  ok"),
-        ["I", "'m", " ", "4", "2", "!", " ", " ok"]
-    );
+    assert_eq!(pre.split("I'm 42!  ok"), ["I", "'m", " ", "4", "2", "!", " ", " ok"]);
     assert!(PreTokenizer::from_name("no-such-pre").is_err());
 }
 
@@ -91,14 +77,12 @@ fn control_tokens_only_when_parsing_special() {
 #[test]
 fn chat_template_renders_chatml() {
     let tmpl = ChatTemplate::new(CHAT_TEMPLATE, "", "").unwrap();
-    let msg = |role: &str, content: &str| ChatMessage {
-        role: role.into(),
-        content: content.into(),
-    };
-    let text = tmpl
-        .render(&[msg("system", "Be brief."), msg("user", "Hi")])
-        .unwrap();
-    assert_eq!(text, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n");
+    let msg = |role: &str, content: &str| ChatMessage { role: role.into(), content: content.into() };
+    let text = tmpl.render(&[msg("system", "Be brief."), msg("user", "Hi")]).unwrap();
+    assert_eq!(
+        text,
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    );
     assert!(ChatTemplate::new("{% for %}", "", "").is_err());
 }
 

@@ -1,0 +1,14 @@
+//! The mock backend passes the shared conformance suite.
+
+use edgebench_backend_mock::MockBackend;
+use edgebench_core::ModelSpec;
+use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+
+#[test]
+fn mock_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny.gguf");
+    tiny_llama(&TinyConfig::default()).unwrap().write(&path).unwrap();
+    let spec = ModelSpec { id: "tiny".into(), path };
+    edgebench_runner::conformance::run_all(&MockBackend, &spec, 1).unwrap();
+}

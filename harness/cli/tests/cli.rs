@@ -1,0 +1,200 @@
+//! The `edgebench` binary end to end: the mock backend with deterministic cost, crash classification with every
+//! other cell's result kept, and clear errors for bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+use edgebench_gguf::Value;
+use serde_json::Value as Json;
+
+fn edgebench(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_edgebench"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A tiny model whose metadata tells the mock backend how to misbehave.
+fn model(dir: &Path, name: &str, mock: &[(&str, &str)]) -> PathBuf {
+    let mut w = tiny_llama(&TinyConfig { n_layer: 1, ..TinyConfig::default() }).unwrap();
+    for (k, v) in mock {
+        w.kv(&format!("edgebench.mock.{k}"), Value::String(v.to_string()));
+    }
+    let p = dir.join(format!("{name}.gguf"));
+    w.write(&p).unwrap();
+    p
+}
+
+fn suite(dir: &Path) -> PathBuf {
+    let p = dir.join("tiny.toml");
+    std::fs::write(
+        &p,
+        "name = \"tiny\"\nrepetitions = 3\nwarmup = 1\nload_repetitions = 2\ntimeout_s = 60\n\
+         [[workload]]\nname = \"gen\"\nkind = \"synthetic\"\ntokens = 16\ngen_tokens = 8\n",
+    )
+    .unwrap();
+    p
+}
+
+fn results(path: &Path) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn mock_run_measures_the_cost_it_was_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, s, out) = (model(dir.path(), "ok", &[]), suite(dir.path()), dir.path().join("r.json"));
+    let o = edgebench(
+        &[
+            "run",
+            "--backend",
+            "mock",
+            "--model",
+            m.to_str().unwrap(),
+            "--suite",
+            s.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--backend-opt",
+            "decode_us=4000",
+            "--backend-opt",
+            "prefill_us=500",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("decode t/s") && table.contains("mock") && table.contains("ok"), "{table}");
+    let r = results(&out);
+    assert_eq!(r["schema_version"], 1);
+    assert!(r["finished_at"].is_string());
+    let cell = &r["cells"][0];
+    assert_eq!(cell["status"], "ok");
+    let median = |k: &str| cell["metrics"][k]["summary"]["median"].as_f64().unwrap();
+    // 4 ms per decode step → at most 250 tok/s; the harness's own cost must keep it above 200.
+    let decode = median("decode_tps");
+    assert!((200.0..=250.0).contains(&decode), "decode {decode} tok/s");
+    // 16 prompt tokens × 0.5 ms = 8 ms → at most 2000 tok/s.
+    let prefill = median("prefill_tps");
+    assert!((1500.0..=2000.0).contains(&prefill), "prefill {prefill} tok/s");
+    assert_eq!(cell["metrics"]["itl_ms"]["samples"].as_array().unwrap().len(), 3 * 8);
+    assert_eq!(cell["metrics"]["load_ms"]["samples"].as_array().unwrap().len(), 2);
+    assert!(median("peak_rss_mib") > 1.0);
+    assert_eq!(cell["key"]["threads"], 1);
+    for k in ["edgebench_version", "git_commit", "rustc", "cpu_features_compiled", "backend_versions", "suite"] {
+        assert!(!r["manifest"][k].is_null(), "manifest.{k}");
+    }
+    assert_eq!(r["models"]["ok"]["architecture"], "llama");
+    assert_eq!(r["models"]["ok"]["sha256"].as_str().unwrap().len(), 64);
+    assert!(r["device"]["logical_cpus"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn crashing_cells_are_classified_and_other_results_survive() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = [
+        model(dir.path(), "a_ok", &[]),
+        model(dir.path(), "b_panic", &[("fail", "panic")]),
+        model(dir.path(), "c_abort", &[("fail", "abort"), ("fail_at", "forward:3")]),
+        model(dir.path(), "d_hang", &[("fail", "hang"), ("fail_at", "forward:2")]),
+        model(dir.path(), "e_error", &[("fail", "error")]),
+        model(dir.path(), "f_ok", &[]),
+    ];
+    let s = suite(dir.path());
+    let out = dir.path().join("r.json");
+    let mut args = vec!["run", "--backend", "mock", "--suite", s.to_str().unwrap(), "--threads", "1", "--timeout", "3"];
+    for m in &models {
+        args.extend(["--model", m.to_str().unwrap()]);
+    }
+    args.extend(["--out", out.to_str().unwrap()]);
+    let o = edgebench(&args, &[]);
+    assert_eq!(o.status.code(), Some(2), "failed cells make the run exit 2: {}", text(&o));
+    let r = results(&out);
+    let cells = r["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 6, "every cell is in the file");
+    let kind = |i: usize| {
+        (cells[i]["status"].as_str().unwrap().to_string(), cells[i]["kind"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(kind(0).0, "ok");
+    assert_eq!(kind(1), ("failed".into(), "panic".into()));
+    assert!(cells[1]["message"].as_str().unwrap().contains("panic requested"));
+    assert_eq!(kind(2), ("failed".into(), "signal".into()));
+    assert!(cells[2]["message"].as_str().unwrap().contains("SIGABRT"));
+    assert_eq!(kind(3), ("failed".into(), "timeout".into()));
+    assert_eq!(kind(4), ("failed".into(), "error".into()));
+    assert_eq!(kind(5).0, "ok", "a cell after the crashes still runs");
+    // The abort came on the third forward call: the loads before it were measured and kept.
+    assert_eq!(cells[2]["metrics"]["load_ms"]["samples"].as_array().unwrap().len(), 2);
+    assert!(cells[5]["metrics"]["decode_tps"]["summary"]["median"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_naming_the_flag_or_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, vec![7u8; 1000]).unwrap();
+    let truncated = dir.path().join("truncated.gguf");
+    let full = std::fs::read(model(dir.path(), "full", &[])).unwrap();
+    std::fs::write(&truncated, &full[..full.len() / 2]).unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (vec!["--model".into(), "/nonexistent/x.gguf".into()], "/nonexistent/x.gguf"),
+        (vec!["--model".into(), garbage.display().to_string()], "garbage.gguf: not a GGUF file"),
+        (vec!["--model".into(), truncated.display().to_string()], "truncated.gguf"),
+        (vec!["--backend".into(), "nope".into()], "--backend"),
+        (vec!["--threads".into(), "0".into()], "--threads"),
+        (vec!["--suite".into(), "no-such-suite".into()], "--suite"),
+        (vec!["--device".into(), "tpu".into()], "--device"),
+        (vec!["--backend-opt".into(), "novalue".into()], "--backend-opt"),
+        (vec!["--repetitions".into(), "0".into()], "--repetitions"),
+    ];
+    let ok_model = model(dir.path(), "ok", &[]);
+    for (extra, expect) in cases {
+        let mut args: Vec<String> = vec!["run".into(), "--backend".into(), "mock".into()];
+        if !extra.contains(&"--model".to_string()) {
+            args.extend(["--model".into(), ok_model.display().to_string()]);
+        }
+        args.extend(extra.iter().cloned());
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        let o = edgebench(&a, &[]);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", text(&o));
+        assert!(text(&o).contains(expect), "{extra:?} should mention {expect:?}: {}", text(&o));
+    }
+}
+
+#[test]
+fn missing_pip_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().display().to_string();
+    let o =
+        edgebench(&["models", "fetch"], &[("EDGEBENCH_PYTHON", "/nonexistent/python3"), ("EDGEBENCH_CACHE", &cache)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("install Python 3 with pip"), "{}", text(&o));
+    let o = edgebench(&["models", "fetch", "no-such-model"], &[("EDGEBENCH_CACHE", &cache)]);
+    assert!(text(&o).contains("unknown model id"), "{}", text(&o));
+}
+
+#[test]
+fn inspect_device_and_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = model(dir.path(), "tiny", &[]);
+    let o = edgebench(&["models", "inspect", m.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("architecture:  llama") && t.contains("Q4_1") && t.contains("parameters:"), "{t}");
+    let o = edgebench(&["device", "--format", "json"], &[]);
+    let f: Json = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(f["logical_cpus"].as_u64().unwrap() >= 1 && f["cpu_model"].is_string());
+    let o = edgebench(&["backends"], &[]);
+    let t = text(&o);
+    assert!(t.contains("mock") && t.contains("compiled in"), "{t}");
+    assert_eq!(t.contains("candle   compiled in"), cfg!(feature = "candle"), "{t}");
+}

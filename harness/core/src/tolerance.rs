@@ -1,0 +1,51 @@
+//! Tolerances, named, in one table: every test and drift check that compares numbers uses one of these.
+
+/// An allowed difference: `|a - b| <= abs + rel * scale`, where `scale` is the largest magnitude compared.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tolerance {
+    /// Name shown in failures.
+    pub name: &'static str,
+    /// Absolute part.
+    pub abs: f32,
+    /// Part relative to the largest magnitude compared.
+    pub rel: f32,
+}
+
+impl Tolerance {
+    /// Largest difference and whether it is within tolerance.
+    pub fn check(&self, a: &[f32], b: &[f32]) -> Result<f32, String> {
+        if a.len() != b.len() {
+            return Err(format!("{}: lengths differ ({} vs {})", self.name, a.len(), b.len()));
+        }
+        let scale = a.iter().chain(b).fold(0f32, |m, v| m.max(v.abs()));
+        let max_diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        let limit = self.abs + self.rel * scale;
+        if max_diff.is_nan() || max_diff > limit {
+            return Err(format!("{}: max |diff| {max_diff:e} exceeds {limit:e} (scale {scale:e})", self.name));
+        }
+        Ok(max_diff)
+    }
+}
+
+/// Logits of the same tokens fed in one call versus split across calls (KV-cache reuse), same backend.
+/// Batched and single-token paths may use different kernels (matrix-matrix vs matrix-vector) and summation order.
+pub const LOGITS_BATCH_VS_INCREMENTAL: Tolerance =
+    Tolerance { name: "logits batch vs incremental", abs: 1e-3, rel: 2e-3 };
+
+/// Logits of the same tokens in two fresh sessions of one loaded model: must be bit-identical.
+pub const LOGITS_REPEAT: Tolerance = Tolerance { name: "logits repeated", abs: 0.0, rel: 0.0 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn check_uses_scale() {
+        let t = Tolerance { name: "t", abs: 0.0, rel: 0.1 };
+        assert!(t.check(&[10.0, 0.0], &[10.5, 0.0]).is_ok());
+        assert!(t.check(&[10.0, 0.0], &[11.5, 0.0]).is_err());
+        assert!(t.check(&[1.0], &[f32::NAN]).is_err());
+        assert!(LOGITS_REPEAT.check(&[1.0, 2.0], &[1.0, 2.0]).is_ok());
+        assert!(LOGITS_REPEAT.check(&[1.0], &[1.0, 2.0]).is_err());
+    }
+}
