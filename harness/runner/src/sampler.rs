@@ -14,13 +14,19 @@ impl Sampler {
     pub fn sample(&self, logits: &[f32]) -> Option<u32> {
         match self {
             Sampler::Greedy => {
-                let mut best: Option<(usize, f32)> = None;
-                for (i, &v) in logits.iter().enumerate() {
-                    if !v.is_nan() && best.is_none_or(|(_, b)| v > b) {
-                        best = Some((i, v));
+                // Branch-free lane-wise maximum (f32::max ignores NaN, and the compiler vectorizes it), then the
+                // first index holding it: the lowest id among ties. All-NaN logits find no index.
+                const LANES: usize = 16;
+                let mut m = [f32::NEG_INFINITY; LANES];
+                let chunks = logits.chunks_exact(LANES);
+                let rest = chunks.remainder();
+                for c in chunks {
+                    for (a, &b) in m.iter_mut().zip(c) {
+                        *a = a.max(b);
                     }
                 }
-                best.map(|(i, _)| i as u32)
+                let max = rest.iter().chain(m.iter()).copied().fold(f32::NEG_INFINITY, f32::max);
+                logits.iter().position(|&v| v == max).map(|i| i as u32)
             }
         }
     }
@@ -36,5 +42,11 @@ mod tests {
         assert_eq!(Sampler::Greedy.sample(&[f32::NAN, -5.0]), Some(1));
         assert_eq!(Sampler::Greedy.sample(&[f32::NAN]), None);
         assert_eq!(Sampler::Greedy.sample(&[]), None);
+        assert_eq!(Sampler::Greedy.sample(&[f32::NEG_INFINITY; 3]), Some(0));
+        let mut long = vec![0.5f32; 100];
+        long[77] = 3.0;
+        long[90] = 3.0;
+        long[5] = f32::NAN;
+        assert_eq!(Sampler::Greedy.sample(&long), Some(77));
     }
 }
