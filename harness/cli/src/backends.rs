@@ -54,11 +54,7 @@ pub fn get(name: &str) -> anyhow::Result<Box<dyn Backend>> {
 
 /// Whether `name` is compiled into this binary.
 pub fn compiled(name: &str) -> bool {
-    match name {
-        "mock" => true,
-        "candle" => cfg!(feature = "candle"),
-        _ => false,
-    }
+    name == "mock" || (name == "candle" && cfg!(feature = "candle"))
 }
 
 /// Backends `edgebench run` uses by default: every compiled-in one except mock.

@@ -68,7 +68,7 @@ pub struct Bpe {
     pub(super) vocab: Vocab,
     /// (left, right) → (rank, merged id).
     merges: HashMap<(u32, u32), (u32, u32)>,
-    byte_ids: [Option<u32>; 256],
+    byte_ids: Box<[Option<u32>; 256]>,
     pre: PreTokenizer,
 }
 
@@ -79,7 +79,7 @@ impl Bpe {
     /// 0x04 and 0xC0. Like llama.cpp and Hugging Face tokenizers, encoding drops such bytes; see
     /// [`Bpe::missing_bytes`].
     pub fn new(vocab: Vocab, merges: &[String], pre: PreTokenizer) -> Result<Self, TokenizerError> {
-        let mut byte_ids = [None; 256];
+        let mut byte_ids = Box::new([None; 256]);
         for b in 0u8..=255 {
             byte_ids[b as usize] = vocab.index.get(&bytelevel::byte_to_char(b).to_string()).copied();
         }
