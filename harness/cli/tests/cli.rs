@@ -198,3 +198,28 @@ fn inspect_device_and_backends() {
     assert!(t.contains("mock") && t.contains("compiled in"), "{t}");
     assert_eq!(t.contains("candle   compiled in"), cfg!(feature = "candle"), "{t}");
 }
+
+#[test]
+fn out_of_memory_is_classified() {
+    let dir = tempfile::tempdir().unwrap();
+    let ok = model(dir.path(), "a_ok", &[]);
+    let hog = model(dir.path(), "b_hog", &[("fail", "alloc")]);
+    let s = suite(dir.path());
+    let out = dir.path().join("r.json");
+    // An address-space limit (inherited by the cells' children) makes the hog's allocation fail, as a small board
+    // runs out of memory; the parent itself needs far less.
+    let cmd = format!(
+        "ulimit -v 3000000; exec {} run --backend mock --suite {} --threads 1 --timeout 60 --model {} --model {} --out {}",
+        env!("CARGO_BIN_EXE_edgebench"),
+        s.display(),
+        ok.display(),
+        hog.display(),
+        out.display()
+    );
+    let o = Command::new("sh").args(["-c", &cmd]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let r = results(&out);
+    assert_eq!(r["cells"][0]["status"], "ok");
+    assert_eq!(r["cells"][1]["status"], "failed");
+    assert_eq!(r["cells"][1]["kind"], "out_of_memory", "{}", r["cells"][1]);
+}

@@ -17,10 +17,13 @@ impl Tolerance {
         if a.len() != b.len() {
             return Err(format!("{}: lengths differ ({} vs {})", self.name, a.len(), b.len()));
         }
+        if let Some(i) = a.iter().zip(b).position(|(x, y)| x.is_nan() || y.is_nan()) {
+            return Err(format!("{}: NaN at index {i}", self.name));
+        }
         let scale = a.iter().chain(b).fold(0f32, |m, v| m.max(v.abs()));
         let max_diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         let limit = self.abs + self.rel * scale;
-        if max_diff.is_nan() || max_diff > limit {
+        if max_diff > limit {
             return Err(format!("{}: max |diff| {max_diff:e} exceeds {limit:e} (scale {scale:e})", self.name));
         }
         Ok(max_diff)
