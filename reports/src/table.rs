@@ -27,8 +27,8 @@ pub fn fmt_metric(cell: &CellResult, key: &str, digits: usize, pick_p99: bool) -
 pub fn cell_status_text(cell: &CellResult) -> String {
     let short = |s: &str| {
         let s = s.lines().next().unwrap_or("");
-        if s.chars().count() > 60 {
-            format!("{}…", s.chars().take(59).collect::<String>())
+        if s.chars().count() > 90 {
+            format!("{}…", s.chars().take(89).collect::<String>())
         } else {
             s.to_string()
         }
