@@ -142,8 +142,12 @@ pub fn cache_dir() -> PathBuf {
 
 /// Where a registry model lives in the cache.
 pub fn cached_path(m: &RegistryModel) -> PathBuf {
+    cached_path_in(&cache_dir(), m)
+}
+
+fn cached_path_in(root: &Path, m: &RegistryModel) -> PathBuf {
     let name = Path::new(&m.file).file_name().map(|n| n.to_owned()).unwrap_or_else(|| m.id.clone().into());
-    cache_dir().join("models").join(&m.sha256).join(name)
+    root.join("models").join(&m.sha256).join(name)
 }
 
 /// SHA-256 of a file, hex.
@@ -184,14 +188,24 @@ pub fn verify(path: &Path, m: &RegistryModel) -> Result<(), RegistryError> {
 }
 
 /// Cache state of a model: `Some(path)` when cached and verified.
+///
+/// Verification hashes the whole file; a marker beside it (size and mtime at verification) lets later calls skip
+/// that while the file is unchanged. A cache where the marker cannot be written still works, re-hashing each time.
 pub fn cached(m: &RegistryModel) -> Option<PathBuf> {
-    let p = cached_path(m);
-    // A marker written after verification lets later runs skip re-hashing an unchanged file.
+    cached_in(&cache_dir(), m)
+}
+
+fn cached_in(root: &Path, m: &RegistryModel) -> Option<PathBuf> {
+    let p = cached_path_in(root, m);
+    let md = std::fs::metadata(&p).ok()?;
+    let stamp = format!("{} {:?}", md.len(), md.modified().ok());
     let marker = p.with_extension("verified");
-    let stamp = std::fs::metadata(&p).ok().map(|md| format!("{} {:?}", md.len(), md.modified().ok()));
-    let ok = stamp.is_some() && std::fs::read_to_string(&marker).ok() == stamp;
-    (ok || (stamp.is_some() && verify(&p, m).is_ok() && std::fs::write(&marker, stamp.unwrap_or_default()).is_ok()))
-        .then_some(p)
+    if std::fs::read_to_string(&marker).ok().as_deref() == Some(stamp.as_str()) {
+        return Some(p);
+    }
+    verify(&p, m).ok()?;
+    let _ = std::fs::write(&marker, stamp);
+    Some(p)
 }
 
 fn python() -> String {
@@ -281,6 +295,24 @@ mod tests {
         assert_eq!(d.sha256.len(), 64);
         assert!(d.package.contains("=="), "packages are pinned");
         assert!(matches!(lookup(Some("nope")), Err(RegistryError::UnknownModel { .. })));
+    }
+
+    #[test]
+    fn cache_accepts_verified_files_and_rejects_changed_ones() {
+        let root = tempfile::tempdir().unwrap();
+        let mut m = lookup(None).unwrap();
+        m.bytes = 5;
+        m.sha256 = sha256_hex(b"hello");
+        assert_eq!(cached_in(root.path(), &m), None, "empty cache");
+        let p = cached_path_in(root.path(), &m);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"hello").unwrap();
+        assert_eq!(cached_in(root.path(), &m), Some(p.clone()), "verified, marker written");
+        assert_eq!(cached_in(root.path(), &m), Some(p.clone()), "marker hit");
+        std::fs::write(&p, b"jello").unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1)).unwrap();
+        assert_eq!(cached_in(root.path(), &m), None, "same size, new content: the marker no longer matches");
     }
 
     #[test]
