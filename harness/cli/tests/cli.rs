@@ -223,3 +223,31 @@ fn out_of_memory_is_classified() {
     assert_eq!(r["cells"][1]["status"], "failed");
     assert_eq!(r["cells"][1]["kind"], "out_of_memory", "{}", r["cells"][1]);
 }
+
+#[test]
+fn json_format_prints_the_results_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let (m, s, out) = (model(dir.path(), "ok", &[]), suite(dir.path()), dir.path().join("r.json"));
+    let o = edgebench(
+        &[
+            "run",
+            "--backend",
+            "mock",
+            "--model",
+            m.to_str().unwrap(),
+            "--suite",
+            s.to_str().unwrap(),
+            "--threads",
+            "1",
+            "--format",
+            "json",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let printed: Json = serde_json::from_slice(&o.stdout).expect("stdout is exactly one JSON document");
+    assert_eq!(printed, results(&out));
+    assert_eq!(printed["cells"][0]["key"]["backend"], "mock");
+}
