@@ -47,30 +47,20 @@ fn results(path: &Path) -> Json {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `edgebench run` with the mock backend on one healthy tiny model and the tiny suite, 1 thread, plus `extra`;
+/// returns the process output and the results file's path.
+fn run_mock(dir: &Path, extra: &[&str]) -> (Output, PathBuf) {
+    let (m, s, out) = (model(dir, "ok", &[]), suite(dir), dir.join("r.json"));
+    let mut args = vec!["run", "--backend", "mock", "--threads", "1"];
+    args.extend(["--model", m.to_str().unwrap(), "--suite", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    args.extend_from_slice(extra);
+    (edgebench(&args, &[]), out)
+}
+
 #[test]
 fn mock_run_measures_the_cost_it_was_given() {
     let dir = tempfile::tempdir().unwrap();
-    let (m, s, out) = (model(dir.path(), "ok", &[]), suite(dir.path()), dir.path().join("r.json"));
-    let o = edgebench(
-        &[
-            "run",
-            "--backend",
-            "mock",
-            "--model",
-            m.to_str().unwrap(),
-            "--suite",
-            s.to_str().unwrap(),
-            "--threads",
-            "1",
-            "--backend-opt",
-            "decode_us=4000",
-            "--backend-opt",
-            "prefill_us=500",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (o, out) = run_mock(dir.path(), &["--backend-opt", "decode_us=4000", "--backend-opt", "prefill_us=500"]);
     assert!(o.status.success(), "{}", text(&o));
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("decode t/s") && table.contains("mock") && table.contains("ok"), "{table}");
@@ -227,25 +217,7 @@ fn out_of_memory_is_classified() {
 #[test]
 fn json_format_prints_the_results_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (m, s, out) = (model(dir.path(), "ok", &[]), suite(dir.path()), dir.path().join("r.json"));
-    let o = edgebench(
-        &[
-            "run",
-            "--backend",
-            "mock",
-            "--model",
-            m.to_str().unwrap(),
-            "--suite",
-            s.to_str().unwrap(),
-            "--threads",
-            "1",
-            "--format",
-            "json",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        &[],
-    );
+    let (o, out) = run_mock(dir.path(), &["--format", "json"]);
     assert!(o.status.success(), "{}", text(&o));
     let printed: Json = serde_json::from_slice(&o.stdout).expect("stdout is exactly one JSON document");
     assert_eq!(printed, results(&out));

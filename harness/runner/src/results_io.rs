@@ -59,3 +59,38 @@ pub fn read(path: &Path) -> Result<RunResults, ResultsIoError> {
     }
     serde_json::from_value(v).map_err(|e| ResultsIoError::Invalid { path: path.into(), message: e.to_string() })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgebench_core::results::{DeviceFingerprint, Manifest};
+
+    fn empty() -> RunResults {
+        RunResults {
+            schema_version: SCHEMA_VERSION,
+            run_id: "r".into(),
+            started_at: "2026-01-01T00:00:00Z".into(),
+            finished_at: None,
+            manifest: Manifest::default(),
+            device: DeviceFingerprint::default(),
+            models: Default::default(),
+            cells: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn round_trip_and_version_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sub/r.json");
+        write_atomic(&p, &empty()).unwrap();
+        assert_eq!(read(&p).unwrap(), empty());
+        let mut old = empty();
+        old.schema_version = 0;
+        write_atomic(&p, &old).unwrap();
+        assert!(matches!(read(&p), Err(ResultsIoError::Version { found: 0, .. })));
+        std::fs::write(&p, "{not json").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("r.json") && e.contains("not an edgebench results file"), "{e}");
+        assert!(matches!(read(&dir.path().join("missing.json")), Err(ResultsIoError::Io { .. })));
+    }
+}
