@@ -3,7 +3,7 @@
 use edgebench_core::{Backend, BackendError, LoadOptions, LoadedModel, ModelSpec, Support};
 
 /// Known backends: (name, cargo feature that compiles it in, or "" when always present).
-pub const KNOWN: &[(&str, &str)] = &[("candle", "candle"), ("mock", "")];
+pub const KNOWN: &[(&str, &str)] = &[("candle", "candle"), ("llamacpp", "llamacpp"), ("mock", "")];
 
 /// Stands in for a backend built without its feature (unused when every feature is on).
 #[allow(dead_code)]
@@ -45,6 +45,10 @@ pub fn get(name: &str) -> anyhow::Result<Box<dyn Backend>> {
         "candle" => Box::new(edgebench_backend_candle::CandleBackend),
         #[cfg(not(feature = "candle"))]
         "candle" => Box::new(NotCompiled { name: "candle", feature: "candle" }),
+        #[cfg(feature = "llamacpp")]
+        "llamacpp" => Box::new(edgebench_backend_llamacpp::LlamaCppBackend),
+        #[cfg(not(feature = "llamacpp"))]
+        "llamacpp" => Box::new(NotCompiled { name: "llamacpp", feature: "llamacpp" }),
         other => anyhow::bail!(
             "unknown backend {other:?} (flag --backend); known: {}",
             KNOWN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
@@ -54,7 +58,9 @@ pub fn get(name: &str) -> anyhow::Result<Box<dyn Backend>> {
 
 /// Whether `name` is compiled into this binary.
 pub fn compiled(name: &str) -> bool {
-    name == "mock" || (name == "candle" && cfg!(feature = "candle"))
+    name == "mock"
+        || (name == "candle" && cfg!(feature = "candle"))
+        || (name == "llamacpp" && cfg!(feature = "llamacpp"))
 }
 
 /// Backends `edgebench run` uses by default: every compiled-in one except mock.
@@ -69,6 +75,11 @@ pub fn versions() -> std::collections::BTreeMap<String, Vec<String>> {
         let c = env!("EDGEBENCH_CANDLE_VERSION");
         v.insert("candle".into(), vec![format!("candle-core {c}"), format!("candle-nn {c}")]);
     }
+    #[cfg(feature = "llamacpp")]
+    v.insert(
+        "llamacpp".into(),
+        vec![format!("llama.cpp vendored in llama-cpp-sys-2 {}", edgebench_backend_llamacpp::LLAMA_CPP_SYS_VERSION)],
+    );
     v.insert("mock".into(), vec![format!("edgebench-backend-mock {}", env!("CARGO_PKG_VERSION"))]);
     v
 }

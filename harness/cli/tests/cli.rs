@@ -223,3 +223,24 @@ fn json_format_prints_the_results_file() {
     assert_eq!(printed, results(&out));
     assert_eq!(printed["cells"][0]["key"]["backend"], "mock");
 }
+
+#[test]
+fn a_backend_compiled_out_is_a_skipped_cell_that_says_how_to_enable_it() {
+    if cfg!(feature = "llamacpp") {
+        return; // compiled in: nothing to check here (its own crate's tests run it)
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (m, s, out) = (model(dir.path(), "ok", &[]), suite(dir.path()), dir.path().join("r.json"));
+    let args = ["run", "--backend", "mock,llamacpp", "--threads", "1", "--model", m.to_str().unwrap()];
+    let o = edgebench(&[&args[..], &["--suite", s.to_str().unwrap(), "--out", out.to_str().unwrap()]].concat(), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = results(&out);
+    let cells = r["cells"].as_array().unwrap();
+    let ll = cells.iter().find(|c| c["key"]["backend"] == "llamacpp").expect("a llamacpp cell");
+    assert_eq!(ll["status"], "skipped", "{ll}");
+    let reason = ll["reason"].as_str().unwrap();
+    assert!(reason.contains("not compiled in: rebuild with --features llamacpp"), "{reason}");
+    assert!(cells.iter().any(|c| c["key"]["backend"] == "mock" && c["status"] == "ok"), "mock still measured");
+    let t = text(&edgebench(&["backends"], &[]));
+    assert!(t.contains("llamacpp") && t.contains("--features llamacpp"), "{t}");
+}

@@ -2,6 +2,8 @@
 //!
 //! Deterministic: the bootstrap uses a fixed seed, so the same samples always give the same interval.
 
+pub mod drift;
+
 use edgebench_core::results::Summary;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};

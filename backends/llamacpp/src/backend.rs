@@ -1,0 +1,264 @@
+//! The llama.cpp backend factory, loaded model and session. Sessions reuse contexts (KV cache cleared) so a
+//! repetition measures decoding, not context allocation — as llama-bench reuses one context across repetitions.
+
+use std::cell::RefCell;
+
+use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+
+use crate::ffi::{self, Context, ContextParams, DecodeError, Model, ModelParams};
+use crate::options::{Options, DEFAULT_CTX};
+
+/// The llama.cpp backend factory.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LlamaCppBackend;
+
+/// The GPU feature a device kind needs, if this build lacks it.
+fn device_problem(kind: &str) -> Option<String> {
+    let compiled = match kind {
+        "cpu" => return None,
+        "cuda" => cfg!(feature = "cuda"),
+        "metal" => cfg!(feature = "metal"),
+        other => return Some(format!("llamacpp cannot run on {other}")),
+    };
+    (!compiled).then(|| {
+        BackendError::NotCompiled { backend: format!("llamacpp ({kind})"), feature: format!("llamacpp-{kind}") }
+            .to_string()
+    })
+}
+
+/// CPU features llama.cpp was compiled to use (from its system info) that this CPU lacks: running would SIGILL.
+pub fn missing_cpu_features(system_info: &str) -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let on = |name: &str| system_info.contains(&format!("{name} = 1"));
+        let checks: [(&'static str, bool); 5] = [
+            ("AVX", std::arch::is_x86_feature_detected!("avx")),
+            ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
+            ("FMA", std::arch::is_x86_feature_detected!("fma")),
+            ("F16C", std::arch::is_x86_feature_detected!("f16c")),
+            ("BMI2", std::arch::is_x86_feature_detected!("bmi2")),
+        ];
+        checks.into_iter().filter(|(name, has)| on(name) && !has).map(|(name, _)| name).collect()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = system_info;
+        Vec::new()
+    }
+}
+
+impl Backend for LlamaCppBackend {
+    fn name(&self) -> &'static str {
+        "llamacpp"
+    }
+
+    fn supports(&self, _model: &ModelSpec, opts: &LoadOptions) -> Support {
+        if let Some(why) = device_problem(&opts.device.kind) {
+            return Support::No(why);
+        }
+        let missing = missing_cpu_features(&ffi::system_info());
+        if !missing.is_empty() {
+            return Support::No(format!(
+                "this llama.cpp build uses {} which this CPU lacks; rebuild with GGML_{}=OFF in the environment",
+                missing.join(", "),
+                missing[0]
+            ));
+        }
+        match Options::parse(&opts.options) {
+            Ok(_) => Support::Yes,
+            Err(e) => Support::No(e.to_string()),
+        }
+    }
+
+    fn load(&self, spec: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
+        if let Support::No(why) = self.supports(spec, opts) {
+            return Err(BackendError::Unsupported(why));
+        }
+        Ok(Box::new(LlamaCppModel::load(spec, opts)?))
+    }
+}
+
+/// A model resident in llama.cpp, with a pool of idle contexts.
+pub struct LlamaCppModel {
+    // Declared before `model`: contexts must be freed before the model they were made from.
+    pool: RefCell<Vec<Context>>,
+    model: Model,
+    ctx_params: ContextParams,
+    n_vocab: usize,
+    facts: BackendFacts,
+}
+
+impl LlamaCppModel {
+    fn load(spec: &ModelSpec, opts: &LoadOptions) -> Result<LlamaCppModel, BackendError> {
+        let o = Options::parse(&opts.options)?;
+        let load_err = |message: String| BackendError::Load { path: spec.path.display().to_string(), message };
+        if !spec.path.is_file() {
+            return Err(load_err("no such file".into()));
+        }
+        let gpu = opts.device.kind != "cpu";
+        let mp = ModelParams {
+            mmap: o.mmap,
+            repack: o.repack,
+            n_gpu_layers: if gpu { -1 } else { 0 },
+            main_gpu: opts.device.index as i32,
+        };
+        let model = Model::load(&spec.path, mp).map_err(load_err)?;
+        let n_ctx = o.ctx.unwrap_or(DEFAULT_CTX.min(model.n_ctx_train().max(1) as u32));
+        let ctx_params = ContextParams {
+            n_ctx,
+            n_batch: o.batch,
+            n_ubatch: o.ubatch,
+            threads: opts.threads.max(1) as i32,
+            flash_attn: o.flash_attn_type(),
+        };
+        // One context now: it fails early on bad settings, and the first session finds it ready.
+        let first = Context::new(&model, ctx_params).map_err(load_err)?;
+        let (ggml, commit) = ffi::ggml_version();
+        let info = ffi::system_info();
+        let n_vocab = model.n_vocab();
+        let facts = BackendFacts {
+            versions: vec![
+                format!("llama.cpp vendored in llama-cpp-sys-2 {}", crate::LLAMA_CPP_SYS_VERSION),
+                format!("ggml {ggml} (build commit: {commit})"),
+            ],
+            kernel_path: format!("llama.cpp {}", compact_system_info(&info)),
+            threads: opts.threads,
+            vocab_size: n_vocab,
+            context_length: first.n_ctx(),
+            converted: None,
+            notes: vec![
+                format!("model: {}", model.desc()),
+                format!(
+                    "mmap {}, CPU weight repacking {} (layout only, values unchanged)",
+                    on_off(o.mmap),
+                    on_off(o.repack)
+                ),
+                format!(
+                    "n_ctx {}, batch {}, ubatch {}, flash_attn {}, KV cache f16",
+                    first.n_ctx(),
+                    first.n_batch(),
+                    o.ubatch,
+                    o.flash_attn
+                ),
+                format!("device {}, OpenMP threads {}", opts.device, opts.threads),
+            ],
+        };
+        Ok(LlamaCppModel { pool: RefCell::new(vec![first]), model, ctx_params, n_vocab, facts })
+    }
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
+}
+
+/// `CPU : SSE3 = 1 | AVX = 1 | … |` → `CPU: SSE3 AVX …` (enabled entries only).
+fn compact_system_info(info: &str) -> String {
+    let mut out = String::new();
+    for part in info.split('|').map(str::trim).filter(|p| !p.is_empty()) {
+        match part.split_once('=') {
+            Some((name, v)) if v.trim() == "1" => {
+                let name = name.trim();
+                match name.split_once(':') {
+                    Some((backend, feature)) => out.push_str(&format!(
+                        "{}{}: {}",
+                        if out.is_empty() { "" } else { "; " },
+                        backend.trim(),
+                        feature.trim()
+                    )),
+                    None => {
+                        out.push(' ');
+                        out.push_str(name);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+impl LoadedModel for LlamaCppModel {
+    fn facts(&self) -> BackendFacts {
+        self.facts.clone()
+    }
+
+    fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
+        let ctx = match self.pool.borrow_mut().pop() {
+            Some(c) => c,
+            None => Context::new(&self.model, self.ctx_params).map_err(BackendError::Runtime)?,
+        };
+        Ok(Box::new(LlamaCppSession { owner: self, ctx: Some(ctx), pos: 0 }))
+    }
+}
+
+/// One sequence on a pooled context.
+struct LlamaCppSession<'m> {
+    owner: &'m LlamaCppModel,
+    ctx: Option<Context>,
+    pos: usize,
+}
+
+impl Session for LlamaCppSession<'_> {
+    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        let n_vocab = self.owner.n_vocab;
+        let ctx = self.ctx.as_mut().expect("context present until drop");
+        if tokens.is_empty() {
+            return Err(BackendError::Runtime("forward called with no tokens".into()));
+        }
+        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
+            return Err(BackendError::Runtime(format!("token id {t} is outside the vocabulary of {n_vocab}")));
+        }
+        let needed = self.pos + tokens.len();
+        if needed > ctx.n_ctx() {
+            return Err(BackendError::ContextFull { needed, limit: ctx.n_ctx() });
+        }
+        let chunks = tokens.len().div_ceil(ctx.n_batch());
+        for (i, chunk) in tokens.chunks(ctx.n_batch()).enumerate() {
+            ctx.decode(chunk, self.pos, i + 1 == chunks).map_err(|e| match e {
+                DecodeError::NoKvSlot => BackendError::Runtime("llama.cpp found no KV-cache slot".into()),
+                DecodeError::Failed(code, log) => BackendError::Runtime(format!("llama_decode returned {code}: {log}")),
+            })?;
+            self.pos += chunk.len();
+        }
+        ctx.last_logits(n_vocab)
+            .map(<[f32]>::to_vec)
+            .ok_or_else(|| BackendError::Runtime(format!("llama.cpp returned no logits: {}", ffi::take_recent_log())))
+    }
+
+    fn position(&self) -> usize {
+        self.pos
+    }
+}
+
+impl Drop for LlamaCppSession<'_> {
+    fn drop(&mut self) {
+        if let Some(mut ctx) = self.ctx.take() {
+            ctx.clear();
+            self.owner.pool.borrow_mut().push(ctx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_info_is_compacted_to_enabled_features() {
+        let info = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX_VNNI = 0 | AVX2 = 1 | OPENMP = 1 | REPACK = 1 |";
+        assert_eq!(compact_system_info(info), "CPU: SSE3 SSSE3 AVX AVX2 OPENMP REPACK");
+    }
+
+    #[test]
+    fn gpu_devices_need_their_feature() {
+        assert_eq!(device_problem("cpu"), None);
+        if !cfg!(feature = "cuda") {
+            assert!(device_problem("cuda").unwrap().contains("--features llamacpp-cuda"));
+        }
+        assert!(device_problem("npu").unwrap().contains("cannot run on npu"));
+    }
+}

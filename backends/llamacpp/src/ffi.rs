@@ -1,0 +1,261 @@
+//! The only file that touches llama.cpp's C API: owned handles for a model and a context, one-time backend
+//! initialisation, and llama.cpp's log routed to stderr (warnings and errors kept for error messages).
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::path::Path;
+use std::ptr::NonNull;
+use std::sync::{Mutex, Once};
+
+use llama_cpp_sys_2 as sys;
+
+static INIT: Once = Once::new();
+/// The last warnings and errors llama.cpp logged, so a failed call can say why.
+static RECENT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+const RECENT_KEEP: usize = 8;
+
+unsafe extern "C" fn log_callback(level: sys::ggml_log_level, text: *const c_char, _: *mut c_void) {
+    if text.is_null() {
+        return;
+    }
+    // SAFETY: llama.cpp passes a NUL-terminated string valid for the duration of the call.
+    let line = unsafe { CStr::from_ptr(text) }.to_string_lossy();
+    let line = line.trim_end();
+    let important = level == sys::GGML_LOG_LEVEL_WARN || level == sys::GGML_LOG_LEVEL_ERROR;
+    if important && !line.is_empty() {
+        if let Ok(mut recent) = RECENT.lock() {
+            if recent.len() == RECENT_KEEP {
+                recent.remove(0);
+            }
+            recent.push(line.to_string());
+        }
+    }
+    if important || std::env::var_os("EDGEBENCH_LLAMACPP_LOG").is_some() {
+        eprintln!("llama.cpp: {line}");
+    }
+}
+
+/// Initialises llama.cpp once per process and installs the log callback.
+pub fn init() {
+    INIT.call_once(|| {
+        // SAFETY: called once, before any other llama.cpp call; the callback is a plain function.
+        unsafe {
+            sys::llama_log_set(Some(log_callback), std::ptr::null_mut());
+            sys::llama_backend_init();
+        }
+    });
+}
+
+/// Takes the warnings and errors logged since the last call, joined for an error message.
+pub fn take_recent_log() -> String {
+    RECENT.lock().map(|mut r| std::mem::take(&mut *r).join("; ")).unwrap_or_default()
+}
+
+fn c_str(p: *const c_char) -> String {
+    if p.is_null() {
+        String::new()
+    } else {
+        // SAFETY: llama.cpp returns static NUL-terminated strings from these getters.
+        unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    }
+}
+
+/// llama.cpp's compile-time CPU features, e.g. `CPU : SSE3 = 1 | AVX2 = 1 | … | REPACK = 1 |`.
+pub fn system_info() -> String {
+    init();
+    // SAFETY: returns a pointer to a static buffer.
+    c_str(unsafe { sys::llama_print_system_info() }).trim().to_string()
+}
+
+/// ggml's version and commit as compiled in.
+pub fn ggml_version() -> (String, String) {
+    // SAFETY: static strings.
+    unsafe { (c_str(sys::ggml_version()), c_str(sys::ggml_commit())) }
+}
+
+/// Model-load settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelParams {
+    /// Memory-map the file (llama.cpp's default) or read it into anonymous memory.
+    pub mmap: bool,
+    /// Allow CPU weight repacking ("extra buffer types").
+    pub repack: bool,
+    /// Layers to offload to a GPU (0 = CPU only, -1 = all).
+    pub n_gpu_layers: i32,
+    /// GPU ordinal.
+    pub main_gpu: i32,
+}
+
+/// An owned `llama_model`.
+pub struct Model(NonNull<sys::llama_model>);
+
+impl Model {
+    /// Loads `path`; the error carries llama.cpp's own reason.
+    pub fn load(path: &Path, p: ModelParams) -> Result<Model, String> {
+        init();
+        let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| "path contains a NUL byte")?;
+        take_recent_log();
+        // SAFETY: default params are plain data; the path outlives the call.
+        let raw = unsafe {
+            let mut mp = sys::llama_model_default_params();
+            mp.load_mode = if p.mmap { sys::LLAMA_LOAD_MODE_MMAP } else { sys::LLAMA_LOAD_MODE_NONE };
+            mp.use_extra_bufts = p.repack;
+            mp.n_gpu_layers = p.n_gpu_layers;
+            mp.main_gpu = p.main_gpu;
+            sys::llama_model_load_from_file(cpath.as_ptr(), mp)
+        };
+        NonNull::new(raw).map(Model).ok_or_else(|| {
+            let why = take_recent_log();
+            if why.is_empty() {
+                "llama.cpp could not load the model".into()
+            } else {
+                format!("llama.cpp: {why}")
+            }
+        })
+    }
+
+    /// Tokens in the vocabulary (logits per position).
+    pub fn n_vocab(&self) -> usize {
+        // SAFETY: the model is valid while self lives; the vocab belongs to it.
+        unsafe { sys::llama_vocab_n_tokens(sys::llama_model_get_vocab(self.0.as_ptr())) }.max(0) as usize
+    }
+
+    /// Context length the model was trained with.
+    pub fn n_ctx_train(&self) -> usize {
+        // SAFETY: valid model.
+        unsafe { sys::llama_model_n_ctx_train(self.0.as_ptr()) }.max(0) as usize
+    }
+
+    /// llama.cpp's one-line description, e.g. `llama ?B Q4_1`.
+    pub fn desc(&self) -> String {
+        let mut buf = [0u8; 256];
+        // SAFETY: llama_model_desc writes at most buf.len() bytes including the NUL.
+        let n = unsafe { sys::llama_model_desc(self.0.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        String::from_utf8_lossy(&buf[..n.clamp(0, buf.len() as i32 - 1) as usize]).into_owned()
+    }
+}
+
+impl Drop for Model {
+    fn drop(&mut self) {
+        // SAFETY: every context made from this model is freed first (contexts borrow the model).
+        unsafe { sys::llama_model_free(self.0.as_ptr()) }
+    }
+}
+
+/// Context settings.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextParams {
+    /// KV-cache positions.
+    pub n_ctx: u32,
+    /// Logical batch (tokens per `llama_decode`).
+    pub n_batch: u32,
+    /// Physical micro-batch.
+    pub n_ubatch: u32,
+    /// Compute threads for decode and for batches.
+    pub threads: i32,
+    /// `LLAMA_FLASH_ATTN_TYPE_*`.
+    pub flash_attn: sys::llama_flash_attn_type,
+}
+
+/// An owned `llama_context` with a reusable batch. Not `Send`: llama.cpp contexts stay on one thread here.
+pub struct Context {
+    ctx: NonNull<sys::llama_context>,
+    batch: sys::llama_batch,
+    batch_cap: usize,
+}
+
+/// Why a decode failed.
+#[derive(Debug)]
+pub enum DecodeError {
+    /// No room left in the KV cache (llama_decode returned 1).
+    NoKvSlot,
+    /// Any other failure, with llama.cpp's code and log.
+    Failed(i32, String),
+}
+
+impl Context {
+    /// A context on `model`. The caller must drop it before the model.
+    pub fn new(model: &Model, p: ContextParams) -> Result<Context, String> {
+        take_recent_log();
+        // SAFETY: plain-data params; the model is valid.
+        let raw = unsafe {
+            let mut cp = sys::llama_context_default_params();
+            cp.n_ctx = p.n_ctx;
+            cp.n_batch = p.n_batch;
+            cp.n_ubatch = p.n_ubatch;
+            cp.n_seq_max = 1;
+            cp.n_threads = p.threads;
+            cp.n_threads_batch = p.threads;
+            cp.flash_attn_type = p.flash_attn;
+            cp.no_perf = true;
+            sys::llama_init_from_model(model.0.as_ptr(), cp)
+        };
+        let ctx =
+            NonNull::new(raw).ok_or_else(|| format!("llama.cpp could not create a context: {}", take_recent_log()))?;
+        // SAFETY: the batch holds n_batch tokens for one sequence and is freed in Drop.
+        let batch_cap = unsafe { sys::llama_n_batch(ctx.as_ptr()) } as usize;
+        let batch = unsafe { sys::llama_batch_init(batch_cap as i32, 0, 1) };
+        Ok(Context { ctx, batch, batch_cap })
+    }
+
+    /// KV-cache positions this context holds.
+    pub fn n_ctx(&self) -> usize {
+        // SAFETY: valid context.
+        unsafe { sys::llama_n_ctx(self.ctx.as_ptr()) as usize }
+    }
+
+    /// Tokens per decode call.
+    pub fn n_batch(&self) -> usize {
+        self.batch_cap
+    }
+
+    /// Forgets every position (KV cache cleared, buffers kept).
+    pub fn clear(&mut self) {
+        // SAFETY: valid context; the memory handle belongs to it.
+        unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.ctx.as_ptr()), true) }
+    }
+
+    /// Decodes `tokens` at positions `pos..`, asking for logits of the last token only when `want_logits`.
+    pub fn decode(&mut self, tokens: &[u32], pos: usize, want_logits: bool) -> Result<(), DecodeError> {
+        assert!(!tokens.is_empty() && tokens.len() <= self.batch_cap, "batch of {} tokens", tokens.len());
+        let b = &mut self.batch;
+        // SAFETY: llama_batch_init allocated batch_cap entries for each array and one seq id per token.
+        unsafe {
+            for (i, &t) in tokens.iter().enumerate() {
+                *b.token.add(i) = t as sys::llama_token;
+                *b.pos.add(i) = (pos + i) as sys::llama_pos;
+                *b.n_seq_id.add(i) = 1;
+                *(*b.seq_id.add(i)) = 0;
+                *b.logits.add(i) = 0;
+            }
+            *b.logits.add(tokens.len() - 1) = i8::from(want_logits);
+        }
+        b.n_tokens = tokens.len() as i32;
+        take_recent_log();
+        // SAFETY: valid context and batch.
+        match unsafe { sys::llama_decode(self.ctx.as_ptr(), *b) } {
+            0 => Ok(()),
+            1 => Err(DecodeError::NoKvSlot),
+            code => Err(DecodeError::Failed(code, take_recent_log())),
+        }
+    }
+
+    /// Logits of the last token of the last decode (which asked for them): `n_vocab` values.
+    pub fn last_logits(&self, n_vocab: usize) -> Option<&[f32]> {
+        // SAFETY: -1 selects the last output; llama.cpp returns NULL (and logs) when there is none. The slice lives
+        // until the next decode, which needs &mut self.
+        unsafe {
+            let p = sys::llama_get_logits_ith(self.ctx.as_ptr(), -1);
+            (!p.is_null()).then(|| std::slice::from_raw_parts(p, n_vocab))
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        // SAFETY: both were allocated in new() and are freed once.
+        unsafe {
+            sys::llama_batch_free(self.batch);
+            sys::llama_free(self.ctx.as_ptr());
+        }
+    }
+}
