@@ -118,7 +118,11 @@ impl LlamaCppModel {
         let n_vocab = model.n_vocab();
         let facts = BackendFacts {
             versions: vec![
-                format!("llama.cpp vendored in llama-cpp-sys-2 {}", crate::LLAMA_CPP_SYS_VERSION),
+                format!(
+                    "llama.cpp vendored in llama-cpp-sys-2 {} (crate sha256 {})",
+                    crate::LLAMA_CPP_SYS_VERSION,
+                    env!("EDGEBENCH_LLAMA_CPP_SYS_SHA256")
+                ),
                 format!("ggml {ggml} (build commit: {commit})"),
             ],
             kernel_path: format!("llama.cpp {}", compact_system_info(&info)),
