@@ -30,9 +30,64 @@ pub enum Command {
     },
     /// List backends, whether each is compiled in, and the devices it can use here.
     Backends,
+    /// Compare two results files metric by metric: change with a 95% confidence interval and a verdict.
+    Compare(CompareArgs),
+    /// Gate CI on regressions: like compare, but exits 1 when any metric regressed (0 pass, 2 error).
+    Gate(GateArgs),
     /// Internal: run one cell (spec as JSON on stdin), speaking JSON lines on stdout.
     #[command(hide = true)]
     Cell,
+}
+
+/// Options shared by `compare` and `gate`.
+#[derive(Debug, Args)]
+pub struct ComparisonOptions {
+    /// Per-metric thresholds TOML (default: the shipped ci/thresholds.toml).
+    #[arg(long)]
+    pub thresholds: Option<PathBuf>,
+    /// Compare even when the runs differ in model file, device, suite or build profile (the report lists each).
+    #[arg(long)]
+    pub allow_mismatch: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+}
+
+/// Options of `edgebench compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Base results file.
+    pub base: PathBuf,
+    /// Current results file.
+    pub current: PathBuf,
+    /// Shared options.
+    #[command(flatten)]
+    pub opts: ComparisonOptions,
+}
+
+/// Options of `edgebench gate`.
+#[derive(Debug, Args)]
+pub struct GateArgs {
+    /// Base (baseline) results file.
+    #[arg(long)]
+    pub baseline: PathBuf,
+    /// Current results file.
+    #[arg(long)]
+    pub current: PathBuf,
+    /// Shared options.
+    #[command(flatten)]
+    pub opts: ComparisonOptions,
+}
+
+/// Formats of a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Terminal table.
+    Table,
+    /// Markdown, for a pull-request comment.
+    Markdown,
+    /// JSON on stdout.
+    Json,
 }
 
 /// Output formats.

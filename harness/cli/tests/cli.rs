@@ -244,3 +244,73 @@ fn a_backend_compiled_out_is_a_skipped_cell_that_says_how_to_enable_it() {
     let t = text(&edgebench(&["backends"], &[]));
     assert!(t.contains("llamacpp") && t.contains("--features llamacpp"), "{t}");
 }
+
+/// A copy of the results file at `from` with every sample of `metric` multiplied by `factor` (a synthetic change).
+fn scaled_copy(from: &Path, to: &Path, metric: &str, factor: f64) {
+    let mut r = results(from);
+    for cell in r["cells"].as_array_mut().unwrap() {
+        if let Some(samples) = cell["metrics"][metric]["samples"].as_array_mut() {
+            for s in samples {
+                *s = Json::from(s.as_f64().unwrap() * factor);
+            }
+        }
+    }
+    r["run_id"] = Json::from("current");
+    std::fs::write(to, serde_json::to_string(&r).unwrap()).unwrap();
+}
+
+#[test]
+fn gate_passes_identical_runs_fails_a_regression_and_refuses_a_different_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, base) = run_mock(dir.path(), &["--backend-opt", "decode_us=2000"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let (b, same, slower) = (base.to_str().unwrap(), dir.path().join("same.json"), dir.path().join("slower.json"));
+    scaled_copy(&base, &same, "decode_tps", 1.0);
+    scaled_copy(&base, &slower, "decode_tps", 0.8);
+
+    let o = edgebench(&["gate", "--baseline", b, "--current", same.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("0 regressed"), "{}", text(&o));
+
+    let o = edgebench(&["gate", "--baseline", b, "--current", slower.to_str().unwrap(), "--format", "markdown"], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    assert!(t.contains("### edgebench: ❌ regression") && t.contains("| decode_tps |") && t.contains("-20.0%"), "{t}");
+    // compare reports the same but is not a gate: exit 0.
+    let o = edgebench(&["compare", b, slower.to_str().unwrap(), "--format", "json"], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let j: Json = serde_json::from_slice(&o.stdout).unwrap();
+    let row = j["rows"].as_array().unwrap().iter().find(|r| r["metric"] == "decode_tps").unwrap().clone();
+    assert_eq!((row["outcome"].as_str(), row["verdict"].as_str()), (Some("compared"), Some("regressed")), "{row}");
+    assert!((row["ratio"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{row}");
+
+    // A cell measured in the base and missing now is a regression too.
+    let mut r = results(&same);
+    r["cells"].as_array_mut().unwrap().clear();
+    let gone = dir.path().join("gone.json");
+    std::fs::write(&gone, serde_json::to_string(&r).unwrap()).unwrap();
+    let o = edgebench(&["gate", "--baseline", b, "--current", gone.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("missing from the current run"), "{}", text(&o));
+
+    // Another model file: refused with the reason, unless allowed.
+    let other_dir = tempfile::tempdir().unwrap();
+    let m2 = model(other_dir.path(), "ok", &[("decode_us", "1")]);
+    let (s, out2) = (suite(other_dir.path()), other_dir.path().join("r2.json"));
+    let args = ["run", "--backend", "mock", "--threads", "1", "--model", m2.to_str().unwrap(), "--suite"];
+    let o = edgebench(&[&args[..], &[s.to_str().unwrap(), "--out", out2.to_str().unwrap()]].concat(), &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = edgebench(&["gate", "--baseline", b, "--current", out2.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("refusing to compare") && text(&o).contains("file sha256"), "{}", text(&o));
+    let o = edgebench(&["gate", "--baseline", b, "--current", out2.to_str().unwrap(), "--allow-mismatch"], &[]);
+    assert_ne!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("compared despite a mismatch"), "{}", text(&o));
+
+    // Bad thresholds file: error naming the flag.
+    let bad = dir.path().join("t.toml");
+    std::fs::write(&bad, "[default]\nfloor = 5\nnoise_multiple = 1\n").unwrap();
+    let o = edgebench(&["gate", "--baseline", b, "--current", b, "--thresholds", bad.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--thresholds") && text(&o).contains("floor"), "{}", text(&o));
+}

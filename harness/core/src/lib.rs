@@ -3,6 +3,7 @@
 //! This crate does no IO, reads no clock and names no concrete backend.
 
 mod backend;
+pub mod comparison;
 mod error;
 pub mod metrics;
 pub mod results;

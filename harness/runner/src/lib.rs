@@ -3,6 +3,7 @@
 //! Also home to the pieces the harness owns: tokenizer, sampler, workloads, probes, model registry.
 
 pub mod child;
+pub mod compare;
 pub mod conformance;
 pub mod device;
 pub mod probes;

@@ -1,6 +1,7 @@
 //! One module per subcommand; `dispatch` maps the parsed command line to them.
 
 mod cell;
+mod compare;
 mod info;
 mod models;
 mod run;
@@ -18,6 +19,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(ModelsCommand::Inspect { file }) => models::inspect(&file),
         Command::Device { format } => info::device(format),
         Command::Backends => info::backends(),
+        Command::Compare(a) => compare::compare(&a.base, &a.current, &a.opts, false),
+        Command::Gate(a) => compare::compare(&a.baseline, &a.current, &a.opts, true),
         Command::Cell => cell::cell(),
     }
 }

@@ -1,0 +1,44 @@
+//! `edgebench compare` and `edgebench gate`: two results files, per-metric verdicts, exit 1 on a regression (gate).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use edgebench_reports::compare::{comparison_report, Style};
+use edgebench_runner::compare::{compare_runs, Thresholds, DEFAULT_THRESHOLDS};
+use edgebench_runner::results_io;
+
+use crate::cli::{ComparisonOptions, ReportFormat};
+
+/// Compares `current` with `base`; as a gate, returns exit code 1 when anything regressed.
+pub fn compare(base: &Path, current: &Path, opts: &ComparisonOptions, gate: bool) -> anyhow::Result<ExitCode> {
+    let thresholds = match &opts.thresholds {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).with_context(|| format!("reading --thresholds {}", p.display()))?;
+            Thresholds::parse(&text).map_err(|e| anyhow::anyhow!("--thresholds {}: {e}", p.display()))?
+        }
+        None => Thresholds::parse(DEFAULT_THRESHOLDS).map_err(|e| anyhow::anyhow!("shipped thresholds: {e}"))?,
+    };
+    let b = results_io::read(base).context("base results")?;
+    let c = results_io::read(current).context("current results")?;
+    let cmp = match compare_runs(&b, &c, &thresholds, opts.allow_mismatch) {
+        Ok(cmp) => cmp,
+        Err(why) => bail!(
+            "refusing to compare {} with {}:\n  {}\n(pass --allow-mismatch to compare anyway)",
+            base.display(),
+            current.display(),
+            why.join("\n  ")
+        ),
+    };
+    match opts.format {
+        ReportFormat::Table => print!("{}", comparison_report(&cmp, Style::Terminal)),
+        ReportFormat::Markdown => print!("{}", comparison_report(&cmp, Style::Markdown)),
+        ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&cmp)?),
+    }
+    let regressed = cmp.regressions().count();
+    if gate && regressed > 0 {
+        eprintln!("gate: {regressed} regression(s)");
+        return Ok(ExitCode::from(1));
+    }
+    Ok(ExitCode::SUCCESS)
+}

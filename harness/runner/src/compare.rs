@@ -1,0 +1,190 @@
+//! Two results files compared cell by cell and metric by metric, for `edgebench compare` and `edgebench gate`.
+//! Runs of different models, devices or settings are refused (with the reason) unless the caller allows it.
+
+use std::collections::BTreeMap;
+
+pub use edgebench_core::comparison::{Outcome, Row, RunComparison};
+use edgebench_core::results::{CellKey, CellResult, CellStatus, RunResults};
+use edgebench_stats::compare::{compare, Rule};
+use serde::{Deserialize, Serialize};
+
+/// Per-metric rules, read from `ci/thresholds.toml` (or a user's file).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    /// Rule for any metric without its own entry (so new metrics are gated without editing the file).
+    pub default: Rule,
+    /// Rules by metric key (`decode_tps`, `ttft_ms`, …).
+    #[serde(default)]
+    pub metric: BTreeMap<String, Rule>,
+}
+
+/// The thresholds shipped in `ci/thresholds.toml`.
+pub const DEFAULT_THRESHOLDS: &str = include_str!("../../../ci/thresholds.toml");
+
+impl Thresholds {
+    /// Parses a thresholds file; errors name the offending key.
+    pub fn parse(text: &str) -> Result<Thresholds, String> {
+        let t: Thresholds = toml::from_str(text).map_err(|e| e.to_string())?;
+        for (name, r) in std::iter::once(("default", &t.default)).chain(t.metric.iter().map(|(k, v)| (k.as_str(), v))) {
+            if !(r.floor >= 0.0 && r.floor < 1.0 && r.noise_multiple >= 0.0) {
+                return Err(format!("{name}: floor must be in [0, 1) and noise_multiple >= 0, got {r:?}"));
+            }
+        }
+        Ok(t)
+    }
+
+    /// The rule for `metric`.
+    pub fn rule(&self, metric: &str) -> Rule {
+        self.metric.get(metric).copied().unwrap_or(self.default)
+    }
+}
+
+/// Reasons two runs should not be compared: different model files, device, suite or backend builds.
+pub fn mismatches(base: &RunResults, current: &RunResults) -> Vec<String> {
+    let mut out = Vec::new();
+    let shas = |r: &RunResults| r.models.values().map(|m| (m.id.clone(), m.sha256.clone())).collect::<BTreeMap<_, _>>();
+    let (bm, cm) = (shas(base), shas(current));
+    for (id, sha) in &cm {
+        if let Some(b) = bm.get(id) {
+            if b != sha {
+                out.push(format!("model {id}: file sha256 {} in base, {} in current", short(b), short(sha)));
+            }
+        }
+    }
+    let (bd, cd) = (&base.device, &current.device);
+    if (&bd.cpu_model, bd.logical_cpus, &bd.arch) != (&cd.cpu_model, cd.logical_cpus, &cd.arch) {
+        out.push(format!(
+            "device: {} ({} CPUs, {}) in base, {} ({} CPUs, {}) in current",
+            bd.cpu_model, bd.logical_cpus, bd.arch, cd.cpu_model, cd.logical_cpus, cd.arch
+        ));
+    }
+    if bd.gpus != cd.gpus {
+        out.push(format!("GPUs: {:?} in base, {:?} in current", bd.gpus, cd.gpus));
+    }
+    let (bs, cs) = (&base.manifest.suite, &current.manifest.suite);
+    if bs.sha256 != cs.sha256 {
+        out.push(format!(
+            "suite: {} ({}) in base, {} ({}) in current",
+            bs.name,
+            short(&bs.sha256),
+            cs.name,
+            short(&cs.sha256)
+        ));
+    }
+    if base.manifest.profile != current.manifest.profile {
+        out.push(format!("build profile: {} in base, {} in current", base.manifest.profile, current.manifest.profile));
+    }
+    out
+}
+
+fn short(s: &str) -> &str {
+    &s[..s.len().min(12)]
+}
+
+fn load_options_differ(b: &CellResult, c: &CellResult) -> bool {
+    b.load_options.as_ref().map(|o| &o.options) != c.load_options.as_ref().map(|o| &o.options)
+}
+
+/// Compares `current` against `base`. Refuses (Err with every reason) when [`mismatches`] finds any, unless
+/// `allow_mismatch`.
+pub fn compare_runs(
+    base: &RunResults,
+    current: &RunResults,
+    thresholds: &Thresholds,
+    allow_mismatch: bool,
+) -> Result<RunComparison, Vec<String>> {
+    let found = mismatches(base, current);
+    if !found.is_empty() && !allow_mismatch {
+        return Err(found);
+    }
+    let by_key: BTreeMap<&CellKey, &CellResult> = base.cells.iter().map(|c| (&c.key, c)).collect();
+    let mut rows = Vec::new();
+    for cur in &current.cells {
+        let Some(b) = by_key.get(&cur.key) else {
+            rows.push(Row {
+                key: cur.key.clone(),
+                metric: "*".into(),
+                better: None,
+                outcome: Outcome::Skipped { reason: "not in the base run".into() },
+            });
+            continue;
+        };
+        rows.extend(compare_cell(b, cur, thresholds));
+    }
+    let current_keys: std::collections::BTreeSet<&CellKey> = current.cells.iter().map(|c| &c.key).collect();
+    for b in base.cells.iter().filter(|b| !current_keys.contains(&b.key)) {
+        let outcome = match b.status {
+            CellStatus::Ok => {
+                Outcome::Broken { reason: "measured in the base run, missing from the current run".into() }
+            }
+            _ => Outcome::Skipped { reason: "not in the current run".into() },
+        };
+        rows.push(Row { key: b.key.clone(), metric: "*".into(), better: None, outcome });
+    }
+    Ok(RunComparison {
+        base_run: base.run_id.clone(),
+        current_run: current.run_id.clone(),
+        mismatches_allowed: found,
+        rows,
+    })
+}
+
+fn compare_cell(b: &CellResult, c: &CellResult, thresholds: &Thresholds) -> Vec<Row> {
+    let row = |metric: &str, better, outcome| Row { key: c.key.clone(), metric: metric.into(), better, outcome };
+    match (&b.status, &c.status) {
+        (CellStatus::Ok, CellStatus::Ok) => {}
+        (CellStatus::Ok, CellStatus::Failed { kind, message }) => {
+            return vec![row(
+                "*",
+                None,
+                Outcome::Broken { reason: format!("failed now ({}): {message}", format!("{kind:?}").to_lowercase()) },
+            )]
+        }
+        (CellStatus::Ok, CellStatus::Skipped { reason }) => {
+            return vec![row("*", None, Outcome::Broken { reason: format!("measured before, skipped now: {reason}") })]
+        }
+        (_, _) => {
+            return vec![row("*", None, Outcome::Skipped { reason: "not measured in the base run".into() })];
+        }
+    }
+    if load_options_differ(b, c) {
+        return vec![row("*", None, Outcome::Skipped { reason: "backend options differ between the runs".into() })];
+    }
+    let mut rows = Vec::new();
+    for (name, cm) in &c.metrics {
+        let outcome = match b.metrics.get(name) {
+            None => Outcome::Skipped { reason: "metric not in the base run".into() },
+            Some(bm) if bm.samples.is_empty() || cm.samples.is_empty() => {
+                Outcome::Skipped { reason: "no samples".into() }
+            }
+            Some(bm) if bm.summary.median == 0.0 => Outcome::Skipped { reason: "base median is 0".into() },
+            Some(bm) => Outcome::Compared(compare(&bm.samples, &cm.samples, cm.better, thresholds.rule(name))),
+        };
+        rows.push(row(name, Some(cm.better), outcome));
+    }
+    for name in b.metrics.keys().filter(|k| !c.metrics.contains_key(*k)) {
+        rows.push(row(
+            name,
+            Some(b.metrics[name].better),
+            Outcome::Skipped { reason: "metric not in the current run".into() },
+        ));
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_thresholds_parse_and_bad_ones_are_named() {
+        let t = Thresholds::parse(DEFAULT_THRESHOLDS).unwrap();
+        assert!(t.rule("decode_tps").floor > 0.0);
+        assert_eq!(t.rule("some_future_metric"), t.default);
+        let err = Thresholds::parse("[default]\nfloor = 2.0\nnoise_multiple = 1.0\n").unwrap_err();
+        assert!(err.contains("default"), "{err}");
+        let err = Thresholds::parse("[default]\nfloor = 0.1\nnoise_multiple = 1.0\nfloo = 1\n").unwrap_err();
+        assert!(err.contains("floo"), "{err}");
+    }
+}
