@@ -293,11 +293,33 @@ fn gate_passes_identical_runs_fails_a_regression_and_refuses_a_different_model()
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("missing from the current run"), "{}", text(&o));
 
+    // A gate where nothing could be compared is an error, not a pass.
+    let mut r = results(&same);
+    for c in r["cells"].as_array_mut().unwrap() {
+        c["load_options"]["options"]["decode_us"] = Json::from("9");
+    }
+    let other_opts = dir.path().join("other-opts.json");
+    std::fs::write(&other_opts, serde_json::to_string(&r).unwrap()).unwrap();
+    let o = edgebench(&["gate", "--baseline", b, "--current", other_opts.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("backend options differ") && text(&o).contains("nothing was compared"), "{}", text(&o));
+
     // Another model file: refused with the reason, unless allowed.
     let other_dir = tempfile::tempdir().unwrap();
     let m2 = model(other_dir.path(), "ok", &[("decode_us", "1")]);
     let (s, out2) = (suite(other_dir.path()), other_dir.path().join("r2.json"));
-    let args = ["run", "--backend", "mock", "--threads", "1", "--model", m2.to_str().unwrap(), "--suite"];
+    let args = [
+        "run",
+        "--backend",
+        "mock",
+        "--threads",
+        "1",
+        "--backend-opt",
+        "decode_us=2000",
+        "--model",
+        m2.to_str().unwrap(),
+        "--suite",
+    ];
     let o = edgebench(&[&args[..], &[s.to_str().unwrap(), "--out", out2.to_str().unwrap()]].concat(), &[]);
     assert!(o.status.success(), "{}", text(&o));
     let o = edgebench(&["gate", "--baseline", b, "--current", out2.to_str().unwrap()], &[]);

@@ -4,6 +4,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use edgebench_core::comparison::Outcome;
 use edgebench_reports::compare::{comparison_report, Style};
 use edgebench_runner::compare::{compare_runs, Thresholds, DEFAULT_THRESHOLDS};
 use edgebench_runner::results_io;
@@ -34,6 +35,10 @@ pub fn compare(base: &Path, current: &Path, opts: &ComparisonOptions, gate: bool
         ReportFormat::Table => print!("{}", comparison_report(&cmp, Style::Terminal)),
         ReportFormat::Markdown => print!("{}", comparison_report(&cmp, Style::Markdown)),
         ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&cmp)?),
+    }
+    let compared = cmp.rows.iter().filter(|r| matches!(r.outcome, Outcome::Compared(_))).count();
+    if gate && compared == 0 && cmp.regressions().count() == 0 {
+        bail!("nothing was compared: every cell or metric was skipped (see the table), so the gate cannot pass");
     }
     let regressed = cmp.regressions().count();
     if gate && regressed > 0 {
