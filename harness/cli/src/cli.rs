@@ -30,6 +30,8 @@ pub enum Command {
     },
     /// List backends, whether each is compiled in, and the devices it can use here.
     Backends,
+    /// Render results files (one or several: devices, commits) as a table, Markdown, HTML with charts, CSV or Parquet.
+    Report(ReportArgs),
     /// Compare two results files metric by metric: change with a 95% confidence interval and a verdict.
     Compare(CompareArgs),
     /// Gate CI on regressions: like compare, but exits 1 when any metric regressed (0 pass, 2 error).
@@ -37,6 +39,35 @@ pub enum Command {
     /// Internal: run one cell (spec as JSON on stdin), speaking JSON lines on stdout.
     #[command(hide = true)]
     Cell,
+}
+
+/// Options of `edgebench report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Results files (`edgebench run --out`), combined in one report.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RenderFormat::Table)]
+    pub format: RenderFormat,
+    /// Output file (default: stdout for table and markdown, report.html / report.csv / report.parquet otherwise).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Formats of `edgebench report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RenderFormat {
+    /// Terminal table per run.
+    Table,
+    /// One Markdown table.
+    Markdown,
+    /// Self-contained HTML with SVG charts.
+    Html,
+    /// Tidy CSV, one row per cell × metric (feature `polars`).
+    Csv,
+    /// Tidy Parquet, one row per cell × metric (feature `polars`).
+    Parquet,
 }
 
 /// Options shared by `compare` and `gate`.

@@ -336,3 +336,34 @@ fn gate_passes_identical_runs_fails_a_regression_and_refuses_a_different_model()
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("--thresholds") && text(&o).contains("floor"), "{}", text(&o));
 }
+
+#[test]
+fn report_renders_markdown_html_and_says_when_exports_are_not_compiled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, r) = run_mock(dir.path(), &["--backend-opt", "decode_us=500"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rs = r.to_str().unwrap();
+    let o = edgebench(&["report", rs, rs, "--format", "markdown"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let md = String::from_utf8_lossy(&o.stdout);
+    assert!(md.contains("| decode_tps |") && md.matches("| mock | cpu | 1 | gen |").count() == 2, "{md}");
+    let html = dir.path().join("r.html");
+    let o = edgebench(&["report", rs, "--format", "html", "--out", html.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>") && page.matches("<svg").count() >= 4, "charts drawn");
+    assert!(page.contains("not measured: these results carry no energy-meter readings"));
+    let csv = dir.path().join("r.csv");
+    let o = edgebench(&["report", rs, "--format", "csv", "--out", csv.to_str().unwrap()], &[]);
+    if cfg!(feature = "polars") {
+        assert!(o.status.success(), "{}", text(&o));
+        let t = std::fs::read_to_string(&csv).unwrap();
+        assert!(t.starts_with("run_id,device_cpu,model,backend") && t.contains("decode_tps"), "{t}");
+    } else {
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains("--features polars"), "{}", text(&o));
+    }
+    let o = edgebench(&["report", dir.path().join("nope.json").to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("nope.json"), "{}", text(&o));
+}

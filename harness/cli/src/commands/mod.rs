@@ -4,6 +4,7 @@ mod cell;
 mod compare;
 mod info;
 mod models;
+mod report;
 mod run;
 
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(ModelsCommand::Inspect { file }) => models::inspect(&file),
         Command::Device { format } => info::device(format),
         Command::Backends => info::backends(),
+        Command::Report(a) => report::report(&a),
         Command::Compare(a) => compare::compare(&a.base, &a.current, &a.opts, false),
         Command::Gate(a) => compare::compare(&a.baseline, &a.current, &a.opts, true),
         Command::Cell => cell::cell(),

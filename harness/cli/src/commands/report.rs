@@ -1,0 +1,55 @@
+//! `edgebench report`: one or more results files rendered as a table, Markdown, HTML with charts, CSV or Parquet.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use edgebench_reports::export::{export, Export};
+use edgebench_runner::results_io;
+
+use crate::cli::{RenderFormat, ReportArgs};
+
+/// Renders `args.results` in `args.format`.
+pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let runs = args
+        .results
+        .iter()
+        .map(|p| results_io::read(p).with_context(|| format!("reading {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let to_file = |default: &str, bytes: &str| -> anyhow::Result<PathBuf> {
+        let path = args.out.clone().unwrap_or_else(|| PathBuf::from(default));
+        std::fs::write(&path, bytes).with_context(|| format!("writing --out {}", path.display()))?;
+        Ok(path)
+    };
+    match args.format {
+        RenderFormat::Table => {
+            let text: String = runs.iter().map(edgebench_reports::terminal_table).collect::<Vec<_>>().join("\n");
+            match &args.out {
+                Some(_) => println!("{}", to_file("", &text)?.display()),
+                None => print!("{text}"),
+            }
+        }
+        RenderFormat::Markdown => {
+            let md = edgebench_reports::markdown::markdown_report(&runs);
+            match &args.out {
+                Some(_) => println!("{}", to_file("", &md)?.display()),
+                None => print!("{md}"),
+            }
+        }
+        RenderFormat::Html => {
+            let path = to_file("report.html", &edgebench_reports::html::html_report(&runs))?;
+            println!("{}", path.display());
+        }
+        RenderFormat::Csv | RenderFormat::Parquet => {
+            let (fmt, default) = match args.format {
+                RenderFormat::Csv => (Export::Csv, "report.csv"),
+                _ => (Export::Parquet, "report.parquet"),
+            };
+            let path = args.out.clone().unwrap_or_else(|| PathBuf::from(default));
+            let n = export(&runs, fmt, &path).map_err(|e| anyhow::anyhow!("--format {:?}: {e}", args.format))?;
+            eprintln!("{n} rows");
+            println!("{}", path.display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

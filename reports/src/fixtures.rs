@@ -1,0 +1,101 @@
+//! Fixture results for the renderers' tests: two backends with every metric (energy and drift included, to exercise
+//! the charts that real runs fill in later), a skipped cell and a failed one.
+
+use std::collections::BTreeMap;
+
+use edgebench_core::metrics::{self, Better};
+use edgebench_core::results::*;
+
+fn metric(key: &str, unit: &str, better: Better, samples: &[f64]) -> (String, Metric) {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let median = sorted[sorted.len() / 2];
+    let mean = samples.iter().sum::<f64>() / samples.len() as f64;
+    let ci = (samples.len() > 1).then(|| [sorted[0], sorted[sorted.len() - 1]]);
+    let summary = Summary {
+        n: samples.len(),
+        median,
+        mean,
+        min: sorted[0],
+        max: sorted[sorted.len() - 1],
+        p50: median,
+        p90: sorted[(sorted.len() * 9 / 10).min(sorted.len() - 1)],
+        p99: sorted[sorted.len() - 1],
+        median_ci95: ci,
+        ..Summary::default()
+    };
+    (key.into(), Metric { unit: unit.into(), better, samples: samples.to_vec(), summary })
+}
+
+fn cell(backend: &str, status: CellStatus, metrics: Vec<(String, Metric)>) -> CellResult {
+    CellResult {
+        key: CellKey {
+            model: "smollm2".into(),
+            backend: backend.into(),
+            device: "cpu".into(),
+            threads: 2,
+            workload: "chat".into(),
+        },
+        status,
+        workload: serde_json::Value::Null,
+        load_options: None,
+        backend: None,
+        metrics: metrics.into_iter().collect::<BTreeMap<_, _>>(),
+        validity: Validity::default(),
+        sample_output: None,
+        wall_s: 1.0,
+        stderr_tail: None,
+    }
+}
+
+fn speed(prefill: f64, decode: f64, itl: &[f64], rss: f64) -> Vec<(String, Metric)> {
+    let m = |d: metrics::MetricDef, s: &[f64]| metric(d.key, d.unit, d.better, s);
+    vec![
+        m(metrics::PREFILL_TPS, &[prefill * 0.98, prefill, prefill * 1.01]),
+        m(metrics::DECODE_TPS, &[decode * 0.99, decode, decode * 1.02]),
+        m(metrics::TTFT_MS, &[1000.0 * 40.0 / prefill, 1000.0 * 41.0 / prefill, 1000.0 * 42.0 / prefill]),
+        m(metrics::ITL_MS, itl),
+        m(metrics::PEAK_RSS_MIB, &[rss]),
+    ]
+}
+
+/// A run on a device whose CPU is called `cpu`.
+pub fn run(id: &str, cpu: &str) -> RunResults {
+    let mut candle = speed(25.0, 23.0, &[42.0, 43.5, 41.8, 44.0, 50.3, 42.2], 150.0);
+    candle.push(metric(crate::html::DRIFT_METRIC, "nats", Better::Lower, &[0.004]));
+    let mut llama = speed(295.0, 139.0, &[7.1, 7.3, 7.0, 8.6, 7.2, 7.2], 179.0);
+    llama.push(metric(crate::html::DRIFT_METRIC, "nats", Better::Lower, &[0.0]));
+    llama.push(metric(crate::html::ENERGY_METRIC, "J/token", Better::Lower, &[0.21, 0.2, 0.22]));
+    let cells = vec![
+        cell("candle", CellStatus::Ok, candle),
+        cell("llamacpp", CellStatus::Ok, llama),
+        cell("ort", CellStatus::Skipped { reason: "not compiled in: rebuild with --features ort".into() }, vec![]),
+        cell(
+            "mock",
+            CellStatus::Failed { kind: FailureKind::Panic, message: "panicked: <boom> & \"bang\"".into() },
+            vec![],
+        ),
+    ];
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        run_id: id.into(),
+        started_at: "2026-11-22T06:00:00Z".into(),
+        finished_at: None,
+        manifest: Manifest {
+            edgebench_version: "0.1.0".into(),
+            git_commit: "abc123".into(),
+            profile: "release".into(),
+            suite: SuiteRef { name: "quick".into(), sha256: "feedfacecafe0000".into(), ..SuiteRef::default() },
+            command_line: vec!["edgebench".into(), "run".into()],
+            ..Manifest::default()
+        },
+        device: DeviceFingerprint {
+            cpu_model: cpu.into(),
+            logical_cpus: 2,
+            arch: "x86_64".into(),
+            ..DeviceFingerprint::default()
+        },
+        models: BTreeMap::new(),
+        cells,
+    }
+}
