@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the `llamacpp` feature needs to build llama.cpp from source: CMake and libclang (bindgen).
-# Debian/Ubuntu through apt; elsewhere it says what is missing. Does nothing when both are present.
+# Installs what optional parts need, through apt on Debian/Ubuntu; elsewhere it says what is missing.
+#   ci/install-build-deps.sh [llamacpp] [chromium]      (default: llamacpp)
+#   llamacpp: CMake and libclang, to build llama.cpp from source (feature `llamacpp`)
+#   chromium: headless Chromium, for the HTML report's render test (`cargo test -p edgebench-reports -- --ignored`)
+# Does nothing for what is already present.
 set -euo pipefail
 have_libclang() {
     [ -n "${LIBCLANG_PATH:-}" ] && return 0
@@ -8,11 +11,19 @@ have_libclang() {
     compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null
 }
 missing=()
-command -v cmake >/dev/null || missing+=(cmake)
-have_libclang || missing+=(libclang-dev)
-[ ${#missing[@]} -eq 0 ] && { echo "build deps present: $(cmake --version | head -1), libclang"; exit 0; }
+for part in "${@:-llamacpp}"; do
+    case "$part" in
+        llamacpp)
+            command -v cmake >/dev/null || missing+=(cmake)
+            have_libclang || missing+=(libclang-dev)
+            ;;
+        chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
+        *) echo "unknown part $part (expected llamacpp or chromium)" >&2; exit 2 ;;
+    esac
+done
+[ ${#missing[@]} -eq 0 ] && { echo "present: ${*:-llamacpp} dependencies"; exit 0; }
 if ! command -v apt-get >/dev/null; then
-    echo "missing: ${missing[*]} — install CMake (>= 3.14) and libclang with your package manager" >&2
+    echo "missing: ${missing[*]} — install them with your package manager" >&2
     exit 2
 fi
 sudo=""

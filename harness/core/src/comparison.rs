@@ -27,6 +27,10 @@ pub struct Rule {
     pub floor: f64,
     /// Multiple of the measured coefficient of variation.
     pub noise_multiple: f64,
+    /// Smallest absolute change of the median ever called, in the metric's unit (0 = none). For metrics near zero,
+    /// such as KL divergence, where a relative change says little.
+    #[serde(default)]
+    pub abs_floor: f64,
 }
 
 /// One metric of one cell, base against current.

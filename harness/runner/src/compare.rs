@@ -27,8 +27,8 @@ impl Thresholds {
     pub fn parse(text: &str) -> Result<Thresholds, String> {
         let t: Thresholds = toml::from_str(text).map_err(|e| e.to_string())?;
         for (name, r) in std::iter::once(("default", &t.default)).chain(t.metric.iter().map(|(k, v)| (k.as_str(), v))) {
-            if !(r.floor >= 0.0 && r.floor < 1.0 && r.noise_multiple >= 0.0) {
-                return Err(format!("{name}: floor must be in [0, 1) and noise_multiple >= 0, got {r:?}"));
+            if !(r.floor >= 0.0 && r.floor < 1.0 && r.noise_multiple >= 0.0 && r.abs_floor >= 0.0) {
+                return Err(format!("{name}: floor must be in [0, 1), noise_multiple and abs_floor >= 0, got {r:?}"));
             }
         }
         Ok(t)
