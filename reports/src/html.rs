@@ -112,7 +112,7 @@ fn runs_section(runs: &[RunResults]) -> String {
         );
         let build =
             format!("edgebench {} ({}), {} {}, {}", m.edgebench_version, m.git_commit, m.profile, m.target, m.rustc);
-        let suite = format!("{} ({})", m.suite.name, &m.suite.sha256[..m.suite.sha256.len().min(12)]);
+        let suite = format!("{} ({})", m.suite.name, m.suite.sha256.chars().take(12).collect::<String>());
         h.push_str(&format!(
             "<tr><td>{}</td><td>{}<br><small>{}</small></td><td>{}<br><small>ISA: {}</small></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>\n",
             i + 1,

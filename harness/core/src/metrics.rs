@@ -62,8 +62,24 @@ pub const PEAK_RSS_MIB: MetricDef = MetricDef {
     about: "VmHWM of the child process at exit: anonymous memory plus touched file-backed pages",
 };
 
+/// Anonymous resident memory at the end of the cell, model still loaded (heap: copied or converted weights, KV cache).
+pub const RSS_ANON_MIB: MetricDef = MetricDef {
+    key: "rss_anon_mib",
+    unit: "MiB",
+    better: Better::Lower,
+    about: "RssAnon of the child with the model loaded, after the last repetition",
+};
+/// File-backed resident memory at the end of the cell (memory-mapped weights a backend touched).
+pub const RSS_FILE_MIB: MetricDef = MetricDef {
+    key: "rss_file_mib",
+    unit: "MiB",
+    better: Better::Lower,
+    about: "RssFile of the child with the model loaded, after the last repetition (mmapped weights count here)",
+};
+
 /// Every metric, in report order.
-pub const ALL: [MetricDef; 6] = [PREFILL_TPS, DECODE_TPS, TTFT_MS, ITL_MS, LOAD_MS, PEAK_RSS_MIB];
+pub const ALL: [MetricDef; 8] =
+    [PREFILL_TPS, DECODE_TPS, TTFT_MS, ITL_MS, LOAD_MS, PEAK_RSS_MIB, RSS_ANON_MIB, RSS_FILE_MIB];
 
 /// The definition for a key.
 pub fn lookup(key: &str) -> Option<MetricDef> {

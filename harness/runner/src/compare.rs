@@ -78,8 +78,9 @@ pub fn mismatches(base: &RunResults, current: &RunResults) -> Vec<String> {
     out
 }
 
-fn short(s: &str) -> &str {
-    &s[..s.len().min(12)]
+/// The first 12 characters (hashes are shown shortened; results files from elsewhere may hold anything).
+fn short(s: &str) -> String {
+    s.chars().take(12).collect()
 }
 
 fn load_options_differ(b: &CellResult, c: &CellResult) -> bool {

@@ -239,6 +239,13 @@ pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
     }) {
         put(metrics::PEAK_RSS_MIB, vec![kib as f64 / 1024.0]);
     }
+    if let Some((anon, file)) = events.iter().find_map(|e| match e {
+        Event::Done { rss_anon_kib, rss_file_kib, .. } => Some((*rss_anon_kib, *rss_file_kib)),
+        _ => None,
+    }) {
+        put(metrics::RSS_ANON_MIB, vec![anon as f64 / 1024.0]);
+        put(metrics::RSS_FILE_MIB, vec![file as f64 / 1024.0]);
+    }
     m
 }
 
