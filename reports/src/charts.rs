@@ -1,7 +1,9 @@
 //! SVG charts drawn with plotters (no fonts needed: plotters' SVG backend writes text elements): horizontal bars
 //! with confidence whiskers, box plots of a distribution, and a speed-versus-drift scatter with its Pareto front.
 
-use plotters::coord::ranged1d::SegmentValue;
+use plotters::coord::ranged1d::{SegmentValue, SegmentedCoord};
+use plotters::coord::types::{RangedCoordf32, RangedCoordusize};
+use plotters::coord::Shift;
 use plotters::prelude::*;
 
 /// One bar: a label, a median and its 95% interval.
@@ -48,40 +50,56 @@ fn series_color(i: usize) -> RGBColor {
     [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)][i % 4]
 }
 
+type RowChart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf32, SegmentedCoord<RangedCoordusize>>>;
+
+/// A white chart with one labelled row per entry of `labels` and an x axis from 0 to `xmax`, mesh drawn.
+fn row_chart<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    x_label: &str,
+    labels: &[String],
+    xmax: f32,
+) -> Result<RowChart<'a, 'b>, String> {
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(230)
+        .build_cartesian_2d(0f32..xmax.max(1e-6), (0..labels.len()).into_segmented())
+        .map_err(|e| e.to_string())?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc(x_label)
+        .y_labels(labels.len().max(1))
+        .y_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .draw()
+        .map_err(|e| e.to_string())?;
+    Ok(chart)
+}
+
 /// Horizontal bars with whiskers; `series_names` label the colours.
 pub fn bars(title: &str, x_label: &str, series_names: &[&str], rows: &[Bar]) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height(rows.len()))).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let max = rows.iter().map(|r| r.ci.map_or(r.value, |c| c[1].max(r.value))).fold(0.0, f64::max).max(1e-9);
+        let max = rows.iter().map(|r| r.ci.map_or(r.value, |c| c[1].max(r.value))).fold(0.0, f64::max) as f32;
         let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(230)
-            .build_cartesian_2d(0f64..max * 1.12, (0..rows.len()).into_segmented())
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .x_desc(x_label)
-            .y_labels(rows.len().max(1))
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = row_chart(&root, title, x_label, &labels, max * 1.12)?;
         for (i, r) in rows.iter().enumerate() {
             let color = series_color(r.series);
-            let bar =
-                Rectangle::new([(0.0, SegmentValue::Exact(i)), (r.value, SegmentValue::Exact(i + 1))], color.filled());
+            let bar = Rectangle::new(
+                [(0.0, SegmentValue::Exact(i)), (r.value as f32, SegmentValue::Exact(i + 1))],
+                color.filled(),
+            );
             chart.draw_series(std::iter::once(bar)).map_err(|e| e.to_string())?;
             if let Some([lo, hi]) = r.ci {
                 let whisker = PathElement::new(
-                    vec![(lo, SegmentValue::CenterOf(i)), (hi, SegmentValue::CenterOf(i))],
+                    vec![(lo as f32, SegmentValue::CenterOf(i)), (hi as f32, SegmentValue::CenterOf(i))],
                     BLACK.stroke_width(2),
                 );
                 chart.draw_series(std::iter::once(whisker)).map_err(|e| e.to_string())?;
@@ -89,7 +107,7 @@ pub fn bars(title: &str, x_label: &str, series_names: &[&str], rows: &[Bar]) -> 
         }
         for (s, name) in series_names.iter().enumerate() {
             chart
-                .draw_series(std::iter::empty::<Rectangle<(f64, SegmentValue<usize>)>>())
+                .draw_series(std::iter::empty::<Rectangle<(f32, SegmentValue<usize>)>>())
                 .map_err(|e| e.to_string())?
                 .label(*name)
                 .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], series_color(s).filled()));
@@ -113,27 +131,9 @@ pub fn boxes(title: &str, x_label: &str, rows: &[BoxRow]) -> Result<String, Stri
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height(rows.len()))).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let max = rows.iter().flat_map(|r| r.samples.iter().copied()).fold(0f32, f32::max).max(1e-6);
+        let max = rows.iter().flat_map(|r| r.samples.iter().copied()).fold(0f32, f32::max);
         let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(10)
-            .x_label_area_size(36)
-            .y_label_area_size(230)
-            .build_cartesian_2d(0f32..max * 1.08, (0..rows.len()).into_segmented())
-            .map_err(|e| e.to_string())?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .x_desc(x_label)
-            .y_labels(rows.len().max(1))
-            .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .draw()
-            .map_err(|e| e.to_string())?;
+        let mut chart = row_chart(&root, title, x_label, &labels, max * 1.08)?;
         for (i, r) in rows.iter().enumerate().filter(|(_, r)| !r.samples.is_empty()) {
             let q = Quartiles::new(&r.samples);
             let b = Boxplot::new_horizontal(SegmentValue::CenterOf(i), &q).width(14).style(series_color(0));
