@@ -42,6 +42,11 @@ pub struct Point {
 const ROW_PX: u32 = 26;
 const WIDTH: u32 = 860;
 
+/// Room for the row labels: about 7 px per character of the longest, within [120, 480].
+fn label_area(labels: &[String]) -> u32 {
+    (labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as u32 * 7 + 16).clamp(120, 480)
+}
+
 fn height(rows: usize) -> u32 {
     (90 + ROW_PX * rows.max(1) as u32).max(220)
 }
@@ -65,7 +70,7 @@ fn row_chart<'a, 'b>(
         .caption(title, ("sans-serif", 18))
         .margin(10)
         .x_label_area_size(36)
-        .y_label_area_size(230)
+        .y_label_area_size(label_area(labels))
         .build_cartesian_2d(0f32..xmax.max(1e-6), (0..labels.len()).into_segmented())
         .map_err(|e| e.to_string())?;
     chart
@@ -86,9 +91,10 @@ fn row_chart<'a, 'b>(
 pub fn bars(title: &str, x_label: &str, series_names: &[&str], rows: &[Bar]) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height(rows.len()))).into_drawing_area();
-        let max = rows.iter().map(|r| r.ci.map_or(r.value, |c| c[1].max(r.value))).fold(0.0, f64::max) as f32;
         let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH + label_area(&labels), height(rows.len()))).into_drawing_area();
+        let max = rows.iter().map(|r| r.ci.map_or(r.value, |c| c[1].max(r.value))).fold(0.0, f64::max) as f32;
         let mut chart = row_chart(&root, title, x_label, &labels, max * 1.12)?;
         for (i, r) in rows.iter().enumerate() {
             let color = series_color(r.series);
@@ -130,9 +136,10 @@ pub fn bars(title: &str, x_label: &str, series_names: &[&str], rows: &[Bar]) -> 
 pub fn boxes(title: &str, x_label: &str, rows: &[BoxRow]) -> Result<String, String> {
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height(rows.len()))).into_drawing_area();
-        let max = rows.iter().flat_map(|r| r.samples.iter().copied()).fold(0f32, f32::max);
         let labels: Vec<String> = rows.iter().map(|r| r.label.clone()).collect();
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH + label_area(&labels), height(rows.len()))).into_drawing_area();
+        let max = rows.iter().flat_map(|r| r.samples.iter().copied()).fold(0f32, f32::max);
         let mut chart = row_chart(&root, title, x_label, &labels, max * 1.08)?;
         for (i, r) in rows.iter().enumerate().filter(|(_, r)| !r.samples.is_empty()) {
             let q = Quartiles::new(&r.samples);

@@ -239,4 +239,4 @@ pub fn html_report(runs: &[RunResults]) -> String {
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:13px}\
 td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;white-space:nowrap}\
 td.bad{color:#a00}.note{color:#666;font-size:13px}figure{margin:1.5em 0}figure.absent{border:1px dashed #bbb;padding:.5em 1em}\
-figcaption{color:#666;font-size:13px}";
+figcaption{color:#666;font-size:13px}td{max-width:30em;overflow-wrap:anywhere}figure{overflow-x:auto}";
