@@ -111,7 +111,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             .expect("valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    eprintln!("suite {} ({}): {} cells; results → {}", s.name, s.about, cells.len(), out.display());
+    let plural = if cells.len() == 1 { "" } else { "s" };
+    eprintln!("suite {} ({}): {} cell{plural}; results → {}", s.name, s.about, cells.len(), out.display());
     runner::run_all(&child, &cells, timeout, &mut results, &out, &mut |p| match p {
         Progress::Started { spec, .. } => {
             bar.set_message(format!(
