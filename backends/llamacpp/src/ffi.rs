@@ -161,6 +161,9 @@ pub struct Context {
     ctx: NonNull<sys::llama_context>,
     batch: sys::llama_batch,
     batch_cap: usize,
+    // A persistent CPU threadpool attached to the context, as llama-bench does; without one, ggml builds and frees
+    // a disposable pool on every graph computation.
+    threadpool: Option<NonNull<sys::ggml_threadpool>>,
 }
 
 /// Why a decode failed.
@@ -191,10 +194,19 @@ impl Context {
         };
         let ctx =
             NonNull::new(raw).ok_or_else(|| format!("llama.cpp could not create a context: {}", take_recent_log()))?;
+        // SAFETY: default params are plain data; the pool lives until Drop detaches and frees it.
+        let threadpool = unsafe {
+            let mut tpp = sys::ggml_threadpool_params_default(p.threads);
+            let tp = NonNull::new(sys::ggml_threadpool_new(&mut tpp));
+            if let Some(tp) = tp {
+                sys::llama_attach_threadpool(ctx.as_ptr(), tp.as_ptr(), tp.as_ptr());
+            }
+            tp
+        };
         // SAFETY: the batch holds n_batch tokens for one sequence and is freed in Drop.
         let batch_cap = unsafe { sys::llama_n_batch(ctx.as_ptr()) } as usize;
         let batch = unsafe { sys::llama_batch_init(batch_cap as i32, 0, 1) };
-        Ok(Context { ctx, batch, batch_cap })
+        Ok(Context { ctx, batch, batch_cap, threadpool })
     }
 
     /// KV-cache positions this context holds.
@@ -252,10 +264,14 @@ impl Context {
 
 impl Drop for Context {
     fn drop(&mut self) {
-        // SAFETY: both were allocated in new() and are freed once.
+        // SAFETY: all were allocated in new() and are freed once; the pool after the context stops using it.
         unsafe {
             sys::llama_batch_free(self.batch);
+            sys::llama_detach_threadpool(self.ctx.as_ptr());
             sys::llama_free(self.ctx.as_ptr());
+            if let Some(tp) = self.threadpool {
+                sys::ggml_threadpool_free(tp.as_ptr());
+            }
         }
     }
 }

@@ -99,9 +99,10 @@ pub struct CompareArgs {
 /// Options of `edgebench gate`.
 #[derive(Debug, Args)]
 pub struct GateArgs {
-    /// Base (baseline) results file.
-    #[arg(long)]
-    pub baseline: PathBuf,
+    /// Baseline results file; repeat it to pool several runs of the same settings (their drift then counts as
+    /// noise).
+    #[arg(long, required = true)]
+    pub baseline: Vec<PathBuf>,
     /// Current results file.
     #[arg(long)]
     pub current: PathBuf,

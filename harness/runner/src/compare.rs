@@ -83,6 +83,38 @@ fn short(s: &str) -> String {
     s.chars().take(12).collect()
 }
 
+/// Several baseline runs of the same settings as one: each cell's samples pooled over the runs where it was measured
+/// (same backend options), summaries recomputed. Pooled samples carry the drift between runs, which one run's
+/// samples cannot show, so the noise term of the threshold sees it. Refuses runs that [`mismatches`] tells apart.
+pub fn pool_baselines(mut runs: Vec<RunResults>) -> Result<RunResults, Vec<String>> {
+    let Some(mut pooled) = (!runs.is_empty()).then(|| runs.remove(0)) else {
+        return Err(vec!["no baseline given".into()]);
+    };
+    let found: Vec<String> = runs.iter().flat_map(|r| mismatches(&pooled, r)).collect();
+    if !found.is_empty() {
+        return Err(found.into_iter().map(|m| format!("baselines differ: {m}")).collect());
+    }
+    for r in &runs {
+        pooled.run_id = format!("{}+{}", pooled.run_id, r.run_id);
+        for extra in r.cells.iter().filter(|c| c.status == CellStatus::Ok) {
+            match pooled.cells.iter_mut().find(|c| c.key == extra.key) {
+                Some(c) if c.status == CellStatus::Ok && !load_options_differ(c, extra) => {
+                    for (k, m) in &extra.metrics {
+                        if let Some(pm) = c.metrics.get_mut(k) {
+                            pm.samples.extend_from_slice(&m.samples);
+                            pm.summary = edgebench_stats::summarize(&pm.samples);
+                        }
+                    }
+                }
+                Some(c) if c.status != CellStatus::Ok => *c = extra.clone(),
+                Some(_) => {}
+                None => pooled.cells.push(extra.clone()),
+            }
+        }
+    }
+    Ok(pooled)
+}
+
 fn load_options_differ(b: &CellResult, c: &CellResult) -> bool {
     b.load_options.as_ref().map(|o| &o.options) != c.load_options.as_ref().map(|o| &o.options)
 }
@@ -177,6 +209,57 @@ fn compare_cell(b: &CellResult, c: &CellResult, thresholds: &Thresholds) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run_with(id: &str, decode: &[f64]) -> RunResults {
+        let metric = edgebench_core::results::Metric {
+            unit: "tok/s".into(),
+            better: edgebench_core::metrics::Better::Higher,
+            samples: decode.to_vec(),
+            summary: edgebench_stats::summarize(decode),
+        };
+        let cell = CellResult {
+            key: CellKey {
+                model: "m".into(),
+                backend: "b".into(),
+                device: "cpu".into(),
+                threads: 1,
+                workload: "w".into(),
+            },
+            status: CellStatus::Ok,
+            workload: serde_json::Value::Null,
+            load_options: None,
+            backend: None,
+            metrics: [("decode_tps".to_string(), metric)].into_iter().collect(),
+            validity: Default::default(),
+            sample_output: None,
+            wall_s: 1.0,
+            stderr_tail: None,
+        };
+        RunResults {
+            schema_version: edgebench_core::results::SCHEMA_VERSION,
+            run_id: id.into(),
+            started_at: String::new(),
+            finished_at: None,
+            manifest: Default::default(),
+            device: Default::default(),
+            models: Default::default(),
+            cells: vec![cell],
+        }
+    }
+
+    #[test]
+    fn baselines_pool_their_samples_and_must_match() {
+        let pooled = pool_baselines(vec![run_with("a", &[10.0, 10.2]), run_with("b", &[11.0])]).unwrap();
+        assert_eq!(pooled.run_id, "a+b");
+        let m = &pooled.cells[0].metrics["decode_tps"];
+        assert_eq!(m.samples, vec![10.0, 10.2, 11.0]);
+        assert_eq!(m.summary.median, 10.2);
+        let mut other = run_with("c", &[1.0]);
+        other.device.cpu_model = "another CPU".into();
+        let err = pool_baselines(vec![run_with("a", &[1.0]), other]).unwrap_err();
+        assert!(err[0].contains("baselines differ: device"), "{err:?}");
+        assert!(pool_baselines(vec![]).is_err());
+    }
 
     #[test]
     fn shipped_thresholds_parse_and_bad_ones_are_named() {

@@ -147,6 +147,37 @@ mod tests {
         assert!(caught[1] >= 500, "noisy VM: only {} of 1000 caught", caught[1]);
     }
 
+    /// Pooling several baseline runs puts their drift into the noise term. Regime: 5% between-run drift and 2%
+    /// per-repetition noise, like two `.ci/run` runs on this project's VM (decode differed by 5.4%).
+    #[test]
+    fn pooled_baselines_tame_between_run_drift() {
+        let (drift, noise) = (0.05, 0.02);
+        let flagged = |baselines: usize| {
+            let mut rng = SmallRng::seed_from_u64(13);
+            (0..1000)
+                .filter(|_| {
+                    let base: Vec<f64> = (0..baselines).flat_map(|_| run(&mut rng, 100.0, 5, drift, noise)).collect();
+                    let cur = run(&mut rng, 100.0, 5, drift, noise);
+                    compare(&base, &cur, Better::Higher, RULE).verdict != Verdict::NoSignificantChange
+                })
+                .count()
+        };
+        let caught = |baselines: usize| {
+            let mut rng = SmallRng::seed_from_u64(17);
+            (0..1000)
+                .filter(|_| {
+                    let base: Vec<f64> = (0..baselines).flat_map(|_| run(&mut rng, 100.0, 5, drift, noise)).collect();
+                    let cur = run(&mut rng, 85.0, 5, drift, noise);
+                    compare(&base, &cur, Better::Higher, RULE).verdict == Verdict::Regressed
+                })
+                .count()
+        };
+        let (one, five) = (flagged(1), flagged(5));
+        let (caught_one, caught_five) = (caught(1), caught(5));
+        eprintln!("5% drift: identical flagged {one}/1000 with 1 baseline, {five}/1000 with 5 pooled; 15% slowdowns caught {caught_one} vs {caught_five}");
+        assert!(five < one, "pooling must lower false positives under drift");
+    }
+
     #[test]
     fn abs_floor_ignores_large_relative_changes_of_tiny_values() {
         let rule = Rule { floor: 0.05, noise_multiple: 0.0, abs_floor: 0.01 };

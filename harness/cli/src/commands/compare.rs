@@ -1,18 +1,18 @@
 //! `edgebench compare` and `edgebench gate`: two results files, per-metric verdicts, exit 1 on a regression (gate).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use edgebench_core::comparison::Outcome;
 use edgebench_reports::compare::{comparison_report, Style};
-use edgebench_runner::compare::{compare_runs, Thresholds, DEFAULT_THRESHOLDS};
+use edgebench_runner::compare::{compare_runs, pool_baselines, Thresholds, DEFAULT_THRESHOLDS};
 use edgebench_runner::results_io;
 
 use crate::cli::{ComparisonOptions, ReportFormat};
 
 /// Compares `current` with `base`; as a gate, returns exit code 1 when anything regressed.
-pub fn compare(base: &Path, current: &Path, opts: &ComparisonOptions, gate: bool) -> anyhow::Result<ExitCode> {
+pub fn compare(bases: &[PathBuf], current: &Path, opts: &ComparisonOptions, gate: bool) -> anyhow::Result<ExitCode> {
     let thresholds = match &opts.thresholds {
         Some(p) => {
             let text = std::fs::read_to_string(p).with_context(|| format!("reading --thresholds {}", p.display()))?;
@@ -20,13 +20,21 @@ pub fn compare(base: &Path, current: &Path, opts: &ComparisonOptions, gate: bool
         }
         None => Thresholds::parse(DEFAULT_THRESHOLDS).map_err(|e| anyhow::anyhow!("shipped thresholds: {e}"))?,
     };
-    let b = results_io::read(base).context("base results")?;
+    let runs = bases
+        .iter()
+        .map(|p| results_io::read(p).with_context(|| format!("base results {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let base = bases.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+    let b = match pool_baselines(runs) {
+        Ok(b) => b,
+        Err(why) => bail!("refusing to pool the baselines {base}:\n  {}", why.join("\n  ")),
+    };
     let c = results_io::read(current).context("current results")?;
     let cmp = match compare_runs(&b, &c, &thresholds, opts.allow_mismatch) {
         Ok(cmp) => cmp,
         Err(why) => bail!(
             "refusing to compare {} with {}:\n  {}\n(pass --allow-mismatch to compare anyway)",
-            base.display(),
+            base,
             current.display(),
             why.join("\n  ")
         ),

@@ -21,7 +21,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Device { format } => info::device(format),
         Command::Backends => info::backends(),
         Command::Report(a) => report::report(&a),
-        Command::Compare(a) => compare::compare(&a.base, &a.current, &a.opts, false),
+        Command::Compare(a) => compare::compare(std::slice::from_ref(&a.base), &a.current, &a.opts, false),
         Command::Gate(a) => compare::compare(&a.baseline, &a.current, &a.opts, true),
         Command::Cell => cell::cell(),
     }
