@@ -284,6 +284,21 @@ fn gate_passes_identical_runs_fails_a_regression_and_refuses_a_different_model()
     assert_eq!((row["outcome"].as_str(), row["verdict"].as_str()), (Some("compared"), Some("regressed")), "{row}");
     assert!((row["ratio"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{row}");
 
+    // Several baselines pool; one from another device is refused.
+    let (s_same, s_slow) = (same.to_str().unwrap(), slower.to_str().unwrap());
+    let o = edgebench(&["gate", "--baseline", b, "--baseline", s_same, "--current", s_same], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("+current → current"), "the report names the pooled baseline: {}", text(&o));
+    let o = edgebench(&["gate", "--baseline", b, "--baseline", s_same, "--current", s_slow], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let mut r = results(&same);
+    r["device"]["cpu_model"] = Json::from("another CPU");
+    let elsewhere = dir.path().join("elsewhere.json");
+    std::fs::write(&elsewhere, serde_json::to_string(&r).unwrap()).unwrap();
+    let o = edgebench(&["gate", "--baseline", b, "--baseline", elsewhere.to_str().unwrap(), "--current", s_same], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("refusing to pool the baselines") && text(&o).contains("another CPU"), "{}", text(&o));
+
     // A cell measured in the base and missing now is a regression too.
     let mut r = results(&same);
     r["cells"].as_array_mut().unwrap().clear();
