@@ -9,6 +9,7 @@ use std::sync::{Mutex, Once};
 use llama_cpp_sys_2 as sys;
 
 static INIT: Once = Once::new();
+
 /// The last warnings and errors llama.cpp logged, so a failed call can say why.
 static RECENT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 const RECENT_KEEP: usize = 8;
@@ -61,9 +62,14 @@ fn c_str(p: *const c_char) -> String {
 
 /// llama.cpp's compile-time CPU features, e.g. `CPU : SSE3 = 1 | AVX2 = 1 | … | REPACK = 1 |`.
 pub fn system_info() -> String {
-    init();
-    // SAFETY: returns a pointer to a static buffer.
-    c_str(unsafe { sys::llama_print_system_info() }).trim().to_string()
+    static INFO: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    INFO.get_or_init(|| {
+        init();
+        // SAFETY: llama.cpp rebuilds a function-static std::string on every call, so concurrent calls corrupt the
+        // heap (seen: SIGSEGV / "double free or corruption" with 6 test threads); it is called once, here.
+        c_str(unsafe { sys::llama_print_system_info() }).trim().to_string()
+    })
+    .clone()
 }
 
 /// ggml's version and commit as compiled in.
@@ -244,7 +250,8 @@ impl Context {
         b.n_tokens = tokens.len() as i32;
         take_recent_log();
         // SAFETY: valid context and batch.
-        match unsafe { sys::llama_decode(self.ctx.as_ptr(), *b) } {
+        let batch = *b;
+        match unsafe { sys::llama_decode(self.ctx.as_ptr(), batch) } {
             0 => Ok(()),
             1 => Err(DecodeError::NoKvSlot),
             code => Err(DecodeError::Failed(code, take_recent_log())),
@@ -255,10 +262,8 @@ impl Context {
     pub fn last_logits(&self, n_vocab: usize) -> Option<&[f32]> {
         // SAFETY: -1 selects the last output; llama.cpp returns NULL (and logs) when there is none. The slice lives
         // until the next decode, which needs &mut self.
-        unsafe {
-            let p = sys::llama_get_logits_ith(self.ctx.as_ptr(), -1);
-            (!p.is_null()).then(|| std::slice::from_raw_parts(p, n_vocab))
-        }
+        let p = unsafe { sys::llama_get_logits_ith(self.ctx.as_ptr(), -1) };
+        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts(p, n_vocab) })
     }
 }
 
