@@ -117,12 +117,20 @@ mod tests {
     /// (between-run drift, per-repetition noise): a quiet machine and this project's noisy 2-vCPU VM.
     const REGIMES: [(f64, f64); 2] = [(0.01, 0.03), (0.02, 0.04)];
 
-    /// Share of 1,000 simulated pairs of 5-repetition runs (base level 100, current `level`) given `want`.
-    fn rate(seed: u64, level: f64, (drift, noise): (f64, f64), want: &dyn Fn(Verdict) -> bool) -> usize {
+    /// Of 1,000 simulated comparisons, how many gave a verdict `want` accepts: `baselines` pooled 5-repetition base
+    /// runs at level 100 against one 5-repetition current run at `level`.
+    fn rate(
+        seed: u64,
+        level: f64,
+        (drift, noise): (f64, f64),
+        baselines: usize,
+        want: &dyn Fn(Verdict) -> bool,
+    ) -> usize {
         let mut rng = SmallRng::seed_from_u64(seed);
         (0..1000)
             .filter(|_| {
-                let (b, c) = (run(&mut rng, 100.0, 5, drift, noise), run(&mut rng, level, 5, drift, noise));
+                let b: Vec<f64> = (0..baselines).flat_map(|_| run(&mut rng, 100.0, 5, drift, noise)).collect();
+                let c = run(&mut rng, level, 5, drift, noise);
                 want(compare(&b, &c, Better::Higher, RULE).verdict)
             })
             .count()
@@ -131,7 +139,7 @@ mod tests {
     #[test]
     fn false_positive_rate_on_identical_noisy_runs_is_at_most_5_percent() {
         for regime in REGIMES {
-            let flagged = rate(7, 100.0, regime, &|v| v != Verdict::NoSignificantChange);
+            let flagged = rate(7, 100.0, regime, 1, &|v| v != Verdict::NoSignificantChange);
             eprintln!("identical pairs flagged, drift/noise {regime:?}: {flagged} of 1000");
             assert!(flagged <= 50, "{regime:?}: {flagged} of 1000 identical pairs flagged");
         }
@@ -139,7 +147,7 @@ mod tests {
 
     #[test]
     fn a_10_percent_regression_is_detected() {
-        let caught: Vec<usize> = REGIMES.iter().map(|&r| rate(11, 90.0, r, &|v| v == Verdict::Regressed)).collect();
+        let caught: Vec<usize> = REGIMES.iter().map(|&r| rate(11, 90.0, r, 1, &|v| v == Verdict::Regressed)).collect();
         eprintln!("10% regressions caught, drift/noise {REGIMES:?}: {caught:?} of 1000");
         assert!(caught[0] >= 800, "quiet machine: only {} of 1000 caught", caught[0]);
         // On the noisy VM five repetitions cannot separate 10% from drift reliably; more repetitions or the re-run
@@ -151,27 +159,9 @@ mod tests {
     /// per-repetition noise, like two `.ci/run` runs on this project's VM (decode differed by 5.4%).
     #[test]
     fn pooled_baselines_tame_between_run_drift() {
-        let (drift, noise) = (0.05, 0.02);
-        let flagged = |baselines: usize| {
-            let mut rng = SmallRng::seed_from_u64(13);
-            (0..1000)
-                .filter(|_| {
-                    let base: Vec<f64> = (0..baselines).flat_map(|_| run(&mut rng, 100.0, 5, drift, noise)).collect();
-                    let cur = run(&mut rng, 100.0, 5, drift, noise);
-                    compare(&base, &cur, Better::Higher, RULE).verdict != Verdict::NoSignificantChange
-                })
-                .count()
-        };
-        let caught = |baselines: usize| {
-            let mut rng = SmallRng::seed_from_u64(17);
-            (0..1000)
-                .filter(|_| {
-                    let base: Vec<f64> = (0..baselines).flat_map(|_| run(&mut rng, 100.0, 5, drift, noise)).collect();
-                    let cur = run(&mut rng, 85.0, 5, drift, noise);
-                    compare(&base, &cur, Better::Higher, RULE).verdict == Verdict::Regressed
-                })
-                .count()
-        };
+        let regime = (0.05, 0.02);
+        let flagged = |baselines| rate(13, 100.0, regime, baselines, &|v| v != Verdict::NoSignificantChange);
+        let caught = |baselines| rate(17, 85.0, regime, baselines, &|v| v == Verdict::Regressed);
         let (one, five) = (flagged(1), flagged(5));
         let (caught_one, caught_five) = (caught(1), caught(5));
         eprintln!("5% drift: identical flagged {one}/1000 with 1 baseline, {five}/1000 with 5 pooled; 15% slowdowns caught {caught_one} vs {caught_five}");
