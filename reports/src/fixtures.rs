@@ -1,8 +1,9 @@
-//! Fixture results for the renderers' tests: two backends with every metric (energy and drift included, to exercise
-//! the charts that real runs fill in later), a skipped cell and a failed one.
+//! Fixture results for the renderers' tests: two backends with every metric (energy, drift, thermal and sustained
+//! figures included, to exercise every chart and note), a skipped cell and a failed one.
 
 use std::collections::BTreeMap;
 
+use edgebench_core::energy::{Availability, EnergyResult, SamplerCost, SustainedResult, ThermalResult, Trend, Window};
 use edgebench_core::metrics::{self, Better};
 use edgebench_core::results::*;
 
@@ -45,6 +46,9 @@ fn cell(backend: &str, status: CellStatus, metrics: Vec<(String, Metric)>) -> Ce
         sample_output: None,
         wall_s: 1.0,
         stderr_tail: None,
+        energy: None,
+        thermal: None,
+        sustained: None,
     }
 }
 
@@ -66,9 +70,33 @@ pub fn run(id: &str, cpu: &str) -> RunResults {
     let mut llama = speed(295.0, 139.0, &[7.1, 7.3, 7.0, 8.6, 7.2, 7.2], 179.0);
     llama.push(metric(crate::html::DRIFT_METRIC, "nats", Better::Lower, &[0.0]));
     llama.push(metric(crate::html::ENERGY_METRIC, "J/token", Better::Lower, &[0.21, 0.2, 0.22]));
+    let mut candle = cell("candle", CellStatus::Ok, candle);
+    candle.thermal = Some(ThermalResult {
+        availability: Availability::Available,
+        samples: 30,
+        cpu_mhz: Some(Trend { start: 2400.0, end: 1800.0, min: 1800.0, max: 2400.0 }),
+        sensors: Vec::new(),
+        throttle_events: None,
+        throttled: Some("CPU frequency fell from 2400 to 1800 MHz".into()),
+    });
+    let mut llama = cell("llamacpp", CellStatus::Ok, llama);
+    llama.energy = Some(EnergyResult {
+        meters: Vec::new(),
+        primary: vec!["rapl:package-0".into()],
+        note: "sum of the CPU packages (RAPL)".into(),
+        idle_s: 3.0,
+        sampler: SamplerCost { interval_ms: 100.0, samples: 40, cpu_s: 0.004, wall_s: 4.0 },
+    });
+    llama.sustained = Some(SustainedResult {
+        duration_s: 300.0,
+        start: Window { decode_tps: Some(140.0), decode_w: Some(28.0), ..Window::default() },
+        end: Window { decode_tps: Some(126.0), decode_w: Some(25.2), ..Window::default() },
+        decode_tps_ratio: Some(0.9),
+        decode_w_ratio: Some(0.9),
+    });
     let cells = vec![
-        cell("candle", CellStatus::Ok, candle),
-        cell("llamacpp", CellStatus::Ok, llama),
+        candle,
+        llama,
         cell("ort", CellStatus::Skipped { reason: "not compiled in: rebuild with --features ort".into() }, vec![]),
         cell(
             "mock",

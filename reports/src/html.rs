@@ -110,6 +110,7 @@ fn runs_section(runs: &[RunResults]) -> String {
             d.virtualization,
             if d.gpus.is_empty() { String::new() } else { format!("; GPUs: {}", d.gpus.join(", ")) }
         );
+        let device = if d.power_source.is_empty() { device } else { format!("{device}; power: {}", d.power_source) };
         let build =
             format!("edgebench {} ({}), {} {}, {}", m.edgebench_version, m.git_commit, m.profile, m.target, m.rustc);
         let suite = format!("{} ({})", m.suite.name, m.suite.sha256.chars().take(12).collect::<String>());
@@ -126,6 +127,16 @@ fn runs_section(runs: &[RunResults]) -> String {
         ));
     }
     h.push_str("</table>\n");
+    for (i, r) in runs.iter().enumerate() {
+        let notes = crate::energy::notes(r);
+        if !notes.is_empty() {
+            h.push_str(&format!("<p class=\"note\">Run {}:</p>\n<ul class=\"note\">\n", i + 1));
+            for n in notes {
+                h.push_str(&format!("<li>{}</li>\n", esc(&n)));
+            }
+            h.push_str("</ul>\n");
+        }
+    }
     h
 }
 
@@ -197,9 +208,17 @@ fn charts_section(runs: &[RunResults]) -> String {
     });
     let energy: Vec<Bar> = cells.iter().filter_map(|(l, c)| bar(l, 0, c, ENERGY_METRIC)).collect();
     h.push_str(&if energy.is_empty() {
-        absent("Energy per token", "not measured: these results carry no energy-meter readings (never estimated)")
+        let why = runs
+            .iter()
+            .flat_map(|r| &r.cells)
+            .find_map(|c| c.energy.as_ref().map(|e| e.note.clone()))
+            .unwrap_or_else(|| "these results carry no energy-meter readings".into());
+        absent("Energy per token", &format!("not measured (never estimated): {why}"))
     } else {
-        figure(charts::bars("Energy per decoded token", "J/token", &["decode"], &energy), "net of idle baseline")
+        figure(
+            charts::bars("Energy per decoded token", "J/token", &["decode"], &energy),
+            "gross joules of the primary meters per decode step (idle power included); median with 95% interval",
+        )
     });
     let points: Vec<Point> = cells
         .iter()

@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod energy;
 pub mod export;
 #[cfg(test)]
 mod fixtures;
@@ -41,7 +42,7 @@ mod tests {
         }
         let html = super::html::html_report(&[r]);
         assert_eq!(html.matches("<svg").count(), 4);
-        assert!(html.contains("not measured: these results carry no energy-meter readings"));
+        assert!(html.contains("not measured (never estimated)"));
         assert!(html.contains("no accuracy-drift figures"));
     }
 

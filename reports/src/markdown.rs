@@ -148,5 +148,11 @@ pub fn markdown_report(runs: &[RunResults]) -> String {
         ));
     }
     out.push_str("\nValues: median ±half-width of its 95% bootstrap interval over repetitions.\n");
+    for (i, r) in runs.iter().enumerate() {
+        for n in crate::energy::notes(r) {
+            out.push_str(&format!("\n- run {}: {}", i + 1, n.replace('|', "\\|")));
+        }
+    }
+    out.push('\n');
     out
 }

@@ -57,6 +57,7 @@ pub fn terminal_table(results: &RunResults) -> String {
         "TTFT ms",
         "ITL p99 ms",
         "peak RAM MiB",
+        "J/tok decode",
         "status / flags",
     ]);
     for c in &results.cells {
@@ -77,18 +78,24 @@ pub fn terminal_table(results: &RunResults) -> String {
             Cell::new(fmt_metric(c, metrics::TTFT_MS.key, 0, false)).set_alignment(CellAlignment::Right),
             Cell::new(fmt_metric(c, metrics::ITL_MS.key, 1, true)).set_alignment(CellAlignment::Right),
             Cell::new(fmt_metric(c, metrics::PEAK_RSS_MIB.key, 0, false)).set_alignment(CellAlignment::Right),
+            Cell::new(fmt_metric(c, metrics::DECODE_J_PER_TOKEN.key, 3, false)).set_alignment(CellAlignment::Right),
             Cell::new(status),
         ];
         t.add_row(row);
     }
     let models: Vec<String> =
         results.models.values().map(|m| format!("{} ({})", m.id, &m.sha256[..12.min(m.sha256.len())])).collect();
-    format!(
+    let mut out = format!(
         "{t}\nmodel: {}\ndevice: {} ({} logical CPUs)\nvalues: median ±95% CI half-width over repetitions; ITL p99 over all decode steps\n",
         models.join(", "),
         results.device.cpu_model,
         results.device.logical_cpus
-    )
+    );
+    for n in crate::energy::notes(results) {
+        out.push_str(&n);
+        out.push('\n');
+    }
+    out
 }
 
 #[cfg(test)]

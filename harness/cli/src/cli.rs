@@ -18,7 +18,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a suite on every selected backend and print the summary table (defaults: quick suite, default model,
     /// every compiled-in backend, threads = free CPUs).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Models: list the registry and cache, fetch, inspect a GGUF file.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -167,6 +167,21 @@ pub struct RunArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// External energy meter: a shell command that prints cumulative joules (`12.5 J`) or power samples (`4.2 W`),
+    /// one per line, until killed (USB meters, lab supplies).
+    #[arg(long, value_name = "CMD")]
+    pub energy_cmd: Option<String>,
+    /// Meters whose sum gives the headline J/token, comma-separated (default: chosen per machine; names in
+    /// `edgebench device`).
+    #[arg(long, value_delimiter = ',', value_name = "NAME")]
+    pub energy_meter: Vec<String>,
+    /// Idle baseline before each cell, seconds, taken only when a meter is readable (0: none, and no net figures).
+    #[arg(long, default_value_t = edgebench_runner::energy::DEFAULT_IDLE_S)]
+    pub idle_s: f64,
+    /// Repeat each cell until its measured repetitions span this many seconds (default: the suite's; the
+    /// `sustained` suite runs 300).
+    #[arg(long)]
+    pub duration_s: Option<f64>,
 }
 
 /// `edgebench models …`.

@@ -367,7 +367,7 @@ fn report_renders_markdown_html_and_says_when_exports_are_not_compiled_in() {
     assert!(o.status.success(), "{}", text(&o));
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.starts_with("<!DOCTYPE html>") && page.matches("<svg").count() >= 4, "charts drawn");
-    assert!(page.contains("not measured: these results carry no energy-meter readings"));
+    assert!(page.contains("Energy per token") && page.contains("not measured (never estimated)"));
     let csv = dir.path().join("r.csv");
     let o = edgebench(&["report", rs, "--format", "csv", "--out", csv.to_str().unwrap()], &[]);
     if cfg!(feature = "polars") {
@@ -381,4 +381,134 @@ fn report_renders_markdown_html_and_says_when_exports_are_not_compiled_in() {
     let o = edgebench(&["report", dir.path().join("nope.json").to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("nope.json"), "{}", text(&o));
+}
+
+/// A fake sysfs tree: one CPU at 3 GHz, a thermal zone at 45 °C with a passive trip at 90 °C; no RAPL, no battery.
+fn fake_sysfs(dir: &Path) -> PathBuf {
+    let root = dir.join("sysfs");
+    let put = |rel: &str, v: &str| {
+        let p = root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{v}\n")).unwrap();
+    };
+    put("sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq", "3000000");
+    put("sys/class/thermal/thermal_zone0/type", "x86_pkg_temp");
+    put("sys/class/thermal/thermal_zone0/temp", "45000");
+    put("sys/class/thermal/thermal_zone0/trip_point_0_type", "passive");
+    put("sys/class/thermal/thermal_zone0/trip_point_0_temp", "90000");
+    root
+}
+
+#[test]
+fn an_external_meter_gives_gross_and_net_joules_per_token_beside_thermal_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = fake_sysfs(dir.path());
+    let (m, s, out) = (model(dir.path(), "ok", &[]), suite(dir.path()), dir.path().join("r.json"));
+    // A constant 5 W meter: decode power must read 5 W, and net of the 5 W idle baseline close to nothing.
+    let meter = "while :; do echo '5 W'; sleep 0.05; done";
+    let args = [
+        "run",
+        "--backend",
+        "mock",
+        "--threads",
+        "1",
+        "--model",
+        m.to_str().unwrap(),
+        "--suite",
+        s.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--backend-opt",
+        "decode_us=4000",
+        "--energy-cmd",
+        meter,
+        "--idle-s",
+        "0.5",
+    ];
+    let o = edgebench(&args, &[("EDGEBENCH_SYSFS_ROOT", root.to_str().unwrap())]);
+    assert!(o.status.success(), "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("J/tok decode") && table.contains("energy: measured with external"), "{table}");
+    let r = results(&out);
+    let cell = &r["cells"][0];
+    let median = |k: &str| cell["metrics"][k]["summary"]["median"].as_f64().unwrap_or_else(|| panic!("{k} missing"));
+    let watts = median("decode_power_w");
+    assert!((4.5..=5.5).contains(&watts), "decode power {watts} W from a 5 W meter");
+    let idle = median("idle_power_w");
+    assert!((4.5..=5.5).contains(&idle), "idle {idle} W");
+    let gross = median("decode_j_per_token");
+    let expect = watts / median("decode_tps");
+    assert!((gross - expect).abs() < 0.05 * expect, "J/token {gross} vs W / tok/s {expect}");
+    let net = median("decode_net_j_per_token");
+    assert!(net.abs() < 0.2 * gross, "net {net} J/token should be near 0 when the load adds no power");
+    assert!(cell["metrics"]["prefill_j_per_token"]["samples"].as_array().unwrap().len() == 3);
+    let energy = &cell["energy"];
+    assert_eq!(energy["primary"], serde_json::json!(["external"]));
+    let meters = energy["meters"].as_array().unwrap();
+    let rapl = meters.iter().find(|m| m["name"] == "rapl").unwrap();
+    assert_eq!(rapl["status"], "unavailable");
+    assert!(rapl["reason"].as_str().unwrap().contains("powercap is missing"));
+    assert!(energy["sampler"]["samples"].as_u64().unwrap() > 0);
+    let thermal = &cell["thermal"];
+    assert_eq!(thermal["status"], "available");
+    assert_eq!(thermal["cpu_mhz"]["start"], 3000.0);
+    assert_eq!(thermal["sensors"][0]["trip_c"], 90.0);
+    assert!(thermal["throttled"].is_null());
+    let dev = &r["device"];
+    assert!(dev["power_source"].as_str().unwrap().starts_with("unknown"));
+    assert!(dev["thermal_sensors"][1].as_str().unwrap().contains("trip 90"), "{}", dev["thermal_sensors"]);
+    assert!(dev["energy_meters"][0].as_str().unwrap().contains("--energy-cmd"));
+}
+
+#[test]
+fn without_a_meter_energy_is_unavailable_with_reasons_never_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-sysfs");
+    std::fs::create_dir(&empty).unwrap();
+    let (m, s, out) = (model(dir.path(), "ok", &[]), suite(dir.path()), dir.path().join("r.json"));
+    let args = ["run", "--backend", "mock", "--threads", "1", "--model", m.to_str().unwrap(), "--suite"];
+    let mut args = args.to_vec();
+    args.extend([s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let o = edgebench(&args, &[("EDGEBENCH_SYSFS_ROOT", empty.to_str().unwrap())]);
+    assert!(o.status.success(), "{}", text(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("energy: not measured"), "{table}");
+    let cell = &results(&out)["cells"][0];
+    for k in ["decode_j_per_token", "prefill_j_per_token", "decode_power_w", "idle_power_w"] {
+        assert!(cell["metrics"][k].is_null(), "{k} must be absent, not zero");
+    }
+    assert_eq!(cell["energy"]["primary"], serde_json::json!([]));
+    assert!(!cell["energy"]["note"].as_str().unwrap().is_empty());
+    assert_eq!(cell["energy"]["idle_s"], 0.0, "no meter, no idle wait");
+    assert_eq!(cell["thermal"]["status"], "unavailable");
+    assert!(cell["thermal"]["reason"].as_str().unwrap().contains("no cpufreq"));
+    // A meter command that prints garbage is named in the reason.
+    let o = edgebench(
+        &[&args[..], &["--energy-cmd", "echo lots"]].concat(),
+        &[("EDGEBENCH_SYSFS_ROOT", empty.to_str().unwrap())],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let cell = &results(&out)["cells"][0];
+    let ext = cell["energy"]["meters"].as_array().unwrap().iter().find(|m| m["name"] == "external").unwrap().clone();
+    assert!(ext["reason"].as_str().unwrap().contains("\"lots\" has no number"), "{ext}");
+    let o = edgebench(&[&args[..], &["--idle-s=-1"]].concat(), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--idle-s"));
+}
+
+#[test]
+fn a_sustained_run_repeats_for_its_duration_and_compares_start_with_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = run_mock(dir.path(), &["--backend-opt", "decode_us=20000", "--duration-s", "2"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cell = &results(&out)["cells"][0];
+    let reps = cell["metrics"]["decode_tps"]["samples"].as_array().unwrap().len();
+    // 8 steps × 20 ms = 0.16 s per repetition: 2 s needs about a dozen, far beyond the suite's 3.
+    assert!(reps >= 8, "{reps} repetitions in 2 s");
+    let s = &cell["sustained"];
+    assert!(s["duration_s"].as_f64().unwrap() >= 2.0);
+    let ratio = s["decode_tps_ratio"].as_f64().unwrap();
+    assert!((0.5..2.0).contains(&ratio), "{ratio}");
+    assert!(s["start"]["repetitions"].as_u64().unwrap() >= 1 && s["end"]["repetitions"].as_u64().unwrap() >= 1);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("sustained: mock cpu t1 gen over"));
 }

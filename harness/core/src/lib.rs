@@ -4,6 +4,7 @@
 
 mod backend;
 pub mod comparison;
+pub mod energy;
 mod error;
 pub mod metrics;
 pub mod results;

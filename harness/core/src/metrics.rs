@@ -77,9 +77,66 @@ pub const RSS_FILE_MIB: MetricDef = MetricDef {
     about: "RssFile of the child with the model loaded, after the last repetition (mmapped weights count here)",
 };
 
+/// Gross energy per prompt token (primary meters), per repetition.
+pub const PREFILL_J_PER_TOKEN: MetricDef = MetricDef {
+    key: "prefill_j_per_token",
+    unit: "J/token",
+    better: Better::Lower,
+    about: "joules the primary meters counted during prefill / prompt tokens, idle power included",
+};
+/// Net energy per prompt token: the idle baseline's power × prefill time subtracted.
+pub const PREFILL_NET_J_PER_TOKEN: MetricDef = MetricDef {
+    key: "prefill_net_j_per_token",
+    unit: "J/token",
+    better: Better::Lower,
+    about: "prefill joules minus idle-baseline watts × prefill seconds, / prompt tokens",
+};
+/// Gross energy per generated token (primary meters), per repetition.
+pub const DECODE_J_PER_TOKEN: MetricDef = MetricDef {
+    key: "decode_j_per_token",
+    unit: "J/token",
+    better: Better::Lower,
+    about: "joules the primary meters counted during the decode steps / decode steps, idle power included",
+};
+/// Net energy per generated token.
+pub const DECODE_NET_J_PER_TOKEN: MetricDef = MetricDef {
+    key: "decode_net_j_per_token",
+    unit: "J/token",
+    better: Better::Lower,
+    about: "decode joules minus idle-baseline watts × decode seconds, / decode steps",
+};
+/// Average power while decoding.
+pub const DECODE_POWER_W: MetricDef = MetricDef {
+    key: "decode_power_w",
+    unit: "W",
+    better: Better::Lower,
+    about: "gross decode joules / decode seconds of the primary meters, per repetition",
+};
+/// Idle power before the cell.
+pub const IDLE_POWER_W: MetricDef = MetricDef {
+    key: "idle_power_w",
+    unit: "W",
+    better: Better::Lower,
+    about: "average power of the primary meters over the idle baseline taken before the model loads",
+};
+
 /// Every metric, in report order.
-pub const ALL: [MetricDef; 8] =
-    [PREFILL_TPS, DECODE_TPS, TTFT_MS, ITL_MS, LOAD_MS, PEAK_RSS_MIB, RSS_ANON_MIB, RSS_FILE_MIB];
+pub const ALL: [MetricDef; 14] = [
+    PREFILL_TPS,
+    DECODE_TPS,
+    TTFT_MS,
+    ITL_MS,
+    LOAD_MS,
+    PEAK_RSS_MIB,
+    RSS_ANON_MIB,
+    RSS_FILE_MIB,
+    PREFILL_J_PER_TOKEN,
+    PREFILL_NET_J_PER_TOKEN,
+    DECODE_J_PER_TOKEN,
+    DECODE_NET_J_PER_TOKEN,
+    DECODE_POWER_W,
+    IDLE_POWER_W,
+];
 
 /// The definition for a key.
 pub fn lookup(key: &str) -> Option<MetricDef> {

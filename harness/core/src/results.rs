@@ -95,6 +95,15 @@ pub struct DeviceFingerprint {
     pub gpus: Vec<String>,
     /// Host name.
     pub hostname: String,
+    /// Power source: `AC`, `battery (discharging, 73%)`, or `unknown (why)`.
+    #[serde(default)]
+    pub power_source: String,
+    /// Energy meters looked for, each `name: available` or `name: unavailable (reason)`.
+    #[serde(default)]
+    pub energy_meters: Vec<String>,
+    /// Temperature sensors and CPU-frequency sources found.
+    #[serde(default)]
+    pub thermal_sensors: Vec<String>,
 }
 
 /// A model as run.
@@ -254,6 +263,15 @@ pub struct CellResult {
     pub wall_s: f64,
     /// Last lines of the child's stderr (on failure, or when it wrote any).
     pub stderr_tail: Option<String>,
+    /// Energy meters during the cell (absent in files written before energy was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<crate::energy::EnergyResult>,
+    /// CPU frequency, temperatures and throttling during the cell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thermal: Option<crate::energy::ThermalResult>,
+    /// Start versus end, for cells that ran for a set duration (the `sustained` suite).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sustained: Option<crate::energy::SustainedResult>,
 }
 
 impl CellResult {

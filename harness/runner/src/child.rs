@@ -7,10 +7,12 @@ use std::time::Instant;
 use edgebench_core::{Backend, BackendError, LoadedModel, Support};
 use edgebench_gguf::GgufFile;
 
+use crate::energy::cell::CellMeters;
+use crate::energy::monitor::Mark;
 use crate::protocol::{CellSpec, Event};
 use crate::sampler::Sampler;
 use crate::tokenizer::Tokenizer;
-use crate::workload::run_repetition;
+use crate::workload::{run_repetition_marked, Phase};
 
 fn emit(out: &mut dyn Write, e: &Event) {
     let line = serde_json::to_string(e).expect("events serialize");
@@ -58,6 +60,32 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     drop(file);
     let prompt = spec.workload.prompt_ids(&tok, template.as_deref()).map_err(|e| Outcome::Error(e.to_string()))?;
 
+    let started = Instant::now();
+    let mut meters = CellMeters::start(&spec.energy, &spec.key.device);
+    meters.idle_baseline(spec.energy.idle_s);
+    let result = run_measured(spec, backend, &tok, &prompt, &mut meters, started, out);
+    // Energy measured up to a failure is still reported.
+    let (energy, thermal) = meters.finish();
+    emit(out, &Event::Energy(energy));
+    emit(out, &Event::Thermal(thermal));
+    let model = result?;
+    // Read with the model still resident, so RssAnon / RssFile show where its weights live.
+    let (peak_rss_kib, rss_anon_kib, rss_file_kib) = crate::probes::self_memory_kib();
+    drop(model);
+    emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: crate::probes::self_cpu_seconds() });
+    Ok(())
+}
+
+/// Loads the model and runs every repetition, reading the meters at each phase boundary of measured repetitions.
+fn run_measured(
+    spec: &CellSpec,
+    backend: &dyn Backend,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    meters: &mut CellMeters,
+    started: Instant,
+    out: &mut dyn Write,
+) -> Result<Box<dyn LoadedModel>, Outcome> {
     let mut model: Option<Box<dyn LoadedModel>> = None;
     for _ in 0..spec.load_repetitions {
         drop(model.take());
@@ -75,26 +103,55 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
             tok.vocab().tokens.len()
         )));
     }
-    let total = spec.warmup + spec.repetitions;
-    for i in 0..total {
+    let mut first_measured: Option<Instant> = None;
+    let mut i = 0;
+    loop {
         let warmup = i < spec.warmup;
+        let measured = i.saturating_sub(spec.warmup);
+        let enough_time = match (spec.duration_s, first_measured) {
+            (Some(d), Some(t)) => t.elapsed().as_secs_f64() >= d,
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if !warmup && measured >= spec.repetitions && enough_time {
+            break;
+        }
         let mut session = model.new_session()?;
-        let mut rep = run_repetition(session.as_mut(), &prompt, spec.workload.gen_tokens, Sampler::Greedy, vocab)
-            .map_err(|e| match e {
-                crate::workload::WorkloadError::Backend(b) => Outcome::from(b),
-                e => Outcome::Error(e.to_string()),
-            })?;
+        let started_s = started.elapsed().as_secs_f64();
+        if !warmup {
+            first_measured.get_or_insert_with(Instant::now);
+        }
+        let mut at: Vec<Mark> = Vec::with_capacity(3);
+        let mut on_phase = |p: Phase| {
+            if !warmup && meters.any() {
+                debug_assert_eq!(at.len(), p as usize, "phases arrive in order");
+                at.push(meters.mark());
+            }
+        };
+        let mut rep = run_repetition_marked(
+            session.as_mut(),
+            prompt,
+            spec.workload.gen_tokens,
+            Sampler::Greedy,
+            vocab,
+            &mut on_phase,
+        )
+        .map_err(|e| match e {
+            crate::workload::WorkloadError::Backend(b) => Outcome::from(b),
+            e => Outcome::Error(e.to_string()),
+        })?;
+        if let [a, b, c] = &at[..] {
+            meters.record(a, b, c);
+        }
         rep.warmup = warmup;
-        rep.index = if warmup { i } else { i - spec.warmup };
+        rep.index = if warmup { i } else { measured };
+        rep.started_s = started_s;
         if i == spec.warmup {
             let end = rep.generated.iter().position(|&t| tok.is_end(t)).unwrap_or(rep.generated.len());
             emit(out, &Event::Output { text: tok.decode(&rep.generated[..end]) });
         }
         emit(out, &Event::Repetition(rep));
+        i += 1;
     }
-    // Read with the model still resident, so RssAnon / RssFile show where its weights live.
-    let (peak_rss_kib, rss_anon_kib, rss_file_kib) = crate::probes::self_memory_kib();
-    drop(model);
-    emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: crate::probes::self_cpu_seconds() });
-    Ok(())
+    Ok(model)
 }

@@ -59,6 +59,13 @@ pub fn mismatches(base: &RunResults, current: &RunResults) -> Vec<String> {
             bd.cpu_model, bd.logical_cpus, bd.arch, cd.cpu_model, cd.logical_cpus, cd.arch
         ));
     }
+    if !bd.power_source.is_empty() && !cd.power_source.is_empty() && bd.power_source != cd.power_source {
+        // Battery versus mains changes clocks and power limits on most edge devices.
+        let kind = |s: &str| s.split_whitespace().next().unwrap_or("").to_string();
+        if kind(&bd.power_source) != kind(&cd.power_source) {
+            out.push(format!("power source: {} in base, {} in current", bd.power_source, cd.power_source));
+        }
+    }
     if bd.gpus != cd.gpus {
         out.push(format!("GPUs: {:?} in base, {:?} in current", bd.gpus, cd.gpus));
     }
@@ -234,6 +241,9 @@ mod tests {
             sample_output: None,
             wall_s: 1.0,
             stderr_tail: None,
+            energy: None,
+            thermal: None,
+            sustained: None,
         };
         RunResults {
             schema_version: edgebench_core::results::SCHEMA_VERSION,
@@ -259,6 +269,13 @@ mod tests {
         let err = pool_baselines(vec![run_with("a", &[1.0]), other]).unwrap_err();
         assert!(err[0].contains("baselines differ: device"), "{err:?}");
         assert!(pool_baselines(vec![]).is_err());
+        let (mut ac, mut bat) = (run_with("a", &[1.0]), run_with("b", &[1.0]));
+        ac.device.power_source = "AC".into();
+        bat.device.power_source = "battery (discharging, 80%)".into();
+        assert!(mismatches(&ac, &bat)[0].starts_with("power source: AC in base"));
+        let mut bat2 = bat.clone();
+        bat2.device.power_source = "battery (discharging, 41%)".into();
+        assert!(mismatches(&bat, &bat2).is_empty(), "the charge level alone is no mismatch");
     }
 
     #[test]

@@ -67,8 +67,22 @@ fn gpus() -> Vec<String> {
         .collect()
 }
 
-/// Fingerprints this machine.
-pub fn fingerprint() -> DeviceFingerprint {
+/// Fingerprints this machine; `energy` says where sysfs is and which external meter the run uses.
+pub fn fingerprint(energy: &crate::energy::EnergySpec) -> DeviceFingerprint {
+    let root = std::path::Path::new(&energy.sysfs_root);
+    // The external command is named, not started: the cells start it.
+    let mut energy_meters: Vec<String> =
+        crate::energy::discover(&crate::energy::EnergySpec { command: None, ..energy.clone() })
+            .iter()
+            .map(crate::energy::Found::describe)
+            .collect();
+    if let Some(cmd) = &energy.command {
+        energy_meters.insert(0, format!("external: --energy-cmd {cmd:?}"));
+    }
+    let thermal_sensors = match crate::thermal::ThermalProbe::discover(root) {
+        Ok(p) => p.describe(),
+        Err(e) => vec![format!("none: {e}")],
+    };
     use sysinfo::System;
     let mut sys = System::new();
     sys.refresh_memory();
@@ -88,10 +102,16 @@ pub fn fingerprint() -> DeviceFingerprint {
         ram_bytes: sys.total_memory(),
         os: System::long_os_version().unwrap_or_else(|| std::env::consts::OS.into()),
         kernel: System::kernel_version().unwrap_or_default(),
-        cpu_governor: read("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"),
+        cpu_governor: read(&format!(
+            "{}/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor",
+            energy.sysfs_root.trim_end_matches('/')
+        )),
         virtualization: virtualization(),
         gpus: gpus(),
         hostname: System::host_name().unwrap_or_default(),
+        power_source: crate::energy::power_source(root),
+        energy_meters,
+        thermal_sensors,
     }
 }
 
@@ -99,7 +119,8 @@ pub fn fingerprint() -> DeviceFingerprint {
 mod tests {
     #[test]
     fn fingerprint_has_the_basics() {
-        let f = super::fingerprint();
+        let f = super::fingerprint(&crate::energy::EnergySpec::default());
+        assert!(!f.power_source.is_empty() && !f.energy_meters.is_empty() && !f.thermal_sensors.is_empty());
         assert!(f.logical_cpus >= 1 && f.ram_bytes > 0);
         assert!(!f.cpu_model.is_empty() && !f.arch.is_empty());
     }

@@ -5,6 +5,7 @@ use edgebench_core::results::CellKey;
 use edgebench_core::{BackendFacts, LoadOptions, ModelSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::energy::EnergySpec;
 use crate::workload::Workload;
 
 /// Everything a child needs to run one cell (sent as JSON on its stdin).
@@ -24,6 +25,12 @@ pub struct CellSpec {
     pub warmup: usize,
     /// Times the model is loaded (each timed; the last load runs the workload).
     pub load_repetitions: usize,
+    /// Keep repeating (beyond `repetitions`) until the measured repetitions span this many seconds.
+    #[serde(default)]
+    pub duration_s: Option<f64>,
+    /// Energy meters, idle baseline and sampling period.
+    #[serde(default)]
+    pub energy: EnergySpec,
 }
 
 /// One timed repetition of a workload.
@@ -43,6 +50,9 @@ pub struct Repetition {
     pub itl_s: Vec<f64>,
     /// Sampled token ids, first token included.
     pub generated: Vec<u32>,
+    /// Seconds from the child's start to this repetition's start.
+    #[serde(default)]
+    pub started_s: f64,
 }
 
 /// A line from the child.
@@ -68,6 +78,10 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// Energy meters over the cell (sent before `Done`).
+    Energy(edgebench_core::energy::EnergyResult),
+    /// Frequency and temperatures over the cell (sent before `Done`).
+    Thermal(edgebench_core::energy::ThermalResult),
     /// The cell failed with an error (not a crash).
     Error {
         /// The error chain.

@@ -19,6 +19,8 @@ use crate::protocol::{CellSpec, Event, Repetition};
 pub const BUSY_CPUS_THRESHOLD: f64 = 0.25;
 /// Flags a metric whose coefficient of variation exceeds this.
 pub const HIGH_CV_THRESHOLD: f64 = 0.10;
+/// Flags a cell whose meter/sensor sampling thread used more than this share of a core.
+pub const SAMPLER_CORE_SHARE_LIMIT: f64 = 0.01;
 const STDERR_TAIL_BYTES: usize = 4000;
 
 /// How to start a cell's child: a program and the arguments before it (e.g. the edgebench binary and `cell`).
@@ -202,6 +204,17 @@ fn metric(def: MetricDef, samples: Vec<f64>) -> (String, Metric) {
     (def.key.to_string(), Metric { unit: def.unit.into(), better: def.better, samples, summary })
 }
 
+/// The measured (not warm-up) repetitions, in order.
+fn measured(events: &[Event]) -> Vec<&Repetition> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Repetition(r) if !r.warmup => Some(r),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Turns a child's events into metrics (partial runs keep what they measured).
 pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
     let mut m = BTreeMap::new();
@@ -212,13 +225,7 @@ pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
             _ => None,
         })
         .collect();
-    let reps: Vec<&Repetition> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Repetition(r) if !r.warmup => Some(r),
-            _ => None,
-        })
-        .collect();
+    let reps = measured(events);
     let mut put = |def: MetricDef, v: Vec<f64>| {
         if !v.is_empty() {
             let (k, x) = metric(def, v);
@@ -246,6 +253,14 @@ pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
         put(metrics::RSS_ANON_MIB, vec![anon as f64 / 1024.0]);
         put(metrics::RSS_FILE_MIB, vec![file as f64 / 1024.0]);
     }
+    if let Some(energy) = events.iter().find_map(|e| match e {
+        Event::Energy(x) => Some(x),
+        _ => None,
+    }) {
+        for (def, samples) in crate::energy::cell::energy_metrics(energy, &reps) {
+            put(def, samples);
+        }
+    }
     m
 }
 
@@ -269,6 +284,9 @@ pub fn run_cell(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> Cel
         sample_output: None,
         wall_s: 0.0,
         stderr_tail: None,
+        energy: None,
+        thermal: None,
+        sustained: None,
     };
     let run = match run {
         Ok(r) => r,
@@ -283,6 +301,17 @@ pub fn run_cell(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> Cel
     result.status = classify(&run, oom_before, timeout);
     result.wall_s = run.wall_s;
     result.metrics = aggregate(&run.events);
+    result.energy = run.events.iter().find_map(|e| match e {
+        Event::Energy(x) => Some(x.clone()),
+        _ => None,
+    });
+    result.thermal = run.events.iter().find_map(|e| match e {
+        Event::Thermal(x) => Some(x.clone()),
+        _ => None,
+    });
+    if spec.duration_s.is_some() {
+        result.sustained = crate::energy::cell::sustained(&measured(&run.events), result.energy.as_ref());
+    }
     result.backend = run.events.iter().rev().find_map(|e| match e {
         Event::Loaded { facts, .. } => Some(facts.clone()),
         _ => None,
@@ -325,6 +354,14 @@ fn flags(r: &CellResult, spec: &CellSpec, stray_lines: usize) -> Vec<String> {
     for (k, m) in &r.metrics {
         if m.summary.n >= 3 && m.summary.cv > HIGH_CV_THRESHOLD && k != metrics::ITL_MS.key {
             f.push(format!("high_cv:{k}({:.0}%)", m.summary.cv * 100.0));
+        }
+    }
+    if let Some(why) = r.thermal.as_ref().and_then(|t| t.throttled.as_ref()) {
+        f.push(format!("throttled({why})"));
+    }
+    if let Some(e) = &r.energy {
+        if e.sampler.core_share() > SAMPLER_CORE_SHARE_LIMIT {
+            f.push(format!("sampler_cost({:.1}% of a core)", e.sampler.core_share() * 100.0));
         }
     }
     if stray_lines > 0 {

@@ -7,13 +7,15 @@ use edgebench_core::results::CellKey;
 use edgebench_core::{DeviceRequest, LoadOptions, ModelSpec};
 use serde::{Deserialize, Serialize};
 
+use crate::energy::EnergySpec;
 use crate::protocol::CellSpec;
 use crate::workload::Workload;
 
 /// Suites shipped with the binary: (name, TOML text).
-pub const BUILTIN: [(&str, &str); 2] = [
+pub const BUILTIN: [(&str, &str); 3] = [
     ("quick", include_str!("../../../suites/quick.toml")),
     ("standard", include_str!("../../../suites/standard.toml")),
+    ("sustained", include_str!("../../../suites/sustained.toml")),
 ];
 
 /// A suite: workloads and how often to repeat them.
@@ -33,6 +35,9 @@ pub struct Suite {
     /// Timed loads per cell.
     #[serde(default = "one")]
     pub load_repetitions: usize,
+    /// Keep repeating each cell until its measured repetitions span this many seconds (sustained runs).
+    #[serde(default)]
+    pub duration_s: Option<f64>,
     /// Wall-clock limit of one cell's child process, seconds.
     #[serde(default = "default_timeout")]
     pub timeout_s: u64,
@@ -53,7 +58,7 @@ fn default_timeout() -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     /// Not a built-in name and not a readable file.
-    #[error("suite {0:?} is neither a built-in suite (quick, standard) nor a readable file")]
+    #[error("suite {0:?} is neither a built-in suite (quick, standard, sustained) nor a readable file")]
     NotFound(String),
     /// Malformed TOML or values.
     #[error("suite {source_name}: {message}")]
@@ -97,6 +102,9 @@ pub fn parse(text: &str, origin: &str) -> Result<Suite, SuiteError> {
     if s.repetitions == 0 || s.load_repetitions == 0 {
         return Err(bad("repetitions and load_repetitions must be at least 1".into()));
     }
+    if s.duration_s.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
+        return Err(bad("duration_s must be a positive number of seconds".into()));
+    }
     if s.workloads.is_empty() {
         return Err(bad("no [[workload]]".into()));
     }
@@ -121,6 +129,8 @@ pub struct Axes {
     pub threads: Vec<usize>,
     /// Backend options, passed to every cell.
     pub options: BTreeMap<String, String>,
+    /// Energy meters and sampling, passed to every cell.
+    pub energy: EnergySpec,
 }
 
 /// Expands a suite into cells: model × backend × device × threads × workload, in that nesting order.
@@ -145,6 +155,8 @@ pub fn plan(suite: &Suite, axes: &Axes) -> Vec<CellSpec> {
                             repetitions: suite.repetitions,
                             warmup: suite.warmup,
                             load_repetitions: suite.load_repetitions,
+                            duration_s: suite.duration_s,
+                            energy: axes.energy.clone(),
                         });
                     }
                 }
@@ -191,6 +203,7 @@ mod tests {
             devices: vec![DeviceRequest::cpu()],
             threads: vec![1, 2],
             options: BTreeMap::new(),
+            energy: EnergySpec::default(),
         };
         let cells = plan(&s, &axes);
         assert_eq!(cells.len(), 2 * 2 * 2 * 2);

@@ -98,6 +98,17 @@ impl Workload {
     }
 }
 
+/// Phase boundaries of a repetition, where energy meters are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Just before the prompt's forward call.
+    PrefillStart,
+    /// Just after it and the first token's sampling.
+    PrefillEnd,
+    /// After the last decode step.
+    DecodeEnd,
+}
+
 /// Runs one repetition: prefill the prompt, sample, then `gen_tokens` single-token decode steps, each timed with
 /// its sampling (as a user waits for it).
 pub fn run_repetition(
@@ -107,6 +118,18 @@ pub fn run_repetition(
     sampler: Sampler,
     vocab: usize,
 ) -> Result<Repetition, WorkloadError> {
+    run_repetition_marked(session, prompt, gen_tokens, sampler, vocab, &mut |_| {})
+}
+
+/// [`run_repetition`], calling `on_phase` at each [`Phase`] boundary, outside the timed spans.
+pub fn run_repetition_marked(
+    session: &mut dyn Session,
+    prompt: &[u32],
+    gen_tokens: usize,
+    sampler: Sampler,
+    vocab: usize,
+    on_phase: &mut dyn FnMut(Phase),
+) -> Result<Repetition, WorkloadError> {
     let check = |l: &[f32]| {
         if l.len() == vocab {
             Ok(())
@@ -115,12 +138,14 @@ pub fn run_repetition(
         }
     };
     let pick = |l: &[f32]| sampler.sample(l).ok_or_else(|| WorkloadError::Prompt("logits are all NaN".into()));
+    on_phase(Phase::PrefillStart);
     let t0 = Instant::now();
     let logits = session.forward(prompt)?;
     let prefill_s = t0.elapsed().as_secs_f64();
     check(&logits)?;
     let mut tok = pick(&logits)?;
     let ttft_s = t0.elapsed().as_secs_f64();
+    on_phase(Phase::PrefillEnd);
     let mut generated = vec![tok];
     let mut itl_s = Vec::with_capacity(gen_tokens);
     for _ in 0..gen_tokens {
@@ -131,5 +156,15 @@ pub fn run_repetition(
         itl_s.push(t.elapsed().as_secs_f64());
         generated.push(tok);
     }
-    Ok(Repetition { warmup: false, index: 0, prompt_tokens: prompt.len(), prefill_s, ttft_s, itl_s, generated })
+    on_phase(Phase::DecodeEnd);
+    Ok(Repetition {
+        warmup: false,
+        index: 0,
+        prompt_tokens: prompt.len(),
+        prefill_s,
+        ttft_s,
+        itl_s,
+        generated,
+        started_s: 0.0,
+    })
 }

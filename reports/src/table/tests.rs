@@ -31,6 +31,9 @@ fn cell(backend: &str, status: CellStatus, metrics: Vec<(String, Metric)>, flags
         sample_output: None,
         wall_s: 1.0,
         stderr_tail: None,
+        energy: None,
+        thermal: None,
+        sustained: None,
     }
 }
 

@@ -6,7 +6,8 @@ use crate::backends;
 use crate::cli::Format;
 
 pub fn device(format: Format) -> anyhow::Result<ExitCode> {
-    let f = edgebench_runner::device::fingerprint();
+    let spec = edgebench_runner::energy::EnergySpec { sysfs_root: super::sysfs_root(), ..Default::default() };
+    let f = edgebench_runner::device::fingerprint(&spec);
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&f)?),
         Format::Table => {
@@ -23,6 +24,15 @@ pub fn device(format: Format) -> anyhow::Result<ExitCode> {
             println!("cpu governor:   {}", f.cpu_governor.as_deref().unwrap_or("not exposed"));
             println!("virtualization: {}", f.virtualization);
             println!("gpus:           {}", if f.gpus.is_empty() { "none found".into() } else { f.gpus.join(", ") });
+            println!("power source:   {}", f.power_source);
+            println!("energy meters:");
+            for m in &f.energy_meters {
+                println!("  {m}");
+            }
+            println!("thermal:");
+            for t in &f.thermal_sensors {
+                println!("  {t}");
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

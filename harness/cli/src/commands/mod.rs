@@ -14,7 +14,7 @@ use crate::cli::{Cli, Command, ModelsCommand};
 /// Runs the parsed command and returns its exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(*args),
         Command::Models(ModelsCommand::List) => models::list(),
         Command::Models(ModelsCommand::Fetch { id }) => models::fetch(id.as_deref()),
         Command::Models(ModelsCommand::Inspect { file }) => models::inspect(&file),
@@ -25,4 +25,10 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Gate(a) => compare::compare(&a.baseline, &a.current, &a.opts, true),
         Command::Cell => cell::cell(),
     }
+}
+
+/// Root of the sysfs tree the energy and thermal probes read: `/`, or `EDGEBENCH_SYSFS_ROOT` (a copied or fake
+/// tree, for tests and for inspecting another machine's sysfs snapshot).
+fn sysfs_root() -> String {
+    std::env::var("EDGEBENCH_SYSFS_ROOT").unwrap_or_else(|_| "/".into())
 }

@@ -46,7 +46,25 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(w) = a.warmup {
         s.warmup = w;
     }
-    let timeout = Duration::from_secs(a.timeout.unwrap_or(s.timeout_s));
+    if let Some(d) = a.duration_s {
+        if !(d > 0.0 && d.is_finite()) {
+            bail!("--duration-s must be a positive number of seconds");
+        }
+        s.duration_s = Some(d);
+    }
+    if !(a.idle_s >= 0.0 && a.idle_s.is_finite()) {
+        bail!("--idle-s must be zero or a positive number of seconds");
+    }
+    let energy = edgebench_runner::energy::EnergySpec {
+        sysfs_root: super::sysfs_root(),
+        command: a.energy_cmd.clone(),
+        primary: a.energy_meter.clone(),
+        idle_s: a.idle_s,
+        ..Default::default()
+    };
+    // A sustained cell runs for its duration plus loads and warm-up; the suite's limit may be shorter.
+    let min_timeout = s.duration_s.map_or(0, |d| (d * 1.5) as u64 + 120);
+    let timeout = Duration::from_secs(a.timeout.unwrap_or(s.timeout_s.max(min_timeout)));
 
     let backend_names = if a.backend.is_empty() { backends::default_set() } else { a.backend.clone() };
     if backend_names.is_empty() {
@@ -79,6 +97,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         devices,
         threads,
         options,
+        energy: energy.clone(),
     };
     let cells = suite::plan(&s, &axes);
     let id = run_id();
@@ -96,7 +115,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         started_at: now_rfc3339(),
         finished_at: None,
         manifest,
-        device: edgebench_runner::device::fingerprint(),
+        device: edgebench_runner::device::fingerprint(&energy),
         models: models.iter().map(|m| (m.info.id.clone(), m.info.clone())).collect(),
         cells: Vec::new(),
     };
