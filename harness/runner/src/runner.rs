@@ -352,7 +352,10 @@ fn flags(r: &CellResult, spec: &CellSpec, stray_lines: usize) -> Vec<String> {
         }
     }
     for (k, m) in &r.metrics {
-        if m.summary.n >= 3 && m.summary.cv > HIGH_CV_THRESHOLD && k != metrics::ITL_MS.key {
+        // ITL samples are single steps; net energy is a difference near zero when the load adds little power. Neither
+        // one's CV says whether the cell was stable.
+        let skip = k == metrics::ITL_MS.key || k.contains("_net_");
+        if m.summary.n >= 3 && m.summary.cv > HIGH_CV_THRESHOLD && !skip {
             f.push(format!("high_cv:{k}({:.0}%)", m.summary.cv * 100.0));
         }
     }
