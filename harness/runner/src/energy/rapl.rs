@@ -121,6 +121,21 @@ mod tests {
     }
 
     #[test]
+    fn a_counter_that_wraps_between_readings_is_counted_through_the_monitor() {
+        let t = Tree::new();
+        zone(&t, "0", "package-0", "999000000", "1000000000");
+        let meters: Vec<_> = discover(t.path()).into_iter().filter_map(Found::ok).collect();
+        let m = crate::energy::monitor::Monitor::start(meters, None, std::time::Duration::from_secs(3600));
+        let a = m.mark();
+        // 999 J → wraps at 1000 J → 3 J: 4 J were used.
+        write(&t, "sys/class/powercap/intel-rapl:0/energy_uj", "3000000");
+        let b = m.mark();
+        let used = a.joules_until(&b)[0].unwrap();
+        assert!((used - 4.0).abs() < 1e-9, "{used}");
+        assert_eq!(m.stop().errors, [None]);
+    }
+
+    #[test]
     fn garbage_and_missing_are_reasons_not_zeros() {
         let t = Tree::new();
         zone(&t, "0", "package-0", "12abc", "100");
