@@ -50,11 +50,16 @@ fn results(path: &Path) -> Json {
 /// `edgebench run` with the mock backend on one healthy tiny model and the tiny suite, 1 thread, plus `extra`;
 /// returns the process output and the results file's path.
 fn run_mock(dir: &Path, extra: &[&str]) -> (Output, PathBuf) {
+    run_mock_env(dir, extra, &[])
+}
+
+/// [`run_mock`] with environment variables.
+fn run_mock_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Output, PathBuf) {
     let (m, s, out) = (model(dir, "ok", &[]), suite(dir), dir.join("r.json"));
     let mut args = vec!["run", "--backend", "mock", "--threads", "1"];
     args.extend(["--model", m.to_str().unwrap(), "--suite", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     args.extend_from_slice(extra);
-    (edgebench(&args, &[]), out)
+    (edgebench(&args, env), out)
 }
 
 #[test]
@@ -403,29 +408,10 @@ fn fake_sysfs(dir: &Path) -> PathBuf {
 fn an_external_meter_gives_gross_and_net_joules_per_token_beside_thermal_state() {
     let dir = tempfile::tempdir().unwrap();
     let root = fake_sysfs(dir.path());
-    let (m, s, out) = (model(dir.path(), "ok", &[]), suite(dir.path()), dir.path().join("r.json"));
     // A constant 5 W meter: decode power must read 5 W, and net of the 5 W idle baseline close to nothing.
     let meter = "while :; do echo '5 W'; sleep 0.05; done";
-    let args = [
-        "run",
-        "--backend",
-        "mock",
-        "--threads",
-        "1",
-        "--model",
-        m.to_str().unwrap(),
-        "--suite",
-        s.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--backend-opt",
-        "decode_us=4000",
-        "--energy-cmd",
-        meter,
-        "--idle-s",
-        "0.5",
-    ];
-    let o = edgebench(&args, &[("EDGEBENCH_SYSFS_ROOT", root.to_str().unwrap())]);
+    let extra = ["--backend-opt", "decode_us=4000", "--energy-cmd", meter, "--idle-s", "0.5"];
+    let (o, out) = run_mock_env(dir.path(), &extra, &[("EDGEBENCH_SYSFS_ROOT", root.to_str().unwrap())]);
     assert!(o.status.success(), "{}", text(&o));
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("J/tok decode") && table.contains("energy: measured with external"), "{table}");
@@ -465,11 +451,8 @@ fn without_a_meter_energy_is_unavailable_with_reasons_never_zero() {
     let dir = tempfile::tempdir().unwrap();
     let empty = dir.path().join("empty-sysfs");
     std::fs::create_dir(&empty).unwrap();
-    let (m, s, out) = (model(dir.path(), "ok", &[]), suite(dir.path()), dir.path().join("r.json"));
-    let args = ["run", "--backend", "mock", "--threads", "1", "--model", m.to_str().unwrap(), "--suite"];
-    let mut args = args.to_vec();
-    args.extend([s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
-    let o = edgebench(&args, &[("EDGEBENCH_SYSFS_ROOT", empty.to_str().unwrap())]);
+    let env = [("EDGEBENCH_SYSFS_ROOT", empty.to_str().unwrap())];
+    let (o, out) = run_mock_env(dir.path(), &[], &env);
     assert!(o.status.success(), "{}", text(&o));
     let table = String::from_utf8_lossy(&o.stdout);
     assert!(table.contains("energy: not measured"), "{table}");
@@ -483,15 +466,12 @@ fn without_a_meter_energy_is_unavailable_with_reasons_never_zero() {
     assert_eq!(cell["thermal"]["status"], "unavailable");
     assert!(cell["thermal"]["reason"].as_str().unwrap().contains("no cpufreq"));
     // A meter command that prints garbage is named in the reason.
-    let o = edgebench(
-        &[&args[..], &["--energy-cmd", "echo lots"]].concat(),
-        &[("EDGEBENCH_SYSFS_ROOT", empty.to_str().unwrap())],
-    );
+    let (o, out) = run_mock_env(dir.path(), &["--energy-cmd", "echo lots"], &env);
     assert!(o.status.success(), "{}", text(&o));
     let cell = &results(&out)["cells"][0];
     let ext = cell["energy"]["meters"].as_array().unwrap().iter().find(|m| m["name"] == "external").unwrap().clone();
     assert!(ext["reason"].as_str().unwrap().contains("\"lots\" has no number"), "{ext}");
-    let o = edgebench(&[&args[..], &["--idle-s=-1"]].concat(), &[]);
+    let (o, _) = run_mock(dir.path(), &["--idle-s=-1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(text(&o).contains("--idle-s"));
 }
