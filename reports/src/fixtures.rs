@@ -30,25 +30,18 @@ fn metric(key: &str, unit: &str, better: Better, samples: &[f64]) -> (String, Me
 
 fn cell(backend: &str, status: CellStatus, metrics: Vec<(String, Metric)>) -> CellResult {
     CellResult {
-        key: CellKey {
-            model: "smollm2".into(),
-            backend: backend.into(),
-            device: "cpu".into(),
-            threads: 2,
-            workload: "chat".into(),
-        },
-        status,
-        workload: serde_json::Value::Null,
-        load_options: None,
-        backend: None,
         metrics: metrics.into_iter().collect::<BTreeMap<_, _>>(),
-        validity: Validity::default(),
-        sample_output: None,
         wall_s: 1.0,
-        stderr_tail: None,
-        energy: None,
-        thermal: None,
-        sustained: None,
+        ..CellResult::new(
+            CellKey {
+                model: "smollm2".into(),
+                backend: backend.into(),
+                device: "cpu".into(),
+                threads: 2,
+                workload: "chat".into(),
+            },
+            status,
+        )
     }
 }
 

@@ -275,6 +275,25 @@ pub struct CellResult {
 }
 
 impl CellResult {
+    /// A result with its coordinates and status only: no workload, facts, metrics, flags or probe readings yet.
+    pub fn new(key: CellKey, status: CellStatus) -> CellResult {
+        CellResult {
+            key,
+            status,
+            workload: serde_json::Value::Null,
+            load_options: None,
+            backend: None,
+            metrics: BTreeMap::new(),
+            validity: Validity::default(),
+            sample_output: None,
+            wall_s: 0.0,
+            stderr_tail: None,
+            energy: None,
+            thermal: None,
+            sustained: None,
+        }
+    }
+
     /// Median of a metric, if measured.
     pub fn median(&self, key: &str) -> Option<f64> {
         self.metrics.get(key).map(|m| m.summary.median)

@@ -225,25 +225,18 @@ mod tests {
             summary: edgebench_stats::summarize(decode),
         };
         let cell = CellResult {
-            key: CellKey {
-                model: "m".into(),
-                backend: "b".into(),
-                device: "cpu".into(),
-                threads: 1,
-                workload: "w".into(),
-            },
-            status: CellStatus::Ok,
-            workload: serde_json::Value::Null,
-            load_options: None,
-            backend: None,
             metrics: [("decode_tps".to_string(), metric)].into_iter().collect(),
-            validity: Default::default(),
-            sample_output: None,
             wall_s: 1.0,
-            stderr_tail: None,
-            energy: None,
-            thermal: None,
-            sustained: None,
+            ..CellResult::new(
+                CellKey {
+                    model: "m".into(),
+                    backend: "b".into(),
+                    device: "cpu".into(),
+                    threads: 1,
+                    workload: "w".into(),
+                },
+                CellStatus::Ok,
+            )
         };
         RunResults {
             schema_version: edgebench_core::results::SCHEMA_VERSION,

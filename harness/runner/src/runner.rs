@@ -274,19 +274,10 @@ pub fn run_cell(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> Cel
     let run = spawn_and_watch(child, spec, timeout);
     let machine1 = probes::machine_cpu_seconds();
     let mut result = CellResult {
-        key: spec.key.clone(),
-        status: CellStatus::Ok,
         workload: serde_json::to_value(&spec.workload).unwrap_or_default(),
         load_options: Some(spec.load.clone()),
-        backend: None,
-        metrics: BTreeMap::new(),
         validity: Validity { busy_cpus_before: busy_before, loadavg_before: load_before, ..Validity::default() },
-        sample_output: None,
-        wall_s: 0.0,
-        stderr_tail: None,
-        energy: None,
-        thermal: None,
-        sustained: None,
+        ..CellResult::new(spec.key.clone(), CellStatus::Ok)
     };
     let run = match run {
         Ok(r) => r,

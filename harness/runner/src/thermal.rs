@@ -79,9 +79,8 @@ impl ThermalProbe {
         let cpu_dirs: Vec<PathBuf> = sysfs::entries(&cpus, "cpu")
             .into_iter()
             .filter(|d| {
-                d.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n[3..].chars().all(|c| c.is_ascii_digit()) && n.len() > 3)
+                let id = d.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_prefix("cpu")).unwrap_or("");
+                !id.is_empty() && id.chars().all(|c| c.is_ascii_digit())
             })
             .collect();
         let cpufreq: Vec<PathBuf> = cpu_dirs
@@ -194,17 +193,6 @@ pub fn unavailable(reason: String) -> ThermalResult {
     }
 }
 
-fn median(v: &[f64]) -> f64 {
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
 /// Start (first quarter's median), end (last quarter's), min and max of a series; `None` when empty.
 pub fn trend(v: &[f64]) -> Option<Trend> {
     if v.is_empty() {
@@ -212,8 +200,8 @@ pub fn trend(v: &[f64]) -> Option<Trend> {
     }
     let q = (v.len() / 4).max(1);
     Some(Trend {
-        start: median(&v[..q]),
-        end: median(&v[v.len() - q..]),
+        start: edgebench_stats::median(&v[..q]),
+        end: edgebench_stats::median(&v[v.len() - q..]),
         min: v.iter().copied().fold(f64::INFINITY, f64::min),
         max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
     })

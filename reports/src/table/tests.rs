@@ -15,25 +15,19 @@ fn summary(median: f64, ci: Option<[f64; 2]>, p99: f64) -> Summary {
 
 fn cell(backend: &str, status: CellStatus, metrics: Vec<(String, Metric)>, flags: Vec<String>) -> CellResult {
     CellResult {
-        key: CellKey {
-            model: "m".into(),
-            backend: backend.into(),
-            device: "cpu".into(),
-            threads: 2,
-            workload: "chat".into(),
-        },
-        status,
-        workload: serde_json::Value::Null,
-        load_options: None,
-        backend: None,
         metrics: metrics.into_iter().collect::<BTreeMap<_, _>>(),
         validity: Validity { flags, ..Validity::default() },
-        sample_output: None,
         wall_s: 1.0,
-        stderr_tail: None,
-        energy: None,
-        thermal: None,
-        sustained: None,
+        ..CellResult::new(
+            CellKey {
+                model: "m".into(),
+                backend: backend.into(),
+                device: "cpu".into(),
+                threads: 2,
+                workload: "chat".into(),
+            },
+            status,
+        )
     }
 }
 

@@ -159,13 +159,8 @@ pub fn energy_metrics(e: &EnergyResult, reps: &[&Repetition]) -> Vec<(MetricDef,
     v
 }
 
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 })
+fn median(v: Vec<f64>) -> Option<f64> {
+    (!v.is_empty()).then(|| edgebench_stats::median(&v))
 }
 
 /// Start versus end of a cell's measured repetitions (in order): decode speed and decode power in the first and last

@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::monitor::Accumulator;
 use super::{Found, Meter, MeterInfo, Reading};
 
 /// How long a meter command may take to print its first reading.
@@ -58,29 +59,14 @@ pub fn parse_powermetrics_line(line: &str) -> Result<Option<Sample>, String> {
 
 #[derive(Default)]
 struct State {
-    joules: f64,
-    last: Option<(Instant, Sample)>,
+    acc: Accumulator,
     error: Option<String>,
 }
 
-impl State {
-    fn take(&mut self, s: Sample, at: Instant) -> Result<(), String> {
-        match (self.last, s) {
-            (None, Sample::Joules(j)) => self.joules = j,
-            (Some((_, Sample::Joules(prev))), Sample::Joules(j)) => {
-                if j < prev {
-                    return Err(format!("cumulative joules went backwards ({prev} → {j})"));
-                }
-                self.joules = j;
-            }
-            (Some((t0, Sample::Watts(w0))), Sample::Watts(w)) => {
-                self.joules += (w0 + w) / 2.0 * at.duration_since(t0).as_secs_f64();
-            }
-            (None, Sample::Watts(_)) => {}
-            _ => return Err("the command mixed joule and watt lines".into()),
-        }
-        self.last = Some((at, s));
-        Ok(())
+fn reading(s: Sample) -> Reading {
+    match s {
+        Sample::Joules(joules) => Reading::Energy { joules, wrap_joules: None },
+        Sample::Watts(watts) => Reading::Power { watts },
     }
 }
 
@@ -118,7 +104,7 @@ impl ExternalMeter {
                 match parsed {
                     Ok((_, None)) => {}
                     Ok((_, Some(s))) => {
-                        if let Err(e) = g.take(s, Instant::now()) {
+                        if let Err(e) = g.acc.update(Instant::now(), reading(s)) {
                             g.error = Some(e);
                             return;
                         }
@@ -140,7 +126,7 @@ impl ExternalMeter {
                 if let Some(e) = &g.error {
                     return Err(format!("meter command {what:?}: {e}"));
                 }
-                if g.last.is_some() {
+                if g.acc.last().is_some() {
                     break;
                 }
             }
@@ -166,10 +152,10 @@ impl Meter for ExternalMeter {
         if let Some(e) = &g.error {
             return Err(format!("meter command {:?}: {e}", self.info.source));
         }
-        let joules = match g.last {
+        let joules = match g.acc.last() {
             // Power between samples is held at the last value until the next line arrives.
-            Some((t, Sample::Watts(w))) => g.joules + w * t.elapsed().as_secs_f64(),
-            Some((_, Sample::Joules(_))) => g.joules,
+            Some((t, Reading::Power { watts })) => g.acc.joules() + watts * t.elapsed().as_secs_f64(),
+            Some((_, Reading::Energy { .. })) => g.acc.joules(),
             None => return Err(format!("meter command {:?} has printed no reading yet", self.info.source)),
         };
         Ok(Reading::Energy { joules, wrap_joules: None })
@@ -244,16 +230,16 @@ mod tests {
     #[test]
     fn watt_samples_integrate_and_joules_pass_through() {
         let t0 = Instant::now();
-        let mut s = State::default();
-        s.take(Sample::Watts(2.0), t0).unwrap();
-        s.take(Sample::Watts(4.0), t0 + Duration::from_secs(2)).unwrap();
-        assert!((s.joules - 6.0).abs() < 1e-12);
-        assert!(s.take(Sample::Joules(1.0), t0 + Duration::from_secs(3)).unwrap_err().contains("mixed"));
-        let mut j = State::default();
-        j.take(Sample::Joules(5.0), t0).unwrap();
-        j.take(Sample::Joules(7.0), t0).unwrap();
-        assert_eq!(j.joules, 7.0);
-        assert!(j.take(Sample::Joules(6.0), t0).unwrap_err().contains("backwards"));
+        let mut s = Accumulator::default();
+        s.update(t0, reading(Sample::Watts(2.0))).unwrap();
+        s.update(t0 + Duration::from_secs(2), reading(Sample::Watts(4.0))).unwrap();
+        assert!((s.joules() - 6.0).abs() < 1e-12);
+        assert!(s.update(t0 + Duration::from_secs(3), reading(Sample::Joules(1.0))).unwrap_err().contains("mixed"));
+        let mut j = Accumulator::default();
+        j.update(t0, reading(Sample::Joules(5.0))).unwrap();
+        j.update(t0, reading(Sample::Joules(7.0))).unwrap();
+        assert_eq!(j.joules(), 2.0, "joules since the first line");
+        assert!(j.update(t0, reading(Sample::Joules(6.0))).unwrap_err().contains("backwards"));
     }
 
     #[test]

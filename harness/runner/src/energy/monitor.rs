@@ -35,7 +35,7 @@ impl Accumulator {
                 self.total_j += (w0 + watts) / 2.0 * at.saturating_duration_since(t0).as_secs_f64();
             }
             (None, _) => {}
-            _ => return Err("meter switched between energy and power readings".into()),
+            _ => return Err("the meter mixed energy and power readings".into()),
         }
         self.last = Some((at, r));
         Ok(())
@@ -44,6 +44,11 @@ impl Accumulator {
     /// Joules since the first reading.
     pub fn joules(&self) -> f64 {
         self.total_j
+    }
+
+    /// The last reading and when it was made.
+    pub fn last(&self) -> Option<(Instant, Reading)> {
+        self.last
     }
 }
 
