@@ -4,7 +4,8 @@
 //! Kernel selection is candle's: on x86-64, candle 0.11 picks AVX2+FMA dot products at run time for Q4_0, Q8_0 and
 //! the K-quants, and has no SIMD dot product for Q4_1 (a scalar loop). The facts this backend reports say which
 //! path runs for each tensor type. Option `requantize=q8_0` (or `q4_0`) re-encodes the 2-D weights at load and
-//! labels the result as converted.
+//! labels the result as converted; `requantize=f32` (or `f16`) dequantizes every 2-D weight, the embedding table
+//! included: the accuracy reference.
 //!
 //! Threads: candle runs on rayon's global pool, sized once per process from `RAYON_NUM_THREADS`; the runner sets it
 //! in each cell's child. The facts report the pool size candle actually uses.

@@ -130,8 +130,15 @@ impl CandleModel {
             None => None,
             Some(s) if s == "q8_0" => Some((GgmlType::Q8_0, GgmlDType::Q8_0)),
             Some(s) if s == "q4_0" => Some((GgmlType::Q4_0, GgmlDType::Q4_0)),
-            Some(s) => return Err(BackendError::Unsupported(format!("candle option requantize={s} (q8_0 or q4_0)"))),
+            Some(s) if s == "f16" => Some((GgmlType::F16, GgmlDType::F16)),
+            Some(s) if s == "f32" => Some((GgmlType::F32, GgmlDType::F32)),
+            Some(s) => {
+                return Err(BackendError::Unsupported(format!("candle option requantize={s} (q8_0, q4_0, f16 or f32)")))
+            }
         };
+        // Dequantizing is exact (f32) or nearly so (f16), so the embedding table follows; to a block format it keeps
+        // its own type, as llama.cpp's quantizer does by default.
+        let float_target = matches!(requant, Some((GgmlType::F32 | GgmlType::F16, _)));
         let mut requantized: BTreeMap<String, usize> = BTreeMap::new();
         let mut types: BTreeMap<GgmlType, usize> = BTreeMap::new();
 
@@ -167,7 +174,7 @@ impl CandleModel {
             layers.push(Layer { attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down });
         }
         let output_norm = qtensor("output_norm.weight", false)?.dequantize(&device).map_err(err)?;
-        let embd = Arc::new(qtensor("token_embd.weight", false)?);
+        let embd = Arc::new(qtensor("token_embd.weight", float_target)?);
         let tied = g.tensor("output.weight").is_err();
         let output = if tied {
             QMatMul::from_arc(embd.clone()).map_err(err)?
@@ -187,7 +194,8 @@ impl CandleModel {
             if device.is_cpu() { format!("candle cpu; {}", kernels.join("; ")) } else { format!("candle {device:?}") };
         let converted = (!requantized.is_empty()).then(|| {
             let parts: Vec<String> = requantized.iter().map(|(k, n)| format!("{n} tensors {k}")).collect();
-            format!("requantized at load: {}", parts.join(", "))
+            let verb = if float_target { "dequantized" } else { "requantized" };
+            format!("{verb} at load: {}", parts.join(", "))
         });
         let mut notes = Vec::new();
         if tied {
@@ -205,7 +213,8 @@ impl CandleModel {
         Ok(Self { hp, embd, layers, output_norm, output, cos, sin, device, facts })
     }
 
-    fn forward(&self, caches: &mut [KvCache], pos: usize, tokens: &[u32]) -> candle_core::Result<Tensor> {
+    /// Logits of the last token (`all` false: shape (vocab)) or of every token (shape (n, vocab)).
+    fn forward(&self, caches: &mut [KvCache], pos: usize, tokens: &[u32], all: bool) -> candle_core::Result<Tensor> {
         let hp = &self.hp;
         let n = tokens.len();
         let rep = hp.n_head / hp.n_head_kv;
@@ -249,9 +258,14 @@ impl CandleModel {
             let ff = layer.down.forward(&(g * layer.up.forward(&h)?)?)?;
             x = (x + ff)?;
         }
-        let last = x.narrow(1, n - 1, 1)?;
-        let last = candle_nn::ops::rms_norm(&last, &self.output_norm, hp.eps as f32)?;
-        self.output.forward(&last)?.squeeze(0)?.squeeze(0)?.to_dtype(DType::F32)
+        let rows = if all { x } else { x.narrow(1, n - 1, 1)? };
+        let rows = candle_nn::ops::rms_norm(&rows, &self.output_norm, hp.eps as f32)?;
+        let logits = self.output.forward(&rows)?.squeeze(0)?.to_dtype(DType::F32)?;
+        if all {
+            Ok(logits)
+        } else {
+            logits.squeeze(0)
+        }
     }
 }
 
@@ -272,8 +286,8 @@ struct CandleSession<'a> {
     pos: usize,
 }
 
-impl Session for CandleSession<'_> {
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+impl CandleSession<'_> {
+    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
         if tokens.is_empty() {
             return Err(BackendError::Runtime("forward called with no tokens".into()));
         }
@@ -287,9 +301,19 @@ impl Session for CandleSession<'_> {
                 self.model.hp.vocab
             )));
         }
-        let logits = self.model.forward(&mut self.caches, self.pos, tokens).map_err(err)?;
+        let logits = self.model.forward(&mut self.caches, self.pos, tokens, all).map_err(err)?;
         self.pos = needed;
-        logits.to_vec1::<f32>().map_err(err)
+        logits.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(err)
+    }
+}
+
+impl Session for CandleSession<'_> {
+    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        self.run(tokens, false)
+    }
+
+    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        self.run(tokens, true)
     }
 
     fn position(&self) -> usize {

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 
 use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
 
-use crate::ffi::{self, Context, ContextParams, DecodeError, Model, ModelParams};
+use crate::ffi::{self, Context, ContextParams, DecodeError, Model, ModelParams, Outputs};
 use crate::options::{Options, DEFAULT_CTX};
 
 /// The llama.cpp backend factory.
@@ -206,8 +206,8 @@ struct LlamaCppSession<'m> {
     pos: usize,
 }
 
-impl Session for LlamaCppSession<'_> {
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+impl LlamaCppSession<'_> {
+    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
         let n_vocab = self.owner.n_vocab;
         let ctx = self.ctx.as_mut().expect("context present until drop");
         if tokens.is_empty() {
@@ -220,17 +220,40 @@ impl Session for LlamaCppSession<'_> {
         if needed > ctx.n_ctx() {
             return Err(BackendError::ContextFull { needed, limit: ctx.n_ctx() });
         }
+        let no_logits = || BackendError::Runtime(format!("llama.cpp returned no logits: {}", ffi::take_recent_log()));
         let chunks = tokens.len().div_ceil(ctx.n_batch());
+        let mut rows = Vec::with_capacity(if all { tokens.len() * n_vocab } else { 0 });
         for (i, chunk) in tokens.chunks(ctx.n_batch()).enumerate() {
-            ctx.decode(chunk, self.pos, i + 1 == chunks).map_err(|e| match e {
+            let want = match (all, i + 1 == chunks) {
+                (true, _) => Outputs::All,
+                (false, true) => Outputs::Last,
+                (false, false) => Outputs::None,
+            };
+            ctx.decode(chunk, self.pos, want).map_err(|e| match e {
                 DecodeError::NoKvSlot => BackendError::Runtime("llama.cpp found no KV-cache slot".into()),
                 DecodeError::Failed(code, log) => BackendError::Runtime(format!("llama_decode returned {code}: {log}")),
             })?;
             self.pos += chunk.len();
+            if all {
+                for j in 0..chunk.len() {
+                    rows.extend_from_slice(ctx.logits_ith(j, n_vocab).ok_or_else(no_logits)?);
+                }
+            }
         }
-        ctx.last_logits(n_vocab)
-            .map(<[f32]>::to_vec)
-            .ok_or_else(|| BackendError::Runtime(format!("llama.cpp returned no logits: {}", ffi::take_recent_log())))
+        if all {
+            return Ok(rows);
+        }
+        ctx.last_logits(n_vocab).map(<[f32]>::to_vec).ok_or_else(no_logits)
+    }
+}
+
+impl Session for LlamaCppSession<'_> {
+    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        self.run(tokens, false)
+    }
+
+    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        self.run(tokens, true)
     }
 
     fn position(&self) -> usize {

@@ -181,6 +181,17 @@ pub enum DecodeError {
     Failed(i32, String),
 }
 
+/// Which tokens of a batch llama.cpp computes logits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outputs {
+    /// None (a prompt chunk that is not the last).
+    None,
+    /// The last token.
+    Last,
+    /// Every token (teacher forcing).
+    All,
+}
+
 impl Context {
     /// A context on `model`. The caller must drop it before the model.
     pub fn new(model: &Model, p: ContextParams) -> Result<Context, String> {
@@ -232,8 +243,8 @@ impl Context {
         unsafe { sys::llama_memory_clear(sys::llama_get_memory(self.ctx.as_ptr()), true) }
     }
 
-    /// Decodes `tokens` at positions `pos..`, asking for logits of the last token only when `want_logits`.
-    pub fn decode(&mut self, tokens: &[u32], pos: usize, want_logits: bool) -> Result<(), DecodeError> {
+    /// Decodes `tokens` at positions `pos..`, asking for the logits of none, the last or every one of them.
+    pub fn decode(&mut self, tokens: &[u32], pos: usize, want: Outputs) -> Result<(), DecodeError> {
         assert!(!tokens.is_empty() && tokens.len() <= self.batch_cap, "batch of {} tokens", tokens.len());
         let b = &mut self.batch;
         // SAFETY: llama_batch_init allocated batch_cap entries for each array and one seq id per token.
@@ -243,9 +254,9 @@ impl Context {
                 *b.pos.add(i) = (pos + i) as sys::llama_pos;
                 *b.n_seq_id.add(i) = 1;
                 *(*b.seq_id.add(i)) = 0;
-                *b.logits.add(i) = 0;
+                *b.logits.add(i) = i8::from(want == Outputs::All);
             }
-            *b.logits.add(tokens.len() - 1) = i8::from(want_logits);
+            *b.logits.add(tokens.len() - 1) = i8::from(want != Outputs::None);
         }
         b.n_tokens = tokens.len() as i32;
         take_recent_log();
@@ -256,6 +267,13 @@ impl Context {
             1 => Err(DecodeError::NoKvSlot),
             code => Err(DecodeError::Failed(code, take_recent_log())),
         }
+    }
+
+    /// Logits of output `i` of the last decode (`Outputs::All`: one per token): `n_vocab` values.
+    pub fn logits_ith(&self, i: usize, n_vocab: usize) -> Option<&[f32]> {
+        // SAFETY: as in last_logits; llama.cpp checks `i` against the outputs it holds and returns NULL otherwise.
+        let p = unsafe { sys::llama_get_logits_ith(self.ctx.as_ptr(), i as i32) };
+        (!p.is_null()).then(|| unsafe { std::slice::from_raw_parts(p, n_vocab) })
     }
 
     /// Logits of the last token of the last decode (which asked for them): `n_vocab` values.

@@ -5,6 +5,7 @@
 //! - `prefill_us` / `decode_us`: microseconds slept per prompt token / per decode step (default 0);
 //! - `vocab`: logits per position (default: the GGUF's vocabulary size when the model file is one, else 49152);
 //! - `context`: context length (default 4096);
+//! - `hot_logit`: the one non-zero logit per position (default 10; other values make a known accuracy drift);
 //! - `fail`: `panic`, `abort`, `hang`, `error` or `alloc` (allocates until the process is killed);
 //! - `fail_at`: `load` (default) or `forward:N` (on the N-th forward call, counting from 1).
 //!
@@ -25,6 +26,7 @@ struct Config {
     decode: Duration,
     vocab: usize,
     context: usize,
+    hot_logit: f32,
     fail: Option<String>,
     fail_at_forward: Option<usize>,
     threads: usize,
@@ -84,6 +86,7 @@ impl Backend for MockBackend {
             decode: Duration::from_micros(opt(opts, "decode_us", 0)?),
             vocab: opt(opts, "vocab", file.as_ref().and_then(file_vocab).unwrap_or(49152))?,
             context: opt(opts, "context", 4096)?,
+            hot_logit: opt(opts, "hot_logit", 10.0)?,
             fail,
             fail_at_forward,
             threads: opts.threads,
@@ -150,7 +153,7 @@ impl Session for MockSession<'_> {
         self.pos += tokens.len();
         let mut logits = vec![0.0f32; self.cfg.vocab];
         let hot = (last as usize).wrapping_mul(31).wrapping_add(self.pos * 17) % self.cfg.vocab;
-        logits[hot] = 10.0;
+        logits[hot] = self.cfg.hot_logit;
         Ok(logits)
     }
 

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use edgebench_core::accuracy::DriftLevel;
 
 /// Benchmark quantized language models across inference backends on edge devices.
 #[derive(Debug, Parser)]
@@ -134,7 +135,7 @@ pub enum Format {
 /// Options of `edgebench run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Built-in suite name (quick, standard) or a suite TOML file.
+    /// Built-in suite name (quick, standard, sustained, accuracy) or a suite TOML file.
     #[arg(long, default_value = "quick")]
     pub suite: String,
     /// Backends, comma-separated (default: every compiled-in backend except mock).
@@ -182,6 +183,31 @@ pub struct RunArgs {
     /// `sustained` suite runs 300).
     #[arg(long)]
     pub duration_s: Option<f64>,
+    /// Accuracy drift check of every cell against the reference: off, short or full (default: the suite's; quick,
+    /// standard and sustained run short, accuracy runs full).
+    #[arg(long, value_parser = DriftLevel::parse)]
+    pub drift: Option<DriftLevel>,
+    /// Evaluation text for the drift check (UTF-8), cut into --eval-ctx token chunks whose second halves are scored,
+    /// as llama-perplexity does (default: the built-in chat prompts continued by the reference).
+    #[arg(long, value_name = "FILE")]
+    pub eval_text: Option<PathBuf>,
+    /// Tokens per --eval-text chunk.
+    #[arg(long, default_value_t = edgebench_runner::accuracy::DEFAULT_EVAL_CTX)]
+    pub eval_ctx: usize,
+    /// At most this many --eval-text chunks in a full check (default: every whole chunk; a short check scores one).
+    #[arg(long)]
+    pub eval_chunks: Option<usize>,
+    /// Backend that computes the reference log-probabilities.
+    #[arg(long, default_value = "candle")]
+    pub reference_backend: String,
+    /// Reference backend option KEY=VALUE, repeatable (default for candle: requantize=f32, every weight
+    /// dequantized to f32).
+    #[arg(long = "reference-opt", value_name = "KEY=VALUE")]
+    pub reference_opt: Vec<String>,
+    /// Model file or registry id the reference runs, e.g. a higher-precision file of the same model (default: each
+    /// --model itself).
+    #[arg(long)]
+    pub reference_model: Option<String>,
 }
 
 /// `edgebench models …`.

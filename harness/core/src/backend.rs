@@ -130,6 +130,17 @@ pub trait Session {
     /// Appends `tokens` at the current position and returns the logits of the last one (`vocab_size` values).
     fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError>;
 
+    /// Appends `tokens` and returns the logits of every one of them: `tokens.len() × vocab_size` values, row `i`
+    /// predicting the token after `tokens[i]` (teacher forcing, for accuracy statistics). The default feeds one
+    /// token per [`Session::forward`] call; backends whose batched forward can return every row override it.
+    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        let mut rows = Vec::new();
+        for &t in tokens {
+            rows.extend(self.forward(&[t])?);
+        }
+        Ok(rows)
+    }
+
     /// Positions consumed so far.
     fn position(&self) -> usize;
 }

@@ -2,6 +2,7 @@
 //!
 //! This crate does no IO, reads no clock and names no concrete backend.
 
+pub mod accuracy;
 mod backend;
 pub mod comparison;
 pub mod energy;

@@ -120,8 +120,30 @@ pub const IDLE_POWER_W: MetricDef = MetricDef {
     about: "average power of the primary meters over the idle baseline taken before the model loads",
 };
 
+/// Mean KL divergence of the cell's next-token distributions from the reference's (one sample per cell).
+pub const KLD_MEAN: MetricDef = MetricDef {
+    key: "kld_mean",
+    unit: "nats",
+    better: Better::Lower,
+    about: "mean KL(reference ‖ backend) per scored token over the evaluation set (llama-perplexity's Mean KLD)",
+};
+/// Share of scored tokens where the backend's most likely token is the reference's.
+pub const SAME_TOP1_PCT: MetricDef = MetricDef {
+    key: "same_top1_pct",
+    unit: "%",
+    better: Better::Higher,
+    about: "scored tokens whose argmax agrees with the reference's, percent (llama-perplexity's Same top p)",
+};
+/// Perplexity ratio against the reference.
+pub const PPL_RATIO: MetricDef = MetricDef {
+    key: "ppl_ratio",
+    unit: "ratio",
+    better: Better::Lower,
+    about: "PPL(backend) / PPL(reference) on the scored tokens (llama-perplexity's Mean PPL(Q)/PPL(base))",
+};
+
 /// Every metric, in report order.
-pub const ALL: [MetricDef; 14] = [
+pub const ALL: [MetricDef; 17] = [
     PREFILL_TPS,
     DECODE_TPS,
     TTFT_MS,
@@ -136,6 +158,9 @@ pub const ALL: [MetricDef; 14] = [
     DECODE_NET_J_PER_TOKEN,
     DECODE_POWER_W,
     IDLE_POWER_W,
+    KLD_MEAN,
+    SAME_TOP1_PCT,
+    PPL_RATIO,
 ];
 
 /// The definition for a key.

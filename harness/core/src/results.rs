@@ -272,6 +272,9 @@ pub struct CellResult {
     /// Start versus end, for cells that ran for a set duration (the `sustained` suite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sustained: Option<crate::energy::SustainedResult>,
+    /// Accuracy drift against the reference (absent when the run asked for none, or in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<crate::accuracy::Drift>,
 }
 
 impl CellResult {
@@ -291,6 +294,7 @@ impl CellResult {
             energy: None,
             thermal: None,
             sustained: None,
+            drift: None,
         }
     }
 

@@ -4,12 +4,13 @@
 use std::io::Write;
 use std::time::Instant;
 
+use edgebench_core::accuracy::Drift;
 use edgebench_core::{Backend, BackendError, LoadedModel, Support};
 use edgebench_gguf::GgufFile;
 
 use crate::energy::cell::CellMeters;
 use crate::energy::monitor::Mark;
-use crate::protocol::{CellSpec, Event};
+use crate::protocol::{CellSpec, DriftPlan, Event};
 use crate::sampler::Sampler;
 use crate::tokenizer::Tokenizer;
 use crate::workload::{run_repetition_marked, Phase};
@@ -69,8 +70,16 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     emit(out, &Event::Energy(energy));
     emit(out, &Event::Thermal(thermal));
     let model = result?;
-    // Read with the model still resident, so RssAnon / RssFile show where its weights live.
+    // Read with the model still resident, so RssAnon / RssFile show where its weights live, and before the drift
+    // check, whose logit rows are not part of serving the workload.
     let (peak_rss_kib, rss_anon_kib, rss_file_kib) = crate::probes::self_memory_kib();
+    match &spec.drift {
+        DriftPlan::Off => {}
+        DriftPlan::Skip { reason } => emit(out, &Event::Drift(Drift::Skipped { reason: reason.clone() })),
+        DriftPlan::Check { reference } => {
+            emit(out, &Event::Drift(crate::accuracy::check::run(model.as_ref(), &tok, reference)));
+        }
+    }
     drop(model);
     emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: crate::probes::self_cpu_seconds() });
     Ok(())

@@ -8,8 +8,9 @@ use edgebench_core::{Backend, BackendError, DeviceRequest, LoadOptions, LoadedMo
 pub type Check = (&'static str, fn(&dyn LoadedModel) -> Result<(), String>);
 
 /// Every check, in order.
-pub const CHECKS: [Check; 6] = [
+pub const CHECKS: [Check; 7] = [
     ("logits have vocab_size entries", logits_len),
+    ("forward_all rows equal step-by-step logits", forward_all_rows),
     ("fresh sessions repeat bit-identically", repeatable),
     ("one batch equals incremental steps", batch_vs_incremental),
     ("sessions are independent", independent_sessions),
@@ -32,6 +33,26 @@ fn logits_len(m: &dyn LoadedModel) -> Result<(), String> {
     }
     if l.iter().any(|x| !x.is_finite()) {
         return Err("non-finite logits".into());
+    }
+    Ok(())
+}
+
+fn forward_all_rows(m: &dyn LoadedModel) -> Result<(), String> {
+    let v = m.facts().vocab_size;
+    let mut a = m.new_session().map_err(e)?;
+    a.forward(&PROMPT[..2]).map_err(e)?;
+    let rows = a.forward_all(&PROMPT[2..]).map_err(e)?;
+    if rows.len() != (PROMPT.len() - 2) * v {
+        return Err(format!("{} values for {} tokens × vocab_size {v}", rows.len(), PROMPT.len() - 2));
+    }
+    if a.position() != PROMPT.len() {
+        return Err(format!("position {} after {} tokens", a.position(), PROMPT.len()));
+    }
+    let mut b = m.new_session().map_err(e)?;
+    b.forward(&PROMPT[..2]).map_err(e)?;
+    for (i, &t) in PROMPT[2..].iter().enumerate() {
+        let step = b.forward(&[t]).map_err(e)?;
+        LOGITS_BATCH_VS_INCREMENTAL.check(&rows[i * v..(i + 1) * v], &step).map_err(|m| format!("row {i}: {m}"))?;
     }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! the parent classifies failures, aggregates samples and writes the results file after every cell.
 //! Also home to the pieces the harness owns: tokenizer, sampler, workloads, probes, model registry.
 
+pub mod accuracy;
 pub mod child;
 pub mod compare;
 pub mod conformance;

@@ -31,6 +31,28 @@ pub struct CellSpec {
     /// Energy meters, idle baseline and sampling period.
     #[serde(default)]
     pub energy: EnergySpec,
+    /// The accuracy drift check after the timed repetitions.
+    #[serde(default)]
+    pub drift: DriftPlan,
+}
+
+/// What a cell does about accuracy drift.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "plan", rename_all = "snake_case")]
+pub enum DriftPlan {
+    /// Nothing (the run asked for no drift check).
+    #[default]
+    Off,
+    /// Record that no check ran, and why (e.g. the reference could not be built).
+    Skip {
+        /// Why.
+        reason: String,
+    },
+    /// Score the loaded model against this cached reference file.
+    Check {
+        /// The reference file.
+        reference: std::path::PathBuf,
+    },
 }
 
 /// One timed repetition of a workload.
@@ -82,6 +104,8 @@ pub enum Event {
     Energy(edgebench_core::energy::EnergyResult),
     /// Frequency and temperatures over the cell (sent before `Done`).
     Thermal(edgebench_core::energy::ThermalResult),
+    /// Accuracy drift against the reference (sent before `Done`).
+    Drift(edgebench_core::accuracy::Drift),
     /// The cell failed with an error (not a crash).
     Error {
         /// The error chain.

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use edgebench_core::accuracy::Drift;
 use edgebench_core::metrics::{self, MetricDef};
 use edgebench_core::results::{CellResult, CellStatus, FailureKind, Metric, RunResults, Validity};
 
@@ -261,6 +262,14 @@ pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
             put(def, samples);
         }
     }
+    if let Some(Drift::Measured(d)) = events.iter().find_map(|e| match e {
+        Event::Drift(x) => Some(x),
+        _ => None,
+    }) {
+        put(metrics::KLD_MEAN, vec![d.stats.kld.value]);
+        put(metrics::SAME_TOP1_PCT, vec![100.0 * d.stats.same_top1.value]);
+        put(metrics::PPL_RATIO, vec![d.stats.ppl_ratio.value]);
+    }
     m
 }
 
@@ -298,6 +307,10 @@ pub fn run_cell(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> Cel
     });
     result.thermal = run.events.iter().find_map(|e| match e {
         Event::Thermal(x) => Some(x.clone()),
+        _ => None,
+    });
+    result.drift = run.events.iter().find_map(|e| match e {
+        Event::Drift(x) => Some(x.clone()),
         _ => None,
     });
     if spec.duration_s.is_some() {

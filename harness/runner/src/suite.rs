@@ -3,19 +3,21 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use edgebench_core::accuracy::DriftLevel;
 use edgebench_core::results::CellKey;
 use edgebench_core::{DeviceRequest, LoadOptions, ModelSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::energy::EnergySpec;
-use crate::protocol::CellSpec;
+use crate::protocol::{CellSpec, DriftPlan};
 use crate::workload::Workload;
 
 /// Suites shipped with the binary: (name, TOML text).
-pub const BUILTIN: [(&str, &str); 3] = [
+pub const BUILTIN: [(&str, &str); 4] = [
     ("quick", include_str!("../../../suites/quick.toml")),
     ("standard", include_str!("../../../suites/standard.toml")),
     ("sustained", include_str!("../../../suites/sustained.toml")),
+    ("accuracy", include_str!("../../../suites/accuracy.toml")),
 ];
 
 /// A suite: workloads and how often to repeat them.
@@ -38,6 +40,9 @@ pub struct Suite {
     /// Keep repeating each cell until its measured repetitions span this many seconds (sustained runs).
     #[serde(default)]
     pub duration_s: Option<f64>,
+    /// Accuracy drift check of every cell: `off`, `short` (default) or `full`.
+    #[serde(default)]
+    pub drift: DriftLevel,
     /// Wall-clock limit of one cell's child process, seconds.
     #[serde(default = "default_timeout")]
     pub timeout_s: u64,
@@ -58,7 +63,7 @@ fn default_timeout() -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
     /// Not a built-in name and not a readable file.
-    #[error("suite {0:?} is neither a built-in suite (quick, standard, sustained) nor a readable file")]
+    #[error("suite {0:?} is neither a built-in suite (quick, standard, sustained, accuracy) nor a readable file")]
     NotFound(String),
     /// Malformed TOML or values.
     #[error("suite {source_name}: {message}")]
@@ -131,6 +136,8 @@ pub struct Axes {
     pub options: BTreeMap<String, String>,
     /// Energy meters and sampling, passed to every cell.
     pub energy: EnergySpec,
+    /// The drift plan of each model's cells, by model id (absent: none).
+    pub drift: BTreeMap<String, DriftPlan>,
 }
 
 /// Expands a suite into cells: model × backend × device × threads × workload, in that nesting order.
@@ -157,6 +164,7 @@ pub fn plan(suite: &Suite, axes: &Axes) -> Vec<CellSpec> {
                             load_repetitions: suite.load_repetitions,
                             duration_s: suite.duration_s,
                             energy: axes.energy.clone(),
+                            drift: axes.drift.get(&model.id).cloned().unwrap_or_default(),
                         });
                     }
                 }
@@ -204,6 +212,7 @@ mod tests {
             threads: vec![1, 2],
             options: BTreeMap::new(),
             energy: EnergySpec::default(),
+            drift: BTreeMap::new(),
         };
         let cells = plan(&s, &axes);
         assert_eq!(cells.len(), 2 * 2 * 2 * 2);

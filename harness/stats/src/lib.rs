@@ -2,6 +2,7 @@
 //!
 //! Deterministic: the bootstrap uses a fixed seed, so the same samples always give the same interval.
 
+pub mod accuracy;
 pub mod compare;
 pub mod drift;
 

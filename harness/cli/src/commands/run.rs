@@ -6,8 +6,12 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context};
+use edgebench_core::accuracy::DriftLevel;
 use edgebench_core::results::{CellStatus, RunResults, SuiteRef, SCHEMA_VERSION};
-use edgebench_core::DeviceRequest;
+use edgebench_core::{DeviceRequest, LoadOptions};
+use edgebench_runner::accuracy::reference::{self, ReferenceSpec};
+use edgebench_runner::accuracy::{EvalError, EvalSource};
+use edgebench_runner::protocol::DriftPlan;
 use edgebench_runner::runner::{self, ChildCommand, Progress};
 use edgebench_runner::{probes, registry, suite};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -32,6 +36,83 @@ fn parse_options(opts: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
             _ => bail!("--backend-opt {kv:?}: expected KEY=VALUE"),
         })
         .collect()
+}
+
+/// Builds (or finds cached) the reference of each model and returns every model's drift plan. Bad flags are
+/// errors; a reference that cannot be built turns into a skipped drift check with the reason, so speed still runs.
+fn drift_plans(
+    a: &RunArgs,
+    level: DriftLevel,
+    models: &[super::models::ResolvedModel],
+    threads: &[usize],
+) -> anyhow::Result<BTreeMap<String, DriftPlan>> {
+    let mut plans = BTreeMap::new();
+    if level == DriftLevel::Off {
+        return Ok(plans);
+    }
+    if a.eval_ctx < 4 {
+        bail!("--eval-ctx {}: must be at least 4 tokens", a.eval_ctx);
+    }
+    if a.eval_chunks == Some(0) {
+        bail!("--eval-chunks must be at least 1");
+    }
+    let eval = match &a.eval_text {
+        None => EvalSource::Builtin,
+        Some(p) => EvalSource::Text {
+            path: p.clone(),
+            sha256: registry::sha256_file(p).with_context(|| format!("--eval-text {}", p.display()))?,
+            ctx: a.eval_ctx,
+            max_chunks: if level == DriftLevel::Short { Some(1) } else { a.eval_chunks },
+        },
+    };
+    let mut options = parse_options(&a.reference_opt).context("flag --reference-opt")?;
+    if options.is_empty() && a.reference_backend == "candle" {
+        options.insert("requantize".into(), "f32".into());
+    }
+    let reference_model = a.reference_model.as_deref().map(|m| super::models::resolve(Some(m))).transpose()?;
+    let backend = backends::get(&a.reference_backend);
+    for m in models {
+        let plan = match &backend {
+            Err(e) => DriftPlan::Skip { reason: format!("no reference: {e:#}") },
+            Ok(b) => {
+                let r = reference_model.as_ref().unwrap_or(m);
+                let spec = ReferenceSpec {
+                    backend: a.reference_backend.clone(),
+                    load: LoadOptions {
+                        threads: threads.iter().copied().max().unwrap_or(1),
+                        device: DeviceRequest::cpu(),
+                        options: options.clone(),
+                    },
+                    model: r.spec.clone(),
+                    model_sha256: r.info.sha256.clone(),
+                    eval: eval.clone(),
+                    level,
+                };
+                eprintln!("drift reference for {}: {}", m.spec.id, spec.describe());
+                let t = std::time::Instant::now();
+                match reference::ensure(&spec, b.as_ref(), &mut |l| eprintln!("  {l}")) {
+                    Ok((path, h)) => {
+                        let scored: usize = h.sequences.iter().map(|s| s.scored()).sum();
+                        eprintln!(
+                            "  {} sequences, {scored} scored tokens ({:.1} s); cached at {}",
+                            h.sequences.len(),
+                            t.elapsed().as_secs_f64(),
+                            path.display()
+                        );
+                        DriftPlan::Check { reference: path }
+                    }
+                    Err(reference::ReferenceError::Eval(e @ EvalError::TooShort { .. }))
+                    | Err(reference::ReferenceError::Eval(e @ EvalError::Read { .. })) => return Err(e.into()),
+                    Err(e) => {
+                        eprintln!("  reference failed: {e}");
+                        DriftPlan::Skip { reason: format!("reference could not be built: {e}") }
+                    }
+                }
+            }
+        };
+        plans.insert(m.spec.id.clone(), plan);
+    }
+    Ok(plans)
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -91,6 +172,11 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         models.push(super::models::resolve(m)?);
     }
 
+    if let Some(d) = a.drift {
+        s.drift = d;
+    }
+    let drift = drift_plans(&a, s.drift, &models, &threads)?;
+
     let axes = suite::Axes {
         models: models.iter().map(|m| m.spec.clone()).collect(),
         backends: backend_names,
@@ -98,6 +184,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         threads,
         options,
         energy: energy.clone(),
+        drift,
     };
     let cells = suite::plan(&s, &axes);
     let id = run_id();

@@ -1,0 +1,223 @@
+//! Accuracy drift: evaluation sets, the reference run whose log-probabilities are cached, and the check each cell
+//! runs against it. Statistics are llama-perplexity's (`edgebench_stats::accuracy`).
+
+pub mod check;
+pub mod reference;
+
+use std::path::PathBuf;
+
+use edgebench_core::accuracy::DriftLevel;
+use edgebench_core::{BackendError, Session};
+use serde::{Deserialize, Serialize};
+
+use crate::sampler::Sampler;
+use crate::tokenizer::Tokenizer;
+use crate::workload::{Prompt, Workload};
+
+/// Chat prompts written for this project; the reference model continues each one greedily and every candidate is
+/// scored on that continuation (teacher forcing).
+pub const BUILTIN_PROMPTS: [&str; 8] = [
+    "Describe how a bicycle gear system lets a rider climb steep hills.",
+    "Write a short note to a neighbour asking to borrow a ladder on Saturday.",
+    "What are three ways to keep bread fresh for longer?",
+    "Explain what a compiler does, for someone who has never programmed.",
+    "List the steps to repot a houseplant that has outgrown its pot.",
+    "Why do some metals rust while others do not?",
+    "Summarize the rules of chess in a few sentences.",
+    "Give advice to a student preparing for a mathematics exam next week.",
+];
+
+/// Prompts and continuation length of the built-in set at each level: (prompts, tokens generated per prompt).
+pub fn builtin_size(level: DriftLevel) -> (usize, usize) {
+    match level {
+        DriftLevel::Full => (8, 64),
+        DriftLevel::Short | DriftLevel::Off => (4, 32),
+    }
+}
+
+/// Default context of `--eval-text` chunks: llama-perplexity's default `-c`.
+pub const DEFAULT_EVAL_CTX: usize = 512;
+
+/// Where the scored tokens come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EvalSource {
+    /// The built-in chat prompts, continued by the reference.
+    Builtin,
+    /// A UTF-8 text file cut into chunks of `ctx` tokens; the second half of each chunk is scored, as
+    /// llama-perplexity does.
+    Text {
+        /// The file.
+        path: PathBuf,
+        /// SHA-256 of its bytes.
+        sha256: String,
+        /// Tokens per chunk.
+        ctx: usize,
+        /// At most this many chunks (`None`: every whole chunk; a short check uses one).
+        max_chunks: Option<usize>,
+    },
+}
+
+impl EvalSource {
+    /// What a reader of the results needs to know about the set.
+    pub fn describe(&self, level: DriftLevel) -> String {
+        match self {
+            EvalSource::Builtin => {
+                let (p, g) = builtin_size(level);
+                format!("built-in: {p} chat prompts, {g} tokens each continued greedily by the reference and scored")
+            }
+            EvalSource::Text { path, sha256, ctx, .. } => format!(
+                "text {} (sha256 {}): chunks of {ctx} tokens, the second half of each scored",
+                path.display(),
+                &sha256[..12.min(sha256.len())]
+            ),
+        }
+    }
+}
+
+/// One teacher-forced sequence: logits at positions `first..tokens.len() - 1` score the token after each.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sequence {
+    /// Every token, prompt included.
+    pub tokens: Vec<u32>,
+    /// First scored position.
+    pub first: usize,
+}
+
+impl Sequence {
+    /// Tokens scored.
+    pub fn scored(&self) -> usize {
+        self.tokens.len().saturating_sub(self.first + 1)
+    }
+}
+
+/// Errors building an evaluation set.
+#[derive(Debug, thiserror::Error)]
+pub enum EvalError {
+    /// The text is too short for one chunk.
+    #[error("--eval-text {path}: {tokens} tokens, fewer than one chunk of --eval-ctx {ctx}")]
+    TooShort {
+        /// The file.
+        path: String,
+        /// Tokens it holds.
+        tokens: usize,
+        /// Chunk length.
+        ctx: usize,
+    },
+    /// The chunk length cannot work.
+    #[error("--eval-ctx {0}: must be at least 4 tokens")]
+    BadCtx(usize),
+    /// The file is unreadable or not UTF-8.
+    #[error("--eval-text {path}: {message}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// The model could not run.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A built-in prompt could not be rendered.
+    #[error("prompt: {0}")]
+    Prompt(String),
+}
+
+/// Cuts a text into llama-perplexity's chunks: the whole text tokenized once (BOS first when the model adds one),
+/// split into `ctx`-token chunks (a partial tail is dropped), the first token of each chunk replaced by BOS when the
+/// model adds one, and scoring from `ctx / 2`.
+pub fn text_chunks(tok: &Tokenizer, text: &str, ctx: usize, max_chunks: Option<usize>) -> Vec<Sequence> {
+    let ids = tok.encode(text, false);
+    let v = tok.vocab();
+    ids.chunks_exact(ctx)
+        .take(max_chunks.unwrap_or(usize::MAX))
+        .map(|c| {
+            let mut tokens = c.to_vec();
+            if let (true, Some(bos)) = (v.add_bos, v.bos) {
+                tokens[0] = bos;
+            }
+            Sequence { tokens, first: ctx / 2 }
+        })
+        .collect()
+}
+
+/// Reads and cuts an `--eval-text` file.
+pub fn text_sequences(tok: &Tokenizer, src: &EvalSource) -> Result<Vec<Sequence>, EvalError> {
+    let EvalSource::Text { path, ctx, max_chunks, .. } = src else {
+        return Ok(Vec::new());
+    };
+    let shown = path.display().to_string();
+    if *ctx < 4 {
+        return Err(EvalError::BadCtx(*ctx));
+    }
+    let bytes = std::fs::read(path).map_err(|e| EvalError::Read { path: shown.clone(), message: e.to_string() })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| EvalError::Read { path: shown.clone(), message: format!("not UTF-8 ({e})") })?;
+    let seqs = text_chunks(tok, &text, *ctx, *max_chunks);
+    if seqs.is_empty() {
+        return Err(EvalError::TooShort { path: shown, tokens: tok.encode(&text, false).len(), ctx: *ctx });
+    }
+    Ok(seqs)
+}
+
+fn chat(text: &str) -> Prompt {
+    Prompt::Chat { text: text.to_string(), system: None }
+}
+
+/// The built-in prompts as token ids (through the chat template when the model has one).
+pub fn builtin_prompts(tok: &Tokenizer, template: Option<&str>, level: DriftLevel) -> Result<Vec<Vec<u32>>, EvalError> {
+    let (n, _) = builtin_size(level);
+    BUILTIN_PROMPTS[..n]
+        .iter()
+        .map(|text| match template {
+            Some(_) => Workload { name: "drift".into(), prompt: chat(text), gen_tokens: 0 }
+                .prompt_ids(tok, template)
+                .map_err(|e| EvalError::Prompt(e.to_string())),
+            None => Ok(tok.encode(text, false)),
+        })
+        .collect()
+}
+
+/// Greedy continuation of `prompt` by `session` (stops early at an end-of-turn token, which is kept).
+pub fn continue_greedily(
+    session: &mut dyn Session,
+    tok: &Tokenizer,
+    prompt: &[u32],
+    gen_tokens: usize,
+) -> Result<Vec<u32>, BackendError> {
+    let mut out = Vec::with_capacity(gen_tokens);
+    let mut logits = session.forward(prompt)?;
+    while out.len() < gen_tokens {
+        let next = Sampler::Greedy
+            .sample(&logits)
+            .ok_or_else(|| BackendError::Runtime("the reference returned only NaN logits".into()))?;
+        out.push(next);
+        if tok.is_end(next) || out.len() == gen_tokens {
+            break;
+        }
+        logits = session.forward(&[next])?;
+    }
+    Ok(out)
+}
+
+/// Logit rows of `seq`'s scored positions, `seq.scored() × vocab` values: the context before `first` in one forward
+/// call, then every scored position in one `forward_all`. Reference and candidates go through this same function.
+pub fn teacher_force(session: &mut dyn Session, seq: &Sequence) -> Result<Vec<f32>, BackendError> {
+    let end = seq.tokens.len() - 1;
+    if seq.first > 0 {
+        session.forward(&seq.tokens[..seq.first])?;
+    }
+    session.forward_all(&seq.tokens[seq.first..end])
+}
+
+/// SHA-256 over a tokenizer's vocabulary (token texts and BOS/EOS), so a reference is only used with the same one.
+pub fn tokenizer_hash(tok: &Tokenizer) -> String {
+    let v = tok.vocab();
+    let mut bytes = Vec::new();
+    for t in &v.tokens {
+        bytes.extend_from_slice(t.as_bytes());
+        bytes.push(0);
+    }
+    bytes.extend_from_slice(format!("{:?}{:?}{}", v.bos, v.eos, v.add_bos).as_bytes());
+    crate::registry::sha256_hex(&bytes)
+}
