@@ -6,17 +6,13 @@
 #
 #   ci/llama-bench-parity.sh [MODEL.gguf] [THREADS=1,2] [ROUNDS=4]
 #
-# llama-bench is built from the llama.cpp source vendored in the llama-cpp-sys-2 crate edgebench links (the same
-# library code), with the same GGML_* flags as .cargo/config.toml, as Release. That crate does not ship llama-bench's
-# own two source files, so they are taken from the llama-cpp-python sdist (pip download); the script says which.
+# llama-bench is built by ci/build-llama-tools.sh from the llama.cpp source edgebench links.
 # Exit 0 when every ratio is within ±5%, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${2:-1,2}"
 rounds="${3:-4}"
 cache="${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}/llama-bench"
-sys_version=$(sed -n 's/^pub const LLAMA_CPP_SYS_VERSION: &str = "\(.*\)";/\1/p' backends/llamacpp/src/lib.rs)
-lcp_version=0.3.36
 mkdir -p "$cache"
 
 bash ci/install-build-deps.sh
@@ -25,25 +21,7 @@ eb=${CARGO_TARGET_DIR:-target}/release/edgebench
 model="${1:-$($eb models fetch)}"
 [ -f "$model" ] || { echo "no model file at $model" >&2; exit 2; }
 
-bench="$cache/build-$sys_version/bin/llama-bench"
-if [ ! -x "$bench" ]; then
-    cargo fetch --quiet
-    src=$(find "${CARGO_HOME:-$HOME/.cargo}/registry/src" -maxdepth 2 -type d -name "llama-cpp-sys-2-$sys_version" | head -1)
-    [ -d "$src/llama.cpp" ] || { echo "llama-cpp-sys-2 $sys_version source not found" >&2; exit 2; }
-    work="$cache/src-$sys_version"
-    rm -rf "$work" && cp -r "$src/llama.cpp" "$work"
-    (cd "$cache" && pip download --quiet --no-deps --no-binary :all: "llama-cpp-python==$lcp_version" -d sdist)
-    tar -xzf "$cache/sdist/llama_cpp_python-$lcp_version.tar.gz" -C "$cache" \
-        "llama_cpp_python-$lcp_version/vendor/llama.cpp/tools/llama-bench"
-    cp "$cache/llama_cpp_python-$lcp_version/vendor/llama.cpp/tools/llama-bench/"*.{cpp,txt} "$work/tools/llama-bench/"
-    echo 'add_subdirectory(llama-bench)' > "$work/tools/CMakeLists.txt"
-    flags=(-DGGML_NATIVE=OFF -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF)
-    for f in $(sed -n 's/^\(GGML_[A-Z0-9_]*\) = "\(.*\)"/\1=\2/p' .cargo/config.toml); do flags+=("-D$f"); done
-    cmake -S "$work" -B "$cache/build-$sys_version" -DCMAKE_BUILD_TYPE=Release "${flags[@]}" -DLLAMA_CURL=OFF \
-        -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >/dev/null
-    cmake --build "$cache/build-$sys_version" --target llama-bench -j "$(nproc)" >/dev/null
-fi
-echo "llama-bench: library from llama-cpp-sys-2 $sys_version, driver from llama-cpp-python $lcp_version sdist"
+bench="$(bash ci/build-llama-tools.sh llama-bench)/llama-bench"
 echo "model: $model; threads: $threads; rounds: $rounds"
 
 out="$cache/parity-$(date +%Y%m%d-%H%M%S)"

@@ -128,7 +128,7 @@ fn runs_section(runs: &[RunResults]) -> String {
     }
     h.push_str("</table>\n");
     for (i, r) in runs.iter().enumerate() {
-        let notes = crate::energy::notes(r);
+        let notes: Vec<String> = crate::energy::notes(r).into_iter().chain(crate::drift::notes(r)).collect();
         if !notes.is_empty() {
             h.push_str(&format!("<p class=\"note\">Run {}:</p>\n<ul class=\"note\">\n", i + 1));
             for n in notes {
@@ -170,6 +170,22 @@ fn results_section(runs: &[RunResults]) -> String {
         ));
     }
     h.push_str("</table>\n<p class=\"note\">median ±half-width of its 95% bootstrap interval over repetitions.</p>\n");
+    if let Some((labels, rows)) = crate::drift::html_rows(runs) {
+        h.push_str("<h2>Accuracy drift</h2>\n<p class=\"note\">against the reference, with llama-perplexity's \
+            <code>--kl-divergence</code> definitions (Q: the cell's backend; base: the reference)</p>\n<table><tr><th>statistic</th>");
+        for l in &labels {
+            h.push_str(&format!("<th>{}</th>", esc(l)));
+        }
+        h.push_str("</tr>\n");
+        for (name, values) in rows {
+            h.push_str(&format!("<tr><td>{}</td>", esc(&name)));
+            for v in values {
+                h.push_str(&format!("<td class=\"num\">{}</td>", esc(&v)));
+            }
+            h.push_str("</tr>\n");
+        }
+        h.push_str("</table>\n");
+    }
     h
 }
 

@@ -3,6 +3,7 @@
 
 pub mod charts;
 pub mod compare;
+pub mod drift;
 pub mod energy;
 pub mod export;
 #[cfg(test)]

@@ -149,10 +149,14 @@ pub fn markdown_report(runs: &[RunResults]) -> String {
     }
     out.push_str("\nValues: median ±half-width of its 95% bootstrap interval over repetitions.\n");
     for (i, r) in runs.iter().enumerate() {
-        for n in crate::energy::notes(r) {
+        for n in crate::energy::notes(r).into_iter().chain(crate::drift::notes(r)) {
             out.push_str(&format!("\n- run {}: {}", i + 1, n.replace('|', "\\|")));
         }
     }
     out.push('\n');
+    if let Some(stats) = crate::drift::markdown_stats(runs) {
+        out.push_str("\n### Accuracy drift against the reference (llama-perplexity `--kl-divergence` statistics)\n\n");
+        out.push_str(&stats);
+    }
     out
 }

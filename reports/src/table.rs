@@ -58,6 +58,7 @@ pub fn terminal_table(results: &RunResults) -> String {
         "ITL p99 ms",
         "peak RAM MiB",
         "J/tok decode",
+        "KLD / top-1",
         "status / flags",
     ]);
     for c in &results.cells {
@@ -79,6 +80,7 @@ pub fn terminal_table(results: &RunResults) -> String {
             Cell::new(fmt_metric(c, metrics::ITL_MS.key, 1, true)).set_alignment(CellAlignment::Right),
             Cell::new(fmt_metric(c, metrics::PEAK_RSS_MIB.key, 0, false)).set_alignment(CellAlignment::Right),
             Cell::new(fmt_metric(c, metrics::DECODE_J_PER_TOKEN.key, 3, false)).set_alignment(CellAlignment::Right),
+            Cell::new(crate::drift::column(c)).set_alignment(CellAlignment::Right),
             Cell::new(status),
         ];
         t.add_row(row);
@@ -91,9 +93,12 @@ pub fn terminal_table(results: &RunResults) -> String {
         results.device.cpu_model,
         results.device.logical_cpus
     );
-    for n in crate::energy::notes(results) {
+    for n in crate::energy::notes(results).into_iter().chain(crate::drift::notes(results)) {
         out.push_str(&n);
         out.push('\n');
+    }
+    if let Some(stats) = crate::drift::terminal_stats(results) {
+        out.push_str(&stats);
     }
     out
 }

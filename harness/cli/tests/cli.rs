@@ -59,7 +59,11 @@ fn run_mock_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Output, Pa
     let mut args = vec!["run", "--backend", "mock", "--threads", "1"];
     args.extend(["--model", m.to_str().unwrap(), "--suite", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     args.extend_from_slice(extra);
-    (edgebench(&args, env), out)
+    // Drift references go to this test's cache, not the user's.
+    let cache = dir.join("cache");
+    let mut env = env.to_vec();
+    env.push(("EDGEBENCH_CACHE", cache.to_str().unwrap()));
+    (edgebench(&args, &env), out)
 }
 
 #[test]
@@ -491,4 +495,75 @@ fn a_sustained_run_repeats_for_its_duration_and_compares_start_with_end() {
     assert!((0.5..2.0).contains(&ratio), "{ratio}");
     assert!(s["start"]["repetitions"].as_u64().unwrap() >= 1 && s["end"]["repetitions"].as_u64().unwrap() >= 1);
     assert!(String::from_utf8_lossy(&o.stdout).contains("sustained: mock cpu t1 gen over"));
+}
+
+#[test]
+fn drift_against_a_reference_is_zero_for_the_same_backend_and_measured_for_a_changed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mock_ref = ["--reference-backend", "mock", "--drift", "full"];
+    let (o, out) = run_mock(dir.path(), &mock_ref);
+    assert!(o.status.success(), "{}", text(&o));
+    let cell = &results(&out)["cells"][0];
+    assert_eq!(cell["drift"]["status"], "measured", "{cell}");
+    assert_eq!(cell["drift"]["stats"]["tokens"], 8 * 64);
+    assert_eq!(cell["metrics"]["kld_mean"]["samples"][0], 0.0);
+    assert_eq!(cell["metrics"]["same_top1_pct"]["samples"][0], 100.0);
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("0.0000 / 100.0%") && stdout.contains("Same top p"), "{stdout}");
+    // The reference is cached: a second run finds it instead of building it again.
+    let (o, _) = run_mock(dir.path(), &mock_ref);
+    assert!(!text(&o).contains("reference: sequence"), "{}", text(&o));
+
+    // A candidate whose hot logit is 8 instead of 10: the KL divergence the mock's two distributions imply.
+    let (o, out) = run_mock(dir.path(), &[&mock_ref[..], &["--backend-opt", "hot_logit=8"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let cell = &results(&out)["cells"][0];
+    let v = cell["backend"]["vocab_size"].as_f64().unwrap();
+    let (p, q) = (10f64.exp() / (10f64.exp() + v - 1.0), 8f64.exp() / (8f64.exp() + v - 1.0));
+    let expected = p * (p / q).ln() + (1.0 - p) * ((1.0 - p) / (1.0 - q)).ln();
+    let kld = cell["metrics"]["kld_mean"]["samples"][0].as_f64().unwrap();
+    assert!((kld - expected).abs() < 1e-5 * expected, "{kld} vs {expected}");
+}
+
+#[test]
+fn drift_flags_are_checked_and_a_missing_reference_backend_skips_only_the_drift() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, _) = run_mock(dir.path(), &["--eval-text", "/no/such/eval.txt"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--eval-text /no/such/eval.txt"), "{}", text(&o));
+    let (o, _) = run_mock(dir.path(), &["--drift", "sometimes"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--drift"), "{}", text(&o));
+    let short = dir.path().join("short.txt");
+    std::fs::write(&short, "a few words").unwrap();
+    let (o, _) = run_mock(dir.path(), &["--reference-backend", "mock", "--eval-text", short.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("fewer than one chunk"), "{}", text(&o));
+
+    let (o, out) = run_mock(dir.path(), &["--reference-backend", "nosuch"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let cell = &results(&out)["cells"][0];
+    assert_eq!(cell["status"], "ok");
+    assert_eq!(cell["drift"]["status"], "skipped");
+    assert!(cell["drift"]["reason"].as_str().unwrap().contains("nosuch"), "{cell}");
+    assert!(cell["metrics"].get("kld_mean").is_none(), "no figure, never a zero");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("drift: not measured for mock cpu t1 gen"));
+
+    let (o, out) = run_mock(dir.path(), &["--drift", "off"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(results(&out)["cells"][0].get("drift").is_none());
+}
+
+#[test]
+fn drift_on_eval_text_scores_the_second_half_of_each_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("eval.txt");
+    std::fs::write(&t, "the quick brown fox jumps over the lazy dog. ".repeat(40)).unwrap();
+    let args = ["--reference-backend", "mock", "--drift", "full", "--eval-text", t.to_str().unwrap()];
+    let (o, out) = run_mock(dir.path(), &[&args[..], &["--eval-ctx", "32", "--eval-chunks", "3"]].concat());
+    assert!(o.status.success(), "{}", text(&o));
+    let d = &results(&out)["cells"][0]["drift"];
+    assert_eq!(d["sequences"], 3);
+    assert_eq!(d["stats"]["tokens"], 3 * 15, "chunks of 32 score positions 16..30");
+    assert!(d["eval_set"].as_str().unwrap().contains("eval.txt"));
 }

@@ -221,3 +221,51 @@ pub fn tokenizer_hash(tok: &Tokenizer) -> String {
     bytes.extend_from_slice(format!("{:?}{:?}{}", v.bos, v.eos, v.add_bos).as_bytes());
     crate::registry::sha256_hex(&bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+    use edgebench_gguf::Value;
+
+    use super::*;
+
+    fn tiny_tokenizer(add_bos: bool) -> Tokenizer {
+        let mut w = tiny_llama(&TinyConfig::default()).unwrap();
+        w.kv("tokenizer.ggml.add_bos_token", Value::Bool(add_bos));
+        let g = edgebench_gguf::parse(&w.to_bytes().unwrap()).unwrap();
+        Tokenizer::from_gguf(&g).unwrap()
+    }
+
+    #[test]
+    fn text_is_cut_like_llama_perplexity() {
+        let tok = tiny_tokenizer(false);
+        let text = "the quick brown fox jumps over the lazy dog. ".repeat(20);
+        let ids = tok.encode(&text, false);
+        let seqs = text_chunks(&tok, &text, 16, None);
+        assert_eq!(seqs.len(), ids.len() / 16, "a partial tail is dropped");
+        assert!(seqs.iter().all(|s| s.tokens.len() == 16 && s.first == 8 && s.scored() == 7));
+        assert_eq!(seqs[1].tokens, ids[16..32]);
+        assert_eq!(text_chunks(&tok, &text, 16, Some(2)).len(), 2);
+
+        let with_bos = tiny_tokenizer(true);
+        let bos = with_bos.vocab().bos.unwrap();
+        let seqs = text_chunks(&with_bos, &text, 16, None);
+        assert!(seqs.iter().all(|s| s.tokens[0] == bos), "every chunk starts with BOS");
+        assert_eq!(seqs[1].tokens[1..], with_bos.encode(&text, false)[17..32]);
+    }
+
+    #[test]
+    fn bad_eval_text_is_a_named_error() {
+        let tok = tiny_tokenizer(false);
+        let dir = tempfile::tempdir().unwrap();
+        let short = dir.path().join("short.txt");
+        std::fs::write(&short, "too short").unwrap();
+        let src = |path: PathBuf, ctx| EvalSource::Text { path, sha256: "x".into(), ctx, max_chunks: None };
+        let e = text_sequences(&tok, &src(short.clone(), 512)).unwrap_err().to_string();
+        assert!(e.contains("short.txt") && e.contains("fewer than one chunk"), "{e}");
+        let bin = dir.path().join("bin.txt");
+        std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
+        assert!(text_sequences(&tok, &src(bin, 8)).unwrap_err().to_string().contains("not UTF-8"));
+        assert!(matches!(text_sequences(&tok, &src(short, 2)), Err(EvalError::BadCtx(2))));
+    }
+}

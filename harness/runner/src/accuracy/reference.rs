@@ -309,3 +309,127 @@ pub fn read(path: &Path) -> Result<ReferenceFile, ReferenceError> {
     }
     Ok(ReferenceFile { header, rows })
 }
+
+#[cfg(test)]
+mod tests {
+    use edgebench_backend_mock::MockBackend;
+    use edgebench_core::accuracy::Drift;
+    use edgebench_gguf::GgmlType;
+
+    use super::*;
+    use crate::accuracy::check;
+    use crate::testkit::{opts, tiny_model};
+
+    fn spec(dir: &Path, level: DriftLevel, options: &[(&str, &str)]) -> ReferenceSpec {
+        ReferenceSpec {
+            backend: "mock".into(),
+            load: opts(options),
+            model: tiny_model(dir, GgmlType::Q4_1, GgmlType::Q8_0),
+            model_sha256: "00".repeat(32),
+            eval: EvalSource::Builtin,
+            level,
+        }
+    }
+
+    fn tokenizer(m: &ModelSpec) -> Tokenizer {
+        Tokenizer::from_gguf(&GgufFile::open(&m.path).unwrap().gguf).unwrap()
+    }
+
+    #[test]
+    fn builds_writes_and_reads_back_the_same_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), DriftLevel::Short, &[]);
+        let r = build(&s, &MockBackend, &mut |_| {}).unwrap();
+        let (prompts, gen) = builtin_size(DriftLevel::Short);
+        assert_eq!(r.header.sequences.len(), prompts);
+        assert!(r.header.sequences.iter().all(|q| q.scored() >= 1 && q.scored() <= gen));
+        assert_eq!(r.rows.len(), r.header.sequences.iter().map(Sequence::scored).sum::<usize>());
+        let path = dir.path().join("ref.ebref.gz");
+        write(&path, &r).unwrap();
+        assert_eq!(read(&path).unwrap(), r);
+    }
+
+    #[test]
+    fn the_key_follows_content_not_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = spec(dir.path(), DriftLevel::Short, &[]);
+        let text = |p: &str| EvalSource::Text { path: p.into(), sha256: "ab".into(), ctx: 512, max_chunks: None };
+        let (mut t1, mut t2) = (a.clone(), a.clone());
+        t1.eval = text("/a.txt");
+        t2.eval = text("/b.txt");
+        assert_eq!(t1.key(), t2.key());
+        assert_ne!(a.key(), spec(dir.path(), DriftLevel::Full, &[]).key());
+        assert_ne!(a.key(), spec(dir.path(), DriftLevel::Short, &[("hot_logit", "9")]).key());
+        assert_ne!(a.key(), t1.key());
+    }
+
+    #[test]
+    fn damaged_files_are_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = build(&spec(dir.path(), DriftLevel::Short, &[]), &MockBackend, &mut |_| {}).unwrap();
+        let path = dir.path().join("ref.ebref.gz");
+        write(&path, &r).unwrap();
+        let mut raw = Vec::new();
+        GzDecoder::new(std::fs::File::open(&path).unwrap()).read_to_end(&mut raw).unwrap();
+        let rewrite = |bytes: &[u8]| {
+            let mut e = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            e.write_all(bytes).unwrap();
+            std::fs::write(&path, e.finish().unwrap()).unwrap();
+        };
+        rewrite(&raw[..raw.len() - 3]);
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("ref.ebref.gz") && e.contains("truncated"), "{e}");
+        rewrite(b"GGUF not a reference");
+        assert!(read(&path).unwrap_err().to_string().contains("magic"));
+        std::fs::write(&path, b"plain bytes").unwrap();
+        assert!(matches!(read(&path), Err(ReferenceError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn a_model_against_its_own_reference_has_zero_drift_and_a_known_change_is_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), DriftLevel::Full, &[]);
+        let path = dir.path().join("ref.ebref.gz");
+        write(&path, &build(&s, &MockBackend, &mut |_| {}).unwrap()).unwrap();
+        let tok = tokenizer(&s.model);
+        let same = MockBackend.load(&s.model, &opts(&[])).unwrap();
+        let Drift::Measured(d) = check::run(same.as_ref(), &tok, &path) else { panic!("not measured") };
+        assert_eq!((d.stats.kld.value, d.stats.same_top1.value, d.stats.ppl_ratio.value), (0.0, 1.0, 1.0));
+        assert_eq!(d.stats.tokens, 8 * 64);
+
+        // The mock puts one logit at `hot_logit` and the rest at 0, at the same index in both runs: with V tokens,
+        // p = e^10 / (e^10 + V − 1) against q = e^8 / (e^8 + V − 1) at every position.
+        let cooler = MockBackend.load(&s.model, &opts(&[("hot_logit", "8")])).unwrap();
+        let Drift::Measured(d) = check::run(cooler.as_ref(), &tok, &path) else { panic!("not measured") };
+        let v = cooler.facts().vocab_size as f64;
+        let (p, q) = (10f64.exp() / (10f64.exp() + v - 1.0), 8f64.exp() / (8f64.exp() + v - 1.0));
+        let kld = p * (p / q).ln() + (1.0 - p) * ((1.0 - p) / (1.0 - q)).ln();
+        assert!((d.stats.kld.value - kld).abs() < 1e-5 * kld, "{} vs {kld}", d.stats.kld.value);
+        assert_eq!(d.stats.same_top1.value, 1.0);
+    }
+
+    #[test]
+    fn mismatched_references_are_skipped_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(dir.path(), DriftLevel::Short, &[]);
+        let mut r = build(&s, &MockBackend, &mut |_| {}).unwrap();
+        let tok = tokenizer(&s.model);
+        let m = MockBackend.load(&s.model, &opts(&[])).unwrap();
+        let path = dir.path().join("ref.ebref.gz");
+        r.header.tokenizer = "another".into();
+        write(&path, &r).unwrap();
+        assert!(
+            matches!(check::run(m.as_ref(), &tok, &path), Drift::Skipped { reason } if reason.contains("tokenizer"))
+        );
+        let wide = MockBackend.load(&s.model, &opts(&[("vocab", "70000")])).unwrap();
+        r.header.tokenizer = tokenizer_hash(&tok);
+        write(&path, &r).unwrap();
+        assert!(
+            matches!(check::run(wide.as_ref(), &tok, &path), Drift::Skipped { reason } if reason.contains("70000"))
+        );
+        let missing = dir.path().join("none.ebref.gz");
+        assert!(
+            matches!(check::run(m.as_ref(), &tok, &missing), Drift::Failed { message } if message.contains("none.ebref.gz"))
+        );
+    }
+}
