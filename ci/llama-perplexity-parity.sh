@@ -8,6 +8,9 @@
 # llama-quantize (so the two differ measurably). The evaluation text is this repository's own README.md and
 # ARCHITECTURE.md. llama-perplexity and llama-quantize are built by ci/build-llama-tools.sh.
 # Prints every statistic side by side; exit 0 when each agrees within its tolerance (below), 1 otherwise.
+# Expected: figures computed from the candidate agree to llama-perplexity's printed digits; PPL(base) and the ratios
+# differ by ~0.1% because llama-perplexity stores the reference's log-probabilities as 16-bit steps clamped at
+# (max logit - 16), which caps a very unlikely token's negative log-probability; edgebench stores them as f32.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ctx="${2:-512}"
@@ -16,8 +19,12 @@ out="$cache/perplexity-parity-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
 bash ci/install-build-deps.sh
-cargo build --release --features llamacpp --quiet
-eb=${CARGO_TARGET_DIR:-target}/release/edgebench
+if [ -n "${EDGEBENCH_BIN:-}" ]; then
+    eb="$EDGEBENCH_BIN"   # an edgebench binary built with feature llamacpp (.ci/run passes the one its tests built)
+else
+    cargo build --release --features llamacpp --quiet
+    eb=${CARGO_TARGET_DIR:-target}/release/edgebench
+fi
 model="${1:-$($eb models fetch)}"
 [ -f "$model" ] || { echo "no model file at $model" >&2; exit 2; }
 bin="$(bash ci/build-llama-tools.sh perplexity quantize)"

@@ -173,20 +173,28 @@ pub fn markdown_stats(runs: &[RunResults]) -> Option<String> {
     Some(out)
 }
 
-/// The rows as (name, value per cell) for the HTML report.
-pub fn html_rows(runs: &[RunResults]) -> Option<(Vec<String>, Vec<(String, Vec<String>)>)> {
+/// The statistics of every cell with drift, for the HTML report.
+pub struct StatsTable {
+    /// One label per cell (column).
+    pub labels: Vec<String>,
+    /// (statistic, value per cell).
+    pub rows: Vec<(String, Vec<String>)>,
+}
+
+/// The full statistics as a [`StatsTable`], when any cell measured drift.
+pub fn html_rows(runs: &[RunResults]) -> Option<StatsTable> {
     let cells = measured(runs);
     if cells.is_empty() {
         return None;
     }
     let labels = cells.iter().map(|(l, _)| l.clone()).collect();
-    let body = rows()
+    let rows = rows()
         .into_iter()
         .map(|(name, f)| {
             (name.split_whitespace().collect::<Vec<_>>().join(" "), cells.iter().map(|(_, s)| f(s)).collect())
         })
         .collect();
-    Some((labels, body))
+    Some(StatsTable { labels, rows })
 }
 
 #[cfg(test)]

@@ -75,7 +75,7 @@ fn drift(kld: f64, top1: f64) -> Drift {
         p0_1: -0.001 * s,
         min: -0.002 * s,
     };
-    Drift::Measured(DriftResult {
+    Drift::Measured(Box::new(DriftResult {
         level: DriftLevel::Full,
         reference: "candle (requantize=f32) on cpu, model smollm2 (sha256 b179c9523d0e)".into(),
         reference_key: "5904972886cb".into(),
@@ -97,7 +97,7 @@ fn drift(kld: f64, top1: f64) -> Drift {
             delta_p_rms: e(0.0195, 0.0019),
             same_top1: e(top1, 0.0134),
         },
-    })
+    }))
 }
 
 /// A run on a device whose CPU is called `cpu`.

@@ -170,7 +170,7 @@ fn results_section(runs: &[RunResults]) -> String {
         ));
     }
     h.push_str("</table>\n<p class=\"note\">median ±half-width of its 95% bootstrap interval over repetitions.</p>\n");
-    if let Some((labels, rows)) = crate::drift::html_rows(runs) {
+    if let Some(crate::drift::StatsTable { labels, rows }) = crate::drift::html_rows(runs) {
         h.push_str("<h2>Accuracy drift</h2>\n<p class=\"note\">against the reference, with llama-perplexity's \
             <code>--kl-divergence</code> definitions (Q: the cell's backend; base: the reference)</p>\n<table><tr><th>statistic</th>");
         for l in &labels {

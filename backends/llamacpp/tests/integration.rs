@@ -114,3 +114,50 @@ fn real_model_logits_agree_with_candle() {
     );
     LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
 }
+
+/// The drift check on the real model: llama.cpp and candle (Q4_1 as stored) against the candle f32 reference over the
+/// short built-in set stay within the cross-backend tolerance, and the reference against itself is exactly zero.
+#[test]
+fn real_model_drift_against_the_f32_reference() {
+    use edgebench_core::accuracy::{Drift, DriftLevel};
+    use edgebench_runner::accuracy::{check, reference, EvalSource};
+    let spec = real_model();
+    let dir = tempfile::tempdir().unwrap();
+    let r = reference::ReferenceSpec {
+        backend: "candle".into(),
+        load: opts(&[("requantize", "f32")]),
+        model: spec.clone(),
+        model_sha256: "test".into(),
+        eval: EvalSource::Builtin,
+        level: DriftLevel::Short,
+    };
+    let built = reference::build(&r, &CandleBackend, &mut |_| {}).unwrap();
+    let path = dir.path().join("ref.ebref.gz");
+    reference::write(&path, &built).unwrap();
+    let (tok, _) = golden_prompt(&spec);
+    type Case<'a> = (&'a str, &'a dyn Backend, &'a [(&'a str, &'a str)]);
+    let cases: [Case; 3] = [
+        ("candle f32 (the reference itself)", &CandleBackend, &[("requantize", "f32")]),
+        ("candle Q4_1", &CandleBackend, &[]),
+        ("llama.cpp Q4_1", &LlamaCppBackend, &[]),
+    ];
+    for (name, backend, o) in cases {
+        let m = backend.load(&spec, &opts(o)).unwrap();
+        let Drift::Measured(d) = check::run(m.as_ref(), &tok, &path) else { panic!("{name}: no drift measured") };
+        let s = &d.stats;
+        eprintln!(
+            "{name}: {} tokens, mean KLD {:.5} ± {:.5}, max {:.4}, same top-1 {:.1}%, PPL ratio {:.4}",
+            s.tokens,
+            s.kld.value,
+            s.kld.err,
+            s.kld_distribution.max,
+            100.0 * s.same_top1.value,
+            s.ppl_ratio.value
+        );
+        if name.contains("itself") {
+            assert_eq!((s.kld.value, s.same_top1.value, s.ppl_ratio.value), (0.0, 1.0, 1.0));
+        } else {
+            LOGITS_CROSS_BACKEND.check(s.kld.value, s.same_top1.value).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}

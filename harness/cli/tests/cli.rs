@@ -8,9 +8,14 @@ use edgebench_gguf::synth::{tiny_llama, TinyConfig};
 use edgebench_gguf::Value;
 use serde_json::Value as Json;
 
+/// Runs the binary. Every `run` here uses tiny generated models, so unless a test names a cache, the drift references
+/// they build go to one cache for this test process, not the user's.
 fn edgebench(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_edgebench"));
     c.args(args);
+    if args.first() == Some(&"run") && !env.iter().any(|(k, _)| *k == "EDGEBENCH_CACHE") {
+        c.env("EDGEBENCH_CACHE", std::env::temp_dir().join(format!("edgebench-cli-tests-{}", std::process::id())));
+    }
     for (k, v) in env {
         c.env(k, v);
     }
@@ -59,11 +64,7 @@ fn run_mock_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Output, Pa
     let mut args = vec!["run", "--backend", "mock", "--threads", "1"];
     args.extend(["--model", m.to_str().unwrap(), "--suite", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     args.extend_from_slice(extra);
-    // Drift references go to this test's cache, not the user's.
-    let cache = dir.join("cache");
-    let mut env = env.to_vec();
-    env.push(("EDGEBENCH_CACHE", cache.to_str().unwrap()));
-    (edgebench(&args, &env), out)
+    (edgebench(&args, env), out)
 }
 
 #[test]

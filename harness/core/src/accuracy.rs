@@ -106,7 +106,7 @@ impl DriftLevel {
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Drift {
     /// Measured.
-    Measured(DriftResult),
+    Measured(Box<DriftResult>),
     /// Not measured, with the reason (shown in place of the figures, never as zeros).
     Skipped {
         /// Why.

@@ -50,7 +50,7 @@ pub fn run(model: &dyn LoadedModel, tok: &Tokenizer, path: &Path) -> Drift {
     }
     let seconds = started.elapsed().as_secs_f64();
     match acc.finish() {
-        Some(stats) => Drift::Measured(DriftResult {
+        Some(stats) => Drift::Measured(Box::new(DriftResult {
             level: h.level,
             reference: h.reference.clone(),
             reference_key: h.key.clone(),
@@ -58,7 +58,7 @@ pub fn run(model: &dyn LoadedModel, tok: &Tokenizer, path: &Path) -> Drift {
             sequences: h.sequences.len(),
             seconds,
             stats,
-        }),
+        })),
         None => Drift::Skipped { reason: "the evaluation set has no scored tokens".into() },
     }
 }
