@@ -64,7 +64,10 @@ impl EvalSource {
         match self {
             EvalSource::Builtin => {
                 let (p, g) = builtin_size(level);
-                format!("built-in: {p} chat prompts, {g} tokens each continued greedily by the reference and scored")
+                format!(
+                    "built-in: {p} chat prompts, each continued greedily by the reference for up to {g} tokens \
+                     (an end-of-turn token ends it early), the continuation scored"
+                )
             }
             EvalSource::Text { path, sha256, ctx, .. } => format!(
                 "text {} (sha256 {}): chunks of {ctx} tokens, the second half of each scored",
