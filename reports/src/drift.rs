@@ -113,15 +113,21 @@ fn rows() -> Vec<Row> {
     r
 }
 
-/// Cells with measured drift, labelled.
+/// Cells with measured drift, labelled (with the model when there are several, the run when there are several).
 fn measured(runs: &[RunResults]) -> Vec<(String, &DriftStats)> {
     let many = runs.len() > 1;
+    let models: std::collections::BTreeSet<&str> =
+        runs.iter().flat_map(|r| r.cells.iter().map(|c| c.key.model.as_str())).collect();
     runs.iter()
         .enumerate()
         .flat_map(|(i, r)| {
+            let models = &models;
             r.cells.iter().filter_map(move |c| match &c.drift {
                 Some(Drift::Measured(d)) => {
-                    let l = label(c);
+                    let mut l = label(c);
+                    if models.len() > 1 {
+                        l = format!("{} {l}", c.key.model);
+                    }
                     Some((if many { format!("[{}] {l}", i + 1) } else { l }, &d.stats))
                 }
                 _ => None,

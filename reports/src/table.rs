@@ -47,7 +47,10 @@ pub fn cell_status_text(cell: &CellResult) -> String {
 pub fn terminal_table(results: &RunResults) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    t.set_header(vec![
+    // With several models in one run, each row names its model.
+    let several = results.models.len() > 1;
+    let mut header = if several { vec!["model"] } else { vec![] };
+    header.extend([
         "backend",
         "device",
         "thr",
@@ -61,6 +64,7 @@ pub fn terminal_table(results: &RunResults) -> String {
         "KLD / top-1",
         "status / flags",
     ]);
+    t.set_header(header);
     for c in &results.cells {
         let mut status = cell_status_text(c);
         if !c.validity.flags.is_empty() {
@@ -69,7 +73,8 @@ pub fn terminal_table(results: &RunResults) -> String {
         if let Some(conv) = c.backend.as_ref().and_then(|f| f.converted.as_ref()) {
             status = format!("{status}; converted: {conv}");
         }
-        let row = vec![
+        let mut row = if several { vec![Cell::new(&c.key.model)] } else { vec![] };
+        row.extend([
             Cell::new(&c.key.backend),
             Cell::new(&c.key.device),
             Cell::new(c.key.threads).set_alignment(CellAlignment::Right),
@@ -82,11 +87,21 @@ pub fn terminal_table(results: &RunResults) -> String {
             Cell::new(fmt_metric(c, metrics::DECODE_J_PER_TOKEN.key, 3, false)).set_alignment(CellAlignment::Right),
             Cell::new(crate::drift::column(c)).set_alignment(CellAlignment::Right),
             Cell::new(status),
-        ];
+        ]);
         t.add_row(row);
     }
-    let models: Vec<String> =
-        results.models.values().map(|m| format!("{} ({})", m.id, &m.sha256[..12.min(m.sha256.len())])).collect();
+    let models: Vec<String> = results
+        .models
+        .values()
+        .map(|m| {
+            let from = m.requantized_from.as_ref().map(|f| {
+                let ty = f.split_whitespace().next().unwrap_or(f);
+                format!(", requantized from {ty} by edgebench")
+            });
+            let from = from.unwrap_or_default();
+            format!("{} ({}{from})", m.id, &m.sha256[..12.min(m.sha256.len())])
+        })
+        .collect();
     let mut out = format!(
         "{t}\nmodel: {}\ndevice: {} ({} logical CPUs)\nvalues: median ±95% CI half-width over repetitions; ITL p99 over all decode steps\n",
         models.join(", "),

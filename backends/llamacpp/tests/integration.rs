@@ -161,3 +161,34 @@ fn real_model_drift_against_the_f32_reference() {
         }
     }
 }
+
+/// `edgebench models quantize` output is a valid GGUF for both engines: the default model requantized to Q8_0, Q4_0
+/// and F16 loads in llama.cpp and candle, and the two engines' logits on it agree within the cross-backend tolerance.
+#[test]
+fn requantized_real_model_runs_in_llama_cpp_and_candle() {
+    use edgebench_gguf::{requant, GgmlType, GgufFile};
+    let spec = real_model();
+    let g = llama_cpp_golden();
+    let (_, prompt) = golden_prompt(&spec);
+    let dir = tempfile::tempdir().unwrap();
+    let src = GgufFile::open(&spec.path).unwrap();
+    for to in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::F16] {
+        let path = dir.path().join(format!("smollm2.{to}.gguf"));
+        let (w, _) = requant::requantize(&src, to, "test").unwrap();
+        w.write(&path).unwrap();
+        let m = ModelSpec { id: format!("smollm2@{to}"), path };
+        let (a, b) = (LlamaCppBackend.load(&m, &opts(&[])).unwrap(), CandleBackend.load(&m, &opts(&[])).unwrap());
+        let (mut r, mut c) = (a.new_session().unwrap(), b.new_session().unwrap());
+        let mut cmp = LogitComparison::default();
+        cmp.add(&r.forward(&prompt).unwrap(), &c.forward(&prompt).unwrap());
+        for &t in &g.greedy_ids[..15] {
+            cmp.add(&r.forward(&[t]).unwrap(), &c.forward(&[t]).unwrap());
+        }
+        eprintln!(
+            "{to}: llama.cpp vs candle mean KLD {:.5}, top-1 {:.1}%",
+            cmp.mean_kld(),
+            100.0 * cmp.top1_agreement()
+        );
+        LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|e| panic!("{to}: {e}"));
+    }
+}

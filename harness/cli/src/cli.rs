@@ -141,7 +141,9 @@ pub struct RunArgs {
     /// Backends, comma-separated (default: every compiled-in backend except mock).
     #[arg(long, value_delimiter = ',')]
     pub backend: Vec<String>,
-    /// Registry model id or a local llama-architecture GGUF file; repeatable (default: the registry's default).
+    /// Registry model id or a local llama-architecture GGUF file, optionally `@q8_0` / `@q4_0` / `@q4_1` / `@f16` for
+    /// a copy requantized by edgebench (made once, cached); repeatable (default: the suite's models, else the
+    /// registry's default).
     #[arg(long)]
     pub model: Vec<String>,
     /// Thread counts, comma-separated (default: CPUs not busy with other work).
@@ -205,7 +207,7 @@ pub struct RunArgs {
     #[arg(long = "reference-opt", value_name = "KEY=VALUE")]
     pub reference_opt: Vec<String>,
     /// Model file or registry id the reference runs, e.g. a higher-precision file of the same model (default: each
-    /// --model itself).
+    /// --model itself; for an `ID@TYPE` variant, the model it was requantized from).
     #[arg(long)]
     pub reference_model: Option<String>,
 }
@@ -219,6 +221,17 @@ pub enum ModelsCommand {
     Fetch {
         /// Registry id.
         id: Option<String>,
+    },
+    /// Write a copy of a GGUF file with every 2-D weight re-encoded to one type (norms stay F32); the copy records
+    /// the source's type and SHA-256. Readable by llama.cpp and candle. `--model ID@q8_0` does the same on the fly.
+    Quantize {
+        /// Target type: Q8_0, Q4_0, Q4_1, F16 or F32.
+        #[arg(long)]
+        to: String,
+        /// Source: a GGUF file or a registry id.
+        src: String,
+        /// Output file.
+        out: PathBuf,
     },
     /// Architecture, parameter count, tensor types and metadata of a GGUF file.
     Inspect {

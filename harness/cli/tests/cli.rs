@@ -568,3 +568,30 @@ fn drift_on_eval_text_scores_the_second_half_of_each_chunk() {
     assert_eq!(d["stats"]["tokens"], 3 * 15, "chunks of 32 score positions 16..30");
     assert!(d["eval_set"].as_str().unwrap().contains("eval.txt"));
 }
+
+#[test]
+fn models_quantize_writes_a_labelled_copy_and_model_variants_are_made_on_the_fly() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = model(dir.path(), "ok", &[]);
+    let out = dir.path().join("ok-q8.gguf");
+    let o = edgebench(&["models", "quantize", "--to", "q8_0", src.to_str().unwrap(), out.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = edgebench(&["models", "inspect", out.to_str().unwrap()], &[]);
+    let t = text(&o);
+    assert!(t.contains("edgebench.requantized_from = \"Q4_1\"") && t.contains("Q8_0"), "{t}");
+    let o = edgebench(&["models", "quantize", "--to", "q6_k", src.to_str().unwrap(), out.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("--to q6_k"), "{}", text(&o));
+
+    // `FILE@q4_0`: made once in the cache, labelled in the results and the table.
+    let variant = format!("{}@q4_0", src.display());
+    let (o, r) = run_mock(dir.path(), &["--model", &variant, "--drift", "off"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = results(&r);
+    let cell = &r["cells"][1];
+    assert_eq!(cell["key"]["model"], "ok@q4_0");
+    let info = &r["models"]["ok@q4_0"];
+    assert!(info["requantized_from"].as_str().unwrap().starts_with("Q4_1 (ok.gguf, sha256 "), "{info}");
+    assert!(info["tensor_types"]["Q4_0"].as_u64().unwrap() > 0);
+    assert!(String::from_utf8_lossy(&o.stdout).contains("requantized from Q4_1"));
+}

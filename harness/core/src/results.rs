@@ -125,6 +125,10 @@ pub struct ModelInfo {
     pub parameters: u64,
     /// Tensor count per ggml type, e.g. `{"Q4_1": 210, "F32": 61, "Q8_0": 1}`.
     pub tensor_types: BTreeMap<String, usize>,
+    /// For a file `edgebench models quantize` wrote: the source's weight type and the source file, e.g.
+    /// `Q4_1 (SmolLM2-135M-Instruct.Q4_1.gguf, sha256 b179…)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requantized_from: Option<String>,
 }
 
 /// The coordinates of a cell.

@@ -8,6 +8,7 @@ pub mod bytelevel;
 mod error;
 pub mod quant;
 mod reader;
+pub mod requant;
 pub mod synth;
 mod types;
 mod value;

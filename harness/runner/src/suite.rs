@@ -40,6 +40,10 @@ pub struct Suite {
     /// Keep repeating each cell until its measured repetitions span this many seconds (sustained runs).
     #[serde(default)]
     pub duration_s: Option<f64>,
+    /// Models to run when the command line names none: registry ids, files, or `ID@q8_0`-style requantized
+    /// variants (default: the registry's default model).
+    #[serde(default)]
+    pub models: Vec<String>,
     /// Accuracy drift check of every cell: `off`, `short` (default) or `full`.
     #[serde(default)]
     pub drift: DriftLevel,

@@ -18,6 +18,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(ModelsCommand::List) => models::list(),
         Command::Models(ModelsCommand::Fetch { id }) => models::fetch(id.as_deref()),
         Command::Models(ModelsCommand::Inspect { file }) => models::inspect(&file),
+        Command::Models(ModelsCommand::Quantize { to, src, out }) => models::quantize(&to, &src, &out),
         Command::Device { format } => info::device(format),
         Command::Backends => info::backends(),
         Command::Report(a) => report::report(&a),

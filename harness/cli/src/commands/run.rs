@@ -75,7 +75,9 @@ fn drift_plans(
         let plan = match &backend {
             Err(e) => DriftPlan::Skip { reason: format!("no reference: {e:#}") },
             Ok(b) => {
-                let r = reference_model.as_ref().unwrap_or(m);
+                // A requantized variant is compared with the weights it was made from, so its drift is what the
+                // requantization cost.
+                let r = reference_model.as_ref().or(m.source.as_deref()).unwrap_or(m);
                 let spec = ReferenceSpec {
                     backend: a.reference_backend.clone(),
                     load: LoadOptions {
@@ -165,8 +167,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         bail!("--threads: thread counts must be at least 1");
     }
 
+    let names = if a.model.is_empty() { &s.models } else { &a.model };
     let model_args: Vec<Option<&str>> =
-        if a.model.is_empty() { vec![None] } else { a.model.iter().map(|m| Some(m.as_str())).collect() };
+        if names.is_empty() { vec![None] } else { names.iter().map(|m| Some(m.as_str())).collect() };
     let mut models = Vec::new();
     for m in model_args {
         models.push(super::models::resolve(m)?);
