@@ -169,7 +169,8 @@ pub fn pareto(title: &str, x_label: &str, y_label: &str, points: &[Point]) -> Re
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let xmax = points.iter().map(|p| p.x).fold(0.0, f64::max).max(1e-9) * 1.15;
+        // Labels are drawn to the right of their points: leave room for them past the largest drift.
+        let xmax = points.iter().map(|p| p.x).fold(0.0, f64::max).max(1e-9) * 1.6;
         let ymax = points.iter().map(|p| p.y).fold(0.0, f64::max).max(1e-9) * 1.15;
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))

@@ -81,6 +81,8 @@ pub(crate) fn cell_value(c: &CellResult, key: &str) -> String {
         Some(m) => {
             let s = &m.summary;
             let digits = match s.median.abs() {
+                // Ratios near 1 (perplexity against the reference) differ in the third decimal.
+                _ if m.unit == "ratio" => 4,
                 a if a >= 100.0 => 1,
                 a if a >= 1.0 || a == 0.0 => 2,
                 _ => 4,

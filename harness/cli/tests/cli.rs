@@ -595,3 +595,24 @@ fn models_quantize_writes_a_labelled_copy_and_model_variants_are_made_on_the_fly
     assert!(info["tensor_types"]["Q4_0"].as_u64().unwrap() > 0);
     assert!(String::from_utf8_lossy(&o.stdout).contains("requantized from Q4_1"));
 }
+
+#[test]
+fn the_gate_calls_an_accuracy_regression() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--reference-backend", "mock", "--backend-opt", "hot_logit=8", "--backend-opt", "decode_us=500"];
+    let (o, base) = run_mock(dir.path(), &args);
+    assert!(o.status.success(), "{}", text(&o));
+    let kld = results(&base)["cells"][0]["metrics"]["kld_mean"]["samples"][0].as_f64().unwrap();
+    assert!(kld > 0.01, "the synthetic drift must clear the gate's 0.005-nat floor to test it: {kld}");
+    // A copy whose drift tripled (as a kernel bug would make it): the gate fails on kld_mean alone.
+    let cur = dir.path().join("worse.json");
+    scaled_copy(&base, &cur, "kld_mean", 3.0);
+    let (b, c) = (base.to_str().unwrap(), cur.to_str().unwrap());
+    let o = edgebench(&["gate", "--baseline", b, "--current", c], &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let t = text(&o);
+    let line = t.lines().find(|l| l.contains("kld_mean")).unwrap_or_else(|| panic!("{t}"));
+    assert!(line.contains("REGRESSED"), "{line}");
+    let o = edgebench(&["gate", "--baseline", b, "--current", b], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
