@@ -15,11 +15,8 @@ rounds="${3:-4}"
 cache="${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}/llama-bench"
 mkdir -p "$cache"
 
-bash ci/install-build-deps.sh
-cargo build --release --features llamacpp --quiet
-eb=${CARGO_TARGET_DIR:-target}/release/edgebench
-model="${1:-$($eb models fetch)}"
-[ -f "$model" ] || { echo "no model file at $model" >&2; exit 2; }
+. ci/common.sh
+prepare_edgebench_llamacpp "${1:-}"
 
 bench="$(bash ci/build-llama-tools.sh llama-bench)/llama-bench"
 echo "model: $model; threads: $threads; rounds: $rounds"

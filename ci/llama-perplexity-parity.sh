@@ -18,15 +18,9 @@ cache="${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}/llama-bench"
 out="$cache/perplexity-parity-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
-bash ci/install-build-deps.sh
-if [ -n "${EDGEBENCH_BIN:-}" ]; then
-    eb="$EDGEBENCH_BIN"   # an edgebench binary built with feature llamacpp (.ci/run passes the one its tests built)
-else
-    cargo build --release --features llamacpp --quiet
-    eb=${CARGO_TARGET_DIR:-target}/release/edgebench
-fi
-model="${1:-$($eb models fetch)}"
-[ -f "$model" ] || { echo "no model file at $model" >&2; exit 2; }
+# EDGEBENCH_BIN: an edgebench binary built with feature llamacpp (.ci/run passes the one its tests built).
+. ci/common.sh
+prepare_edgebench_llamacpp "${1:-}"
 bin="$(bash ci/build-llama-tools.sh perplexity quantize)"
 threads=$(nproc)
 
