@@ -87,3 +87,35 @@ fn requantized_model_is_labelled_and_agrees_on_the_first_token() {
     // first greedy token is expected to agree; drift statistics belong to the accuracy suite.
     assert_eq!(ids[0], original[0], "first token differs after requantization: {text:?}");
 }
+
+/// edgebench's scalar K-quant decoders (used to requantize Q4_K_M files) agree with candle's on random blocks.
+#[test]
+fn k_quant_dequantizers_match_candles() {
+    use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType};
+    use edgebench_gguf::{quant::dequantize, GgmlType};
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut byte = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (state >> 56) as u8
+    };
+    for (ours, theirs, bytes, scale_at) in
+        [(GgmlType::Q4K, GgmlDType::Q4K, 144, &[0usize, 2][..]), (GgmlType::Q6K, GgmlDType::Q6K, 210, &[208][..])]
+    {
+        let blocks = 8;
+        let mut data: Vec<u8> = (0..blocks * bytes).map(|_| byte()).collect();
+        for b in 0..blocks {
+            for &at in scale_at {
+                // Finite scales: random bytes could encode an f16 NaN or infinity.
+                let v = half::f16::from_f32(0.001 + (b * 7 + at) as f32 * 1e-4).to_le_bytes();
+                data[b * bytes + at..b * bytes + at + 2].copy_from_slice(&v);
+            }
+        }
+        let n = blocks * 256;
+        let mine = dequantize(ours, &data, n).unwrap();
+        let t = qtensor_from_ggml(theirs, &data, vec![n], &candle_core::Device::Cpu).unwrap();
+        let candle: Vec<f32> = t.dequantize(&candle_core::Device::Cpu).unwrap().to_vec1().unwrap();
+        assert!(mine.iter().filter(|v| v.abs() > 1e-4).count() > n / 2, "{ours}: the blocks decode to real values");
+        let worst = mine.iter().zip(&candle).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+        assert!(worst <= 1e-6, "{ours}: max |ours − candle's| = {worst}");
+    }
+}

@@ -1,5 +1,6 @@
 //! Scalar reference quantizers and dequantizers for the block formats edgebench writes and checks
-//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1), following ggml's reference rounding.
+//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1), following ggml's reference rounding; Q4_K and Q6_K (the weights of the common
+//! Q4_K_M files) are decoded too, so such files can be requantized.
 
 use half::{bf16, f16};
 
@@ -95,9 +96,57 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n: usize) -> Result<Vec<f32>, GgufE
                 out.extend(qs.iter().map(|q| (q >> 4) as f32 * d + m));
             }
         }
+        GgmlType::Q4K => data.chunks_exact(144).for_each(|b| dequantize_q4_k(b, &mut out)),
+        GgmlType::Q6K => data.chunks_exact(210).for_each(|b| dequantize_q6_k(b, &mut out)),
         other => return Err(unsupported(other, "dequantizing")),
     }
     Ok(out)
+}
+
+/// Scale and minimum `j` (of 8) of a Q4_K block: 6 bits each, packed in 12 bytes.
+fn q4_k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (s[j] & 63, s[j + 4] & 63)
+    } else {
+        ((s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
+    }
+}
+
+/// One Q4_K super-block (256 values): f16 scale `d` and minimum scale `dmin`, 8 six-bit (scale, minimum) pairs, then
+/// 128 bytes of 4-bit values; each 64-value run takes the low nibbles of 32 bytes, then their high nibbles.
+fn dequantize_q4_k(b: &[u8], out: &mut Vec<f32>) {
+    let h = |i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+    let (d, dmin) = (h(0), h(2));
+    let (scales, qs) = (&b[4..16], &b[16..144]);
+    for (run, q) in qs.chunks_exact(32).enumerate() {
+        let (sc1, m1) = q4_k_scale_min(2 * run, scales);
+        let (sc2, m2) = q4_k_scale_min(2 * run + 1, scales);
+        let (d1, min1, d2, min2) = (d * sc1 as f32, dmin * m1 as f32, d * sc2 as f32, dmin * m2 as f32);
+        out.extend(q.iter().map(|&v| d1 * (v & 0xf) as f32 - min1));
+        out.extend(q.iter().map(|&v| d2 * (v >> 4) as f32 - min2));
+    }
+}
+
+/// One Q6_K super-block (256 values): 128 bytes of low 4 bits, 64 bytes of high 2 bits, 16 signed 8-bit scales, f16
+/// `d`; values are `d × scale × (q − 32)`, laid out in two halves of 128.
+fn dequantize_q6_k(b: &[u8], out: &mut Vec<f32>) {
+    let d = f16::from_le_bytes([b[208], b[209]]).to_f32();
+    let mut y = [0f32; 256];
+    for half in 0..2 {
+        let ql = &b[64 * half..64 * half + 64];
+        let qh = &b[128 + 32 * half..128 + 32 * half + 32];
+        let sc = |i: usize| b[192 + 8 * half + i] as i8 as f32;
+        let y = &mut y[128 * half..128 * half + 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q = |low: u8, shift: u32| ((low | (((qh[l] >> shift) & 3) << 4)) as i32 - 32) as f32;
+            y[l] = d * sc(is) * q(ql[l] & 0xf, 0);
+            y[l + 32] = d * sc(is + 2) * q(ql[l + 32] & 0xf, 2);
+            y[l + 64] = d * sc(is + 4) * q(ql[l] >> 4, 4);
+            y[l + 96] = d * sc(is + 6) * q(ql[l + 32] >> 4, 6);
+        }
+    }
+    out.extend_from_slice(&y);
 }
 
 #[cfg(test)]
