@@ -7,11 +7,10 @@
 #   ci/build-llama-tools.sh TOOL...     (TOOL: llama-bench, perplexity, quantize — directories under tools/)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cache="${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}/llama-bench"
+. ci/common.sh
 sys_version=$(sed -n 's/^pub const LLAMA_CPP_SYS_VERSION: &str = "\(.*\)";/\1/p' backends/llamacpp/src/lib.rs)
 lcp_version=0.3.36
 build="$cache/build-$sys_version"
-mkdir -p "$cache"
 targets=()
 for t in "$@"; do
     case "$t" in

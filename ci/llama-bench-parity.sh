@@ -12,9 +12,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${2:-1,2}"
 rounds="${3:-4}"
-cache="${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}/llama-bench"
-mkdir -p "$cache"
-
 . ci/common.sh
 prepare_edgebench_llamacpp "${1:-}"
 

@@ -14,12 +14,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ctx="${2:-512}"
-cache="${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}/llama-bench"
+. ci/common.sh
 out="$cache/perplexity-parity-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
 # EDGEBENCH_BIN: an edgebench binary built with feature llamacpp (.ci/run passes the one its tests built).
-. ci/common.sh
 prepare_edgebench_llamacpp "${1:-}"
 bin="$(bash ci/build-llama-tools.sh perplexity quantize)"
 threads=$(nproc)

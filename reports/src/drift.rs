@@ -3,12 +3,10 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
-use edgebench_core::accuracy::{Drift, DriftLevel, DriftStats, Estimate};
+use edgebench_core::accuracy::{Distribution, Drift, DriftLevel, DriftStats, Estimate};
 use edgebench_core::results::{CellResult, RunResults};
 
-fn label(c: &CellResult) -> String {
-    format!("{} {} t{} {}", c.key.backend, c.key.device, c.key.threads, c.key.workload)
-}
+use crate::table::cell_label as label;
 
 /// The table cell: `mean KLD / same top-1 %`, `skipped`, `failed`, or `—` when the run asked for no check.
 pub fn column(c: &CellResult) -> String {
@@ -51,16 +49,7 @@ pub fn notes(r: &RunResults) -> Vec<String> {
     out
 }
 
-type RowFn = fn(&DriftStats) -> String;
-type Row = (&'static str, RowFn);
-
-fn kld_fmt(v: f64) -> String {
-    format!("{v:.6}")
-}
-
-fn dp_fmt(v: f64) -> String {
-    format!("{:.3}%", 100.0 * v)
-}
+type Row = (String, Box<dyn Fn(&DriftStats) -> String>);
 
 fn pm(e: Estimate, digits: usize) -> String {
     format!("{:.*} ± {:.*}", digits, e.value, digits, e.err)
@@ -70,46 +59,55 @@ fn pct(e: Estimate) -> String {
     format!("{:.3} ± {:.3} %", 100.0 * e.value, 100.0 * e.err)
 }
 
-macro_rules! dist_rows {
-    ($field:ident, $unit:literal, $fmt:expr) => {
-        [
-            (concat!("Maximum ", $unit), (|s: &DriftStats| $fmt(s.$field.max)) as RowFn),
-            (concat!("99.9%   ", $unit), (|s: &DriftStats| $fmt(s.$field.p99_9)) as RowFn),
-            (concat!("99.0%   ", $unit), (|s: &DriftStats| $fmt(s.$field.p99)) as RowFn),
-            (concat!("95.0%   ", $unit), (|s: &DriftStats| $fmt(s.$field.p95)) as RowFn),
-            (concat!("90.0%   ", $unit), (|s: &DriftStats| $fmt(s.$field.p90)) as RowFn),
-            (concat!("Median  ", $unit), (|s: &DriftStats| $fmt(s.$field.median)) as RowFn),
-            (concat!("10.0%   ", $unit), (|s: &DriftStats| $fmt(s.$field.p10)) as RowFn),
-            (concat!(" 5.0%   ", $unit), (|s: &DriftStats| $fmt(s.$field.p5)) as RowFn),
-            (concat!(" 1.0%   ", $unit), (|s: &DriftStats| $fmt(s.$field.p1)) as RowFn),
-            (concat!(" 0.1%   ", $unit), (|s: &DriftStats| $fmt(s.$field.p0_1)) as RowFn),
-            (concat!("Minimum ", $unit), (|s: &DriftStats| $fmt(s.$field.min)) as RowFn),
-        ]
-    };
+type Pick = fn(&Distribution) -> f64;
+
+/// Order statistics as llama-perplexity prints them: (row prefix, value, printed for Δp only).
+const ORDER_STATS: [(&str, Pick, bool); 13] = [
+    ("Maximum", |d| d.max, false),
+    ("99.9%  ", |d| d.p99_9, false),
+    ("99.0%  ", |d| d.p99, false),
+    ("95.0%  ", |d| d.p95, false),
+    ("90.0%  ", |d| d.p90, false),
+    ("75.0%  ", |d| d.p75, true),
+    ("Median ", |d| d.median, false),
+    ("25.0%  ", |d| d.p25, true),
+    ("10.0%  ", |d| d.p10, false),
+    (" 5.0%  ", |d| d.p5, false),
+    (" 1.0%  ", |d| d.p1, false),
+    (" 0.1%  ", |d| d.p0_1, false),
+    ("Minimum", |d| d.min, false),
+];
+
+fn order_rows(unit: &str, of: fn(&DriftStats) -> &Distribution, fmt: fn(f64) -> String, quartiles: bool) -> Vec<Row> {
+    ORDER_STATS
+        .iter()
+        .filter(|(_, _, q)| quartiles || !q)
+        .map(|&(name, pick, _)| -> Row { (format!("{name} {unit}"), Box::new(move |s| fmt(pick(of(s))))) })
+        .collect()
+}
+
+fn row(name: &str, f: impl Fn(&DriftStats) -> String + 'static) -> Row {
+    (name.to_string(), Box::new(f))
 }
 
 fn rows() -> Vec<Row> {
-    let mut r: Vec<Row> = vec![
-        ("tokens scored", |s| s.tokens.to_string()),
-        ("Mean PPL(Q)", |s| pm(s.ppl, 6)),
-        ("Mean PPL(base)", |s| pm(s.ppl_ref, 6)),
-        ("Cor(ln(PPL(Q)), ln(PPL(base)))", |s| {
+    let mut r = vec![
+        row("tokens scored", |s| s.tokens.to_string()),
+        row("Mean PPL(Q)", |s| pm(s.ppl, 6)),
+        row("Mean PPL(base)", |s| pm(s.ppl_ref, 6)),
+        row("Cor(ln(PPL(Q)), ln(PPL(base)))", |s| {
             s.ln_prob_correlation.map_or("n/a".into(), |c| format!("{:.2}%", 100.0 * c))
         }),
-        ("Mean ln(PPL(Q)/PPL(base))", |s| pm(s.ln_ppl_ratio, 6)),
-        ("Mean PPL(Q)/PPL(base)", |s| pm(s.ppl_ratio, 6)),
-        ("Mean PPL(Q)-PPL(base)", |s| pm(s.ppl_diff, 6)),
-        ("Mean    KLD", |s| pm(s.kld, 6)),
+        row("Mean ln(PPL(Q)/PPL(base))", |s| pm(s.ln_ppl_ratio, 6)),
+        row("Mean PPL(Q)/PPL(base)", |s| pm(s.ppl_ratio, 6)),
+        row("Mean PPL(Q)-PPL(base)", |s| pm(s.ppl_diff, 6)),
+        row("Mean    KLD", |s| pm(s.kld, 6)),
     ];
-    r.extend(dist_rows!(kld_distribution, "KLD", kld_fmt));
-    r.push(("Mean    Δp", |s| pct(s.delta_p)));
-    r.extend(dist_rows!(delta_p_distribution, "Δp", dp_fmt));
-    r.push(("RMS Δp", |s| pct(s.delta_p_rms)));
-    r.push(("Same top p", |s| pct(s.same_top1)));
-    // The Δp distribution also has quartiles, as llama-perplexity prints.
-    let at = r.iter().position(|(n, _)| n.starts_with("Median  Δp")).expect("median row");
-    r.insert(at, ("75.0%   Δp", |s| dp_fmt(s.delta_p_distribution.p75)));
-    r.insert(at + 2, ("25.0%   Δp", |s| dp_fmt(s.delta_p_distribution.p25)));
+    r.extend(order_rows("KLD", |s| &s.kld_distribution, |v| format!("{v:.6}"), false));
+    r.push(row("Mean    Δp", |s| pct(s.delta_p)));
+    r.extend(order_rows("Δp", |s| &s.delta_p_distribution, |v| format!("{:.3}%", 100.0 * v), true));
+    r.push(row("RMS Δp", |s| pct(s.delta_p_rms)));
+    r.push(row("Same top p", |s| pct(s.same_top1)));
     r
 }
 
@@ -149,9 +147,9 @@ pub fn terminal_stats(r: &RunResults) -> Option<String> {
     header.extend(cells.iter().map(|(l, _)| l.clone()));
     t.set_header(header);
     for (name, f) in rows() {
-        let mut row = vec![Cell::new(name)];
-        row.extend(cells.iter().map(|(_, s)| Cell::new(f(s)).set_alignment(CellAlignment::Right)));
-        t.add_row(row);
+        let mut cols = vec![Cell::new(name)];
+        cols.extend(cells.iter().map(|(_, s)| Cell::new(f(s)).set_alignment(CellAlignment::Right)));
+        t.add_row(cols);
     }
     Some(format!("{t}\n"))
 }

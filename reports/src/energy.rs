@@ -4,9 +4,7 @@
 use edgebench_core::metrics;
 use edgebench_core::results::{CellResult, RunResults};
 
-fn label(c: &CellResult) -> String {
-    format!("{} {} t{} {}", c.key.backend, c.key.device, c.key.threads, c.key.workload)
-}
+use crate::table::cell_label as label;
 
 /// Notes for one run, each a plain sentence (no markup).
 pub fn notes(r: &RunResults) -> Vec<String> {

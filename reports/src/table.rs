@@ -23,6 +23,11 @@ pub fn fmt_metric(cell: &CellResult, key: &str, digits: usize, pick_p99: bool) -
     }
 }
 
+/// `backend device tN workload`: a cell named in a note under a table.
+pub(crate) fn cell_label(c: &CellResult) -> String {
+    format!("{} {} t{} {}", c.key.backend, c.key.device, c.key.threads, c.key.workload)
+}
+
 /// `ok`, `skipped(reason)` or `failed(kind: message)`, shortened for a table.
 pub fn cell_status_text(cell: &CellResult) -> String {
     let short = |s: &str| {
