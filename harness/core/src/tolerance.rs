@@ -21,6 +21,18 @@ impl Tolerance {
             return Err(format!("{}: NaN at index {i}", self.name));
         }
         let scale = a.iter().chain(b).fold(0f32, |m, v| m.max(v.abs()));
+        self.check_scaled(a, b, scale)
+    }
+
+    /// Like [`Tolerance::check`] with the scale given: for sums, the sum of the absolute terms (a small result of
+    /// cancelling large terms carries the rounding error of the terms).
+    pub fn check_scaled(&self, a: &[f32], b: &[f32], scale: f32) -> Result<f32, String> {
+        if a.len() != b.len() {
+            return Err(format!("{}: lengths differ ({} vs {})", self.name, a.len(), b.len()));
+        }
+        if let Some(i) = a.iter().zip(b).position(|(x, y)| x.is_nan() || y.is_nan()) {
+            return Err(format!("{}: NaN at index {i}", self.name));
+        }
         let max_diff = a.iter().zip(b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
         let limit = self.abs + self.rel * scale;
         if max_diff > limit {
@@ -29,6 +41,19 @@ impl Tolerance {
         Ok(max_diff)
     }
 }
+
+/// A SIMD kernel's dot product against its scalar reference on the same quantized inputs, relative to the sum of the
+/// absolute terms: the integer block products are exact on both sides, only f32 summation order differs.
+pub const KERNEL_SIMD_VS_SCALAR: Tolerance = Tolerance { name: "kernel SIMD vs scalar", abs: 1e-6, rel: 1e-5 };
+
+/// The scalar kernels' integer formulation against an f64 dot product of the dequantized weights and dequantized
+/// activations (the GGUF reference decoders), relative to the sum of the absolute terms.
+pub const KERNEL_SCALAR_VS_DEQUANTIZED: Tolerance =
+    Tolerance { name: "kernel scalar vs dequantized f64", abs: 1e-6, rel: 1e-5 };
+
+/// A dot product with 8-bit quantized activations against the same weights times the f32 activations, relative to
+/// the sum of the absolute terms: activation quantization error (half a step of max|x|/127 per value).
+pub const KERNEL_Q8_ACTIVATIONS: Tolerance = Tolerance { name: "kernel 8-bit activations vs f32", abs: 1e-6, rel: 8e-3 };
 
 /// Logits of the same tokens fed in one call versus split across calls (KV-cache reuse), same backend.
 /// Batched and single-token paths may use different kernels (matrix-matrix vs matrix-vector) and summation order.

@@ -1,0 +1,165 @@
+//! Run-time choice of the kernel path: the best instruction set this CPU has, or one named explicitly (for tests,
+//! benches and the backend's `kernels=` option). A [`KernelSet`] for a SIMD path exists only on a CPU that has it.
+
+use std::fmt;
+
+use crate::acts::ActRow;
+use crate::formats::WeightType;
+
+/// An instruction-set path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isa {
+    /// Plain Rust: the reference, on any CPU.
+    Scalar,
+    /// x86-64 AVX2 with FMA and F16C.
+    Avx2,
+    /// aarch64 NEON (Q4_0, Q4_1, Q8_0; other types fall back to scalar). Not compiled or tested on the development
+    /// machine (x86-64).
+    Neon,
+}
+
+impl Isa {
+    /// Name used in options and results.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2+fma",
+            Isa::Neon => "neon",
+        }
+    }
+
+    /// Parses `scalar`, `avx2` / `avx2+fma`, `neon`.
+    pub fn parse(s: &str) -> Option<Isa> {
+        match s {
+            "scalar" => Some(Isa::Scalar),
+            "avx2" | "avx2+fma" => Some(Isa::Avx2),
+            "neon" => Some(Isa::Neon),
+            _ => None,
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::is_x86_feature_detected!("avx2")
+                    && std::is_x86_feature_detected!("fma")
+                    && std::is_x86_feature_detected!("f16c")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Whether the path has its own kernel for `ty` (otherwise the scalar reference runs for that type).
+    pub fn covers(self, ty: WeightType) -> bool {
+        match self {
+            Isa::Scalar | Isa::Avx2 => true,
+            Isa::Neon => matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0),
+        }
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A kernel path this CPU can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelSet {
+    isa: Isa,
+}
+
+impl KernelSet {
+    /// The best path this CPU has.
+    pub fn best() -> Self {
+        [Isa::Avx2, Isa::Neon].into_iter().find(|i| i.available()).map_or(Self::scalar(), |isa| Self { isa })
+    }
+
+    /// The scalar reference.
+    pub fn scalar() -> Self {
+        Self { isa: Isa::Scalar }
+    }
+
+    /// A named path, if this CPU has it.
+    pub fn new(isa: Isa) -> Result<Self, String> {
+        if isa.available() {
+            Ok(Self { isa })
+        } else {
+            Err(format!("kernel path {isa} is not available on this CPU"))
+        }
+    }
+
+    /// The path.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// `out[j] = w · acts[j]` for one weight row `w` of type `ty` and 1 to 4 activation rows (quantized rows for
+    /// block types). Panics when the shapes disagree.
+    pub fn dot_tile(&self, ty: WeightType, w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
+        assert!((1..=4).contains(&acts.len()) && out.len() == acts.len(), "1 to 4 activation rows");
+        assert_eq!(w.len() % ty.block_bytes(), 0, "whole {} blocks", ty.name());
+        check_acts(ty, w.len() / ty.block_bytes() * ty.block_len(), acts);
+        // SAFETY: shapes checked just above.
+        unsafe { self.dot_tile_unchecked(ty, w, acts, out) }
+    }
+
+    /// Σ a_i·b_i (attention scores).
+    pub fn dot_f32(&self, a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len(), "dot_f32 lengths");
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path is available (checked when made); lengths equal (asserted).
+            Isa::Avx2 => unsafe { crate::avx2::dot_f32(a, b) },
+            _ => crate::scalar::dot_f32(a, b),
+        }
+    }
+
+    /// y_i += alpha·x_i (attention's weighted sum of values).
+    pub fn axpy(&self, y: &mut [f32], alpha: f32, x: &[f32]) {
+        assert_eq!(y.len(), x.len(), "axpy lengths");
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in dot_f32.
+            Isa::Avx2 => unsafe { crate::avx2::axpy(y, alpha, x) },
+            _ => crate::scalar::axpy(y, alpha, x),
+        }
+    }
+
+    /// [`KernelSet::dot_tile`] without the shape checks, for loops that checked once.
+    ///
+    /// # Safety
+    /// `w` is whole blocks of `ty`; every activation row passes [`check_acts`] for `w`'s length; 1 to 4 rows.
+    pub(crate) unsafe fn dot_tile_unchecked(&self, ty: WeightType, w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path was checked to be available when this KernelSet was made; shapes by the caller.
+            Isa::Avx2 => unsafe { crate::avx2::dot_tile(ty, w, acts, out) },
+            #[cfg(target_arch = "aarch64")]
+            // SAFETY: as above.
+            Isa::Neon if self.isa.covers(ty) => unsafe { crate::neon::dot_tile(ty, w, acts, out) },
+            _ => {
+                for (o, a) in out.iter_mut().zip(acts) {
+                    *o = crate::scalar::dot(ty, w, a);
+                }
+            }
+        }
+    }
+}
+
+/// Panics unless every activation row has `k` values and, for block types, `k` quantized values and `k / 32` scales.
+pub(crate) fn check_acts(ty: WeightType, k: usize, acts: &[ActRow<'_>]) {
+    for a in acts {
+        assert_eq!(a.x.len(), k, "activation length");
+        if ty.quantized() {
+            assert!(a.qs.len() == k && a.d.len() == k / 32 && a.s.len() == k / 32, "quantized activations");
+        }
+    }
+}

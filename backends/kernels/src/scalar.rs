@@ -1,0 +1,111 @@
+//! The scalar reference of every kernel: the exact sums the SIMD kernels compute, written plainly. Integer block
+//! products are exact; only the order of the f32 additions differs from the SIMD versions.
+
+use crate::acts::{ActRow, QK};
+use crate::formats::{f16_at, q4k_scale_min, WeightType};
+
+/// Quantizes 32 values to 8 bits: `d = max|x| / 127`, `q = round_ties_even(x / d)`; returns `(d, d·Σq)`.
+pub fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, f32) {
+    let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, v) in q.iter_mut().zip(x) {
+        let r = (v * id).round_ties_even() as i32;
+        *q = r as i8;
+        sum += r;
+    }
+    (d, d * sum as f32)
+}
+
+fn idot_u(u: impl Iterator<Item = u8>, a: &[i8]) -> i32 {
+    u.zip(a).map(|(u, &a)| u as i32 * a as i32).sum()
+}
+
+/// The product of one weight row (`w`, one row of `ty` blocks) with one activation row.
+pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
+    let bb = ty.block_bytes();
+    let blocks = w.chunks_exact(bb);
+    match ty {
+        WeightType::F32 => w.chunks_exact(4).zip(a.x).map(|(b, x)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * x).sum(),
+        WeightType::F16 => w.chunks_exact(2).zip(a.x).map(|(b, x)| f16_at(b) * x).sum(),
+        WeightType::Q4_0 | WeightType::Q4_1 => {
+            let off = if ty == WeightType::Q4_1 { 4 } else { 2 };
+            let mut acc = 0f32;
+            for (b, blk) in blocks.enumerate() {
+                let dw = f16_at(blk);
+                let m = if ty == WeightType::Q4_1 { f16_at(&blk[2..]) } else { -8.0 * dw };
+                let qs = &blk[off..off + 16];
+                let u = qs.iter().map(|v| v & 0xF).chain(qs.iter().map(|v| v >> 4));
+                let isum = idot_u(u, &a.qs[b * QK..(b + 1) * QK]);
+                acc += dw * a.d[b] * isum as f32 + m * a.s[b];
+            }
+            acc
+        }
+        WeightType::Q8_0 => {
+            let mut acc = 0f32;
+            for (b, blk) in blocks.enumerate() {
+                let isum: i32 =
+                    blk[2..34].iter().zip(&a.qs[b * QK..(b + 1) * QK]).map(|(&w, &x)| w as i8 as i32 * x as i32).sum();
+                acc += f16_at(blk) * a.d[b] * isum as f32;
+            }
+            acc
+        }
+        WeightType::Q4K => {
+            let mut acc = 0f32;
+            for (sb, blk) in blocks.enumerate() {
+                let (d, dmin) = (f16_at(blk), f16_at(&blk[2..]));
+                let (scales, qs) = (&blk[4..16], &blk[16..144]);
+                for c in 0..4 {
+                    let raw = &qs[c * 32..(c + 1) * 32];
+                    for (half, u) in [raw.iter().map(|v| v & 0xF).collect::<Vec<_>>(), raw.iter().map(|v| v >> 4).collect()]
+                        .into_iter()
+                        .enumerate()
+                    {
+                        let sub = 2 * c + half;
+                        let b = sb * 8 + sub;
+                        let (sc, m) = q4k_scale_min(sub, scales);
+                        let isum = idot_u(u.into_iter(), &a.qs[b * QK..(b + 1) * QK]);
+                        acc += d * sc as f32 * a.d[b] * isum as f32 - dmin * m as f32 * a.s[b];
+                    }
+                }
+            }
+            acc
+        }
+        WeightType::Q6K => {
+            let mut acc = 0f32;
+            for (sb, blk) in blocks.enumerate() {
+                let (ql, qh, sc, d) = (&blk[..128], &blk[128..192], &blk[192..208], f16_at(&blk[208..]));
+                for h in 0..2 {
+                    let (ql, qh, sc) = (&ql[64 * h..], &qh[32 * h..], &sc[8 * h..]);
+                    for t in 0..4 {
+                        let b = sb * 8 + h * 4 + t;
+                        let qa = &a.qs[b * QK..(b + 1) * QK];
+                        for g in 0..2 {
+                            let mut isum = 0i32;
+                            for l in 16 * g..16 * g + 16 {
+                                let lo = (ql[l + 32 * (t % 2)] >> (4 * (t / 2))) & 0xF;
+                                let q = (lo | (((qh[l] >> (2 * t)) & 3) << 4)) as i32 - 32;
+                                isum += q * qa[l] as i32;
+                            }
+                            acc += d * sc[2 * t + g] as i8 as f32 * a.d[b] * isum as f32;
+                        }
+                    }
+                }
+            }
+            acc
+        }
+    }
+}
+
+/// Σ a_i·b_i over f32 slices of equal length.
+pub fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// y_i += alpha·x_i.
+pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += alpha * x;
+    }
+}

@@ -1,0 +1,186 @@
+//! Property tests: every SIMD kernel against the scalar reference on random inputs, the scalar reference against an
+//! f64 product of the GGUF reference decoders, and the SIMD activation quantizer against the scalar one.
+
+use edgebench_core::tolerance::{KERNEL_Q8_ACTIVATIONS, KERNEL_SCALAR_VS_DEQUANTIZED, KERNEL_SIMD_VS_SCALAR};
+use edgebench_gguf::quant::{dequantize, quantize};
+use proptest::prelude::*;
+
+use crate::{Isa, KernelSet, QuantActs, WeightType};
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 >> 11
+    }
+    fn f(&mut self) -> f32 {
+        (self.next() % 2_000_001) as f32 / 1_000_000.0 - 1.0
+    }
+}
+
+/// `rows` random rows of `cols` values of `ty`: real quantizations of random values where edgebench has a
+/// quantizer, random bytes with finite scales for the K-quants.
+fn weights(ty: WeightType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
+    match ty {
+        WeightType::Q4K | WeightType::Q6K => {
+            let (bytes, scales): (usize, &[usize]) = if ty == WeightType::Q4K { (144, &[0, 2]) } else { (210, &[208]) };
+            let n = rows * cols / 256;
+            let mut data: Vec<u8> = (0..n * bytes).map(|_| rng.next() as u8).collect();
+            for b in 0..n {
+                for &at in scales {
+                    let v = half::f16::from_f32(0.001 + rng.f().abs() * 0.01).to_le_bytes();
+                    data[b * bytes + at..b * bytes + at + 2].copy_from_slice(&v);
+                }
+            }
+            data
+        }
+        _ => {
+            let scale = 0.1 + rng.f().abs();
+            let x: Vec<f32> = (0..rows * cols).map(|i| if i % 97 < 3 { 0.0 } else { rng.f() * scale }).collect();
+            quantize(ty.ggml(), &x).unwrap()
+        }
+    }
+}
+
+fn acts(ks: &KernelSet, n: usize, k: usize, rng: &mut Rng, quantized: bool) -> QuantActs {
+    let x: Vec<f32> = (0..n * k).map(|i| rng.f() * (1.0 + (i / 32 % 5) as f32 * 3.0)).collect();
+    let mut a = QuantActs::new();
+    a.set(ks, &x, n, k, quantized);
+    a
+}
+
+/// Σ |w_i · x_i| over the dequantized weights and the (dequantized, for block types) activations, in f64, and the
+/// f64 dot product itself.
+fn f64_dot(ty: WeightType, w: &[u8], a: &crate::ActRow<'_>, quantized_acts: bool) -> (f64, f64) {
+    let wf = dequantize(ty.ggml(), w, a.x.len()).unwrap();
+    let xs: Vec<f64> = if quantized_acts {
+        (0..a.x.len()).map(|i| a.d[i / 32] as f64 * a.qs[i] as f64).collect()
+    } else {
+        a.x.iter().map(|&v| v as f64).collect()
+    };
+    let dot = wf.iter().zip(&xs).map(|(&w, &x)| w as f64 * x).sum();
+    let abs = wf.iter().zip(&xs).map(|(&w, &x)| (w as f64 * x).abs()).sum();
+    (dot, abs)
+}
+
+fn k_for(ty: WeightType, blocks: usize) -> usize {
+    // Float types get a tail that is not a multiple of 8 to exercise the SIMD remainder.
+    match ty {
+        WeightType::F32 | WeightType::F16 => blocks * 32 + 5,
+        _ => blocks * ty.block_len(),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn simd_kernels_match_the_scalar_reference(seed in any::<u64>(), n in 1usize..=4, blocks in 1usize..=5) {
+        let best = KernelSet::best();
+        prop_assume!(best.isa() != Isa::Scalar);
+        let mut rng = Rng(seed);
+        for ty in WeightType::ALL {
+            let k = k_for(ty, blocks);
+            let w = weights(ty, 1, k, &mut rng);
+            let a = acts(&best, n, k, &mut rng, ty.quantized());
+            let rows: Vec<_> = (0..n).map(|j| a.row(j)).collect();
+            let (mut simd, mut reference) = (vec![0f32; n], vec![0f32; n]);
+            best.dot_tile(ty, &w, &rows, &mut simd);
+            KernelSet::scalar().dot_tile(ty, &w, &rows, &mut reference);
+            for j in 0..n {
+                let (_, abs) = f64_dot(ty, &w, &rows[j], ty.quantized());
+                KERNEL_SIMD_VS_SCALAR
+                    .check_scaled(&simd[j..=j], &reference[j..=j], abs as f32)
+                    .map_err(|e| TestCaseError::fail(format!("{} {}: {e}", ty.name(), best.isa())))?;
+            }
+        }
+    }
+
+    #[test]
+    fn scalar_reference_equals_the_dequantized_product(seed in any::<u64>(), blocks in 1usize..=3) {
+        let ks = KernelSet::scalar();
+        let mut rng = Rng(seed);
+        for ty in WeightType::ALL {
+            let k = k_for(ty, blocks);
+            let w = weights(ty, 1, k, &mut rng);
+            let a = acts(&ks, 1, k, &mut rng, ty.quantized());
+            let mut got = [0f32];
+            ks.dot_tile(ty, &w, &[a.row(0)], &mut got);
+            let (want, abs) = f64_dot(ty, &w, &a.row(0), ty.quantized());
+            KERNEL_SCALAR_VS_DEQUANTIZED
+                .check_scaled(&got, &[want as f32], abs as f32)
+                .map_err(|e| TestCaseError::fail(format!("{}: {e}", ty.name())))?;
+            if ty.quantized() {
+                // And the 8-bit activations stay close to the f32 ones.
+                let (exact, abs) = f64_dot(ty, &w, &a.row(0), false);
+                KERNEL_Q8_ACTIVATIONS
+                    .check_scaled(&got, &[exact as f32], abs as f32)
+                    .map_err(|e| TestCaseError::fail(format!("{}: {e}", ty.name())))?;
+            }
+        }
+    }
+
+    #[test]
+    fn simd_activation_quantizer_is_bit_identical(seed in any::<u64>(), blocks in 1usize..=8) {
+        let best = KernelSet::best();
+        let mut rng = Rng(seed);
+        let mut x: Vec<f32> = (0..blocks * 32).map(|_| rng.f() * 10.0).collect();
+        // Exact ties (x / d = k + 0.5), a zero block and extremes.
+        x[0] = 127.0;
+        x[1] = 0.5;
+        x[2] = -2.5;
+        if blocks > 1 {
+            x[32..64].fill(0.0);
+        }
+        let (mut a, mut b) = (QuantActs::new(), QuantActs::new());
+        a.set(&best, &x, 1, x.len(), true);
+        b.set(&KernelSet::scalar(), &x, 1, x.len(), true);
+        let (ra, rb) = (a.row(0), b.row(0));
+        prop_assert_eq!(ra.qs, rb.qs);
+        prop_assert_eq!(ra.d, rb.d);
+        prop_assert_eq!(ra.s, rb.s);
+        prop_assert!(ra.qs.iter().all(|&q| q != i8::MIN));
+    }
+}
+
+proptest! {
+    #[test]
+    fn simd_vector_ops_match_the_scalar_reference(a in prop::collection::vec(-100f32..100.0, 0..80), alpha in -3f32..3.0) {
+        let best = KernelSet::best();
+        let b: Vec<f32> = a.iter().rev().map(|v| v * 0.5 + 1.0).collect();
+        let abs: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+        let (got, want) = (best.dot_f32(&a, &b), crate::scalar::dot_f32(&a, &b));
+        KERNEL_SIMD_VS_SCALAR.check_scaled(&[got], &[want], abs).map_err(TestCaseError::fail)?;
+        let (mut y1, mut y2) = (b.clone(), b.clone());
+        best.axpy(&mut y1, alpha, &a);
+        crate::scalar::axpy(&mut y2, alpha, &a);
+        // One fused multiply-add against a multiply then an add: at most one rounding apart per element.
+        KERNEL_SIMD_VS_SCALAR.check(&y1, &y2).map_err(TestCaseError::fail)?;
+    }
+}
+
+#[test]
+fn ties_round_to_even() {
+    let mut x = [0f32; 32];
+    x[0] = 127.0; // d = 1
+    x[1] = 2.5;
+    x[2] = -3.5;
+    let mut q = [0i8; 32];
+    let (d, s) = crate::scalar::quantize_block(&x, &mut q);
+    assert_eq!((d, q[0], q[1], q[2]), (1.0, 127, 2, -4));
+    assert_eq!(s, (127 + 2 - 4) as f32);
+}
+
+#[test]
+fn bad_shapes_are_refused() {
+    let ks = KernelSet::best();
+    assert!(crate::WeightMatrix::new(WeightType::Q4_1, 2, 48, &[0; 40]).unwrap_err().contains("48 columns"));
+    assert!(crate::WeightMatrix::new(WeightType::Q4_1, 2, 32, &[0; 39]).unwrap_err().contains("39 bytes"));
+    let a = acts(&ks, 1, 64, &mut Rng(1), true);
+    let r = std::panic::catch_unwind(|| {
+        let mut out = [0f32];
+        ks.dot_tile(WeightType::Q4_1, &[0; 20], &[a.row(0)], &mut out);
+    });
+    assert!(r.is_err(), "a 32-value weight row against 64 activations must panic, not read past the end");
+}
