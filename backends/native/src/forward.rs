@@ -1,0 +1,223 @@
+//! The forward pass: a session's KV cache and scratch buffers, batched prefill (matrix-matrix) and decode
+//! (matrix-vector) through the same code, every matrix product and the attention split across the model's pool.
+
+use std::sync::Mutex;
+
+use edgebench_core::BackendError;
+use edgebench_gguf::quant;
+use edgebench_kernels::{matmul_rows, KernelSet, OutMatrix, QuantActs, WeightMatrix};
+
+use crate::model::{Weight, Weights};
+use crate::ops;
+use crate::pool::{split, Pool};
+
+/// Weight rows per unit of work handed to a thread (the kernels' tile height).
+const ROW_ALIGN: usize = 4;
+
+/// What a forward pass needs from the loaded model.
+pub struct Engine {
+    /// Weights and hyper-parameters.
+    pub w: Weights,
+    /// The kernel path.
+    pub ks: KernelSet,
+    /// Compute threads (one forward pass at a time).
+    pub pool: Mutex<Pool>,
+}
+
+/// A raw pointer to a buffer that threads write in disjoint parts.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32, usize);
+// SAFETY: used only for disjoint writes while the buffer is borrowed mutably by the dispatching call.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// # Safety
+    /// `[start, start + len)` is in bounds and written by one thread only.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+        assert!(start + len <= self.1, "shared slice out of bounds");
+        // SAFETY: in bounds (asserted), one writer (the caller's contract).
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
+    }
+}
+
+/// A session's state: per-layer K and V rows (f32, `n_head_kv × head_dim` per position) and reusable buffers.
+pub struct State {
+    /// Positions consumed.
+    pub pos: usize,
+    k: Vec<Vec<f32>>,
+    v: Vec<Vec<f32>>,
+    acts: QuantActs,
+    x: Vec<f32>,
+    h: Vec<f32>,
+    q: Vec<f32>,
+    kn: Vec<f32>,
+    vn: Vec<f32>,
+    att: Vec<f32>,
+    o: Vec<f32>,
+    g: Vec<f32>,
+    u: Vec<f32>,
+}
+
+impl State {
+    /// An empty cache for `layers` blocks.
+    pub fn new(layers: usize) -> Self {
+        Self {
+            pos: 0,
+            k: vec![Vec::new(); layers],
+            v: vec![Vec::new(); layers],
+            acts: QuantActs::new(),
+            x: Vec::new(),
+            h: Vec::new(),
+            q: Vec::new(),
+            kn: Vec::new(),
+            vn: Vec::new(),
+            att: Vec::new(),
+            o: Vec::new(),
+            g: Vec::new(),
+            u: Vec::new(),
+        }
+    }
+}
+
+fn resize(v: &mut Vec<f32>, n: usize) {
+    v.clear();
+    v.resize(n, 0.0);
+}
+
+fn rt(e: String) -> BackendError {
+    BackendError::Runtime(e)
+}
+
+impl Engine {
+    /// `out_i = W_i · acts` for several matrices sharing the activations, rows of all of them split across threads.
+    fn matmuls(&self, pool: &mut Pool, acts: &QuantActs, jobs: &mut [(&Weight, &mut Vec<f32>)]) -> Result<(), BackendError> {
+        let n = acts.n();
+        let mats: Vec<(WeightMatrix<'_>, OutMatrix)> = jobs
+            .iter_mut()
+            .map(|(w, out)| {
+                resize(out, n * w.rows);
+                // SAFETY: `out` stays borrowed (and unread) until the pool job below has returned.
+                (w.matrix(), unsafe { OutMatrix::new(out, w.rows) })
+            })
+            .collect();
+        let total: usize = mats.iter().map(|(m, _)| m.rows).sum();
+        let nt = pool.threads();
+        let ks = &self.ks;
+        pool.run(&|tid| {
+            let mine = split(total, nt, tid, ROW_ALIGN);
+            let mut base = 0;
+            for (m, out) in &mats {
+                let (lo, hi) = (mine.start.max(base), mine.end.min(base + m.rows));
+                if lo < hi {
+                    // SAFETY: each thread owns a disjoint row range of the concatenated outputs.
+                    unsafe { matmul_rows(ks, m, lo - base..hi - base, acts, out) };
+                }
+                base += m.rows;
+            }
+        })
+        .map_err(rt)
+    }
+
+    /// Causal grouped-query attention of `n` new query rows (`q`, positions `pos..pos+n`) over the layer's cache,
+    /// into `att`; (query, head) pairs split across threads.
+    #[allow(clippy::too_many_arguments)]
+    fn attention(&self, pool: &mut Pool, q: &[f32], kc: &[f32], vc: &[f32], n: usize, pos: usize, att: &mut Vec<f32>) -> Result<(), BackendError> {
+        let hp = &self.w.hp;
+        let (hd, nh) = (hp.head_dim, hp.n_head);
+        let (kvd, rep) = (hp.n_head_kv * hd, hp.n_head / hp.n_head_kv);
+        resize(att, n * nh * hd);
+        let out = Shared(att.as_mut_ptr(), att.len());
+        let scale = 1.0 / (hd as f32).sqrt();
+        let nt = pool.threads();
+        let ks = &self.ks;
+        pool.run(&|tid| {
+            let mut scores = Vec::with_capacity(pos + n);
+            for unit in split(n * nh, nt, tid, 1) {
+                let (i, h) = (unit / nh, unit % nh);
+                let g = h / rep;
+                let qv = &q[i * nh * hd + h * hd..][..hd];
+                let t_end = pos + i + 1;
+                scores.clear();
+                scores.extend((0..t_end).map(|t| ks.dot_f32(qv, &kc[t * kvd + g * hd..][..hd]) * scale));
+                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let mut sum = 0f32;
+                for s in scores.iter_mut() {
+                    *s = (*s - max).exp();
+                    sum += *s;
+                }
+                // SAFETY: unit (i, h) owns this head's slice of row i.
+                let o = unsafe { out.slice(i * nh * hd + h * hd, hd) };
+                o.fill(0.0);
+                for (t, s) in scores.iter().enumerate() {
+                    ks.axpy(o, s / sum, &vc[t * kvd + g * hd..][..hd]);
+                }
+            }
+        })
+        .map_err(rt)
+    }
+
+    /// Appends `tokens` to the session and returns the logits of the last one, or of every one when `all`.
+    pub fn forward(&self, st: &mut State, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
+        let w = &self.w;
+        let hp = &w.hp;
+        let n = tokens.len();
+        if n == 0 {
+            return Err(rt("forward called with no tokens".into()));
+        }
+        let needed = st.pos + n;
+        if needed > hp.n_ctx {
+            return Err(BackendError::ContextFull { needed, limit: hp.n_ctx });
+        }
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= hp.vocab) {
+            return Err(rt(format!("token id {bad} outside the vocabulary ({})", hp.vocab)));
+        }
+        let (e, hd) = (hp.n_embd, hp.head_dim);
+        let kvd = hp.n_head_kv * hd;
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        let pool = &mut *pool;
+
+        resize(&mut st.x, n * e);
+        let embd = w.embd.matrix();
+        for (i, &t) in tokens.iter().enumerate() {
+            let row = quant::dequantize(embd.ty.ggml(), embd.row(t as usize), e).map_err(|err| rt(err.to_string()))?;
+            st.x[i * e..(i + 1) * e].copy_from_slice(&row);
+        }
+        let (cos, sin) = ops::rope_tables(st.pos, n, hd, hp.rope_base, hp.rope_scale);
+        resize(&mut st.h, n * e);
+        for (li, layer) in w.layers.iter().enumerate() {
+            ops::rms_norm(&st.x, &layer.attn_norm, hp.eps, &mut st.h);
+            st.acts.set(&self.ks, &st.h, n, e, true);
+            self.matmuls(pool, &st.acts, &mut [(&layer.wq, &mut st.q), (&layer.wk, &mut st.kn), (&layer.wv, &mut st.vn)])?;
+            ops::rope(&mut st.q, hp.n_head, hd, &cos, &sin);
+            ops::rope(&mut st.kn, hp.n_head_kv, hd, &cos, &sin);
+            st.k[li].truncate(st.pos * kvd);
+            st.v[li].truncate(st.pos * kvd);
+            st.k[li].extend_from_slice(&st.kn);
+            st.v[li].extend_from_slice(&st.vn);
+            self.attention(pool, &st.q, &st.k[li], &st.v[li], n, st.pos, &mut st.att)?;
+            st.acts.set(&self.ks, &st.att, n, e, true);
+            self.matmuls(pool, &st.acts, &mut [(&layer.wo, &mut st.o)])?;
+            st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
+
+            ops::rms_norm(&st.x, &layer.ffn_norm, hp.eps, &mut st.h);
+            st.acts.set(&self.ks, &st.h, n, e, true);
+            self.matmuls(pool, &st.acts, &mut [(&layer.gate, &mut st.g), (&layer.up, &mut st.u)])?;
+            ops::swiglu(&mut st.g, &st.u);
+            st.acts.set(&self.ks, &st.g, n, hp.n_ff, true);
+            self.matmuls(pool, &st.acts, &mut [(&layer.down, &mut st.o)])?;
+            st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
+        }
+        let first = if all { 0 } else { n - 1 };
+        let rows = n - first;
+        let mut h = vec![0f32; rows * e];
+        ops::rms_norm(&st.x[first * e..], &w.output_norm, hp.eps, &mut h);
+        st.acts.set(&self.ks, &h, rows, e, true);
+        let mut logits = Vec::new();
+        self.matmuls(pool, &st.acts, &mut [(w.output(), &mut logits)])?;
+        st.pos = needed;
+        Ok(logits)
+    }
+}

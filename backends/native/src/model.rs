@@ -1,0 +1,184 @@
+//! Loading a llama-architecture GGUF into the native engine: hyper-parameters from `llama.*` metadata, each weight
+//! matrix kept in its file format (the kernels read ggml's blocks as stored), norms as f32.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use edgebench_core::BackendError;
+use edgebench_gguf::{quant, GgufFile};
+use edgebench_kernels::{WeightMatrix, WeightType};
+
+/// Hyper-parameters read from `llama.*` metadata.
+#[derive(Debug, Clone)]
+pub struct Hparams {
+    /// Transformer blocks.
+    pub n_layer: usize,
+    /// Embedding width.
+    pub n_embd: usize,
+    /// Query heads.
+    pub n_head: usize,
+    /// Key/value heads (grouped-query attention when fewer than `n_head`).
+    pub n_head_kv: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+    /// Feed-forward width.
+    pub n_ff: usize,
+    /// Context length.
+    pub n_ctx: usize,
+    /// RoPE frequency base.
+    pub rope_base: f32,
+    /// RoPE linear scaling factor (positions are divided by it).
+    pub rope_scale: f32,
+    /// RMSNorm epsilon.
+    pub eps: f32,
+    /// Vocabulary size.
+    pub vocab: usize,
+}
+
+/// One weight matrix in its file format.
+pub struct Weight {
+    /// Block format.
+    pub ty: WeightType,
+    /// Output features.
+    pub rows: usize,
+    /// Input features.
+    pub cols: usize,
+    /// The tensor's bytes as stored.
+    pub data: Vec<u8>,
+}
+
+impl Weight {
+    /// The kernels' view.
+    pub fn matrix(&self) -> WeightMatrix<'_> {
+        WeightMatrix { ty: self.ty, rows: self.rows, cols: self.cols, data: &self.data }
+    }
+}
+
+/// One transformer block.
+pub struct Layer {
+    /// RMSNorm before attention.
+    pub attn_norm: Vec<f32>,
+    /// Query, key, value and output projections.
+    pub wq: Weight,
+    /// Key projection.
+    pub wk: Weight,
+    /// Value projection.
+    pub wv: Weight,
+    /// Attention output projection.
+    pub wo: Weight,
+    /// RMSNorm before the MLP.
+    pub ffn_norm: Vec<f32>,
+    /// SwiGLU gate.
+    pub gate: Weight,
+    /// SwiGLU up projection.
+    pub up: Weight,
+    /// Down projection.
+    pub down: Weight,
+}
+
+/// All weights of a model.
+pub struct Weights {
+    /// Hyper-parameters.
+    pub hp: Hparams,
+    /// Token embedding table (`vocab` rows of `n_embd`).
+    pub embd: Weight,
+    /// Blocks.
+    pub layers: Vec<Layer>,
+    /// Final RMSNorm.
+    pub output_norm: Vec<f32>,
+    /// Output projection; `None` when tied to the embedding table.
+    pub output: Option<Weight>,
+    /// Tensor count per type (for the facts).
+    pub types: BTreeMap<WeightType, usize>,
+}
+
+impl Weights {
+    /// The output projection (the embedding table when tied).
+    pub fn output(&self) -> &Weight {
+        self.output.as_ref().unwrap_or(&self.embd)
+    }
+}
+
+/// Reads and checks every tensor of a llama-architecture file.
+pub fn load(path: &Path) -> Result<Weights, BackendError> {
+    let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
+    let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
+    let g = &file.gguf;
+    let arch = g.architecture().map_err(|e| load_err(e.to_string()))?;
+    if arch != "llama" {
+        return Err(BackendError::Unsupported(format!("architecture {arch:?} (the native backend runs llama)")));
+    }
+    let u = |k: &str| g.u64(&format!("llama.{k}")).map(|v| v as usize).map_err(|e| load_err(e.to_string()));
+    let (n_embd, n_head) = (u("embedding_length")?, u("attention.head_count")?);
+    let n_head_kv = g.u64("llama.attention.head_count_kv").map(|v| v as usize).unwrap_or(n_head);
+    if n_head == 0 || n_head_kv == 0 || n_embd % n_head != 0 || n_head % n_head_kv != 0 {
+        return Err(load_err(format!("inconsistent heads: {n_embd} / {n_head} heads / {n_head_kv} kv heads")));
+    }
+    let head_dim = n_embd / n_head;
+    let rope_dim = g.u64("llama.rope.dimension_count").map(|v| v as usize).unwrap_or(head_dim);
+    if rope_dim != head_dim || head_dim % 2 != 0 {
+        return Err(BackendError::Unsupported(format!("partial rotary embedding ({rope_dim} of {head_dim})")));
+    }
+    if let Ok(kind) = g.str("llama.rope.scaling.type") {
+        if kind != "none" && kind != "linear" {
+            return Err(BackendError::Unsupported(format!("rope scaling {kind:?} (none and linear are supported)")));
+        }
+    }
+    let embd_info = g.tensor("token_embd.weight").map_err(|e| load_err(e.to_string()))?;
+    let hp = Hparams {
+        n_layer: u("block_count")?,
+        n_embd,
+        n_head,
+        n_head_kv,
+        head_dim,
+        n_ff: u("feed_forward_length")?,
+        n_ctx: u("context_length")?,
+        rope_base: g.f64("llama.rope.freq_base").unwrap_or(10000.0) as f32,
+        rope_scale: g.f64("llama.rope.scaling.factor").ok().filter(|f| *f > 0.0).unwrap_or(1.0) as f32,
+        eps: g.f64("llama.attention.layer_norm_rms_epsilon").map_err(|e| load_err(e.to_string()))? as f32,
+        vocab: embd_info.dims.get(1).copied().unwrap_or(0) as usize,
+    };
+    let mut types = BTreeMap::new();
+    let mut weight = |name: &str, rows: usize, cols: usize| -> Result<Weight, BackendError> {
+        let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;
+        if info.dims != [cols as u64, rows as u64] {
+            return Err(load_err(format!("tensor {name} has shape {:?}, expected [{cols}, {rows}]", info.dims)));
+        }
+        let ty = WeightType::from_ggml(info.ty).ok_or_else(|| {
+            BackendError::Unsupported(format!("tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)", info.ty))
+        })?;
+        if cols % ty.block_len() != 0 {
+            return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", ty.name())));
+        }
+        *types.entry(ty).or_insert(0) += 1;
+        let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
+        Ok(Weight { ty, rows, cols, data })
+    };
+    let (e, kv, ff) = (hp.n_embd, hp.n_head_kv * hp.head_dim, hp.n_ff);
+    let mut layers = Vec::with_capacity(hp.n_layer);
+    for i in 0..hp.n_layer {
+        let w = |n: &str| format!("blk.{i}.{n}.weight");
+        let (wq, wk, wv, wo) = (weight(&w("attn_q"), e, e)?, weight(&w("attn_k"), kv, e)?, weight(&w("attn_v"), kv, e)?, weight(&w("attn_output"), e, e)?);
+        let (gate, up, down) = (weight(&w("ffn_gate"), ff, e)?, weight(&w("ffn_up"), ff, e)?, weight(&w("ffn_down"), e, ff)?);
+        layers.push(Layer { attn_norm: Vec::new(), wq, wk, wv, wo, ffn_norm: Vec::new(), gate, up, down });
+    }
+    let embd = weight("token_embd.weight", hp.vocab, e)?;
+    let output = match g.tensor("output.weight") {
+        Ok(_) => Some(weight("output.weight", hp.vocab, e)?),
+        Err(_) => None,
+    };
+    let vector = |name: &str| -> Result<Vec<f32>, BackendError> {
+        let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;
+        if info.n_elements != e as u64 {
+            return Err(load_err(format!("tensor {name} has {} values, expected {e}", info.n_elements)));
+        }
+        let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
+        quant::dequantize(info.ty, &data, e).map_err(|err| load_err(format!("tensor {name}: {err}")))
+    };
+    for (i, l) in layers.iter_mut().enumerate() {
+        l.attn_norm = vector(&format!("blk.{i}.attn_norm.weight"))?;
+        l.ffn_norm = vector(&format!("blk.{i}.ffn_norm.weight"))?;
+    }
+    let output_norm = vector("output_norm.weight")?;
+    Ok(Weights { hp, embd, layers, output_norm, output, types })
+}

@@ -1,0 +1,129 @@
+//! native backend: the shared conformance suite on tiny generated models of every weight type (with each kernel
+//! path this CPU has) and on the real default model; logits against candle on the same file; greedy generation
+//! against the recorded llama.cpp golden; clear errors.
+
+use edgebench_backend_candle::CandleBackend;
+use edgebench_backend_native::NativeBackend;
+use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
+use edgebench_core::{Backend, ModelSpec, Support};
+use edgebench_gguf::GgmlType;
+use edgebench_kernels::{Isa, KernelSet};
+use edgebench_runner::sampler::Sampler;
+use edgebench_runner::testkit::{golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES};
+use edgebench_runner::{conformance, workload};
+use edgebench_stats::drift::LogitComparison;
+
+/// The kernel paths this CPU can run: scalar always, the best SIMD path when there is one.
+fn paths() -> Vec<&'static str> {
+    let mut p = vec!["scalar"];
+    if KernelSet::best().isa() != Isa::Scalar {
+        p.push(KernelSet::best().isa().name());
+    }
+    p
+}
+
+#[test]
+fn conforms_on_tiny_models_of_every_weight_type_and_kernel_path() {
+    let dir = tempfile::tempdir().unwrap();
+    for (w, e) in TINY_TYPES {
+        let spec = tiny(dir.path(), w, e);
+        for threads in [1, 3] {
+            conformance::run_all(&NativeBackend, &spec, threads)
+                .unwrap_or_else(|f| panic!("{w} weights, {e} embedding, {threads} threads: {f}"));
+        }
+    }
+}
+
+/// On tiny models the native engine and candle compute the same function: logits agree within the cross-backend
+/// tolerance for every weight type and for each kernel path.
+#[test]
+fn tiny_model_logits_agree_with_candle_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    for (w, e) in TINY_TYPES {
+        let spec = tiny(dir.path(), w, e);
+        for path in paths() {
+            let native = NativeBackend.load(&spec, &opts(&[("kernels", path)])).unwrap();
+            assert!(native.facts().kernel_path.starts_with(&format!("native {path}")), "{}", native.facts().kernel_path);
+            let candle = CandleBackend.load(&spec, &opts(&[])).unwrap();
+            let (mut a, mut b) = (native.new_session().unwrap(), candle.new_session().unwrap());
+            let mut cmp = LogitComparison::default();
+            let prompt: Vec<u32> = (1..12).collect();
+            let (la, lb) = (a.forward_all(&prompt).unwrap(), b.forward_all(&prompt).unwrap());
+            let v = native.facts().vocab_size;
+            for (ra, rb) in la.chunks(v).zip(lb.chunks(v)) {
+                cmp.add(rb, ra);
+            }
+            for t in [5u32, 9, 2] {
+                cmp.add(&b.forward(&[t]).unwrap(), &a.forward(&[t]).unwrap());
+            }
+            LOGITS_CROSS_BACKEND
+                .check(cmp.mean_kld(), cmp.top1_agreement())
+                .unwrap_or_else(|f| panic!("{w}/{e} {path}: {f} (max |Δlogit| {})", cmp.max_abs_diff));
+        }
+    }
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny(dir.path(), GgmlType::Q4_1, GgmlType::Q8_0);
+    let why = |o: &[(&str, &str)]| match NativeBackend.supports(&spec, &opts(o)) {
+        Support::No(why) => why,
+        Support::Yes => panic!("{o:?} accepted"),
+    };
+    assert!(why(&[("kernels", "sse9")]).contains("kernels=sse9"));
+    assert!(why(&[("requantize", "q8_0")]).contains("requantize"));
+    let mut cuda = opts(&[]);
+    cuda.device = edgebench_core::DeviceRequest::parse("cuda").unwrap();
+    assert!(NativeBackend.load(&spec, &cuda).err().unwrap().to_string().contains("cpu"));
+    let missing = ModelSpec { id: "x".into(), path: dir.path().join("missing.gguf") };
+    assert!(NativeBackend.load(&missing, &opts(&[])).err().unwrap().to_string().contains("missing.gguf"));
+    let garbage = dir.path().join("garbage.gguf");
+    std::fs::write(&garbage, b"GGUF not really").unwrap();
+    let err = NativeBackend.load(&ModelSpec { id: "g".into(), path: garbage }, &opts(&[])).err().unwrap().to_string();
+    assert!(err.contains("garbage.gguf"), "{err}");
+    let m = NativeBackend.load(&spec, &opts(&[])).unwrap();
+    let mut s = m.new_session().unwrap();
+    let v = m.facts().vocab_size as u32;
+    assert!(s.forward(&[v]).unwrap_err().to_string().contains("outside the vocabulary"));
+    assert!(s.forward(&[]).is_err());
+    assert_eq!(s.position(), 0, "a refused call consumes nothing");
+}
+
+#[test]
+fn real_model_conforms() {
+    conformance::run_all(&NativeBackend, &real_model(), 2).unwrap();
+}
+
+/// The same chat prompt and the same greedy tokens as llama.cpp on the default file (the golden records how they
+/// were made), and logits close to candle's on the same positions.
+#[test]
+fn real_model_matches_the_llama_cpp_golden_and_candle() {
+    let spec = real_model();
+    let g = llama_cpp_golden();
+    let (tok, prompt) = golden_prompt(&spec);
+    let native = NativeBackend.load(&spec, &opts(&[])).unwrap();
+    let facts = native.facts();
+    eprintln!("native kernel path: {}", facts.kernel_path);
+    let mut s = native.new_session().unwrap();
+    let rep = workload::run_repetition(s.as_mut(), &prompt, g.greedy_ids.len() - 1, Sampler::Greedy, facts.vocab_size)
+        .unwrap();
+    assert_eq!(rep.generated, g.greedy_ids, "greedy ids differ from llama.cpp's: {:?}", tok.decode(&rep.generated));
+
+    let candle = CandleBackend.load(&spec, &opts(&[])).unwrap();
+    let (mut a, mut b) = (native.new_session().unwrap(), candle.new_session().unwrap());
+    let mut cmp = LogitComparison::default();
+    cmp.add(&b.forward(&prompt).unwrap(), &a.forward(&prompt).unwrap());
+    for &t in &g.greedy_ids[..g.greedy_ids.len() - 1] {
+        cmp.add(&b.forward(&[t]).unwrap(), &a.forward(&[t]).unwrap());
+    }
+    eprintln!(
+        "candle vs native over {} positions: mean KLD {:.5} nats, max KLD {:.5}, top-1 agreement {:.1}%, max |Δlogit| {:.3}",
+        cmp.positions(),
+        cmp.mean_kld(),
+        cmp.max_kld(),
+        cmp.top1_agreement() * 100.0,
+        cmp.max_abs_diff
+    );
+    LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
+}
