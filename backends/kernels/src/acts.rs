@@ -1,5 +1,6 @@
 //! Activations as the kernels read them: f32 rows, and the same rows quantized to 8 bits in blocks of 32 with a
-//! per-block scale `d` and `s = d·Σq` (what the offset terms of Q4_0, Q4_1 and the K-quants need).
+//! per-block scale `d` and `s = d·Σq` (what the offset terms of Q4_0, Q4_1 and the K-quants need), stored as
+//! interleaved `(d, s)` pairs so a kernel loads both with one 8-byte load.
 
 use crate::dispatch::{Isa, KernelSet};
 
@@ -13,10 +14,8 @@ pub struct ActRow<'a> {
     pub x: &'a [f32],
     /// 8-bit values (`k`), empty when the row was not quantized.
     pub qs: &'a [i8],
-    /// Block scales (`k / 32`).
-    pub d: &'a [f32],
-    /// `d · Σ q` per block (`k / 32`).
-    pub s: &'a [f32],
+    /// `(d, d·Σq)` per block: `2 · k / 32` values.
+    pub ds: &'a [f32],
 }
 
 /// `n` activation rows of `k` values, kept as f32 and (on request) quantized. Buffers are reused across calls.
@@ -27,8 +26,7 @@ pub struct QuantActs {
     quantized: bool,
     x: Vec<f32>,
     qs: Vec<i8>,
-    d: Vec<f32>,
-    s: Vec<f32>,
+    ds: Vec<f32>,
 }
 
 impl QuantActs {
@@ -49,8 +47,7 @@ impl QuantActs {
             assert_eq!(k % QK, 0, "quantized activations need whole blocks of {QK}");
             let nb = n * k / QK;
             self.qs.resize(n * k, 0);
-            self.d.resize(nb, 0.0);
-            self.s.resize(nb, 0.0);
+            self.ds.resize(2 * nb, 0.0);
             for b in 0..nb {
                 let xs = &x[b * QK..(b + 1) * QK];
                 let qs = &mut self.qs[b * QK..(b + 1) * QK];
@@ -60,8 +57,8 @@ impl QuantActs {
                     Isa::Avx2 => unsafe { crate::avx2::quantize_block(xs, qs) },
                     _ => crate::scalar::quantize_block(xs, qs),
                 };
-                self.d[b] = d;
-                self.s[b] = s;
+                self.ds[2 * b] = d;
+                self.ds[2 * b + 1] = s;
             }
         }
     }
@@ -89,11 +86,10 @@ impl QuantActs {
             ActRow {
                 x,
                 qs: &self.qs[j * k..(j + 1) * k],
-                d: &self.d[j * nb..(j + 1) * nb],
-                s: &self.s[j * nb..(j + 1) * nb],
+                ds: &self.ds[2 * j * nb..2 * (j + 1) * nb],
             }
         } else {
-            ActRow { x, qs: &[], d: &[], s: &[] }
+            ActRow { x, qs: &[], ds: &[] }
         }
     }
 }

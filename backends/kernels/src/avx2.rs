@@ -4,36 +4,93 @@
 
 use std::arch::x86_64::*;
 
+use std::ops::Range;
+
 use crate::acts::{ActRow, QK};
 use crate::formats::{q4k_scale_min, WeightType};
+use crate::matmul::{OutMatrix, WeightMatrix};
 
+/// Weight rows per cache block (for a 576-wide Q4_1 row, 64 rows are 23 KiB).
+const ROW_BLOCK: usize = 64;
+
+/// One weight row against 1 to 4 activation rows.
+///
 /// # Safety
 /// The CPU has avx2, fma and f16c; `w` and every row of `acts` have the shapes [`crate::KernelSet::dot_tile`] checks.
 pub unsafe fn dot_tile(ty: WeightType, w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
-    macro_rules! tiles {
-        ($f:ident $(, $c:expr)?) => {
-            // SAFETY: forwarded from the caller.
-            unsafe {
-                match acts.len() {
-                    1 => out.copy_from_slice(&$f::<1 $(, $c)?>(w, acts.try_into().unwrap())),
-                    2 => out.copy_from_slice(&$f::<2 $(, $c)?>(w, acts.try_into().unwrap())),
-                    3 => out.copy_from_slice(&$f::<3 $(, $c)?>(w, acts.try_into().unwrap())),
-                    _ => out.copy_from_slice(&$f::<4 $(, $c)?>(w, acts.try_into().unwrap())),
-                }
-            }
-        };
-    }
-    match ty {
-        WeightType::Q4_0 => tiles!(q4_tile, false),
-        WeightType::Q4_1 => tiles!(q4_tile, true),
-        WeightType::Q8_0 => tiles!(q8_tile),
-        WeightType::Q4K => tiles!(q4k_tile),
-        WeightType::Q6K => tiles!(q6k_tile),
-        WeightType::F32 => tiles!(float_tile, false),
-        WeightType::F16 => tiles!(float_tile, true),
+    let m = WeightMatrix { ty, rows: 1, cols: acts[0].x.len(), data: w };
+    let mut tmp = [0f32; 4];
+    // SAFETY: forwarded; tmp holds acts.len() ≤ 4 columns of one row, one writer.
+    unsafe { matmul(&m, 0..1, acts, &OutMatrix::new(&mut tmp, 1)) };
+    out.copy_from_slice(&tmp[..acts.len()]);
+}
+
+/// Weight rows `rows` of `w` against every activation row, into `out`: rows in cache blocks, activations in tiles
+/// of four, each type's tile inlined into its own loop.
+///
+/// # Safety
+/// As [`dot_tile`], for every row; no other thread writes these elements of `out`.
+pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        match w.ty {
+            WeightType::Q4_0 => rows_q4_0(w, rows, acts, out),
+            WeightType::Q4_1 => rows_q4_1(w, rows, acts, out),
+            WeightType::Q8_0 => rows_q8_0(w, rows, acts, out),
+            WeightType::Q4K => rows_q4k(w, rows, acts, out),
+            WeightType::Q6K => rows_q6k(w, rows, acts, out),
+            WeightType::F32 => rows_f32(w, rows, acts, out),
+            WeightType::F16 => rows_f16(w, rows, acts, out),
+        }
     }
 }
 
+macro_rules! row_loop {
+    ($name:ident, $tile:ident $(, $c:expr)?) => {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $name(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+            let n = acts.len();
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let r1 = (r0 + ROW_BLOCK).min(rows.end);
+                let mut j0 = 0;
+                macro_rules! tiles {
+                    ($n:literal) => {{
+                        let a: &[ActRow<'_>; $n] = acts[j0..j0 + $n].try_into().unwrap();
+                        for r in r0..r1 {
+                            // SAFETY: shapes checked by the caller.
+                            let v = unsafe { $tile::<$n $(, $c)?>(w.row(r), a) };
+                            for (dj, x) in v.into_iter().enumerate() {
+                                out.set(j0 + dj, r, x);
+                            }
+                        }
+                    }};
+                }
+                while j0 + 4 <= n {
+                    tiles!(4);
+                    j0 += 4;
+                }
+                match n - j0 {
+                    3 => tiles!(3),
+                    2 => tiles!(2),
+                    1 => tiles!(1),
+                    _ => {}
+                }
+                r0 = r1;
+            }
+        }
+    };
+}
+
+row_loop!(rows_q4_0, q4_tile, false);
+row_loop!(rows_q4_1, q4_tile, true);
+row_loop!(rows_q8_0, q8_tile);
+row_loop!(rows_q4k, q4k_tile);
+row_loop!(rows_q6k, q6k_tile);
+row_loop!(rows_f32, float_tile, false);
+row_loop!(rows_f16, float_tile, true);
+
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn hsum(v: __m256) -> f32 {
     let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -41,153 +98,207 @@ fn hsum(v: __m256) -> f32 {
     _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
 }
 
+/// Lane 1 of `v`.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn f16(p: *const u8) -> f32 {
-    // SAFETY: the caller points at two readable bytes.
-    let bits = unsafe { p.cast::<u16>().read_unaligned() };
-    _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+fn lane1(v: __m128) -> f32 {
+    _mm_cvtss_f32(_mm_movehdup_ps(v))
 }
 
+/// The f16 at `p` as f32, in lanes 0 (and, with `pair`, the next f16 in lane 1).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn f16s(p: *const u8, pair: bool) -> __m128 {
+    // SAFETY: the caller points at 2 (4 with `pair`) readable bytes.
+    let bits = unsafe { if pair { p.cast::<i32>().read_unaligned() } else { p.cast::<u16>().read_unaligned() as i32 } };
+    _mm_cvtph_ps(_mm_cvtsi32_si128(bits))
+}
+
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn load32(p: *const i8) -> __m256i {
     // SAFETY: the caller points at 32 readable bytes.
     unsafe { _mm256_loadu_si256(p.cast()) }
 }
 
+/// The block's `(d, s)` activation pair in lanes 0 and 1.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn ds(a: &ActRow<'_>, b: usize) -> __m128 {
+    // SAFETY: the caller checked that the row holds block b.
+    unsafe { _mm_castpd_ps(_mm_load_sd(a.ds.as_ptr().add(2 * b).cast())) }
+}
+
 /// Sum of the 32 products u8 × i8, as 8 lanes of i32.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_u8_i8(u: __m256i, a: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(u, a), _mm256_set1_epi16(1))
 }
 
-/// Q4_0 (`MIN` false) and Q4_1 (`MIN` true): Σ_b d·d_a·Σ u·q_a + m·s_a, with m = −8·d for Q4_0.
+/// Q4_0 (`MIN` false) and Q4_1 (`MIN` true): Σ_b d·d_a·Σ u·q_a + m·s_a, with m = −8·d for Q4_0. Blocks go in
+/// pairs into two accumulators so consecutive blocks do not wait on each other's additions.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4_tile<const N: usize, const MIN: bool>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     let (bs, off) = if MIN { (20, 4) } else { (18, 2) };
     let nb = w.len() / bs;
     let mask = _mm256_set1_epi8(0x0F);
-    let mut acc = [[_mm256_setzero_ps(); 2]; N];
-    let mut corr = [0f32; N];
-    for b in 0..nb {
-        // SAFETY: block b lies inside w; activation rows hold nb blocks (checked by dot_tile's caller).
-        unsafe {
-            let blk = w.as_ptr().add(b * bs);
-            let dw = f16(blk);
-            let m = if MIN { f16(blk.add(2)) } else { -8.0 * dw };
-            let raw = _mm_loadu_si128(blk.add(off).cast());
-            let u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
-            for j in 0..N {
-                let p = dot_u8_i8(u, load32(a[j].qs.as_ptr().add(b * QK)));
-                let sc = _mm256_set1_ps(dw * *a[j].d.get_unchecked(b));
-                acc[j][b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, acc[j][b & 1]);
-                corr[j] += m * *a[j].s.get_unchecked(b);
+    let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
+    let (mut cor0, mut cor1) = ([_mm_setzero_ps(); N], [_mm_setzero_ps(); N]);
+    macro_rules! block {
+        ($b:expr, $acc:ident, $cor:ident) => {{
+            let b = $b;
+            // SAFETY: block b lies inside w; activation rows hold nb blocks (checked by the caller).
+            unsafe {
+                let blk = w.as_ptr().add(b * bs);
+                // [d, m] for Q4_1; [d, d] for Q4_0 (its offset is −8·d·s, scaled at the end).
+                let dm = if MIN { f16s(blk, true) } else { _mm_moveldup_ps(f16s(blk, false)) };
+                let raw = _mm_loadu_si128(blk.add(off).cast());
+                let u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
+                for j in 0..N {
+                    let prod = _mm_mul_ps(dm, ds(&a[j], b)); // [d·d_a, m·s_a]
+                    $cor[j] = _mm_add_ps($cor[j], prod);
+                    let p = dot_u8_i8(u, load32(a[j].qs.as_ptr().add(b * QK)));
+                    $acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_broadcastss_ps(prod), $acc[j]);
+                }
             }
-        }
+        }};
     }
-    std::array::from_fn(|j| hsum(_mm256_add_ps(acc[j][0], acc[j][1])) + corr[j])
+    let mut b = 0;
+    while b + 2 <= nb {
+        block!(b, acc0, cor0);
+        block!(b + 1, acc1, cor1);
+        b += 2;
+    }
+    if b < nb {
+        block!(b, acc0, cor0);
+    }
+    std::array::from_fn(|j| {
+        let c = lane1(_mm_add_ps(cor0[j], cor1[j]));
+        hsum(_mm256_add_ps(acc0[j], acc1[j])) + if MIN { c } else { -8.0 * c }
+    })
 }
 
 /// Q8_0: Σ_b d·d_a·Σ q·q_a, signed × signed through |q| and sign-adjusted activations.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q8_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     let nb = w.len() / 34;
-    let mut acc = [[_mm256_setzero_ps(); 2]; N];
-    for b in 0..nb {
-        // SAFETY: as in q4_tile.
-        unsafe {
-            let blk = w.as_ptr().add(b * 34);
-            let dw = f16(blk);
-            let q = load32(blk.add(2).cast());
-            let uq = _mm256_sign_epi8(q, q);
-            for j in 0..N {
-                let sa = _mm256_sign_epi8(load32(a[j].qs.as_ptr().add(b * QK)), q);
-                let p = dot_u8_i8(uq, sa);
-                let sc = _mm256_set1_ps(dw * *a[j].d.get_unchecked(b));
-                acc[j][b & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, acc[j][b & 1]);
+    let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
+    macro_rules! block {
+        ($b:expr, $acc:ident) => {{
+            let b = $b;
+            // SAFETY: as in q4_tile.
+            unsafe {
+                let blk = w.as_ptr().add(b * 34);
+                let d = f16s(blk, false);
+                let q = load32(blk.add(2).cast());
+                let uq = _mm256_sign_epi8(q, q);
+                for j in 0..N {
+                    let sa = _mm256_sign_epi8(load32(a[j].qs.as_ptr().add(b * QK)), q);
+                    let p = dot_u8_i8(uq, sa);
+                    let sc = _mm256_broadcastss_ps(_mm_mul_ss(d, ds(&a[j], b)));
+                    $acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, $acc[j]);
+                }
             }
-        }
+        }};
     }
-    std::array::from_fn(|j| hsum(_mm256_add_ps(acc[j][0], acc[j][1])))
+    let mut b = 0;
+    while b + 2 <= nb {
+        block!(b, acc0);
+        block!(b + 1, acc1);
+        b += 2;
+    }
+    if b < nb {
+        block!(b, acc0);
+    }
+    std::array::from_fn(|j| hsum(_mm256_add_ps(acc0[j], acc1[j])))
 }
 
 /// Q4_K: per sub-block of 32, d·sc·d_a·Σ u·q_a − dmin·m·s_a.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     let mask = _mm256_set1_epi8(0x0F);
-    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     let mut corr = [0f32; N];
     for (sb, blk) in w.chunks_exact(144).enumerate() {
         // SAFETY: as in q4_tile; blk is one whole super-block.
         unsafe {
-            let (d, dmin) = (f16(blk.as_ptr()), f16(blk.as_ptr().add(2)));
+            let dd = f16s(blk.as_ptr(), true);
+            let (d, dmin) = (_mm_cvtss_f32(dd), lane1(dd));
             let sm: [(u8, u8); 8] = std::array::from_fn(|i| q4k_scale_min(i, &blk[4..16]));
             for c in 0..4 {
                 let raw = load32(blk.as_ptr().add(16 + 32 * c).cast());
-                let halves = [_mm256_and_si256(raw, mask), _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask)];
-                for (h, u) in halves.into_iter().enumerate() {
-                    let sub = 2 * c + h;
-                    let b = sb * 8 + sub;
-                    let (dw, mw) = (d * sm[sub].0 as f32, dmin * sm[sub].1 as f32);
-                    for j in 0..N {
-                        let p = dot_u8_i8(u, load32(a[j].qs.as_ptr().add(b * QK)));
-                        let sc = _mm256_set1_ps(dw * *a[j].d.get_unchecked(b));
-                        acc[j][h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), sc, acc[j][h]);
-                        corr[j] -= mw * *a[j].s.get_unchecked(b);
-                    }
+                let (lo, hi) = (_mm256_and_si256(raw, mask), _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask));
+                let (s0, s1) = (2 * c, 2 * c + 1);
+                let (b0, b1) = (sb * 8 + s0, sb * 8 + s1);
+                for j in 0..N {
+                    let (p0, p1) = (
+                        dot_u8_i8(lo, load32(a[j].qs.as_ptr().add(b0 * QK))),
+                        dot_u8_i8(hi, load32(a[j].qs.as_ptr().add(b1 * QK))),
+                    );
+                    let (da0, da1) = (ds(&a[j], b0), ds(&a[j], b1));
+                    let sc0 = _mm256_set1_ps(d * sm[s0].0 as f32 * _mm_cvtss_f32(da0));
+                    let sc1 = _mm256_set1_ps(d * sm[s1].0 as f32 * _mm_cvtss_f32(da1));
+                    acc0[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), sc0, acc0[j]);
+                    acc1[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), sc1, acc1[j]);
+                    corr[j] -= dmin * (sm[s0].1 as f32 * lane1(da0) + sm[s1].1 as f32 * lane1(da1));
                 }
             }
         }
     }
-    std::array::from_fn(|j| hsum(_mm256_add_ps(acc[j][0], acc[j][1])) + corr[j])
+    std::array::from_fn(|j| hsum(_mm256_add_ps(acc0[j], acc1[j])) + corr[j])
 }
 
 /// Q6_K: per group of 16, d·sc·d_a·Σ (q − 32)·q_a.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q6k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
-    let mut acc = [[_mm256_setzero_ps(); 2]; N];
+    let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     for (sb, blk) in w.chunks_exact(210).enumerate() {
         // SAFETY: as in q4_tile; blk is one whole super-block.
         unsafe {
-            let d = f16(blk.as_ptr().add(208));
+            let d = _mm_cvtss_f32(f16s(blk.as_ptr().add(208), false));
             for h in 0..2 {
                 let ql0 = load32(blk.as_ptr().add(64 * h).cast());
                 let ql1 = load32(blk.as_ptr().add(64 * h + 32).cast());
                 let qh = load32(blk.as_ptr().add(128 + 32 * h).cast());
-                let hi = |s: i32| -> __m256i {
-                    let v = match s {
-                        0 => qh,
-                        2 => _mm256_srli_epi16(qh, 2),
-                        4 => _mm256_srli_epi16(qh, 4),
-                        _ => _mm256_srli_epi16(qh, 6),
-                    };
-                    _mm256_slli_epi16(_mm256_and_si256(v, m2), 4)
-                };
+                let hi = |v: __m256i| _mm256_slli_epi16(_mm256_and_si256(v, m2), 4);
                 let qs = [
-                    _mm256_or_si256(_mm256_and_si256(ql0, m4), hi(0)),
-                    _mm256_or_si256(_mm256_and_si256(ql1, m4), hi(2)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hi(4)),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hi(6)),
+                    _mm256_or_si256(_mm256_and_si256(ql0, m4), hi(qh)),
+                    _mm256_or_si256(_mm256_and_si256(ql1, m4), hi(_mm256_srli_epi16(qh, 2))),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hi(_mm256_srli_epi16(qh, 4))),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hi(_mm256_srli_epi16(qh, 6))),
                 ];
-                for (t, q) in qs.into_iter().enumerate() {
-                    let sc = |g: usize| *blk.get_unchecked(192 + 8 * h + 2 * t + g) as i8 as i16;
-                    let scv = _mm256_set_m128i(_mm_set1_epi16(sc(1)), _mm_set1_epi16(sc(0)));
-                    let b = sb * 8 + h * 4 + t;
-                    for j in 0..N {
+                let sc = |t: usize, g: usize| *blk.get_unchecked(192 + 8 * h + 2 * t + g) as i8 as i16;
+                let scv: [__m256i; 4] =
+                    std::array::from_fn(|t| _mm256_set_m128i(_mm_set1_epi16(sc(t, 1)), _mm_set1_epi16(sc(t, 0))));
+                for j in 0..N {
+                    let part = |t: usize| {
+                        let b = sb * 8 + h * 4 + t;
                         let qa = load32(a[j].qs.as_ptr().add(b * QK));
-                        let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(q, qa), _mm256_maddubs_epi16(k32, qa));
-                        let p = _mm256_madd_epi16(p16, scv);
-                        let s = _mm256_set1_ps(d * *a[j].d.get_unchecked(b));
-                        acc[j][t & 1] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), s, acc[j][t & 1]);
-                    }
+                        let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(qs[t], qa), _mm256_maddubs_epi16(k32, qa));
+                        let p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, scv[t]));
+                        (p, _mm256_set1_ps(d * _mm_cvtss_f32(ds(&a[j], b))))
+                    };
+                    let (p0, s0) = part(0);
+                    let (p1, s1) = part(1);
+                    let (p2, s2) = part(2);
+                    let (p3, s3) = part(3);
+                    acc0[j] = _mm256_fmadd_ps(p2, s2, _mm256_fmadd_ps(p0, s0, acc0[j]));
+                    acc1[j] = _mm256_fmadd_ps(p3, s3, _mm256_fmadd_ps(p1, s1, acc1[j]));
                 }
             }
         }
     }
-    std::array::from_fn(|j| hsum(_mm256_add_ps(acc[j][0], acc[j][1])))
+    std::array::from_fn(|j| hsum(_mm256_add_ps(acc0[j], acc1[j])))
 }
 
 /// F32 (`HALF` false) and F16 (`HALF` true) weights against f32 activations.
+#[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn float_tile<const N: usize, const HALF: bool>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     let k = if HALF { w.len() / 2 } else { w.len() / 4 };

@@ -133,6 +133,26 @@ impl KernelSet {
         }
     }
 
+    /// Weight rows `rows` against every activation row (shapes checked by the caller).
+    ///
+    /// # Safety
+    /// Shapes as [`crate::matmul_rows`] checks; no concurrent writer of the same elements of `out`.
+    pub(crate) unsafe fn matmul_unchecked(
+        &self,
+        w: &crate::WeightMatrix<'_>,
+        rows: std::ops::Range<usize>,
+        acts: &[ActRow<'_>],
+        out: &crate::OutMatrix,
+    ) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path is available (checked when made); the rest is the caller's contract.
+            Isa::Avx2 => unsafe { crate::avx2::matmul(w, rows, acts, out) },
+            // SAFETY: the caller's contract.
+            _ => unsafe { crate::matmul::generic_rows(self, w, rows, acts, out) },
+        }
+    }
+
     /// [`KernelSet::dot_tile`] without the shape checks, for loops that checked once.
     ///
     /// # Safety
@@ -154,12 +174,13 @@ impl KernelSet {
     }
 }
 
-/// Panics unless every activation row has `k` values and, for block types, `k` quantized values and `k / 32` scales.
+/// Panics unless every activation row has `k` values and, for block types, `k` quantized values and `k / 32`
+/// `(d, s)` pairs.
 pub(crate) fn check_acts(ty: WeightType, k: usize, acts: &[ActRow<'_>]) {
     for a in acts {
         assert_eq!(a.x.len(), k, "activation length");
         if ty.quantized() {
-            assert!(a.qs.len() == k && a.d.len() == k / 32 && a.s.len() == k / 32, "quantized activations");
+            assert!(a.qs.len() == k && a.ds.len() == 2 * (k / 32), "quantized activations");
         }
     }
 }

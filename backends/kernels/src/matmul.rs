@@ -67,7 +67,9 @@ impl OutMatrix {
         Self { ptr: buf.as_mut_ptr(), len: buf.len(), stride }
     }
 
-    fn set(&self, j: usize, r: usize, v: f32) {
+    /// Writes element (activation row `j`, weight row `r`).
+    #[inline]
+    pub(crate) fn set(&self, j: usize, r: usize, v: f32) {
         let i = j * self.stride + r;
         assert!(i < self.len, "output index out of range");
         // SAFETY: in bounds (asserted); the buffer is alive and this element has one writer ([`matmul_rows`]).
@@ -83,17 +85,26 @@ pub unsafe fn matmul_rows(ks: &KernelSet, w: &WeightMatrix<'_>, rows: Range<usiz
     assert_eq!(acts.k(), w.cols, "activation width");
     assert!(rows.end <= w.rows, "row range");
     assert!(!w.ty.quantized() || acts.is_quantized(), "{} weights need quantized activations", w.ty.name());
-    let n = acts.n();
-    let act_rows: Vec<ActRow<'_>> = (0..n).map(|j| acts.row(j)).collect();
+    let act_rows: Vec<ActRow<'_>> = (0..acts.n()).map(|j| acts.row(j)).collect();
     crate::dispatch::check_acts(w.ty, w.cols, &act_rows);
+    // SAFETY: shapes checked above; disjoint writes are the caller's contract.
+    unsafe { ks.matmul_unchecked(w, rows, &act_rows, out) }
+}
+
+/// The portable loop: rows in cache blocks, activations in tiles of four, one [`KernelSet::dot_tile`] per tile.
+///
+/// # Safety
+/// Shapes as [`matmul_rows`] checks; disjoint writes.
+pub(crate) unsafe fn generic_rows(ks: &KernelSet, w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+    let n = acts.len();
     let mut tile = [0f32; 4];
     let mut r0 = rows.start;
     while r0 < rows.end {
         let r1 = (r0 + ROW_BLOCK).min(rows.end);
         for j0 in (0..n).step_by(4) {
-            let a = &act_rows[j0..(j0 + 4).min(n)];
+            let a = &acts[j0..(j0 + 4).min(n)];
             for r in r0..r1 {
-                // SAFETY: whole rows of w (checked by WeightMatrix::new), activations checked above, 1 to 4 rows.
+                // SAFETY: whole rows of w (checked by WeightMatrix::new), activations checked by the caller.
                 unsafe { ks.dot_tile_unchecked(w.ty, w.row(r), a, &mut tile[..a.len()]) };
                 for (dj, v) in tile[..a.len()].iter().enumerate() {
                     out.set(j0 + dj, r, *v);

@@ -48,7 +48,7 @@ unsafe fn dot1(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
                 }
             }
         };
-        acc += dw * a.d[b] * isum as f32 + m * a.s[b];
+        acc += dw * a.ds[2 * b] * isum as f32 + m * a.ds[2 * b + 1];
     }
     acc
 }

@@ -38,7 +38,7 @@ pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
                 let qs = &blk[off..off + 16];
                 let u = qs.iter().map(|v| v & 0xF).chain(qs.iter().map(|v| v >> 4));
                 let isum = idot_u(u, &a.qs[b * QK..(b + 1) * QK]);
-                acc += dw * a.d[b] * isum as f32 + m * a.s[b];
+                acc += dw * a.ds[2 * b] * isum as f32 + m * a.ds[2 * b + 1];
             }
             acc
         }
@@ -47,7 +47,7 @@ pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
             for (b, blk) in blocks.enumerate() {
                 let isum: i32 =
                     blk[2..34].iter().zip(&a.qs[b * QK..(b + 1) * QK]).map(|(&w, &x)| w as i8 as i32 * x as i32).sum();
-                acc += f16_at(blk) * a.d[b] * isum as f32;
+                acc += f16_at(blk) * a.ds[2 * b] * isum as f32;
             }
             acc
         }
@@ -66,7 +66,7 @@ pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
                         let b = sb * 8 + sub;
                         let (sc, m) = q4k_scale_min(sub, scales);
                         let isum = idot_u(u.into_iter(), &a.qs[b * QK..(b + 1) * QK]);
-                        acc += d * sc as f32 * a.d[b] * isum as f32 - dmin * m as f32 * a.s[b];
+                        acc += d * sc as f32 * a.ds[2 * b] * isum as f32 - dmin * m as f32 * a.ds[2 * b + 1];
                     }
                 }
             }
@@ -88,7 +88,7 @@ pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
                                 let q = (lo | (((qh[l] >> (2 * t)) & 3) << 4)) as i32 - 32;
                                 isum += q * qa[l] as i32;
                             }
-                            acc += d * sc[2 * t + g] as i8 as f32 * a.d[b] * isum as f32;
+                            acc += d * sc[2 * t + g] as i8 as f32 * a.ds[2 * b] * isum as f32;
                         }
                     }
                 }

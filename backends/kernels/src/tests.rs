@@ -55,7 +55,7 @@ fn acts(ks: &KernelSet, n: usize, k: usize, rng: &mut Rng, quantized: bool) -> Q
 fn f64_dot(ty: WeightType, w: &[u8], a: &crate::ActRow<'_>, quantized_acts: bool) -> (f64, f64) {
     let wf = dequantize(ty.ggml(), w, a.x.len()).unwrap();
     let xs: Vec<f64> = if quantized_acts {
-        (0..a.x.len()).map(|i| a.d[i / 32] as f64 * a.qs[i] as f64).collect()
+        (0..a.x.len()).map(|i| a.ds[2 * (i / 32)] as f64 * a.qs[i] as f64).collect()
     } else {
         a.x.iter().map(|&v| v as f64).collect()
     };
@@ -138,8 +138,7 @@ proptest! {
         b.set(&KernelSet::scalar(), &x, 1, x.len(), true);
         let (ra, rb) = (a.row(0), b.row(0));
         prop_assert_eq!(ra.qs, rb.qs);
-        prop_assert_eq!(ra.d, rb.d);
-        prop_assert_eq!(ra.s, rb.s);
+        prop_assert_eq!(ra.ds, rb.ds);
         prop_assert!(ra.qs.iter().all(|&q| q != i8::MIN));
     }
 }

@@ -3,7 +3,7 @@
 use edgebench_core::{Backend, BackendError, LoadOptions, LoadedModel, ModelSpec, Support};
 
 /// Known backends: (name, cargo feature that compiles it in, or "" when always present).
-pub const KNOWN: &[(&str, &str)] = &[("candle", "candle"), ("llamacpp", "llamacpp"), ("mock", "")];
+pub const KNOWN: &[(&str, &str)] = &[("candle", "candle"), ("native", ""), ("llamacpp", "llamacpp"), ("mock", "")];
 
 /// Stands in for a backend built without its feature (unused when every feature is on).
 #[allow(dead_code)]
@@ -41,6 +41,7 @@ impl Backend for NotCompiled {
 pub fn get(name: &str) -> anyhow::Result<Box<dyn Backend>> {
     Ok(match name {
         "mock" => Box::new(edgebench_backend_mock::MockBackend),
+        "native" => Box::new(edgebench_backend_native::NativeBackend),
         #[cfg(feature = "candle")]
         "candle" => Box::new(edgebench_backend_candle::CandleBackend),
         #[cfg(not(feature = "candle"))]
@@ -59,6 +60,7 @@ pub fn get(name: &str) -> anyhow::Result<Box<dyn Backend>> {
 /// Whether `name` is compiled into this binary.
 pub fn compiled(name: &str) -> bool {
     name == "mock"
+        || name == "native"
         || (name == "candle" && cfg!(feature = "candle"))
         || (name == "llamacpp" && cfg!(feature = "llamacpp"))
 }
@@ -80,6 +82,7 @@ pub fn versions() -> std::collections::BTreeMap<String, Vec<String>> {
         "llamacpp".into(),
         vec![format!("llama.cpp vendored in llama-cpp-sys-2 {}", edgebench_backend_llamacpp::LLAMA_CPP_SYS_VERSION)],
     );
+    v.insert("native".into(), vec![edgebench_backend_native::VERSION.into()]);
     v.insert("mock".into(), vec![format!("edgebench-backend-mock {}", env!("CARGO_PKG_VERSION"))]);
     v
 }

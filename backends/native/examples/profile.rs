@@ -1,0 +1,34 @@
+//! Runs the default model through the native engine for profiling: `cargo run --release -p
+//! edgebench-backend-native --example profile -- [threads] [pp|tg]` (pp: one 512-token prefill repeated; tg: 256
+//! single-token decode steps), printing tokens/s. Pair with `perf record -e cpu-clock` to see where time goes.
+
+use edgebench_backend_native::NativeBackend;
+use edgebench_core::Backend;
+use edgebench_runner::testkit::{opts, real_model};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let threads: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(2);
+    let mode = args.get(2).map(String::as_str).unwrap_or("tg");
+    let mut o = opts(&[]);
+    o.threads = threads;
+    let model = NativeBackend.load(&real_model(), &o).expect("load");
+    let t = std::time::Instant::now();
+    let tokens = match mode {
+        "pp" => {
+            let prompt: Vec<u32> = (0..512).map(|i| 100 + (i * 37) % 40000).collect();
+            for _ in 0..3 {
+                model.new_session().unwrap().forward(&prompt).unwrap();
+            }
+            3 * 512
+        }
+        _ => {
+            let mut s = model.new_session().unwrap();
+            for i in 0..256u32 {
+                s.forward(&[100 + i]).unwrap();
+            }
+            256
+        }
+    };
+    println!("{mode}: {:.1} t/s ({threads} threads)", tokens as f64 / t.elapsed().as_secs_f64());
+}
