@@ -82,9 +82,64 @@ macro_rules! row_loop {
     };
 }
 
-row_loop!(rows_q4_0, q4_tile, false);
-row_loop!(rows_q4_1, q4_tile, true);
-row_loop!(rows_q8_0, q8_tile);
+/// The loop of the 32-value block types: full tiles of four activation rows go through a `gemm4` kernel that
+/// sums the four rows' integer products horizontally into one vector (one conversion and one FMA per block for all
+/// four), with the tile's scales packed once per call; remaining rows use the general tile.
+macro_rules! gemm_loop {
+    ($name:ident, $gemm4:ident, $tile:ident $(, $c:expr)?) => {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $name(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+            let n = acts.len();
+            let nb = w.cols / QK;
+            let full = n / 4;
+            let packed: Vec<[f32; 8]> = (0..full)
+                .flat_map(|t| {
+                    let a = &acts[4 * t..4 * t + 4];
+                    (0..nb).map(move |b| std::array::from_fn(|i| a[i % 4].ds[2 * b + i / 4]))
+                })
+                .collect();
+            let mut r0 = rows.start;
+            while r0 < rows.end {
+                let r1 = (r0 + ROW_BLOCK).min(rows.end);
+                for t in 0..full {
+                    let a: &[ActRow<'_>; 4] = acts[4 * t..4 * t + 4].try_into().unwrap();
+                    let pk = &packed[t * nb..(t + 1) * nb];
+                    for r in r0..r1 {
+                        // SAFETY: shapes checked by the caller; pk holds nb blocks.
+                        let v = unsafe { $gemm4 $(::<{ $c }>)? (w.row(r), a, pk) };
+                        for (dj, x) in v.into_iter().enumerate() {
+                            out.set(4 * t + dj, r, x);
+                        }
+                    }
+                }
+                let j0 = 4 * full;
+                macro_rules! rest {
+                    ($n:literal) => {{
+                        let a: &[ActRow<'_>; $n] = acts[j0..j0 + $n].try_into().unwrap();
+                        for r in r0..r1 {
+                            // SAFETY: shapes checked by the caller.
+                            let v = unsafe { $tile::<$n $(, $c)?>(w.row(r), a) };
+                            for (dj, x) in v.into_iter().enumerate() {
+                                out.set(j0 + dj, r, x);
+                            }
+                        }
+                    }};
+                }
+                match n - j0 {
+                    3 => rest!(3),
+                    2 => rest!(2),
+                    1 => rest!(1),
+                    _ => {}
+                }
+                r0 = r1;
+            }
+        }
+    };
+}
+
+gemm_loop!(rows_q4_0, q4_gemm4, q4_tile, false);
+gemm_loop!(rows_q4_1, q4_gemm4, q4_tile, true);
+gemm_loop!(rows_q8_0, q8_gemm4, q8_tile);
 row_loop!(rows_q4k, q4k_tile);
 row_loop!(rows_q6k, q6k_tile);
 row_loop!(rows_f32, float_tile, false);
@@ -178,6 +233,99 @@ unsafe fn q4_tile<const N: usize, const MIN: bool>(w: &[u8], a: &[ActRow<'_>; N]
         let c = lane1(_mm_add_ps(cor0[j], cor1[j]));
         hsum(_mm256_add_ps(acc0[j], acc1[j])) + if MIN { c } else { -8.0 * c }
     })
+}
+
+/// Lanes `[j0, j1, j2, j3 | j0, j1, j2, j3]` of four rows' 8-lane integer sums, each lane a partial sum.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn hadd4(p: [__m256i; 4]) -> __m256 {
+    _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3])))
+}
+
+/// The four sums of an accumulator laid out as [`hadd4`]'s, plus a four-lane offset.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn fold4(acc: __m256, cor: __m128) -> [f32; 4] {
+    let v = _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), cor);
+    let mut out = [0f32; 4];
+    // SAFETY: out holds four f32.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), v) };
+    out
+}
+
+/// Q4_0 / Q4_1 against a full tile of four activation rows; `pk[b]` = the tile's `[d0..d3, s0..s3]` for block b.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_gemm4<const MIN: bool>(w: &[u8], a: &[ActRow<'_>; 4], pk: &[[f32; 8]]) -> [f32; 4] {
+    let (bs, off) = if MIN { (20, 4) } else { (18, 2) };
+    let nb = w.len() / bs;
+    let mask = _mm256_set1_epi8(0x0F);
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    let (mut cor0, mut cor1) = (_mm_setzero_ps(), _mm_setzero_ps());
+    macro_rules! block {
+        ($b:expr, $acc:ident, $cor:ident) => {{
+            let b = $b;
+            // SAFETY: block b lies inside w and every activation row; pk holds nb entries.
+            unsafe {
+                let blk = w.as_ptr().add(b * bs);
+                let dm = f16s(blk, MIN);
+                let d = _mm256_broadcastss_ps(dm);
+                let m = if MIN { _mm_movehdup_ps(dm) } else { _mm_mul_ss(dm, _mm_set_ss(-8.0)) };
+                let raw = _mm_loadu_si128(blk.add(off).cast());
+                let u = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), mask);
+                let p: [__m256i; 4] = std::array::from_fn(|j| dot_u8_i8(u, load32(a[j].qs.as_ptr().add(b * QK))));
+                let pkb = pk.get_unchecked(b).as_ptr();
+                let da = _mm256_broadcast_ps(&*pkb.cast::<__m128>());
+                $acc = _mm256_fmadd_ps(hadd4(p), _mm256_mul_ps(d, da), $acc);
+                $cor = _mm_fmadd_ps(_mm_broadcastss_ps(m), _mm_loadu_ps(pkb.add(4)), $cor);
+            }
+        }};
+    }
+    let mut b = 0;
+    while b + 2 <= nb {
+        block!(b, acc0, cor0);
+        block!(b + 1, acc1, cor1);
+        b += 2;
+    }
+    if b < nb {
+        block!(b, acc0, cor0);
+    }
+    fold4(_mm256_add_ps(acc0, acc1), _mm_add_ps(cor0, cor1))
+}
+
+/// Q8_0 against a full tile of four activation rows (scales as in [`q4_gemm4`]).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_gemm4(w: &[u8], a: &[ActRow<'_>; 4], pk: &[[f32; 8]]) -> [f32; 4] {
+    let nb = w.len() / 34;
+    let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+    macro_rules! block {
+        ($b:expr, $acc:ident) => {{
+            let b = $b;
+            // SAFETY: as in q4_gemm4.
+            unsafe {
+                let blk = w.as_ptr().add(b * 34);
+                let d = _mm256_broadcastss_ps(f16s(blk, false));
+                let q = load32(blk.add(2).cast());
+                let uq = _mm256_sign_epi8(q, q);
+                let p: [__m256i; 4] = std::array::from_fn(|j| {
+                    dot_u8_i8(uq, _mm256_sign_epi8(load32(a[j].qs.as_ptr().add(b * QK)), q))
+                });
+                let da = _mm256_broadcast_ps(&*pk.get_unchecked(b).as_ptr().cast::<__m128>());
+                $acc = _mm256_fmadd_ps(hadd4(p), _mm256_mul_ps(d, da), $acc);
+            }
+        }};
+    }
+    let mut b = 0;
+    while b + 2 <= nb {
+        block!(b, acc0);
+        block!(b + 1, acc1);
+        b += 2;
+    }
+    if b < nb {
+        block!(b, acc0);
+    }
+    fold4(_mm256_add_ps(acc0, acc1), _mm_setzero_ps())
 }
 
 /// Q8_0: Σ_b d·d_a·Σ q·q_a, signed × signed through |q| and sign-adjusted activations.
@@ -411,5 +559,57 @@ pub unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     }
     for i in main..n {
         y[i] += alpha * x[i];
+    }
+}
+
+/// AVX2 version of [`crate::scalar::scores`] for head widths that are multiples of 8.
+///
+/// # Safety
+/// The CPU has avx2 and fma; `q.len() % 8 == 0`; every key row lies inside `keys`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, out: &mut [f32]) {
+    let hd = q.len();
+    for (t, o) in out.iter_mut().enumerate() {
+        let k = &keys[t * stride..][..hd];
+        let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+        let mut i = 0;
+        while i + 16 <= hd {
+            // SAFETY: i + 16 <= hd values in q and k.
+            unsafe {
+                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), _mm256_loadu_ps(k.as_ptr().add(i)), s0);
+                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i + 8)), _mm256_loadu_ps(k.as_ptr().add(i + 8)), s1);
+            }
+            i += 16;
+        }
+        if i < hd {
+            // SAFETY: hd % 8 == 0, so exactly 8 values remain.
+            unsafe { s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), _mm256_loadu_ps(k.as_ptr().add(i)), s0) };
+        }
+        *o = scale * hsum(_mm256_add_ps(s0, s1));
+    }
+}
+
+/// AVX2 version of [`crate::scalar::weighted_sum`] for head widths that are multiples of 8.
+///
+/// # Safety
+/// The CPU has avx2 and fma; `out.len() % 8 == 0`; every value row lies inside `vals`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn weighted_sum(p: &[f32], vals: &[f32], stride: usize, out: &mut [f32]) {
+    let hd = out.len();
+    for c in (0..hd).step_by(32) {
+        let w = (hd - c).min(32) / 8;
+        let mut acc = [_mm256_setzero_ps(); 4];
+        for (t, &pt) in p.iter().enumerate() {
+            let v = &vals[t * stride + c..][..w * 8];
+            let b = _mm256_set1_ps(pt);
+            for (l, a) in acc.iter_mut().enumerate().take(w) {
+                // SAFETY: l < w, so 8 values at 8·l lie inside v.
+                *a = _mm256_fmadd_ps(b, unsafe { _mm256_loadu_ps(v.as_ptr().add(8 * l)) }, *a);
+            }
+        }
+        for (l, a) in acc.iter().enumerate().take(w) {
+            // SAFETY: c + 8·l + 8 <= hd.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c + 8 * l), *a) };
+        }
     }
 }

@@ -133,6 +133,31 @@ impl KernelSet {
         }
     }
 
+    /// `out[t] = scale · (q · keys[t·stride ..][..q.len()])` for every `t < out.len()`: one query's attention scores
+    /// over a cache of key rows.
+    pub fn scores(&self, q: &[f32], keys: &[f32], stride: usize, scale: f32, out: &mut [f32]) {
+        let n = out.len();
+        assert!(n == 0 || (n - 1) * stride + q.len() <= keys.len(), "key rows out of range");
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path is available; rows in range (asserted); width a multiple of 8 (checked).
+            Isa::Avx2 if q.len() % 8 == 0 => unsafe { crate::avx2::scores(q, keys, stride, scale, out) },
+            _ => crate::scalar::scores(q, keys, stride, scale, out),
+        }
+    }
+
+    /// `out = Σ_t p[t] · vals[t·stride ..][..out.len()]`: attention's weighted sum of value rows.
+    pub fn weighted_sum(&self, p: &[f32], vals: &[f32], stride: usize, out: &mut [f32]) {
+        let n = p.len();
+        assert!(n == 0 || (n - 1) * stride + out.len() <= vals.len(), "value rows out of range");
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as in scores.
+            Isa::Avx2 if out.len() % 8 == 0 => unsafe { crate::avx2::weighted_sum(p, vals, stride, out) },
+            _ => crate::scalar::weighted_sum(p, vals, stride, out),
+        }
+    }
+
     /// Weight rows `rows` against every activation row (shapes checked by the caller).
     ///
     /// # Safety

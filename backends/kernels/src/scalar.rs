@@ -109,3 +109,18 @@ pub fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
         *y += alpha * x;
     }
 }
+
+/// `out[t] = scale · (q · keys[t·stride ..][..q.len()])` for every `t < out.len()` (attention scores).
+pub fn scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, out: &mut [f32]) {
+    for (t, o) in out.iter_mut().enumerate() {
+        *o = scale * dot_f32(q, &keys[t * stride..][..q.len()]);
+    }
+}
+
+/// `out = Σ_t p[t] · vals[t·stride ..][..out.len()]` (attention's weighted sum of values).
+pub fn weighted_sum(p: &[f32], vals: &[f32], stride: usize, out: &mut [f32]) {
+    out.fill(0.0);
+    for (t, &w) in p.iter().enumerate() {
+        axpy(out, w, &vals[t * stride..][..out.len()]);
+    }
+}

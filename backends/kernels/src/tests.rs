@@ -159,6 +159,28 @@ proptest! {
     }
 }
 
+proptest! {
+    #[test]
+    fn simd_attention_kernels_match_the_scalar_reference(seed in any::<u64>(), hd8 in 1usize..=10, t in 0usize..40) {
+        let best = KernelSet::best();
+        let mut rng = Rng(seed);
+        let (hd, stride) = (hd8 * 8, hd8 * 8 * 3 + 5);
+        let q: Vec<f32> = (0..hd).map(|_| rng.f()).collect();
+        let cache: Vec<f32> = (0..t * stride + hd).map(|_| rng.f() * 2.0).collect();
+        let (mut a, mut b) = (vec![0f32; t], vec![0f32; t]);
+        best.scores(&q, &cache[3..], stride, 0.125, &mut a);
+        crate::scalar::scores(&q, &cache[3..], stride, 0.125, &mut b);
+        let abs: f32 = 0.125 * 2.0 * hd as f32;
+        KERNEL_SIMD_VS_SCALAR.check_scaled(&a, &b, abs).map_err(TestCaseError::fail)?;
+        let p: Vec<f32> = (0..t).map(|_| rng.f().abs()).collect();
+        let (mut x, mut y) = (vec![1f32; hd], vec![2f32; hd]);
+        best.weighted_sum(&p, &cache[3..], stride, &mut x);
+        crate::scalar::weighted_sum(&p, &cache[3..], stride, &mut y);
+        let abs: f32 = p.iter().sum::<f32>() * 2.0;
+        KERNEL_SIMD_VS_SCALAR.check_scaled(&x, &y, abs).map_err(TestCaseError::fail)?;
+    }
+}
+
 #[test]
 fn ties_round_to_even() {
     let mut x = [0f32; 32];

@@ -134,26 +134,25 @@ impl Engine {
         let nt = pool.threads();
         let ks = &self.ks;
         pool.run(&|tid| {
-            let mut scores = Vec::with_capacity(pos + n);
-            for unit in split(n * nh, nt, tid, 1) {
+            let mut scores = vec![0f32; pos + n];
+            // Interleaved units: causal rows grow with i, so contiguous pieces would load the last thread most.
+            for unit in (tid..n * nh).step_by(nt) {
                 let (i, h) = (unit / nh, unit % nh);
                 let g = h / rep;
                 let qv = &q[i * nh * hd + h * hd..][..hd];
-                let t_end = pos + i + 1;
-                scores.clear();
-                scores.extend((0..t_end).map(|t| ks.dot_f32(qv, &kc[t * kvd + g * hd..][..hd]) * scale));
-                let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let p = &mut scores[..pos + i + 1];
+                ks.scores(qv, &kc[g * hd..], kvd, scale, p);
+                let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
                 let mut sum = 0f32;
-                for s in scores.iter_mut() {
+                for s in p.iter_mut() {
                     *s = (*s - max).exp();
                     sum += *s;
                 }
+                let inv = 1.0 / sum;
+                p.iter_mut().for_each(|s| *s *= inv);
                 // SAFETY: unit (i, h) owns this head's slice of row i.
                 let o = unsafe { out.slice(i * nh * hd + h * hd, hd) };
-                o.fill(0.0);
-                for (t, s) in scores.iter().enumerate() {
-                    ks.axpy(o, s / sum, &vc[t * kvd + g * hd..][..hd]);
-                }
+                ks.weighted_sum(p, &vc[g * hd..], kvd, o);
             }
         })
         .map_err(rt)
