@@ -18,7 +18,7 @@ const ROW_BLOCK: usize = 64;
 /// # Safety
 /// The CPU has avx2, fma and f16c; `w` and every row of `acts` have the shapes [`crate::KernelSet::dot_tile`] checks.
 pub unsafe fn dot_tile(ty: WeightType, w: &[u8], acts: &[ActRow<'_>], out: &mut [f32]) {
-    let m = WeightMatrix { ty, rows: 1, cols: acts[0].x.len(), data: w };
+    let m = WeightMatrix { layout: crate::Layout::Plain, ty, rows: 1, cols: acts[0].x.len(), data: w };
     let mut tmp = [0f32; 4];
     // SAFETY: forwarded; tmp holds acts.len() ≤ 4 columns of one row, one writer.
     unsafe { matmul(&m, 0..1, acts, &OutMatrix::new(&mut tmp, 1)) };
@@ -33,6 +33,13 @@ pub unsafe fn dot_tile(ty: WeightType, w: &[u8], acts: &[ActRow<'_>], out: &mut 
 pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
     // SAFETY: forwarded from the caller.
     unsafe {
+        if w.layout == crate::Layout::Interleaved4 {
+            return match w.ty {
+                WeightType::Q4_0 => rows_x4_q4_0(w, rows, acts, out),
+                WeightType::Q4_1 => rows_x4_q4_1(w, rows, acts, out),
+                _ => rows_x4_q8_0(w, rows, acts, out),
+            };
+        }
         match w.ty {
             WeightType::Q4_0 => rows_q4_0(w, rows, acts, out),
             WeightType::Q4_1 => rows_q4_1(w, rows, acts, out),
@@ -612,4 +619,119 @@ pub unsafe fn weighted_sum(p: &[f32], vals: &[f32], stride: usize, out: &mut [f3
             unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(c + 8 * l), *a) };
         }
     }
+}
+
+/// The loop over an interleaved matrix: groups of four rows in cache blocks, activations in tiles of four (then
+/// one at a time), each kernel call producing a 4-row × tile block of results.
+macro_rules! x4_loop {
+    ($name:ident, $kern:ident $(, $c:expr)?) => {
+        #[target_feature(enable = "avx2,fma,f16c")]
+        unsafe fn $name(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+            let n = acts.len();
+            let gb = 4 * w.ty.row_bytes(w.cols);
+            let (mut g0, g_end) = (rows.start / 4, rows.end / 4);
+            while g0 < g_end {
+                let g1 = (g0 + ROW_BLOCK / 4).min(g_end);
+                let mut j0 = 0;
+                while j0 < n {
+                    let four = n - j0 >= 4;
+                    for g in g0..g1 {
+                        let data = &w.data[g * gb..(g + 1) * gb];
+                        if four {
+                            let a: &[ActRow<'_>; 4] = acts[j0..j0 + 4].try_into().unwrap();
+                            // SAFETY: shapes checked by the caller; data is one whole group.
+                            let v = unsafe { $kern::<4 $(, $c)?>(data, a) };
+                            for (dj, rv) in v.into_iter().enumerate() {
+                                for (dr, x) in rv.into_iter().enumerate() {
+                                    out.set(j0 + dj, 4 * g + dr, x);
+                                }
+                            }
+                        } else {
+                            let a: &[ActRow<'_>; 1] = acts[j0..j0 + 1].try_into().unwrap();
+                            // SAFETY: as above.
+                            let v = unsafe { $kern::<1 $(, $c)?>(data, a) };
+                            for (dr, x) in v[0].into_iter().enumerate() {
+                                out.set(j0, 4 * g + dr, x);
+                            }
+                        }
+                    }
+                    j0 += if four { 4 } else { 1 };
+                }
+                g0 = g1;
+            }
+        }
+    };
+}
+
+x4_loop!(rows_x4_q4_0, q4_x4, false);
+x4_loop!(rows_x4_q4_1, q4_x4, true);
+x4_loop!(rows_x4_q8_0, q8_x4);
+
+/// Four interleaved Q4_0 / Q4_1 rows against `NA` activation rows: two rows' 4-bit values per register, the
+/// activation block's halves broadcast to both lanes, one conversion and one FMA per block for four rows.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4_x4<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>; NA]) -> [[f32; 4]; NA] {
+    let (cb, qoff) = if MIN { (80, 16) } else { (72, 8) };
+    let nb = data.len() / cb;
+    let (mask, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
+    let perm = _mm256_setr_epi32(0, 0, 2, 2, 1, 1, 3, 3);
+    let mut acc = [_mm256_setzero_ps(); NA];
+    let mut cor = [_mm_setzero_ps(); NA];
+    for b in 0..nb {
+        // SAFETY: chunk b lies inside data; activation rows hold nb blocks (checked by the caller).
+        unsafe {
+            let ch = data.as_ptr().add(b * cb);
+            let d4 = _mm_cvtph_ps(_mm_loadl_epi64(ch.cast()));
+            let m4 = if MIN { _mm_cvtph_ps(_mm_loadl_epi64(ch.add(8).cast())) } else { _mm_mul_ps(d4, _mm_set1_ps(-8.0)) };
+            // Scales in the order the horizontal sums leave the rows: [r0 r0 r2 r2 | r1 r1 r3 r3].
+            let dperm = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4), perm);
+            let (x01, x23) = (load32(ch.add(qoff).cast()), load32(ch.add(qoff + 32).cast()));
+            let (lo01, hi01) = (_mm256_and_si256(x01, mask), _mm256_and_si256(_mm256_srli_epi16(x01, 4), mask));
+            let (lo23, hi23) = (_mm256_and_si256(x23, mask), _mm256_and_si256(_mm256_srli_epi16(x23, 4), mask));
+            for j in 0..NA {
+                let av = load32(a[j].qs.as_ptr().add(b * QK));
+                let (alo, ahi) = (_mm256_permute4x64_epi64(av, 0x44), _mm256_permute4x64_epi64(av, 0xEE));
+                let p01 = _mm256_add_epi16(_mm256_maddubs_epi16(lo01, alo), _mm256_maddubs_epi16(hi01, ahi));
+                let p23 = _mm256_add_epi16(_mm256_maddubs_epi16(lo23, alo), _mm256_maddubs_epi16(hi23, ahi));
+                let h = _mm256_hadd_epi32(_mm256_madd_epi16(p01, ones), _mm256_madd_epi16(p23, ones));
+                let da = _mm256_broadcast_ss(&*a[j].ds.as_ptr().add(2 * b));
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(h), _mm256_mul_ps(dperm, da), acc[j]);
+                cor[j] = _mm_fmadd_ps(m4, _mm_broadcast_ss(&*a[j].ds.as_ptr().add(2 * b + 1)), cor[j]);
+            }
+        }
+    }
+    std::array::from_fn(|j| {
+        let s = _mm_hadd_ps(_mm256_castps256_ps128(acc[j]), _mm256_extractf128_ps(acc[j], 1)); // [r0 r2 r1 r3]
+        let v = _mm_add_ps(_mm_shuffle_ps(s, s, 0xD8), cor[j]);
+        let mut o = [0f32; 4];
+        // SAFETY: o holds four f32.
+        unsafe { _mm_storeu_ps(o.as_mut_ptr(), v) };
+        o
+    })
+}
+
+/// Four interleaved Q8_0 rows against `NA` activation rows.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q8_x4<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [[f32; 4]; NA] {
+    let nb = data.len() / 136;
+    let mut acc = [_mm256_setzero_ps(); NA];
+    for b in 0..nb {
+        // SAFETY: as in q4_x4.
+        unsafe {
+            let ch = data.as_ptr().add(b * 136);
+            let d4 = _mm_cvtph_ps(_mm_loadl_epi64(ch.cast()));
+            let d8 = _mm256_set_m128(d4, d4);
+            let w: [__m256i; 4] = std::array::from_fn(|r| load32(ch.add(8 + 32 * r).cast()));
+            let u: [__m256i; 4] = std::array::from_fn(|r| _mm256_sign_epi8(w[r], w[r]));
+            for j in 0..NA {
+                let av = load32(a[j].qs.as_ptr().add(b * QK));
+                let p: [__m256i; 4] = std::array::from_fn(|r| dot_u8_i8(u[r], _mm256_sign_epi8(av, w[r])));
+                let da = _mm256_broadcast_ss(&*a[j].ds.as_ptr().add(2 * b));
+                acc[j] = _mm256_fmadd_ps(hadd4(p), _mm256_mul_ps(d8, da), acc[j]);
+            }
+        }
+    }
+    std::array::from_fn(|j| fold4(acc[j], _mm_setzero_ps()))
 }

@@ -10,6 +10,7 @@ pub mod acts;
 pub mod dispatch;
 pub mod formats;
 pub mod matmul;
+pub mod repack;
 pub mod scalar;
 
 #[cfg(target_arch = "x86_64")]
@@ -20,7 +21,7 @@ pub mod neon;
 pub use acts::{ActRow, QuantActs};
 pub use dispatch::{Isa, KernelSet};
 pub use formats::WeightType;
-pub use matmul::{matmul_rows, OutMatrix, WeightMatrix};
+pub use matmul::{matmul_rows, Layout, OutMatrix, WeightMatrix};
 
 #[cfg(test)]
 mod tests;

@@ -11,9 +11,20 @@ use crate::formats::WeightType;
 /// Weight rows per cache block (for a 576-wide Q4_1 row, 64 rows are 23 KiB).
 const ROW_BLOCK: usize = 64;
 
+/// How a matrix's blocks are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// As in the file: row after row.
+    Plain,
+    /// Rows interleaved in groups of four ([`crate::repack`]); run only by the AVX2 path.
+    Interleaved4,
+}
+
 /// A row-major weight matrix in one of the kernel formats: `rows` rows of `cols` values.
 #[derive(Debug, Clone, Copy)]
 pub struct WeightMatrix<'a> {
+    /// Block order.
+    pub layout: Layout,
     /// Block format.
     pub ty: WeightType,
     /// Output features.
@@ -33,11 +44,12 @@ impl<'a> WeightMatrix<'a> {
         if data.len() != rows * ty.row_bytes(cols) {
             return Err(format!("{} bytes do not hold {rows}×{cols} {} values", data.len(), ty.name()));
         }
-        Ok(Self { ty, rows, cols, data })
+        Ok(Self { layout: Layout::Plain, ty, rows, cols, data })
     }
 
-    /// Row `r`'s bytes.
+    /// Row `r`'s bytes (plain layout only).
     pub fn row(&self, r: usize) -> &'a [u8] {
+        assert_eq!(self.layout, Layout::Plain, "rows of an interleaved matrix are not contiguous");
         let rb = self.ty.row_bytes(self.cols);
         &self.data[r * rb..(r + 1) * rb]
     }
@@ -85,6 +97,10 @@ pub unsafe fn matmul_rows(ks: &KernelSet, w: &WeightMatrix<'_>, rows: Range<usiz
     assert_eq!(acts.k(), w.cols, "activation width");
     assert!(rows.end <= w.rows, "row range");
     assert!(!w.ty.quantized() || acts.is_quantized(), "{} weights need quantized activations", w.ty.name());
+    if w.layout == Layout::Interleaved4 {
+        assert!(ks.isa() == crate::Isa::Avx2, "interleaved weights run on the avx2 path only");
+        assert!(rows.start % 4 == 0 && rows.end % 4 == 0, "interleaved rows go in groups of four");
+    }
     let act_rows: Vec<ActRow<'_>> = (0..acts.n()).map(|j| acts.row(j)).collect();
     crate::dispatch::check_acts(w.ty, w.cols, &act_rows);
     // SAFETY: shapes checked above; disjoint writes are the caller's contract.

@@ -181,6 +181,46 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The interleaved layout's AVX2 products equal the scalar reference on the file layout, for 1 to 9
+    /// activation rows (full tiles of four and single rows) and a row range that skips the first group.
+    #[test]
+    fn interleaved_kernels_match_the_scalar_reference(seed in any::<u64>(), n in 1usize..=9, blocks in 1usize..=4) {
+        let best = KernelSet::best();
+        prop_assume!(best.isa() == Isa::Avx2);
+        let mut rng = Rng(seed);
+        let (rows, k) = (12, blocks * 32);
+        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0] {
+            let plain = weights(ty, rows, k, &mut rng);
+            let x = crate::repack::interleave(ty, rows, k, &plain).unwrap();
+            let a = acts(&best, n, k, &mut rng, true);
+            let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+            let mut wx = crate::WeightMatrix::new(ty, rows, k, &x).unwrap();
+            wx.layout = crate::Layout::Interleaved4;
+            let wp = crate::WeightMatrix::new(ty, rows, k, &plain).unwrap();
+            // SAFETY: one writer per buffer, buffers outlive the calls.
+            unsafe {
+                crate::matmul_rows(&best, &wx, 4..rows, &a, &crate::OutMatrix::new(&mut got, rows));
+                crate::matmul_rows(&KernelSet::scalar(), &wp, 4..rows, &a, &crate::OutMatrix::new(&mut want, rows));
+            }
+            for j in 0..n {
+                for r in 0..rows {
+                    let (_, abs) = f64_dot(ty, wp.row(r), &a.row(j), true);
+                    let (g, w) = (got[j * rows + r], want[j * rows + r]);
+                    if r < 4 {
+                        prop_assert_eq!((g, w), (0.0, 0.0), "rows outside the range stay untouched");
+                    }
+                    KERNEL_SIMD_VS_SCALAR
+                        .check_scaled(&[g], &[w], abs as f32)
+                        .map_err(|e| TestCaseError::fail(format!("{} row {r} act {j}: {e}", ty.name())))?;
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn ties_round_to_even() {
     let mut x = [0f32; 32];

@@ -179,9 +179,8 @@ impl Engine {
         let pool = &mut *pool;
 
         resize(&mut st.x, n * e);
-        let embd = w.embd.matrix();
         for (i, &t) in tokens.iter().enumerate() {
-            let row = quant::dequantize(embd.ty.ggml(), embd.row(t as usize), e).map_err(|err| rt(err.to_string()))?;
+            let row = quant::dequantize(w.embd.ty.ggml(), &w.embd.row(t as usize), e).map_err(|err| rt(err.to_string()))?;
             st.x[i * e..(i + 1) * e].copy_from_slice(&row);
         }
         let (cos, sin) = ops::rope_tables(st.pos, n, hd, hp.rope_base, hp.rope_scale);

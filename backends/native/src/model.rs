@@ -6,7 +6,7 @@ use std::path::Path;
 
 use edgebench_core::BackendError;
 use edgebench_gguf::{quant, GgufFile};
-use edgebench_kernels::{WeightMatrix, WeightType};
+use edgebench_kernels::{repack, Layout, WeightMatrix, WeightType};
 
 /// Hyper-parameters read from `llama.*` metadata.
 #[derive(Debug, Clone)]
@@ -37,6 +37,8 @@ pub struct Hparams {
 
 /// One weight matrix in its file format.
 pub struct Weight {
+    /// Block order (file order, or interleaved by four rows for the AVX2 kernels).
+    pub layout: Layout,
     /// Block format.
     pub ty: WeightType,
     /// Output features.
@@ -50,7 +52,19 @@ pub struct Weight {
 impl Weight {
     /// The kernels' view.
     pub fn matrix(&self) -> WeightMatrix<'_> {
-        WeightMatrix { ty: self.ty, rows: self.rows, cols: self.cols, data: &self.data }
+        WeightMatrix { layout: self.layout, ty: self.ty, rows: self.rows, cols: self.cols, data: &self.data }
+    }
+
+    /// Row `r` in file layout (for embedding lookups).
+    pub fn row(&self, r: usize) -> std::borrow::Cow<'_, [u8]> {
+        match self.layout {
+            Layout::Plain => std::borrow::Cow::Borrowed(self.matrix().row(r)),
+            Layout::Interleaved4 => {
+                let mut out = Vec::with_capacity(self.ty.row_bytes(self.cols));
+                repack::row(self.ty, self.cols, &self.data, r, &mut out);
+                std::borrow::Cow::Owned(out)
+            }
+        }
     }
 }
 
@@ -90,6 +104,8 @@ pub struct Weights {
     pub output: Option<Weight>,
     /// Tensor count per type (for the facts).
     pub types: BTreeMap<WeightType, usize>,
+    /// Matrices stored interleaved.
+    pub interleaved: usize,
 }
 
 impl Weights {
@@ -99,8 +115,9 @@ impl Weights {
     }
 }
 
-/// Reads and checks every tensor of a llama-architecture file.
-pub fn load(path: &Path) -> Result<Weights, BackendError> {
+/// Reads and checks every tensor of a llama-architecture file; with `interleave`, reorders the blocks of every
+/// matrix that has an interleaved layout ([`repack`]).
+pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
     let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
     let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
     let g = &file.gguf;
@@ -152,7 +169,12 @@ pub fn load(path: &Path) -> Result<Weights, BackendError> {
         }
         *types.entry(ty).or_insert(0) += 1;
         let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
-        Ok(Weight { ty, rows, cols, data })
+        if interleave {
+            if let Some(x) = repack::interleave(ty, rows, cols, &data) {
+                return Ok(Weight { layout: Layout::Interleaved4, ty, rows, cols, data: x });
+            }
+        }
+        Ok(Weight { layout: Layout::Plain, ty, rows, cols, data })
     };
     let (e, kv, ff) = (hp.n_embd, hp.n_head_kv * hp.head_dim, hp.n_ff);
     let mut layers = Vec::with_capacity(hp.n_layer);
@@ -180,5 +202,11 @@ pub fn load(path: &Path) -> Result<Weights, BackendError> {
         l.ffn_norm = vector(&format!("blk.{i}.ffn_norm.weight"))?;
     }
     let output_norm = vector("output_norm.weight")?;
-    Ok(Weights { hp, embd, layers, output_norm, output, types })
+    let interleaved = layers
+        .iter()
+        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down])
+        .chain([&embd].into_iter().chain(output.as_ref()))
+        .filter(|w| w.layout == Layout::Interleaved4)
+        .count();
+    Ok(Weights { hp, embd, layers, output_norm, output, types, interleaved })
 }

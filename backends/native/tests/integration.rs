@@ -13,11 +13,14 @@ use edgebench_runner::testkit::{golden_prompt, llama_cpp_golden, opts, real_mode
 use edgebench_runner::{conformance, workload};
 use edgebench_stats::drift::LogitComparison;
 
-/// The kernel paths this CPU can run: scalar always, the best SIMD path when there is one.
-fn paths() -> Vec<&'static str> {
-    let mut p = vec!["scalar"];
+/// The kernel paths this CPU can run, as option sets: scalar always; the best SIMD path when there is one, with
+/// and without interleaved weights.
+fn paths() -> Vec<Vec<(&'static str, &'static str)>> {
+    let mut p = vec![vec![("kernels", "scalar")]];
     if KernelSet::best().isa() != Isa::Scalar {
-        p.push(KernelSet::best().isa().name());
+        let best = KernelSet::best().isa().name();
+        p.push(vec![("kernels", best)]);
+        p.push(vec![("kernels", best), ("interleave", "off")]);
     }
     p
 }
@@ -42,8 +45,11 @@ fn tiny_model_logits_agree_with_candle_on_every_path() {
     for (w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         for path in paths() {
-            let native = NativeBackend.load(&spec, &opts(&[("kernels", path)])).unwrap();
-            assert!(native.facts().kernel_path.starts_with(&format!("native {path}")), "{}", native.facts().kernel_path);
+            let native = NativeBackend.load(&spec, &opts(&path)).unwrap();
+            let kp = native.facts().kernel_path;
+            assert!(kp.starts_with(&format!("native {}", path[0].1)), "{kp}");
+            let interleaved = path[0].1 != "scalar" && path.len() == 1 && w != GgmlType::F16 && w != GgmlType::F32;
+            assert_eq!(kp.contains("interleaved"), interleaved, "{kp}");
             let candle = CandleBackend.load(&spec, &opts(&[])).unwrap();
             let (mut a, mut b) = (native.new_session().unwrap(), candle.new_session().unwrap());
             let mut cmp = LogitComparison::default();
@@ -58,7 +64,7 @@ fn tiny_model_logits_agree_with_candle_on_every_path() {
             }
             LOGITS_CROSS_BACKEND
                 .check(cmp.mean_kld(), cmp.top1_agreement())
-                .unwrap_or_else(|f| panic!("{w}/{e} {path}: {f} (max |Δlogit| {})", cmp.max_abs_diff));
+                .unwrap_or_else(|f| panic!("{w}/{e} {path:?}: {f} (max |Δlogit| {})", cmp.max_abs_diff));
         }
     }
 }
@@ -73,6 +79,7 @@ fn bad_requests_are_clear_errors() {
     };
     assert!(why(&[("kernels", "sse9")]).contains("kernels=sse9"));
     assert!(why(&[("requantize", "q8_0")]).contains("requantize"));
+    assert!(why(&[("interleave", "maybe")]).contains("interleave=maybe"));
     let mut cuda = opts(&[]);
     cuda.device = edgebench_core::DeviceRequest::parse("cuda").unwrap();
     assert!(NativeBackend.load(&spec, &cuda).err().unwrap().to_string().contains("cpu"));

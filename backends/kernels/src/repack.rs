@@ -1,0 +1,83 @@
+//! The interleaved weight layout for AVX2: rows in groups of four, block by block. For each group and block
+//! column, the four rows' f16 scales (then, for Q4_1, their four minimums) come first, then the four rows' quant
+//! bytes. The bytes are the file's, only reordered: a group's scales load and convert with one instruction and two
+//! rows' 4-bit values fill one 256-bit register, so one activation block serves four rows at a time.
+
+use crate::formats::WeightType;
+
+/// Whether `ty` has an interleaved layout.
+pub fn supported(ty: WeightType) -> bool {
+    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0)
+}
+
+/// Bytes of the per-row header fields (scale, minimum) of one block, and where the quant bytes start.
+fn parts(ty: WeightType) -> (usize, usize) {
+    match ty {
+        WeightType::Q4_1 => (4, 4),
+        _ => (2, 2),
+    }
+}
+
+/// Interleaves `data` (`rows × cols` of `ty`, file layout); `None` when the type has no interleaved layout or
+/// `rows` is not a multiple of four.
+pub fn interleave(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Option<Vec<u8>> {
+    if !supported(ty) || rows % 4 != 0 || data.len() != rows * ty.row_bytes(cols) {
+        return None;
+    }
+    let (bb, nb) = (ty.block_bytes(), cols / ty.block_len());
+    let (head, _) = parts(ty);
+    let qbytes = bb - head;
+    let mut out = Vec::with_capacity(data.len());
+    for g in 0..rows / 4 {
+        for b in 0..nb {
+            let blk = |r: usize| &data[(4 * g + r) * nb * bb + b * bb..][..bb];
+            for field in (0..head).step_by(2) {
+                for r in 0..4 {
+                    out.extend_from_slice(&blk(r)[field..field + 2]);
+                }
+            }
+            for r in 0..4 {
+                out.extend_from_slice(&blk(r)[head..head + qbytes]);
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Row `r` of an interleaved matrix in file layout, appended to `out`.
+pub fn row(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u8>) {
+    let (bb, nb) = (ty.block_bytes(), cols / ty.block_len());
+    let (head, _) = parts(ty);
+    let qbytes = bb - head;
+    let (g, k) = (r / 4, r % 4);
+    for b in 0..nb {
+        let chunk = &data[(g * nb + b) * 4 * bb..][..4 * bb];
+        for field in 0..head / 2 {
+            out.extend_from_slice(&chunk[field * 8 + 2 * k..][..2]);
+        }
+        out.extend_from_slice(&chunk[4 * head + k * qbytes..][..qbytes]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interleaving_round_trips_every_row() {
+        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0] {
+            let (rows, cols) = (8, 96);
+            let data: Vec<u8> = (0..rows * ty.row_bytes(cols)).map(|i| (i * 7 + i / 13) as u8).collect();
+            let x = interleave(ty, rows, cols, &data).unwrap();
+            assert_eq!(x.len(), data.len());
+            assert_ne!(x, data);
+            for r in 0..rows {
+                let mut got = Vec::new();
+                row(ty, cols, &x, r, &mut got);
+                assert_eq!(got, &data[r * ty.row_bytes(cols)..(r + 1) * ty.row_bytes(cols)], "{} row {r}", ty.name());
+            }
+        }
+        assert!(interleave(WeightType::Q4_1, 6, 32, &[0; 120]).is_none(), "rows not a multiple of four");
+        assert!(interleave(WeightType::Q6K, 4, 256, &[0; 840]).is_none());
+    }
+}
