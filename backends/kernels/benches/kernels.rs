@@ -1,0 +1,92 @@
+//! Each kernel's speed on this CPU, best path against the scalar reference (and, for Q4_0/Q4_1/Q8_0, the
+//! interleaved layout), single-threaded:
+//! - `matvec/<type>/<path>`: one activation row against a matrix of ≥ 64 MiB (larger than the last-level cache),
+//!   as in decode; throughput in bytes of weights read per second (GB/s, comparable with the `memory_bandwidth`
+//!   bench of edgebench-runner).
+//! - `matmul/<type>/<path>`: 64 activation rows against a 256 × 4096 matrix (cache-resident), as in prefill;
+//!   throughput in elements per second where one element is one floating-point operation (2 per multiply-add),
+//!   so "Gelem/s" reads as GFLOP/s.
+//!
+//! `cargo bench -p edgebench-kernels --bench kernels` (a filter such as `-- matvec/Q4_1` narrows it).
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use edgebench_gguf::quant::quantize;
+use edgebench_kernels::{matmul_rows, repack, Isa, KernelSet, Layout, OutMatrix, QuantActs, WeightMatrix, WeightType};
+
+const COLS: usize = 4096;
+
+fn weights(ty: WeightType, rows: usize) -> Vec<u8> {
+    let n = rows * COLS;
+    match ty {
+        WeightType::Q4K | WeightType::Q6K => {
+            let (bytes, scale_at): (usize, &[usize]) = if ty == WeightType::Q4K { (144, &[0, 2]) } else { (210, &[208]) };
+            let mut d: Vec<u8> = (0..n / 256 * bytes).map(|i| (i as u32).wrapping_mul(2654435761).rotate_right(13) as u8).collect();
+            for b in 0..n / 256 {
+                for &at in scale_at {
+                    d[b * bytes + at..b * bytes + at + 2].copy_from_slice(&half::f16::from_f32(0.002).to_le_bytes());
+                }
+            }
+            d
+        }
+        _ => {
+            let x: Vec<f32> = (0..n).map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0).collect();
+            quantize(ty.ggml(), &x).expect("quantize")
+        }
+    }
+}
+
+fn paths(ty: WeightType) -> Vec<(String, KernelSet, Layout)> {
+    let mut v = vec![("scalar".to_string(), KernelSet::scalar(), Layout::Plain)];
+    let best = KernelSet::best();
+    if best.isa() != Isa::Scalar && best.isa().covers(ty) {
+        v.push((best.isa().name().to_string(), best, Layout::Plain));
+        if best.isa() == Isa::Avx2 && repack::supported(ty) {
+            v.push((format!("{} interleaved", best.isa().name()), best, Layout::Interleaved4));
+        }
+    }
+    v
+}
+
+fn run(c: &mut Criterion, group: &str, rows: impl Fn(WeightType) -> usize, n: usize) {
+    let mut g = c.benchmark_group(group);
+    g.sample_size(10);
+    for ty in WeightType::ALL {
+        let rows = rows(ty);
+        let plain = weights(ty, rows);
+        let x: Vec<f32> = (0..n * COLS).map(|i| ((i * 31) % 997) as f32 / 500.0 - 1.0).collect();
+        let mut acts = QuantActs::new();
+        acts.set(&KernelSet::best(), &x, n, COLS, ty.quantized());
+        let mut out = vec![0f32; n * rows];
+        g.throughput(if n == 1 {
+            Throughput::Bytes(plain.len() as u64)
+        } else {
+            Throughput::Elements((2 * rows * COLS * n) as u64)
+        });
+        for (name, ks, layout) in paths(ty) {
+            let data = match layout {
+                Layout::Plain => plain.clone(),
+                Layout::Interleaved4 => repack::interleave(ty, rows, COLS, &plain).expect("interleave"),
+            };
+            let mut w = WeightMatrix::new(ty, rows, COLS, &data).expect("shape");
+            w.layout = layout;
+            g.bench_function(BenchmarkId::new(ty.name(), name), |b| {
+                b.iter(|| {
+                    // SAFETY: one writer; `out` outlives the call.
+                    unsafe { matmul_rows(&ks, &w, 0..rows, &acts, &OutMatrix::new(&mut out, rows)) };
+                    black_box(out[0])
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn kernels(c: &mut Criterion) {
+    run(c, "matvec", |ty| (64 << 20) / ty.row_bytes(COLS) / 4 * 4 + 4, 1);
+    run(c, "matmul", |_| 256, 64);
+}
+
+criterion_group!(benches, kernels);
+criterion_main!(benches);

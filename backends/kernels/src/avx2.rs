@@ -569,31 +569,92 @@ pub unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
     }
 }
 
-/// AVX2 version of [`crate::scalar::scores`] for head widths that are multiples of 8.
+/// AVX2 version of [`crate::scalar::scores`] for head widths that are multiples of 8: eight keys per step, one
+/// query slice against eight key slices, then one transposing reduction for the eight sums.
 ///
 /// # Safety
 /// The CPU has avx2 and fma; `q.len() % 8 == 0`; every key row lies inside `keys`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, out: &mut [f32]) {
     let hd = q.len();
-    for (t, o) in out.iter_mut().enumerate() {
-        let k = &keys[t * stride..][..hd];
-        let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut i = 0;
-        while i + 16 <= hd {
-            // SAFETY: i + 16 <= hd values in q and k.
+    let n = out.len();
+    let sv = _mm256_set1_ps(scale);
+    let mut t = 0;
+    while t + 8 <= n {
+        let mut acc = [_mm256_setzero_ps(); 8];
+        for c in (0..hd).step_by(8) {
+            // SAFETY: keys t..t+8 lie inside `keys` (checked by the caller), c + 8 <= hd.
             unsafe {
-                s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), _mm256_loadu_ps(k.as_ptr().add(i)), s0);
-                s1 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i + 8)), _mm256_loadu_ps(k.as_ptr().add(i + 8)), s1);
+                let qc = _mm256_loadu_ps(q.as_ptr().add(c));
+                for (u, a) in acc.iter_mut().enumerate() {
+                    *a = _mm256_fmadd_ps(qc, _mm256_loadu_ps(keys.as_ptr().add((t + u) * stride + c)), *a);
+                }
             }
-            i += 16;
         }
-        if i < hd {
-            // SAFETY: hd % 8 == 0, so exactly 8 values remain.
-            unsafe { s0 = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(i)), _mm256_loadu_ps(k.as_ptr().add(i)), s0) };
-        }
-        *o = scale * hsum(_mm256_add_ps(s0, s1));
+        let u0 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
+        let u1 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
+        let v = _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
+        // SAFETY: t + 8 <= n.
+        unsafe { _mm256_storeu_ps(out.as_mut_ptr().add(t), _mm256_mul_ps(v, sv)) };
+        t += 8;
     }
+    for (t, o) in out.iter_mut().enumerate().skip(t) {
+        let k = &keys[t * stride..][..hd];
+        let mut s = _mm256_setzero_ps();
+        for c in (0..hd).step_by(8) {
+            // SAFETY: c + 8 <= hd values in q and k.
+            unsafe { s = _mm256_fmadd_ps(_mm256_loadu_ps(q.as_ptr().add(c)), _mm256_loadu_ps(k.as_ptr().add(c)), s) };
+        }
+        *o = scale * hsum(s);
+    }
+}
+
+/// e^x for eight lanes: n = round(x·log2 e), r = x − n·ln 2 (in two parts), a degree-6 polynomial for e^r, times
+/// 2^n through the exponent bits; inputs clamped to ±87.3 (relative error about 2e-7).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(87.3));
+    let n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
+    let mut p = _mm256_set1_ps(1.987_569_2e-4);
+    for c in [1.398_2e-3, 8.333_452e-3, 4.166_579_6e-2, 0.166_666_65, 0.5] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
+    let pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    _mm256_mul_ps(y, _mm256_castsi256_ps(pow2))
+}
+
+/// AVX2 version of [`crate::scalar::softmax`].
+///
+/// # Safety
+/// The CPU has avx2 and fma.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn softmax(p: &mut [f32]) {
+    let n = p.len();
+    let main = n / 8 * 8;
+    let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mv = _mm256_set1_ps(max);
+    let mut sum = _mm256_setzero_ps();
+    let mut i = 0;
+    while i < main {
+        // SAFETY: i + 8 <= n.
+        unsafe {
+            let e = exp8(_mm256_sub_ps(_mm256_loadu_ps(p.as_ptr().add(i)), mv));
+            _mm256_storeu_ps(p.as_mut_ptr().add(i), e);
+            sum = _mm256_add_ps(sum, e);
+        }
+        i += 8;
+    }
+    let mut total = hsum(sum);
+    for v in &mut p[main..] {
+        *v = (*v - max).exp();
+        total += *v;
+    }
+    let inv = 1.0 / total;
+    p.iter_mut().for_each(|v| *v *= inv);
 }
 
 /// AVX2 version of [`crate::scalar::weighted_sum`] for head widths that are multiples of 8.
@@ -622,13 +683,23 @@ pub unsafe fn weighted_sum(p: &[f32], vals: &[f32], stride: usize, out: &mut [f3
 }
 
 /// The loop over an interleaved matrix: groups of four rows in cache blocks, activations in tiles of four (then
-/// one at a time), each kernel call producing a 4-row × tile block of results.
+/// one at a time), each kernel call producing a 4-row × tile block of results. For a tile of four, each activation
+/// block's two 16-byte halves are broadcast to both register lanes once per call (`pre`), not once per group.
 macro_rules! x4_loop {
     ($name:ident, $kern:ident $(, $c:expr)?) => {
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $name(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
             let n = acts.len();
+            let nb = w.cols / QK;
             let gb = 4 * w.ty.row_bytes(w.cols);
+            let pre: Vec<__m256i> = (0..n / 4 * 4)
+                .flat_map(|j| (0..nb).map(move |b| (j, b)))
+                .flat_map(|(j, b)| {
+                    // SAFETY: block b lies inside activation row j (checked by the caller).
+                    let av = unsafe { load32(acts[j].qs.as_ptr().add(b * QK)) };
+                    [_mm256_permute4x64_epi64(av, 0x44), _mm256_permute4x64_epi64(av, 0xEE)]
+                })
+                .collect();
             let (mut g0, g_end) = (rows.start / 4, rows.end / 4);
             while g0 < g_end {
                 let g1 = (g0 + ROW_BLOCK / 4).min(g_end);
@@ -639,8 +710,9 @@ macro_rules! x4_loop {
                         let data = &w.data[g * gb..(g + 1) * gb];
                         if four {
                             let a: &[ActRow<'_>; 4] = acts[j0..j0 + 4].try_into().unwrap();
-                            // SAFETY: shapes checked by the caller; data is one whole group.
-                            let v = unsafe { $kern::<4 $(, $c)?>(data, a) };
+                            let p = &pre[j0 * nb * 2..(j0 + 4) * nb * 2];
+                            // SAFETY: shapes checked by the caller; data is one whole group; p covers the tile.
+                            let v = unsafe { $kern::<4 $(, $c)?>(data, a, Some(p)) };
                             for (dj, rv) in v.into_iter().enumerate() {
                                 for (dr, x) in rv.into_iter().enumerate() {
                                     out.set(j0 + dj, 4 * g + dr, x);
@@ -649,7 +721,7 @@ macro_rules! x4_loop {
                         } else {
                             let a: &[ActRow<'_>; 1] = acts[j0..j0 + 1].try_into().unwrap();
                             // SAFETY: as above.
-                            let v = unsafe { $kern::<1 $(, $c)?>(data, a) };
+                            let v = unsafe { $kern::<1 $(, $c)?>(data, a, None) };
                             for (dr, x) in v[0].into_iter().enumerate() {
                                 out.set(j0, 4 * g + dr, x);
                             }
@@ -671,7 +743,11 @@ x4_loop!(rows_x4_q8_0, q8_x4);
 /// activation block's halves broadcast to both lanes, one conversion and one FMA per block for four rows.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4_x4<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>; NA]) -> [[f32; 4]; NA] {
+unsafe fn q4_x4<const NA: usize, const MIN: bool>(
+    data: &[u8],
+    a: &[ActRow<'_>; NA],
+    pre: Option<&[__m256i]>,
+) -> [[f32; 4]; NA] {
     let (cb, qoff) = if MIN { (80, 16) } else { (72, 8) };
     let nb = data.len() / cb;
     let (mask, ones) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi16(1));
@@ -690,8 +766,13 @@ unsafe fn q4_x4<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>; 
             let (lo01, hi01) = (_mm256_and_si256(x01, mask), _mm256_and_si256(_mm256_srli_epi16(x01, 4), mask));
             let (lo23, hi23) = (_mm256_and_si256(x23, mask), _mm256_and_si256(_mm256_srli_epi16(x23, 4), mask));
             for j in 0..NA {
-                let av = load32(a[j].qs.as_ptr().add(b * QK));
-                let (alo, ahi) = (_mm256_permute4x64_epi64(av, 0x44), _mm256_permute4x64_epi64(av, 0xEE));
+                let (alo, ahi) = match pre {
+                    Some(p) => (*p.get_unchecked((j * nb + b) * 2), *p.get_unchecked((j * nb + b) * 2 + 1)),
+                    None => {
+                        let av = load32(a[j].qs.as_ptr().add(b * QK));
+                        (_mm256_permute4x64_epi64(av, 0x44), _mm256_permute4x64_epi64(av, 0xEE))
+                    }
+                };
                 let p01 = _mm256_add_epi16(_mm256_maddubs_epi16(lo01, alo), _mm256_maddubs_epi16(hi01, ahi));
                 let p23 = _mm256_add_epi16(_mm256_maddubs_epi16(lo23, alo), _mm256_maddubs_epi16(hi23, ahi));
                 let h = _mm256_hadd_epi32(_mm256_madd_epi16(p01, ones), _mm256_madd_epi16(p23, ones));
@@ -714,7 +795,7 @@ unsafe fn q4_x4<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>; 
 /// Four interleaved Q8_0 rows against `NA` activation rows.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q8_x4<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [[f32; 4]; NA] {
+unsafe fn q8_x4<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA], _pre: Option<&[__m256i]>) -> [[f32; 4]; NA] {
     let nb = data.len() / 136;
     let mut acc = [_mm256_setzero_ps(); NA];
     for b in 0..nb {

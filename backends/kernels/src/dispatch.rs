@@ -146,6 +146,16 @@ impl KernelSet {
         }
     }
 
+    /// Softmax in place: `p = exp(p − max p) / Σ exp(p − max p)`.
+    pub fn softmax(&self, p: &mut [f32]) {
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path is available.
+            Isa::Avx2 => unsafe { crate::avx2::softmax(p) },
+            _ => crate::scalar::softmax(p),
+        }
+    }
+
     /// `out = Σ_t p[t] · vals[t·stride ..][..out.len()]`: attention's weighted sum of value rows.
     pub fn weighted_sum(&self, p: &[f32], vals: &[f32], stride: usize, out: &mut [f32]) {
         let n = p.len();

@@ -124,3 +124,15 @@ pub fn weighted_sum(p: &[f32], vals: &[f32], stride: usize, out: &mut [f32]) {
         axpy(out, w, &vals[t * stride..][..out.len()]);
     }
 }
+
+/// `p = exp(p − max p) / Σ exp(p − max p)` in place.
+pub fn softmax(p: &mut [f32]) {
+    let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0f32;
+    for v in p.iter_mut() {
+        *v = (*v - max).exp();
+        sum += *v;
+    }
+    let inv = 1.0 / sum;
+    p.iter_mut().for_each(|v| *v *= inv);
+}

@@ -178,6 +178,13 @@ proptest! {
         crate::scalar::weighted_sum(&p, &cache[3..], stride, &mut y);
         let abs: f32 = p.iter().sum::<f32>() * 2.0;
         KERNEL_SIMD_VS_SCALAR.check_scaled(&x, &y, abs).map_err(TestCaseError::fail)?;
+        // Softmax over scores spanning −90..+10 (underflowing lanes included).
+        let mut s1: Vec<f32> = (0..t).map(|i| rng.f() * 50.0 - 40.0 + if i % 7 == 0 { -50.0 } else { 0.0 }).collect();
+        let mut s2 = s1.clone();
+        best.softmax(&mut s1);
+        crate::scalar::softmax(&mut s2);
+        KERNEL_SIMD_VS_SCALAR.check(&s1, &s2).map_err(TestCaseError::fail)?;
+        prop_assert!(t == 0 || (s1.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
 }
 

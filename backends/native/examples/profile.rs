@@ -1,6 +1,6 @@
 //! Runs the default model through the native engine for profiling: `cargo run --release -p
 //! edgebench-backend-native --example profile -- [threads] [pp|tg]` (pp: one 512-token prefill repeated; tg: 256
-//! single-token decode steps), printing tokens/s. Pair with `perf record -e cpu-clock` to see where time goes.
+//! single-token decode steps), printing tokens/s; `EDGEBENCH_PROFILE_MODEL=<gguf>` picks another file. Pair with `perf record -e cpu-clock` to see where time goes.
 
 use edgebench_backend_native::NativeBackend;
 use edgebench_core::Backend;
@@ -12,7 +12,11 @@ fn main() {
     let mode = args.get(2).map(String::as_str).unwrap_or("tg");
     let mut o = opts(&[]);
     o.threads = threads;
-    let model = NativeBackend.load(&real_model(), &o).expect("load");
+    let spec = match std::env::var_os("EDGEBENCH_PROFILE_MODEL") {
+        Some(p) => edgebench_core::ModelSpec { id: "profile".into(), path: p.into() },
+        None => real_model(),
+    };
+    let model = NativeBackend.load(&spec, &o).expect("load");
     let t = std::time::Instant::now();
     let tokens = match mode {
         "pp" => {

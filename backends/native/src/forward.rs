@@ -142,14 +142,7 @@ impl Engine {
                 let qv = &q[i * nh * hd + h * hd..][..hd];
                 let p = &mut scores[..pos + i + 1];
                 ks.scores(qv, &kc[g * hd..], kvd, scale, p);
-                let max = p.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-                let mut sum = 0f32;
-                for s in p.iter_mut() {
-                    *s = (*s - max).exp();
-                    sum += *s;
-                }
-                let inv = 1.0 / sum;
-                p.iter_mut().for_each(|s| *s *= inv);
+                ks.softmax(p);
                 // SAFETY: unit (i, h) owns this head's slice of row i.
                 let o = unsafe { out.slice(i * nh * hd + h * hd, hd) };
                 ks.weighted_sum(p, &vc[g * hd..], kvd, o);
