@@ -38,28 +38,34 @@ impl QuantActs {
     /// Takes `n` rows of `k` values from `x` (row-major) and, when `quantize`, quantizes them (`k` a multiple of 32).
     pub fn set(&mut self, ks: &KernelSet, x: &[f32], n: usize, k: usize, quantize: bool) {
         assert_eq!(x.len(), n * k, "activation shape");
+        let w = self.writer(ks, n, k, quantize);
+        for j in 0..n {
+            // SAFETY: one thread writes every row, once.
+            unsafe { w.write(j, |row| row.copy_from_slice(&x[j * k..(j + 1) * k])) };
+        }
+    }
+
+    /// Sizes the buffers for `n` rows of `k` values and returns a writer through which several threads can fill
+    /// (and quantize) disjoint rows.
+    pub fn writer(&mut self, ks: &KernelSet, n: usize, k: usize, quantize: bool) -> RowWriter<'_> {
+        assert!(!quantize || k % QK == 0, "quantized activations need whole blocks of {QK}");
         self.n = n;
         self.k = k;
-        self.x.clear();
-        self.x.extend_from_slice(x);
         self.quantized = quantize;
+        self.x.resize(n * k, 0.0);
         if quantize {
-            assert_eq!(k % QK, 0, "quantized activations need whole blocks of {QK}");
-            let nb = n * k / QK;
             self.qs.resize(n * k, 0);
-            self.ds.resize(2 * nb, 0.0);
-            for b in 0..nb {
-                let xs = &x[b * QK..(b + 1) * QK];
-                let qs = &mut self.qs[b * QK..(b + 1) * QK];
-                let (d, s) = match ks.isa() {
-                    #[cfg(target_arch = "x86_64")]
-                    // SAFETY: a KernelSet with the Avx2 path exists only where the CPU has avx2, fma and f16c.
-                    Isa::Avx2 => unsafe { crate::avx2::quantize_block(xs, qs) },
-                    _ => crate::scalar::quantize_block(xs, qs),
-                };
-                self.ds[2 * b] = d;
-                self.ds[2 * b + 1] = s;
-            }
+            self.ds.resize(2 * n * k / QK, 0.0);
+        }
+        RowWriter {
+            x: self.x.as_mut_ptr(),
+            qs: self.qs.as_mut_ptr(),
+            ds: self.ds.as_mut_ptr(),
+            n,
+            k,
+            quantize,
+            ks: *ks,
+            _acts: std::marker::PhantomData,
         }
     }
 
@@ -90,6 +96,58 @@ impl QuantActs {
             }
         } else {
             ActRow { x, qs: &[], ds: &[] }
+        }
+    }
+}
+
+/// Fills the rows of a [`QuantActs`] from several threads ([`QuantActs::writer`]).
+pub struct RowWriter<'a> {
+    x: *mut f32,
+    qs: *mut i8,
+    ds: *mut f32,
+    n: usize,
+    k: usize,
+    quantize: bool,
+    ks: KernelSet,
+    _acts: std::marker::PhantomData<&'a mut QuantActs>,
+}
+
+// SAFETY: the writer only hands out disjoint rows (the `write` contract) of buffers it borrows mutably.
+unsafe impl Send for RowWriter<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for RowWriter<'_> {}
+
+impl RowWriter<'_> {
+    /// Lets `fill` write row `j`'s f32 values, then quantizes the row.
+    ///
+    /// # Safety
+    /// No other thread writes row `j` at the same time.
+    pub unsafe fn write(&self, j: usize, fill: impl FnOnce(&mut [f32])) {
+        assert!(j < self.n, "row {j} of {}", self.n);
+        let k = self.k;
+        // SAFETY: row j is in bounds (asserted) and has one writer (the caller's contract).
+        let x = unsafe { std::slice::from_raw_parts_mut(self.x.add(j * k), k) };
+        fill(x);
+        if self.quantize {
+            let nb = k / QK;
+            // SAFETY: as above, for row j's quantized values and its nb (d, s) pairs.
+            let (qs, ds) = unsafe {
+                (
+                    std::slice::from_raw_parts_mut(self.qs.add(j * k), k),
+                    std::slice::from_raw_parts_mut(self.ds.add(2 * j * nb), 2 * nb),
+                )
+            };
+            for b in 0..nb {
+                let (xs, q) = (&x[b * QK..(b + 1) * QK], &mut qs[b * QK..(b + 1) * QK]);
+                let (d, s) = match self.ks.isa() {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: a KernelSet with the Avx2 path exists only where the CPU has avx2, fma and f16c.
+                    Isa::Avx2 => unsafe { crate::avx2::quantize_block(xs, q) },
+                    _ => crate::scalar::quantize_block(xs, q),
+                };
+                ds[2 * b] = d;
+                ds[2 * b + 1] = s;
+            }
         }
     }
 }

@@ -18,7 +18,7 @@ pub mod avx2;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 
-pub use acts::{ActRow, QuantActs};
+pub use acts::{ActRow, QuantActs, RowWriter};
 pub use dispatch::{Isa, KernelSet};
 pub use formats::WeightType;
 pub use matmul::{matmul_rows, Layout, OutMatrix, WeightMatrix};

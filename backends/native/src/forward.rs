@@ -51,7 +51,6 @@ pub struct State {
     v: Vec<Vec<f32>>,
     acts: QuantActs,
     x: Vec<f32>,
-    h: Vec<f32>,
     q: Vec<f32>,
     kn: Vec<f32>,
     vn: Vec<f32>,
@@ -70,7 +69,6 @@ impl State {
             v: vec![Vec::new(); layers],
             acts: QuantActs::new(),
             x: Vec::new(),
-            h: Vec::new(),
             q: Vec::new(),
             kn: Vec::new(),
             vn: Vec::new(),
@@ -116,6 +114,35 @@ impl Engine {
                     unsafe { matmul_rows(ks, m, lo - base..hi - base, acts, out) };
                 }
                 base += m.rows;
+            }
+        })
+        .map_err(rt)
+    }
+
+    /// `acts` = `f(j, row)` for each of `n` rows of `k` values, rows split across threads, each row quantized by
+    /// the thread that wrote it.
+    fn fill_acts(
+        &self,
+        pool: &mut Pool,
+        acts: &mut QuantActs,
+        n: usize,
+        k: usize,
+        f: &(dyn Fn(usize, &mut [f32]) + Sync),
+    ) -> Result<(), BackendError> {
+        let wr = acts.writer(&self.ks, n, k, true);
+        let nt = pool.threads();
+        if n < nt {
+            // Decode: one row is not worth waking the other threads.
+            for j in 0..n {
+                // SAFETY: this thread is the only writer.
+                unsafe { wr.write(j, |row| f(j, row)) };
+            }
+            return Ok(());
+        }
+        pool.run(&|tid| {
+            for j in split(n, nt, tid, 1) {
+                // SAFETY: thread tid owns rows split(n, nt, tid).
+                unsafe { wr.write(j, |row| f(j, row)) };
             }
         })
         .map_err(rt)
@@ -177,10 +204,11 @@ impl Engine {
             st.x[i * e..(i + 1) * e].copy_from_slice(&row);
         }
         let (cos, sin) = ops::rope_tables(st.pos, n, hd, hp.rope_base, hp.rope_scale);
-        resize(&mut st.h, n * e);
         for (li, layer) in w.layers.iter().enumerate() {
-            ops::rms_norm(&st.x, &layer.attn_norm, hp.eps, &mut st.h);
-            st.acts.set(&self.ks, &st.h, n, e, true);
+            let x = &st.x;
+            self.fill_acts(pool, &mut st.acts, n, e, &|j, row| {
+                ops::rms_norm(&x[j * e..(j + 1) * e], &layer.attn_norm, hp.eps, row)
+            })?;
             self.matmuls(pool, &st.acts, &mut [(&layer.wq, &mut st.q), (&layer.wk, &mut st.kn), (&layer.wv, &mut st.vn)])?;
             ops::rope(&mut st.q, hp.n_head, hd, &cos, &sin);
             ops::rope(&mut st.kn, hp.n_head_kv, hd, &cos, &sin);
@@ -189,15 +217,20 @@ impl Engine {
             st.k[li].extend_from_slice(&st.kn);
             st.v[li].extend_from_slice(&st.vn);
             self.attention(pool, &st.q, &st.k[li], &st.v[li], n, st.pos, &mut st.att)?;
-            st.acts.set(&self.ks, &st.att, n, e, true);
+            let att = &st.att;
+            self.fill_acts(pool, &mut st.acts, n, e, &|j, row| row.copy_from_slice(&att[j * e..(j + 1) * e]))?;
             self.matmuls(pool, &st.acts, &mut [(&layer.wo, &mut st.o)])?;
             st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
 
-            ops::rms_norm(&st.x, &layer.ffn_norm, hp.eps, &mut st.h);
-            st.acts.set(&self.ks, &st.h, n, e, true);
+            let x = &st.x;
+            self.fill_acts(pool, &mut st.acts, n, e, &|j, row| {
+                ops::rms_norm(&x[j * e..(j + 1) * e], &layer.ffn_norm, hp.eps, row)
+            })?;
             self.matmuls(pool, &st.acts, &mut [(&layer.gate, &mut st.g), (&layer.up, &mut st.u)])?;
-            ops::swiglu(&mut st.g, &st.u);
-            st.acts.set(&self.ks, &st.g, n, hp.n_ff, true);
+            let (g, u, ff) = (&st.g, &st.u, hp.n_ff);
+            self.fill_acts(pool, &mut st.acts, n, ff, &|j, row| {
+                ops::swiglu(row, &g[j * ff..(j + 1) * ff], &u[j * ff..(j + 1) * ff])
+            })?;
             self.matmuls(pool, &st.acts, &mut [(&layer.down, &mut st.o)])?;
             st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
         }

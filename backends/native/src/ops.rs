@@ -47,10 +47,10 @@ pub fn rope(x: &mut [f32], heads: usize, head_dim: usize, cos: &[f32], sin: &[f3
     }
 }
 
-/// `gate = silu(gate) · up`.
-pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        *g = *g / (1.0 + (-*g).exp()) * u;
+/// `out = silu(gate) · up`.
+pub fn swiglu(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g / (1.0 + (-g).exp()) * u;
     }
 }
 
@@ -85,8 +85,8 @@ mod tests {
 
     #[test]
     fn swiglu_gates() {
-        let mut g = [0.0, 10.0, -10.0];
-        swiglu(&mut g, &[5.0, 2.0, 2.0]);
+        let mut g = [9.0; 3];
+        swiglu(&mut g, &[0.0, 10.0, -10.0], &[5.0, 2.0, 2.0]);
         assert_eq!(g[0], 0.0);
         assert!((g[1] - 20.0).abs() < 1e-3 && g[2].abs() < 1e-3);
     }
