@@ -21,8 +21,10 @@ fn weights(ty: WeightType, rows: usize) -> Vec<u8> {
     let n = rows * COLS;
     match ty {
         WeightType::Q4K | WeightType::Q6K => {
-            let (bytes, scale_at): (usize, &[usize]) = if ty == WeightType::Q4K { (144, &[0, 2]) } else { (210, &[208]) };
-            let mut d: Vec<u8> = (0..n / 256 * bytes).map(|i| (i as u32).wrapping_mul(2654435761).rotate_right(13) as u8).collect();
+            let (bytes, scale_at): (usize, &[usize]) =
+                if ty == WeightType::Q4K { (144, &[0, 2]) } else { (210, &[208]) };
+            let mut d: Vec<u8> =
+                (0..n / 256 * bytes).map(|i| (i as u32).wrapping_mul(2654435761).rotate_right(13) as u8).collect();
             for b in 0..n / 256 {
                 for &at in scale_at {
                     d[b * bytes + at..b * bytes + at + 2].copy_from_slice(&half::f16::from_f32(0.002).to_le_bytes());

@@ -89,11 +89,7 @@ impl QuantActs {
         let (k, nb) = (self.k, self.k / QK);
         let x = &self.x[j * k..(j + 1) * k];
         if self.quantized {
-            ActRow {
-                x,
-                qs: &self.qs[j * k..(j + 1) * k],
-                ds: &self.ds[2 * j * nb..2 * (j + 1) * nb],
-            }
+            ActRow { x, qs: &self.qs[j * k..(j + 1) * k], ds: &self.ds[2 * j * nb..2 * (j + 1) * nb] }
         } else {
             ActRow { x, qs: &[], ds: &[] }
         }

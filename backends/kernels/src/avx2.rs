@@ -172,7 +172,13 @@ fn lane1(v: __m128) -> f32 {
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn f16s(p: *const u8, pair: bool) -> __m128 {
     // SAFETY: the caller points at 2 (4 with `pair`) readable bytes.
-    let bits = unsafe { if pair { p.cast::<i32>().read_unaligned() } else { p.cast::<u16>().read_unaligned() as i32 } };
+    let bits = unsafe {
+        if pair {
+            p.cast::<i32>().read_unaligned()
+        } else {
+            p.cast::<u16>().read_unaligned() as i32
+        }
+    };
     _mm_cvtph_ps(_mm_cvtsi32_si128(bits))
 }
 
@@ -315,9 +321,8 @@ unsafe fn q8_gemm4(w: &[u8], a: &[ActRow<'_>; 4], pk: &[[f32; 8]]) -> [f32; 4] {
                 let d = _mm256_broadcastss_ps(f16s(blk, false));
                 let q = load32(blk.add(2).cast());
                 let uq = _mm256_sign_epi8(q, q);
-                let p: [__m256i; 4] = std::array::from_fn(|j| {
-                    dot_u8_i8(uq, _mm256_sign_epi8(load32(a[j].qs.as_ptr().add(b * QK)), q))
-                });
+                let p: [__m256i; 4] =
+                    std::array::from_fn(|j| dot_u8_i8(uq, _mm256_sign_epi8(load32(a[j].qs.as_ptr().add(b * QK)), q)));
                 let da = _mm256_broadcast_ps(&*pk.get_unchecked(b).as_ptr().cast::<__m128>());
                 $acc = _mm256_fmadd_ps(hadd4(p), _mm256_mul_ps(d, da), $acc);
             }
@@ -615,7 +620,10 @@ pub unsafe fn scores(q: &[f32], keys: &[f32], stride: usize, scale: f32, out: &m
 #[target_feature(enable = "avx2,fma,f16c")]
 fn exp8(x: __m256) -> __m256 {
     let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3)), _mm256_set1_ps(87.3));
-    let n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    let n = _mm256_round_ps(
+        _mm256_mul_ps(x, _mm256_set1_ps(std::f32::consts::LOG2_E)),
+        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC,
+    );
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_359_4), x);
     let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.121_944_4e-4), r);
     let mut p = _mm256_set1_ps(1.987_569_2e-4);
@@ -759,7 +767,8 @@ unsafe fn q4_x4<const NA: usize, const MIN: bool>(
         unsafe {
             let ch = data.as_ptr().add(b * cb);
             let d4 = _mm_cvtph_ps(_mm_loadl_epi64(ch.cast()));
-            let m4 = if MIN { _mm_cvtph_ps(_mm_loadl_epi64(ch.add(8).cast())) } else { _mm_mul_ps(d4, _mm_set1_ps(-8.0)) };
+            let m4 =
+                if MIN { _mm_cvtph_ps(_mm_loadl_epi64(ch.add(8).cast())) } else { _mm_mul_ps(d4, _mm_set1_ps(-8.0)) };
             // Scales in the order the horizontal sums leave the rows: [r0 r0 r2 r2 | r1 r1 r3 r3].
             let dperm = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4), perm);
             let (x01, x23) = (load32(ch.add(qoff).cast()), load32(ch.add(qoff + 32).cast()));

@@ -111,7 +111,13 @@ pub unsafe fn matmul_rows(ks: &KernelSet, w: &WeightMatrix<'_>, rows: Range<usiz
 ///
 /// # Safety
 /// Shapes as [`matmul_rows`] checks; disjoint writes.
-pub(crate) unsafe fn generic_rows(ks: &KernelSet, w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+pub(crate) unsafe fn generic_rows(
+    ks: &KernelSet,
+    w: &WeightMatrix<'_>,
+    rows: Range<usize>,
+    acts: &[ActRow<'_>],
+    out: &OutMatrix,
+) {
     let n = acts.len();
     let mut tile = [0f32; 4];
     let mut r0 = rows.start;

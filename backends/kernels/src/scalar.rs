@@ -27,7 +27,9 @@ pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
     let bb = ty.block_bytes();
     let blocks = w.chunks_exact(bb);
     match ty {
-        WeightType::F32 => w.chunks_exact(4).zip(a.x).map(|(b, x)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * x).sum(),
+        WeightType::F32 => {
+            w.chunks_exact(4).zip(a.x).map(|(b, x)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * x).sum()
+        }
         WeightType::F16 => w.chunks_exact(2).zip(a.x).map(|(b, x)| f16_at(b) * x).sum(),
         WeightType::Q4_0 | WeightType::Q4_1 => {
             let off = if ty == WeightType::Q4_1 { 4 } else { 2 };
@@ -58,9 +60,10 @@ pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
                 let (scales, qs) = (&blk[4..16], &blk[16..144]);
                 for c in 0..4 {
                     let raw = &qs[c * 32..(c + 1) * 32];
-                    for (half, u) in [raw.iter().map(|v| v & 0xF).collect::<Vec<_>>(), raw.iter().map(|v| v >> 4).collect()]
-                        .into_iter()
-                        .enumerate()
+                    for (half, u) in
+                        [raw.iter().map(|v| v & 0xF).collect::<Vec<_>>(), raw.iter().map(|v| v >> 4).collect()]
+                            .into_iter()
+                            .enumerate()
                     {
                         let sub = 2 * c + half;
                         let b = sb * 8 + sub;

@@ -192,3 +192,39 @@ fn requantized_real_model_runs_in_llama_cpp_and_candle() {
         LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|e| panic!("{to}: {e}"));
     }
 }
+
+/// edgebench's native engine against llama.cpp on the default model: the same 64 greedy tokens from the golden
+/// prompt, and logits over the prompt and 63 teacher-forced positions within the cross-backend tolerance (max
+/// |Δlogit| and mean KLD printed for the issue notes).
+#[test]
+fn native_engine_matches_llama_cpp_for_64_greedy_tokens() {
+    use edgebench_backend_native::NativeBackend;
+    let spec = real_model();
+    let (tok, prompt) = golden_prompt(&spec);
+    let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
+    let native = NativeBackend.load(&spec, &opts(&[])).unwrap();
+    let vocab = native.facts().vocab_size;
+    let greedy = |m: &dyn edgebench_core::LoadedModel| {
+        let mut s = m.new_session().unwrap();
+        workload::run_repetition(s.as_mut(), &prompt, 63, Sampler::Greedy, vocab).unwrap().generated
+    };
+    let (want, got) = (greedy(reference.as_ref()), greedy(native.as_ref()));
+    assert_eq!(want.len(), 64);
+    let (mut r, mut c) = (reference.new_session().unwrap(), native.new_session().unwrap());
+    let mut cmp = LogitComparison::default();
+    cmp.add(&r.forward(&prompt).unwrap(), &c.forward(&prompt).unwrap());
+    for &t in &want[..63] {
+        cmp.add(&r.forward(&[t]).unwrap(), &c.forward(&[t]).unwrap());
+    }
+    eprintln!(
+        "llama.cpp vs native over {} positions: mean KLD {:.5} nats, max KLD {:.5}, top-1 agreement {:.1}%, max |Δlogit| {:.3}; {}",
+        cmp.positions(),
+        cmp.mean_kld(),
+        cmp.max_kld(),
+        cmp.top1_agreement() * 100.0,
+        cmp.max_abs_diff,
+        native.facts().kernel_path
+    );
+    assert_eq!(got, want, "native greedy {:?}\nllama.cpp greedy {:?}", tok.decode(&got), tok.decode(&want));
+    LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
+}

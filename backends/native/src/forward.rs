@@ -91,7 +91,12 @@ fn rt(e: String) -> BackendError {
 
 impl Engine {
     /// `out_i = W_i · acts` for several matrices sharing the activations, rows of all of them split across threads.
-    fn matmuls(&self, pool: &mut Pool, acts: &QuantActs, jobs: &mut [(&Weight, &mut Vec<f32>)]) -> Result<(), BackendError> {
+    fn matmuls(
+        &self,
+        pool: &mut Pool,
+        acts: &QuantActs,
+        jobs: &mut [(&Weight, &mut Vec<f32>)],
+    ) -> Result<(), BackendError> {
         let n = acts.n();
         let mats: Vec<(WeightMatrix<'_>, OutMatrix)> = jobs
             .iter_mut()
@@ -151,7 +156,16 @@ impl Engine {
     /// Causal grouped-query attention of `n` new query rows (`q`, positions `pos..pos+n`) over the layer's cache,
     /// into `att`; (query, head) pairs split across threads.
     #[allow(clippy::too_many_arguments)]
-    fn attention(&self, pool: &mut Pool, q: &[f32], kc: &[f32], vc: &[f32], n: usize, pos: usize, att: &mut Vec<f32>) -> Result<(), BackendError> {
+    fn attention(
+        &self,
+        pool: &mut Pool,
+        q: &[f32],
+        kc: &[f32],
+        vc: &[f32],
+        n: usize,
+        pos: usize,
+        att: &mut Vec<f32>,
+    ) -> Result<(), BackendError> {
         let hp = &self.w.hp;
         let (hd, nh) = (hp.head_dim, hp.n_head);
         let (kvd, rep) = (hp.n_head_kv * hd, hp.n_head / hp.n_head_kv);
@@ -200,7 +214,8 @@ impl Engine {
 
         resize(&mut st.x, n * e);
         for (i, &t) in tokens.iter().enumerate() {
-            let row = quant::dequantize(w.embd.ty.ggml(), &w.embd.row(t as usize), e).map_err(|err| rt(err.to_string()))?;
+            let row =
+                quant::dequantize(w.embd.ty.ggml(), &w.embd.row(t as usize), e).map_err(|err| rt(err.to_string()))?;
             st.x[i * e..(i + 1) * e].copy_from_slice(&row);
         }
         let (cos, sin) = ops::rope_tables(st.pos, n, hd, hp.rope_base, hp.rope_scale);
@@ -209,7 +224,11 @@ impl Engine {
             self.fill_acts(pool, &mut st.acts, n, e, &|j, row| {
                 ops::rms_norm(&x[j * e..(j + 1) * e], &layer.attn_norm, hp.eps, row)
             })?;
-            self.matmuls(pool, &st.acts, &mut [(&layer.wq, &mut st.q), (&layer.wk, &mut st.kn), (&layer.wv, &mut st.vn)])?;
+            self.matmuls(
+                pool,
+                &st.acts,
+                &mut [(&layer.wq, &mut st.q), (&layer.wk, &mut st.kn), (&layer.wv, &mut st.vn)],
+            )?;
             ops::rope(&mut st.q, hp.n_head, hd, &cos, &sin);
             ops::rope(&mut st.kn, hp.n_head_kv, hd, &cos, &sin);
             st.k[li].truncate(st.pos * kvd);

@@ -162,7 +162,10 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
             return Err(load_err(format!("tensor {name} has shape {:?}, expected [{cols}, {rows}]", info.dims)));
         }
         let ty = WeightType::from_ggml(info.ty).ok_or_else(|| {
-            BackendError::Unsupported(format!("tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)", info.ty))
+            BackendError::Unsupported(format!(
+                "tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)",
+                info.ty
+            ))
         })?;
         if cols % ty.block_len() != 0 {
             return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", ty.name())));
@@ -180,8 +183,14 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
         let w = |n: &str| format!("blk.{i}.{n}.weight");
-        let (wq, wk, wv, wo) = (weight(&w("attn_q"), e, e)?, weight(&w("attn_k"), kv, e)?, weight(&w("attn_v"), kv, e)?, weight(&w("attn_output"), e, e)?);
-        let (gate, up, down) = (weight(&w("ffn_gate"), ff, e)?, weight(&w("ffn_up"), ff, e)?, weight(&w("ffn_down"), e, ff)?);
+        let (wq, wk, wv, wo) = (
+            weight(&w("attn_q"), e, e)?,
+            weight(&w("attn_k"), kv, e)?,
+            weight(&w("attn_v"), kv, e)?,
+            weight(&w("attn_output"), e, e)?,
+        );
+        let (gate, up, down) =
+            (weight(&w("ffn_gate"), ff, e)?, weight(&w("ffn_up"), ff, e)?, weight(&w("ffn_down"), e, ff)?);
         layers.push(Layer { attn_norm: Vec::new(), wq, wk, wv, wo, ffn_norm: Vec::new(), gate, up, down });
     }
     let embd = weight("token_embd.weight", hp.vocab, e)?;

@@ -53,7 +53,8 @@ pub const KERNEL_SCALAR_VS_DEQUANTIZED: Tolerance =
 
 /// A dot product with 8-bit quantized activations against the same weights times the f32 activations, relative to
 /// the sum of the absolute terms: activation quantization error (half a step of max|x|/127 per value).
-pub const KERNEL_Q8_ACTIVATIONS: Tolerance = Tolerance { name: "kernel 8-bit activations vs f32", abs: 1e-6, rel: 8e-3 };
+pub const KERNEL_Q8_ACTIVATIONS: Tolerance =
+    Tolerance { name: "kernel 8-bit activations vs f32", abs: 1e-6, rel: 8e-3 };
 
 /// Logits of the same tokens fed in one call versus split across calls (KV-cache reuse), same backend.
 /// Batched and single-token paths may use different kernels (matrix-matrix vs matrix-vector) and summation order.
