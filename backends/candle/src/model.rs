@@ -8,24 +8,11 @@ use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul, Q
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
 use edgebench_core::{BackendError, BackendFacts, LoadOptions, LoadedModel, Session};
+use edgebench_gguf::llama::{LlamaParams as Hparams, ParamsError};
 use edgebench_gguf::{GgmlType, GgufFile};
 
 fn err(e: candle_core::Error) -> BackendError {
     BackendError::Runtime(e.to_string())
-}
-
-/// Hyper-parameters read from `llama.*` metadata.
-#[derive(Debug, Clone)]
-struct Hparams {
-    n_layer: usize,
-    n_embd: usize,
-    n_head: usize,
-    n_head_kv: usize,
-    head_dim: usize,
-    n_ctx: usize,
-    rope_base: f32,
-    eps: f64,
-    vocab: usize,
 }
 
 struct Layer {
@@ -97,34 +84,17 @@ impl CandleModel {
     pub fn load(path: &Path, opts: &LoadOptions, device: Device) -> Result<Self, BackendError> {
         let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
         let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
+        let hp = Hparams::from_gguf(&file.gguf).map_err(|e| match e {
+            ParamsError::Unsupported(m) => BackendError::Unsupported(format!("{m} (candle backend)")),
+            ParamsError::Invalid(m) => load_err(m),
+        })?;
+        if hp.rope_scale != 1.0 {
+            return Err(BackendError::Unsupported(format!(
+                "linear rope scaling (factor {}) is not implemented in the candle backend",
+                hp.rope_scale
+            )));
+        }
         let g = &file.gguf;
-        let arch = g.architecture().map_err(|e| load_err(e.to_string()))?;
-        if arch != "llama" {
-            return Err(BackendError::Unsupported(format!("architecture {arch:?} (candle backend runs llama)")));
-        }
-        let u = |k: &str| g.u64(&format!("llama.{k}")).map(|v| v as usize).map_err(|e| load_err(e.to_string()));
-        let (n_embd, n_head) = (u("embedding_length")?, u("attention.head_count")?);
-        let n_head_kv = g.u64("llama.attention.head_count_kv").map(|v| v as usize).unwrap_or(n_head);
-        if n_head == 0 || n_head_kv == 0 || n_embd % n_head != 0 || n_head % n_head_kv != 0 {
-            return Err(load_err(format!("inconsistent heads: {n_embd} / {n_head} heads / {n_head_kv} kv heads")));
-        }
-        let head_dim = n_embd / n_head;
-        let rope_dim = g.u64("llama.rope.dimension_count").map(|v| v as usize).unwrap_or(head_dim);
-        if rope_dim != head_dim {
-            return Err(BackendError::Unsupported(format!("partial rotary embedding ({rope_dim} of {head_dim})")));
-        }
-        let embd_info = g.tensor("token_embd.weight").map_err(|e| load_err(e.to_string()))?;
-        let hp = Hparams {
-            n_layer: u("block_count")?,
-            n_embd,
-            n_head,
-            n_head_kv,
-            head_dim,
-            n_ctx: u("context_length")?,
-            rope_base: g.f64("llama.rope.freq_base").unwrap_or(10000.0) as f32,
-            eps: g.f64("llama.attention.layer_norm_rms_epsilon").map_err(|e| load_err(e.to_string()))?,
-            vocab: embd_info.dims.get(1).copied().unwrap_or(0) as usize,
-        };
 
         let requant = match opts.options.get("requantize").map(|s| s.to_ascii_lowercase()) {
             None => None,
@@ -233,7 +203,7 @@ impl CandleModel {
         };
         let scale = 1.0 / (hp.head_dim as f64).sqrt();
         for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
-            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, hp.eps as f32)?;
+            let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, hp.eps)?;
             let heads = |w: &QMatMul, nh: usize| -> candle_core::Result<Tensor> {
                 w.forward(&h)?.reshape((1, n, nh, hp.head_dim))?.transpose(1, 2)?.contiguous()
             };
@@ -253,13 +223,13 @@ impl CandleModel {
             let y = att.matmul(&v.contiguous()?)?; // (1, kv, rep*n, hd)
             let y = y.reshape((1, hp.n_head, n, hp.head_dim))?.transpose(1, 2)?.reshape((1, n, hp.n_embd))?;
             x = (x + layer.wo.forward(&y)?)?;
-            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, hp.eps as f32)?;
+            let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, hp.eps)?;
             let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
             let ff = layer.down.forward(&(g * layer.up.forward(&h)?)?)?;
             x = (x + ff)?;
         }
         let rows = if all { x } else { x.narrow(1, n - 1, 1)? };
-        let rows = candle_nn::ops::rms_norm(&rows, &self.output_norm, hp.eps as f32)?;
+        let rows = candle_nn::ops::rms_norm(&rows, &self.output_norm, hp.eps)?;
         let logits = self.output.forward(&rows)?.squeeze(0)?.to_dtype(DType::F32)?;
         if all {
             Ok(logits)

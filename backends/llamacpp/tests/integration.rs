@@ -8,7 +8,9 @@ use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
 use edgebench_core::{Backend, BackendError, ModelSpec};
 use edgebench_gguf::GgmlType;
 use edgebench_runner::sampler::Sampler;
-use edgebench_runner::testkit::{golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES};
+use edgebench_runner::testkit::{
+    compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES,
+};
 use edgebench_runner::{conformance, workload};
 use edgebench_stats::drift::LogitComparison;
 
@@ -97,20 +99,12 @@ fn real_model_logits_agree_with_candle() {
     let (_, prompt) = golden_prompt(&spec);
     let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
     let candidate = CandleBackend.load(&spec, &opts(&[])).unwrap();
-    let (mut r, mut c) = (reference.new_session().unwrap(), candidate.new_session().unwrap());
-    let mut cmp = LogitComparison::default();
-    cmp.add(&r.forward(&prompt).unwrap(), &c.forward(&prompt).unwrap());
-    // Teacher-forced: both engines see the same (golden) tokens, so one early near-tie cannot derail the rest.
-    for &t in &g.greedy_ids[..g.greedy_ids.len() - 1] {
-        cmp.add(&r.forward(&[t]).unwrap(), &c.forward(&[t]).unwrap());
-    }
-    eprintln!(
-        "llama.cpp vs candle over {} positions: mean KLD {:.5} nats, max KLD {:.5}, top-1 agreement {:.1}%, max |Δlogit| {:.3}",
-        cmp.positions(),
-        cmp.mean_kld(),
-        cmp.max_kld(),
-        cmp.top1_agreement() * 100.0,
-        cmp.max_abs_diff
+    eprint!("llama.cpp vs candle ");
+    let cmp = compare_teacher_forced(
+        reference.as_ref(),
+        candidate.as_ref(),
+        &prompt,
+        &g.greedy_ids[..g.greedy_ids.len() - 1],
     );
     LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
 }
@@ -210,21 +204,8 @@ fn native_engine_matches_llama_cpp_for_64_greedy_tokens() {
     };
     let (want, got) = (greedy(reference.as_ref()), greedy(native.as_ref()));
     assert_eq!(want.len(), 64);
-    let (mut r, mut c) = (reference.new_session().unwrap(), native.new_session().unwrap());
-    let mut cmp = LogitComparison::default();
-    cmp.add(&r.forward(&prompt).unwrap(), &c.forward(&prompt).unwrap());
-    for &t in &want[..63] {
-        cmp.add(&r.forward(&[t]).unwrap(), &c.forward(&[t]).unwrap());
-    }
-    eprintln!(
-        "llama.cpp vs native over {} positions: mean KLD {:.5} nats, max KLD {:.5}, top-1 agreement {:.1}%, max |Δlogit| {:.3}; {}",
-        cmp.positions(),
-        cmp.mean_kld(),
-        cmp.max_kld(),
-        cmp.top1_agreement() * 100.0,
-        cmp.max_abs_diff,
-        native.facts().kernel_path
-    );
+    eprint!("llama.cpp vs native ({}) ", native.facts().kernel_path);
+    let cmp = compare_teacher_forced(reference.as_ref(), native.as_ref(), &prompt, &want[..63]);
     assert_eq!(got, want, "native greedy {:?}\nllama.cpp greedy {:?}", tok.decode(&got), tok.decode(&want));
     LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
 }

@@ -5,35 +5,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use edgebench_core::BackendError;
+use edgebench_gguf::llama::ParamsError;
 use edgebench_gguf::{quant, GgufFile};
 use edgebench_kernels::{repack, Layout, WeightMatrix, WeightType};
 
-/// Hyper-parameters read from `llama.*` metadata.
-#[derive(Debug, Clone)]
-pub struct Hparams {
-    /// Transformer blocks.
-    pub n_layer: usize,
-    /// Embedding width.
-    pub n_embd: usize,
-    /// Query heads.
-    pub n_head: usize,
-    /// Key/value heads (grouped-query attention when fewer than `n_head`).
-    pub n_head_kv: usize,
-    /// Width of one head.
-    pub head_dim: usize,
-    /// Feed-forward width.
-    pub n_ff: usize,
-    /// Context length.
-    pub n_ctx: usize,
-    /// RoPE frequency base.
-    pub rope_base: f32,
-    /// RoPE linear scaling factor (positions are divided by it).
-    pub rope_scale: f32,
-    /// RMSNorm epsilon.
-    pub eps: f32,
-    /// Vocabulary size.
-    pub vocab: usize,
-}
+pub use edgebench_gguf::llama::LlamaParams as Hparams;
 
 /// One weight matrix in its file format.
 pub struct Weight {
@@ -120,41 +96,11 @@ impl Weights {
 pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
     let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
     let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
+    let hp = Hparams::from_gguf(&file.gguf).map_err(|e| match e {
+        ParamsError::Unsupported(m) => BackendError::Unsupported(format!("{m} (native backend)")),
+        ParamsError::Invalid(m) => load_err(m),
+    })?;
     let g = &file.gguf;
-    let arch = g.architecture().map_err(|e| load_err(e.to_string()))?;
-    if arch != "llama" {
-        return Err(BackendError::Unsupported(format!("architecture {arch:?} (the native backend runs llama)")));
-    }
-    let u = |k: &str| g.u64(&format!("llama.{k}")).map(|v| v as usize).map_err(|e| load_err(e.to_string()));
-    let (n_embd, n_head) = (u("embedding_length")?, u("attention.head_count")?);
-    let n_head_kv = g.u64("llama.attention.head_count_kv").map(|v| v as usize).unwrap_or(n_head);
-    if n_head == 0 || n_head_kv == 0 || n_embd % n_head != 0 || n_head % n_head_kv != 0 {
-        return Err(load_err(format!("inconsistent heads: {n_embd} / {n_head} heads / {n_head_kv} kv heads")));
-    }
-    let head_dim = n_embd / n_head;
-    let rope_dim = g.u64("llama.rope.dimension_count").map(|v| v as usize).unwrap_or(head_dim);
-    if rope_dim != head_dim || head_dim % 2 != 0 {
-        return Err(BackendError::Unsupported(format!("partial rotary embedding ({rope_dim} of {head_dim})")));
-    }
-    if let Ok(kind) = g.str("llama.rope.scaling.type") {
-        if kind != "none" && kind != "linear" {
-            return Err(BackendError::Unsupported(format!("rope scaling {kind:?} (none and linear are supported)")));
-        }
-    }
-    let embd_info = g.tensor("token_embd.weight").map_err(|e| load_err(e.to_string()))?;
-    let hp = Hparams {
-        n_layer: u("block_count")?,
-        n_embd,
-        n_head,
-        n_head_kv,
-        head_dim,
-        n_ff: u("feed_forward_length")?,
-        n_ctx: u("context_length")?,
-        rope_base: g.f64("llama.rope.freq_base").unwrap_or(10000.0) as f32,
-        rope_scale: g.f64("llama.rope.scaling.factor").ok().filter(|f| *f > 0.0).unwrap_or(1.0) as f32,
-        eps: g.f64("llama.attention.layer_norm_rms_epsilon").map_err(|e| load_err(e.to_string()))? as f32,
-        vocab: embd_info.dims.get(1).copied().unwrap_or(0) as usize,
-    };
     let mut types = BTreeMap::new();
     let mut weight = |name: &str, rows: usize, cols: usize| -> Result<Weight, BackendError> {
         let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;

@@ -9,7 +9,9 @@ use edgebench_core::{Backend, ModelSpec, Support};
 use edgebench_gguf::GgmlType;
 use edgebench_kernels::{Isa, KernelSet};
 use edgebench_runner::sampler::Sampler;
-use edgebench_runner::testkit::{golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES};
+use edgebench_runner::testkit::{
+    compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES,
+};
 use edgebench_runner::{conformance, workload};
 use edgebench_stats::drift::LogitComparison;
 
@@ -118,19 +120,8 @@ fn real_model_matches_the_llama_cpp_golden_and_candle() {
     assert_eq!(rep.generated, g.greedy_ids, "greedy ids differ from llama.cpp's: {:?}", tok.decode(&rep.generated));
 
     let candle = CandleBackend.load(&spec, &opts(&[])).unwrap();
-    let (mut a, mut b) = (native.new_session().unwrap(), candle.new_session().unwrap());
-    let mut cmp = LogitComparison::default();
-    cmp.add(&b.forward(&prompt).unwrap(), &a.forward(&prompt).unwrap());
-    for &t in &g.greedy_ids[..g.greedy_ids.len() - 1] {
-        cmp.add(&b.forward(&[t]).unwrap(), &a.forward(&[t]).unwrap());
-    }
-    eprintln!(
-        "candle vs native over {} positions: mean KLD {:.5} nats, max KLD {:.5}, top-1 agreement {:.1}%, max |Δlogit| {:.3}",
-        cmp.positions(),
-        cmp.mean_kld(),
-        cmp.max_kld(),
-        cmp.top1_agreement() * 100.0,
-        cmp.max_abs_diff
-    );
+    eprint!("candle vs native ");
+    let cmp =
+        compare_teacher_forced(candle.as_ref(), native.as_ref(), &prompt, &g.greedy_ids[..g.greedy_ids.len() - 1]);
     LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use edgebench_core::{DeviceRequest, LoadOptions, ModelSpec};
+use edgebench_core::{DeviceRequest, LoadOptions, LoadedModel, ModelSpec};
 use edgebench_gguf::synth::{tiny_llama, TinyConfig};
 use edgebench_gguf::GgmlType;
 
@@ -77,4 +77,29 @@ pub fn golden_prompt(spec: &ModelSpec) -> (Tokenizer, Vec<u32>) {
     };
     let ids = w.prompt_ids(&tok, template.as_deref()).expect("prompt");
     (tok, ids)
+}
+
+/// Logits of `reference` and `candidate` compared position by position: the prompt's last position, then each token
+/// of `forced` fed to both one at a time (teacher forcing, so one early near-tie cannot derail the rest).
+pub fn compare_teacher_forced(
+    reference: &dyn LoadedModel,
+    candidate: &dyn LoadedModel,
+    prompt: &[u32],
+    forced: &[u32],
+) -> edgebench_stats::drift::LogitComparison {
+    let (mut r, mut c) = (reference.new_session().expect("session"), candidate.new_session().expect("session"));
+    let mut cmp = edgebench_stats::drift::LogitComparison::default();
+    cmp.add(&r.forward(prompt).expect("reference prompt"), &c.forward(prompt).expect("candidate prompt"));
+    for &t in forced {
+        cmp.add(&r.forward(&[t]).expect("reference step"), &c.forward(&[t]).expect("candidate step"));
+    }
+    eprintln!(
+        "over {} positions: mean KLD {:.5} nats, max KLD {:.5}, top-1 agreement {:.1}%, max |Δlogit| {:.3}",
+        cmp.positions(),
+        cmp.mean_kld(),
+        cmp.max_kld(),
+        cmp.top1_agreement() * 100.0,
+        cmp.max_abs_diff
+    );
+    cmp
 }
