@@ -52,37 +52,47 @@ pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_
     }
 }
 
+/// Weight rows `r0..r1` against the `$n` activation rows from `j0`, through a general tile kernel.
+macro_rules! tile_rows {
+    ($tile:ident $(, $c:expr)?; $n:literal, $w:expr, $acts:expr, $out:expr, $j0:expr, $r0:expr, $r1:expr) => {{
+        let j0: usize = $j0;
+        let a: &[ActRow<'_>; $n] = $acts[j0..j0 + $n].try_into().unwrap();
+        for r in $r0..$r1 {
+            // SAFETY: shapes checked by the caller.
+            let v = unsafe { $tile::<$n $(, $c)?>($w.row(r), a) };
+            for (dj, x) in v.into_iter().enumerate() {
+                $out.set(j0 + dj, r, x);
+            }
+        }
+    }};
+}
+
+/// The last one to three activation rows, from `j0`.
+macro_rules! tail_rows {
+    ($tile:ident $(, $c:expr)?; $w:expr, $acts:expr, $out:expr, $j0:expr, $r0:expr, $r1:expr) => {
+        match $acts.len() - $j0 {
+            3 => tile_rows!($tile $(, $c)?; 3, $w, $acts, $out, $j0, $r0, $r1),
+            2 => tile_rows!($tile $(, $c)?; 2, $w, $acts, $out, $j0, $r0, $r1),
+            1 => tile_rows!($tile $(, $c)?; 1, $w, $acts, $out, $j0, $r0, $r1),
+            _ => {}
+        }
+    };
+}
+
+/// The loop of the other types: rows in cache blocks, activations in tiles of four, then the rest.
 macro_rules! row_loop {
     ($name:ident, $tile:ident $(, $c:expr)?) => {
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $name(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
-            let n = acts.len();
             let mut r0 = rows.start;
             while r0 < rows.end {
                 let r1 = (r0 + ROW_BLOCK).min(rows.end);
                 let mut j0 = 0;
-                macro_rules! tiles {
-                    ($n:literal) => {{
-                        let a: &[ActRow<'_>; $n] = acts[j0..j0 + $n].try_into().unwrap();
-                        for r in r0..r1 {
-                            // SAFETY: shapes checked by the caller.
-                            let v = unsafe { $tile::<$n $(, $c)?>(w.row(r), a) };
-                            for (dj, x) in v.into_iter().enumerate() {
-                                out.set(j0 + dj, r, x);
-                            }
-                        }
-                    }};
-                }
-                while j0 + 4 <= n {
-                    tiles!(4);
+                while j0 + 4 <= acts.len() {
+                    tile_rows!($tile $(, $c)?; 4, w, acts, out, j0, r0, r1);
                     j0 += 4;
                 }
-                match n - j0 {
-                    3 => tiles!(3),
-                    2 => tiles!(2),
-                    1 => tiles!(1),
-                    _ => {}
-                }
+                tail_rows!($tile $(, $c)?; w, acts, out, j0, r0, r1);
                 r0 = r1;
             }
         }
@@ -119,25 +129,7 @@ macro_rules! gemm_loop {
                         }
                     }
                 }
-                let j0 = 4 * full;
-                macro_rules! rest {
-                    ($n:literal) => {{
-                        let a: &[ActRow<'_>; $n] = acts[j0..j0 + $n].try_into().unwrap();
-                        for r in r0..r1 {
-                            // SAFETY: shapes checked by the caller.
-                            let v = unsafe { $tile::<$n $(, $c)?>(w.row(r), a) };
-                            for (dj, x) in v.into_iter().enumerate() {
-                                out.set(j0 + dj, r, x);
-                            }
-                        }
-                    }};
-                }
-                match n - j0 {
-                    3 => rest!(3),
-                    2 => rest!(2),
-                    1 => rest!(1),
-                    _ => {}
-                }
+                tail_rows!($tile $(, $c)?; w, acts, out, 4 * full, r0, r1);
                 r0 = r1;
             }
         }
