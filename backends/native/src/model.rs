@@ -100,6 +100,12 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
         ParamsError::Unsupported(m) => BackendError::Unsupported(format!("{m} (native backend)")),
         ParamsError::Invalid(m) => load_err(m),
     })?;
+    if hp.n_embd % 32 != 0 || hp.n_ff % 32 != 0 {
+        return Err(BackendError::Unsupported(format!(
+            "widths {} and {} are not multiples of 32 (the native backend quantizes activations in blocks of 32)",
+            hp.n_embd, hp.n_ff
+        )));
+    }
     let g = &file.gguf;
     let mut types = BTreeMap::new();
     let mut weight = |name: &str, rows: usize, cols: usize| -> Result<Weight, BackendError> {
