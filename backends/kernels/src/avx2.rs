@@ -144,6 +144,23 @@ row_loop!(rows_q6k, q6k_tile);
 row_loop!(rows_f32, float_tile, false);
 row_loop!(rows_f16, float_tile, true);
 
+/// Runs `$block!(b, even accumulators…)` and `$block!(b + 1, odd accumulators…)` over blocks `0..nb` in pairs (an
+/// odd last block goes to the even ones), so consecutive blocks do not wait on each other's additions.
+macro_rules! paired_blocks {
+    ($nb:expr, $block:ident; $($even:ident),+; $($odd:ident),+) => {{
+        let nb: usize = $nb;
+        let mut b = 0;
+        while b + 2 <= nb {
+            $block!(b, $($even),+);
+            $block!(b + 1, $($odd),+);
+            b += 2;
+        }
+        if b < nb {
+            $block!(b, $($even),+);
+        }
+    }};
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn hsum(v: __m256) -> f32 {
@@ -225,15 +242,7 @@ unsafe fn q4_tile<const N: usize, const MIN: bool>(w: &[u8], a: &[ActRow<'_>; N]
             }
         }};
     }
-    let mut b = 0;
-    while b + 2 <= nb {
-        block!(b, acc0, cor0);
-        block!(b + 1, acc1, cor1);
-        b += 2;
-    }
-    if b < nb {
-        block!(b, acc0, cor0);
-    }
+    paired_blocks!(nb, block; acc0, cor0; acc1, cor1);
     std::array::from_fn(|j| {
         let c = lane1(_mm_add_ps(cor0[j], cor1[j]));
         hsum(_mm256_add_ps(acc0[j], acc1[j])) + if MIN { c } else { -8.0 * c }
@@ -286,15 +295,7 @@ unsafe fn q4_gemm4<const MIN: bool>(w: &[u8], a: &[ActRow<'_>; 4], pk: &[[f32; 8
             }
         }};
     }
-    let mut b = 0;
-    while b + 2 <= nb {
-        block!(b, acc0, cor0);
-        block!(b + 1, acc1, cor1);
-        b += 2;
-    }
-    if b < nb {
-        block!(b, acc0, cor0);
-    }
+    paired_blocks!(nb, block; acc0, cor0; acc1, cor1);
     fold4(_mm256_add_ps(acc0, acc1), _mm_add_ps(cor0, cor1))
 }
 
@@ -320,15 +321,7 @@ unsafe fn q8_gemm4(w: &[u8], a: &[ActRow<'_>; 4], pk: &[[f32; 8]]) -> [f32; 4] {
             }
         }};
     }
-    let mut b = 0;
-    while b + 2 <= nb {
-        block!(b, acc0);
-        block!(b + 1, acc1);
-        b += 2;
-    }
-    if b < nb {
-        block!(b, acc0);
-    }
+    paired_blocks!(nb, block; acc0; acc1);
     fold4(_mm256_add_ps(acc0, acc1), _mm_setzero_ps())
 }
 
@@ -356,15 +349,7 @@ unsafe fn q8_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
             }
         }};
     }
-    let mut b = 0;
-    while b + 2 <= nb {
-        block!(b, acc0);
-        block!(b + 1, acc1);
-        b += 2;
-    }
-    if b < nb {
-        block!(b, acc0);
-    }
+    paired_blocks!(nb, block; acc0; acc1);
     std::array::from_fn(|j| hsum(_mm256_add_ps(acc0[j], acc1[j])))
 }
 
@@ -519,50 +504,6 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, f32) {
         let p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256(q.as_mut_ptr().cast(), p8);
         (d, d * total as f32)
-    }
-}
-
-/// AVX2 version of [`crate::scalar::dot_f32`].
-///
-/// # Safety
-/// The CPU has avx2 and fma; `a.len() == b.len()`.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn dot_f32(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len();
-    let main = n / 16 * 16;
-    let (mut s0, mut s1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-    let mut i = 0;
-    while i < main {
-        // SAFETY: i + 16 <= n for both slices.
-        unsafe {
-            s0 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i)), _mm256_loadu_ps(b.as_ptr().add(i)), s0);
-            s1 = _mm256_fmadd_ps(_mm256_loadu_ps(a.as_ptr().add(i + 8)), _mm256_loadu_ps(b.as_ptr().add(i + 8)), s1);
-        }
-        i += 16;
-    }
-    hsum(_mm256_add_ps(s0, s1)) + (main..n).map(|i| a[i] * b[i]).sum::<f32>()
-}
-
-/// AVX2 version of [`crate::scalar::axpy`].
-///
-/// # Safety
-/// The CPU has avx2 and fma; `y.len() == x.len()`.
-#[target_feature(enable = "avx2,fma,f16c")]
-pub unsafe fn axpy(y: &mut [f32], alpha: f32, x: &[f32]) {
-    let n = y.len();
-    let main = n / 8 * 8;
-    let av = _mm256_set1_ps(alpha);
-    let mut i = 0;
-    while i < main {
-        // SAFETY: i + 8 <= n for both slices.
-        unsafe {
-            let p = y.as_mut_ptr().add(i);
-            _mm256_storeu_ps(p, _mm256_fmadd_ps(av, _mm256_loadu_ps(x.as_ptr().add(i)), _mm256_loadu_ps(p)));
-        }
-        i += 8;
-    }
-    for i in main..n {
-        y[i] += alpha * x[i];
     }
 }
 

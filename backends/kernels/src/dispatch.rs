@@ -111,28 +111,6 @@ impl KernelSet {
         unsafe { self.dot_tile_unchecked(ty, w, acts, out) }
     }
 
-    /// Σ a_i·b_i (attention scores).
-    pub fn dot_f32(&self, a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len(), "dot_f32 lengths");
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the path is available (checked when made); lengths equal (asserted).
-            Isa::Avx2 => unsafe { crate::avx2::dot_f32(a, b) },
-            _ => crate::scalar::dot_f32(a, b),
-        }
-    }
-
-    /// y_i += alpha·x_i (attention's weighted sum of values).
-    pub fn axpy(&self, y: &mut [f32], alpha: f32, x: &[f32]) {
-        assert_eq!(y.len(), x.len(), "axpy lengths");
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: as in dot_f32.
-            Isa::Avx2 => unsafe { crate::avx2::axpy(y, alpha, x) },
-            _ => crate::scalar::axpy(y, alpha, x),
-        }
-    }
-
     /// `out[t] = scale · (q · keys[t·stride ..][..q.len()])` for every `t < out.len()`: one query's attention scores
     /// over a cache of key rows.
     pub fn scores(&self, q: &[f32], keys: &[f32], stride: usize, scale: f32, out: &mut [f32]) {

@@ -13,12 +13,11 @@ mod model;
 mod ops;
 mod pool;
 
-pub use pool::Pool;
-
 use std::sync::Mutex;
 
 use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
 use edgebench_kernels::{Isa, KernelSet};
+use pool::Pool;
 
 /// This crate's version, recorded in results.
 pub const VERSION: &str = concat!("edgebench-backend-native ", env!("CARGO_PKG_VERSION"));
