@@ -38,6 +38,9 @@ pub struct CandleModel {
     sin: Tensor,
     device: Device,
     facts: BackendFacts,
+    path: std::path::PathBuf,
+    /// Digests (`edgebench_gguf::fingerprint`) of the tensors converted at load, taken from what candle holds.
+    converted_digests: Vec<(String, Vec<u64>, [u8; 32])>,
 }
 
 fn to_candle(t: GgmlType) -> Option<GgmlDType> {
@@ -111,6 +114,7 @@ impl CandleModel {
         let float_target = matches!(requant, Some((GgmlType::F32 | GgmlType::F16, _)));
         let mut requantized: BTreeMap<String, usize> = BTreeMap::new();
         let mut types: BTreeMap<GgmlType, usize> = BTreeMap::new();
+        let mut converted_digests = Vec::new();
 
         let mut qtensor = |name: &str, allow_requant: bool| -> Result<QTensor, BackendError> {
             let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;
@@ -124,7 +128,11 @@ impl CandleModel {
                 Some((to, cdt)) if allow_requant && info.dims.len() == 2 && info.ty != to => {
                     *requantized.entry(format!("{}→{}", info.ty, to)).or_default() += 1;
                     *types.entry(to).or_default() += 1;
-                    QTensor::quantize(&t.dequantize(&device).map_err(err)?, cdt).map_err(err)
+                    let q = QTensor::quantize(&t.dequantize(&device).map_err(err)?, cdt).map_err(err)?;
+                    let held = q.dequantize(&device).and_then(|t| t.flatten_all()?.to_vec1::<f32>()).map_err(err)?;
+                    let digest = edgebench_gguf::fingerprint::tensor_digest(&held);
+                    converted_digests.push((name.to_string(), info.dims.clone(), digest));
+                    Ok(q)
                 }
                 _ => {
                     *types.entry(info.ty).or_default() += 1;
@@ -171,7 +179,7 @@ impl CandleModel {
         if tied {
             notes.push("output projection tied to token_embd".into());
         }
-        let facts = BackendFacts {
+        let mut facts = BackendFacts {
             versions: vec![crate::CANDLE_VERSION.into(), "candle-nn 0.11.1".into()],
             kernel_path,
             threads: candle_core::utils::get_num_threads(),
@@ -179,8 +187,24 @@ impl CandleModel {
             context_length: hp.n_ctx,
             converted,
             notes,
+            weights: None,
         };
-        Ok(Self { hp, embd, layers, output_norm, output, cos, sin, device, facts })
+        if !converted_digests.is_empty() {
+            facts.notes.push("digests of the converted tensors taken at load, from candle's own tensors".into());
+        }
+        Ok(Self {
+            hp,
+            embd,
+            layers,
+            output_norm,
+            output,
+            cos,
+            sin,
+            device,
+            facts,
+            path: path.to_path_buf(),
+            converted_digests,
+        })
     }
 
     /// Logits of the last token (`all` false: shape (vocab)) or of every token (shape (n, vocab)).
@@ -242,6 +266,23 @@ impl CandleModel {
 impl LoadedModel for CandleModel {
     fn facts(&self) -> BackendFacts {
         self.facts.clone()
+    }
+
+    fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
+        if self.converted_digests.is_empty() {
+            return Ok(None);
+        }
+        let load_err = |m: String| BackendError::Load { path: self.path.display().to_string(), message: m };
+        let mut fp = edgebench_gguf::fingerprint::Fingerprinter::new();
+        for (name, dims, digest) in &self.converted_digests {
+            fp.digest(name, dims, *digest).map_err(|e| load_err(e.to_string()))?;
+        }
+        let file = GgufFile::open(&self.path).map_err(|e| load_err(e.to_string()))?;
+        edgebench_gguf::fingerprint::add_file(&mut fp, &file).map_err(|e| load_err(e.to_string()))?;
+        Ok(Some((
+            fp.finish(),
+            "converted tensors as candle holds them after load, the others as stored in the file".into(),
+        )))
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {

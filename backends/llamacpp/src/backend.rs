@@ -130,6 +130,7 @@ impl LlamaCppModel {
             vocab_size: n_vocab,
             context_length: first.n_ctx(),
             converted: None,
+            weights: None,
             notes: vec![
                 format!("model: {}", model.desc()),
                 format!(

@@ -115,6 +115,7 @@ impl LoadedModel for MockModel {
             context_length: self.0.context,
             converted: None,
             notes: vec!["mock backend: numbers are synthetic".into()],
+            weights: None,
         }
     }
 

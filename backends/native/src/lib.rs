@@ -106,6 +106,7 @@ impl Backend for NativeBackend {
             context_length: w.hp.n_ctx,
             converted: None,
             notes,
+            weights: None,
         };
         Ok(Box::new(NativeModel { engine: forward::Engine { w, ks, pool: Mutex::new(pool) }, facts }))
     }

@@ -95,6 +95,33 @@ pub struct BackendFacts {
     pub converted: Option<String>,
     /// Anything else a reader of the results should know.
     pub notes: Vec<String>,
+    /// Whether the weights that ran are the file's: set by the harness after loading, never by a backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights: Option<WeightsCheck>,
+}
+
+/// The fingerprint (SHA-256 of every dequantized value, `edgebench_gguf::fingerprint`) of the weights a backend
+/// ran, beside the source file's.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WeightsCheck {
+    /// Fingerprint of the weights the backend runs.
+    pub fingerprint: String,
+    /// Fingerprint of the model file's tensors.
+    pub source: String,
+    /// How the backend's fingerprint was obtained, e.g. `runs the file's tensors as stored` or `decoded from the
+    /// ONNX initializers it loaded`.
+    pub how: String,
+}
+
+impl WeightsCheck {
+    /// `identical to source` or `differs from source`.
+    pub fn verdict(&self) -> &'static str {
+        if self.fingerprint == self.source {
+            "identical to source"
+        } else {
+            "differs from source"
+        }
+    }
 }
 
 /// A stateless factory: checks support and loads models.
@@ -110,6 +137,12 @@ pub trait Backend: Send + Sync {
     /// Loads the weights; the harness times this call as load time.
     fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError>;
 
+    /// Untimed work before the timed loads, e.g. writing (or finding in the cache) the ONNX export of a GGUF
+    /// file. Returns notes for the results. The default does nothing.
+    fn prepare(&self, _model: &ModelSpec, _opts: &LoadOptions) -> Result<Vec<String>, BackendError> {
+        Ok(Vec::new())
+    }
+
     /// Devices this build can target on this machine, for `edgebench backends`.
     fn devices(&self) -> Vec<String> {
         vec!["cpu".into()]
@@ -120,6 +153,14 @@ pub trait Backend: Send + Sync {
 pub trait LoadedModel {
     /// Facts for the results file.
     fn facts(&self) -> BackendFacts;
+
+    /// The weights this model runs, when they are not the file's tensors as stored: `Some((fingerprint, how))`
+    /// with the fingerprint of `edgebench_gguf::fingerprint` over the values it actually holds. `None` (the
+    /// default) says it runs the file's tensors unconverted, so the file's own fingerprint is the one. Called once,
+    /// untimed, after loading.
+    fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
+        Ok(None)
+    }
 
     /// A fresh session with an empty KV cache.
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError>;

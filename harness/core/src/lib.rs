@@ -11,5 +11,7 @@ pub mod metrics;
 pub mod results;
 pub mod tolerance;
 
-pub use backend::{Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+pub use backend::{
+    Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Session, Support, WeightsCheck,
+};
 pub use error::BackendError;

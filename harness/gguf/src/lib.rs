@@ -6,6 +6,7 @@
 
 pub mod bytelevel;
 mod error;
+pub mod fingerprint;
 pub mod llama;
 pub mod quant;
 mod reader;

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use edgebench_core::accuracy::Drift;
-use edgebench_core::{Backend, BackendError, LoadedModel, Support};
+use edgebench_core::{Backend, BackendError, LoadedModel, Support, WeightsCheck};
 use edgebench_gguf::GgufFile;
 
 use crate::energy::cell::CellMeters;
@@ -54,17 +54,18 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     if let Support::No(reason) = backend.supports(&spec.model, &spec.load) {
         return Err(Outcome::Skipped(reason));
     }
+    let prepared = backend.prepare(&spec.model, &spec.load)?;
     let file = GgufFile::open(&spec.model.path).map_err(|e| Outcome::Error(e.to_string()))?;
     let tok =
         Tokenizer::from_gguf(&file.gguf).map_err(|e| Outcome::Error(format!("{}: {e}", spec.model.path.display())))?;
     let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
-    drop(file);
     let prompt = spec.workload.prompt_ids(&tok, template.as_deref()).map_err(|e| Outcome::Error(e.to_string()))?;
 
     let started = Instant::now();
     let mut meters = CellMeters::start(&spec.energy, &spec.key.device);
     meters.idle_baseline(spec.energy.idle_s);
-    let result = run_measured(spec, backend, &tok, &prompt, &mut meters, started, out);
+    let result = run_measured(spec, backend, &file, &prepared, &tok, &prompt, &mut meters, started, out);
+    drop(file);
     // Energy measured up to a failure is still reported.
     let (energy, thermal) = meters.finish();
     emit(out, &Event::Energy(energy));
@@ -85,10 +86,27 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     Ok(())
 }
 
+/// The fingerprint of the weights the loaded model runs beside the file's (both untimed).
+fn weights_check(m: &dyn LoadedModel, file: &GgufFile) -> Result<WeightsCheck, Outcome> {
+    let source = edgebench_gguf::fingerprint::of_file(file).map_err(|e| Outcome::Error(e.to_string()))?;
+    Ok(match m.weights_fingerprint()? {
+        Some((fingerprint, how)) => WeightsCheck { fingerprint, source, how },
+        None if m.facts().converted.is_some() => {
+            return Err(Outcome::Error(
+                "the backend converted weights at load but reports no fingerprint of them".into(),
+            ))
+        }
+        None => WeightsCheck { fingerprint: source.clone(), source, how: "runs the file's tensors as stored".into() },
+    })
+}
+
 /// Loads the model and runs every repetition, reading the meters at each phase boundary of measured repetitions.
+#[allow(clippy::too_many_arguments)]
 fn run_measured(
     spec: &CellSpec,
     backend: &dyn Backend,
+    file: &GgufFile,
+    prepared: &[String],
     tok: &Tokenizer,
     prompt: &[u32],
     meters: &mut CellMeters,
@@ -96,12 +114,19 @@ fn run_measured(
     out: &mut dyn Write,
 ) -> Result<Box<dyn LoadedModel>, Outcome> {
     let mut model: Option<Box<dyn LoadedModel>> = None;
+    let mut weights = None;
     for _ in 0..spec.load_repetitions {
         drop(model.take());
         let t = Instant::now();
         let m = backend.load(&spec.model, &spec.load)?;
         let load_s = t.elapsed().as_secs_f64();
-        emit(out, &Event::Loaded { load_s, facts: m.facts() });
+        if weights.is_none() {
+            weights = Some(weights_check(m.as_ref(), file)?);
+        }
+        let mut facts = m.facts();
+        facts.notes.extend(prepared.iter().cloned());
+        facts.weights = weights.clone();
+        emit(out, &Event::Loaded { load_s, facts });
         model = Some(m);
     }
     let model = model.expect("load_repetitions >= 1");

@@ -1,0 +1,105 @@
+//! Exported files, cached by content: `<cache>/onnx/<first 16 hex of the GGUF's SHA-256>-g<graph version>-acc<N>/
+//! model.onnx`. One export at a time per entry (a file lock), written to a temporary file and renamed, so a
+//! reader never sees half a file.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use edgebench_gguf::GgufFile;
+use prost::Message;
+use sha2::{Digest, Sha256};
+
+use crate::export::{export, ExportOptions, Exported, EXPORTER_VERSION};
+use crate::{io_err, OnnxError};
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> Result<String, OnnxError> {
+    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Writes an export as `path` (temporary file and rename).
+pub fn write(exported: &Exported, path: &Path) -> Result<(), OnnxError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let tmp = tempfile::Builder::new().prefix(".model-").suffix(".onnx").tempfile_in(dir).map_err(io_err(dir))?;
+    std::fs::write(tmp.path(), exported.model.encode_to_vec()).map_err(io_err(tmp.path()))?;
+    tmp.persist(path).map_err(|e| OnnxError::Io { path: path.into(), source: e.error })?;
+    Ok(())
+}
+
+/// Exports `gguf` to `path`.
+pub fn export_file(gguf: &Path, opts: ExportOptions, path: &Path) -> Result<Exported, OnnxError> {
+    let sha = sha256_file(gguf)?;
+    let file = GgufFile::open(gguf)?;
+    let exported = export(&file, opts, &sha)?;
+    write(&exported, path)?;
+    Ok(exported)
+}
+
+/// The cached export of `gguf`, writing it first when missing. Returns the file and whether it was written now.
+pub fn ensure(cache_root: &Path, gguf: &Path, opts: ExportOptions) -> Result<(PathBuf, bool), OnnxError> {
+    let sha = sha256_file(gguf)?;
+    let dir = cache_root.join("onnx").join(format!("{}-g{EXPORTER_VERSION}-acc{}", &sha[..16], opts.accuracy_level));
+    let path = dir.join("model.onnx");
+    if path.is_file() {
+        return Ok((path, false));
+    }
+    std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    let lock_path = dir.join(".lock");
+    let lock = std::fs::File::create(&lock_path).map_err(io_err(&lock_path))?;
+    // SAFETY: flock on a descriptor we own; released when `lock` drops.
+    if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
+        return Err(OnnxError::Io { path: lock_path, source: std::io::Error::last_os_error() });
+    }
+    if path.is_file() {
+        return Ok((path, false));
+    }
+    let file = GgufFile::open(gguf)?;
+    write(&export(&file, opts, &sha)?, &path)?;
+    Ok((path, true))
+}
+
+/// What the ONNX backends keep between `prepare` (untimed: export or find the cached file) and `load` (timed: the
+/// runtime reads the file), so the GGUF is not hashed again inside the timed load.
+pub struct Exports {
+    root: PathBuf,
+    known: std::sync::Mutex<std::collections::HashMap<(PathBuf, ExportOptions), PathBuf>>,
+}
+
+impl Exports {
+    /// Exports cached under `root` (the edgebench cache folder).
+    pub fn new(root: PathBuf) -> Self {
+        Self { root, known: Default::default() }
+    }
+
+    /// Exports `gguf` when no cached export exists; returns the file and a note for the results.
+    pub fn prepare(&self, gguf: &Path, opts: ExportOptions) -> Result<(PathBuf, String), OnnxError> {
+        let t = std::time::Instant::now();
+        let (path, written) = ensure(&self.root, gguf, opts)?;
+        self.known.lock().expect("not poisoned").insert((gguf.to_path_buf(), opts), path.clone());
+        let note = if written {
+            format!("ONNX export written in {:.1} s (untimed): {}", t.elapsed().as_secs_f64(), path.display())
+        } else {
+            format!("ONNX export from the cache: {}", path.display())
+        };
+        Ok((path, note))
+    }
+
+    /// The export of `gguf`: the one `prepare` found, else found or written now.
+    pub fn path(&self, gguf: &Path, opts: ExportOptions) -> Result<PathBuf, OnnxError> {
+        if let Some(p) = self.known.lock().expect("not poisoned").get(&(gguf.to_path_buf(), opts)) {
+            return Ok(p.clone());
+        }
+        Ok(self.prepare(gguf, opts)?.0)
+    }
+}

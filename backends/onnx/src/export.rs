@@ -1,0 +1,419 @@
+//! GGUF (llama architecture) → ONNX: the graph of `io`'s interface (KV cache in and out, rotary embedding on
+//! adjacent pairs as in the GGUF's permuted Q/K weights, grouped-query attention by expanding K/V heads, SwiGLU,
+//! RMSNorm from primitive ops, tied embeddings), weights carried as `weights` decides, and `edgebench.*` metadata
+//! (graph facts, the tensor → initializer map the fingerprint reads, what was converted).
+
+use std::collections::{BTreeMap, HashMap};
+
+use edgebench_gguf::llama::LlamaParams;
+use edgebench_gguf::{GgmlType, GgufFile};
+use serde::{Deserialize, Serialize};
+
+use crate::io::{self, GraphFacts};
+use crate::pb::{tensor_proto::DataType, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto};
+use crate::proto::{attr_i, attr_ints, Builder, Dim};
+use crate::weights::{self, Carried, BLOCK};
+use crate::OnnxError;
+
+/// Version of the graph this exporter writes; part of the cache key.
+pub const EXPORTER_VERSION: u32 = 1;
+/// ONNX opset of the default domain.
+pub const OPSET: i64 = 17;
+
+/// Export choices that change the graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ExportOptions {
+    /// `accuracy_level` of every `MatMulNBits` node: 0 unset, 1 f32, 2 f16, 3 bf16, 4 int8 activations (ORT
+    /// quantizes activations per block, as llama.cpp and the native backend do). tract ignores it.
+    pub accuracy_level: u8,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        Self { accuracy_level: 4 }
+    }
+}
+
+/// Where the values of one GGUF tensor sit in the graph.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Repr {
+    /// `MatMulNBits` inputs (initializer names), `n` rows of `k`.
+    Nbits4 {
+        /// Codes initializer.
+        codes: String,
+        /// Scales initializer.
+        scales: String,
+        /// Zero points initializer, if any.
+        zero_points: Option<String>,
+        /// Per-block minimums initializer, if any.
+        mins: Option<String>,
+        /// Rows.
+        n: usize,
+        /// Values per row.
+        k: usize,
+    },
+    /// A plain f32 initializer.
+    Float {
+        /// Initializer name.
+        init: String,
+    },
+}
+
+/// One GGUF tensor and a representation of it in the graph (a tensor may have several: the tied embedding).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WeightEntry {
+    /// GGUF name.
+    pub tensor: String,
+    /// GGUF dimensions (innermost first).
+    pub dims: Vec<u64>,
+    /// GGUF type.
+    pub ggml_type: String,
+    /// Where its values are.
+    pub repr: Repr,
+}
+
+/// Metadata keys.
+pub mod meta {
+    /// Graph facts (JSON `GraphFacts`).
+    pub const FACTS: &str = "edgebench.facts";
+    /// Tensor → initializers (JSON list of `WeightEntry`).
+    pub const WEIGHTS: &str = "edgebench.weights";
+    /// How each type is carried (text).
+    pub const CARRIED: &str = "edgebench.carried";
+    /// Conversions, one per line; absent when none.
+    pub const CONVERTED: &str = "edgebench.converted";
+    /// Export options (JSON `ExportOptions`).
+    pub const OPTIONS: &str = "edgebench.export_options";
+    /// SHA-256 of the source GGUF.
+    pub const SOURCE_SHA256: &str = "edgebench.source_sha256";
+    /// Exporter version.
+    pub const EXPORTER: &str = "edgebench.exporter";
+}
+
+/// A graph written from a GGUF file.
+pub struct Exported {
+    /// The ONNX model.
+    pub model: ModelProto,
+    /// Facts needed to drive it.
+    pub facts: GraphFacts,
+    /// How each type is carried, e.g. `Q4_1 ×210 as MatMulNBits (zero point 0) + f32 block minimums`.
+    pub carried: String,
+    /// Conversions (empty when every tensor keeps its representation).
+    pub converted: Vec<String>,
+}
+
+struct Ctx<'a> {
+    file: &'a GgufFile,
+    b: Builder,
+    opts: ExportOptions,
+    entries: Vec<WeightEntry>,
+    /// Block sums of an activation (for Q4_1 minimums), by activation name.
+    block_sums: HashMap<String, String>,
+    carried: BTreeMap<String, usize>,
+    converted: BTreeMap<String, Vec<String>>,
+}
+
+impl Ctx<'_> {
+    fn read(&self, name: &str) -> Result<(Vec<u8>, GgmlType, Vec<u64>), OnnxError> {
+        let info = self.file.gguf.tensor(name).map_err(|e| e.in_file(&self.file.path))?;
+        Ok((self.file.read_tensor(info)?, info.ty, info.dims.clone()))
+    }
+
+    fn note(&mut self, tensor: &str, ty: GgmlType, how: &str) {
+        *self.carried.entry(format!("{ty} {how}")).or_default() += 1;
+        if let Some(c) = weights::conversion(ty) {
+            self.converted.entry(c).or_default().push(tensor.to_string());
+        }
+    }
+
+    /// An f32 vector or table initializer holding the tensor's dequantized values.
+    fn float_init(&mut self, name: &str, onnx_dims: &[i64]) -> Result<String, OnnxError> {
+        let (data, ty, dims) = self.read(name)?;
+        let n: u64 = dims.iter().product();
+        let v = edgebench_gguf::quant::dequantize(ty, &data, n as usize).map_err(|e| e.in_file(&self.file.path))?;
+        let init = self.b.f32s(&format!("{name}.f32"), onnx_dims, &v);
+        self.note(name, ty, "as f32");
+        self.entries.push(WeightEntry {
+            tensor: name.into(),
+            dims,
+            ggml_type: ty.to_string(),
+            repr: Repr::Float { init: init.clone() },
+        });
+        Ok(init)
+    }
+
+    fn block_sum(&mut self, x: &str, k: usize) -> String {
+        if let Some(s) = self.block_sums.get(x) {
+            return s.clone();
+        }
+        let shape = self.b.i64s(&[0, (k / BLOCK) as i64, BLOCK as i64]);
+        let r = self.b.op("Reshape", &[x, &shape], vec![]);
+        let axes = self.b.i64s(&[-1]);
+        let s = self.b.op("ReduceSum", &[&r, &axes], vec![attr_i("keepdims", 0)]);
+        self.block_sums.insert(x.into(), s.clone());
+        s
+    }
+
+    /// `x [rows, k] · Wᵀ` for the GGUF matrix `name` (dims `[k, n]`).
+    fn linear(&mut self, x: &str, name: &str) -> Result<String, OnnxError> {
+        let (data, ty, dims) = self.read(name)?;
+        let (k, n) = match dims[..] {
+            [k, n] => (k as usize, n as usize),
+            _ => return Err(OnnxError::Unsupported(format!("{name} has shape {dims:?}, expected a matrix"))),
+        };
+        let carried = weights::encode(ty, &data, n, k)
+            .map_err(|e| OnnxError::Unsupported(format!("{}: {name}: {e}", self.file.path.display())))?;
+        match carried {
+            Carried::Nbits4 { codes, scales, zero_points, mins } => {
+                let nb = k / BLOCK;
+                let c = self.b.u8s(&format!("{name}.codes"), &[n as i64, nb as i64, 16], codes);
+                let s = self.b.f32s(&format!("{name}.scales"), &[(n * nb) as i64], &scales);
+                let z = zero_points.map(|z| self.b.u8s(&format!("{name}.zero_points"), &[z.len() as i64], z));
+                let m = mins.map(|m| self.b.f32s(&format!("{name}.mins"), &[n as i64, nb as i64], &m));
+                let mut inputs = vec![x, c.as_str(), s.as_str()];
+                if let Some(z) = &z {
+                    inputs.push(z);
+                }
+                let attrs = vec![
+                    attr_i("K", k as i64),
+                    attr_i("N", n as i64),
+                    attr_i("bits", 4),
+                    attr_i("block_size", BLOCK as i64),
+                    attr_i("accuracy_level", self.opts.accuracy_level as i64),
+                ];
+                let mut y = self.b.op_in("com.microsoft", "MatMulNBits", &inputs, attrs, 1).remove(0);
+                let how = if m.is_some() {
+                    "as MatMulNBits (zero point 0) + f32 block minimums"
+                } else {
+                    "as MatMulNBits (zero point 8)"
+                };
+                if let Some(m) = &m {
+                    let sums = self.block_sum(x, k);
+                    let corr = self.b.op("Gemm", &[&sums, m], vec![attr_i("transB", 1)]);
+                    y = self.b.op("Add", &[&y, &corr], vec![]);
+                }
+                self.note(name, ty, how);
+                self.entries.push(WeightEntry {
+                    tensor: name.into(),
+                    dims,
+                    ggml_type: ty.to_string(),
+                    repr: Repr::Nbits4 { codes: c, scales: s, zero_points: z, mins: m, n, k },
+                });
+                Ok(y)
+            }
+            Carried::Float(v) => {
+                let w = self.b.f32s(&format!("{name}.f32"), &[n as i64, k as i64], &v);
+                self.note(name, ty, "as f32");
+                self.entries.push(WeightEntry {
+                    tensor: name.into(),
+                    dims,
+                    ggml_type: ty.to_string(),
+                    repr: Repr::Float { init: w.clone() },
+                });
+                Ok(self.b.op("Gemm", &[x, &w], vec![attr_i("transB", 1)]))
+            }
+        }
+    }
+
+    fn rms_norm(&mut self, x: &str, weight: &str, eps: f32, width: usize) -> Result<String, OnnxError> {
+        let w = self.float_init(weight, &[width as i64])?;
+        let sq = self.b.op("Mul", &[x, x], vec![]);
+        let mean = self.b.op("ReduceMean", &[&sq], vec![attr_ints("axes", &[-1]), attr_i("keepdims", 1)]);
+        let e = self.b.scalar(eps);
+        let var = self.b.op("Add", &[&mean, &e], vec![]);
+        let std = self.b.op("Sqrt", &[&var], vec![]);
+        let inv = self.b.op("Reciprocal", &[&std], vec![]);
+        let y = self.b.op("Mul", &[x, &inv], vec![]);
+        Ok(self.b.op("Mul", &[&y, &w], vec![]))
+    }
+
+    /// Rotates adjacent pairs of `x [seq, heads, head_dim/2, 2]`; `cos`, `sin` are `[seq, 1, head_dim/2, 1]`.
+    fn rope(&mut self, x: &str, cos: &str, sin: &str) -> String {
+        let halves = self.b.op_in("", "Split", &[x], vec![attr_i("axis", 3)], 2);
+        let (x0, x1) = (&halves[0], &halves[1]);
+        let a = self.b.op("Mul", &[x0, cos], vec![]);
+        let bb = self.b.op("Mul", &[x1, sin], vec![]);
+        let o0 = self.b.op("Sub", &[&a, &bb], vec![]);
+        let c = self.b.op("Mul", &[x0, sin], vec![]);
+        let d = self.b.op("Mul", &[x1, cos], vec![]);
+        let o1 = self.b.op("Add", &[&c, &d], vec![]);
+        self.b.op("Concat", &[&o0, &o1], vec![attr_i("axis", 3)])
+    }
+}
+
+/// Writes the ONNX graph of a llama GGUF file. `source_sha256` is recorded in the metadata.
+pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Result<Exported, OnnxError> {
+    let hp = LlamaParams::from_gguf(&file.gguf)
+        .map_err(|e| OnnxError::Unsupported(format!("{}: {e}", file.path.display())))?;
+    let (e, h, kvh, d) = (hp.n_embd, hp.n_head, hp.n_head_kv, hp.head_dim);
+    let half = d / 2;
+    let mut cx = Ctx {
+        file,
+        b: Builder::default(),
+        opts,
+        entries: Vec::new(),
+        block_sums: HashMap::new(),
+        carried: BTreeMap::new(),
+        converted: BTreeMap::new(),
+    };
+    let seq = Dim::Named("seq");
+    let total = Dim::Named("past+seq");
+    let ids = cx.b.input(io::INPUT_IDS, DataType::Int64, &[Dim::Fixed(1), Dim::Named("seq")]);
+    let pos = cx.b.input(io::POSITION_IDS, DataType::Int64, &[Dim::Fixed(1), Dim::Named("seq")]);
+    let bias = cx.b.input(io::ATTENTION_BIAS, DataType::Float, &[seq, total]);
+    let rows = cx.b.input(io::LOGITS_INDEX, DataType::Int64, &[Dim::Named("rows")]);
+    let kv_dims = |p: Dim| [Dim::Fixed(1), Dim::Fixed(kvh as i64), p, Dim::Fixed(d as i64)];
+    for i in 0..hp.n_layer {
+        cx.b.input(&io::past(i, false), DataType::Float, &kv_dims(Dim::Named("past")));
+        cx.b.input(&io::past(i, true), DataType::Float, &kv_dims(Dim::Named("past")));
+    }
+
+    // Embedding: an f32 table, gathered.
+    let table = cx.float_init("token_embd.weight", &[hp.vocab as i64, e as i64])?;
+    let flat = cx.b.i64s(&[-1]);
+    let ids_flat = cx.b.op("Reshape", &[&ids, &flat], vec![]);
+    let mut x = cx.b.op("Gather", &[&table, &ids_flat], vec![attr_i("axis", 0)]);
+
+    // Rotation angles (position / scale) · base^(−2i/head_dim), as `[seq, 1, half, 1]`.
+    let inv: Vec<f32> = (0..half).map(|i| hp.rope_base.powf(-((2 * i) as f32) / d as f32) / hp.rope_scale).collect();
+    let inv = cx.b.f32s("rope.inv_freq", &[1, half as i64], &inv);
+    let col = cx.b.i64s(&[-1, 1]);
+    let pos_col = cx.b.op("Reshape", &[&pos, &col], vec![]);
+    let pos_f = cx.b.op("Cast", &[&pos_col], vec![attr_i("to", DataType::Float as i64)]);
+    let angles = cx.b.op("Mul", &[&pos_f, &inv], vec![]);
+    let rope_shape = cx.b.i64s(&[-1, 1, half as i64, 1]);
+    let cos = cx.b.op("Cos", &[&angles], vec![]);
+    let cos = cx.b.op("Reshape", &[&cos, &rope_shape], vec![]);
+    let sin = cx.b.op("Sin", &[&angles], vec![]);
+    let sin = cx.b.op("Reshape", &[&sin, &rope_shape], vec![]);
+    let scale = cx.b.scalar(1.0 / (d as f32).sqrt());
+
+    let q_pairs = cx.b.i64s(&[0, h as i64, half as i64, 2]);
+    let kv_pairs = cx.b.i64s(&[0, kvh as i64, half as i64, 2]);
+    let q_heads = cx.b.i64s(&[0, h as i64, d as i64]);
+    let kv_heads = cx.b.i64s(&[0, kvh as i64, d as i64]);
+    let cache_shape = cx.b.i64s(&[1, kvh as i64, -1, d as i64]);
+    let group = h / kvh;
+    let grouped = cx.b.i64s(&[kvh as i64, 1, -1, d as i64]);
+    let expand = cx.b.i64s(&[1, group as i64, 1, 1]);
+    let all_heads = cx.b.i64s(&[h as i64, -1, d as i64]);
+    let merged = cx.b.i64s(&[0, (h * d) as i64]);
+    for i in 0..hp.n_layer {
+        let blk = |n: &str| format!("blk.{i}.{n}.weight");
+        let n1 = cx.rms_norm(&x, &blk("attn_norm"), hp.eps, e)?;
+        let q = cx.linear(&n1, &blk("attn_q"))?;
+        let k = cx.linear(&n1, &blk("attn_k"))?;
+        let v = cx.linear(&n1, &blk("attn_v"))?;
+        let q = cx.b.op("Reshape", &[&q, &q_pairs], vec![]);
+        let q = cx.rope(&q, &cos, &sin);
+        let q = cx.b.op("Reshape", &[&q, &q_heads], vec![]);
+        let q = cx.b.op("Transpose", &[&q], vec![attr_ints("perm", &[1, 0, 2])]);
+        let k = cx.b.op("Reshape", &[&k, &kv_pairs], vec![]);
+        let k = cx.rope(&k, &cos, &sin);
+        let mut kv = Vec::new();
+        for (t, value) in [(k, false), (v, true)] {
+            let t = cx.b.op("Reshape", &[&t, &kv_heads], vec![]);
+            let t = cx.b.op("Transpose", &[&t], vec![attr_ints("perm", &[1, 0, 2])]);
+            let t = cx.b.op("Reshape", &[&t, &cache_shape], vec![]);
+            let present =
+                cx.b.op_to(&io::present(i, value), "Concat", &[&io::past(i, value), &t], vec![attr_i("axis", 2)]);
+            let t = if group > 1 {
+                let g = cx.b.op("Reshape", &[&present, &grouped], vec![]);
+                cx.b.op("Expand", &[&g, &expand], vec![])
+            } else {
+                present
+            };
+            kv.push(cx.b.op("Reshape", &[&t, &all_heads], vec![]));
+        }
+        let kt = cx.b.op("Transpose", &[&kv[0]], vec![attr_ints("perm", &[0, 2, 1])]);
+        let scores = cx.b.op("MatMul", &[&q, &kt], vec![]);
+        let scores = cx.b.op("Mul", &[&scores, &scale], vec![]);
+        let scores = cx.b.op("Add", &[&scores, &bias], vec![]);
+        let p = cx.b.op("Softmax", &[&scores], vec![attr_i("axis", -1)]);
+        let o = cx.b.op("MatMul", &[&p, &kv[1]], vec![]);
+        let o = cx.b.op("Transpose", &[&o], vec![attr_ints("perm", &[1, 0, 2])]);
+        let o = cx.b.op("Reshape", &[&o, &merged], vec![]);
+        let o = cx.linear(&o, &blk("attn_output"))?;
+        x = cx.b.op("Add", &[&x, &o], vec![]);
+
+        let n2 = cx.rms_norm(&x, &blk("ffn_norm"), hp.eps, e)?;
+        let g = cx.linear(&n2, &blk("ffn_gate"))?;
+        let u = cx.linear(&n2, &blk("ffn_up"))?;
+        let sg = cx.b.op("Sigmoid", &[&g], vec![]);
+        let silu = cx.b.op("Mul", &[&g, &sg], vec![]);
+        let a = cx.b.op("Mul", &[&silu, &u], vec![]);
+        let dn = cx.linear(&a, &blk("ffn_down"))?;
+        x = cx.b.op("Add", &[&x, &dn], vec![]);
+    }
+    let x = cx.b.op("Gather", &[&x, &rows], vec![attr_i("axis", 0)]);
+    let x = cx.rms_norm(&x, "output_norm.weight", hp.eps, e)?;
+    let logits = if file.gguf.tensor("output.weight").is_ok() {
+        cx.linear(&x, "output.weight")?
+    } else {
+        let ty = file.gguf.tensor("token_embd.weight").map_err(|e| e.in_file(&file.path))?.ty;
+        if matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1) {
+            cx.linear(&x, "token_embd.weight")?
+        } else {
+            cx.b.op("Gemm", &[&x, &table], vec![attr_i("transB", 1)])
+        }
+    };
+    cx.b.op_to(io::LOGITS, "Identity", &[&logits], vec![]);
+    cx.b.output(io::LOGITS, DataType::Float, &[Dim::Named("rows"), Dim::Fixed(hp.vocab as i64)]);
+    for i in 0..hp.n_layer {
+        for value in [false, true] {
+            cx.b.output(&io::present(i, value), DataType::Float, &kv_dims(Dim::Named("past+seq")));
+        }
+    }
+
+    let facts = GraphFacts { n_layer: hp.n_layer, n_head_kv: kvh, head_dim: d, vocab: hp.vocab, n_ctx: hp.n_ctx };
+    let carried: Vec<String> = cx.carried.iter().map(|(how, n)| format!("{n} × {how}")).collect();
+    let carried = carried.join("; ");
+    let converted: Vec<String> =
+        cx.converted.iter().map(|(how, ts)| format!("{how}: {} tensor(s), e.g. {}", ts.len(), ts[0])).collect();
+    let kv = |k: &str, v: String| StringStringEntryProto { key: k.into(), value: v };
+    let json = |v: &dyn erased::Json| v.json();
+    let mut props = vec![
+        kv(meta::EXPORTER, format!("edgebench-onnx {} (graph v{EXPORTER_VERSION})", env!("CARGO_PKG_VERSION"))),
+        kv(meta::SOURCE_SHA256, source_sha256.into()),
+        kv(meta::FACTS, json(&facts)),
+        kv(meta::WEIGHTS, json(&cx.entries)),
+        kv(meta::CARRIED, carried.clone()),
+        kv(meta::OPTIONS, json(&opts)),
+    ];
+    if !converted.is_empty() {
+        props.push(kv(meta::CONVERTED, converted.join("\n")));
+    }
+    let graph = GraphProto {
+        name: "edgebench-llama".into(),
+        node: cx.b.nodes,
+        initializer: cx.b.inits,
+        input: cx.b.inputs,
+        output: cx.b.outputs,
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![
+            OperatorSetIdProto { domain: String::new(), version: OPSET },
+            OperatorSetIdProto { domain: "com.microsoft".into(), version: 1 },
+        ],
+        producer_name: "edgebench".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(graph),
+        metadata_props: props,
+        ..Default::default()
+    };
+    Ok(Exported { model, facts, carried, converted })
+}
+
+mod erased {
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).expect("metadata serializes")
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! edgebench's GGUF → ONNX exporter and what the ONNX backends (ort, tract) share: the graph's input and output
+//! names (`io`), the cache of exported files (`cache`), and the fingerprint of the weights an ONNX file carries
+//! (`fingerprint`), compared against the GGUF's own so "the same model" is checked, not assumed.
+//!
+//! How each GGUF type is carried is decided in one place, `weights`: Q4_0 as com.microsoft `MatMulNBits` (4 bits,
+//! blocks of 32, default zero point 8: exactly `d·(q−8)`); Q4_1 as `MatMulNBits` with zero points 0 (`d·q`) plus
+//! its per-block minimum as a second, f32 product of the activations' block sums (exactly `d·q + m`); F32 and F16
+//! as f32 `Gemm` weights (exact); every other type (Q8_0, K-quants) dequantized to f32 — the same values, labelled
+//! "converted: <type> → f32". The embedding table is always an f32 `Gather` table (the same values).
+
+pub mod cache;
+pub mod export;
+pub mod fingerprint;
+pub mod io;
+mod proto;
+pub mod weights;
+
+use std::path::PathBuf;
+
+pub use export::{export, ExportOptions, Exported};
+pub use tract_onnx::pb;
+
+/// Errors of export, cache and fingerprint.
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    /// The GGUF file is unreadable or malformed.
+    #[error(transparent)]
+    Gguf(#[from] edgebench_gguf::GgufError),
+    /// The model is valid but this exporter cannot write it.
+    #[error("cannot export to ONNX: {0}")]
+    Unsupported(String),
+    /// An ONNX file is not one this exporter wrote, or is damaged.
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A file system error.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+pub(crate) fn io_err(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> OnnxError + '_ {
+    move |source| OnnxError::Io { path: path.to_path_buf(), source }
+}

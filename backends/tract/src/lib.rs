@@ -1,0 +1,186 @@
+//! The tract backend: runs edgebench's ONNX export of a GGUF model (`edgebench-onnx`) on tract, sonos's pure-Rust
+//! inference engine. tract reads the file, types and optimizes the graph with symbolic `seq` / `past` lengths
+//! (Q4_0/Q4_1 `MatMulNBits` become its block-quantized matrix products), and runs one plan per call; the KV cache
+//! is the graph's `present` outputs handed back as the next call's `past` inputs, without copies.
+
+use std::path::PathBuf;
+
+use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+use edgebench_onnx::cache::Exports;
+use edgebench_onnx::io::{self, GraphFacts};
+use edgebench_onnx::ExportOptions;
+use tract_onnx::prelude::*;
+
+/// Version of tract this backend was built with.
+pub const TRACT_VERSION: &str = "tract-onnx 0.23.9";
+
+/// The tract backend factory.
+pub struct TractBackend {
+    exports: Exports,
+}
+
+impl TractBackend {
+    /// A backend whose ONNX exports are cached under `cache_root`.
+    pub fn new(cache_root: PathBuf) -> Self {
+        Self { exports: Exports::new(cache_root) }
+    }
+}
+
+fn check(opts: &LoadOptions) -> Result<(), BackendError> {
+    if let Some(k) = opts.options.keys().next() {
+        return Err(BackendError::Unsupported(format!("tract option {k:?} (the tract backend takes no options)")));
+    }
+    if opts.device.kind != "cpu" {
+        return Err(BackendError::Unsupported(format!("the tract backend runs on cpu, not {}", opts.device)));
+    }
+    Ok(())
+}
+
+fn runtime(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Runtime(format!("tract: {e:#}"))
+}
+
+impl Backend for TractBackend {
+    fn name(&self) -> &'static str {
+        "tract"
+    }
+
+    fn supports(&self, _model: &ModelSpec, opts: &LoadOptions) -> Support {
+        match check(opts) {
+            Ok(()) => Support::Yes,
+            Err(e) => Support::No(e.to_string()),
+        }
+    }
+
+    fn prepare(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Vec<String>, BackendError> {
+        check(opts)?;
+        let (_, note) = self.exports.prepare(&model.path, ExportOptions::default()).map_err(export_err(model))?;
+        Ok(vec![note])
+    }
+
+    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
+        check(opts)?;
+        let path = self.exports.path(&model.path, ExportOptions::default()).map_err(export_err(model))?;
+        let load_err = |e: &dyn std::fmt::Display| BackendError::Load { path: path.display().to_string(), message: format!("{e:#}") };
+        let threads = opts.threads.max(1);
+        let executor = if threads > 1 {
+            tract_linalg::multithread::Executor::multithread(threads)
+        } else {
+            tract_linalg::multithread::Executor::SingleThread
+        };
+        tract_linalg::multithread::set_default_executor(executor);
+        let onnx = tract_onnx::onnx();
+        let proto = onnx.proto_model_for_path(&path).map_err(|e| load_err(&e))?;
+        let file = edgebench_onnx::fingerprint::file_facts(&proto, &path).map_err(|e| load_err(&e))?;
+        let plan = onnx
+            .model_for_proto_model(&proto)
+            .and_then(|m| m.into_optimized())
+            .and_then(|m| m.into_runnable())
+            .map_err(|e| load_err(&e))?;
+        drop(proto);
+        let g = file.graph.clone();
+        let facts = BackendFacts {
+            versions: vec![TRACT_VERSION.into(), file.exporter.clone()],
+            kernel_path: "tract optimized plan; tract-linalg kernels chosen at run time for this CPU".into(),
+            threads,
+            vocab_size: g.vocab,
+            context_length: g.n_ctx,
+            converted: (!file.converted.is_empty()).then(|| file.converted.join("; ")),
+            notes: vec![
+                format!("weights carried as: {}", file.carried),
+                "KV cache f32: the graph's present outputs become the next call's past inputs (no copies)".into(),
+            ],
+            weights: None,
+        };
+        Ok(Box::new(TractModel { plan, graph: g, facts, path }))
+    }
+}
+
+fn export_err(model: &ModelSpec) -> impl FnOnce(edgebench_onnx::OnnxError) -> BackendError + '_ {
+    move |e| match e {
+        edgebench_onnx::OnnxError::Unsupported(m) => BackendError::Unsupported(m),
+        e => BackendError::Load { path: model.path.display().to_string(), message: e.to_string() },
+    }
+}
+
+struct TractModel {
+    plan: std::sync::Arc<TypedRunnableModel>,
+    graph: GraphFacts,
+    facts: BackendFacts,
+    path: PathBuf,
+}
+
+impl LoadedModel for TractModel {
+    fn facts(&self) -> BackendFacts {
+        self.facts.clone()
+    }
+
+    fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
+        let load_err = |e: edgebench_onnx::OnnxError| BackendError::Load { path: self.path.display().to_string(), message: e.to_string() };
+        let m = edgebench_onnx::fingerprint::read_model(&self.path).map_err(load_err)?;
+        let fp = edgebench_onnx::fingerprint::fingerprint(&m, &self.path).map_err(load_err)?;
+        Ok(Some((fp, "decoded from the initializers of the ONNX file tract loaded".into())))
+    }
+
+    fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
+        let g = &self.graph;
+        let empty = Tensor::zero::<f32>(&[1, g.n_head_kv, 0, g.head_dim]).map_err(runtime)?.into_tvalue();
+        Ok(Box::new(TractSession { model: self, past: vec![empty; 2 * g.n_layer], pos: 0 }))
+    }
+}
+
+struct TractSession<'a> {
+    model: &'a TractModel,
+    past: Vec<TValue>,
+    pos: usize,
+}
+
+impl TractSession<'_> {
+    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
+        let g = &self.model.graph;
+        let n = tokens.len();
+        if n == 0 {
+            return Err(BackendError::Runtime("forward called with no tokens".into()));
+        }
+        if let Some(t) = tokens.iter().find(|&&t| t as usize >= g.vocab) {
+            return Err(BackendError::Runtime(format!("token id {t} is outside the vocabulary of {}", g.vocab)));
+        }
+        if self.pos + n > g.n_ctx {
+            return Err(BackendError::ContextFull { needed: self.pos + n, limit: g.n_ctx });
+        }
+        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
+        let pos: Vec<i64> = (self.pos..self.pos + n).map(|p| p as i64).collect();
+        let rows: Vec<i64> = if all { (0..n as i64).collect() } else { vec![n as i64 - 1] };
+        let bias = io::causal_bias(self.pos, n);
+        let mut inputs: TVec<TValue> = tvec![
+            tensor1(&ids).into_shape(&[1, n]).map_err(runtime)?.into_tvalue(),
+            tensor1(&pos).into_shape(&[1, n]).map_err(runtime)?.into_tvalue(),
+            tensor1(&bias).into_shape(&[n, self.pos + n]).map_err(runtime)?.into_tvalue(),
+            tensor1(&rows).into_tvalue(),
+        ];
+        inputs.extend(std::mem::take(&mut self.past));
+        let mut out = self.model.plan.run(inputs).map_err(runtime)?;
+        let logits = out.remove(0);
+        self.past = out.into_iter().collect();
+        self.pos += n;
+        let v = logits.try_as_plain_ram().and_then(|p| Ok(p.as_slice::<f32>()?.to_vec())).map_err(runtime)?;
+        if v.len() != rows.len() * g.vocab {
+            return Err(BackendError::Runtime(format!("tract returned {} logits for {} rows", v.len(), rows.len())));
+        }
+        Ok(v)
+    }
+}
+
+impl Session for TractSession<'_> {
+    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        self.run(tokens, false)
+    }
+
+    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        self.run(tokens, true)
+    }
+
+    fn position(&self) -> usize {
+        self.pos
+    }
+}
