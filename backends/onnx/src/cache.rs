@@ -34,6 +34,8 @@ pub fn write(exported: &Exported, path: &Path) -> Result<(), OnnxError> {
     let tmp = tempfile::Builder::new().prefix(".model-").suffix(".onnx").tempfile_in(dir).map_err(io_err(dir))?;
     std::fs::write(tmp.path(), exported.model.encode_to_vec()).map_err(io_err(tmp.path()))?;
     tmp.persist(path).map_err(|e| OnnxError::Io { path: path.into(), source: e.error })?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644)).map_err(io_err(path))?;
     Ok(())
 }
 

@@ -29,8 +29,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// List backends, whether each is compiled in, and the devices it can use here.
+    /// List backends, whether each is compiled in, and the devices it can use here (for ort: the execution
+    /// providers of the ONNX Runtime library).
     Backends,
+    /// Export a model to another format the backends read.
+    #[command(subcommand)]
+    Export(ExportCommand),
     /// Render results files (one or several: devices, commits) as a table, Markdown, HTML with charts, CSV or Parquet.
     Report(ReportArgs),
     /// Compare two results files metric by metric: change with a 95% confidence interval and a verdict.
@@ -210,6 +214,25 @@ pub struct RunArgs {
     /// --model itself; for an `ID@TYPE` variant, the model it was requantized from).
     #[arg(long)]
     pub reference_model: Option<String>,
+}
+
+/// `edgebench export …`.
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write the ONNX graph of a llama GGUF model (KV cache in and out, Q4_0/Q4_1 as com.microsoft MatMulNBits,
+    /// other types dequantized to f32 and labelled converted) as DIR/model.onnx, with DIR/export.json describing
+    /// it: how each type is carried, conversions, and the weight fingerprints of the file and of the GGUF.
+    Onnx {
+        /// Registry id, `ID@TYPE` variant or GGUF file (default: the default model).
+        #[arg(long)]
+        model: Option<String>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// `accuracy_level` of the MatMulNBits nodes: 0 unset, 1 f32, 4 int8 activations (ONNX Runtime only).
+        #[arg(long, default_value_t = 1)]
+        accuracy_level: u8,
+    },
 }
 
 /// `edgebench models …`.

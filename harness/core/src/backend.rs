@@ -33,15 +33,16 @@ impl DeviceRequest {
         Self { kind: "cpu".into(), index: 0 }
     }
 
-    /// Parses `cpu`, `cuda`, `cuda:1`, `metal`.
+    /// Parses `cpu`, `cuda`, `cuda:1`, `metal`, and the ONNX Runtime provider devices `openvino`, `qnn`, `coreml`,
+    /// `directml[:N]`.
     pub fn parse(s: &str) -> Result<Self, String> {
         let (kind, index) = match s.split_once(':') {
             Some((k, i)) => (k, i.parse().map_err(|_| format!("bad device ordinal in {s:?}"))?),
             None => (s, 0),
         };
         match kind {
-            "cpu" | "cuda" | "metal" => Ok(Self { kind: kind.into(), index }),
-            _ => Err(format!("unknown device {s:?} (expected cpu, cuda[:N] or metal)")),
+            "cpu" | "cuda" | "metal" | "openvino" | "qnn" | "coreml" | "directml" => Ok(Self { kind: kind.into(), index }),
+            _ => Err(format!("unknown device {s:?} (expected cpu, cuda[:N], metal, openvino, qnn, coreml or directml)")),
         }
     }
 }

@@ -31,11 +31,16 @@ pub struct RegistryModel {
     pub license: String,
     /// One line about the model.
     pub about: String,
+    /// For a library: the `<os>-<arch>` its pinned file is built for.
+    #[serde(default)]
+    pub platform: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct RegistryFile {
     model: Vec<RegistryModel>,
+    #[serde(default)]
+    library: Vec<RegistryModel>,
 }
 
 /// Errors of the registry and cache.
@@ -117,6 +122,28 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> RegistryError + '_ {
 /// All registry entries.
 pub fn registry() -> Result<Vec<RegistryModel>, RegistryError> {
     toml::from_str::<RegistryFile>(REGISTRY_TOML).map(|r| r.model).map_err(|e| RegistryError::Registry(e.to_string()))
+}
+
+/// The shared library `id` (e.g. `onnxruntime`) pinned for this platform.
+pub fn library(id: &str) -> Result<RegistryModel, RegistryError> {
+    let all = toml::from_str::<RegistryFile>(REGISTRY_TOML)
+        .map(|r| r.library)
+        .map_err(|e| RegistryError::Registry(e.to_string()))?;
+    let here = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
+    let entries: Vec<&RegistryModel> = all.iter().filter(|l| l.id == id).collect();
+    if entries.is_empty() {
+        return Err(RegistryError::UnknownModel {
+            id: id.into(),
+            known: all.iter().map(|m| m.id.as_str()).collect::<Vec<_>>().join(", "),
+        });
+    }
+    entries.iter().find(|l| l.platform.as_deref() == Some(here.as_str())).map(|l| (*l).clone()).ok_or_else(|| {
+        let pinned: Vec<&str> = entries.iter().filter_map(|l| l.platform.as_deref()).collect();
+        RegistryError::Registry(format!(
+            "no {id} library is pinned for {here} (pinned: {}); name one with --backend-opt ort_lib=PATH",
+            pinned.join(", ")
+        ))
+    })
 }
 
 /// The entry for `id`, or the default entry when `id` is `None`.
@@ -295,6 +322,19 @@ mod tests {
         assert_eq!(d.sha256.len(), 64);
         assert!(d.package.contains("=="), "packages are pinned");
         assert!(matches!(lookup(Some("nope")), Err(RegistryError::UnknownModel { .. })));
+    }
+
+    #[test]
+    fn the_onnxruntime_library_is_pinned_for_linux_x86_64_only() {
+        let here = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
+        match library("onnxruntime") {
+            Ok(l) => {
+                assert_eq!(l.platform.as_deref(), Some(here.as_str()));
+                assert!(l.package.starts_with("onnxruntime==") && l.sha256.len() == 64);
+            }
+            Err(e) => assert!(here != "linux-x86_64" && e.to_string().contains("ort_lib=PATH"), "{e}"),
+        }
+        assert!(matches!(library("nope"), Err(RegistryError::UnknownModel { .. })));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod cell;
 mod compare;
+mod export;
 mod info;
 mod models;
 mod report;
@@ -9,7 +10,7 @@ mod run;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, ModelsCommand};
+use crate::cli::{Cli, Command, ExportCommand, ModelsCommand};
 
 /// Runs the parsed command and returns its exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -21,6 +22,9 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(ModelsCommand::Quantize { to, src, out }) => models::quantize(&to, &src, &out),
         Command::Device { format } => info::device(format),
         Command::Backends => info::backends(),
+        Command::Export(ExportCommand::Onnx { model, out, accuracy_level }) => {
+            export::onnx(model.as_deref(), &out, accuracy_level)
+        }
         Command::Report(a) => report::report(&a),
         Command::Compare(a) => compare::compare(std::slice::from_ref(&a.base), &a.current, &a.opts, false),
         Command::Gate(a) => compare::compare(&a.baseline, &a.current, &a.opts, true),

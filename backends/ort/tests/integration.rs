@@ -1,0 +1,127 @@
+//! ort backend (ONNX Runtime from the pinned wheel): the shared conformance suite on tiny generated models of every weight type and on the real
+//! default model; the fingerprint of the weights ort runs against the GGUF's; logits against the native engine on
+//! the same file; greedy generation against the recorded llama.cpp golden; clear errors.
+
+use edgebench_backend_native::NativeBackend;
+use edgebench_backend_ort::OrtBackend;
+use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
+use edgebench_core::{Backend, ModelSpec, Support};
+use edgebench_gguf::GgmlType;
+use edgebench_runner::sampler::Sampler;
+use edgebench_runner::testkit::{
+    compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES,
+};
+use edgebench_runner::{conformance, workload};
+use edgebench_stats::drift::LogitComparison;
+
+fn backend(dir: &std::path::Path) -> OrtBackend {
+    OrtBackend::new(
+        dir.join("cache"),
+        Box::new(|| {
+            let lib = edgebench_runner::registry::library("onnxruntime").map_err(|e| e.to_string())?;
+            let path = edgebench_runner::registry::ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
+            Ok((path, format!("{} wheel", lib.package)))
+        }),
+    )
+}
+
+fn source_fingerprint(spec: &ModelSpec) -> String {
+    edgebench_gguf::fingerprint::of_file(&edgebench_gguf::GgufFile::open(&spec.path).unwrap()).unwrap()
+}
+
+#[test]
+fn conforms_on_tiny_models_of_every_weight_type_and_runs_their_exact_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    for (w, e) in TINY_TYPES {
+        let spec = tiny(dir.path(), w, e);
+        let notes = ort.prepare(&spec, &opts(&[])).unwrap();
+        assert!(notes[0].contains("ONNX export written"), "{notes:?}");
+        for threads in [1, 3] {
+            conformance::run_all(&ort, &spec, threads)
+                .unwrap_or_else(|f| panic!("{w} weights, {e} embedding, {threads} threads: {f}"));
+        }
+        let m = ort.load(&spec, &opts(&[])).unwrap();
+        let (fp, how) = m.weights_fingerprint().unwrap().expect("ort fingerprints what it loads");
+        assert_eq!(fp, source_fingerprint(&spec), "{w}/{e}: {how}");
+        let converted = m.facts().converted;
+        let exact = [GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::F16, GgmlType::F32];
+        assert_eq!(converted.is_some(), !exact.contains(&w) || !exact.contains(&e), "{w}/{e}: {converted:?}");
+    }
+}
+
+/// On tiny models ONNX Runtime (through the ONNX export) and the native engine compute the same function, with
+/// f32 and with int8 activations in MatMulNBits.
+#[test]
+fn tiny_model_logits_agree_with_native() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    for ((w, e), acc) in TINY_TYPES.into_iter().flat_map(|t| [(t, "4"), (t, "1")]) {
+        let spec = tiny(dir.path(), w, e);
+        let a = ort.load(&spec, &opts(&[("accuracy_level", acc)])).unwrap();
+        assert!(a.facts().kernel_path.contains(&format!("accuracy_level={acc}")));
+        let b = NativeBackend.load(&spec, &opts(&[])).unwrap();
+        let (mut sa, mut sb) = (a.new_session().unwrap(), b.new_session().unwrap());
+        let mut cmp = LogitComparison::default();
+        let prompt: Vec<u32> = (1..12).collect();
+        let (la, lb) = (sa.forward_all(&prompt).unwrap(), sb.forward_all(&prompt).unwrap());
+        let v = a.facts().vocab_size;
+        for (ra, rb) in la.chunks(v).zip(lb.chunks(v)) {
+            cmp.add(rb, ra);
+        }
+        for t in [5u32, 9, 2] {
+            cmp.add(&sb.forward(&[t]).unwrap(), &sa.forward(&[t]).unwrap());
+        }
+        LOGITS_CROSS_BACKEND
+            .check(cmp.mean_kld(), cmp.top1_agreement())
+            .unwrap_or_else(|f| panic!("{w}/{e} accuracy_level {acc}: {f} (max |Δlogit| {})", cmp.max_abs_diff));
+    }
+}
+
+#[test]
+fn real_model_conforms_matches_native_and_reproduces_llama_cpp_greedy_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    let spec = real_model();
+    ort.prepare(&spec, &opts(&[])).unwrap();
+    conformance::run_all(&ort, &spec, 2).unwrap_or_else(|f| panic!("{f}"));
+    let m = ort.load(&spec, &opts(&[])).unwrap();
+    let (fp, _) = m.weights_fingerprint().unwrap().unwrap();
+    assert_eq!(fp, source_fingerprint(&spec), "ort runs the GGUF's values");
+    let golden = llama_cpp_golden();
+    let (_, prompt) = golden_prompt(&spec);
+    assert_eq!(prompt, golden.prompt_ids);
+    let native = NativeBackend.load(&spec, &opts(&[])).unwrap();
+    let cmp = compare_teacher_forced(native.as_ref(), m.as_ref(), &prompt, &golden.greedy_ids[..golden.greedy_ids.len() - 1]);
+    LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|f| panic!("{f}"));
+    let mut s = m.new_session().unwrap();
+    let n = golden.greedy_ids.len();
+    let rep = workload::run_repetition(s.as_mut(), &prompt, n - 1, Sampler::Greedy, m.facts().vocab_size).unwrap();
+    assert_eq!(rep.generated, golden.greedy_ids, "greedy tokens differ from llama.cpp's");
+}
+
+#[test]
+fn bad_requests_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    let spec = tiny(dir.path(), GgmlType::Q4_1, GgmlType::Q8_0);
+    let why = |o: &[(&str, &str)], device: &str| {
+        let mut op = opts(o);
+        op.device = edgebench_core::DeviceRequest::parse(device).unwrap();
+        match ort.supports(&spec, &op) {
+            Support::No(why) => why,
+            Support::Yes => panic!("{o:?} on {device} accepted"),
+        }
+    };
+    assert!(why(&[("threads", "9")], "cpu").contains("ort option \"threads\""));
+    assert!(why(&[("accuracy_level", "7")], "cpu").contains("accuracy_level=7"));
+    // The wheel's library is a CPU build: CUDA is refused by name, never run on the CPU instead.
+    let cuda = why(&[], "cuda:0");
+    assert!(cuda.contains("no CUDAExecutionProvider") && cuda.contains("CPUExecutionProvider"), "{cuda}");
+    let missing = why(&[("ort_lib", "/nonexistent/libonnxruntime.so")], "cpu");
+    assert!(missing.contains("/nonexistent/libonnxruntime.so"), "{missing}");
+    let bad = dir.path().join("bad.gguf");
+    std::fs::write(&bad, b"GGUF garbage").unwrap();
+    let err = ort.load(&ModelSpec { id: "bad".into(), path: bad.clone() }, &opts(&[])).err().unwrap().to_string();
+    assert!(err.contains("bad.gguf"), "{err}");
+}
