@@ -19,3 +19,18 @@ prepare_edgebench_llamacpp() {
     model="${1:-$("$eb" models fetch)}"
     [ -f "$model" ] || { echo "no model file at $model" >&2; exit 2; }
 }
+
+# Prints the python of a virtual environment with the pinned packages the ONNX checks use (onnx.checker, ONNX
+# Runtime's Python API of the same version as the library the ort backend loads), made once under the cache.
+python_env() {
+    local venv="${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}/python-ci"
+    local want="onnx==1.23.2 onnxruntime==1.31.1 numpy==2.4.6"
+    if [ "$(cat "$venv/.pinned" 2>/dev/null)" != "$want" ]; then
+        rm -rf "$venv"
+        python3 -m venv "$venv" >&2
+        # shellcheck disable=SC2086
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check $want >&2
+        echo "$want" >"$venv/.pinned"
+    fi
+    echo "$venv/bin/python"
+}

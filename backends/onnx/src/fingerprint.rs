@@ -45,16 +45,21 @@ fn meta_value<'a>(m: &'a ModelProto, key: &str) -> Option<&'a str> {
 
 /// The `edgebench.*` metadata of a file this exporter wrote.
 pub fn file_facts(m: &ModelProto, path: &Path) -> Result<FileFacts, OnnxError> {
+    file_facts_from(|k| meta_value(m, k).map(str::to_string), path)
+}
+
+/// The `edgebench.*` metadata, read through `get` (e.g. a runtime's own view of the file's metadata).
+pub fn file_facts_from(get: impl Fn(&str) -> Option<String>, path: &Path) -> Result<FileFacts, OnnxError> {
     let need = |k: &str| {
-        meta_value(m, k).ok_or_else(|| invalid(path, format!("no {k} metadata: not written by edgebench export onnx")))
+        get(k).ok_or_else(|| invalid(path, format!("no {k} metadata: not written by edgebench export onnx")))
     };
-    let graph = serde_json::from_str(need(meta::FACTS)?).map_err(|e| invalid(path, format!("{}: {e}", meta::FACTS)))?;
+    let graph = serde_json::from_str(&need(meta::FACTS)?).map_err(|e| invalid(path, format!("{}: {e}", meta::FACTS)))?;
     Ok(FileFacts {
         graph,
-        carried: need(meta::CARRIED)?.into(),
-        converted: meta_value(m, meta::CONVERTED).map(|c| c.lines().map(String::from).collect()).unwrap_or_default(),
-        source_sha256: need(meta::SOURCE_SHA256)?.into(),
-        exporter: need(meta::EXPORTER)?.into(),
+        carried: need(meta::CARRIED)?,
+        converted: get(meta::CONVERTED).map(|c| c.lines().map(String::from).collect()).unwrap_or_default(),
+        source_sha256: need(meta::SOURCE_SHA256)?,
+        exporter: need(meta::EXPORTER)?,
     })
 }
 
@@ -149,4 +154,67 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
         fp.tensor(name, dims, v).map_err(|e| invalid(path, e.to_string()))?;
     }
     Ok(fp.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::{export, ExportOptions};
+    use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+    use edgebench_gguf::{GgmlType, GgufFile};
+    use prost::Message;
+
+    fn tiny(dir: &Path, weight_type: GgmlType, embd_type: GgmlType) -> GgufFile {
+        let path = dir.join(format!("tiny-{weight_type}-{embd_type}.gguf"));
+        tiny_llama(&TinyConfig { weight_type, embd_type, ..TinyConfig::default() }).unwrap().write(&path).unwrap();
+        GgufFile::open(&path).unwrap()
+    }
+
+    /// Export, encode, decode: the metadata survives and the weights the file carries are the GGUF's, bit for bit.
+    #[test]
+    fn tiny_models_round_trip_with_identical_weight_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        for (w, e) in [(GgmlType::Q4_1, GgmlType::Q8_0), (GgmlType::Q4_0, GgmlType::Q4_0), (GgmlType::F16, GgmlType::F32)] {
+            let g = tiny(dir.path(), w, e);
+            let ex = export(&g, ExportOptions::default(), "abc").unwrap();
+            let path = dir.path().join("m.onnx");
+            std::fs::write(&path, ex.model.encode_to_vec()).unwrap();
+            let back = read_model(&path).unwrap();
+            let f = file_facts(&back, &path).unwrap();
+            assert_eq!((f.graph.n_layer, f.graph.vocab), (2, ex.facts.vocab));
+            assert_eq!(f.source_sha256, "abc");
+            assert_eq!(f.converted.is_empty(), e != GgmlType::Q8_0, "{w}/{e}: {:?}", f.converted);
+            let source = edgebench_gguf::fingerprint::of_file(&g).unwrap();
+            assert_eq!(fingerprint(&back, &path).unwrap(), source, "{w}/{e}");
+        }
+    }
+
+    fn graph(m: &mut ModelProto) -> &mut crate::pb::GraphProto {
+        m.graph.as_mut().unwrap()
+    }
+
+    /// A changed code, a rewired node or a tampered copy of the tied embedding is caught.
+    #[test]
+    fn tampering_changes_or_breaks_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = tiny(dir.path(), GgmlType::Q4_0, GgmlType::Q4_0);
+        let source = edgebench_gguf::fingerprint::of_file(&g).unwrap();
+        let p = dir.path().join("m.onnx");
+        let model = export(&g, ExportOptions::default(), "x").unwrap().model;
+
+        let mut m = model.clone();
+        let init = graph(&mut m).initializer.iter_mut().find(|t| t.name.ends_with("attn_q.weight.codes")).unwrap();
+        init.raw_data[0] ^= 0x01;
+        assert_ne!(fingerprint(&m, &p).unwrap(), source);
+
+        let mut m = model.clone();
+        let node = graph(&mut m).node.iter_mut().find(|n| n.op_type == "MatMulNBits").unwrap();
+        node.attribute.iter_mut().find(|a| a.name == "N").unwrap().i += 1;
+        assert!(fingerprint(&m, &p).unwrap_err().to_string().contains("not the B input of a matching MatMulNBits"));
+
+        let mut m = model.clone();
+        let table = graph(&mut m).initializer.iter_mut().find(|t| t.name == "token_embd.weight.f32").unwrap();
+        table.raw_data[3] ^= 0x40;
+        assert!(fingerprint(&m, &p).unwrap_err().to_string().contains("copies of token_embd.weight hold different values"));
+    }
 }

@@ -150,9 +150,12 @@ impl Backend for OrtBackend {
                 opts.device
             )),
         })?;
-        let m = edgebench_onnx::fingerprint::read_model(&path).map_err(|e| load_err(e.to_string()))?;
-        let file = edgebench_onnx::fingerprint::file_facts(&m, &path).map_err(|e| load_err(e.to_string()))?;
-        drop(m);
+        // The metadata as ONNX Runtime read it from the file it loaded (decoding the file again would double the
+        // peak memory of the load).
+        let meta = session.metadata().map_err(|e| load_err(e.to_string()))?;
+        let file = edgebench_onnx::fingerprint::file_facts_from(|k| meta.custom(k), &path)
+            .map_err(|e| load_err(e.to_string()))?;
+        drop(meta);
         let g = file.graph.clone();
         let facts = BackendFacts {
             versions: vec![format!("onnxruntime {} ({})", lib.version, lib.source), "ort 2.0.0-rc.15".into(), file.exporter.clone()],

@@ -59,13 +59,13 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     let tok =
         Tokenizer::from_gguf(&file.gguf).map_err(|e| Outcome::Error(format!("{}: {e}", spec.model.path.display())))?;
     let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
+    drop(file);
     let prompt = spec.workload.prompt_ids(&tok, template.as_deref()).map_err(|e| Outcome::Error(e.to_string()))?;
 
     let started = Instant::now();
     let mut meters = CellMeters::start(&spec.energy, &spec.key.device);
     meters.idle_baseline(spec.energy.idle_s);
-    let result = run_measured(spec, backend, &file, &prepared, &tok, &prompt, &mut meters, started, out);
-    drop(file);
+    let result = run_measured(spec, backend, &prepared, &tok, &prompt, &mut meters, started, out);
     // Energy measured up to a failure is still reported.
     let (energy, thermal) = meters.finish();
     emit(out, &Event::Energy(energy));
@@ -74,6 +74,8 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     // Read with the model still resident, so RssAnon / RssFile show where its weights live, and before the drift
     // check, whose logit rows are not part of serving the workload.
     let (peak_rss_kib, rss_anon_kib, rss_file_kib) = crate::probes::self_memory_kib();
+    // After the memory reading: hashing every weight needs buffers the workload does not.
+    emit(out, &Event::Weights(weights_check(model.as_ref(), &spec.model.path)?));
     match &spec.drift {
         DriftPlan::Off => {}
         DriftPlan::Skip { reason } => emit(out, &Event::Drift(Drift::Skipped { reason: reason.clone() })),
@@ -87,8 +89,9 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
 }
 
 /// The fingerprint of the weights the loaded model runs beside the file's (both untimed).
-fn weights_check(m: &dyn LoadedModel, file: &GgufFile) -> Result<WeightsCheck, Outcome> {
-    let source = edgebench_gguf::fingerprint::of_file(file).map_err(|e| Outcome::Error(e.to_string()))?;
+fn weights_check(m: &dyn LoadedModel, path: &std::path::Path) -> Result<WeightsCheck, Outcome> {
+    let file = GgufFile::open(path).map_err(|e| Outcome::Error(e.to_string()))?;
+    let source = edgebench_gguf::fingerprint::of_file(&file).map_err(|e| Outcome::Error(e.to_string()))?;
     Ok(match m.weights_fingerprint()? {
         Some((fingerprint, how)) => WeightsCheck { fingerprint, source, how },
         None if m.facts().converted.is_some() => {
@@ -105,7 +108,6 @@ fn weights_check(m: &dyn LoadedModel, file: &GgufFile) -> Result<WeightsCheck, O
 fn run_measured(
     spec: &CellSpec,
     backend: &dyn Backend,
-    file: &GgufFile,
     prepared: &[String],
     tok: &Tokenizer,
     prompt: &[u32],
@@ -114,18 +116,13 @@ fn run_measured(
     out: &mut dyn Write,
 ) -> Result<Box<dyn LoadedModel>, Outcome> {
     let mut model: Option<Box<dyn LoadedModel>> = None;
-    let mut weights = None;
     for _ in 0..spec.load_repetitions {
         drop(model.take());
         let t = Instant::now();
         let m = backend.load(&spec.model, &spec.load)?;
         let load_s = t.elapsed().as_secs_f64();
-        if weights.is_none() {
-            weights = Some(weights_check(m.as_ref(), file)?);
-        }
         let mut facts = m.facts();
         facts.notes.extend(prepared.iter().cloned());
-        facts.weights = weights.clone();
         emit(out, &Event::Loaded { load_s, facts });
         model = Some(m);
     }

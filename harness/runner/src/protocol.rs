@@ -106,6 +106,8 @@ pub enum Event {
     Thermal(edgebench_core::energy::ThermalResult),
     /// Accuracy drift against the reference (sent before `Done`).
     Drift(edgebench_core::accuracy::Drift),
+    /// Fingerprints of the weights that ran and of the file (sent before `Done`, after the memory reading).
+    Weights(edgebench_core::WeightsCheck),
     /// The cell failed with an error (not a crash).
     Error {
         /// The error chain.

@@ -320,6 +320,12 @@ pub fn run_cell(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> Cel
         Event::Loaded { facts, .. } => Some(facts.clone()),
         _ => None,
     });
+    if let Some(b) = result.backend.as_mut() {
+        b.weights = run.events.iter().find_map(|e| match e {
+            Event::Weights(w) => Some(w.clone()),
+            _ => None,
+        });
+    }
     result.sample_output = run.events.iter().find_map(|e| match e {
         Event::Output { text } => Some(text.clone()),
         _ => None,
