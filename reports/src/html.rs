@@ -130,7 +130,8 @@ fn runs_section(runs: &[RunResults]) -> String {
     }
     h.push_str("</table>\n");
     for (i, r) in runs.iter().enumerate() {
-        let notes: Vec<String> = crate::energy::notes(r).into_iter().chain(crate::drift::notes(r)).collect();
+        let notes: Vec<String> =
+            crate::energy::notes(r).into_iter().chain(crate::drift::notes(r)).chain(crate::weights::notes(r)).collect();
         if !notes.is_empty() {
             h.push_str(&format!("<p class=\"note\">Run {}:</p>\n<ul class=\"note\">\n", i + 1));
             for n in notes {

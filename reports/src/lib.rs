@@ -11,6 +11,7 @@ mod fixtures;
 pub mod html;
 pub mod markdown;
 mod table;
+pub mod weights;
 
 pub use table::{cell_status_text, fmt_metric, terminal_table};
 

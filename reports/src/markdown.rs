@@ -149,7 +149,7 @@ pub fn markdown_report(runs: &[RunResults]) -> String {
     }
     out.push_str("\nValues: median ±half-width of its 95% bootstrap interval over repetitions.\n");
     for (i, r) in runs.iter().enumerate() {
-        for n in crate::energy::notes(r).into_iter().chain(crate::drift::notes(r)) {
+        for n in crate::energy::notes(r).into_iter().chain(crate::drift::notes(r)).chain(crate::weights::notes(r)) {
             out.push_str(&format!("\n- run {}: {}", i + 1, n.replace('|', "\\|")));
         }
     }

@@ -113,7 +113,11 @@ pub fn terminal_table(results: &RunResults) -> String {
         results.device.cpu_model,
         results.device.logical_cpus
     );
-    for n in crate::energy::notes(results).into_iter().chain(crate::drift::notes(results)) {
+    for n in crate::energy::notes(results)
+        .into_iter()
+        .chain(crate::drift::notes(results))
+        .chain(crate::weights::notes(results))
+    {
         out.push_str(&n);
         out.push('\n');
     }

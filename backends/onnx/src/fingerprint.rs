@@ -50,10 +50,10 @@ pub fn file_facts(m: &ModelProto, path: &Path) -> Result<FileFacts, OnnxError> {
 
 /// The `edgebench.*` metadata, read through `get` (e.g. a runtime's own view of the file's metadata).
 pub fn file_facts_from(get: impl Fn(&str) -> Option<String>, path: &Path) -> Result<FileFacts, OnnxError> {
-    let need = |k: &str| {
-        get(k).ok_or_else(|| invalid(path, format!("no {k} metadata: not written by edgebench export onnx")))
-    };
-    let graph = serde_json::from_str(&need(meta::FACTS)?).map_err(|e| invalid(path, format!("{}: {e}", meta::FACTS)))?;
+    let need =
+        |k: &str| get(k).ok_or_else(|| invalid(path, format!("no {k} metadata: not written by edgebench export onnx")));
+    let graph =
+        serde_json::from_str(&need(meta::FACTS)?).map_err(|e| invalid(path, format!("{}: {e}", meta::FACTS)))?;
     Ok(FileFacts {
         graph,
         carried: need(meta::CARRIED)?,
@@ -68,14 +68,22 @@ fn raw<'a>(t: &'a TensorProto, ty: DataType, count: usize, path: &Path) -> Resul
     if t.data_type != ty as i32 || t.raw_data.len() != count * width {
         return Err(invalid(
             path,
-            format!("initializer {} is not {count} raw {ty:?} values (type {}, {} bytes)", t.name, t.data_type, t.raw_data.len()),
+            format!(
+                "initializer {} is not {count} raw {ty:?} values (type {}, {} bytes)",
+                t.name,
+                t.data_type,
+                t.raw_data.len()
+            ),
         ));
     }
     Ok(&t.raw_data)
 }
 
 fn f32s(t: &TensorProto, count: usize, path: &Path) -> Result<Vec<f32>, OnnxError> {
-    Ok(raw(t, DataType::Float, count, path)?.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+    Ok(raw(t, DataType::Float, count, path)?
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }
 
 /// The fingerprint (`wfp1:…`) of the weight values the file's graph runs, decoded from its initializers.
@@ -112,7 +120,8 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
                 if (n * k) as u64 != count {
                     return Err(invalid(path, format!("{}: N={n}, K={k} for shape {:?}", e.tensor, e.dims)));
                 }
-                let attr = |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
+                let attr =
+                    |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
                 let fed = consumers.get(codes.as_str()).into_iter().flatten().all(|node| {
                     node.op_type == "MatMulNBits"
                         && node.input.get(1) == Some(codes)
@@ -174,7 +183,9 @@ mod tests {
     #[test]
     fn tiny_models_round_trip_with_identical_weight_fingerprints() {
         let dir = tempfile::tempdir().unwrap();
-        for (w, e) in [(GgmlType::Q4_1, GgmlType::Q8_0), (GgmlType::Q4_0, GgmlType::Q4_0), (GgmlType::F16, GgmlType::F32)] {
+        for (w, e) in
+            [(GgmlType::Q4_1, GgmlType::Q8_0), (GgmlType::Q4_0, GgmlType::Q4_0), (GgmlType::F16, GgmlType::F32)]
+        {
             let g = tiny(dir.path(), w, e);
             let ex = export(&g, ExportOptions::default(), "abc").unwrap();
             let path = dir.path().join("m.onnx");
@@ -215,6 +226,9 @@ mod tests {
         let mut m = model.clone();
         let table = graph(&mut m).initializer.iter_mut().find(|t| t.name == "token_embd.weight.f32").unwrap();
         table.raw_data[3] ^= 0x40;
-        assert!(fingerprint(&m, &p).unwrap_err().to_string().contains("copies of token_embd.weight hold different values"));
+        assert!(fingerprint(&m, &p)
+            .unwrap_err()
+            .to_string()
+            .contains("copies of token_embd.weight hold different values"));
     }
 }

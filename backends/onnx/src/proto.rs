@@ -2,8 +2,8 @@
 //! initializers, attributes, typed inputs and outputs.
 
 use crate::pb::{
-    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto,
-    AttributeProto, NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
+    attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, AttributeProto,
+    NodeProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
 /// One dimension of a graph input or output: fixed, or named (a `dim_param` such as `seq` or `past+seq`).
@@ -63,7 +63,14 @@ impl Builder {
     }
 
     /// A node of `domain` with `n_out` outputs.
-    pub fn op_in(&mut self, domain: &str, op: &str, inputs: &[&str], attrs: Vec<AttributeProto>, n_out: usize) -> Vec<String> {
+    pub fn op_in(
+        &mut self,
+        domain: &str,
+        op: &str,
+        inputs: &[&str],
+        attrs: Vec<AttributeProto>,
+        n_out: usize,
+    ) -> Vec<String> {
         self.counter += 1;
         let name = format!("{op}_{}", self.counter);
         let outputs: Vec<String> = (0..n_out).map(|i| format!("{name}:{i}")).collect();

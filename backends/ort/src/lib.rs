@@ -135,7 +135,9 @@ impl Backend for OrtBackend {
                 .with_config_entry("session.qdq_matmulnbits_accuracy_level", &acc)
                 .map_err(s)?;
             if let Some(v) = spinning {
-                b = b.with_config_entry("session.intra_op.allow_spinning", if v == "on" { "1" } else { "0" }).map_err(s)?;
+                b = b
+                    .with_config_entry("session.intra_op.allow_spinning", if v == "on" { "1" } else { "0" })
+                    .map_err(s)?;
             }
             if opts.device.kind != "cpu" {
                 b = library::register(b, opts).map_err(|e| e.to_string())?;
@@ -180,11 +182,15 @@ impl Backend for OrtBackend {
     }
 
     fn devices(&self) -> Vec<String> {
-        let opts = LoadOptions { threads: 1, device: edgebench_core::DeviceRequest::cpu(), options: Default::default() };
-        match library::init(&self.library, &opts).map_err(|e| e.to_string()).and_then(|_| providers().map_err(|e| e.to_string())) {
+        let opts =
+            LoadOptions { threads: 1, device: edgebench_core::DeviceRequest::cpu(), options: Default::default() };
+        match library::init(&self.library, &opts)
+            .map_err(|e| e.to_string())
+            .and_then(|_| providers().map_err(|e| e.to_string()))
+        {
             Ok(p) => p
                 .iter()
-                .filter_map(|name| {
+                .map(|name| {
                     let dev = match name.as_str() {
                         "CPUExecutionProvider" => "cpu",
                         "CUDAExecutionProvider" => "cuda:0",
@@ -192,9 +198,9 @@ impl Backend for OrtBackend {
                         "QNNExecutionProvider" => "qnn",
                         "CoreMLExecutionProvider" => "coreml",
                         "DmlExecutionProvider" => "directml",
-                        _ => return Some(format!("({name}: not driven by edgebench)")),
+                        _ => return format!("({name}: not driven by edgebench)"),
                     };
-                    Some(format!("{dev} ({name})"))
+                    format!("{dev} ({name})")
                 })
                 .collect(),
             Err(e) => vec![format!("(no ONNX Runtime library: {e})")],
@@ -222,7 +228,10 @@ impl LoadedModel for OrtModel {
     }
 
     fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
-        let load_err = |e: edgebench_onnx::OnnxError| BackendError::Load { path: self.path.display().to_string(), message: e.to_string() };
+        let load_err = |e: edgebench_onnx::OnnxError| BackendError::Load {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        };
         let m = edgebench_onnx::fingerprint::read_model(&self.path).map_err(load_err)?;
         let fp = edgebench_onnx::fingerprint::fingerprint(&m, &self.path).map_err(load_err)?;
         Ok(Some((fp, "decoded from the initializers of the ONNX file ONNX Runtime loaded".into())))
@@ -232,7 +241,8 @@ impl LoadedModel for OrtModel {
         let g = &self.graph;
         let mut past = Vec::with_capacity(2 * g.n_layer);
         for _ in 0..2 * g.n_layer {
-            let t = Tensor::<f32>::from_array(([1usize, g.n_head_kv, 0, g.head_dim], Vec::<f32>::new())).map_err(runtime)?;
+            let t = Tensor::<f32>::from_array(([1usize, g.n_head_kv, 0, g.head_dim], Vec::<f32>::new()))
+                .map_err(runtime)?;
             past.push(t.into_dyn());
         }
         Ok(Box::new(OrtSession { model: self, past, pos: 0 }))

@@ -42,7 +42,11 @@ pub fn init(source: &LibrarySource, opts: &LoadOptions) -> Result<&'static Loade
         return if l.path == path {
             Ok(l)
         } else {
-            Err(format!("ONNX Runtime is already loaded from {} in this process, not {}", l.path.display(), path.display()))
+            Err(format!(
+                "ONNX Runtime is already loaded from {} in this process, not {}",
+                l.path.display(),
+                path.display()
+            ))
         };
     }
     if !path.is_file() {
@@ -99,5 +103,6 @@ pub fn register(b: SessionBuilder, opts: &LoadOptions) -> ort::Result<SessionBui
         "directml" => ep::DirectML::default().with_device_id(opts.device.index as i32).build(),
         other => return Err(ort::Error::new(format!("no execution provider for device {other}"))),
     };
-    Ok(b.with_execution_providers([dispatch.error_on_failure()])?.with_config_entry("session.disable_cpu_ep_fallback", "1")?)
+    Ok(b.with_execution_providers([dispatch.error_on_failure()])?
+        .with_config_entry("session.disable_cpu_ep_fallback", "1")?)
 }

@@ -61,7 +61,10 @@ impl Backend for TractBackend {
     fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
         check(opts)?;
         let path = self.exports.path(&model.path, ExportOptions::default()).map_err(export_err(model))?;
-        let load_err = |e: &dyn std::fmt::Display| BackendError::Load { path: path.display().to_string(), message: format!("{e:#}") };
+        let load_err = |e: &dyn std::fmt::Display| BackendError::Load {
+            path: path.display().to_string(),
+            message: format!("{e:#}"),
+        };
         let threads = opts.threads.max(1);
         let executor = if threads > 1 {
             tract_linalg::multithread::Executor::multithread(threads)
@@ -116,7 +119,10 @@ impl LoadedModel for TractModel {
     }
 
     fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
-        let load_err = |e: edgebench_onnx::OnnxError| BackendError::Load { path: self.path.display().to_string(), message: e.to_string() };
+        let load_err = |e: edgebench_onnx::OnnxError| BackendError::Load {
+            path: self.path.display().to_string(),
+            message: e.to_string(),
+        };
         let m = edgebench_onnx::fingerprint::read_model(&self.path).map_err(load_err)?;
         let fp = edgebench_onnx::fingerprint::fingerprint(&m, &self.path).map_err(load_err)?;
         Ok(Some((fp, "decoded from the initializers of the ONNX file tract loaded".into())))

@@ -82,7 +82,8 @@ fn real_model_conforms_matches_native_and_reproduces_llama_cpp_greedy_tokens() {
     let (_, prompt) = golden_prompt(&spec);
     assert_eq!(prompt, golden.prompt_ids);
     let native = NativeBackend.load(&spec, &opts(&[])).unwrap();
-    let cmp = compare_teacher_forced(native.as_ref(), m.as_ref(), &prompt, &golden.greedy_ids[..golden.greedy_ids.len() - 1]);
+    let cmp =
+        compare_teacher_forced(native.as_ref(), m.as_ref(), &prompt, &golden.greedy_ids[..golden.greedy_ids.len() - 1]);
     LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|f| panic!("{f}"));
     let mut s = m.new_session().unwrap();
     let n = golden.greedy_ids.len();

@@ -3,14 +3,8 @@
 use edgebench_core::{Backend, BackendError, LoadOptions, LoadedModel, ModelSpec, Support};
 
 /// Known backends: (name, cargo feature that compiles it in, or "" when always present).
-pub const KNOWN: &[(&str, &str)] = &[
-    ("candle", "candle"),
-    ("native", ""),
-    ("llamacpp", "llamacpp"),
-    ("ort", "ort"),
-    ("tract", "tract"),
-    ("mock", ""),
-];
+pub const KNOWN: &[(&str, &str)] =
+    &[("candle", "candle"), ("native", ""), ("llamacpp", "llamacpp"), ("ort", "ort"), ("tract", "tract"), ("mock", "")];
 
 /// Stands in for a backend built without its feature (unused when every feature is on).
 #[allow(dead_code)]

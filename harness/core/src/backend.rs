@@ -41,8 +41,12 @@ impl DeviceRequest {
             None => (s, 0),
         };
         match kind {
-            "cpu" | "cuda" | "metal" | "openvino" | "qnn" | "coreml" | "directml" => Ok(Self { kind: kind.into(), index }),
-            _ => Err(format!("unknown device {s:?} (expected cpu, cuda[:N], metal, openvino, qnn, coreml or directml)")),
+            "cpu" | "cuda" | "metal" | "openvino" | "qnn" | "coreml" | "directml" => {
+                Ok(Self { kind: kind.into(), index })
+            }
+            _ => {
+                Err(format!("unknown device {s:?} (expected cpu, cuda[:N], metal, openvino, qnn, coreml or directml)"))
+            }
         }
     }
 }
