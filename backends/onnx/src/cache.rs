@@ -2,29 +2,16 @@
 //! model.onnx`. One export at a time per entry (a file lock), written to a temporary file and renamed, so a
 //! reader never sees half a file.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use edgebench_gguf::GgufFile;
 use prost::Message;
-use sha2::{Digest, Sha256};
 
 use crate::export::{export, ExportOptions, Exported, EXPORTER_VERSION};
 use crate::{io_err, OnnxError};
 
-/// SHA-256 of a file, hex.
-pub fn sha256_file(path: &Path) -> Result<String, OnnxError> {
-    let mut f = std::fs::File::open(path).map_err(io_err(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+fn sha256_file(path: &Path) -> Result<String, OnnxError> {
+    edgebench_gguf::fingerprint::sha256_file(path).map_err(io_err(path))
 }
 
 /// Writes an export as `path` (temporary file and rename).

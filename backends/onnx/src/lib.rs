@@ -8,6 +8,7 @@
 //! as f32 `Gemm` weights (exact); every other type (Q8_0, K-quants) dequantized to f32 — the same values, labelled
 //! "converted: <type> → f32". The embedding table is always an f32 `Gather` table (the same values).
 
+pub mod backend;
 pub mod cache;
 pub mod export;
 pub mod fingerprint;

@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 
 use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+use edgebench_onnx::backend::{export_error, loaded_fingerprint, Step};
 use edgebench_onnx::cache::Exports;
 use edgebench_onnx::io::{self, GraphFacts};
 use edgebench_onnx::ExportOptions;
@@ -105,7 +106,7 @@ impl Backend for OrtBackend {
     }
 
     fn prepare(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Vec<String>, BackendError> {
-        let (_, note) = self.exports.prepare(&model.path, export_options(opts)?).map_err(export_err(model))?;
+        let (_, note) = self.exports.prepare(&model.path, export_options(opts)?).map_err(export_error(&model.path))?;
         Ok(vec![note])
     }
 
@@ -113,7 +114,7 @@ impl Backend for OrtBackend {
         let eo = export_options(opts)?;
         let provider = provider_for(&opts.device)?;
         let lib = library::init(&self.library, opts).map_err(unsupported)?;
-        let path = self.exports.path(&model.path, eo).map_err(export_err(model))?;
+        let path = self.exports.path(&model.path, eo).map_err(export_error(&model.path))?;
         let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
         let threads = opts.threads.max(1);
         let spinning = opts.options.get("spinning").map(String::as_str);
@@ -208,13 +209,6 @@ impl Backend for OrtBackend {
     }
 }
 
-fn export_err(model: &ModelSpec) -> impl FnOnce(edgebench_onnx::OnnxError) -> BackendError + '_ {
-    move |e| match e {
-        edgebench_onnx::OnnxError::Unsupported(m) => BackendError::Unsupported(m),
-        e => BackendError::Load { path: model.path.display().to_string(), message: e.to_string() },
-    }
-}
-
 struct OrtModel {
     session: Mutex<ort::session::Session>,
     graph: GraphFacts,
@@ -228,13 +222,7 @@ impl LoadedModel for OrtModel {
     }
 
     fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
-        let load_err = |e: edgebench_onnx::OnnxError| BackendError::Load {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        };
-        let m = edgebench_onnx::fingerprint::read_model(&self.path).map_err(load_err)?;
-        let fp = edgebench_onnx::fingerprint::fingerprint(&m, &self.path).map_err(load_err)?;
-        Ok(Some((fp, "decoded from the initializers of the ONNX file ONNX Runtime loaded".into())))
+        loaded_fingerprint(&self.path, "ONNX Runtime")
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
@@ -262,28 +250,13 @@ struct OrtSession<'a> {
 impl OrtSession<'_> {
     fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
         let g = &self.model.graph;
-        let n = tokens.len();
-        if n == 0 {
-            return Err(BackendError::Runtime("forward called with no tokens".into()));
-        }
-        if let Some(t) = tokens.iter().find(|&&t| t as usize >= g.vocab) {
-            return Err(BackendError::Runtime(format!("token id {t} is outside the vocabulary of {}", g.vocab)));
-        }
-        if self.pos + n > g.n_ctx {
-            return Err(BackendError::ContextFull { needed: self.pos + n, limit: g.n_ctx });
-        }
-        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let pos: Vec<i64> = (self.pos..self.pos + n).map(|p| p as i64).collect();
-        let rows: Vec<i64> = if all { (0..n as i64).collect() } else { vec![n as i64 - 1] };
-        let n_rows = rows.len();
+        let st = Step::new(g, self.pos, tokens, all)?;
+        let (n, n_rows) = (st.seq, st.rows.len());
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = vec![
-            (io::INPUT_IDS.into(), Tensor::from_array(([1, n], ids)).map_err(runtime)?.into()),
-            (io::POSITION_IDS.into(), Tensor::from_array(([1, n], pos)).map_err(runtime)?.into()),
-            (
-                io::ATTENTION_BIAS.into(),
-                Tensor::from_array(([n, self.pos + n], io::causal_bias(self.pos, n))).map_err(runtime)?.into(),
-            ),
-            (io::LOGITS_INDEX.into(), Tensor::from_array(([n_rows], rows)).map_err(runtime)?.into()),
+            (io::INPUT_IDS.into(), Tensor::from_array(([1, n], st.ids)).map_err(runtime)?.into()),
+            (io::POSITION_IDS.into(), Tensor::from_array(([1, n], st.positions)).map_err(runtime)?.into()),
+            (io::ATTENTION_BIAS.into(), Tensor::from_array(([n, st.total], st.bias)).map_err(runtime)?.into()),
+            (io::LOGITS_INDEX.into(), Tensor::from_array(([n_rows], st.rows)).map_err(runtime)?.into()),
         ];
         for (i, v) in std::mem::take(&mut self.past).into_iter().enumerate() {
             inputs.push((io::past(i / 2, i % 2 == 1), v.into()));
@@ -299,7 +272,7 @@ impl OrtSession<'_> {
             let name = io::present(i / 2, i % 2 == 1);
             self.past.push(out.remove(&name).ok_or_else(|| runtime(format!("no output {name}")))?);
         }
-        self.pos += n;
+        self.pos = st.total;
         if logits.len() != n_rows * g.vocab {
             return Err(runtime(format!("{} logits for {n_rows} rows", logits.len())));
         }

@@ -6,8 +6,9 @@
 use std::path::PathBuf;
 
 use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+use edgebench_onnx::backend::{export_error, loaded_fingerprint, Step};
 use edgebench_onnx::cache::Exports;
-use edgebench_onnx::io::{self, GraphFacts};
+use edgebench_onnx::io::GraphFacts;
 use edgebench_onnx::ExportOptions;
 use tract_onnx::prelude::*;
 
@@ -54,13 +55,14 @@ impl Backend for TractBackend {
 
     fn prepare(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Vec<String>, BackendError> {
         check(opts)?;
-        let (_, note) = self.exports.prepare(&model.path, ExportOptions::default()).map_err(export_err(model))?;
+        let (_, note) =
+            self.exports.prepare(&model.path, ExportOptions::default()).map_err(export_error(&model.path))?;
         Ok(vec![note])
     }
 
     fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
         check(opts)?;
-        let path = self.exports.path(&model.path, ExportOptions::default()).map_err(export_err(model))?;
+        let path = self.exports.path(&model.path, ExportOptions::default()).map_err(export_error(&model.path))?;
         let load_err = |e: &dyn std::fmt::Display| BackendError::Load {
             path: path.display().to_string(),
             message: format!("{e:#}"),
@@ -99,13 +101,6 @@ impl Backend for TractBackend {
     }
 }
 
-fn export_err(model: &ModelSpec) -> impl FnOnce(edgebench_onnx::OnnxError) -> BackendError + '_ {
-    move |e| match e {
-        edgebench_onnx::OnnxError::Unsupported(m) => BackendError::Unsupported(m),
-        e => BackendError::Load { path: model.path.display().to_string(), message: e.to_string() },
-    }
-}
-
 struct TractModel {
     plan: std::sync::Arc<TypedRunnableModel>,
     graph: GraphFacts,
@@ -119,13 +114,7 @@ impl LoadedModel for TractModel {
     }
 
     fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
-        let load_err = |e: edgebench_onnx::OnnxError| BackendError::Load {
-            path: self.path.display().to_string(),
-            message: e.to_string(),
-        };
-        let m = edgebench_onnx::fingerprint::read_model(&self.path).map_err(load_err)?;
-        let fp = edgebench_onnx::fingerprint::fingerprint(&m, &self.path).map_err(load_err)?;
-        Ok(Some((fp, "decoded from the initializers of the ONNX file tract loaded".into())))
+        loaded_fingerprint(&self.path, "tract")
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
@@ -144,34 +133,21 @@ struct TractSession<'a> {
 impl TractSession<'_> {
     fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
         let g = &self.model.graph;
-        let n = tokens.len();
-        if n == 0 {
-            return Err(BackendError::Runtime("forward called with no tokens".into()));
-        }
-        if let Some(t) = tokens.iter().find(|&&t| t as usize >= g.vocab) {
-            return Err(BackendError::Runtime(format!("token id {t} is outside the vocabulary of {}", g.vocab)));
-        }
-        if self.pos + n > g.n_ctx {
-            return Err(BackendError::ContextFull { needed: self.pos + n, limit: g.n_ctx });
-        }
-        let ids: Vec<i64> = tokens.iter().map(|&t| t as i64).collect();
-        let pos: Vec<i64> = (self.pos..self.pos + n).map(|p| p as i64).collect();
-        let rows: Vec<i64> = if all { (0..n as i64).collect() } else { vec![n as i64 - 1] };
-        let bias = io::causal_bias(self.pos, n);
+        let st = Step::new(g, self.pos, tokens, all)?;
         let mut inputs: TVec<TValue> = tvec![
-            tensor1(&ids).into_shape(&[1, n]).map_err(runtime)?.into_tvalue(),
-            tensor1(&pos).into_shape(&[1, n]).map_err(runtime)?.into_tvalue(),
-            tensor1(&bias).into_shape(&[n, self.pos + n]).map_err(runtime)?.into_tvalue(),
-            tensor1(&rows).into_tvalue(),
+            tensor1(&st.ids).into_shape(&[1, st.seq]).map_err(runtime)?.into_tvalue(),
+            tensor1(&st.positions).into_shape(&[1, st.seq]).map_err(runtime)?.into_tvalue(),
+            tensor1(&st.bias).into_shape(&[st.seq, st.total]).map_err(runtime)?.into_tvalue(),
+            tensor1(&st.rows).into_tvalue(),
         ];
         inputs.extend(std::mem::take(&mut self.past));
         let mut out = self.model.plan.run(inputs).map_err(runtime)?;
         let logits = out.remove(0);
         self.past = out.into_iter().collect();
-        self.pos += n;
+        self.pos = st.total;
         let v = logits.try_as_plain_ram().and_then(|p| Ok(p.as_slice::<f32>()?.to_vec())).map_err(runtime)?;
-        if v.len() != rows.len() * g.vocab {
-            return Err(BackendError::Runtime(format!("tract returned {} logits for {} rows", v.len(), rows.len())));
+        if v.len() != st.rows.len() * g.vocab {
+            return Err(BackendError::Runtime(format!("tract returned {} logits for {} rows", v.len(), st.rows.len())));
         }
         Ok(v)
     }

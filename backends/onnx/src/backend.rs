@@ -1,0 +1,66 @@
+//! What the ort and tract backends share around their runtimes: one call's inputs (checked tokens, positions,
+//! logit rows, causal mask), the mapping of export errors to backend errors, and the fingerprint of the file a
+//! runtime loaded.
+
+use std::path::Path;
+
+use edgebench_core::BackendError;
+
+use crate::io::{causal_bias, GraphFacts};
+use crate::OnnxError;
+
+/// The inputs of one call to the graph, as flat row-major vectors.
+pub struct Step {
+    /// `input_ids`, `[1, seq]`.
+    pub ids: Vec<i64>,
+    /// `position_ids`, `[1, seq]`.
+    pub positions: Vec<i64>,
+    /// `logits_index`, `[rows]`.
+    pub rows: Vec<i64>,
+    /// `attention_bias`, `[seq, past + seq]`.
+    pub bias: Vec<f32>,
+    /// New tokens.
+    pub seq: usize,
+    /// Cached plus new tokens.
+    pub total: usize,
+}
+
+impl Step {
+    /// The call appending `tokens` after `past` cached ones; `all` asks for every row's logits.
+    pub fn new(g: &GraphFacts, past: usize, tokens: &[u32], all: bool) -> Result<Self, BackendError> {
+        let seq = tokens.len();
+        if seq == 0 {
+            return Err(BackendError::Runtime("forward called with no tokens".into()));
+        }
+        if let Some(t) = tokens.iter().find(|&&t| t as usize >= g.vocab) {
+            return Err(BackendError::Runtime(format!("token id {t} is outside the vocabulary of {}", g.vocab)));
+        }
+        if past + seq > g.n_ctx {
+            return Err(BackendError::ContextFull { needed: past + seq, limit: g.n_ctx });
+        }
+        Ok(Self {
+            ids: tokens.iter().map(|&t| t as i64).collect(),
+            positions: (past..past + seq).map(|p| p as i64).collect(),
+            rows: if all { (0..seq as i64).collect() } else { vec![seq as i64 - 1] },
+            bias: causal_bias(past, seq),
+            seq,
+            total: past + seq,
+        })
+    }
+}
+
+/// An export or cache failure as the harness sees it: `Unsupported` stays a skipped cell, the rest name the model.
+pub fn export_error(model: &Path) -> impl FnOnce(OnnxError) -> BackendError + '_ {
+    move |e| match e {
+        OnnxError::Unsupported(m) => BackendError::Unsupported(m),
+        e => BackendError::Load { path: model.display().to_string(), message: e.to_string() },
+    }
+}
+
+/// The weight fingerprint of the ONNX file at `path` (the one a runtime loaded), with how it was obtained.
+pub fn loaded_fingerprint(path: &Path, runtime: &str) -> Result<Option<(String, String)>, BackendError> {
+    let err = |e: OnnxError| BackendError::Load { path: path.display().to_string(), message: e.to_string() };
+    let m = crate::fingerprint::read_model(path).map_err(err)?;
+    let fp = crate::fingerprint::fingerprint(&m, path).map_err(err)?;
+    Ok(Some((fp, format!("decoded from the initializers of the ONNX file {runtime} loaded"))))
+}
