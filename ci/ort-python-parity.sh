@@ -27,7 +27,9 @@ py = [json.loads(l) for l in open(sys.argv[2])]
 limit = float(sys.argv[3])
 def metric(c, k):
     m = c.get("metrics", {}).get(k)
-    return m and m.get("median")
+    if not m:
+        sys.exit(f"edgebench's {c['key']['workload']} cell at {c['key']['threads']} threads has no {k}: {c.get('status')}")
+    return m["summary"]["median"]
 bad = False
 print(f"{'threads':>7} {'figure':>12} {'edgebench':>10} {'python':>10} {'ratio':>6}")
 for p in py:

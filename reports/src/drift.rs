@@ -13,7 +13,9 @@ pub fn column(c: &CellResult) -> String {
     match &c.drift {
         None => "—".into(),
         Some(Drift::Measured(d)) => {
-            format!("{:.4} / {:.1}%", d.stats.kld.value, 100.0 * d.stats.same_top1.value)
+            // A mean KL that is zero up to rounding can come out at −1e-7; it prints as 0.0000, not −0.0000.
+            let kld = if d.stats.kld.value.abs() < 5e-5 { 0.0 } else { d.stats.kld.value };
+            format!("{kld:.4} / {:.1}%", 100.0 * d.stats.same_top1.value)
         }
         Some(Drift::Skipped { .. }) => "skipped".into(),
         Some(Drift::Failed { .. }) => "failed".into(),
