@@ -11,10 +11,10 @@ use edgebench_gguf::GgmlType;
 use edgebench_kernels::{Isa, KernelSet};
 use edgebench_runner::sampler::Sampler;
 use edgebench_runner::testkit::{
-    compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES,
+    compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model,
+    tiny_model as tiny, TINY_TYPES,
 };
 use edgebench_runner::{conformance, workload};
-use edgebench_stats::drift::LogitComparison;
 
 /// The kernel paths this CPU can run, as option sets: scalar always; the best SIMD path when there is one, with
 /// and without interleaved weights.
@@ -54,17 +54,7 @@ fn tiny_model_logits_agree_with_candle_on_every_path() {
             let interleaved = path[0].1 != "scalar" && path.len() == 1 && w != GgmlType::F16 && w != GgmlType::F32;
             assert_eq!(kp.contains("interleaved"), interleaved, "{kp}");
             let candle = CandleBackend.load(&spec, &opts(&[])).unwrap();
-            let (mut a, mut b) = (native.new_session().unwrap(), candle.new_session().unwrap());
-            let mut cmp = LogitComparison::default();
-            let prompt: Vec<u32> = (1..12).collect();
-            let (la, lb) = (a.forward_all(&prompt).unwrap(), b.forward_all(&prompt).unwrap());
-            let v = native.facts().vocab_size;
-            for (ra, rb) in la.chunks(v).zip(lb.chunks(v)) {
-                cmp.add(rb, ra);
-            }
-            for t in [5u32, 9, 2] {
-                cmp.add(&b.forward(&[t]).unwrap(), &a.forward(&[t]).unwrap());
-            }
+            let cmp = compare_short_exchange(candle.as_ref(), native.as_ref());
             LOGITS_CROSS_BACKEND
                 .check(cmp.mean_kld(), cmp.top1_agreement())
                 .unwrap_or_else(|f| panic!("{w}/{e} {path:?}: {f} (max |Δlogit| {})", cmp.max_abs_diff));

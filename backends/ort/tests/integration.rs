@@ -9,10 +9,10 @@ use edgebench_core::{Backend, ModelSpec, Support};
 use edgebench_gguf::GgmlType;
 use edgebench_runner::sampler::Sampler;
 use edgebench_runner::testkit::{
-    compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES,
+    compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model,
+    tiny_model as tiny, TINY_TYPES,
 };
 use edgebench_runner::{conformance, workload};
-use edgebench_stats::drift::LogitComparison;
 
 fn backend(dir: &std::path::Path) -> OrtBackend {
     OrtBackend::new(
@@ -62,17 +62,7 @@ fn tiny_model_logits_agree_with_native() {
         let a = ort.load(&spec, &opts(&[("accuracy_level", acc)])).unwrap();
         assert!(a.facts().kernel_path.contains(&format!("accuracy_level={acc}")));
         let b = NativeBackend.load(&spec, &opts(&[])).unwrap();
-        let (mut sa, mut sb) = (a.new_session().unwrap(), b.new_session().unwrap());
-        let mut cmp = LogitComparison::default();
-        let prompt: Vec<u32> = (1..12).collect();
-        let (la, lb) = (sa.forward_all(&prompt).unwrap(), sb.forward_all(&prompt).unwrap());
-        let v = a.facts().vocab_size;
-        for (ra, rb) in la.chunks(v).zip(lb.chunks(v)) {
-            cmp.add(rb, ra);
-        }
-        for t in [5u32, 9, 2] {
-            cmp.add(&sb.forward(&[t]).unwrap(), &sa.forward(&[t]).unwrap());
-        }
+        let cmp = compare_short_exchange(b.as_ref(), a.as_ref());
         LOGITS_CROSS_BACKEND
             .check(cmp.mean_kld(), cmp.top1_agreement())
             .unwrap_or_else(|f| panic!("{w}/{e} accuracy_level {acc}: {f} (max |Δlogit| {})", cmp.max_abs_diff));

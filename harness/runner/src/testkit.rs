@@ -103,3 +103,24 @@ pub fn compare_teacher_forced(
     );
     cmp
 }
+
+/// Logits of `reference` and `candidate` on a short fixed exchange: every row of an 11-token prompt (teacher
+/// forcing, one batched call), then three single-token steps. For tiny models, where any backend pair must agree.
+pub fn compare_short_exchange(
+    reference: &dyn LoadedModel,
+    candidate: &dyn LoadedModel,
+) -> edgebench_stats::drift::LogitComparison {
+    let (mut r, mut c) = (reference.new_session().expect("session"), candidate.new_session().expect("session"));
+    let mut cmp = edgebench_stats::drift::LogitComparison::default();
+    let prompt: Vec<u32> = (1..12).collect();
+    let (lr, lc) =
+        (r.forward_all(&prompt).expect("reference prompt"), c.forward_all(&prompt).expect("candidate prompt"));
+    let v = reference.facts().vocab_size;
+    for (rr, rc) in lr.chunks(v).zip(lc.chunks(v)) {
+        cmp.add(rr, rc);
+    }
+    for t in [5u32, 9, 2] {
+        cmp.add(&r.forward(&[t]).expect("reference step"), &c.forward(&[t]).expect("candidate step"));
+    }
+    cmp
+}
