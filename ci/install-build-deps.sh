@@ -5,10 +5,17 @@
 #   chromium: headless Chromium, for the HTML report's render test (`cargo test -p edgebench-reports -- --ignored`)
 # Does nothing for what is already present.
 set -euo pipefail
+# bindgen (through clang-sys) loads libclang.so, libclang-N.so, libclang.so.N or libclang-N.so.N; libclang-cpp (the
+# C++ API, shipped alone by some images) is not libclang and does not count.
+libclang_name='^libclang(-[0-9][0-9.]*)?\.so(\.[0-9][0-9.]*)?$'
 have_libclang() {
     [ -n "${LIBCLANG_PATH:-}" ] && return 0
-    ldconfig -p 2>/dev/null | grep -q 'libclang\(-[0-9.]*\)\?\.so' && return 0
-    compgen -G '/usr/lib/llvm-*/lib/libclang*.so*' >/dev/null
+    ldconfig -p 2>/dev/null | awk '{print $1}' | grep -Eq "$libclang_name" && return 0
+    local f
+    for f in /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/*/libclang*.so* /usr/lib64/libclang*.so*; do
+        [ -e "$f" ] && basename "$f" | grep -Eq "$libclang_name" && return 0
+    done
+    return 1
 }
 missing=()
 for part in "${@:-llamacpp}"; do

@@ -48,6 +48,14 @@ pub fn notes(r: &RunResults) -> Vec<String> {
             None => {}
         }
     }
+    let asked = r.manifest.suite.resolved.get("drift").and_then(|v| v.as_str()) != Some("off");
+    let finished = r.cells.iter().any(|c| c.status == edgebench_core::results::CellStatus::Ok);
+    if asked && out.is_empty() && !finished && !r.cells.is_empty() {
+        out.push(format!(
+            "drift: not measured: no cell ran to the end of its workload ({})",
+            crate::table::outcome_counts(r)
+        ));
+    }
     out
 }
 

@@ -2,7 +2,7 @@
 //! own reasons), which meters the J/token figures come from, throttling, and start-versus-end of sustained cells.
 
 use edgebench_core::metrics;
-use edgebench_core::results::{CellResult, RunResults};
+use edgebench_core::results::{CellResult, CellStatus, RunResults};
 
 use crate::table::cell_label as label;
 
@@ -23,8 +23,15 @@ pub fn notes(r: &RunResults) -> Vec<String> {
     if with_energy.is_empty() {
         let mut why: Vec<&str> = r.cells.iter().filter_map(|c| c.energy.as_ref()).map(|e| e.note.as_str()).collect();
         why.dedup();
+        let finished = r.cells.iter().filter(|c| c.status == CellStatus::Ok).count();
         match why.first() {
             Some(w) => out.push(format!("energy: not measured, {w}")),
+            None if r.cells.is_empty() => out.push("energy: not measured: no cell ran".into()),
+            // A cell that ends before its meters start (skipped, crashed, timed out) carries no energy record.
+            None if finished == 0 => out.push(format!(
+                "energy: not measured: no cell got as far as reading its meters ({})",
+                crate::table::outcome_counts(r)
+            )),
             None => out.push("energy: not measured (these results predate energy meters)".into()),
         }
     }

@@ -1,24 +1,24 @@
-//! The self-contained HTML report: device fingerprints and manifests of every run, a table of every metric of every
-//! cell, and SVG charts (throughput with whiskers, TTFT, inter-token latency distribution, peak RAM, energy per token,
-//! speed against drift with the Pareto front). No script, no external resource: one file to attach or publish.
+//! The self-contained HTML report: device fingerprints and manifests of every run, a compact table of every metric
+//! of every cell, SVG charts (throughput with whiskers, TTFT, inter-token latency distribution, peak RAM, energy per
+//! token, speed against drift with the Pareto front) and each cell's facts in an expandable section. Rendered by
+//! minijinja from `templates/report.html` with HTML auto-escaping; no script, no external resource: one file to
+//! attach or publish.
 
 use std::collections::BTreeSet;
 
 use edgebench_core::metrics;
 use edgebench_core::results::{CellResult, CellStatus, RunResults};
+use serde::Serialize;
 
 use crate::charts::{self, Bar, BoxRow, Point};
 use crate::table::cell_status_text;
+
+const TEMPLATE: &str = include_str!("../templates/report.html");
 
 /// Metric key of energy per decoded token, when an energy meter produced it.
 pub const ENERGY_METRIC: &str = "decode_j_per_token";
 /// Metric key of accuracy drift (mean KL divergence against the reference), when measured.
 pub const DRIFT_METRIC: &str = "kld_mean";
-
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
-}
 
 /// Every cell of every run with a chart label.
 fn labelled(runs: &[RunResults]) -> Vec<(String, &CellResult)> {
@@ -53,15 +53,26 @@ fn bar(label: &str, series: usize, c: &CellResult, key: &str) -> Option<Bar> {
     })
 }
 
-fn figure(svg: Result<String, String>, caption: &str) -> String {
+/// One chart of the report: drawn, failed, or absent with the reason.
+#[derive(Serialize)]
+struct Chart {
+    title: String,
+    /// The SVG from plotters (its text already escaped by plotters), inserted as markup.
+    svg: Option<String>,
+    error: Option<String>,
+    /// Caption under a drawn chart, or why an absent one is absent.
+    caption: String,
+}
+
+fn figure(title: &str, svg: Result<String, String>, caption: &str) -> Chart {
     match svg {
-        Ok(svg) => format!("<figure>{svg}<figcaption>{}</figcaption></figure>\n", esc(caption)),
-        Err(e) => format!("<p class=\"note\">chart failed: {}</p>\n", esc(&e)),
+        Ok(svg) => Chart { title: title.into(), svg: Some(svg), error: None, caption: caption.into() },
+        Err(e) => Chart { title: title.into(), svg: None, error: Some(e), caption: String::new() },
     }
 }
 
-fn absent(title: &str, why: &str) -> String {
-    format!("<figure class=\"absent\"><h3>{}</h3><p class=\"note\">{}</p></figure>\n", esc(title), esc(why))
+fn absent(title: &str, why: &str) -> Chart {
+    Chart { title: title.into(), svg: None, error: None, caption: why.into() }
 }
 
 /// All metric keys present, the known ones first in table order, then any others alphabetically.
@@ -95,122 +106,171 @@ pub(crate) fn cell_value(c: &CellResult, key: &str) -> String {
     }
 }
 
-fn runs_section(runs: &[RunResults]) -> String {
-    let mut h = String::from("<h2>Runs</h2>\n<table><tr><th>#</th><th>run</th><th>device</th><th>build</th><th>suite</th><th>command</th></tr>\n");
-    for (i, r) in runs.iter().enumerate() {
-        let d = &r.device;
-        let m = &r.manifest;
-        let device = format!(
-            "{} — {} logical CPUs, {} GiB, {}; {} {}; governor {}; {}{}",
-            d.cpu_model,
-            d.logical_cpus,
-            d.ram_bytes / (1 << 30),
-            d.arch,
-            d.os,
-            d.kernel,
-            d.cpu_governor.as_deref().unwrap_or("n/a"),
-            d.virtualization,
-            if d.gpus.is_empty() { String::new() } else { format!("; GPUs: {}", d.gpus.join(", ")) }
-        );
-        let device = if d.power_source.is_empty() { device } else { format!("{device}; power: {}", d.power_source) };
-        let build =
-            format!("edgebench {} ({}), {} {}, {}", m.edgebench_version, m.git_commit, m.profile, m.target, m.rustc);
-        let suite = format!("{} ({})", m.suite.name, m.suite.sha256.chars().take(12).collect::<String>());
-        h.push_str(&format!(
-            "<tr><td>{}</td><td>{}<br><small>{}</small></td><td>{}<br><small>ISA: {}</small></td><td>{}</td><td>{}</td><td><code>{}</code></td></tr>\n",
-            i + 1,
-            esc(&r.run_id),
-            esc(&r.started_at),
-            esc(&device),
-            esc(&d.isa_features.join(" ")),
-            esc(&build),
-            esc(&suite),
-            esc(&m.command_line.join(" "))
-        ));
-    }
-    h.push_str("</table>\n");
-    for (i, r) in runs.iter().enumerate() {
-        let notes: Vec<String> =
-            crate::energy::notes(r).into_iter().chain(crate::drift::notes(r)).chain(crate::weights::notes(r)).collect();
-        if !notes.is_empty() {
-            h.push_str(&format!("<p class=\"note\">Run {}:</p>\n<ul class=\"note\">\n", i + 1));
-            for n in notes {
-                h.push_str(&format!("<li>{}</li>\n", esc(&n)));
-            }
-            h.push_str("</ul>\n");
-        }
-    }
-    h
+#[derive(Serialize)]
+struct RunRow {
+    n: usize,
+    id: String,
+    started_at: String,
+    device: String,
+    isa: String,
+    build: String,
+    suite: String,
+    command: String,
+    notes: Vec<String>,
 }
 
-fn results_section(runs: &[RunResults]) -> String {
-    let keys = metric_keys(runs);
-    let mut h = String::from("<h2>Results</h2>\n<table><tr><th>cell</th><th>model</th>");
-    for k in &keys {
-        let unit = metrics::lookup(k)
-            .map(|d| d.unit.to_string())
-            .or_else(|| runs.iter().flat_map(|r| &r.cells).find_map(|c| c.metrics.get(k).map(|m| m.unit.clone())));
-        h.push_str(&format!("<th>{}<br><small>{}</small></th>", esc(k), esc(&unit.unwrap_or_default())));
-    }
-    h.push_str("<th>status / flags</th><th>backend</th></tr>\n");
-    for (label, c) in labelled(runs) {
-        h.push_str(&format!("<tr><td>{}</td><td>{}</td>", esc(&label), esc(&c.key.model)));
-        for k in &keys {
-            h.push_str(&format!("<td class=\"num\">{}</td>", esc(&cell_value(c, k))));
-        }
-        let backend = c.backend.as_ref().map_or(String::new(), |b| {
-            let mut s = format!("{} · {}", b.versions.join(", "), b.kernel_path);
-            if let Some(conv) = &b.converted {
-                s.push_str(&format!(" · converted: {conv}"));
+fn run_rows(runs: &[RunResults]) -> Vec<RunRow> {
+    runs.iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let d = &r.device;
+            let m = &r.manifest;
+            let device = format!(
+                "{} — {} logical CPUs, {} GiB, {}; {} {}; governor {}; {}{}",
+                d.cpu_model,
+                d.logical_cpus,
+                d.ram_bytes / (1 << 30),
+                d.arch,
+                d.os,
+                d.kernel,
+                d.cpu_governor.as_deref().unwrap_or("n/a"),
+                d.virtualization,
+                if d.gpus.is_empty() { String::new() } else { format!("; GPUs: {}", d.gpus.join(", ")) }
+            );
+            let device =
+                if d.power_source.is_empty() { device } else { format!("{device}; power: {}", d.power_source) };
+            RunRow {
+                n: i + 1,
+                id: r.run_id.clone(),
+                started_at: r.started_at.clone(),
+                device,
+                isa: d.isa_features.join(" "),
+                build: format!(
+                    "edgebench {} ({}), {} {}, {}",
+                    m.edgebench_version, m.git_commit, m.profile, m.target, m.rustc
+                ),
+                suite: format!("{} ({})", m.suite.name, m.suite.sha256.chars().take(12).collect::<String>()),
+                command: m.command_line.join(" "),
+                notes: crate::energy::notes(r)
+                    .into_iter()
+                    .chain(crate::drift::notes(r))
+                    .chain(crate::weights::notes(r))
+                    .collect(),
             }
-            s
-        });
-        let class = if matches!(c.status, CellStatus::Ok) { "" } else { " class=\"bad\"" };
-        h.push_str(&format!(
-            "<td{class}>{}</td><td><small>{}</small></td></tr>\n",
-            esc(&cell_status_text(c)),
-            esc(&backend)
-        ));
-    }
-    h.push_str("</table>\n<p class=\"note\">median ±half-width of its 95% bootstrap interval over repetitions.</p>\n");
-    if let Some(crate::drift::StatsTable { labels, rows }) = crate::drift::html_rows(runs) {
-        h.push_str("<h2>Accuracy drift</h2>\n<p class=\"note\">against the reference, with llama-perplexity's \
-            <code>--kl-divergence</code> definitions (Q: the cell's backend; base: the reference)</p>\n<table><tr><th>statistic</th>");
-        for l in &labels {
-            h.push_str(&format!("<th>{}</th>", esc(l)));
-        }
-        h.push_str("</tr>\n");
-        for (name, values) in rows {
-            h.push_str(&format!("<tr><td>{}</td>", esc(&name)));
-            for v in values {
-                h.push_str(&format!("<td class=\"num\">{}</td>", esc(&v)));
-            }
-            h.push_str("</tr>\n");
-        }
-        h.push_str("</table>\n");
-    }
-    h
+        })
+        .collect()
 }
 
-fn charts_section(runs: &[RunResults]) -> String {
+#[derive(Serialize)]
+struct MetricColumn {
+    key: String,
+    unit: String,
+}
+
+#[derive(Serialize)]
+struct CellRow {
+    anchor: String,
+    label: String,
+    model: String,
+    values: Vec<String>,
+    /// `ok`, `skipped`, `failed` and the short flags.
+    status_short: String,
+    /// The status with its reason and every flag in full.
+    status_full: String,
+    bad: bool,
+    /// (name, value) pairs of the expandable details.
+    facts: Vec<(String, String)>,
+}
+
+fn cell_row(i: usize, label: String, c: &CellResult, keys: &[String]) -> CellRow {
+    let mut short = vec![match c.status {
+        CellStatus::Ok => "ok",
+        CellStatus::Skipped { .. } => "skipped",
+        CellStatus::Failed { .. } => "failed",
+    }
+    .to_string()];
+    for f in &c.validity.flags {
+        let s = f.split([':', '(']).next().unwrap_or(f).to_string();
+        if !short.contains(&s) {
+            short.push(s);
+        }
+    }
+    if c.backend.as_ref().is_some_and(|b| b.converted.is_some()) {
+        short.push("converted".into());
+    }
+    let mut facts = vec![("status".to_string(), cell_status_text(c))];
+    if !c.validity.flags.is_empty() {
+        facts.push(("flags".into(), c.validity.flags.join(", ")));
+    }
+    if let Some(b) = &c.backend {
+        facts.push(("versions".into(), b.versions.join(", ")));
+        facts.push(("kernel path".into(), b.kernel_path.clone()));
+        facts.push(("threads used".into(), b.threads.to_string()));
+        if let Some(conv) = &b.converted {
+            facts.push(("converted".into(), conv.clone()));
+        }
+        if let Some(w) = &b.weights {
+            let verdict = if w.fingerprint == w.source { "identical to the file's" } else { "DIFFER from the file's" };
+            facts.push(("weights".into(), format!("{verdict}: {} ({}); file {}", w.fingerprint, w.how, w.source)));
+        }
+        for n in &b.notes {
+            facts.push(("note".into(), n.clone()));
+        }
+    }
+    if let Some(o) = &c.load_options {
+        if !o.options.is_empty() {
+            let opts: Vec<String> = o.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            facts.push(("backend options".into(), opts.join(", ")));
+        }
+    }
+    facts.push(("wall time".into(), format!("{:.1} s", c.wall_s)));
+    CellRow {
+        anchor: format!("cell-{}", i + 1),
+        label,
+        model: c.key.model.clone(),
+        values: keys.iter().map(|k| cell_value(c, k)).collect(),
+        status_short: short.join(" "),
+        status_full: crate::table::wide_status(c),
+        bad: !matches!(c.status, CellStatus::Ok),
+        facts,
+    }
+}
+
+#[derive(Serialize)]
+struct DriftRow {
+    name: String,
+    values: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct DriftSection {
+    labels: Vec<String>,
+    rows: Vec<DriftRow>,
+}
+
+fn charts(runs: &[RunResults]) -> Vec<Chart> {
     let cells = labelled(runs);
-    let mut h = String::from("<h2>Charts</h2>\n");
+    let mut h = Vec::new();
     let mut tput = Vec::new();
     for (label, c) in &cells {
         tput.extend(bar(label, 0, c, "prefill_tps"));
         tput.extend(bar(label, 1, c, "decode_tps"));
     }
-    h.push_str(&if tput.is_empty() {
+    h.push(if tput.is_empty() {
         absent("Throughput", "no cell measured throughput")
     } else {
-        figure(charts::bars("Throughput", "tokens/s", &["prefill", "decode"], &tput), "median with 95% interval")
+        figure(
+            "Throughput",
+            charts::bars("Throughput", "tokens/s", &["prefill", "decode"], &tput),
+            "median with 95% interval",
+        )
     });
     for (key, title, unit) in [("ttft_ms", "Time to first token", "ms"), ("peak_rss_mib", "Peak RAM", "MiB")] {
         let rows: Vec<Bar> = cells.iter().filter_map(|(l, c)| bar(l, 0, c, key)).collect();
-        h.push_str(&if rows.is_empty() {
+        h.push(if rows.is_empty() {
             absent(title, "not measured in these results")
         } else {
-            figure(charts::bars(title, unit, &[title], &rows), "median with 95% interval where repeated")
+            figure(title, charts::bars(title, unit, &[title], &rows), "median with 95% interval where repeated")
         });
     }
     let itl: Vec<BoxRow> = cells
@@ -220,13 +280,17 @@ fn charts_section(runs: &[RunResults]) -> String {
             Some(BoxRow { label: l.clone(), samples: m.samples.iter().map(|&x| x as f32).collect() })
         })
         .collect();
-    h.push_str(&if itl.is_empty() {
+    h.push(if itl.is_empty() {
         absent("Inter-token latency", "no decode steps in these results")
     } else {
-        figure(charts::boxes("Inter-token latency", "ms per decode step", &itl), "quartiles; whiskers at 1.5 IQR")
+        figure(
+            "Inter-token latency",
+            charts::boxes("Inter-token latency", "ms per decode step", &itl),
+            "quartiles; whiskers at 1.5 IQR",
+        )
     });
     let energy: Vec<Bar> = cells.iter().filter_map(|(l, c)| bar(l, 0, c, ENERGY_METRIC)).collect();
-    h.push_str(&if energy.is_empty() {
+    h.push(if energy.is_empty() {
         let why = runs
             .iter()
             .flat_map(|r| &r.cells)
@@ -235,6 +299,7 @@ fn charts_section(runs: &[RunResults]) -> String {
         absent("Energy per token", &format!("not measured (never estimated): {why}"))
     } else {
         figure(
+            "Energy per decoded token",
             charts::bars("Energy per decoded token", "J/token", &["decode"], &energy),
             "gross joules of the primary meters per decode step (idle power included); median with 95% interval",
         )
@@ -247,10 +312,11 @@ fn charts_section(runs: &[RunResults]) -> String {
             Some(Point { label: l.clone(), x, y })
         })
         .collect();
-    h.push_str(&if points.is_empty() {
+    h.push(if points.is_empty() {
         absent("Speed against drift", "no accuracy-drift figures in these results")
     } else {
         figure(
+            "Speed against drift",
             charts::pareto("Speed against drift", "mean KL divergence vs reference (nats)", "decode tokens/s", &points),
             "ringed: the Pareto front (no other cell is both faster and closer to the reference)",
         )
@@ -265,16 +331,37 @@ pub fn html_report(runs: &[RunResults]) -> String {
     } else {
         format!("edgebench — {} runs", runs.len())
     };
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title>\n<style>{STYLE}</style></head>\n<body>\n<h1>{t}</h1>\n{}{}{}</body></html>\n",
-        runs_section(runs),
-        results_section(runs),
-        charts_section(runs),
-        t = esc(&title)
-    )
+    let keys = metric_keys(runs);
+    let metrics: Vec<MetricColumn> = keys
+        .iter()
+        .map(|k| {
+            let unit = metrics::lookup(k)
+                .map(|d| d.unit.to_string())
+                .or_else(|| runs.iter().flat_map(|r| &r.cells).find_map(|c| c.metrics.get(k).map(|m| m.unit.clone())));
+            MetricColumn { key: k.clone(), unit: unit.unwrap_or_default() }
+        })
+        .collect();
+    let cells: Vec<CellRow> =
+        labelled(runs).into_iter().enumerate().map(|(i, (label, c))| cell_row(i, label, c, &keys)).collect();
+    let several_models = cells.iter().map(|c| c.model.as_str()).collect::<BTreeSet<_>>().len() > 1;
+    let drift = crate::drift::html_rows(runs).map(|crate::drift::StatsTable { labels, rows }| DriftSection {
+        labels,
+        rows: rows.into_iter().map(|(name, values)| DriftRow { name, values }).collect(),
+    });
+    let mut env = minijinja::Environment::new();
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    env.add_template("report.html", TEMPLATE).expect("the report template parses");
+    env.get_template("report.html")
+        .and_then(|t| {
+            t.render(minijinja::context! {
+                title,
+                runs => run_rows(runs),
+                metrics,
+                cells,
+                several_models,
+                drift,
+                charts => charts(runs),
+            })
+        })
+        .expect("the report template renders every result")
 }
-
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0;font-size:13px}\
-td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top}th{background:#f3f3f3}td.num{text-align:right;white-space:nowrap}\
-td.bad{color:#a00}.note{color:#666;font-size:13px}figure{margin:1.5em 0}figure.absent{border:1px dashed #bbb;padding:.5em 1em}\
-figcaption{color:#666;font-size:13px}td{max-width:30em;overflow-wrap:anywhere}figure{overflow-x:auto}";

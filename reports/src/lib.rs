@@ -11,9 +11,10 @@ mod fixtures;
 pub mod html;
 pub mod markdown;
 mod table;
+pub mod text;
 pub mod weights;
 
-pub use table::{cell_status_text, fmt_metric, terminal_table};
+pub use table::{cell_status_text, fmt_metric, terminal_table, terminal_table_with, Width, COMPACT_COLUMNS};
 
 #[cfg(test)]
 mod tests {

@@ -1,9 +1,29 @@
-//! The summary table `edgebench run` ends with: one row per cell.
+//! The summary table `edgebench run` ends with: one row per cell, 120 columns wide for a default run (`Width::Compact`)
+//! or every column and the whole status text (`Width::Wide`), then the notes that explain it.
+
+use std::collections::BTreeSet;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
 use edgebench_core::metrics;
 use edgebench_core::results::{CellResult, CellStatus, RunResults};
+
+use crate::text::{terminal_safe, wrap};
+
+/// Widest line of a compact table and of its notes for a default run (one model, device, thread count, workload).
+pub const COMPACT_COLUMNS: usize = 120;
+
+/// How much a terminal table shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Width {
+    /// Columns whose value is the same on every row move into a line under the table; the status column holds the
+    /// status word, short flags and marks such as `[1]`, each explained once under the table; notes wrap at
+    /// [`COMPACT_COLUMNS`].
+    #[default]
+    Compact,
+    /// Every column on every row and the whole status text on each row (`--wide`).
+    Wide,
+}
 
 /// `median ±half-width of its 95% CI` with `digits` decimals; `—` when not measured.
 pub fn fmt_metric(cell: &CellResult, key: &str, digits: usize, pick_p99: bool) -> String {
@@ -23,75 +43,258 @@ pub fn fmt_metric(cell: &CellResult, key: &str, digits: usize, pick_p99: bool) -
     }
 }
 
+/// Like [`fmt_metric`] with three significant digits of the median (`738`, `22.5`, `1458`, `4.21`), for compact
+/// columns: two backends' figures within 1% of each other are within their intervals anyway.
+fn fmt_sig(cell: &CellResult, key: &str) -> String {
+    let digits = cell.metrics.get(key).map_or(0, |m| match m.summary.median.abs() {
+        a if a >= 100.0 => 0,
+        a if a >= 10.0 => 1,
+        _ => 2,
+    });
+    fmt_metric(cell, key, digits, false)
+}
+
 /// `backend device tN workload`: a cell named in a note under a table.
 pub(crate) fn cell_label(c: &CellResult) -> String {
     format!("{} {} t{} {}", c.key.backend, c.key.device, c.key.threads, c.key.workload)
 }
 
-/// `ok`, `skipped(reason)` or `failed(kind: message)`, shortened for a table.
-pub fn cell_status_text(cell: &CellResult) -> String {
-    let short = |s: &str| {
-        let s = s.lines().next().unwrap_or("");
-        if s.chars().count() > 90 {
-            format!("{}…", s.chars().take(89).collect::<String>())
-        } else {
-            s.to_string()
+/// `2 failed, 1 skipped`: how the cells of a run ended, for notes about a run in which nothing finished.
+pub(crate) fn outcome_counts(r: &RunResults) -> String {
+    let mut parts = Vec::new();
+    for word in ["ok", "failed", "skipped"] {
+        let n = r.cells.iter().filter(|c| status_word(c) == word).count();
+        if n > 0 {
+            parts.push(format!("{n} {word}"));
         }
-    };
-    match &cell.status {
-        CellStatus::Ok => "ok".into(),
-        CellStatus::Skipped { reason } => format!("skipped({})", short(reason)),
-        CellStatus::Failed { kind, message } => {
-            let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-            format!("failed({kind}: {})", short(message))
-        }
+    }
+    parts.join(", ")
+}
+
+fn first_line(s: &str, max: usize) -> String {
+    let s = s.lines().next().unwrap_or("");
+    if s.chars().count() > max {
+        format!("{}…", s.chars().take(max - 1).collect::<String>())
+    } else {
+        s.to_string()
     }
 }
 
-/// The run's summary table (UTF-8 box drawing, no colour).
+fn failure_kind(cell: &CellResult) -> String {
+    match &cell.status {
+        CellStatus::Failed { kind, .. } => {
+            serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+/// `ok`, `skipped(reason)` or `failed(kind: message)`, shortened for a table.
+pub fn cell_status_text(cell: &CellResult) -> String {
+    status_text(cell, 90)
+}
+
+fn status_text(cell: &CellResult, max: usize) -> String {
+    match &cell.status {
+        CellStatus::Ok => "ok".into(),
+        CellStatus::Skipped { reason } => format!("skipped({})", first_line(reason, max)),
+        CellStatus::Failed { message, .. } => format!("failed({}: {})", failure_kind(cell), first_line(message, max)),
+    }
+}
+
+fn status_word(cell: &CellResult) -> &'static str {
+    match cell.status {
+        CellStatus::Ok => "ok",
+        CellStatus::Skipped { .. } => "skipped",
+        CellStatus::Failed { .. } => "failed",
+    }
+}
+
+/// A flag's name without its details: `high_cv:load_ms(34%)` → `high_cv`.
+fn short_flag(flag: &str) -> &str {
+    flag.split([':', '(']).next().unwrap_or(flag)
+}
+
+/// Notes referred to from rows by `[n]`: each distinct text once, with the cells it is about.
+#[derive(Default)]
+struct Marks {
+    notes: Vec<(String, Vec<String>)>,
+}
+
+impl Marks {
+    /// Registers `text` for `cell` and returns its mark number (1-based).
+    fn mark(&mut self, text: String, cell: String) -> usize {
+        if let Some(i) = self.notes.iter().position(|(t, _)| *t == text) {
+            if !self.notes[i].1.contains(&cell) {
+                self.notes[i].1.push(cell);
+            }
+            return i + 1;
+        }
+        self.notes.push((text, vec![cell]));
+        self.notes.len()
+    }
+
+    fn lines(&self) -> Vec<String> {
+        self.notes
+            .iter()
+            .enumerate()
+            .map(|(i, (text, cells))| format!("[{}] {}: {text}", i + 1, cells.join(", ")))
+            .collect()
+    }
+}
+
+/// The compact status column: the status word, each short flag once, and marks of the notes that give the details.
+fn compact_status(c: &CellResult, label: &str, marks: &mut Marks) -> String {
+    let mut words = vec![status_word(c).to_string()];
+    let mut refs = Vec::new();
+    if !matches!(c.status, CellStatus::Ok) {
+        refs.push(marks.mark(status_text(c, 200), label.to_string()));
+    }
+    let mut shorts: Vec<&str> = Vec::new();
+    for f in &c.validity.flags {
+        let s = short_flag(f);
+        if !shorts.contains(&s) {
+            shorts.push(s);
+        }
+    }
+    words.extend(shorts.iter().map(|s| s.to_string()));
+    let detailed: Vec<&str> = c.validity.flags.iter().map(String::as_str).filter(|f| short_flag(f) != *f).collect();
+    if !detailed.is_empty() {
+        refs.push(marks.mark(detailed.join(", "), label.to_string()));
+    }
+    let mut s = words.join(" ");
+    if !refs.is_empty() {
+        let refs: Vec<String> = refs.iter().map(usize::to_string).collect();
+        s.push_str(&format!(" [{}]", refs.join(",")));
+    }
+    s
+}
+
+/// The status with its whole reason, every flag and the conversion, as `--wide` shows it.
+pub(crate) fn wide_status(c: &CellResult) -> String {
+    let mut status = cell_status_text(c);
+    if !c.validity.flags.is_empty() {
+        status = format!("{status}; {}", c.validity.flags.join(", "));
+    }
+    if let Some(conv) = c.backend.as_ref().and_then(|f| f.converted.as_ref()) {
+        status = format!("{status}; converted: {conv}");
+    }
+    status
+}
+
+/// The identity columns a row may carry, and which of them this table shows.
+struct IdColumns {
+    model: bool,
+    device: bool,
+    threads: bool,
+    workload: bool,
+}
+
+impl IdColumns {
+    fn of(results: &RunResults, width: Width) -> Self {
+        let varies = |f: fn(&CellResult) -> String| results.cells.iter().map(f).collect::<BTreeSet<_>>().len() > 1;
+        let wide = width == Width::Wide;
+        Self {
+            // With several models in one run, each row names its model.
+            model: results.models.len() > 1 || varies(|c| c.key.model.clone()),
+            device: wide || varies(|c| c.key.device.clone()),
+            threads: wide || varies(|c| c.key.threads.to_string()),
+            workload: wide || varies(|c| c.key.workload.clone()),
+        }
+    }
+
+    /// `cells: device cpu · 2 threads · workload chat`: the values of the columns left out (every row shares them).
+    fn shared_line(&self, results: &RunResults) -> Option<String> {
+        let c = results.cells.first()?;
+        let mut parts = Vec::new();
+        if !self.device {
+            parts.push(format!("device {}", c.key.device));
+        }
+        if !self.threads {
+            parts.push(format!("{} thread{}", c.key.threads, if c.key.threads == 1 { "" } else { "s" }));
+        }
+        if !self.workload {
+            parts.push(format!("workload {}", c.key.workload));
+        }
+        (!parts.is_empty()).then(|| format!("every cell: {}", parts.join(" · ")))
+    }
+}
+
+/// The run's summary table (UTF-8 box drawing, no colour), compact.
 pub fn terminal_table(results: &RunResults) -> String {
+    terminal_table_with(results, Width::Compact)
+}
+
+/// The run's summary table at the given width, with the notes under it.
+pub fn terminal_table_with(results: &RunResults, width: Width) -> String {
+    let ids = IdColumns::of(results, width);
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED);
-    // With several models in one run, each row names its model.
-    let several = results.models.len() > 1;
-    let mut header = if several { vec!["model"] } else { vec![] };
+    let mut header = Vec::new();
+    for (shown, name) in [(ids.model, "model"), (true, "backend"), (ids.device, "device"), (ids.threads, "thr")] {
+        if shown {
+            header.push(name);
+        }
+    }
+    if ids.workload {
+        header.push("workload");
+    }
     header.extend([
-        "backend",
-        "device",
-        "thr",
-        "workload",
-        "prefill t/s",
-        "decode t/s",
-        "TTFT ms",
-        "ITL p99 ms",
-        "peak RAM MiB",
-        "J/tok decode",
-        "KLD / top-1",
-        "status / flags",
+        "prefill\nt/s",
+        "decode\nt/s",
+        "TTFT\nms",
+        "ITL p99\nms",
+        "peak RAM\nMiB",
+        "J/tok\ndecode",
+        "KLD /\ntop-1",
+        "status",
     ]);
     t.set_header(header);
+    let mut marks = Marks::default();
     for c in &results.cells {
-        let mut status = cell_status_text(c);
-        if !c.validity.flags.is_empty() {
-            status = format!("{status}; {}", c.validity.flags.join(", "));
+        let label = cell_label(c);
+        let mut row = Vec::new();
+        if ids.model {
+            row.push(Cell::new(terminal_safe(&c.key.model)));
         }
-        if let Some(conv) = c.backend.as_ref().and_then(|f| f.converted.as_ref()) {
-            status = format!("{status}; converted: {conv}");
+        // A backend that ran the weights in another representation than the file's says so beside its name.
+        let conversion = c.backend.as_ref().and_then(|f| f.converted.as_ref());
+        row.push(Cell::new(match (width, conversion) {
+            (Width::Compact, Some(conv)) => {
+                let n = marks.mark(format!("converted: {conv}"), c.key.backend.clone());
+                format!("{} [{n}]", c.key.backend)
+            }
+            _ => c.key.backend.clone(),
+        }));
+        if ids.device {
+            row.push(Cell::new(&c.key.device));
         }
-        let mut row = if several { vec![Cell::new(&c.key.model)] } else { vec![] };
+        if ids.threads {
+            row.push(Cell::new(c.key.threads).set_alignment(CellAlignment::Right));
+        }
+        if ids.workload {
+            row.push(Cell::new(&c.key.workload));
+        }
+        let (prefill, decode) = match width {
+            Width::Compact => (fmt_sig(c, metrics::PREFILL_TPS.key), fmt_sig(c, metrics::DECODE_TPS.key)),
+            Width::Wide => {
+                (fmt_metric(c, metrics::PREFILL_TPS.key, 1, false), fmt_metric(c, metrics::DECODE_TPS.key, 2, false))
+            }
+        };
+        let status = match width {
+            Width::Compact => compact_status(c, &label, &mut marks),
+            Width::Wide => wide_status(c),
+        };
+        let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         row.extend([
-            Cell::new(&c.key.backend),
-            Cell::new(&c.key.device),
-            Cell::new(c.key.threads).set_alignment(CellAlignment::Right),
-            Cell::new(&c.key.workload),
-            Cell::new(fmt_metric(c, metrics::PREFILL_TPS.key, 1, false)).set_alignment(CellAlignment::Right),
-            Cell::new(fmt_metric(c, metrics::DECODE_TPS.key, 2, false)).set_alignment(CellAlignment::Right),
-            Cell::new(fmt_metric(c, metrics::TTFT_MS.key, 0, false)).set_alignment(CellAlignment::Right),
-            Cell::new(fmt_metric(c, metrics::ITL_MS.key, 1, true)).set_alignment(CellAlignment::Right),
-            Cell::new(fmt_metric(c, metrics::PEAK_RSS_MIB.key, 0, false)).set_alignment(CellAlignment::Right),
-            Cell::new(fmt_metric(c, metrics::DECODE_J_PER_TOKEN.key, 3, false)).set_alignment(CellAlignment::Right),
-            Cell::new(crate::drift::column(c)).set_alignment(CellAlignment::Right),
-            Cell::new(status),
+            right(prefill),
+            right(decode),
+            right(fmt_metric(c, metrics::TTFT_MS.key, 0, false)),
+            right(fmt_metric(c, metrics::ITL_MS.key, 1, true)),
+            right(fmt_metric(c, metrics::PEAK_RSS_MIB.key, 0, false)),
+            right(fmt_metric(c, metrics::DECODE_J_PER_TOKEN.key, 3, false)),
+            right(crate::drift::column(c)),
+            Cell::new(terminal_safe(&status)),
         ]);
         t.add_row(row);
     }
@@ -107,18 +310,28 @@ pub fn terminal_table(results: &RunResults) -> String {
             format!("{} ({}{from})", m.id, &m.sha256[..12.min(m.sha256.len())])
         })
         .collect();
-    let mut out = format!(
-        "{t}\nmodel: {}\ndevice: {} ({} logical CPUs)\nvalues: median ±95% CI half-width over repetitions; ITL p99 over all decode steps\n",
-        models.join(", "),
-        results.device.cpu_model,
-        results.device.logical_cpus
-    );
-    for n in crate::energy::notes(results)
-        .into_iter()
-        .chain(crate::drift::notes(results))
-        .chain(crate::weights::notes(results))
-    {
-        out.push_str(&n);
+    let mut notes = Vec::new();
+    if width == Width::Compact {
+        notes.extend(marks.lines());
+    }
+    notes.push(format!("model: {}", models.join(", ")));
+    notes.extend(ids.shared_line(results));
+    notes.push(format!("device: {} ({} logical CPUs)", results.device.cpu_model, results.device.logical_cpus));
+    notes.push("values: median ±95% CI half-width over repetitions; ITL p99 over all decode steps".into());
+    notes.extend(crate::energy::notes(results));
+    notes.extend(crate::drift::notes(results));
+    match width {
+        // Conversions are marked notes already.
+        Width::Compact => notes.extend(crate::weights::verdicts(results)),
+        Width::Wide => notes.extend(crate::weights::notes(results)),
+    }
+    let mut out = format!("{t}\n");
+    for n in notes {
+        let n = terminal_safe(&n);
+        match width {
+            Width::Compact => out.push_str(&wrap(&n, COMPACT_COLUMNS, "    ")),
+            Width::Wide => out.push_str(&n),
+        }
         out.push('\n');
     }
     if let Some(stats) = crate::drift::terminal_stats(results) {

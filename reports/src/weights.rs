@@ -3,13 +3,25 @@
 
 use std::collections::BTreeMap;
 
-use edgebench_core::results::RunResults;
+use edgebench_core::results::{CellStatus, RunResults};
 
 /// One note per verdict, e.g. `weights: identical to source (wfp1:6c975fb4b274…): native, ort, tract`, and one per
 /// backend that converted its weights' representation. Nothing for results without fingerprints.
 pub fn notes(r: &RunResults) -> Vec<String> {
-    let mut verdicts: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut out = verdicts(r);
     let mut converted: BTreeMap<String, String> = BTreeMap::new();
+    for c in &r.cells {
+        if let Some(conv) = c.backend.as_ref().and_then(|b| b.converted.as_ref()) {
+            converted.entry(c.key.backend.clone()).or_insert_with(|| conv.clone());
+        }
+    }
+    out.extend(converted.into_iter().map(|(b, how)| format!("converted by {b}: {how}")));
+    out
+}
+
+/// The verdict notes of [`notes`] alone; for a run in which no cell finished, one line saying so.
+pub fn verdicts(r: &RunResults) -> Vec<String> {
+    let mut verdicts: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in &r.cells {
         let Some(b) = &c.backend else { continue };
         if let Some(w) = &b.weights {
@@ -24,18 +36,16 @@ pub fn notes(r: &RunResults) -> Vec<String> {
                 names.push(c.key.backend.clone());
             }
         }
-        if let Some(conv) = &b.converted {
-            converted.entry(c.key.backend.clone()).or_insert_with(|| conv.clone());
-        }
     }
-    let mut out: Vec<String> = verdicts
+    if !r.cells.is_empty() && r.cells.iter().all(|c| c.status != CellStatus::Ok) {
+        return vec!["weights: not checked: no cell ran to the end of its workload".into()];
+    }
+    verdicts
         .into_iter()
         .map(|(v, names)| {
             format!("weights (fingerprint of the dequantized values each backend ran): {v}: {}", names.join(", "))
         })
-        .collect();
-    out.extend(converted.into_iter().map(|(b, how)| format!("converted by {b}: {how}")));
-    out
+        .collect()
 }
 
 #[cfg(test)]

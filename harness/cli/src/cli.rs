@@ -58,6 +58,10 @@ pub struct ReportArgs {
     /// Output file (default: stdout for table and markdown, report.html / report.csv / report.parquet otherwise).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Table format: every column on every row and each cell's whole status (default: fits 120 columns, details
+    /// once under the table).
+    #[arg(long)]
+    pub wide: bool,
 }
 
 /// Formats of `edgebench report`.
@@ -174,6 +178,10 @@ pub struct RunArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Table format: every column on every row and each cell's whole status (default: fits 120 columns, details
+    /// once under the table).
+    #[arg(long)]
+    pub wide: bool,
     /// External energy meter: a shell command that prints cumulative joules (`12.5 J`) or power samples (`4.2 W`),
     /// one per line, until killed (USB meters, lab supplies).
     #[arg(long, value_name = "CMD")]

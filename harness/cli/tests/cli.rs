@@ -73,7 +73,27 @@ fn mock_run_measures_the_cost_it_was_given() {
     let (o, out) = run_mock(dir.path(), &["--backend-opt", "decode_us=4000", "--backend-opt", "prefill_us=500"]);
     assert!(o.status.success(), "{}", text(&o));
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("decode t/s") && table.contains("mock") && table.contains("ok"), "{table}");
+    assert!(table.contains("decode") && table.contains("mock") && table.contains("ok"), "{table}");
+    assert!(table.lines().all(|l| l.chars().count() <= 120), "the default table fits 120 columns:\n{table}");
+    // Before measuring: the plan and an estimate; as each cell ends (stderr is not a terminal here): its line.
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("1 cell = 1 model × 1 backend (mock) × 1 device (cpu) × 1 thread count (1)"), "{log}");
+    assert!(log.contains("each cell: a fresh process; 2 timed loads, 1 warm-up, 3 measured repetitions"), "{log}");
+    assert!(log.contains("estimate: none yet"), "nothing earlier in a fresh folder: {log}");
+    assert!(log.contains("mock cpu t1 gen: ok ("), "{log}");
+    // A second run in the same folder estimates from the first.
+    let again = edgebench(
+        &["run", "--backend", "mock", "--threads", "1", "--model", dir.path().join("ok.gguf").to_str().unwrap()]
+            .iter()
+            .copied()
+            .chain(["--suite", dir.path().join("tiny.toml").to_str().unwrap()])
+            .chain(["--out", dir.path().join("r2.json").to_str().unwrap()])
+            .chain(["--backend-opt", "decode_us=4000", "--backend-opt", "prefill_us=500"])
+            .collect::<Vec<_>>(),
+        &[],
+    );
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(log.contains("estimate: about") && log.contains("1 of 1 cells timed in earlier results"), "{log}");
     let r = results(&out);
     assert_eq!(r["schema_version"], 1);
     assert!(r["finished_at"].is_string());
@@ -419,7 +439,7 @@ fn an_external_meter_gives_gross_and_net_joules_per_token_beside_thermal_state()
     let (o, out) = run_mock_env(dir.path(), &extra, &[("EDGEBENCH_SYSFS_ROOT", root.to_str().unwrap())]);
     assert!(o.status.success(), "{}", text(&o));
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("J/tok decode") && table.contains("energy: measured with external"), "{table}");
+    assert!(table.contains("J/tok") && table.contains("energy: measured with external"), "{table}");
     let r = results(&out);
     let cell = &r["cells"][0];
     let median = |k: &str| cell["metrics"][k]["summary"]["median"].as_f64().unwrap_or_else(|| panic!("{k} missing"));

@@ -21,6 +21,10 @@ fn emit(out: &mut dyn Write, e: &Event) {
     let _ = writeln!(out, "{line}").and_then(|_| out.flush());
 }
 
+fn phase(out: &mut dyn Write, phase: String) {
+    emit(out, &Event::Phase { phase });
+}
+
 /// Runs one cell and returns the process exit code: 0 done or skipped, 2 error.
 pub fn run(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> i32 {
     match run_inner(spec, backend, out) {
@@ -54,6 +58,7 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     if let Support::No(reason) = backend.supports(&spec.model, &spec.load) {
         return Err(Outcome::Skipped(reason));
     }
+    phase(out, "prepare".into());
     let prepared = backend.prepare(&spec.model, &spec.load)?;
     let file = GgufFile::open(&spec.model.path).map_err(|e| Outcome::Error(e.to_string()))?;
     let tok =
@@ -75,11 +80,13 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     // check, whose logit rows are not part of serving the workload.
     let (peak_rss_kib, rss_anon_kib, rss_file_kib) = crate::probes::self_memory_kib();
     // After the memory reading: hashing every weight needs buffers the workload does not.
+    phase(out, "weights".into());
     emit(out, &Event::Weights(weights_check(model.as_ref(), &spec.model.path)?));
     match &spec.drift {
         DriftPlan::Off => {}
         DriftPlan::Skip { reason } => emit(out, &Event::Drift(Drift::Skipped { reason: reason.clone() })),
         DriftPlan::Check { reference } => {
+            phase(out, "drift".into());
             emit(out, &Event::Drift(crate::accuracy::check::run(model.as_ref(), &tok, reference)));
         }
     }
@@ -116,8 +123,9 @@ fn run_measured(
     out: &mut dyn Write,
 ) -> Result<Box<dyn LoadedModel>, Outcome> {
     let mut model: Option<Box<dyn LoadedModel>> = None;
-    for _ in 0..spec.load_repetitions {
+    for l in 0..spec.load_repetitions {
         drop(model.take());
+        phase(out, format!("load {}/{}", l + 1, spec.load_repetitions));
         let t = Instant::now();
         let m = backend.load(&spec.model, &spec.load)?;
         let load_s = t.elapsed().as_secs_f64();
@@ -147,6 +155,16 @@ fn run_measured(
         if !warmup && measured >= spec.repetitions && enough_time {
             break;
         }
+        phase(
+            out,
+            match (warmup, spec.duration_s) {
+                (true, _) => format!("warm-up {}/{}", i + 1, spec.warmup),
+                (false, None) => format!("repetition {}/{}", measured + 1, spec.repetitions),
+                (false, Some(d)) => {
+                    format!("repetition {} (at least {}, for {d:.0} s)", measured + 1, spec.repetitions)
+                }
+            },
+        );
         let mut session = model.new_session()?;
         let started_s = started.elapsed().as_secs_f64();
         if !warmup {

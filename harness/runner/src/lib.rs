@@ -8,6 +8,7 @@ pub mod compare;
 pub mod conformance;
 pub mod device;
 pub mod energy;
+pub mod estimate;
 pub mod probes;
 pub mod protocol;
 pub mod registry;

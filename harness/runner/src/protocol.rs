@@ -81,6 +81,12 @@ pub struct Repetition {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The child starts a phase: `prepare`, `load 1/1`, `warm-up 1/2`, `repetition 3/5`, `weights`, `drift`. For
+    /// progress display only; no figure depends on it.
+    Phase {
+        /// What starts.
+        phase: String,
+    },
     /// One timed load.
     Loaded {
         /// Seconds of `Backend::load`.

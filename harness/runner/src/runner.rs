@@ -44,6 +44,13 @@ pub enum Progress<'a> {
         /// The cell.
         spec: &'a CellSpec,
     },
+    /// The running cell's child started a phase (`load 1/1`, `repetition 3/5`, …).
+    Phase {
+        /// Index in the plan.
+        index: usize,
+        /// The phase, as the child named it.
+        phase: &'a str,
+    },
     /// A cell finished and the results file was rewritten.
     Finished {
         /// Index in the plan.
@@ -65,7 +72,7 @@ pub fn run_all(
     crate::results_io::write_atomic(out, results)?;
     for (index, spec) in cells.iter().enumerate() {
         progress(Progress::Started { index, total: cells.len(), spec });
-        let result = run_cell(child, spec, timeout);
+        let result = run_cell(child, spec, timeout, &mut |phase| progress(Progress::Phase { index, phase }));
         results.cells.push(result);
         crate::results_io::write_atomic(out, results)?;
         progress(Progress::Finished { index, result: results.cells.last().expect("just pushed") });
@@ -82,7 +89,12 @@ struct ChildRun {
     wall_s: f64,
 }
 
-fn spawn_and_watch(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> std::io::Result<ChildRun> {
+fn spawn_and_watch(
+    child: &ChildCommand,
+    spec: &CellSpec,
+    timeout: Duration,
+    on_phase: &mut dyn FnMut(&str),
+) -> std::io::Result<ChildRun> {
     let threads = spec.load.threads.to_string();
     let mut proc = Command::new(&child.program)
         .args(&child.args)
@@ -123,6 +135,7 @@ fn spawn_and_watch(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> 
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
             Ok(line) => match serde_json::from_str::<Event>(&line) {
+                Ok(Event::Phase { phase }) => on_phase(&phase),
                 Ok(e) => events.push(e),
                 Err(_) => stray_lines += 1,
             },
@@ -274,13 +287,18 @@ pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
 }
 
 /// Runs one cell in a child process and builds its result. Never fails: a child that cannot even start is a
-/// failed cell.
-pub fn run_cell(child: &ChildCommand, spec: &CellSpec, timeout: Duration) -> CellResult {
+/// failed cell. `on_phase` hears each phase the child starts.
+pub fn run_cell(
+    child: &ChildCommand,
+    spec: &CellSpec,
+    timeout: Duration,
+    on_phase: &mut dyn FnMut(&str),
+) -> CellResult {
     let busy_before = probes::busy_cpus(Duration::from_millis(250));
     let load_before = probes::loadavg1();
     let machine0 = probes::machine_cpu_seconds();
     let oom_before = probes::cgroup_oom_kills();
-    let run = spawn_and_watch(child, spec, timeout);
+    let run = spawn_and_watch(child, spec, timeout, on_phase);
     let machine1 = probes::machine_cpu_seconds();
     let mut result = CellResult {
         workload: serde_json::to_value(&spec.workload).unwrap_or_default(),

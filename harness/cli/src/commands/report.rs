@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use edgebench_reports::export::{export, Export};
+use edgebench_reports::{terminal_table_with, Width};
 use edgebench_runner::results_io;
 
 use crate::cli::{RenderFormat, ReportArgs};
@@ -23,7 +24,8 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     };
     match args.format {
         RenderFormat::Table => {
-            let text: String = runs.iter().map(edgebench_reports::terminal_table).collect::<Vec<_>>().join("\n");
+            let width = if args.wide { Width::Wide } else { Width::Compact };
+            let text: String = runs.iter().map(|r| terminal_table_with(r, width)).collect::<Vec<_>>().join("\n");
             match &args.out {
                 Some(_) => println!("{}", to_file("", &text)?.display()),
                 None => print!("{text}"),

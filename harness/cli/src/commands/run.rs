@@ -9,11 +9,12 @@ use anyhow::{bail, Context};
 use edgebench_core::accuracy::DriftLevel;
 use edgebench_core::results::{CellStatus, RunResults, SuiteRef, SCHEMA_VERSION};
 use edgebench_core::{DeviceRequest, LoadOptions};
+use edgebench_reports::text::terminal_safe;
 use edgebench_runner::accuracy::reference::{self, ReferenceSpec};
 use edgebench_runner::accuracy::{EvalError, EvalSource};
 use edgebench_runner::protocol::DriftPlan;
 use edgebench_runner::runner::{self, ChildCommand, Progress};
-use edgebench_runner::{probes, registry, suite};
+use edgebench_runner::{estimate, probes, registry, suite};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends;
@@ -27,6 +28,50 @@ fn run_id() -> String {
     let ts: String = now_rfc3339().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
     let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{ts}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
+}
+
+/// What the run will do, before it measures anything: cells along each axis and the work in each cell.
+fn plan_text(
+    s: &suite::Suite,
+    axes: &suite::Axes,
+    cells: &[edgebench_runner::protocol::CellSpec],
+    out: &std::path::Path,
+) -> String {
+    let list = |v: Vec<String>| v.join(", ");
+    let n = |k: usize, one: &str, many: &str| format!("{k} {}", if k == 1 { one } else { many });
+    let about = if s.about.is_empty() { String::new() } else { format!(" ({})", s.about) };
+    let mut t = format!(
+        "suite {}{about}: {} = {} × {} ({}) × {} ({}) × {} ({}) × {} ({})\n",
+        s.name,
+        n(cells.len(), "cell", "cells"),
+        n(axes.models.len(), "model", "models"),
+        n(axes.backends.len(), "backend", "backends"),
+        list(axes.backends.clone()),
+        n(axes.devices.len(), "device", "devices"),
+        list(axes.devices.iter().map(|d| d.to_string()).collect()),
+        n(axes.threads.len(), "thread count", "thread counts"),
+        list(axes.threads.iter().map(usize::to_string).collect()),
+        n(s.workloads.len(), "workload", "workloads"),
+        list(s.workloads.iter().map(|w| format!("{}: {} generated tokens", w.name, w.gen_tokens)).collect()),
+    );
+    let reps = match s.duration_s {
+        Some(d) => format!("repetitions for at least {d:.0} s (at least {})", s.repetitions),
+        None => n(s.repetitions, "measured repetition", "measured repetitions"),
+    };
+    t.push_str(&format!(
+        "each cell: a fresh process; {}, {} warm-up, {reps}{}; results → {}\n",
+        n(s.load_repetitions, "timed load", "timed loads"),
+        s.warmup,
+        match s.drift {
+            edgebench_core::accuracy::DriftLevel::Off => String::new(),
+            level => format!(
+                ", then a {} drift check",
+                serde_json::to_value(level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+            ),
+        },
+        out.display()
+    ));
+    t
 }
 
 fn parse_options(opts: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
@@ -214,31 +259,59 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         program: std::env::current_exe().context("locating the edgebench binary")?,
         args: vec!["cell".into()],
     };
+    eprint!("{}", plan_text(&s, &axes, &cells, &out));
+    let earlier_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let earlier = edgebench_runner::estimate::earlier_results(earlier_dir, &out);
+    let prior = estimate::prior_wall_s(&cells, &results.device.cpu_model, &earlier);
+    let known = prior.iter().flatten().count();
+    match estimate::remaining_s(&prior, 0, &[]) {
+        Some(left) if known > 0 => eprintln!(
+            "estimate: about {} ({known} of {} cells timed in earlier results in {} on this CPU; the rest at their \
+             mean)",
+            estimate::human(left),
+            cells.len(),
+            earlier_dir.display()
+        ),
+        _ => eprintln!(
+            "estimate: none yet (no earlier results of these cells in {} on this CPU); given after the first cell",
+            earlier_dir.display()
+        ),
+    }
     let bar = ProgressBar::new(cells.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} {prefix} {msg}")
             .expect("valid template"),
     );
     bar.enable_steady_tick(Duration::from_millis(200));
-    let plural = if cells.len() == 1 { "" } else { "s" };
-    eprintln!("suite {} ({}): {} cell{plural}; results → {}", s.name, s.about, cells.len(), out.display());
+    let mut done_wall_s: Vec<f64> = Vec::new();
+    let mut current = String::new();
+    let left_prefix = |left: Option<f64>| left.map(|s| format!("~{} left", estimate::human(s))).unwrap_or_default();
+    bar.set_prefix(left_prefix(estimate::remaining_s(&prior, 0, &[])));
     runner::run_all(&child, &cells, timeout, &mut results, &out, &mut |p| match p {
         Progress::Started { spec, .. } => {
-            bar.set_message(format!(
-                "{} {} t{} {}",
-                spec.key.backend, spec.key.device, spec.key.threads, spec.key.workload
-            ));
+            current = format!("{} {} t{} {}", spec.key.backend, spec.key.device, spec.key.threads, spec.key.workload);
+            bar.set_message(format!("{current}: starting"));
         }
-        Progress::Finished { result, .. } => {
+        Progress::Phase { phase, .. } => bar.set_message(format!("{current}: {}", terminal_safe(phase))),
+        Progress::Finished { index, result } => {
             bar.inc(1);
-            bar.println(format!(
-                "  {} {} t{} {}: {}",
+            done_wall_s.push(result.wall_s);
+            bar.set_prefix(left_prefix(estimate::remaining_s(&prior, index + 1, &done_wall_s)));
+            let line = format!(
+                "  {} {} t{} {}: {} ({:.1} s)",
                 result.key.backend,
                 result.key.device,
                 result.key.threads,
                 result.key.workload,
-                edgebench_reports::cell_status_text(result)
-            ));
+                terminal_safe(&edgebench_reports::cell_status_text(result)),
+                result.wall_s
+            );
+            // A hidden bar (stderr not a terminal, as in CI logs) prints nothing, not even its log lines.
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
         }
     })?;
     bar.finish_and_clear();
@@ -246,7 +319,10 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     edgebench_runner::results_io::write_atomic(&out, &results)?;
 
     match a.format {
-        Format::Table => print!("{}", edgebench_reports::terminal_table(&results)),
+        Format::Table => {
+            let width = if a.wide { edgebench_reports::Width::Wide } else { edgebench_reports::Width::Compact };
+            print!("{}", edgebench_reports::terminal_table_with(&results, width))
+        }
         Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
     }
     eprintln!("results: {}", out.display());

@@ -1,0 +1,69 @@
+//! Plain-text helpers of the terminal renderers: control characters made visible, and word wrapping.
+
+/// `s` with every control character except newline shown as `\u{..}`, so a string that came from a file (a model
+/// name, a backend's message) cannot move the cursor, clear the screen or retitle the terminal.
+pub fn terminal_safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\n' {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `text` wrapped at spaces to lines of at most `width` characters, continuation lines starting with `indent`; a
+/// word longer than a line (a path, a hash) stays whole on its own line.
+pub fn wrap(text: &str, width: usize, indent: &str) -> String {
+    let mut out = String::new();
+    for (n, para) in text.split('\n').enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        let mut line = String::new();
+        let (mut len, mut fresh) = (0, true);
+        for word in para.split(' ') {
+            let w = word.chars().count();
+            if !fresh && len + 1 + w > width {
+                out.push_str(&line);
+                out.push('\n');
+                line = indent.to_string();
+                (len, fresh) = (indent.chars().count(), true);
+            }
+            if !fresh {
+                line.push(' ');
+                len += 1;
+            }
+            line.push_str(word);
+            len += w;
+            fresh = false;
+        }
+        out.push_str(&line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(terminal_safe("a\x1b[2Jb\x07\tc\nd"), "a\\u{1b}[2Jb\\u{7}\\u{9}c\nd");
+        assert_eq!(terminal_safe("naïve → ok"), "naïve → ok");
+    }
+
+    #[test]
+    fn wraps_at_spaces_within_the_width() {
+        let text = "energy: not measured, unavailable: no energy meter could be read (rapl: missing)";
+        let w = wrap(text, 30, "    ");
+        assert!(w.lines().all(|l| l.chars().count() <= 30), "{w}");
+        assert_eq!(w.split_whitespace().collect::<Vec<_>>(), text.split_whitespace().collect::<Vec<_>>());
+        assert!(w.lines().skip(1).all(|l| l.starts_with("    ")), "{w}");
+        assert_eq!(wrap("short", 30, "  "), "short");
+        let long = "x".repeat(40);
+        assert_eq!(wrap(&format!("a {long} b"), 30, ""), format!("a\n{long}\nb"));
+    }
+}
