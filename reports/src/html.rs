@@ -71,6 +71,19 @@ fn figure(title: &str, svg: Result<String, String>, caption: &str) -> Chart {
     }
 }
 
+/// `draw(title)` with `caption`, or, when `absent_why.0`, a box saying `absent_why.1`.
+fn chart(
+    title: &str,
+    absent_why: (bool, &str),
+    draw: impl FnOnce(&str) -> Result<String, String>,
+    caption: &str,
+) -> Chart {
+    match absent_why {
+        (true, why) => absent(title, why),
+        (false, _) => figure(title, draw(title), caption),
+    }
+}
+
 fn absent(title: &str, why: &str) -> Chart {
     Chart { title: title.into(), svg: None, error: None, caption: why.into() }
 }
@@ -280,15 +293,12 @@ fn charts(runs: &[RunResults]) -> Vec<Chart> {
             Some(BoxRow { label: l.clone(), samples: m.samples.iter().map(|&x| x as f32).collect() })
         })
         .collect();
-    h.push(if itl.is_empty() {
-        absent("Inter-token latency", "no decode steps in these results")
-    } else {
-        figure(
-            "Inter-token latency",
-            charts::boxes("Inter-token latency", "ms per decode step", &itl),
-            "quartiles; whiskers at 1.5 IQR",
-        )
-    });
+    h.push(chart(
+        "Inter-token latency",
+        (itl.is_empty(), "no decode steps in these results"),
+        |t| charts::boxes(t, "ms per decode step", &itl),
+        "quartiles; whiskers at 1.5 IQR",
+    ));
     let energy: Vec<Bar> = cells.iter().filter_map(|(l, c)| bar(l, 0, c, ENERGY_METRIC)).collect();
     h.push(if energy.is_empty() {
         let why = runs
@@ -312,15 +322,12 @@ fn charts(runs: &[RunResults]) -> Vec<Chart> {
             Some(Point { label: l.clone(), x, y })
         })
         .collect();
-    h.push(if points.is_empty() {
-        absent("Speed against drift", "no accuracy-drift figures in these results")
-    } else {
-        figure(
-            "Speed against drift",
-            charts::pareto("Speed against drift", "mean KL divergence vs reference (nats)", "decode tokens/s", &points),
-            "ringed: the Pareto front (no other cell is both faster and closer to the reference)",
-        )
-    });
+    h.push(chart(
+        "Speed against drift",
+        (points.is_empty(), "no accuracy-drift figures in these results"),
+        |t| charts::pareto(t, "mean KL divergence vs reference (nats)", "decode tokens/s", &points),
+        "ringed: the Pareto front (no other cell is both faster and closer to the reference)",
+    ));
     h
 }
 
