@@ -111,9 +111,15 @@ pub(crate) fn cell_value(c: &CellResult, key: &str) -> String {
                 a if a >= 1.0 || a == 0.0 => 2,
                 _ => 4,
             };
+            // A median that is zero up to rounding (a KL divergence of −1e-7) prints as 0, not −0.0000.
+            let median = if format!("{:.*}", digits, s.median.abs()).trim_matches(['0', '.']).is_empty() {
+                0.0
+            } else {
+                s.median
+            };
             match s.median_ci95 {
-                Some([lo, hi]) => format!("{:.*} ±{:.*}", digits, s.median, digits, (s.median - lo).max(hi - s.median)),
-                None => format!("{:.*}", digits, s.median),
+                Some([lo, hi]) => format!("{:.*} ±{:.*}", digits, median, digits, (s.median - lo).max(hi - s.median)),
+                None => format!("{:.*}", digits, median),
             }
         }
     }

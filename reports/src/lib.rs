@@ -97,6 +97,15 @@ mod tests {
     }
 
     #[test]
+    fn a_rounding_level_negative_median_prints_as_zero() {
+        let mut r = run("r1", "x");
+        for (median, shown) in [(-1e-7, "0.0000"), (-0.25, "-0.2500")] {
+            r.cells[0].metrics.get_mut(super::html::DRIFT_METRIC).unwrap().summary.median = median;
+            assert_eq!(super::html::cell_value(&r.cells[0], super::html::DRIFT_METRIC), shown);
+        }
+    }
+
+    #[test]
     fn tidy_rows_cover_every_metric_and_every_metricless_cell() {
         let rows = super::markdown::tidy_rows(&[run("r1", "x")]);
         // candle 6 metrics, llamacpp 7, skipped and failed one row each.
