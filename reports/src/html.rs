@@ -202,18 +202,7 @@ struct CellRow {
 }
 
 fn cell_row(i: usize, label: String, c: &CellResult, keys: &[String]) -> CellRow {
-    let mut short = vec![match c.status {
-        CellStatus::Ok => "ok",
-        CellStatus::Skipped { .. } => "skipped",
-        CellStatus::Failed { .. } => "failed",
-    }
-    .to_string()];
-    for f in &c.validity.flags {
-        let s = f.split([':', '(']).next().unwrap_or(f).to_string();
-        if !short.contains(&s) {
-            short.push(s);
-        }
-    }
+    let mut short: Vec<String> = crate::table::short_status(c).into_iter().map(String::from).collect();
     if c.backend.as_ref().is_some_and(|b| b.converted.is_some()) {
         short.push("converted".into());
     }

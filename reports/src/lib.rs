@@ -14,7 +14,7 @@ mod table;
 pub mod text;
 pub mod weights;
 
-pub use table::{cell_status_text, fmt_metric, terminal_table, terminal_table_with, Width, COMPACT_COLUMNS};
+pub use table::{cell_status_text, fmt_metric, key_label, terminal_table, terminal_table_with, Width, COMPACT_COLUMNS};
 
 #[cfg(test)]
 mod tests {

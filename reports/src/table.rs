@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
 use edgebench_core::metrics;
-use edgebench_core::results::{CellResult, CellStatus, RunResults};
+use edgebench_core::results::{CellKey, CellResult, CellStatus, RunResults};
 
 use crate::text::{terminal_safe, wrap};
 
@@ -56,7 +56,12 @@ fn fmt_sig(cell: &CellResult, key: &str) -> String {
 
 /// `backend device tN workload`: a cell named in a note under a table.
 pub(crate) fn cell_label(c: &CellResult) -> String {
-    format!("{} {} t{} {}", c.key.backend, c.key.device, c.key.threads, c.key.workload)
+    key_label(&c.key)
+}
+
+/// `backend device tN workload`: how a cell is named in progress lines and notes.
+pub fn key_label(k: &CellKey) -> String {
+    format!("{} {} t{} {}", k.backend, k.device, k.threads, k.workload)
 }
 
 /// `2 failed, 1 skipped`: how the cells of a run ended, for notes about a run in which nothing finished.
@@ -102,6 +107,18 @@ fn status_text(cell: &CellResult, max: usize) -> String {
     }
 }
 
+/// The status word and each flag's short name once: `ok high_cv busy_machine`.
+pub(crate) fn short_status(c: &CellResult) -> Vec<&str> {
+    let mut words = vec![status_word(c)];
+    for f in &c.validity.flags {
+        let s = short_flag(f);
+        if !words.contains(&s) {
+            words.push(s);
+        }
+    }
+    words
+}
+
 fn status_word(cell: &CellResult) -> &'static str {
     match cell.status {
         CellStatus::Ok => "ok",
@@ -145,19 +162,11 @@ impl Marks {
 
 /// The compact status column: the status word, each short flag once, and marks of the notes that give the details.
 fn compact_status(c: &CellResult, label: &str, marks: &mut Marks) -> String {
-    let mut words = vec![status_word(c).to_string()];
+    let words = short_status(c);
     let mut refs = Vec::new();
     if !matches!(c.status, CellStatus::Ok) {
         refs.push(marks.mark(status_text(c, 200), label.to_string()));
     }
-    let mut shorts: Vec<&str> = Vec::new();
-    for f in &c.validity.flags {
-        let s = short_flag(f);
-        if !shorts.contains(&s) {
-            shorts.push(s);
-        }
-    }
-    words.extend(shorts.iter().map(|s| s.to_string()));
     let detailed: Vec<&str> = c.validity.flags.iter().map(String::as_str).filter(|f| short_flag(f) != *f).collect();
     if !detailed.is_empty() {
         refs.push(marks.mark(detailed.join(", "), label.to_string()));

@@ -261,7 +261,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     eprint!("{}", plan_text(&s, &axes, &cells, &out));
     let earlier_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
-    let earlier = edgebench_runner::estimate::earlier_results(earlier_dir, &out);
+    let earlier = estimate::earlier_results(earlier_dir, &out);
     let prior = estimate::prior_wall_s(&cells, &results.device.cpu_model, &earlier);
     let known = prior.iter().flatten().count();
     match estimate::remaining_s(&prior, 0, &[]) {
@@ -289,7 +289,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     bar.set_prefix(left_prefix(estimate::remaining_s(&prior, 0, &[])));
     runner::run_all(&child, &cells, timeout, &mut results, &out, &mut |p| match p {
         Progress::Started { spec, .. } => {
-            current = format!("{} {} t{} {}", spec.key.backend, spec.key.device, spec.key.threads, spec.key.workload);
+            current = edgebench_reports::key_label(&spec.key);
             bar.set_message(format!("{current}: starting"));
         }
         Progress::Phase { phase, .. } => bar.set_message(format!("{current}: {}", terminal_safe(phase))),
@@ -298,11 +298,8 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             done_wall_s.push(result.wall_s);
             bar.set_prefix(left_prefix(estimate::remaining_s(&prior, index + 1, &done_wall_s)));
             let line = format!(
-                "  {} {} t{} {}: {} ({:.1} s)",
-                result.key.backend,
-                result.key.device,
-                result.key.threads,
-                result.key.workload,
+                "  {}: {} ({:.1} s)",
+                edgebench_reports::key_label(&result.key),
                 terminal_safe(&edgebench_reports::cell_status_text(result)),
                 result.wall_s
             );
