@@ -4,9 +4,10 @@
 use edgebench_backend_candle::CandleBackend;
 use edgebench_core::{Backend, DeviceRequest, ModelSpec};
 use edgebench_gguf::GgmlType;
-use edgebench_runner::sampler::Sampler;
-use edgebench_runner::testkit::{golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES};
-use edgebench_runner::{conformance, workload};
+use edgebench_core::sampler::Sampler;
+use edgebench_testkit::fixtures::{golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES};
+use edgebench_runner::workload;
+use edgebench_testkit::conformance;
 
 #[test]
 fn conforms_on_tiny_models_of_every_weight_type() {
@@ -32,7 +33,7 @@ fn unsupported_requests_are_clear() {
         };
         assert!(why.contains("--features cuda"), "{why}");
     }
-    let missing = ModelSpec { id: "x".into(), path: dir.path().join("missing.gguf") };
+    let missing = ModelSpec { id: "x".into(), path: dir.path().join("missing.gguf"), sha256: String::new() };
     let err = CandleBackend.load(&missing, &opts(&[])).err().unwrap().to_string();
     assert!(err.contains("missing.gguf"), "{err}");
 }

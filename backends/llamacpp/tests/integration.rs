@@ -7,11 +7,12 @@ use edgebench_backend_llamacpp::LlamaCppBackend;
 use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
 use edgebench_core::{Backend, BackendError, ModelSpec};
 use edgebench_gguf::GgmlType;
-use edgebench_runner::sampler::Sampler;
-use edgebench_runner::testkit::{
+use edgebench_core::sampler::Sampler;
+use edgebench_testkit::fixtures::{
     compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES,
 };
-use edgebench_runner::{conformance, workload};
+use edgebench_runner::workload;
+use edgebench_testkit::conformance;
 use edgebench_stats::drift::LogitComparison;
 
 #[test]
@@ -37,13 +38,13 @@ fn real_model_conforms_and_reports_its_build() {
 #[test]
 fn bad_input_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let missing = ModelSpec { id: "x".into(), path: dir.path().join("missing.gguf") };
+    let missing = ModelSpec { id: "x".into(), path: dir.path().join("missing.gguf"), sha256: String::new() };
     let err = LlamaCppBackend.load(&missing, &opts(&[])).err().unwrap().to_string();
     assert!(err.contains("missing.gguf") && err.contains("no such file"), "{err}");
 
     let garbage = dir.path().join("garbage.gguf");
     std::fs::write(&garbage, b"GGUF\x03\x00\x00\x00this is not a model").unwrap();
-    let err = LlamaCppBackend.load(&ModelSpec { id: "g".into(), path: garbage }, &opts(&[])).err().unwrap();
+    let err = LlamaCppBackend.load(&ModelSpec { id: "g".into(), path: garbage, sha256: String::new() }, &opts(&[])).err().unwrap();
     let text = err.to_string();
     assert!(matches!(err, BackendError::Load { .. }) && text.contains("garbage.gguf"), "{text}");
     assert!(text.contains("llama.cpp"), "llama.cpp's own reason should be quoted: {text}");
@@ -114,14 +115,13 @@ fn real_model_logits_agree_with_candle() {
 #[test]
 fn real_model_drift_against_the_f32_reference() {
     use edgebench_core::accuracy::{Drift, DriftLevel};
-    use edgebench_runner::accuracy::{check, reference, EvalSource};
+    use edgebench_accuracy::{check, reference, EvalSource};
     let spec = real_model();
     let dir = tempfile::tempdir().unwrap();
     let r = reference::ReferenceSpec {
         backend: "candle".into(),
         load: opts(&[("requantize", "f32")]),
         model: spec.clone(),
-        model_sha256: "test".into(),
         eval: EvalSource::Builtin,
         level: DriftLevel::Short,
     };
@@ -170,7 +170,7 @@ fn requantized_real_model_runs_in_llama_cpp_and_candle() {
         let path = dir.path().join(format!("smollm2.{to}.gguf"));
         let (w, _) = requant::requantize(&src, to, "test").unwrap();
         w.write(&path).unwrap();
-        let m = ModelSpec { id: format!("smollm2@{to}"), path };
+        let m = ModelSpec { id: format!("smollm2@{to}"), path, sha256: String::new() };
         let (a, b) = (LlamaCppBackend.load(&m, &opts(&[])).unwrap(), CandleBackend.load(&m, &opts(&[])).unwrap());
         let (mut r, mut c) = (a.new_session().unwrap(), b.new_session().unwrap());
         let mut cmp = LogitComparison::default();

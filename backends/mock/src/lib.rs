@@ -176,7 +176,7 @@ mod tests {
     }
 
     fn spec() -> ModelSpec {
-        ModelSpec { id: "mock".into(), path: "/nonexistent".into() }
+        ModelSpec { id: "mock".into(), path: "/nonexistent".into(), sha256: String::new() }
     }
 
     #[test]

@@ -9,6 +9,6 @@ fn mock_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tiny.gguf");
     tiny_llama(&TinyConfig::default()).unwrap().write(&path).unwrap();
-    let spec = ModelSpec { id: "tiny".into(), path };
-    edgebench_runner::conformance::run_all(&MockBackend, &spec, 1).unwrap();
+    let spec = ModelSpec { id: "tiny".into(), path, sha256: String::new() };
+    edgebench_testkit::conformance::run_all(&MockBackend, &spec, 1).unwrap();
 }

@@ -4,7 +4,7 @@
 
 use edgebench_backend_native::NativeBackend;
 use edgebench_core::Backend;
-use edgebench_runner::testkit::{opts, real_model};
+use edgebench_testkit::fixtures::{opts, real_model};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -13,7 +13,7 @@ fn main() {
     let mut o = opts(&[]);
     o.threads = threads;
     let spec = match std::env::var_os("EDGEBENCH_PROFILE_MODEL") {
-        Some(p) => edgebench_core::ModelSpec { id: "profile".into(), path: p.into() },
+        Some(p) => edgebench_core::ModelSpec { id: "profile".into(), path: p.into(), sha256: String::new() },
         None => real_model(),
     };
     let model = NativeBackend.load(&spec, &o).expect("load");

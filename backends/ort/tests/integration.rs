@@ -7,20 +7,21 @@ use edgebench_backend_ort::OrtBackend;
 use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
 use edgebench_core::{Backend, ModelSpec, Support};
 use edgebench_gguf::GgmlType;
-use edgebench_runner::sampler::Sampler;
-use edgebench_runner::testkit::{
+use edgebench_core::sampler::Sampler;
+use edgebench_testkit::fixtures::{
     compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model,
     tiny_model as tiny, TINY_TYPES,
 };
-use edgebench_runner::{conformance, workload};
+use edgebench_runner::workload;
+use edgebench_testkit::conformance;
 
 fn backend(dir: &std::path::Path) -> OrtBackend {
     OrtBackend::new(
         dir.join("cache"),
         Box::new(|| {
-            let lib = edgebench_runner::registry::library("onnxruntime").map_err(|e| e.to_string())?;
+            let lib = edgebench_models::registry::library("onnxruntime").map_err(|e| e.to_string())?;
             let path =
-                edgebench_runner::registry::ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
+                edgebench_models::registry::ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
             Ok((path, format!("{} wheel", lib.package)))
         }),
     )
@@ -114,6 +115,6 @@ fn bad_requests_are_clear_errors() {
     assert!(missing.contains("/nonexistent/libonnxruntime.so"), "{missing}");
     let bad = dir.path().join("bad.gguf");
     std::fs::write(&bad, b"GGUF garbage").unwrap();
-    let err = ort.load(&ModelSpec { id: "bad".into(), path: bad.clone() }, &opts(&[])).err().unwrap().to_string();
+    let err = ort.load(&ModelSpec { id: "bad".into(), path: bad.clone(), sha256: String::new() }, &opts(&[])).err().unwrap().to_string();
     assert!(err.contains("bad.gguf"), "{err}");
 }

@@ -7,12 +7,13 @@ use edgebench_backend_tract::TractBackend;
 use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
 use edgebench_core::{Backend, ModelSpec, Support};
 use edgebench_gguf::GgmlType;
-use edgebench_runner::sampler::Sampler;
-use edgebench_runner::testkit::{
+use edgebench_core::sampler::Sampler;
+use edgebench_testkit::fixtures::{
     compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model,
     tiny_model as tiny, TINY_TYPES,
 };
-use edgebench_runner::{conformance, workload};
+use edgebench_runner::workload;
+use edgebench_testkit::conformance;
 
 fn backend(dir: &std::path::Path) -> TractBackend {
     TractBackend::new(dir.join("cache"))
@@ -92,6 +93,6 @@ fn bad_requests_are_clear_errors() {
     }
     let bad = dir.path().join("bad.gguf");
     std::fs::write(&bad, b"GGUF garbage").unwrap();
-    let err = tract.load(&ModelSpec { id: "bad".into(), path: bad.clone() }, &opts(&[])).err().unwrap().to_string();
+    let err = tract.load(&ModelSpec { id: "bad".into(), path: bad.clone(), sha256: String::new() }, &opts(&[])).err().unwrap().to_string();
     assert!(err.contains("bad.gguf"), "{err}");
 }

@@ -53,13 +53,13 @@ pub fn get(name: &str) -> anyhow::Result<Box<dyn Backend>> {
         "llamacpp" => Box::new(NotCompiled { name: "llamacpp", feature: "llamacpp" }),
         #[cfg(feature = "ort")]
         "ort" => Box::new(edgebench_backend_ort::OrtBackend::new(
-            edgebench_runner::registry::cache_dir(),
+            edgebench_models::registry::cache_dir(),
             Box::new(ort_library),
         )),
         #[cfg(not(feature = "ort"))]
         "ort" => Box::new(NotCompiled { name: "ort", feature: "ort" }),
         #[cfg(feature = "tract")]
-        "tract" => Box::new(edgebench_backend_tract::TractBackend::new(edgebench_runner::registry::cache_dir())),
+        "tract" => Box::new(edgebench_backend_tract::TractBackend::new(edgebench_models::registry::cache_dir())),
         #[cfg(not(feature = "tract"))]
         "tract" => Box::new(NotCompiled { name: "tract", feature: "tract" }),
         other => anyhow::bail!(
@@ -115,7 +115,7 @@ pub fn versions() -> std::collections::BTreeMap<String, Vec<String>> {
 /// verified and cached like models.
 #[cfg(feature = "ort")]
 fn ort_library() -> Result<(std::path::PathBuf, String), String> {
-    use edgebench_runner::registry;
+    use edgebench_models::registry;
     let lib = registry::library("onnxruntime").map_err(|e| e.to_string())?;
     let path = registry::ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
     Ok((path, format!("{} wheel, SHA-256 verified", lib.package)))

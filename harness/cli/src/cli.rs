@@ -191,7 +191,7 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', value_name = "NAME")]
     pub energy_meter: Vec<String>,
     /// Idle baseline before each cell, seconds, taken only when a meter is readable (0: none, and no net figures).
-    #[arg(long, default_value_t = edgebench_runner::energy::DEFAULT_IDLE_S)]
+    #[arg(long, default_value_t = edgebench_probes::energy::DEFAULT_IDLE_S)]
     pub idle_s: f64,
     /// Repeat each cell until its measured repetitions span this many seconds (default: the suite's; the
     /// `sustained` suite runs 300).
@@ -206,7 +206,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub eval_text: Option<PathBuf>,
     /// Tokens per --eval-text chunk.
-    #[arg(long, default_value_t = edgebench_runner::accuracy::DEFAULT_EVAL_CTX)]
+    #[arg(long, default_value_t = edgebench_accuracy::DEFAULT_EVAL_CTX)]
     pub eval_ctx: usize,
     /// At most this many --eval-text chunks in a full check (default: every whole chunk; a short check scores one).
     #[arg(long)]

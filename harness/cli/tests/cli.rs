@@ -575,6 +575,27 @@ fn drift_flags_are_checked_and_a_missing_reference_backend_skips_only_the_drift(
     assert!(results(&out)["cells"][0].get("drift").is_none());
 }
 
+/// The reference is built in a child process like a cell: a reference backend that panics or aborts leaves the drift
+/// skipped with the reason, and every speed figure is still measured.
+#[test]
+fn a_crashing_reference_backend_skips_the_drift_and_keeps_every_speed_figure() {
+    for (mode, says) in [("panic", "panic requested"), ("abort", "SIGABRT")] {
+        let dir = tempfile::tempdir().unwrap();
+        let fail = format!("fail={mode}");
+        let (o, out) = run_mock(dir.path(), &["--reference-backend", "mock", "--reference-opt", &fail]);
+        assert!(o.status.success(), "{mode}: {}", text(&o));
+        let cell = &results(&out)["cells"][0];
+        assert_eq!(cell["status"], "ok", "{mode}: {cell}");
+        assert_eq!(cell["drift"]["status"], "skipped", "{mode}: {cell}");
+        let reason = cell["drift"]["reason"].as_str().unwrap();
+        assert!(reason.contains("reference could not be built") && reason.contains(says), "{mode}: {reason}");
+        for m in ["load_ms", "prefill_tps", "decode_tps", "ttft_ms", "peak_rss_mib"] {
+            assert!(cell["metrics"][m]["samples"].as_array().is_some_and(|s| !s.is_empty()), "{mode}: {m} in {cell}");
+        }
+        assert!(text(&o).contains("drift reference for ok: "), "{mode}: {}", text(&o));
+    }
+}
+
 #[test]
 fn drift_on_eval_text_scores_the_second_half_of_each_chunk() {
     let dir = tempfile::tempdir().unwrap();

@@ -16,6 +16,10 @@ pub struct ModelSpec {
     pub id: String,
     /// The GGUF file.
     pub path: PathBuf,
+    /// SHA-256 of the file, hex: computed once when the model is resolved, so no child hashes it again. Empty only
+    /// in specs built by hand for files that do not exist.
+    #[serde(default)]
+    pub sha256: String,
 }
 
 /// Where to run: `cpu`, `cuda:0`, `metal`, …

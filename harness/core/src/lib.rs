@@ -9,6 +9,7 @@ pub mod energy;
 mod error;
 pub mod metrics;
 pub mod results;
+pub mod sampler;
 pub mod tolerance;
 
 pub use backend::{

@@ -7,7 +7,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use edgebench_backend_mock::MockBackend;
 use edgebench_core::{Backend, DeviceRequest, LoadOptions, ModelSpec};
-use edgebench_runner::sampler::Sampler;
+use edgebench_core::sampler::Sampler;
 use edgebench_runner::workload::run_repetition;
 
 const STEPS: usize = 64;
@@ -19,7 +19,7 @@ fn overhead(c: &mut Criterion) {
         device: DeviceRequest::cpu(),
         options: [("vocab".to_string(), VOCAB.to_string())].into_iter().collect(),
     };
-    let spec = ModelSpec { id: "mock".into(), path: "/nonexistent".into() };
+    let spec = ModelSpec { id: "mock".into(), path: "/nonexistent".into(), sha256: String::new() };
     let model = MockBackend.load(&spec, &opts).unwrap();
     let mut g = c.benchmark_group("harness");
     g.throughput(Throughput::Elements(STEPS as u64));

@@ -5,14 +5,16 @@ use std::io::Write;
 use std::time::Instant;
 
 use edgebench_core::accuracy::Drift;
-use edgebench_core::{Backend, BackendError, LoadedModel, Support, WeightsCheck};
+use edgebench_accuracy::reference::{self, ReferenceError, ReferenceSpec};
+use edgebench_accuracy::EvalError;
+use edgebench_core::{Backend, BackendError, LoadOptions, LoadedModel, Support, WeightsCheck};
 use edgebench_gguf::GgufFile;
 
-use crate::energy::cell::CellMeters;
-use crate::energy::monitor::Mark;
-use crate::protocol::{CellSpec, DriftPlan, Event};
-use crate::sampler::Sampler;
-use crate::tokenizer::Tokenizer;
+use crate::meters::CellMeters;
+use edgebench_probes::energy::monitor::Mark;
+use crate::protocol::{CellSpec, DriftPlan, Event, Job};
+use edgebench_core::sampler::Sampler;
+use edgebench_models::tokenizer::Tokenizer;
 use crate::workload::{run_repetition_marked, Phase};
 
 fn emit(out: &mut dyn Write, e: &Event) {
@@ -23,6 +25,55 @@ fn emit(out: &mut dyn Write, e: &Event) {
 
 fn phase(out: &mut dyn Write, phase: String) {
     emit(out, &Event::Phase { phase });
+}
+
+/// Runs one job and returns the process exit code: 0 done or skipped, 2 error.
+pub fn run_job(job: &Job, backend: &dyn Backend, out: &mut dyn Write) -> i32 {
+    match job {
+        Job::Cell(spec) => run(spec, backend, out),
+        Job::Reference(spec) => build_reference(spec, backend, out),
+    }
+}
+
+/// Builds (or finds cached) a drift reference and reports its file; exit code as [`run`].
+pub fn build_reference(spec: &ReferenceSpec, backend: &dyn Backend, out: &mut dyn Write) -> i32 {
+    if let Support::No(reason) = backend.supports(&spec.model, &spec.load) {
+        emit(out, &Event::Skipped { reason });
+        return 0;
+    }
+    let mut progress = |line: &str| emit(&mut *out, &Event::Phase { phase: line.to_string() });
+    let built = reference::ensure(spec, backend, &mut progress);
+    match built {
+        Ok((path, header)) => {
+            let scored = header.sequences.iter().map(|s| s.scored()).sum();
+            emit(out, &Event::Reference { path, sequences: header.sequences.len(), scored });
+            let (peak_rss_kib, rss_anon_kib, rss_file_kib) = edgebench_probes::process::self_memory_kib();
+            let cpu_s = edgebench_probes::process::self_cpu_seconds();
+            emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s });
+            0
+        }
+        Err(ReferenceError::Eval(e @ (EvalError::TooShort { .. } | EvalError::Read { .. }))) => {
+            emit(out, &Event::Refused { message: e.to_string() });
+            2
+        }
+        Err(ReferenceError::Eval(EvalError::Backend(b))) => {
+            let o = Outcome::from(b);
+            match o {
+                Outcome::Skipped(reason) => {
+                    emit(out, &Event::Skipped { reason });
+                    0
+                }
+                Outcome::Error(message) => {
+                    emit(out, &Event::Error { message });
+                    2
+                }
+            }
+        }
+        Err(e) => {
+            emit(out, &Event::Error { message: e.to_string() });
+            2
+        }
+    }
 }
 
 /// Runs one cell and returns the process exit code: 0 done or skipped, 2 error.
@@ -55,11 +106,12 @@ impl From<BackendError> for Outcome {
 }
 
 fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Result<(), Outcome> {
-    if let Support::No(reason) = backend.supports(&spec.model, &spec.load) {
+    let load = spec.load().map_err(Outcome::Error)?;
+    if let Support::No(reason) = backend.supports(&spec.model, &load) {
         return Err(Outcome::Skipped(reason));
     }
     phase(out, "prepare".into());
-    let prepared = backend.prepare(&spec.model, &spec.load)?;
+    let prepared = backend.prepare(&spec.model, &load)?;
     let file = GgufFile::open(&spec.model.path).map_err(|e| Outcome::Error(e.to_string()))?;
     let tok =
         Tokenizer::from_gguf(&file.gguf).map_err(|e| Outcome::Error(format!("{}: {e}", spec.model.path.display())))?;
@@ -70,7 +122,7 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     let started = Instant::now();
     let mut meters = CellMeters::start(&spec.energy, &spec.key.device);
     meters.idle_baseline(spec.energy.idle_s);
-    let result = run_measured(spec, backend, &prepared, &tok, &prompt, &mut meters, started, out);
+    let result = run_measured(spec, &load, backend, &prepared, &tok, &prompt, &mut meters, started, out);
     // Energy measured up to a failure is still reported.
     let (energy, thermal) = meters.finish();
     emit(out, &Event::Energy(energy));
@@ -78,7 +130,7 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     let model = result?;
     // Read with the model still resident, so RssAnon / RssFile show where its weights live, and before the drift
     // check, whose logit rows are not part of serving the workload.
-    let (peak_rss_kib, rss_anon_kib, rss_file_kib) = crate::probes::self_memory_kib();
+    let (peak_rss_kib, rss_anon_kib, rss_file_kib) = edgebench_probes::process::self_memory_kib();
     // After the memory reading: hashing every weight needs buffers the workload does not.
     phase(out, "weights".into());
     emit(out, &Event::Weights(weights_check(model.as_ref(), &spec.model.path)?));
@@ -87,11 +139,11 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
         DriftPlan::Skip { reason } => emit(out, &Event::Drift(Drift::Skipped { reason: reason.clone() })),
         DriftPlan::Check { reference } => {
             phase(out, "drift".into());
-            emit(out, &Event::Drift(crate::accuracy::check::run(model.as_ref(), &tok, reference)));
+            emit(out, &Event::Drift(edgebench_accuracy::check::run(model.as_ref(), &tok, reference)));
         }
     }
     drop(model);
-    emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: crate::probes::self_cpu_seconds() });
+    emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: edgebench_probes::process::self_cpu_seconds() });
     Ok(())
 }
 
@@ -114,6 +166,7 @@ fn weights_check(m: &dyn LoadedModel, path: &std::path::Path) -> Result<WeightsC
 #[allow(clippy::too_many_arguments)]
 fn run_measured(
     spec: &CellSpec,
+    load: &LoadOptions,
     backend: &dyn Backend,
     prepared: &[String],
     tok: &Tokenizer,
@@ -127,7 +180,7 @@ fn run_measured(
         drop(model.take());
         phase(out, format!("load {}/{}", l + 1, spec.load_repetitions));
         let t = Instant::now();
-        let m = backend.load(&spec.model, &spec.load)?;
+        let m = backend.load(&spec.model, load)?;
         let load_s = t.elapsed().as_secs_f64();
         let mut facts = m.facts();
         facts.notes.extend(prepared.iter().cloned());

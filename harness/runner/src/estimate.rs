@@ -25,7 +25,7 @@ pub fn earlier_results(dir: &Path, except: &Path) -> Vec<(PathBuf, RunResults)> 
             (m.is_file() && m.len() <= MAX_EARLIER_FILE_BYTES).then(|| (modified, e.path()))
         })
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     files
         .into_iter()
         .take(MAX_EARLIER_FILES)

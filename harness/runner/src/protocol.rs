@@ -1,22 +1,47 @@
 //! The JSON-lines protocol between the parent runner and a cell's child process. stdout carries only these lines;
 //! logs go to stderr.
 
+use std::collections::BTreeMap;
+
+use edgebench_accuracy::reference::ReferenceSpec;
 use edgebench_core::results::CellKey;
-use edgebench_core::{BackendFacts, LoadOptions, ModelSpec};
+use edgebench_core::{BackendFacts, DeviceRequest, LoadOptions, ModelSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::energy::EnergySpec;
+use edgebench_probes::energy::EnergySpec;
 use crate::workload::Workload;
 
-/// Everything a child needs to run one cell (sent as JSON on its stdin).
+/// What a child process is asked to do (JSON on its stdin).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "job", rename_all = "snake_case")]
+pub enum Job {
+    /// Measure one cell.
+    Cell(CellSpec),
+    /// Build (or find cached) the drift reference of a model, so a reference backend that crashes ends only its
+    /// child.
+    Reference(ReferenceSpec),
+}
+
+impl Job {
+    /// Compute threads the job's backend may use (the child's `RAYON_NUM_THREADS` / `OMP_NUM_THREADS`).
+    pub fn threads(&self) -> usize {
+        match self {
+            Job::Cell(c) => c.key.threads,
+            Job::Reference(r) => r.load.threads,
+        }
+    }
+}
+
+/// Everything a child needs to run one cell.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CellSpec {
-    /// Coordinates.
+    /// Coordinates: model, backend, device, threads, workload. The one place a cell's threads and device live.
     pub key: CellKey,
-    /// Model file.
+    /// Model file, with the SHA-256 computed when it was resolved.
     pub model: ModelSpec,
-    /// Options for `Backend::load`.
-    pub load: LoadOptions,
+    /// Backend options (`--backend-opt`), checked by the backend's typed options.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
     /// What to run.
     pub workload: Workload,
     /// Measured repetitions.
@@ -34,6 +59,18 @@ pub struct CellSpec {
     /// The accuracy drift check after the timed repetitions.
     #[serde(default)]
     pub drift: DriftPlan,
+}
+
+impl CellSpec {
+    /// The options `Backend::load` gets, made from the key's threads and device and the backend options; an
+    /// error when the key's device is not one [`DeviceRequest::parse`] reads.
+    pub fn load(&self) -> Result<LoadOptions, String> {
+        Ok(LoadOptions {
+            threads: self.key.threads,
+            device: DeviceRequest::parse(&self.key.device)?,
+            options: self.options.clone(),
+        })
+    }
 }
 
 /// What a cell does about accuracy drift.
@@ -114,6 +151,21 @@ pub enum Event {
     Drift(edgebench_core::accuracy::Drift),
     /// Fingerprints of the weights that ran and of the file (sent before `Done`, after the memory reading).
     Weights(edgebench_core::WeightsCheck),
+    /// A reference job finished: the reference file is cached at `path`.
+    Reference {
+        /// The cached reference file.
+        path: std::path::PathBuf,
+        /// Evaluation sequences in it.
+        sequences: usize,
+        /// Scored tokens over all sequences.
+        scored: usize,
+    },
+    /// A reference job refused its input (an evaluation text too short or unreadable): an error of the run's
+    /// flags, not of the backend.
+    Refused {
+        /// Why.
+        message: String,
+    },
     /// The cell failed with an error (not a crash).
     Error {
         /// The error chain.

@@ -13,8 +13,8 @@ use edgebench_core::accuracy::Drift;
 use edgebench_core::metrics::{self, MetricDef};
 use edgebench_core::results::{CellResult, CellStatus, FailureKind, Metric, RunResults, Validity};
 
-use crate::probes;
-use crate::protocol::{CellSpec, Event, Repetition};
+use edgebench_probes::process as probes;
+use crate::protocol::{CellSpec, DriftPlan, Event, Job, Repetition};
 
 /// Flags a cell when another process kept more than this many CPUs busy while it ran.
 pub const BUSY_CPUS_THRESHOLD: f64 = 0.25;
@@ -35,6 +35,13 @@ pub struct ChildCommand {
 
 /// Progress notifications for a user interface.
 pub enum Progress<'a> {
+    /// A line about a model's drift reference (what it is, its child's progress, its outcome).
+    Reference {
+        /// The model whose cells it serves.
+        model: &'a str,
+        /// The line.
+        line: &'a str,
+    },
     /// A cell is starting.
     Started {
         /// Index in the plan.
@@ -91,11 +98,11 @@ struct ChildRun {
 
 fn spawn_and_watch(
     child: &ChildCommand,
-    spec: &CellSpec,
+    job: &Job,
     timeout: Duration,
     on_phase: &mut dyn FnMut(&str),
 ) -> std::io::Result<ChildRun> {
-    let threads = spec.load.threads.to_string();
+    let threads = job.threads().to_string();
     let mut proc = Command::new(&child.program)
         .args(&child.args)
         .env("RAYON_NUM_THREADS", &threads)
@@ -105,7 +112,7 @@ fn spawn_and_watch(
         .stderr(Stdio::piped())
         .spawn()?;
     let t0 = Instant::now();
-    let spec_json = serde_json::to_vec(spec).expect("cell specs serialize");
+    let spec_json = serde_json::to_vec(job).expect("jobs serialize");
     if let Some(mut stdin) = proc.stdin.take() {
         // A child that dies before reading its spec is classified below from its exit status.
         let _ = stdin.write_all(&spec_json);
@@ -271,7 +278,7 @@ pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
         Event::Energy(x) => Some(x),
         _ => None,
     }) {
-        for (def, samples) in crate::energy::cell::energy_metrics(energy, &reps) {
+        for (def, samples) in crate::meters::energy_metrics(energy, &reps) {
             put(def, samples);
         }
     }
@@ -298,11 +305,11 @@ pub fn run_cell(
     let load_before = probes::loadavg1();
     let machine0 = probes::machine_cpu_seconds();
     let oom_before = probes::cgroup_oom_kills();
-    let run = spawn_and_watch(child, spec, timeout, on_phase);
+    let run = spawn_and_watch(child, &Job::Cell(spec.clone()), timeout, on_phase);
     let machine1 = probes::machine_cpu_seconds();
     let mut result = CellResult {
         workload: serde_json::to_value(&spec.workload).unwrap_or_default(),
-        load_options: Some(spec.load.clone()),
+        load_options: spec.load().ok(),
         validity: Validity { busy_cpus_before: busy_before, loadavg_before: load_before, ..Validity::default() },
         ..CellResult::new(spec.key.clone(), CellStatus::Ok)
     };
@@ -332,7 +339,7 @@ pub fn run_cell(
         _ => None,
     });
     if spec.duration_s.is_some() {
-        result.sustained = crate::energy::cell::sustained(&measured(&run.events), result.energy.as_ref());
+        result.sustained = crate::meters::sustained(&measured(&run.events), result.energy.as_ref());
     }
     result.backend = run.events.iter().rev().find_map(|e| match e {
         Event::Loaded { facts, .. } => Some(facts.clone()),
@@ -371,12 +378,12 @@ fn flags(r: &CellResult, spec: &CellSpec, stray_lines: usize) -> Vec<String> {
     if busy > BUSY_CPUS_THRESHOLD {
         f.push(format!("busy_machine({busy:.2} cpus)"));
     }
-    if spec.load.threads as f64 + busy > probes::logical_cpus() as f64 + BUSY_CPUS_THRESHOLD {
+    if spec.key.threads as f64 + busy > probes::logical_cpus() as f64 + BUSY_CPUS_THRESHOLD {
         f.push("oversubscribed".into());
     }
     if let Some(facts) = &r.backend {
-        if facts.threads != spec.load.threads {
-            f.push(format!("threads_mismatch(asked {}, backend used {})", spec.load.threads, facts.threads));
+        if facts.threads != spec.key.threads {
+            f.push(format!("threads_mismatch(asked {}, backend used {})", spec.key.threads, facts.threads));
         }
     }
     for (k, m) in &r.metrics {
@@ -399,4 +406,57 @@ fn flags(r: &CellResult, spec: &CellSpec, stray_lines: usize) -> Vec<String> {
         f.push(format!("stray_stdout_lines({stray_lines})"));
     }
     f
+}
+
+/// Why a drift reference job stopped the run: its input (the evaluation text) is unusable, which no other backend
+/// or model would change.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ReferenceRefused(pub String);
+
+/// Builds (or finds cached) a drift reference in a child process and returns the drift plan of the cells it
+/// serves: `Check` with the cached file, or `Skip` with the reason when the reference backend failed, crashed or
+/// timed out. `on_line` hears the child's progress. Unusable input (an evaluation text too short or unreadable) is
+/// an error.
+pub fn run_reference(
+    child: &ChildCommand,
+    spec: &edgebench_accuracy::reference::ReferenceSpec,
+    timeout: Duration,
+    on_line: &mut dyn FnMut(&str),
+) -> Result<DriftPlan, ReferenceRefused> {
+    let oom_before = probes::cgroup_oom_kills();
+    let run = match spawn_and_watch(child, &Job::Reference(spec.clone()), timeout, on_line) {
+        Ok(r) => r,
+        Err(e) => {
+            return Ok(DriftPlan::Skip { reason: format!("no reference: cannot start {}: {e}", child.program.display()) })
+        }
+    };
+    if let Some(message) = run.events.iter().find_map(|e| match e {
+        Event::Refused { message } => Some(message.clone()),
+        _ => None,
+    }) {
+        return Err(ReferenceRefused(message));
+    }
+    let built = run.events.iter().find_map(|e| match e {
+        Event::Reference { path, sequences, scored } => Some((path.clone(), *sequences, *scored)),
+        _ => None,
+    });
+    Ok(match (classify(&run, oom_before, timeout), built) {
+        (CellStatus::Ok, Some((path, sequences, scored))) => {
+            on_line(&format!(
+                "{sequences} sequences, {scored} scored tokens ({:.1} s); cached at {}",
+                run.wall_s,
+                path.display()
+            ));
+            DriftPlan::Check { reference: path }
+        }
+        (CellStatus::Skipped { reason }, _) => DriftPlan::Skip { reason: format!("no reference: {reason}") },
+        (CellStatus::Failed { kind, message }, _) => {
+            let kind = serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            DriftPlan::Skip { reason: format!("reference could not be built ({kind}): {message}") }
+        }
+        (CellStatus::Ok, None) => {
+            DriftPlan::Skip { reason: "reference could not be built: its child reported no reference file".into() }
+        }
+    })
 }

@@ -5,10 +5,11 @@ use std::path::Path;
 
 use edgebench_core::accuracy::DriftLevel;
 use edgebench_core::results::CellKey;
-use edgebench_core::{DeviceRequest, LoadOptions, ModelSpec};
+use edgebench_core::DeviceRequest;
+use edgebench_models::ResolvedModel;
 use serde::{Deserialize, Serialize};
 
-use crate::energy::EnergySpec;
+use edgebench_probes::energy::EnergySpec;
 use crate::protocol::{CellSpec, DriftPlan};
 use crate::workload::Workload;
 
@@ -128,8 +129,8 @@ pub fn parse(text: &str, origin: &str) -> Result<Suite, SuiteError> {
 /// The axes a run crosses with the suite's workloads.
 #[derive(Debug, Clone)]
 pub struct Axes {
-    /// Models.
-    pub models: Vec<ModelSpec>,
+    /// Models, resolved to verified files.
+    pub models: Vec<ResolvedModel>,
     /// Backend names.
     pub backends: Vec<String>,
     /// Devices.
@@ -140,14 +141,13 @@ pub struct Axes {
     pub options: BTreeMap<String, String>,
     /// Energy meters and sampling, passed to every cell.
     pub energy: EnergySpec,
-    /// The drift plan of each model's cells, by model id (absent: none).
-    pub drift: BTreeMap<String, DriftPlan>,
 }
 
-/// Expands a suite into cells: model × backend × device × threads × workload, in that nesting order.
-pub fn plan(suite: &Suite, axes: &Axes) -> Vec<CellSpec> {
+/// Expands a suite into cells: model × backend × device × threads × workload, in that nesting order. `drift` is the
+/// drift plan of each model's cells, by model id (absent: none).
+pub fn plan(suite: &Suite, axes: &Axes, drift: &BTreeMap<String, DriftPlan>) -> Vec<CellSpec> {
     let mut cells = Vec::new();
-    for model in &axes.models {
+    for model in axes.models.iter().map(|m| &m.spec) {
         for backend in &axes.backends {
             for device in &axes.devices {
                 for &threads in &axes.threads {
@@ -161,14 +161,14 @@ pub fn plan(suite: &Suite, axes: &Axes) -> Vec<CellSpec> {
                                 workload: w.name.clone(),
                             },
                             model: model.clone(),
-                            load: LoadOptions { threads, device: device.clone(), options: axes.options.clone() },
+                            options: axes.options.clone(),
                             workload: w.clone(),
                             repetitions: suite.repetitions,
                             warmup: suite.warmup,
                             load_repetitions: suite.load_repetitions,
                             duration_s: suite.duration_s,
                             energy: axes.energy.clone(),
-                            drift: axes.drift.get(&model.id).cloned().unwrap_or_default(),
+                            drift: drift.get(&model.id).cloned().unwrap_or_default(),
                         });
                     }
                 }
@@ -208,7 +208,11 @@ mod tests {
     #[test]
     fn plan_crosses_every_axis() {
         let s = load("standard").unwrap().suite;
-        let m = |id: &str| ModelSpec { id: id.into(), path: "/m".into() };
+        let m = |id: &str| ResolvedModel {
+            spec: edgebench_core::ModelSpec { id: id.into(), path: "/m".into(), sha256: String::new() },
+            info: Default::default(),
+            source: None,
+        };
         let axes = Axes {
             models: vec![m("a"), m("b")],
             backends: vec!["mock".into(), "candle".into()],
@@ -216,13 +220,12 @@ mod tests {
             threads: vec![1, 2],
             options: BTreeMap::new(),
             energy: EnergySpec::default(),
-            drift: BTreeMap::new(),
         };
-        let cells = plan(&s, &axes);
+        let cells = plan(&s, &axes, &BTreeMap::new());
         assert_eq!(cells.len(), 2 * 2 * 2 * 2);
         assert_eq!(cells[0].key.workload, "pp512");
         assert_eq!(cells[1].key.workload, "tg128");
         assert_eq!(cells[2].key.threads, 2);
-        assert!(cells.iter().all(|c| c.load.threads == c.key.threads));
+        assert!(cells.iter().all(|c| c.load().unwrap().threads == c.key.threads));
     }
 }

@@ -6,8 +6,8 @@ use edgebench_core::{BackendError, Session};
 use serde::{Deserialize, Serialize};
 
 use crate::protocol::Repetition;
-use crate::sampler::Sampler;
-use crate::tokenizer::{ChatMessage, ChatTemplate, Tokenizer};
+use edgebench_core::sampler::Sampler;
+use edgebench_models::tokenizer::{chat_prompt_ids, Tokenizer};
 
 /// Text continued to build synthetic prompts (written for this project).
 pub const FILLER: &str = "Small language models now run on phones, boards and laptops. Engineers who ship them \
@@ -72,17 +72,7 @@ impl Workload {
             Prompt::Chat { text, system } => {
                 let src = chat_template
                     .ok_or_else(|| WorkloadError::Prompt("the model has no tokenizer.chat_template".into()))?;
-                let v = tok.vocab();
-                let name = |id: Option<u32>| id.map(|i| v.tokens[i as usize].clone()).unwrap_or_default();
-                let tmpl = ChatTemplate::new(src, &name(v.bos), &name(v.eos))
-                    .map_err(|e| WorkloadError::Prompt(e.to_string()))?;
-                let mut msgs = Vec::new();
-                if let Some(s) = system {
-                    msgs.push(ChatMessage { role: "system".into(), content: s.clone() });
-                }
-                msgs.push(ChatMessage { role: "user".into(), content: text.clone() });
-                let rendered = tmpl.render(&msgs).map_err(|e| WorkloadError::Prompt(e.to_string()))?;
-                Ok(tok.encode(&rendered, true))
+                chat_prompt_ids(tok, src, system.as_deref(), text).map_err(|e| WorkloadError::Prompt(e.to_string()))
             }
             Prompt::Synthetic { tokens } => {
                 if *tokens == 0 {

@@ -1,10 +1,12 @@
-//! Pure numerics for benchmark samples: percentiles, summaries, confidence intervals, outliers.
+//! Pure numerics for benchmark samples: percentiles, summaries, confidence intervals, outliers; accuracy drift
+//! statistics; and the gate's comparison of two results (`gate`).
 //!
 //! Deterministic: the bootstrap uses a fixed seed, so the same samples always give the same interval.
 
 pub mod accuracy;
 pub mod compare;
 pub mod drift;
+pub mod gate;
 
 use edgebench_core::results::Summary;
 use rand::rngs::SmallRng;

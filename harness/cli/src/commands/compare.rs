@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use edgebench_core::comparison::Outcome;
 use edgebench_reports::compare::{comparison_report, Style};
-use edgebench_runner::compare::{compare_runs, pool_baselines, Thresholds, DEFAULT_THRESHOLDS};
+use edgebench_stats::gate::{compare_runs, pool_baselines, Thresholds, DEFAULT_THRESHOLDS};
 use edgebench_runner::results_io;
 
 use crate::cli::{ComparisonOptions, ReportFormat};

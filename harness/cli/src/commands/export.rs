@@ -13,7 +13,7 @@ pub fn onnx(model: Option<&str>, out: &Path, accuracy_level: u8) -> anyhow::Resu
     if ![0, 1, 2, 3, 4].contains(&accuracy_level) {
         bail!("--accuracy-level {accuracy_level}: expected 0, 1, 2, 3 or 4");
     }
-    let m = super::models::resolve(model)?;
+    let m = edgebench_models::resolve(model, &mut |l| eprintln!("{l}"))?;
     let src = Path::new(&m.info.path);
     let path = out.join("model.onnx");
     let t = std::time::Instant::now();

@@ -6,8 +6,8 @@ use crate::backends;
 use crate::cli::Format;
 
 pub fn device(format: Format) -> anyhow::Result<ExitCode> {
-    let spec = edgebench_runner::energy::EnergySpec { sysfs_root: super::sysfs_root(), ..Default::default() };
-    let f = edgebench_runner::device::fingerprint(&spec);
+    let spec = edgebench_probes::energy::EnergySpec { sysfs_root: super::sysfs_root(), ..Default::default() };
+    let f = edgebench_probes::device::fingerprint(&spec);
     match format {
         Format::Json => println!("{}", serde_json::to_string_pretty(&f)?),
         Format::Table => {

@@ -3,32 +3,23 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use edgebench_accuracy::EvalSource;
 use edgebench_core::accuracy::DriftLevel;
-use edgebench_core::results::{CellStatus, RunResults, SuiteRef, SCHEMA_VERSION};
+use edgebench_core::results::{CellStatus, SuiteRef};
 use edgebench_core::{DeviceRequest, LoadOptions};
+use edgebench_models::registry;
+use edgebench_probes::process as probes;
 use edgebench_reports::text::terminal_safe;
-use edgebench_runner::accuracy::reference::{self, ReferenceSpec};
-use edgebench_runner::accuracy::{EvalError, EvalSource};
-use edgebench_runner::protocol::DriftPlan;
-use edgebench_runner::runner::{self, ChildCommand, Progress};
-use edgebench_runner::{estimate, probes, registry, suite};
+use edgebench_runner::run::{DriftRequest, Run};
+use edgebench_runner::runner::{ChildCommand, Progress};
+use edgebench_runner::{estimate, suite};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends;
 use crate::cli::{Format, RunArgs};
-
-fn now_rfc3339() -> String {
-    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
-}
-
-fn run_id() -> String {
-    let ts: String = now_rfc3339().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
-    let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{ts}-{:04x}", (nanos ^ std::process::id()) & 0xffff)
-}
 
 /// What the run will do, before it measures anything: cells along each axis and the work in each cell.
 fn plan_text(
@@ -83,18 +74,8 @@ fn parse_options(opts: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
         .collect()
 }
 
-/// Builds (or finds cached) the reference of each model and returns every model's drift plan. Bad flags are
-/// errors; a reference that cannot be built turns into a skipped drift check with the reason, so speed still runs.
-fn drift_plans(
-    a: &RunArgs,
-    level: DriftLevel,
-    models: &[super::models::ResolvedModel],
-    threads: &[usize],
-) -> anyhow::Result<BTreeMap<String, DriftPlan>> {
-    let mut plans = BTreeMap::new();
-    if level == DriftLevel::Off {
-        return Ok(plans);
-    }
+/// The drift request the flags ask for (checked here, so a bad flag fails before anything runs).
+fn drift_request(a: &RunArgs, level: DriftLevel, threads: &[usize]) -> anyhow::Result<DriftRequest> {
     if a.eval_ctx < 4 {
         bail!("--eval-ctx {}: must be at least 4 tokens", a.eval_ctx);
     }
@@ -114,52 +95,22 @@ fn drift_plans(
     if options.is_empty() && a.reference_backend == "candle" {
         options.insert("requantize".into(), "f32".into());
     }
-    let reference_model = a.reference_model.as_deref().map(|m| super::models::resolve(Some(m))).transpose()?;
-    let backend = backends::get(&a.reference_backend);
-    for m in models {
-        let plan = match &backend {
-            Err(e) => DriftPlan::Skip { reason: format!("no reference: {e:#}") },
-            Ok(b) => {
-                // A requantized variant is compared with the weights it was made from, so its drift is what the
-                // requantization cost.
-                let r = reference_model.as_ref().or(m.source.as_deref()).unwrap_or(m);
-                let spec = ReferenceSpec {
-                    backend: a.reference_backend.clone(),
-                    load: LoadOptions {
-                        threads: threads.iter().copied().max().unwrap_or(1),
-                        device: DeviceRequest::cpu(),
-                        options: options.clone(),
-                    },
-                    model: r.spec.clone(),
-                    model_sha256: r.info.sha256.clone(),
-                    eval: eval.clone(),
-                    level,
-                };
-                eprintln!("drift reference for {}: {}", m.spec.id, spec.describe());
-                let t = std::time::Instant::now();
-                match reference::ensure(&spec, b.as_ref(), &mut |l| eprintln!("  {l}")) {
-                    Ok((path, h)) => {
-                        let scored: usize = h.sequences.iter().map(|s| s.scored()).sum();
-                        eprintln!(
-                            "  {} sequences, {scored} scored tokens ({:.1} s); cached at {}",
-                            h.sequences.len(),
-                            t.elapsed().as_secs_f64(),
-                            path.display()
-                        );
-                        DriftPlan::Check { reference: path }
-                    }
-                    Err(reference::ReferenceError::Eval(e @ EvalError::TooShort { .. }))
-                    | Err(reference::ReferenceError::Eval(e @ EvalError::Read { .. })) => return Err(e.into()),
-                    Err(e) => {
-                        eprintln!("  reference failed: {e}");
-                        DriftPlan::Skip { reason: format!("reference could not be built: {e}") }
-                    }
-                }
-            }
-        };
-        plans.insert(m.spec.id.clone(), plan);
-    }
-    Ok(plans)
+    let model = a.reference_model.as_deref().map(|m| edgebench_models::resolve(Some(m), &mut log)).transpose()?;
+    Ok(DriftRequest {
+        level,
+        eval,
+        backend: a.reference_backend.clone(),
+        load: LoadOptions {
+            threads: threads.iter().copied().max().unwrap_or(1),
+            device: DeviceRequest::cpu(),
+            options,
+        },
+        model,
+    })
+}
+
+fn log(line: &str) {
+    eprintln!("{line}");
 }
 
 pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -183,7 +134,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if !(a.idle_s >= 0.0 && a.idle_s.is_finite()) {
         bail!("--idle-s must be zero or a positive number of seconds");
     }
-    let energy = edgebench_runner::energy::EnergySpec {
+    let energy = edgebench_probes::energy::EnergySpec {
         sysfs_root: super::sysfs_root(),
         command: a.energy_cmd.clone(),
         primary: a.energy_meter.clone(),
@@ -217,52 +168,35 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         if names.is_empty() { vec![None] } else { names.iter().map(|m| Some(m.as_str())).collect() };
     let mut models = Vec::new();
     for m in model_args {
-        models.push(super::models::resolve(m)?);
+        models.push(edgebench_models::resolve(m, &mut log)?);
     }
 
     if let Some(d) = a.drift {
         s.drift = d;
     }
-    let drift = drift_plans(&a, s.drift, &models, &threads)?;
+    let drift = if s.drift == DriftLevel::Off { None } else { Some(drift_request(&a, s.drift, &threads)?) };
 
-    let axes = suite::Axes {
-        models: models.iter().map(|m| m.spec.clone()).collect(),
-        backends: backend_names,
-        devices,
-        threads,
-        options,
-        energy: energy.clone(),
-        drift,
-    };
-    let cells = suite::plan(&s, &axes);
-    let id = run_id();
-    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(format!("{id}.json")));
-    let mut manifest = crate::build_info::manifest();
-    manifest.suite = SuiteRef {
+    let axes = suite::Axes { models, backends: backend_names, devices, threads, options, energy };
+    let suite_ref = SuiteRef {
         name: s.name.clone(),
         path: loaded.origin.clone(),
         sha256: registry::sha256_hex(loaded.text.as_bytes()),
         resolved: serde_json::to_value(&s)?,
     };
-    let mut results = RunResults {
-        schema_version: SCHEMA_VERSION,
-        run_id: id,
-        started_at: now_rfc3339(),
-        finished_at: None,
-        manifest,
-        device: edgebench_runner::device::fingerprint(&energy),
-        models: models.iter().map(|m| (m.info.id.clone(), m.info.clone())).collect(),
-        cells: Vec::new(),
-    };
-
     let child = ChildCommand {
         program: std::env::current_exe().context("locating the edgebench binary")?,
         args: vec!["cell".into()],
     };
-    eprint!("{}", plan_text(&s, &axes, &cells, &out));
+    let mut run = Run::new(s, suite_ref, axes, child).timeout(timeout).manifest(crate::build_info::manifest());
+    if let Some(d) = drift {
+        run = run.drift(d);
+    }
+    let cells = run.cells();
+    let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(format!("{}.json", run.id())));
+    eprint!("{}", plan_text(run.suite(), run.axes(), &cells, &out));
     let earlier_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let earlier = estimate::earlier_results(earlier_dir, &out);
-    let prior = estimate::prior_wall_s(&cells, &results.device.cpu_model, &earlier);
+    let prior = estimate::prior_wall_s(&cells, &run.device().cpu_model, &earlier);
     let known = prior.iter().flatten().count();
     match estimate::remaining_s(&prior, 0, &[]) {
         Some(left) if known > 0 => eprintln!(
@@ -287,7 +221,15 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut current = String::new();
     let left_prefix = |left: Option<f64>| left.map(|s| format!("~{} left", estimate::human(s))).unwrap_or_default();
     bar.set_prefix(left_prefix(estimate::remaining_s(&prior, 0, &[])));
-    runner::run_all(&child, &cells, timeout, &mut results, &out, &mut |p| match p {
+    let results = run.execute(&out, &mut |p| match p {
+        Progress::Reference { model, line } => {
+            let line = format!("drift reference for {}: {}", terminal_safe(model), terminal_safe(line));
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
         Progress::Started { spec, .. } => {
             current = edgebench_reports::key_label(&spec.key);
             bar.set_message(format!("{current}: starting"));
@@ -312,8 +254,6 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     bar.finish_and_clear();
-    results.finished_at = Some(now_rfc3339());
-    edgebench_runner::results_io::write_atomic(&out, &results)?;
 
     match a.format {
         Format::Table => {

@@ -3,7 +3,6 @@
 //! cannot be read is reported with its reason; nothing is ever estimated.
 
 mod battery;
-pub mod cell;
 mod external;
 mod hwmon;
 pub mod monitor;

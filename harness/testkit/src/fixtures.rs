@@ -7,8 +7,8 @@ use edgebench_core::{DeviceRequest, LoadOptions, LoadedModel, ModelSpec};
 use edgebench_gguf::synth::{tiny_llama, TinyConfig};
 use edgebench_gguf::GgmlType;
 
-use crate::tokenizer::Tokenizer;
-use crate::{registry, workload};
+use edgebench_models::registry;
+use edgebench_models::tokenizer::{chat_prompt_ids, Tokenizer};
 
 /// The chat question behind `suites/golden/smollm2-llamacpp-greedy.json`.
 pub const GOLDEN_QUESTION: &str = "Explain in two sentences why the sky is blue.";
@@ -37,7 +37,8 @@ pub fn tiny_model(dir: &Path, weight_type: GgmlType, embd_type: GgmlType) -> Mod
     let path = dir.join(format!("tiny-{weight_type}-{embd_type}.gguf"));
     let w = tiny_llama(&TinyConfig { weight_type, embd_type, ..TinyConfig::default() }).expect("tiny model");
     w.write(&path).expect("writing a tiny model");
-    ModelSpec { id: "tiny".into(), path }
+    let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).expect("hashing a tiny model");
+    ModelSpec { id: "tiny".into(), path, sha256 }
 }
 
 /// The weight/embedding type pairs every backend's conformance test covers.
@@ -53,7 +54,7 @@ pub const TINY_TYPES: [(GgmlType, GgmlType); 5] = [
 pub fn real_model() -> ModelSpec {
     let m = registry::lookup(None).expect("default model");
     let path = registry::ensure(&m, &mut |l| eprintln!("{l}")).expect("the default model must be fetchable");
-    ModelSpec { id: m.id, path }
+    ModelSpec { id: m.id, path, sha256: m.sha256 }
 }
 
 /// CPU, 2 threads, the given backend options.
@@ -70,12 +71,8 @@ pub fn golden_prompt(spec: &ModelSpec) -> (Tokenizer, Vec<u32>) {
     let file = edgebench_gguf::GgufFile::open(&spec.path).expect("model file");
     let tok = Tokenizer::from_gguf(&file.gguf).expect("tokenizer");
     let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
-    let w = workload::Workload {
-        name: "golden".into(),
-        prompt: workload::Prompt::Chat { text: GOLDEN_QUESTION.into(), system: None },
-        gen_tokens: 0,
-    };
-    let ids = w.prompt_ids(&tok, template.as_deref()).expect("prompt");
+    let template = template.expect("the model has a chat template");
+    let ids = chat_prompt_ids(&tok, &template, None, GOLDEN_QUESTION).expect("prompt");
     (tok, ids)
 }
 

@@ -45,3 +45,22 @@ impl ChatTemplate {
         .map_err(|e| TokenizerError::Template(e.to_string()))
     }
 }
+
+/// A user message (after an optional system message) rendered through the model's chat template `source` with the
+/// assistant's generation prompt, as token ids (special tokens in the rendered text parsed as such).
+pub fn chat_prompt_ids(
+    tok: &super::Tokenizer,
+    source: &str,
+    system: Option<&str>,
+    user: &str,
+) -> Result<Vec<u32>, TokenizerError> {
+    let v = tok.vocab();
+    let name = |id: Option<u32>| id.map(|i| v.tokens[i as usize].clone()).unwrap_or_default();
+    let tmpl = ChatTemplate::new(source, &name(v.bos), &name(v.eos))?;
+    let mut msgs = Vec::new();
+    if let Some(s) = system {
+        msgs.push(ChatMessage { role: "system".into(), content: s.into() });
+    }
+    msgs.push(ChatMessage { role: "user".into(), content: user.into() });
+    Ok(tok.encode(&tmpl.render(&msgs)?, true))
+}

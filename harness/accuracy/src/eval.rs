@@ -1,8 +1,6 @@
-//! Accuracy drift: evaluation sets, the reference run whose log-probabilities are cached, and the check each cell
-//! runs against it. Statistics are llama-perplexity's (`edgebench_stats::accuracy`).
-
-pub mod check;
-pub mod reference;
+//! Evaluation sets of the drift check: the built-in prompts or a text cut into llama-perplexity's chunks, and the
+//! teacher-forced and greedy passes the reference and every candidate run over them. Statistics are
+//! llama-perplexity's (`edgebench_stats::accuracy`).
 
 use std::path::PathBuf;
 
@@ -10,9 +8,8 @@ use edgebench_core::accuracy::DriftLevel;
 use edgebench_core::{BackendError, Session};
 use serde::{Deserialize, Serialize};
 
-use crate::sampler::Sampler;
-use crate::tokenizer::Tokenizer;
-use crate::workload::{Prompt, Workload};
+use edgebench_core::sampler::Sampler;
+use edgebench_models::tokenizer::{chat_prompt_ids, Tokenizer};
 
 /// Chat prompts written for this project; the reference model continues each one greedily and every candidate is
 /// scored on that continuation (teacher forcing).
@@ -163,19 +160,13 @@ pub fn text_sequences(tok: &Tokenizer, src: &EvalSource) -> Result<Vec<Sequence>
     Ok(seqs)
 }
 
-fn chat(text: &str) -> Prompt {
-    Prompt::Chat { text: text.to_string(), system: None }
-}
-
 /// The built-in prompts as token ids (through the chat template when the model has one).
 pub fn builtin_prompts(tok: &Tokenizer, template: Option<&str>, level: DriftLevel) -> Result<Vec<Vec<u32>>, EvalError> {
     let (n, _) = builtin_size(level);
     BUILTIN_PROMPTS[..n]
         .iter()
         .map(|text| match template {
-            Some(_) => Workload { name: "drift".into(), prompt: chat(text), gen_tokens: 0 }
-                .prompt_ids(tok, template)
-                .map_err(|e| EvalError::Prompt(e.to_string())),
+            Some(src) => chat_prompt_ids(tok, src, None, text).map_err(|e| EvalError::Prompt(e.to_string())),
             None => Ok(tok.encode(text, false)),
         })
         .collect()
@@ -222,7 +213,7 @@ pub fn tokenizer_hash(tok: &Tokenizer) -> String {
         bytes.push(0);
     }
     bytes.extend_from_slice(format!("{:?}{:?}{}", v.bos, v.eos, v.add_bos).as_bytes());
-    crate::registry::sha256_hex(&bytes)
+    edgebench_models::registry::sha256_hex(&bytes)
 }
 
 #[cfg(test)]

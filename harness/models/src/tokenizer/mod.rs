@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use edgebench_gguf::Gguf;
 
 pub use bpe::PreTokenizer;
-pub use chat::{ChatMessage, ChatTemplate};
+pub use chat::{chat_prompt_ids, ChatMessage, ChatTemplate};
 
 /// Errors building or using a tokenizer.
 #[derive(Debug, thiserror::Error)]

@@ -8,9 +8,9 @@ use edgebench_core::accuracy::{Drift, DriftResult};
 use edgebench_core::LoadedModel;
 use edgebench_stats::accuracy::Accumulator;
 
-use super::reference::read;
-use super::{teacher_force, tokenizer_hash};
-use crate::tokenizer::Tokenizer;
+use crate::reference::read;
+use crate::eval::{teacher_force, tokenizer_hash};
+use edgebench_models::tokenizer::Tokenizer;
 
 /// Scores `model` against the reference file at `path`. Never panics on bad input: a mismatched reference is
 /// `Skipped` with the reason, a backend error `Failed`.

@@ -6,10 +6,10 @@ use std::time::Duration;
 use edgebench_core::energy::{EnergyResult, MeterResult, SustainedResult, ThermalResult, Window};
 use edgebench_core::metrics::{self, MetricDef};
 
-use super::monitor::{Mark, Monitor};
-use super::{choose_primary, discover, EnergySpec};
+use edgebench_probes::energy::monitor::{Mark, Monitor};
+use edgebench_probes::energy::{choose_primary, discover, EnergySpec};
 use crate::protocol::Repetition;
-use crate::thermal::{self, ThermalProbe};
+use edgebench_probes::thermal::{self, ThermalProbe};
 
 /// Share of a sustained run's span that its start and end windows each cover.
 pub const SUSTAINED_WINDOW_SHARE: f64 = 0.2;

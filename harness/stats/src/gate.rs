@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 pub use edgebench_core::comparison::{Outcome, Row, RunComparison};
 use edgebench_core::results::{CellKey, CellResult, CellStatus, RunResults};
-use edgebench_stats::compare::{compare, Rule};
+use crate::compare::{compare, Rule};
 use serde::{Deserialize, Serialize};
 
 /// Per-metric rules, read from `ci/thresholds.toml` (or a user's file).
@@ -109,7 +109,7 @@ pub fn pool_baselines(mut runs: Vec<RunResults>) -> Result<RunResults, Vec<Strin
                     for (k, m) in &extra.metrics {
                         if let Some(pm) = c.metrics.get_mut(k) {
                             pm.samples.extend_from_slice(&m.samples);
-                            pm.summary = edgebench_stats::summarize(&pm.samples);
+                            pm.summary = crate::summarize(&pm.samples);
                         }
                     }
                 }
@@ -222,7 +222,7 @@ mod tests {
             unit: "tok/s".into(),
             better: edgebench_core::metrics::Better::Higher,
             samples: decode.to_vec(),
-            summary: edgebench_stats::summarize(decode),
+            summary: crate::summarize(decode),
         };
         let cell = CellResult {
             metrics: [("decode_tps".to_string(), metric)].into_iter().collect(),

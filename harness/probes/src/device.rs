@@ -97,7 +97,7 @@ pub fn fingerprint(energy: &crate::energy::EnergySpec) -> DeviceFingerprint {
         cpu_model,
         arch: std::env::consts::ARCH.into(),
         physical_cores: System::physical_core_count(),
-        logical_cpus: crate::probes::logical_cpus(),
+        logical_cpus: crate::process::logical_cpus(),
         isa_features: isa_features(),
         ram_bytes: sys.total_memory(),
         os: System::long_os_version().unwrap_or_else(|| std::env::consts::OS.into()),

@@ -14,9 +14,9 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
 
-use super::{builtin_prompts, builtin_size, continue_greedily, teacher_force, text_sequences, tokenizer_hash};
-use super::{EvalError, EvalSource, Sequence, BUILTIN_PROMPTS};
-use crate::tokenizer::Tokenizer;
+use crate::eval::{builtin_prompts, builtin_size, continue_greedily, teacher_force, text_sequences, tokenizer_hash};
+use crate::eval::{EvalError, EvalSource, Sequence, BUILTIN_PROMPTS};
+use edgebench_models::tokenizer::Tokenizer;
 
 /// Version of the cache file layout; part of every key.
 pub const FORMAT: u32 = 1;
@@ -29,10 +29,8 @@ pub struct ReferenceSpec {
     pub backend: String,
     /// Its load options (`requantize=f32` for the default candle reference).
     pub load: LoadOptions,
-    /// The model it runs (the candidate's own file, or a higher-precision one).
+    /// The model it runs (the candidate's own file, or a higher-precision one), with its SHA-256.
     pub model: ModelSpec,
-    /// SHA-256 of that model file.
-    pub model_sha256: String,
     /// The evaluation set.
     pub eval: EvalSource,
     /// Short or full.
@@ -54,13 +52,13 @@ impl ReferenceSpec {
         };
         let k = serde_json::json!({
             "format": FORMAT,
-            "model_sha256": self.model_sha256,
+            "model_sha256": self.model.sha256,
             "backend": self.backend,
             "options": self.load.options,
             "device": self.load.device.to_string(),
             "eval": eval,
         });
-        crate::registry::sha256_hex(k.to_string().as_bytes())
+        edgebench_models::registry::sha256_hex(k.to_string().as_bytes())
     }
 
     /// One line for the results: backend, options, model.
@@ -72,15 +70,15 @@ impl ReferenceSpec {
             self.backend,
             self.load.device,
             self.model.id,
-            &self.model_sha256[..12.min(self.model_sha256.len())]
+            &self.model.sha256[..12.min(self.model.sha256.len())]
         )
     }
 
     /// Where its cache file lives: `<cache>/references/<model sha256>/<key>.ebref.gz`.
     pub fn cache_path(&self) -> PathBuf {
-        crate::registry::cache_dir()
+        edgebench_models::registry::cache_dir()
             .join("references")
-            .join(&self.model_sha256)
+            .join(&self.model.sha256)
             .join(format!("{}.ebref.gz", self.key()))
     }
 }
@@ -317,15 +315,14 @@ mod tests {
     use edgebench_gguf::GgmlType;
 
     use super::*;
-    use crate::accuracy::check;
-    use crate::testkit::{opts, tiny_model};
+    use crate::check;
+    use edgebench_testkit::fixtures::{opts, tiny_model};
 
     fn spec(dir: &Path, level: DriftLevel, options: &[(&str, &str)]) -> ReferenceSpec {
         ReferenceSpec {
             backend: "mock".into(),
             load: opts(options),
             model: tiny_model(dir, GgmlType::Q4_1, GgmlType::Q8_0),
-            model_sha256: "00".repeat(32),
             eval: EvalSource::Builtin,
             level,
         }

@@ -1,0 +1,185 @@
+//! `--model` arguments resolved to verified files: a registry id (fetched and SHA-256 checked), a GGUF path, or an
+//! `ID@TYPE` requantized variant, made once and cached beside its source's cache entry.
+
+use std::path::{Path, PathBuf};
+
+use edgebench_core::results::ModelInfo;
+use edgebench_core::ModelSpec;
+use edgebench_gguf::{requant, GgmlType, GgufError, GgufFile};
+
+use crate::registry::{self, RegistryError};
+
+/// Errors resolving a model.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// The registry or cache failed (unknown id, pip, hash).
+    #[error("flag --model: {0}")]
+    Registry(#[from] RegistryError),
+    /// A path argument that is no file.
+    #[error("--model {0}: no such file")]
+    NoSuchFile(String),
+    /// The file is not a readable GGUF file.
+    #[error("--model {path}: {source}")]
+    Gguf {
+        /// The file.
+        path: PathBuf,
+        /// What the reader said.
+        source: GgufError,
+    },
+    /// An architecture edgebench does not run.
+    #[error("--model {path}: architecture {arch:?}; edgebench runs llama-architecture GGUF models")]
+    Architecture {
+        /// The file.
+        path: PathBuf,
+        /// Its `general.architecture`.
+        arch: String,
+    },
+    /// `--to` names no type `models quantize` writes.
+    #[error("--to {0}: expected Q8_0, Q4_0, Q4_1, F16 or F32")]
+    BadTarget(String),
+    /// Requantizing failed.
+    #[error("requantizing {path}: {source}")]
+    Requantize {
+        /// The source file.
+        path: PathBuf,
+        /// What failed.
+        source: GgufError,
+    },
+    /// Writing a derived file failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
+/// A model ready to run: its spec for backends and its description for the results.
+#[derive(Debug, Clone)]
+pub struct ResolvedModel {
+    /// What a cell's backend loads (id, path, SHA-256).
+    pub spec: ModelSpec,
+    /// What the results say about it.
+    pub info: ModelInfo,
+    /// For an `ID@TYPE` variant: the model it was requantized from (the default drift reference).
+    pub source: Option<Box<ResolvedModel>>,
+}
+
+fn describe(file: &GgufFile, id: &str, sha256: String) -> ModelInfo {
+    let g = &file.gguf;
+    ModelInfo {
+        id: id.into(),
+        path: file.path.display().to_string(),
+        sha256,
+        file_bytes: g.file_len,
+        architecture: g.architecture().unwrap_or("unknown").into(),
+        name: g.get("general.name").and_then(|v| v.as_str()).map(str::to_string),
+        parameters: g.parameter_count(),
+        tensor_types: g.type_histogram().into_iter().map(|(t, n)| (t.to_string(), n)).collect(),
+        requantized_from: g.get(requant::KEY_FROM).and_then(|v| v.as_str()).map(|from| {
+            let src = g.get(requant::KEY_SOURCE).and_then(|v| v.as_str()).unwrap_or("source not recorded");
+            format!("{from} ({src})")
+        }),
+    }
+}
+
+/// `ID@TYPE` or `FILE.gguf@TYPE`: a requantized variant, when TYPE names a type `models quantize` writes.
+fn split_variant(arg: &str) -> Option<(&str, GgmlType)> {
+    let (base, ty) = arg.rsplit_once('@')?;
+    let ty = GgmlType::from_name(&ty.to_ascii_uppercase())?;
+    (requant::TARGETS.contains(&ty) && !Path::new(arg).exists()).then_some((base, ty))
+}
+
+/// The type `--to` names, when `models quantize` writes it.
+pub fn target_type(to: &str) -> Result<GgmlType, ModelError> {
+    GgmlType::from_name(&to.to_ascii_uppercase())
+        .filter(|t| requant::TARGETS.contains(t))
+        .ok_or_else(|| ModelError::BadTarget(to.into()))
+}
+
+/// Requantizes `src` to `to` into `out`; `log` hears what it did.
+pub fn quantize_file(
+    src: &ResolvedModel,
+    to: GgmlType,
+    out: &Path,
+    log: &mut dyn FnMut(&str),
+) -> Result<(), ModelError> {
+    let t = std::time::Instant::now();
+    let path = &src.spec.path;
+    let file = GgufFile::open(path).map_err(|source| ModelError::Gguf { path: path.clone(), source })?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let source =
+        format!("{name}, sha256 {}, by edgebench {} models quantize", src.spec.sha256, env!("CARGO_PKG_VERSION"));
+    let (w, report) = requant::requantize(&file, to, &source)
+        .map_err(|source| ModelError::Requantize { path: path.clone(), source })?;
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io { path: dir.into(), source })?;
+    }
+    w.write(out).map_err(|source| ModelError::Requantize { path: out.into(), source })?;
+    let conv: Vec<String> = report.converted.iter().map(|(k, n)| format!("{n} tensors {k}")).collect();
+    log(&format!(
+        "requantized {} → {} in {:.1} s: {}; {} tensors kept as they were",
+        path.display(),
+        out.display(),
+        t.elapsed().as_secs_f64(),
+        if conv.is_empty() { "nothing to convert".into() } else { conv.join(", ") },
+        report.kept.len()
+    ));
+    Ok(())
+}
+
+/// A requantized variant of a model, made once and cached beside its source's cache entry.
+fn resolve_variant(base: &str, to: GgmlType, log: &mut dyn FnMut(&str)) -> Result<ResolvedModel, ModelError> {
+    let src = resolve(Some(base), log)?;
+    let stem = src.spec.path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let out = registry::cache_dir().join("derived").join(&src.spec.sha256).join(format!("{stem}.{}.gguf", to.name()));
+    if !out.is_file() {
+        quantize_file(&src, to, &out, log)?;
+    }
+    let mut r = resolve_path(&out, &out.display().to_string())?;
+    r.spec.id = format!("{}@{}", src.spec.id, to.name().to_ascii_lowercase());
+    r.info.id = r.spec.id.clone();
+    r.source = Some(Box::new(src));
+    Ok(r)
+}
+
+/// Whether a `--model` argument names a file rather than a registry id.
+pub fn looks_like_path(arg: &str) -> bool {
+    arg.contains('/') || arg.ends_with(".gguf") || Path::new(arg).exists()
+}
+
+fn resolve_path(p: &Path, arg: &str) -> Result<ResolvedModel, ModelError> {
+    if !p.is_file() {
+        return Err(ModelError::NoSuchFile(arg.into()));
+    }
+    let sha = registry::sha256_file(p)?;
+    let id = p.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| arg.into());
+    checked(id, p.to_path_buf(), sha)
+}
+
+fn checked(id: String, path: PathBuf, sha256: String) -> Result<ResolvedModel, ModelError> {
+    let file = GgufFile::open(&path).map_err(|source| ModelError::Gguf { path: path.clone(), source })?;
+    let arch = file.gguf.architecture().unwrap_or("unknown");
+    if arch != "llama" {
+        return Err(ModelError::Architecture { path, arch: arch.into() });
+    }
+    let info = describe(&file, &id, sha256.clone());
+    Ok(ResolvedModel { spec: ModelSpec { id, path, sha256 }, info, source: None })
+}
+
+/// Resolves `--model` (a registry id, a GGUF path, an `ID@TYPE` variant, or `None` for the default), fetching
+/// registry models as needed; `log` hears downloads and requantizations.
+pub fn resolve(arg: Option<&str>, log: &mut dyn FnMut(&str)) -> Result<ResolvedModel, ModelError> {
+    if let Some((base, ty)) = arg.and_then(split_variant) {
+        return resolve_variant(base, ty, log);
+    }
+    match arg {
+        Some(a) if looks_like_path(a) => resolve_path(Path::new(a), a),
+        other => {
+            let m = registry::lookup(other)?;
+            let p = registry::ensure(&m, log)?;
+            checked(m.id.clone(), p, m.sha256.clone())
+        }
+    }
+}
