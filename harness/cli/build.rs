@@ -1,5 +1,5 @@
-//! Records what a results manifest needs about the build: git commit, rustc, target, profile, and the versions of
-//! backend libraries resolved in Cargo.lock.
+//! Records what a results manifest needs about the build: git commit, rustc, target, profile. (Backend library
+//! versions come from each backend's `versions`.)
 
 use std::process::Command;
 
@@ -17,22 +17,6 @@ fn main() {
     println!("cargo:rustc-env=EDGEBENCH_TARGET={}", std::env::var("TARGET").unwrap_or_default());
     println!("cargo:rustc-env=EDGEBENCH_PROFILE={}", std::env::var("PROFILE").unwrap_or_default());
 
-    let lock_path =
-        std::path::Path::new(&std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default()).join("../../Cargo.lock");
-    let lock = std::fs::read_to_string(&lock_path).unwrap_or_default();
-    let versions: toml::Value = toml::from_str(&lock).unwrap_or(toml::Value::Table(Default::default()));
-    let find = |name: &str| {
-        versions
-            .get("package")
-            .and_then(|p| p.as_array())
-            .and_then(|ps| ps.iter().find(|p| p.get("name").and_then(|n| n.as_str()) == Some(name)))
-            .and_then(|p| p.get("version"))
-            .and_then(|v| v.as_str())
-            .unwrap_or("unknown")
-            .to_string()
-    };
-    println!("cargo:rustc-env=EDGEBENCH_CANDLE_VERSION={}", find("candle-core"));
-    println!("cargo:rerun-if-changed=../../Cargo.lock");
     println!("cargo:rerun-if-changed=../../.git/HEAD");
     println!("cargo:rerun-if-changed=../../.git/index");
 }

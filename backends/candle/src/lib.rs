@@ -13,7 +13,8 @@
 mod model;
 
 use candle_core::Device;
-use edgebench_core::{Backend, BackendError, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Support};
+use edgebench_core::{BackendError, DeviceRequest, LoadedModel, ModelSpec, Request, TypedBackend};
+use serde::Deserialize;
 
 /// candle-core's version, as built.
 pub const CANDLE_VERSION: &str = "candle-core 0.11.1";
@@ -21,6 +22,31 @@ pub const CANDLE_VERSION: &str = "candle-core 0.11.1";
 /// The candle backend factory.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct CandleBackend;
+
+/// The candle backend's options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandleOptions {
+    /// Re-encode (or dequantize) the 2-D weights at load; absent: the file's types as stored.
+    pub requantize: Option<Requantize>,
+}
+
+/// Target type of `requantize`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Requantize {
+    /// Q8_0 blocks.
+    #[serde(rename = "q8_0")]
+    Q8_0,
+    /// Q4_0 blocks.
+    #[serde(rename = "q4_0")]
+    Q4_0,
+    /// Half precision (dequantized).
+    #[serde(rename = "f16")]
+    F16,
+    /// Single precision (dequantized): the accuracy reference.
+    #[serde(rename = "f32")]
+    F32,
+}
 
 fn device(req: &DeviceRequest) -> Result<Device, BackendError> {
     match req.kind.as_str() {
@@ -37,21 +63,30 @@ fn device(req: &DeviceRequest) -> Result<Device, BackendError> {
     }
 }
 
-impl Backend for CandleBackend {
+impl TypedBackend for CandleBackend {
+    type Options = CandleOptions;
+    type Prepared = ();
+
     fn name(&self) -> &'static str {
         "candle"
     }
 
-    fn supports(&self, _model: &ModelSpec, opts: &LoadOptions) -> Support {
-        match device(&opts.device) {
-            Ok(_) => Support::Yes,
-            Err(e) => Support::No(e.to_string()),
-        }
+    fn versions(&self) -> Vec<String> {
+        vec![CANDLE_VERSION.into(), CANDLE_VERSION.replace("candle-core", "candle-nn")]
     }
 
-    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
-        let dev = device(&opts.device)?;
-        Ok(Box::new(model::CandleModel::load(&model.path, opts, dev)?))
+    fn check(&self, _model: &ModelSpec, req: Request<'_, CandleOptions>) -> Result<(), BackendError> {
+        device(req.device).map(|_| ())
+    }
+
+    fn load(
+        &self,
+        model: &ModelSpec,
+        req: Request<'_, CandleOptions>,
+        _: &(),
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+        let dev = device(req.device)?;
+        Ok(Box::new(model::CandleModel::load(&model.path, req.options.requantize, dev)?))
     }
 
     fn devices(&self) -> Vec<String> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
-use edgebench_core::{BackendError, BackendFacts, LoadOptions, LoadedModel, Session};
+use edgebench_core::{BackendError, BackendFacts, LoadedModel, Session};
 use edgebench_gguf::llama::{LlamaParams as Hparams, ParamsError};
 use edgebench_gguf::{GgmlType, GgufFile};
 
@@ -84,7 +84,7 @@ fn avx2_fma() -> bool {
 }
 
 impl CandleModel {
-    pub fn load(path: &Path, opts: &LoadOptions, device: Device) -> Result<Self, BackendError> {
+    pub fn load(path: &Path, requantize: Option<crate::Requantize>, device: Device) -> Result<Self, BackendError> {
         let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
         let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
         let hp = Hparams::from_gguf(&file.gguf).map_err(|e| match e {
@@ -99,16 +99,12 @@ impl CandleModel {
         }
         let g = &file.gguf;
 
-        let requant = match opts.options.get("requantize").map(|s| s.to_ascii_lowercase()) {
-            None => None,
-            Some(s) if s == "q8_0" => Some((GgmlType::Q8_0, GgmlDType::Q8_0)),
-            Some(s) if s == "q4_0" => Some((GgmlType::Q4_0, GgmlDType::Q4_0)),
-            Some(s) if s == "f16" => Some((GgmlType::F16, GgmlDType::F16)),
-            Some(s) if s == "f32" => Some((GgmlType::F32, GgmlDType::F32)),
-            Some(s) => {
-                return Err(BackendError::Unsupported(format!("candle option requantize={s} (q8_0, q4_0, f16 or f32)")))
-            }
-        };
+        let requant = requantize.map(|r| match r {
+            crate::Requantize::Q8_0 => (GgmlType::Q8_0, GgmlDType::Q8_0),
+            crate::Requantize::Q4_0 => (GgmlType::Q4_0, GgmlDType::Q4_0),
+            crate::Requantize::F16 => (GgmlType::F16, GgmlDType::F16),
+            crate::Requantize::F32 => (GgmlType::F32, GgmlDType::F32),
+        });
         // Dequantizing is exact (f32) or nearly so (f16), so the embedding table follows; to a block format it keeps
         // its own type, as llama.cpp's quantizer does by default.
         let float_target = matches!(requant, Some((GgmlType::F32 | GgmlType::F16, _)));
@@ -299,19 +295,8 @@ struct CandleSession<'a> {
 
 impl CandleSession<'_> {
     fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
-        if tokens.is_empty() {
-            return Err(BackendError::Runtime("forward called with no tokens".into()));
-        }
+        // The harness's checked session has refused empty input, ids outside the vocabulary and a full context.
         let needed = self.pos + tokens.len();
-        if needed > self.model.hp.n_ctx {
-            return Err(BackendError::ContextFull { needed, limit: self.model.hp.n_ctx });
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.model.hp.vocab) {
-            return Err(BackendError::Runtime(format!(
-                "token id {bad} outside the vocabulary ({})",
-                self.model.hp.vocab
-            )));
-        }
         let logits = self.model.forward(&mut self.caches, self.pos, tokens, all).map_err(err)?;
         self.pos = needed;
         logits.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(err)

@@ -2,12 +2,12 @@
 //! default model, and greedy generation on the real model.
 
 use edgebench_backend_candle::CandleBackend;
+use edgebench_core::sampler::Sampler;
 use edgebench_core::{Backend, DeviceRequest, ModelSpec};
 use edgebench_gguf::GgmlType;
-use edgebench_core::sampler::Sampler;
-use edgebench_testkit::fixtures::{golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES};
 use edgebench_runner::workload;
 use edgebench_testkit::conformance;
+use edgebench_testkit::fixtures::{golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES};
 
 #[test]
 fn conforms_on_tiny_models_of_every_weight_type() {

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 
-use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+use edgebench_core::{BackendError, BackendFacts, LoadedModel, ModelSpec, Request, Session, TypedBackend};
 
 use crate::ffi::{self, Context, ContextParams, DecodeError, Model, ModelParams, Outputs};
 use crate::options::{Options, DEFAULT_CTX};
@@ -47,34 +47,35 @@ pub fn missing_cpu_features(system_info: &str) -> Vec<&'static str> {
     }
 }
 
-impl Backend for LlamaCppBackend {
+impl TypedBackend for LlamaCppBackend {
+    type Options = Options;
+    type Prepared = ();
+
     fn name(&self) -> &'static str {
         "llamacpp"
     }
 
-    fn supports(&self, _model: &ModelSpec, opts: &LoadOptions) -> Support {
-        if let Some(why) = device_problem(&opts.device.kind) {
-            return Support::No(why);
+    fn versions(&self) -> Vec<String> {
+        vec![format!("llama.cpp vendored in llama-cpp-sys-2 {}", crate::LLAMA_CPP_SYS_VERSION)]
+    }
+
+    fn check(&self, _model: &ModelSpec, req: Request<'_, Options>) -> Result<(), BackendError> {
+        if let Some(why) = device_problem(&req.device.kind) {
+            return Err(BackendError::Unsupported(why));
         }
         let missing = missing_cpu_features(&ffi::system_info());
         if !missing.is_empty() {
-            return Support::No(format!(
+            return Err(BackendError::Unsupported(format!(
                 "this llama.cpp build uses {} which this CPU lacks; rebuild with GGML_{}=OFF in the environment",
                 missing.join(", "),
                 missing[0]
-            ));
+            )));
         }
-        match Options::parse(&opts.options) {
-            Ok(_) => Support::Yes,
-            Err(e) => Support::No(e.to_string()),
-        }
+        req.options.validate()
     }
 
-    fn load(&self, spec: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
-        if let Support::No(why) = self.supports(spec, opts) {
-            return Err(BackendError::Unsupported(why));
-        }
-        Ok(Box::new(LlamaCppModel::load(spec, opts)?))
+    fn load(&self, spec: &ModelSpec, req: Request<'_, Options>, _: &()) -> Result<Box<dyn LoadedModel>, BackendError> {
+        Ok(Box::new(LlamaCppModel::load(spec, req)?))
     }
 }
 
@@ -89,18 +90,18 @@ pub struct LlamaCppModel {
 }
 
 impl LlamaCppModel {
-    fn load(spec: &ModelSpec, opts: &LoadOptions) -> Result<LlamaCppModel, BackendError> {
-        let o = Options::parse(&opts.options)?;
+    fn load(spec: &ModelSpec, req: Request<'_, Options>) -> Result<LlamaCppModel, BackendError> {
+        let o = req.options;
         let load_err = |message: String| BackendError::Load { path: spec.path.display().to_string(), message };
         if !spec.path.is_file() {
             return Err(load_err("no such file".into()));
         }
-        let gpu = opts.device.kind != "cpu";
+        let gpu = req.device.kind != "cpu";
         let mp = ModelParams {
             mmap: o.mmap,
             repack: o.repack,
             n_gpu_layers: if gpu { -1 } else { 0 },
-            main_gpu: opts.device.index as i32,
+            main_gpu: req.device.index as i32,
         };
         let model = Model::load(&spec.path, mp).map_err(load_err)?;
         let n_ctx = o.ctx.unwrap_or(DEFAULT_CTX.min(model.n_ctx_train().max(1) as u32));
@@ -108,7 +109,7 @@ impl LlamaCppModel {
             n_ctx,
             n_batch: o.batch,
             n_ubatch: o.ubatch,
-            threads: opts.threads.max(1) as i32,
+            threads: req.threads.max(1) as i32,
             flash_attn: o.flash_attn_type(),
         };
         // One context now: it fails early on bad settings, and the first session finds it ready.
@@ -126,7 +127,7 @@ impl LlamaCppModel {
                 format!("ggml {ggml} (build commit: {commit})"),
             ],
             kernel_path: format!("llama.cpp {}", compact_system_info(&info)),
-            threads: opts.threads,
+            threads: req.threads,
             vocab_size: n_vocab,
             context_length: first.n_ctx(),
             converted: None,
@@ -143,9 +144,9 @@ impl LlamaCppModel {
                     first.n_ctx(),
                     first.n_batch(),
                     o.ubatch,
-                    o.flash_attn
+                    o.flash_attn_name()
                 ),
-                format!("device {}, OpenMP threads {}", opts.device, opts.threads),
+                format!("device {}, OpenMP threads {}", req.device, req.threads),
             ],
         };
         Ok(LlamaCppModel { pool: RefCell::new(vec![first]), model, ctx_params, n_vocab, facts })
@@ -211,16 +212,7 @@ impl LlamaCppSession<'_> {
     fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
         let n_vocab = self.owner.n_vocab;
         let ctx = self.ctx.as_mut().expect("context present until drop");
-        if tokens.is_empty() {
-            return Err(BackendError::Runtime("forward called with no tokens".into()));
-        }
-        if let Some(&t) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
-            return Err(BackendError::Runtime(format!("token id {t} is outside the vocabulary of {n_vocab}")));
-        }
-        let needed = self.pos + tokens.len();
-        if needed > ctx.n_ctx() {
-            return Err(BackendError::ContextFull { needed, limit: ctx.n_ctx() });
-        }
+        // The harness's checked session has refused empty input, ids outside the vocabulary and a full context.
         let no_logits = || BackendError::Runtime(format!("llama.cpp returned no logits: {}", ffi::take_recent_log()));
         let chunks = tokens.len().div_ceil(ctx.n_batch());
         let mut rows = Vec::with_capacity(if all { tokens.len() * n_vocab } else { 0 });

@@ -4,16 +4,16 @@
 
 use edgebench_backend_candle::CandleBackend;
 use edgebench_backend_llamacpp::LlamaCppBackend;
+use edgebench_core::sampler::Sampler;
 use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
 use edgebench_core::{Backend, BackendError, ModelSpec};
 use edgebench_gguf::GgmlType;
-use edgebench_core::sampler::Sampler;
+use edgebench_runner::workload;
+use edgebench_stats::drift::LogitComparison;
+use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
     compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES,
 };
-use edgebench_runner::workload;
-use edgebench_testkit::conformance;
-use edgebench_stats::drift::LogitComparison;
 
 #[test]
 fn conforms_on_tiny_models_of_every_weight_type() {
@@ -44,7 +44,10 @@ fn bad_input_is_a_clear_error() {
 
     let garbage = dir.path().join("garbage.gguf");
     std::fs::write(&garbage, b"GGUF\x03\x00\x00\x00this is not a model").unwrap();
-    let err = LlamaCppBackend.load(&ModelSpec { id: "g".into(), path: garbage, sha256: String::new() }, &opts(&[])).err().unwrap();
+    let err = LlamaCppBackend
+        .load(&ModelSpec { id: "g".into(), path: garbage, sha256: String::new() }, &opts(&[]))
+        .err()
+        .unwrap();
     let text = err.to_string();
     assert!(matches!(err, BackendError::Load { .. }) && text.contains("garbage.gguf"), "{text}");
     assert!(text.contains("llama.cpp"), "llama.cpp's own reason should be quoted: {text}");
@@ -114,8 +117,8 @@ fn real_model_logits_agree_with_candle() {
 /// short built-in set stay within the cross-backend tolerance, and the reference against itself is exactly zero.
 #[test]
 fn real_model_drift_against_the_f32_reference() {
-    use edgebench_core::accuracy::{Drift, DriftLevel};
     use edgebench_accuracy::{check, reference, EvalSource};
+    use edgebench_core::accuracy::{Drift, DriftLevel};
     let spec = real_model();
     let dir = tempfile::tempdir().unwrap();
     let r = reference::ReferenceSpec {

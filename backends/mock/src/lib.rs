@@ -14,11 +14,48 @@
 
 use std::time::Duration;
 
-use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session};
+use edgebench_core::{BackendError, BackendFacts, LoadedModel, ModelSpec, Request, Session, TypedBackend};
+use serde::Deserialize;
 
 /// The mock backend factory.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MockBackend;
+
+/// The mock backend's options (see the crate documentation); every one may also come from the model file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockOptions {
+    /// Microseconds slept per prompt token.
+    pub prefill_us: Option<u64>,
+    /// Microseconds slept per decode step.
+    pub decode_us: Option<u64>,
+    /// Logits per position.
+    pub vocab: Option<usize>,
+    /// Context length.
+    pub context: Option<usize>,
+    /// The one non-zero logit per position.
+    pub hot_logit: Option<f32>,
+    /// A failure to cause.
+    pub fail: Option<FailMode>,
+    /// When: `load` or `forward:N`.
+    pub fail_at: Option<String>,
+}
+
+/// A failure the mock backend causes on request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    /// `panic!`.
+    Panic,
+    /// `std::process::abort`.
+    Abort,
+    /// Sleep forever.
+    Hang,
+    /// Return an error.
+    Error,
+    /// Allocate until the process is killed.
+    Alloc,
+}
 
 #[derive(Debug, Clone)]
 struct Config {
@@ -27,69 +64,78 @@ struct Config {
     vocab: usize,
     context: usize,
     hot_logit: f32,
-    fail: Option<String>,
+    fail: Option<FailMode>,
     fail_at_forward: Option<usize>,
     threads: usize,
 }
 
-fn opt<T: std::str::FromStr>(opts: &LoadOptions, key: &str, default: T) -> Result<T, BackendError> {
-    match opts.options.get(key) {
-        None => Ok(default),
-        Some(v) => v.parse().map_err(|_| BackendError::Unsupported(format!("mock option {key}={v:?} is not valid"))),
-    }
-}
-
-fn fail_now(mode: &str) -> BackendError {
+fn fail_now(mode: FailMode) -> BackendError {
     match mode {
-        "panic" => panic!("mock backend: panic requested"),
-        "abort" => std::process::abort(),
-        "hang" => loop {
+        FailMode::Panic => panic!("mock backend: panic requested"),
+        FailMode::Abort => std::process::abort(),
+        FailMode::Hang => loop {
             std::thread::sleep(Duration::from_secs(3600));
         },
-        "alloc" => {
+        FailMode::Alloc => {
             let mut hoard: Vec<Vec<u8>> = Vec::new();
             loop {
                 hoard.push(vec![1u8; 64 << 20]);
             }
         }
-        other => BackendError::Runtime(format!("mock backend: failure {other:?} requested")),
+        FailMode::Error => BackendError::Runtime("mock backend: failure \"error\" requested".into()),
     }
 }
 
-impl Backend for MockBackend {
+/// Options stored in the model file as `edgebench.mock.<option>` metadata.
+fn file_options(file: Option<&edgebench_gguf::GgufFile>) -> Result<MockOptions, BackendError> {
+    let kv: std::collections::BTreeMap<String, String> = file
+        .iter()
+        .flat_map(|f| f.gguf.metadata.iter())
+        .filter_map(|(k, v)| Some((k.strip_prefix("edgebench.mock.")?.to_string(), v.as_str()?.to_string())))
+        .collect();
+    edgebench_core::parse_options("mock (model file metadata)", &kv)
+}
+
+impl TypedBackend for MockBackend {
+    type Options = MockOptions;
+    type Prepared = ();
+
     fn name(&self) -> &'static str {
         "mock"
     }
 
-    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn versions(&self) -> Vec<String> {
+        vec![format!("edgebench-backend-mock {}", env!("CARGO_PKG_VERSION"))]
+    }
+
+    fn load(
+        &self,
+        model: &ModelSpec,
+        req: Request<'_, MockOptions>,
+        _: &(),
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
         let file = edgebench_gguf::GgufFile::open(&model.path).ok();
-        let mut merged = opts.clone();
-        for (k, v) in file.iter().flat_map(|f| f.gguf.metadata.iter()) {
-            if let (Some(key), Some(v)) = (k.strip_prefix("edgebench.mock."), v.as_str()) {
-                merged.options.entry(key.to_string()).or_insert_with(|| v.to_string());
-            }
-        }
-        let opts = &merged;
-        let fail = opts.options.get("fail").cloned();
-        let fail_at = opts.options.get("fail_at").map(String::as_str).unwrap_or("load");
-        let fail_at_forward = match fail_at {
+        let (cli, f) = (req.options, file_options(file.as_ref())?);
+        let fail = cli.fail.or(f.fail);
+        let fail_at = cli.fail_at.clone().or(f.fail_at).unwrap_or_else(|| "load".into());
+        let fail_at_forward = match fail_at.as_str() {
             "load" => None,
             s => Some(s.strip_prefix("forward:").and_then(|n| n.parse().ok()).ok_or_else(|| {
                 BackendError::Unsupported(format!("mock option fail_at={s:?}: expected load or forward:N"))
             })?),
         };
-        if let (Some(mode), None) = (&fail, fail_at_forward) {
+        if let (Some(mode), None) = (fail, fail_at_forward) {
             return Err(fail_now(mode));
         }
         let cfg = Config {
-            prefill: Duration::from_micros(opt(opts, "prefill_us", 0)?),
-            decode: Duration::from_micros(opt(opts, "decode_us", 0)?),
-            vocab: opt(opts, "vocab", file.as_ref().and_then(file_vocab).unwrap_or(49152))?,
-            context: opt(opts, "context", 4096)?,
-            hot_logit: opt(opts, "hot_logit", 10.0)?,
+            prefill: Duration::from_micros(cli.prefill_us.or(f.prefill_us).unwrap_or(0)),
+            decode: Duration::from_micros(cli.decode_us.or(f.decode_us).unwrap_or(0)),
+            vocab: cli.vocab.or(f.vocab).or_else(|| file.as_ref().and_then(file_vocab)).unwrap_or(49152),
+            context: cli.context.or(f.context).unwrap_or(4096),
+            hot_logit: cli.hot_logit.or(f.hot_logit).unwrap_or(10.0),
             fail,
             fail_at_forward,
-            threads: opts.threads,
+            threads: req.threads,
         };
         if cfg.vocab == 0 {
             return Err(BackendError::Unsupported("mock option vocab must be positive".into()));
@@ -133,20 +179,13 @@ struct MockSession<'a> {
 impl Session for MockSession<'_> {
     fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
         self.calls += 1;
-        if let (Some(mode), Some(n)) = (&self.cfg.fail, self.cfg.fail_at_forward) {
+        if let (Some(mode), Some(n)) = (self.cfg.fail, self.cfg.fail_at_forward) {
             if self.calls >= n {
                 return Err(fail_now(mode));
             }
         }
-        let Some(&last) = tokens.last() else {
-            return Err(BackendError::Runtime("forward called with no tokens".into()));
-        };
-        if self.pos + tokens.len() > self.cfg.context {
-            return Err(BackendError::ContextFull { needed: self.pos + tokens.len(), limit: self.cfg.context });
-        }
-        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= self.cfg.vocab) {
-            return Err(BackendError::Runtime(format!("token id {bad} outside the vocabulary ({})", self.cfg.vocab)));
-        }
+        // The harness's checked session has refused empty input, ids outside the vocabulary and a full context.
+        let last = *tokens.last().expect("the harness refuses empty input");
         let per = if tokens.len() == 1 { self.cfg.decode } else { self.cfg.prefill };
         if !per.is_zero() {
             std::thread::sleep(per * tokens.len() as u32);
@@ -179,9 +218,11 @@ mod tests {
         ModelSpec { id: "mock".into(), path: "/nonexistent".into(), sha256: String::new() }
     }
 
+    use edgebench_core::{Backend, LoadOptions};
+
     #[test]
     fn deterministic_logits() {
-        let m = MockBackend.load(&spec(), &opts(&[("vocab", "100")])).unwrap();
+        let m = Backend::load(&MockBackend, &spec(), &opts(&[("vocab", "100")])).unwrap();
         let run = || {
             let mut s = m.new_session().unwrap();
             let a = s.forward(&[1, 2, 3]).unwrap();
@@ -196,9 +237,9 @@ mod tests {
 
     #[test]
     fn requested_errors_and_bad_options() {
-        assert!(MockBackend.load(&spec(), &opts(&[("fail", "error")])).is_err());
-        assert!(MockBackend.load(&spec(), &opts(&[("decode_us", "fast")])).is_err());
-        let m = MockBackend.load(&spec(), &opts(&[("fail", "error"), ("fail_at", "forward:2")])).unwrap();
+        assert!(Backend::load(&MockBackend, &spec(), &opts(&[("fail", "error")])).is_err());
+        assert!(Backend::load(&MockBackend, &spec(), &opts(&[("decode_us", "fast")])).is_err());
+        let m = Backend::load(&MockBackend, &spec(), &opts(&[("fail", "error"), ("fail_at", "forward:2")])).unwrap();
         let mut s = m.new_session().unwrap();
         assert!(s.forward(&[1]).is_ok());
         assert!(s.forward(&[1]).is_err());
@@ -207,6 +248,6 @@ mod tests {
     #[test]
     #[should_panic(expected = "panic requested")]
     fn requested_panic() {
-        let _ = MockBackend.load(&spec(), &opts(&[("fail", "panic")]));
+        let _ = Backend::load(&MockBackend, &spec(), &opts(&[("fail", "panic")]));
     }
 }

@@ -15,9 +15,10 @@ mod pool;
 
 use std::sync::Mutex;
 
-use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+use edgebench_core::{BackendError, BackendFacts, LoadedModel, ModelSpec, Request, Session, TypedBackend};
 use edgebench_kernels::{Isa, KernelSet};
 use pool::Pool;
+use serde::Deserialize;
 
 /// This crate's version, recorded in results.
 pub const VERSION: &str = concat!("edgebench-backend-native ", env!("CARGO_PKG_VERSION"));
@@ -26,57 +27,84 @@ pub const VERSION: &str = concat!("edgebench-backend-native ", env!("CARGO_PKG_V
 #[derive(Debug, Default, Clone, Copy)]
 pub struct NativeBackend;
 
-fn kernel_set(opts: &LoadOptions) -> Result<KernelSet, BackendError> {
-    match opts.options.get("kernels").map(String::as_str) {
-        None | Some("auto") => Ok(KernelSet::best()),
-        Some(name) => {
-            let isa = Isa::parse(name).ok_or_else(|| {
-                BackendError::Unsupported(format!("native option kernels={name} (auto, scalar, avx2 or neon)"))
-            })?;
-            KernelSet::new(isa).map_err(BackendError::Unsupported)
-        }
-    }
+/// The native backend's options.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NativeOptions {
+    /// Force a kernel path (`auto`: the best this CPU has).
+    pub kernels: Kernels,
+    /// Interleave Q4_0/Q4_1/Q8_0 matrices by four rows at load (`on`: where the AVX2 path runs).
+    pub interleave: OnOff,
 }
 
-fn interleave(opts: &LoadOptions, ks: &KernelSet) -> Result<bool, BackendError> {
-    match opts.options.get("interleave").map(String::as_str) {
-        None | Some("on") => Ok(ks.isa() == Isa::Avx2),
-        Some("off") => Ok(false),
-        Some(v) => Err(BackendError::Unsupported(format!("native option interleave={v} (on or off)"))),
-    }
+/// The `kernels` option.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernels {
+    /// The best this CPU has (run-time dispatch).
+    #[default]
+    Auto,
+    /// The portable reference.
+    Scalar,
+    /// AVX2 + FMA (also spelled as the facts name it, `avx2+fma`).
+    #[serde(alias = "avx2+fma")]
+    Avx2,
+    /// Arm NEON.
+    Neon,
 }
 
-fn check_options(opts: &LoadOptions) -> Result<(), BackendError> {
-    if let Some(k) = opts.options.keys().find(|k| !["kernels", "interleave"].contains(&k.as_str())) {
-        return Err(BackendError::Unsupported(format!(
-            "native option {k:?} (the native backend knows kernels= and interleave=)"
-        )));
-    }
-    interleave(opts, &kernel_set(opts)?)?;
-    if opts.device.kind != "cpu" {
-        return Err(BackendError::Unsupported(format!("the native backend runs on cpu, not {}", opts.device)));
-    }
-    kernel_set(opts).map(|_| ())
+/// An `on` / `off` option.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnOff {
+    /// On.
+    #[default]
+    On,
+    /// Off.
+    Off,
 }
 
-impl Backend for NativeBackend {
+fn kernel_set(o: &NativeOptions) -> Result<KernelSet, BackendError> {
+    let name = match o.kernels {
+        Kernels::Auto => return Ok(KernelSet::best()),
+        Kernels::Scalar => "scalar",
+        Kernels::Avx2 => "avx2",
+        Kernels::Neon => "neon",
+    };
+    let isa = Isa::parse(name).expect("every option names an ISA");
+    KernelSet::new(isa).map_err(BackendError::Unsupported)
+}
+
+impl TypedBackend for NativeBackend {
+    type Options = NativeOptions;
+    type Prepared = ();
+
     fn name(&self) -> &'static str {
         "native"
     }
 
-    fn supports(&self, _model: &ModelSpec, opts: &LoadOptions) -> Support {
-        match check_options(opts) {
-            Ok(()) => Support::Yes,
-            Err(e) => Support::No(e.to_string()),
-        }
+    fn versions(&self) -> Vec<String> {
+        vec![VERSION.into()]
     }
 
-    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
-        check_options(opts)?;
-        let ks = kernel_set(opts)?;
-        let w = model::load(&model.path, interleave(opts, &ks)?)?;
-        let pool = Pool::new(opts.threads).map_err(|e| BackendError::Runtime(format!("starting threads: {e}")))?;
-        let forced = if opts.options.contains_key("kernels") { "forced by option" } else { "run-time dispatch" };
+    fn check(&self, _model: &ModelSpec, req: Request<'_, NativeOptions>) -> Result<(), BackendError> {
+        if req.device.kind != "cpu" {
+            return Err(BackendError::Unsupported(format!("the native backend runs on cpu, not {}", req.device)));
+        }
+        kernel_set(req.options).map(|_| ())
+    }
+
+    fn load(
+        &self,
+        model: &ModelSpec,
+        req: Request<'_, NativeOptions>,
+        _: &(),
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+        let ks = kernel_set(req.options)?;
+        let interleave = req.options.interleave == OnOff::On && ks.isa() == Isa::Avx2;
+        let w = model::load(&model.path, interleave)?;
+        let pool = Pool::new(req.threads).map_err(|e| BackendError::Runtime(format!("starting threads: {e}")))?;
+        let forced = if req.options.kernels == Kernels::Auto { "run-time dispatch" } else { "forced by option" };
         let types: Vec<String> = w
             .types
             .keys()

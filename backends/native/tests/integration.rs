@@ -4,18 +4,18 @@
 
 use edgebench_backend_candle::CandleBackend;
 use edgebench_backend_native::NativeBackend;
+use edgebench_core::sampler::Sampler;
 use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
 use edgebench_core::{Backend, ModelSpec, Support};
 use edgebench_gguf::synth::{tiny_llama, TinyConfig};
 use edgebench_gguf::GgmlType;
 use edgebench_kernels::{Isa, KernelSet};
-use edgebench_core::sampler::Sampler;
+use edgebench_runner::workload;
+use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
     compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model,
     tiny_model as tiny, TINY_TYPES,
 };
-use edgebench_runner::workload;
-use edgebench_testkit::conformance;
 
 /// The kernel paths this CPU can run, as option sets: scalar always; the best SIMD path when there is one, with
 /// and without interleaved weights.
@@ -81,12 +81,20 @@ fn bad_requests_are_clear_errors() {
     assert!(NativeBackend.load(&missing, &opts(&[])).err().unwrap().to_string().contains("missing.gguf"));
     let garbage = dir.path().join("garbage.gguf");
     std::fs::write(&garbage, b"GGUF not really").unwrap();
-    let err = NativeBackend.load(&ModelSpec { id: "g".into(), path: garbage, sha256: String::new() }, &opts(&[])).err().unwrap().to_string();
+    let err = NativeBackend
+        .load(&ModelSpec { id: "g".into(), path: garbage, sha256: String::new() }, &opts(&[]))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("garbage.gguf"), "{err}");
     let odd = dir.path().join("odd.gguf");
     let cfg = TinyConfig { n_embd: 48, weight_type: GgmlType::F32, embd_type: GgmlType::F32, ..TinyConfig::default() };
     tiny_llama(&cfg).unwrap().write(&odd).unwrap();
-    let err = NativeBackend.load(&ModelSpec { id: "odd".into(), path: odd, sha256: String::new() }, &opts(&[])).err().unwrap().to_string();
+    let err = NativeBackend
+        .load(&ModelSpec { id: "odd".into(), path: odd, sha256: String::new() }, &opts(&[]))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("not multiples of 32"), "{err}");
     let m = NativeBackend.load(&spec, &opts(&[])).unwrap();
     let mut s = m.new_session().unwrap();

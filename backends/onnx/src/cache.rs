@@ -35,9 +35,10 @@ pub fn export_file(gguf: &Path, opts: ExportOptions, path: &Path) -> Result<Expo
     Ok(exported)
 }
 
-/// The cached export of `gguf`, writing it first when missing. Returns the file and whether it was written now.
-pub fn ensure(cache_root: &Path, gguf: &Path, opts: ExportOptions) -> Result<(PathBuf, bool), OnnxError> {
-    let sha = sha256_file(gguf)?;
+/// The cached export of `gguf` (whose SHA-256 is `sha`, hashed here when empty), writing it first when missing.
+/// Returns the file and whether it was written now.
+pub fn ensure(cache_root: &Path, gguf: &Path, sha: &str, opts: ExportOptions) -> Result<(PathBuf, bool), OnnxError> {
+    let sha = if sha.is_empty() { sha256_file(gguf)? } else { sha.to_string() };
     let dir = cache_root.join("onnx").join(format!("{}-g{EXPORTER_VERSION}-acc{}", &sha[..16], opts.accuracy_level));
     let path = dir.join("model.onnx");
     if path.is_file() {
@@ -58,37 +59,19 @@ pub fn ensure(cache_root: &Path, gguf: &Path, opts: ExportOptions) -> Result<(Pa
     Ok((path, true))
 }
 
-/// What the ONNX backends keep between `prepare` (untimed: export or find the cached file) and `load` (timed: the
-/// runtime reads the file), so the GGUF is not hashed again inside the timed load.
-pub struct Exports {
-    root: PathBuf,
-    known: std::sync::Mutex<std::collections::HashMap<(PathBuf, ExportOptions), PathBuf>>,
-}
-
-impl Exports {
-    /// Exports cached under `root` (the edgebench cache folder).
-    pub fn new(root: PathBuf) -> Self {
-        Self { root, known: Default::default() }
-    }
-
-    /// Exports `gguf` when no cached export exists; returns the file and a note for the results.
-    pub fn prepare(&self, gguf: &Path, opts: ExportOptions) -> Result<(PathBuf, String), OnnxError> {
-        let t = std::time::Instant::now();
-        let (path, written) = ensure(&self.root, gguf, opts)?;
-        self.known.lock().expect("not poisoned").insert((gguf.to_path_buf(), opts), path.clone());
-        let note = if written {
-            format!("ONNX export written in {:.1} s (untimed): {}", t.elapsed().as_secs_f64(), path.display())
-        } else {
-            format!("ONNX export from the cache: {}", path.display())
-        };
-        Ok((path, note))
-    }
-
-    /// The export of `gguf`: the one `prepare` found, else found or written now.
-    pub fn path(&self, gguf: &Path, opts: ExportOptions) -> Result<PathBuf, OnnxError> {
-        if let Some(p) = self.known.lock().expect("not poisoned").get(&(gguf.to_path_buf(), opts)) {
-            return Ok(p.clone());
-        }
-        Ok(self.prepare(gguf, opts)?.0)
-    }
+/// The export of the model `spec` for the ONNX backends' untimed `prepare`: found in the cache under `root` or
+/// written now; returns the file (which the timed load reads) and a note for the results.
+pub fn prepare(
+    root: &Path,
+    spec: &edgebench_core::ModelSpec,
+    opts: ExportOptions,
+) -> Result<(PathBuf, String), OnnxError> {
+    let t = std::time::Instant::now();
+    let (path, written) = ensure(root, &spec.path, &spec.sha256, opts)?;
+    let note = if written {
+        format!("ONNX export written in {:.1} s (untimed): {}", t.elapsed().as_secs_f64(), path.display())
+    } else {
+        format!("ONNX export from the cache: {}", path.display())
+    };
+    Ok((path, note))
 }

@@ -13,57 +13,79 @@
 
 mod library;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+use edgebench_core::{
+    BackendError, BackendFacts, DeviceRequest, LoadedModel, ModelSpec, Preparation, Request, Session, TypedBackend,
+};
 use edgebench_onnx::backend::{export_error, loaded_fingerprint, Step};
-use edgebench_onnx::cache::Exports;
 use edgebench_onnx::io::{self, GraphFacts};
 use edgebench_onnx::ExportOptions;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor};
+use serde::Deserialize;
 
 pub use library::{providers, LibrarySource, ORT_VERSION_PINNED};
 
-const OPTIONS: [&str; 3] = ["accuracy_level", "ort_lib", "spinning"];
+/// The `ort` crate this backend is built on.
+pub const ORT_CRATE_VERSION: &str = "ort 2.0.0-rc.15 (load-dynamic)";
 
 /// The ONNX Runtime backend factory.
 pub struct OrtBackend {
-    exports: Exports,
+    cache_root: PathBuf,
     library: LibrarySource,
 }
 
 impl OrtBackend {
     /// A backend whose exports are cached under `cache_root` and whose library comes from `library`.
     pub fn new(cache_root: PathBuf, library: LibrarySource) -> Self {
-        Self { exports: Exports::new(cache_root), library }
+        Self { cache_root, library }
     }
+}
+
+/// The ort backend's options.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OrtOptions {
+    /// `accuracy_level` of the exported `MatMulNBits` nodes (0 unset, 1 f32, 2 f16, 3 bf16, 4 int8 activations).
+    pub accuracy_level: u8,
+    /// The ONNX Runtime shared library to load instead of the pinned wheel's.
+    pub ort_lib: Option<PathBuf>,
+    /// ONNX Runtime's intra-op spinning (absent: ORT's own default, on).
+    pub spinning: Option<Spinning>,
+}
+
+impl Default for OrtOptions {
+    fn default() -> Self {
+        Self { accuracy_level: ExportOptions::default().accuracy_level, ort_lib: None, spinning: None }
+    }
+}
+
+/// The `spinning` option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Spinning {
+    /// Threads spin between operators.
+    On,
+    /// Threads sleep between operators.
+    Off,
 }
 
 fn unsupported(m: impl Into<String>) -> BackendError {
     BackendError::Unsupported(m.into())
 }
 
-fn export_options(opts: &LoadOptions) -> Result<ExportOptions, BackendError> {
-    if let Some(k) = opts.options.keys().find(|k| !OPTIONS.contains(&k.as_str())) {
-        return Err(unsupported(format!("ort option {k:?} (known: {})", OPTIONS.join(", "))));
-    }
-    if let Some(v) = opts.options.get("spinning") {
-        if v != "on" && v != "off" {
-            return Err(unsupported(format!("ort option spinning={v} (on or off)")));
-        }
-    }
-    match opts.options.get("accuracy_level").map(String::as_str) {
-        None => Ok(ExportOptions::default()),
-        Some(v @ ("0" | "1" | "2" | "3" | "4")) => Ok(ExportOptions { accuracy_level: v.parse().expect("digit") }),
-        Some(v) => Err(unsupported(format!("ort option accuracy_level={v} (0, 1, 2, 3 or 4)"))),
+fn export_options(o: &OrtOptions) -> Result<ExportOptions, BackendError> {
+    match o.accuracy_level {
+        0..=4 => Ok(ExportOptions { accuracy_level: o.accuracy_level }),
+        v => Err(unsupported(format!("ort option accuracy_level={v} (0, 1, 2, 3 or 4)"))),
     }
 }
 
 /// The execution provider a device asks for, by ONNX Runtime's name.
-fn provider_for(device: &edgebench_core::DeviceRequest) -> Result<&'static str, BackendError> {
+fn provider_for(device: &DeviceRequest) -> Result<&'static str, BackendError> {
     Ok(match device.kind.as_str() {
         "cpu" => "CPUExecutionProvider",
         "cuda" => "CUDAExecutionProvider",
@@ -75,49 +97,52 @@ fn provider_for(device: &edgebench_core::DeviceRequest) -> Result<&'static str, 
     })
 }
 
-fn check(opts: &LoadOptions) -> Result<(), BackendError> {
-    export_options(opts)?;
-    provider_for(&opts.device)?;
-    Ok(())
-}
+impl TypedBackend for OrtBackend {
+    type Options = OrtOptions;
+    type Prepared = PathBuf;
 
-impl Backend for OrtBackend {
     fn name(&self) -> &'static str {
         "ort"
     }
 
-    fn supports(&self, _model: &ModelSpec, opts: &LoadOptions) -> Support {
-        let provider = match check(opts).and_then(|_| provider_for(&opts.device)) {
-            Ok(p) => p,
-            Err(e) => return Support::No(e.to_string()),
-        };
-        match library::init(&self.library, opts) {
-            Err(e) => Support::No(e),
-            Ok(_) => match providers() {
-                Ok(have) if have.iter().any(|p| p == provider) => Support::Yes,
-                Ok(have) => Support::No(format!(
-                    "this ONNX Runtime library has no {provider} (it offers {}); no CPU fallback is measured as {}",
-                    have.join(", "),
-                    opts.device
-                )),
-                Err(e) => Support::No(format!("listing ONNX Runtime's execution providers: {e}")),
-            },
+    fn versions(&self) -> Vec<String> {
+        vec![ORT_CRATE_VERSION.into(), format!("onnxruntime {ORT_VERSION_PINNED} wheel unless ort_lib names another")]
+    }
+
+    fn check(&self, _model: &ModelSpec, req: Request<'_, OrtOptions>) -> Result<(), BackendError> {
+        export_options(req.options)?;
+        let provider = provider_for(req.device)?;
+        library::init(&self.library, req.options.ort_lib.as_deref()).map_err(unsupported)?;
+        match providers() {
+            Ok(have) if have.iter().any(|p| p == provider) => Ok(()),
+            Ok(have) => Err(unsupported(format!(
+                "this ONNX Runtime library has no {provider} (it offers {}); no CPU fallback is measured as {}",
+                have.join(", "),
+                req.device
+            ))),
+            Err(e) => Err(unsupported(format!("listing ONNX Runtime's execution providers: {e}"))),
         }
     }
 
-    fn prepare(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Vec<String>, BackendError> {
-        let (_, note) = self.exports.prepare(&model.path, export_options(opts)?).map_err(export_error(&model.path))?;
-        Ok(vec![note])
+    fn prepare(&self, model: &ModelSpec, req: Request<'_, OrtOptions>) -> Result<Preparation<PathBuf>, BackendError> {
+        let (path, note) = edgebench_onnx::cache::prepare(&self.cache_root, model, export_options(req.options)?)
+            .map_err(export_error(&model.path))?;
+        Ok(Preparation { value: path, notes: vec![note] })
     }
 
-    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
-        let eo = export_options(opts)?;
-        let provider = provider_for(&opts.device)?;
-        let lib = library::init(&self.library, opts).map_err(unsupported)?;
-        let path = self.exports.path(&model.path, eo).map_err(export_error(&model.path))?;
+    fn load(
+        &self,
+        _model: &ModelSpec,
+        req: Request<'_, OrtOptions>,
+        path: &PathBuf,
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+        let eo = export_options(req.options)?;
+        let provider = provider_for(req.device)?;
+        let lib = library::init(&self.library, req.options.ort_lib.as_deref()).map_err(unsupported)?;
+        let path: &Path = path;
         let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
-        let threads = opts.threads.max(1);
-        let spinning = opts.options.get("spinning").map(String::as_str);
+        let threads = req.threads.max(1);
+        let spinning = req.options.spinning.map(|v| if v == Spinning::On { "on" } else { "off" });
         let acc = eo.accuracy_level.to_string();
         let build = || -> Result<ort::session::builder::SessionBuilder, String> {
             let s = |e: ort::Error<ort::session::builder::SessionBuilder>| e.to_string();
@@ -140,28 +165,32 @@ impl Backend for OrtBackend {
                     .with_config_entry("session.intra_op.allow_spinning", if v == "on" { "1" } else { "0" })
                     .map_err(s)?;
             }
-            if opts.device.kind != "cpu" {
-                b = library::register(b, opts).map_err(|e| e.to_string())?;
+            if req.device.kind != "cpu" {
+                b = library::register(b, req.device).map_err(|e| e.to_string())?;
             }
             Ok(b)
         };
         let mut b = build().map_err(load_err)?;
-        let session = b.commit_from_file(&path).map_err(|e| match opts.device.kind.as_str() {
+        let session = b.commit_from_file(path).map_err(|e| match req.device.kind.as_str() {
             "cpu" => load_err(e.to_string()),
             _ => unsupported(format!(
                 "{provider} could not take the whole graph on {} (CPU fallback disabled, so it is not measured): {e}",
-                opts.device
+                req.device
             )),
         })?;
         // The metadata as ONNX Runtime read it from the file it loaded (decoding the file again would double the
         // peak memory of the load).
         let meta = session.metadata().map_err(|e| load_err(e.to_string()))?;
-        let file = edgebench_onnx::fingerprint::file_facts_from(|k| meta.custom(k), &path)
+        let file = edgebench_onnx::fingerprint::file_facts_from(|k| meta.custom(k), path)
             .map_err(|e| load_err(e.to_string()))?;
         drop(meta);
         let g = file.graph.clone();
         let facts = BackendFacts {
-            versions: vec![format!("onnxruntime {} ({})", lib.version, lib.source), "ort 2.0.0-rc.15".into(), file.exporter.clone()],
+            versions: vec![
+                format!("onnxruntime {} ({})", lib.version, lib.source),
+                ORT_CRATE_VERSION.into(),
+                file.exporter.clone(),
+            ],
             kernel_path: format!("onnxruntime {provider}; MatMulNBits accuracy_level={acc}"),
             threads,
             vocab_size: g.vocab,
@@ -179,13 +208,11 @@ impl Backend for OrtBackend {
             ],
             weights: None,
         };
-        Ok(Box::new(OrtModel { session: Mutex::new(session), graph: g, facts, path }))
+        Ok(Box::new(OrtModel { session: Mutex::new(session), graph: g, facts, path: path.to_path_buf() }))
     }
 
     fn devices(&self) -> Vec<String> {
-        let opts =
-            LoadOptions { threads: 1, device: edgebench_core::DeviceRequest::cpu(), options: Default::default() };
-        match library::init(&self.library, &opts)
+        match library::init(&self.library, None)
             .map_err(|e| e.to_string())
             .and_then(|_| providers().map_err(|e| e.to_string()))
         {
@@ -250,7 +277,7 @@ struct OrtSession<'a> {
 impl OrtSession<'_> {
     fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
         let g = &self.model.graph;
-        let st = Step::new(g, self.pos, tokens, all)?;
+        let st = Step::new(self.pos, tokens, all);
         let (n, n_rows) = (st.seq, st.rows.len());
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = vec![
             (io::INPUT_IDS.into(), Tensor::from_array(([1, n], st.ids)).map_err(runtime)?.into()),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use edgebench_core::LoadOptions;
+use edgebench_core::DeviceRequest;
 use ort::ep::{self, ExecutionProvider};
 use ort::session::builder::SessionBuilder;
 
@@ -31,10 +31,10 @@ pub struct Loaded {
 static LOADED: OnceLock<Loaded> = OnceLock::new();
 static INIT: Mutex<()> = Mutex::new(());
 
-/// Loads the library once; later calls must name the same file.
-pub fn init(source: &LibrarySource, opts: &LoadOptions) -> Result<&'static Loaded, String> {
-    let (path, origin) = match (opts.options.get("ort_lib"), std::env::var_os("ORT_DYLIB_PATH")) {
-        (Some(p), _) => (PathBuf::from(p), format!("--backend-opt ort_lib={p}")),
+/// Loads the library once (`ort_lib`, else `ORT_DYLIB_PATH`, else `source`); later calls must name the same file.
+pub fn init(source: &LibrarySource, ort_lib: Option<&std::path::Path>) -> Result<&'static Loaded, String> {
+    let (path, origin) = match (ort_lib, std::env::var_os("ORT_DYLIB_PATH")) {
+        (Some(p), _) => (p.to_path_buf(), format!("--backend-opt ort_lib={}", p.display())),
         (None, Some(p)) if !p.is_empty() => (PathBuf::from(&p), format!("ORT_DYLIB_PATH={}", p.to_string_lossy())),
         _ => source()?,
     };
@@ -92,15 +92,15 @@ pub fn providers() -> ort::Result<Vec<String>> {
     Ok(have)
 }
 
-/// Registers the provider `opts.device` asks for, failing if it cannot be registered, and forbids the CPU
-/// fallback: session creation then fails when any node would run on the CPU.
-pub fn register(b: SessionBuilder, opts: &LoadOptions) -> ort::Result<SessionBuilder> {
-    let dispatch = match opts.device.kind.as_str() {
-        "cuda" => ep::CUDA::default().with_device_id(opts.device.index as i32).build(),
+/// Registers the provider `device` asks for, failing if it cannot be registered, and forbids the CPU fallback:
+/// session creation then fails when any node would run on the CPU.
+pub fn register(b: SessionBuilder, device: &DeviceRequest) -> ort::Result<SessionBuilder> {
+    let dispatch = match device.kind.as_str() {
+        "cuda" => ep::CUDA::default().with_device_id(device.index as i32).build(),
         "openvino" => ep::OpenVINO::default().build(),
         "qnn" => ep::QNN::default().build(),
         "coreml" => ep::CoreML::default().build(),
-        "directml" => ep::DirectML::default().with_device_id(opts.device.index as i32).build(),
+        "directml" => ep::DirectML::default().with_device_id(device.index as i32).build(),
         other => return Err(ort::Error::new(format!("no execution provider for device {other}"))),
     };
     Ok(b.with_execution_providers([dispatch.error_on_failure()])?

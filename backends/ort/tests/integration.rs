@@ -4,16 +4,16 @@
 
 use edgebench_backend_native::NativeBackend;
 use edgebench_backend_ort::OrtBackend;
+use edgebench_core::sampler::Sampler;
 use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
 use edgebench_core::{Backend, ModelSpec, Support};
 use edgebench_gguf::GgmlType;
-use edgebench_core::sampler::Sampler;
+use edgebench_runner::workload;
+use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
     compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model,
     tiny_model as tiny, TINY_TYPES,
 };
-use edgebench_runner::workload;
-use edgebench_testkit::conformance;
 
 fn backend(dir: &std::path::Path) -> OrtBackend {
     OrtBackend::new(
@@ -37,7 +37,8 @@ fn conforms_on_tiny_models_of_every_weight_type_and_runs_their_exact_weights() {
     let ort = backend(dir.path());
     for (w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
-        let notes = ort.prepare(&spec, &opts(&[])).unwrap();
+        let prepared = ort.prepare(&spec, &opts(&[])).unwrap();
+        let notes = prepared.notes();
         assert!(notes[0].contains("ONNX export written"), "{notes:?}");
         for threads in [1, 3] {
             conformance::run_all(&ort, &spec, threads)
@@ -106,7 +107,8 @@ fn bad_requests_are_clear_errors() {
             Support::Yes => panic!("{o:?} on {device} accepted"),
         }
     };
-    assert!(why(&[("threads", "9")], "cpu").contains("ort option \"threads\""));
+    let unknown = why(&[("threads", "9")], "cpu");
+    assert!(unknown.contains("ort options threads=9") && unknown.contains("`accuracy_level`, `ort_lib`"), "{unknown}");
     assert!(why(&[("accuracy_level", "7")], "cpu").contains("accuracy_level=7"));
     // The wheel's library is a CPU build: CUDA is refused by name, never run on the CPU instead.
     let cuda = why(&[], "cuda:0");
@@ -115,6 +117,10 @@ fn bad_requests_are_clear_errors() {
     assert!(missing.contains("/nonexistent/libonnxruntime.so"), "{missing}");
     let bad = dir.path().join("bad.gguf");
     std::fs::write(&bad, b"GGUF garbage").unwrap();
-    let err = ort.load(&ModelSpec { id: "bad".into(), path: bad.clone(), sha256: String::new() }, &opts(&[])).err().unwrap().to_string();
+    let err = ort
+        .load(&ModelSpec { id: "bad".into(), path: bad.clone(), sha256: String::new() }, &opts(&[]))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("bad.gguf"), "{err}");
 }

@@ -5,9 +5,10 @@
 
 use std::path::PathBuf;
 
-use edgebench_core::{Backend, BackendError, BackendFacts, LoadOptions, LoadedModel, ModelSpec, Session, Support};
+use edgebench_core::{
+    BackendError, BackendFacts, LoadedModel, ModelSpec, NoOptions, Preparation, Request, Session, TypedBackend,
+};
 use edgebench_onnx::backend::{export_error, loaded_fingerprint, Step};
-use edgebench_onnx::cache::Exports;
 use edgebench_onnx::io::GraphFacts;
 use edgebench_onnx::ExportOptions;
 use tract_onnx::prelude::*;
@@ -17,57 +18,57 @@ pub const TRACT_VERSION: &str = "tract-onnx 0.23.9";
 
 /// The tract backend factory.
 pub struct TractBackend {
-    exports: Exports,
+    cache_root: PathBuf,
 }
 
 impl TractBackend {
     /// A backend whose ONNX exports are cached under `cache_root`.
     pub fn new(cache_root: PathBuf) -> Self {
-        Self { exports: Exports::new(cache_root) }
+        Self { cache_root }
     }
-}
-
-fn check(opts: &LoadOptions) -> Result<(), BackendError> {
-    if let Some(k) = opts.options.keys().next() {
-        return Err(BackendError::Unsupported(format!("tract option {k:?} (the tract backend takes no options)")));
-    }
-    if opts.device.kind != "cpu" {
-        return Err(BackendError::Unsupported(format!("the tract backend runs on cpu, not {}", opts.device)));
-    }
-    Ok(())
 }
 
 fn runtime(e: impl std::fmt::Display) -> BackendError {
     BackendError::Runtime(format!("tract: {e:#}"))
 }
 
-impl Backend for TractBackend {
+impl TypedBackend for TractBackend {
+    type Options = NoOptions;
+    type Prepared = PathBuf;
+
     fn name(&self) -> &'static str {
         "tract"
     }
 
-    fn supports(&self, _model: &ModelSpec, opts: &LoadOptions) -> Support {
-        match check(opts) {
-            Ok(()) => Support::Yes,
-            Err(e) => Support::No(e.to_string()),
+    fn versions(&self) -> Vec<String> {
+        vec![TRACT_VERSION.into()]
+    }
+
+    fn check(&self, _model: &ModelSpec, req: Request<'_, NoOptions>) -> Result<(), BackendError> {
+        if req.device.kind != "cpu" {
+            return Err(BackendError::Unsupported(format!("the tract backend runs on cpu, not {}", req.device)));
         }
+        Ok(())
     }
 
-    fn prepare(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Vec<String>, BackendError> {
-        check(opts)?;
-        let (_, note) =
-            self.exports.prepare(&model.path, ExportOptions::default()).map_err(export_error(&model.path))?;
-        Ok(vec![note])
+    fn prepare(&self, model: &ModelSpec, _: Request<'_, NoOptions>) -> Result<Preparation<PathBuf>, BackendError> {
+        let (path, note) = edgebench_onnx::cache::prepare(&self.cache_root, model, ExportOptions::default())
+            .map_err(export_error(&model.path))?;
+        Ok(Preparation { value: path, notes: vec![note] })
     }
 
-    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
-        check(opts)?;
-        let path = self.exports.path(&model.path, ExportOptions::default()).map_err(export_error(&model.path))?;
+    fn load(
+        &self,
+        _model: &ModelSpec,
+        req: Request<'_, NoOptions>,
+        path: &PathBuf,
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+        let path = path.clone();
         let load_err = |e: &dyn std::fmt::Display| BackendError::Load {
             path: path.display().to_string(),
             message: format!("{e:#}"),
         };
-        let threads = opts.threads.max(1);
+        let threads = req.threads.max(1);
         let executor = if threads > 1 {
             tract_linalg::multithread::Executor::multithread(threads)
         } else {
@@ -133,7 +134,7 @@ struct TractSession<'a> {
 impl TractSession<'_> {
     fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
         let g = &self.model.graph;
-        let st = Step::new(g, self.pos, tokens, all)?;
+        let st = Step::new(self.pos, tokens, all);
         let mut inputs: TVec<TValue> = tvec![
             tensor1(&st.ids).into_shape(&[1, st.seq]).map_err(runtime)?.into_tvalue(),
             tensor1(&st.positions).into_shape(&[1, st.seq]).map_err(runtime)?.into_tvalue(),

@@ -4,16 +4,16 @@
 
 use edgebench_backend_native::NativeBackend;
 use edgebench_backend_tract::TractBackend;
+use edgebench_core::sampler::Sampler;
 use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
 use edgebench_core::{Backend, ModelSpec, Support};
 use edgebench_gguf::GgmlType;
-use edgebench_core::sampler::Sampler;
+use edgebench_runner::workload;
+use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
     compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model,
     tiny_model as tiny, TINY_TYPES,
 };
-use edgebench_runner::workload;
-use edgebench_testkit::conformance;
 
 fn backend(dir: &std::path::Path) -> TractBackend {
     TractBackend::new(dir.join("cache"))
@@ -29,7 +29,8 @@ fn conforms_on_tiny_models_of_every_weight_type_and_runs_their_exact_weights() {
     let tract = backend(dir.path());
     for (w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
-        let notes = tract.prepare(&spec, &opts(&[])).unwrap();
+        let prepared = tract.prepare(&spec, &opts(&[])).unwrap();
+        let notes = prepared.notes();
         assert!(notes[0].contains("ONNX export written"), "{notes:?}");
         for threads in [1, 3] {
             conformance::run_all(&tract, &spec, threads)
@@ -88,11 +89,15 @@ fn bad_requests_are_clear_errors() {
     let tract = backend(dir.path());
     let spec = tiny(dir.path(), GgmlType::Q4_1, GgmlType::Q8_0);
     match tract.supports(&spec, &opts(&[("threads", "9")])) {
-        Support::No(why) => assert!(why.contains("tract option \"threads\""), "{why}"),
+        Support::No(why) => assert!(why.contains("tract options threads=9: unknown field `threads`"), "{why}"),
         Support::Yes => panic!("unknown option accepted"),
     }
     let bad = dir.path().join("bad.gguf");
     std::fs::write(&bad, b"GGUF garbage").unwrap();
-    let err = tract.load(&ModelSpec { id: "bad".into(), path: bad.clone(), sha256: String::new() }, &opts(&[])).err().unwrap().to_string();
+    let err = tract
+        .load(&ModelSpec { id: "bad".into(), path: bad.clone(), sha256: String::new() }, &opts(&[]))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("bad.gguf"), "{err}");
 }

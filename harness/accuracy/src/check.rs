@@ -8,8 +8,8 @@ use edgebench_core::accuracy::{Drift, DriftResult};
 use edgebench_core::LoadedModel;
 use edgebench_stats::accuracy::Accumulator;
 
-use crate::reference::read;
 use crate::eval::{teacher_force, tokenizer_hash};
+use crate::reference::read;
 use edgebench_models::tokenizer::Tokenizer;
 
 /// Scores `model` against the reference file at `path`. Never panics on bad input: a mismatched reference is

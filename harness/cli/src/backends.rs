@@ -1,10 +1,47 @@
-//! The one place that names concrete backends. A backend whose feature is off is a stub that says how to enable it.
+//! The one place that names concrete backends: one table row per backend (name, the cargo feature that compiles
+//! it in, how to make it). A backend whose feature is off gets a stub, generated from its row, that says how to
+//! enable it.
 
-use edgebench_core::{Backend, BackendError, LoadOptions, LoadedModel, ModelSpec, Support};
+use edgebench_core::{Backend, BackendError, LoadOptions, ModelSpec, Prepared};
+#[allow(unused_imports)]
+use edgebench_models::registry::cache_dir;
 
-/// Known backends: (name, cargo feature that compiles it in, or "" when always present).
-pub const KNOWN: &[(&str, &str)] =
-    &[("candle", "candle"), ("native", ""), ("llamacpp", "llamacpp"), ("ort", "ort"), ("tract", "tract"), ("mock", "")];
+/// Generates [`KNOWN`] and `make` from the rows: `"name" => "feature": constructor` or `"name" => always: …`.
+macro_rules! backends {
+    ($( $name:literal => $feature:tt : $make:expr ),* $(,)?) => {
+        /// Known backends: (name, cargo feature that compiles it in or "" when always present, compiled in).
+        pub const KNOWN: &[(&str, &str, bool)] = &[$(($name, backends!(@feature $feature), backends!(@on $feature))),*];
+
+        fn make(name: &str) -> Option<Box<dyn Backend>> {
+            $( if name == $name { return Some(backends!(@make $name, $feature, $make)); } )*
+            None
+        }
+    };
+    (@feature always) => { "" };
+    (@feature $f:literal) => { $f };
+    (@on always) => { true };
+    (@on $f:literal) => { cfg!(feature = $f) };
+    (@make $name:literal, always, $make:expr) => {{
+        let b: Box<dyn Backend> = Box::new($make);
+        b
+    }};
+    (@make $name:literal, $f:literal, $make:expr) => {{
+        #[cfg(feature = $f)]
+        let b: Box<dyn Backend> = Box::new($make);
+        #[cfg(not(feature = $f))]
+        let b: Box<dyn Backend> = Box::new(NotCompiled { name: $name, feature: $f });
+        b
+    }};
+}
+
+backends! {
+    "candle" => "candle": edgebench_backend_candle::CandleBackend,
+    "native" => always: edgebench_backend_native::NativeBackend,
+    "llamacpp" => "llamacpp": edgebench_backend_llamacpp::LlamaCppBackend,
+    "ort" => "ort": edgebench_backend_ort::OrtBackend::new(cache_dir(), Box::new(ort_library)),
+    "tract" => "tract": edgebench_backend_tract::TractBackend::new(cache_dir()),
+    "mock" => always: edgebench_backend_mock::MockBackend,
+}
 
 /// Stands in for a backend built without its feature (unused when every feature is on).
 #[allow(dead_code)]
@@ -13,102 +50,46 @@ struct NotCompiled {
     feature: &'static str,
 }
 
-#[allow(dead_code)]
-impl NotCompiled {
-    fn error(&self) -> BackendError {
-        BackendError::NotCompiled { backend: self.name.into(), feature: self.feature.into() }
-    }
-}
-
 impl Backend for NotCompiled {
     fn name(&self) -> &'static str {
         self.name
     }
 
-    fn supports(&self, _: &ModelSpec, _: &LoadOptions) -> Support {
-        Support::No(self.error().to_string())
+    fn check(&self, _: &ModelSpec, _: &LoadOptions) -> Result<(), BackendError> {
+        Err(BackendError::NotCompiled { backend: self.name.into(), feature: self.feature.into() })
     }
 
-    fn load(&self, _: &ModelSpec, _: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
-        Err(self.error())
+    fn prepare(&self, m: &ModelSpec, o: &LoadOptions) -> Result<Box<dyn Prepared + '_>, BackendError> {
+        Err(self.check(m, o).expect_err("never compiled in"))
     }
 
     fn devices(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    fn versions(&self) -> Vec<String> {
         Vec::new()
     }
 }
 
 /// The backend called `name`, or an error listing the known names.
 pub fn get(name: &str) -> anyhow::Result<Box<dyn Backend>> {
-    Ok(match name {
-        "mock" => Box::new(edgebench_backend_mock::MockBackend),
-        "native" => Box::new(edgebench_backend_native::NativeBackend),
-        #[cfg(feature = "candle")]
-        "candle" => Box::new(edgebench_backend_candle::CandleBackend),
-        #[cfg(not(feature = "candle"))]
-        "candle" => Box::new(NotCompiled { name: "candle", feature: "candle" }),
-        #[cfg(feature = "llamacpp")]
-        "llamacpp" => Box::new(edgebench_backend_llamacpp::LlamaCppBackend),
-        #[cfg(not(feature = "llamacpp"))]
-        "llamacpp" => Box::new(NotCompiled { name: "llamacpp", feature: "llamacpp" }),
-        #[cfg(feature = "ort")]
-        "ort" => Box::new(edgebench_backend_ort::OrtBackend::new(
-            edgebench_models::registry::cache_dir(),
-            Box::new(ort_library),
-        )),
-        #[cfg(not(feature = "ort"))]
-        "ort" => Box::new(NotCompiled { name: "ort", feature: "ort" }),
-        #[cfg(feature = "tract")]
-        "tract" => Box::new(edgebench_backend_tract::TractBackend::new(edgebench_models::registry::cache_dir())),
-        #[cfg(not(feature = "tract"))]
-        "tract" => Box::new(NotCompiled { name: "tract", feature: "tract" }),
-        other => anyhow::bail!(
-            "unknown backend {other:?} (flag --backend); known: {}",
-            KNOWN.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-        ),
+    make(name).ok_or_else(|| {
+        anyhow::anyhow!(
+            "unknown backend {name:?} (flag --backend); known: {}",
+            KNOWN.iter().map(|(n, _, _)| *n).collect::<Vec<_>>().join(", ")
+        )
     })
-}
-
-/// Whether `name` is compiled into this binary.
-pub fn compiled(name: &str) -> bool {
-    name == "mock"
-        || name == "native"
-        || (name == "candle" && cfg!(feature = "candle"))
-        || (name == "llamacpp" && cfg!(feature = "llamacpp"))
-        || (name == "ort" && cfg!(feature = "ort"))
-        || (name == "tract" && cfg!(feature = "tract"))
 }
 
 /// Backends `edgebench run` uses by default: every compiled-in one except mock.
 pub fn default_set() -> Vec<String> {
-    KNOWN.iter().filter(|(n, _)| *n != "mock" && compiled(n)).map(|(n, _)| n.to_string()).collect()
+    KNOWN.iter().filter(|(n, _, on)| *n != "mock" && *on).map(|(n, _, _)| n.to_string()).collect()
 }
 
-/// Library versions per compiled-in backend, for the manifest.
+/// Library versions per compiled-in backend, for the manifest (each backend's own `versions`).
 pub fn versions() -> std::collections::BTreeMap<String, Vec<String>> {
-    let mut v = std::collections::BTreeMap::new();
-    if compiled("candle") {
-        let c = env!("EDGEBENCH_CANDLE_VERSION");
-        v.insert("candle".into(), vec![format!("candle-core {c}"), format!("candle-nn {c}")]);
-    }
-    #[cfg(feature = "llamacpp")]
-    v.insert(
-        "llamacpp".into(),
-        vec![format!("llama.cpp vendored in llama-cpp-sys-2 {}", edgebench_backend_llamacpp::LLAMA_CPP_SYS_VERSION)],
-    );
-    v.insert("native".into(), vec![edgebench_backend_native::VERSION.into()]);
-    #[cfg(feature = "ort")]
-    v.insert(
-        "ort".into(),
-        vec![
-            "ort 2.0.0-rc.15 (load-dynamic)".into(),
-            format!("onnxruntime {} wheel unless ort_lib names another", edgebench_backend_ort::ORT_VERSION_PINNED),
-        ],
-    );
-    #[cfg(feature = "tract")]
-    v.insert("tract".into(), vec![edgebench_backend_tract::TRACT_VERSION.into()]);
-    v.insert("mock".into(), vec![format!("edgebench-backend-mock {}", env!("CARGO_PKG_VERSION"))]);
-    v
+    KNOWN.iter().filter(|(_, _, on)| *on).filter_map(|(n, _, _)| Some((n.to_string(), make(n)?.versions()))).collect()
 }
 
 /// The ONNX Runtime library pinned in the registry for this platform: fetched with pip on first use, SHA-256
@@ -119,4 +100,29 @@ fn ort_library() -> Result<(std::path::PathBuf, String), String> {
     let lib = registry::library("onnxruntime").map_err(|e| e.to_string())?;
     let path = registry::ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
     Ok((path, format!("{} wheel, SHA-256 verified", lib.package)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every version a compiled-in backend reports as `<crate> <version>` is the one Cargo.lock resolves.
+    #[test]
+    fn reported_crate_versions_match_cargo_lock() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+        let mut checked = 0;
+        for (name, _, on) in KNOWN.iter().filter(|(_, _, on)| *on) {
+            assert!(on);
+            for v in get(name).unwrap().versions() {
+                let mut words = v.split_whitespace();
+                let (Some(krate), Some(version)) = (words.next(), words.next()) else { continue };
+                if lock.contains(&format!("name = \"{krate}\"\n")) {
+                    let pinned = format!("name = \"{krate}\"\nversion = \"{version}\"");
+                    assert!(lock.contains(&pinned), "{name} reports {v:?}; Cargo.lock resolves another {krate}");
+                    checked += 1;
+                }
+            }
+        }
+        assert!(checked >= 2, "native and mock at least report their crate versions");
+    }
 }

@@ -133,29 +133,48 @@ impl WeightsCheck {
     }
 }
 
-/// A stateless factory: checks support and loads models.
+/// A backend as the harness holds it (`Box<dyn Backend>`): options still as text, support checked, loads timed.
+/// Backends do not implement this trait by hand: they implement [`crate::TypedBackend`], whose blanket
+/// implementation parses and checks their typed options once, hands `prepare`'s output to `load`, and wraps every
+/// session in the harness's common input checks.
 pub trait Backend: Send + Sync {
     /// Short name used on the command line and in results (`candle`, `mock`, …).
     fn name(&self) -> &'static str;
 
-    /// Whether `model` can run with `opts`. The default accepts everything and lets `load` fail.
-    fn supports(&self, _model: &ModelSpec, _opts: &LoadOptions) -> Support {
-        Support::Yes
+    /// Whether `model` can run with `opts`: options parsed and checked, device and library support checked.
+    fn supports(&self, model: &ModelSpec, opts: &LoadOptions) -> Support {
+        match self.check(model, opts) {
+            Ok(()) => Support::Yes,
+            Err(e) => Support::No(e.to_string()),
+        }
     }
 
-    /// Loads the weights; the harness times this call as load time.
-    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError>;
+    /// [`Backend::supports`] as a result: `Unsupported` / `NotCompiled` errors mean a skipped cell.
+    fn check(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<(), BackendError>;
 
     /// Untimed work before the timed loads, e.g. writing (or finding in the cache) the ONNX export of a GGUF
-    /// file. Returns notes for the results. The default does nothing.
-    fn prepare(&self, _model: &ModelSpec, _opts: &LoadOptions) -> Result<Vec<String>, BackendError> {
-        Ok(Vec::new())
+    /// file; returns what the timed loads need.
+    fn prepare(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn Prepared + '_>, BackendError>;
+
+    /// Prepares and loads in one call (untimed convenience for tests and the drift reference).
+    fn load(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn LoadedModel>, BackendError> {
+        self.prepare(model, opts)?.load()
     }
 
     /// Devices this build can target on this machine, for `edgebench backends`.
-    fn devices(&self) -> Vec<String> {
-        vec!["cpu".into()]
-    }
+    fn devices(&self) -> Vec<String>;
+
+    /// Versions of the libraries this backend runs, for the manifest (e.g. `candle-core 0.11.1`).
+    fn versions(&self) -> Vec<String>;
+}
+
+/// A backend ready to load a model: options parsed, support checked, untimed preparation done.
+pub trait Prepared {
+    /// Notes for the results (e.g. where the ONNX export came from and whether it was written now).
+    fn notes(&self) -> &[String];
+
+    /// Loads the weights; the harness times this call as load time.
+    fn load(&self) -> Result<Box<dyn LoadedModel>, BackendError>;
 }
 
 /// Weights resident and ready; opens independent sessions.

@@ -11,8 +11,10 @@ pub mod metrics;
 pub mod results;
 pub mod sampler;
 pub mod tolerance;
+mod typed;
 
 pub use backend::{
-    Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Session, Support, WeightsCheck,
+    Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Prepared, Session, Support, WeightsCheck,
 };
 pub use error::BackendError;
+pub use typed::{parse_options, NoOptions, Preparation, Request, TypedBackend};

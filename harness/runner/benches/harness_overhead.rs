@@ -6,8 +6,8 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use edgebench_backend_mock::MockBackend;
-use edgebench_core::{Backend, DeviceRequest, LoadOptions, ModelSpec};
 use edgebench_core::sampler::Sampler;
+use edgebench_core::{Backend, DeviceRequest, LoadOptions, ModelSpec};
 use edgebench_runner::workload::run_repetition;
 
 const STEPS: usize = 64;

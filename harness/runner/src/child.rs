@@ -4,18 +4,18 @@
 use std::io::Write;
 use std::time::Instant;
 
-use edgebench_core::accuracy::Drift;
 use edgebench_accuracy::reference::{self, ReferenceError, ReferenceSpec};
 use edgebench_accuracy::EvalError;
-use edgebench_core::{Backend, BackendError, LoadOptions, LoadedModel, Support, WeightsCheck};
+use edgebench_core::accuracy::Drift;
+use edgebench_core::{Backend, BackendError, LoadedModel, Prepared, Support, WeightsCheck};
 use edgebench_gguf::GgufFile;
 
 use crate::meters::CellMeters;
-use edgebench_probes::energy::monitor::Mark;
 use crate::protocol::{CellSpec, DriftPlan, Event, Job};
+use crate::workload::{run_repetition_marked, Phase};
 use edgebench_core::sampler::Sampler;
 use edgebench_models::tokenizer::Tokenizer;
-use crate::workload::{run_repetition_marked, Phase};
+use edgebench_probes::energy::monitor::Mark;
 
 fn emit(out: &mut dyn Write, e: &Event) {
     let line = serde_json::to_string(e).expect("events serialize");
@@ -107,10 +107,8 @@ impl From<BackendError> for Outcome {
 
 fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Result<(), Outcome> {
     let load = spec.load().map_err(Outcome::Error)?;
-    if let Support::No(reason) = backend.supports(&spec.model, &load) {
-        return Err(Outcome::Skipped(reason));
-    }
     phase(out, "prepare".into());
+    // Options parsed and support checked once here: an unsupported request is a skipped cell.
     let prepared = backend.prepare(&spec.model, &load)?;
     let file = GgufFile::open(&spec.model.path).map_err(|e| Outcome::Error(e.to_string()))?;
     let tok =
@@ -122,7 +120,7 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     let started = Instant::now();
     let mut meters = CellMeters::start(&spec.energy, &spec.key.device);
     meters.idle_baseline(spec.energy.idle_s);
-    let result = run_measured(spec, &load, backend, &prepared, &tok, &prompt, &mut meters, started, out);
+    let result = run_measured(spec, prepared.as_ref(), &tok, &prompt, &mut meters, started, out);
     // Energy measured up to a failure is still reported.
     let (energy, thermal) = meters.finish();
     emit(out, &Event::Energy(energy));
@@ -143,7 +141,10 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
         }
     }
     drop(model);
-    emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: edgebench_probes::process::self_cpu_seconds() });
+    emit(
+        out,
+        &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: edgebench_probes::process::self_cpu_seconds() },
+    );
     Ok(())
 }
 
@@ -163,12 +164,9 @@ fn weights_check(m: &dyn LoadedModel, path: &std::path::Path) -> Result<WeightsC
 }
 
 /// Loads the model and runs every repetition, reading the meters at each phase boundary of measured repetitions.
-#[allow(clippy::too_many_arguments)]
 fn run_measured(
     spec: &CellSpec,
-    load: &LoadOptions,
-    backend: &dyn Backend,
-    prepared: &[String],
+    prepared: &dyn Prepared,
     tok: &Tokenizer,
     prompt: &[u32],
     meters: &mut CellMeters,
@@ -180,10 +178,10 @@ fn run_measured(
         drop(model.take());
         phase(out, format!("load {}/{}", l + 1, spec.load_repetitions));
         let t = Instant::now();
-        let m = backend.load(&spec.model, load)?;
+        let m = prepared.load()?;
         let load_s = t.elapsed().as_secs_f64();
         let mut facts = m.facts();
-        facts.notes.extend(prepared.iter().cloned());
+        facts.notes.extend(prepared.notes().iter().cloned());
         emit(out, &Event::Loaded { load_s, facts });
         model = Some(m);
     }

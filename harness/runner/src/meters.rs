@@ -6,9 +6,9 @@ use std::time::Duration;
 use edgebench_core::energy::{EnergyResult, MeterResult, SustainedResult, ThermalResult, Window};
 use edgebench_core::metrics::{self, MetricDef};
 
+use crate::protocol::Repetition;
 use edgebench_probes::energy::monitor::{Mark, Monitor};
 use edgebench_probes::energy::{choose_primary, discover, EnergySpec};
-use crate::protocol::Repetition;
 use edgebench_probes::thermal::{self, ThermalProbe};
 
 /// Share of a sustained run's span that its start and end windows each cover.

@@ -8,8 +8,8 @@ use edgebench_core::results::CellKey;
 use edgebench_core::{BackendFacts, DeviceRequest, LoadOptions, ModelSpec};
 use serde::{Deserialize, Serialize};
 
-use edgebench_probes::energy::EnergySpec;
 use crate::workload::Workload;
+use edgebench_probes::energy::EnergySpec;
 
 /// What a child process is asked to do (JSON on its stdin).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

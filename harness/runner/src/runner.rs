@@ -13,8 +13,8 @@ use edgebench_core::accuracy::Drift;
 use edgebench_core::metrics::{self, MetricDef};
 use edgebench_core::results::{CellResult, CellStatus, FailureKind, Metric, RunResults, Validity};
 
-use edgebench_probes::process as probes;
 use crate::protocol::{CellSpec, DriftPlan, Event, Job, Repetition};
+use edgebench_probes::process as probes;
 
 /// Flags a cell when another process kept more than this many CPUs busy while it ran.
 pub const BUSY_CPUS_THRESHOLD: f64 = 0.25;
@@ -428,7 +428,9 @@ pub fn run_reference(
     let run = match spawn_and_watch(child, &Job::Reference(spec.clone()), timeout, on_line) {
         Ok(r) => r,
         Err(e) => {
-            return Ok(DriftPlan::Skip { reason: format!("no reference: cannot start {}: {e}", child.program.display()) })
+            return Ok(DriftPlan::Skip {
+                reason: format!("no reference: cannot start {}: {e}", child.program.display()),
+            })
         }
     };
     if let Some(message) = run.events.iter().find_map(|e| match e {

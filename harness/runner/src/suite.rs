@@ -9,9 +9,9 @@ use edgebench_core::DeviceRequest;
 use edgebench_models::ResolvedModel;
 use serde::{Deserialize, Serialize};
 
-use edgebench_probes::energy::EnergySpec;
 use crate::protocol::{CellSpec, DriftPlan};
 use crate::workload::Workload;
+use edgebench_probes::energy::EnergySpec;
 
 /// Suites shipped with the binary: (name, TOML text).
 pub const BUILTIN: [(&str, &str); 4] = [

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use crate::compare::{compare, Rule};
 pub use edgebench_core::comparison::{Outcome, Row, RunComparison};
 use edgebench_core::results::{CellKey, CellResult, CellStatus, RunResults};
-use crate::compare::{compare, Rule};
 use serde::{Deserialize, Serialize};
 
 /// Per-metric rules, read from `ci/thresholds.toml` (or a user's file).

@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use anyhow::{bail, Context};
 use edgebench_core::comparison::Outcome;
 use edgebench_reports::compare::{comparison_report, Style};
-use edgebench_stats::gate::{compare_runs, pool_baselines, Thresholds, DEFAULT_THRESHOLDS};
 use edgebench_runner::results_io;
+use edgebench_stats::gate::{compare_runs, pool_baselines, Thresholds, DEFAULT_THRESHOLDS};
 
 use crate::cli::{ComparisonOptions, ReportFormat};
 

@@ -39,11 +39,10 @@ pub fn device(format: Format) -> anyhow::Result<ExitCode> {
 }
 
 pub fn backends() -> anyhow::Result<ExitCode> {
-    let versions = backends::versions();
-    for (name, feature) in backends::KNOWN {
+    for (name, feature, compiled) in backends::KNOWN {
         let b = backends::get(name)?;
-        if backends::compiled(name) {
-            let v = versions.get(*name).map(|v| v.join(", ")).unwrap_or_default();
+        if *compiled {
+            let v = b.versions().join(", ");
             println!("{name:<8} compiled in   devices here: {:<16} {v}", b.devices().join(", "));
         } else {
             println!("{name:<8} not compiled in: rebuild with --features {feature}");
