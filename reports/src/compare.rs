@@ -55,8 +55,8 @@ fn cells(row: &Row) -> Vec<String> {
     v
 }
 
-const HEADER: [&str; 10] =
-    ["backend", "device", "thr", "workload", "metric", "base", "current", "change [95% CI]", "threshold", "verdict"];
+const HEADER: &[&str] =
+    &["backend", "device", "thr", "workload", "metric", "base", "current", "change [95% CI]", "threshold", "verdict"];
 
 /// One line: counts of each outcome.
 pub fn summary_line(c: &RunComparison) -> String {

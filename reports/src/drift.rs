@@ -3,7 +3,7 @@
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
-use edgebench_core::accuracy::{Distribution, Drift, DriftLevel, DriftStats, Estimate};
+use edgebench_core::drift::{Distribution, Drift, DriftLevel, DriftStats, Estimate};
 use edgebench_core::results::{CellResult, RunResults};
 
 use crate::table::cell_label as label;
@@ -72,7 +72,7 @@ fn pct(e: Estimate) -> String {
 type Pick = fn(&Distribution) -> f64;
 
 /// Order statistics as llama-perplexity prints them: (row prefix, value, printed for Δp only).
-const ORDER_STATS: [(&str, Pick, bool); 13] = [
+const ORDER_STATS: &[(&str, Pick, bool)] = &[
     ("Maximum", |d| d.max, false),
     ("99.9%  ", |d| d.p99_9, false),
     ("99.0%  ", |d| d.p99, false),

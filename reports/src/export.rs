@@ -1,6 +1,5 @@
-//! CSV and Parquet exports of the tidy rows (one per cell × metric) through polars, behind the `polars` feature.
-
-use std::path::Path;
+//! CSV and Parquet exports of the tidy rows (one per cell × metric) through polars, behind the `polars` feature:
+//! bytes, which the caller writes.
 
 use edgebench_core::results::RunResults;
 
@@ -13,20 +12,18 @@ pub enum Export {
     Parquet,
 }
 
-/// Writes every run's tidy rows to `path`.
-pub fn export(runs: &[RunResults], format: Export, path: &Path) -> Result<usize, String> {
-    let rows = crate::markdown::tidy_rows(runs);
-    imp::write(&rows, format, path).map(|_| rows.len())
+/// Every run's tidy rows in `format`: the file's bytes and the number of rows.
+pub fn export(runs: &[RunResults], format: Export) -> Result<(Vec<u8>, usize), String> {
+    let rows = crate::rows::tidy_rows(runs);
+    imp::encode(&rows, format).map(|bytes| (bytes, rows.len()))
 }
 
 #[cfg(feature = "polars")]
 mod imp {
-    use std::path::Path;
-
     use polars::prelude::*;
 
     use super::Export;
-    use crate::markdown::TidyRow;
+    use crate::rows::TidyRow;
 
     /// The rows as a polars DataFrame, one column per field.
     pub fn dataframe(rows: &[TidyRow]) -> PolarsResult<DataFrame> {
@@ -55,24 +52,23 @@ mod imp {
         )
     }
 
-    pub fn write(rows: &[TidyRow], format: Export, path: &Path) -> Result<(), String> {
+    pub fn encode(rows: &[TidyRow], format: Export) -> Result<Vec<u8>, String> {
         let mut df = dataframe(rows).map_err(|e| e.to_string())?;
-        let mut f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut bytes = Vec::new();
         match format {
-            Export::Csv => CsvWriter::new(&mut f).finish(&mut df).map_err(|e| e.to_string()),
-            Export::Parquet => ParquetWriter::new(&mut f).finish(&mut df).map(|_| ()).map_err(|e| e.to_string()),
+            Export::Csv => CsvWriter::new(&mut bytes).finish(&mut df).map_err(|e| e.to_string())?,
+            Export::Parquet => ParquetWriter::new(&mut bytes).finish(&mut df).map(|_| ()).map_err(|e| e.to_string())?,
         }
+        Ok(bytes)
     }
 }
 
 #[cfg(not(feature = "polars"))]
 mod imp {
-    use std::path::Path;
-
     use super::Export;
-    use crate::markdown::TidyRow;
+    use crate::rows::TidyRow;
 
-    pub fn write(_: &[TidyRow], _: Export, _: &Path) -> Result<(), String> {
+    pub fn encode(_: &[TidyRow], _: Export) -> Result<Vec<u8>, String> {
         Err("CSV and Parquet export are not compiled in: rebuild with --features polars".into())
     }
 }
@@ -80,7 +76,7 @@ mod imp {
 #[cfg(all(test, feature = "polars"))]
 mod tests {
     use super::imp::dataframe;
-    use crate::markdown::tidy_rows;
+    use crate::rows::tidy_rows;
 
     #[test]
     fn csv_and_parquet_round_trip_every_row() {
@@ -90,7 +86,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (fmt, name) in [(super::Export::Csv, "t.csv"), (super::Export::Parquet, "t.parquet")] {
             let p = dir.path().join(name);
-            assert_eq!(super::export(&runs, fmt, &p).unwrap(), rows.len());
+            let (bytes, n) = super::export(&runs, fmt).unwrap();
+            assert_eq!(n, rows.len());
+            std::fs::write(&p, bytes).unwrap();
             let df = match fmt {
                 super::Export::Csv => {
                     CsvReadOptions::default().try_into_reader_with_file_path(Some(p)).unwrap().finish()

@@ -3,10 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use edgebench_core::accuracy::{Distribution, Drift, DriftLevel, DriftResult, DriftStats, Estimate};
-use edgebench_core::energy::{Availability, EnergyResult, SamplerCost, SustainedResult, ThermalResult, Trend, Window};
+use edgebench_core::drift::{Distribution, Drift, DriftLevel, DriftResult, DriftStats, Estimate};
+use edgebench_core::energy::{Availability, EnergyResult, SamplerCost, SustainedResult, Window};
 use edgebench_core::metrics::{self, Better};
 use edgebench_core::results::*;
+use edgebench_core::thermal::{ThermalResult, Trend};
 
 fn metric(key: &str, unit: &str, better: Better, samples: &[f64]) -> (String, Metric) {
     let mut sorted = samples.to_vec();

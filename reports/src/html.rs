@@ -27,10 +27,7 @@ fn labelled(runs: &[RunResults]) -> Vec<(String, &CellResult)> {
     for (i, r) in runs.iter().enumerate() {
         for c in &r.cells {
             let k = &c.key;
-            let mut label = format!("{} {}t {}", k.backend, k.threads, k.workload);
-            if k.device != "cpu" {
-                label = format!("{label} {}", k.device);
-            }
+            let mut label = k.label();
             if models.len() > 1 {
                 label = format!("{} {label}", k.model);
             }

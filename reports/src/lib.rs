@@ -10,11 +10,12 @@ pub mod export;
 mod fixtures;
 pub mod html;
 pub mod markdown;
+pub mod rows;
 mod table;
 pub mod text;
 pub mod weights;
 
-pub use table::{cell_status_text, fmt_metric, key_label, terminal_table, terminal_table_with, Width, COMPACT_COLUMNS};
+pub use table::{cell_status_text, fmt_metric, terminal_table, terminal_table_with, Width, COMPACT_COLUMNS};
 
 #[cfg(test)]
 mod tests {
@@ -33,7 +34,7 @@ mod tests {
         let html = super::html::html_report(&[run("r1", "AMD EPYC"), run("r2", "Raspberry Pi 5")]);
         assert_eq!(html.matches("<svg").count(), 6, "throughput, TTFT, RAM, ITL, energy, drift");
         assert!(html.contains("panicked: &lt;boom&gt; &amp; &quot;bang&quot;") && !html.contains("<boom>"));
-        assert!(html.contains("[2] llamacpp 2t chat") && html.contains("Raspberry Pi 5"));
+        assert!(html.contains("[2] llamacpp cpu t2 chat") && html.contains("Raspberry Pi 5"));
         insta::assert_snapshot!(html);
     }
 
@@ -107,7 +108,7 @@ mod tests {
 
     #[test]
     fn tidy_rows_cover_every_metric_and_every_metricless_cell() {
-        let rows = super::markdown::tidy_rows(&[run("r1", "x")]);
+        let rows = super::rows::tidy_rows(&[run("r1", "x")]);
         // candle 6 metrics, llamacpp 7, skipped and failed one row each.
         assert_eq!(rows.len(), 15);
         assert!(rows.iter().any(|r| r.backend == "ort" && r.metric.is_empty() && r.status.starts_with("skipped")));

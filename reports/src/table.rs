@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, Table};
 use edgebench_core::metrics;
-use edgebench_core::results::{CellKey, CellResult, CellStatus, RunResults};
+use edgebench_core::results::{CellResult, CellStatus, RunResults};
 
 use crate::text::{terminal_safe, wrap};
 
@@ -56,12 +56,7 @@ fn fmt_sig(cell: &CellResult, key: &str) -> String {
 
 /// `backend device tN workload`: a cell named in a note under a table.
 pub(crate) fn cell_label(c: &CellResult) -> String {
-    key_label(&c.key)
-}
-
-/// `backend device tN workload`: how a cell is named in progress lines and notes.
-pub fn key_label(k: &CellKey) -> String {
-    format!("{} {} t{} {}", k.backend, k.device, k.threads, k.workload)
+    c.key.label()
 }
 
 /// `2 failed, 1 skipped`: how the cells of a run ended, for notes about a run in which nothing finished.

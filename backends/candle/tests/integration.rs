@@ -12,7 +12,7 @@ use edgebench_testkit::fixtures::{golden_prompt, llama_cpp_golden, opts, real_mo
 #[test]
 fn conforms_on_tiny_models_of_every_weight_type() {
     let dir = tempfile::tempdir().unwrap();
-    for (w, e) in TINY_TYPES {
+    for &(w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         conformance::run_all(&CandleBackend, &spec, 2).unwrap_or_else(|f| panic!("{w} weights, {e} embedding: {f}"));
     }

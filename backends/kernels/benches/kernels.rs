@@ -54,7 +54,7 @@ fn paths(ty: WeightType) -> Vec<(String, KernelSet, Layout)> {
 fn run(c: &mut Criterion, group: &str, rows: impl Fn(WeightType) -> usize, n: usize) {
     let mut g = c.benchmark_group(group);
     g.sample_size(10);
-    for ty in WeightType::ALL {
+    for &ty in WeightType::ALL {
         let rows = rows(ty);
         let plain = weights(ty, rows);
         let x: Vec<f32> = (0..n * COLS).map(|i| ((i * 31) % 997) as f32 / 500.0 - 1.0).collect();

@@ -25,7 +25,7 @@ pub enum WeightType {
 
 impl WeightType {
     /// Every type with a kernel.
-    pub const ALL: [WeightType; 7] = [Self::F32, Self::F16, Self::Q4_0, Self::Q4_1, Self::Q8_0, Self::Q4K, Self::Q6K];
+    pub const ALL: &[WeightType] = &[Self::F32, Self::F16, Self::Q4_0, Self::Q4_1, Self::Q8_0, Self::Q4K, Self::Q6K];
 
     /// The kernel type for a GGUF tensor type, if there is one.
     pub fn from_ggml(t: GgmlType) -> Option<Self> {

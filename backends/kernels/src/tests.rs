@@ -80,7 +80,7 @@ proptest! {
         let best = KernelSet::best();
         prop_assume!(best.isa() != Isa::Scalar);
         let mut rng = Rng(seed);
-        for ty in WeightType::ALL {
+        for &ty in WeightType::ALL {
             let k = k_for(ty, blocks);
             let w = weights(ty, 1, k, &mut rng);
             let a = acts(&best, n, k, &mut rng, ty.quantized());
@@ -101,7 +101,7 @@ proptest! {
     fn scalar_reference_equals_the_dequantized_product(seed in any::<u64>(), blocks in 1usize..=3) {
         let ks = KernelSet::scalar();
         let mut rng = Rng(seed);
-        for ty in WeightType::ALL {
+        for &ty in WeightType::ALL {
             let k = k_for(ty, blocks);
             let w = weights(ty, 1, k, &mut rng);
             let a = acts(&ks, 1, k, &mut rng, ty.quantized());

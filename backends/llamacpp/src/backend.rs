@@ -109,7 +109,7 @@ impl LlamaCppModel {
             n_ctx,
             n_batch: o.batch,
             n_ubatch: o.ubatch,
-            threads: req.threads.max(1) as i32,
+            threads: req.threads as i32,
             flash_attn: o.flash_attn_type(),
         };
         // One context now: it fails early on bad settings, and the first session finds it ready.

@@ -18,7 +18,7 @@ use edgebench_testkit::fixtures::{
 #[test]
 fn conforms_on_tiny_models_of_every_weight_type() {
     let dir = tempfile::tempdir().unwrap();
-    for (w, e) in TINY_TYPES {
+    for &(w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         conformance::run_all(&LlamaCppBackend, &spec, 2).unwrap_or_else(|f| panic!("{w} weights, {e} embedding: {f}"));
     }
@@ -117,8 +117,8 @@ fn real_model_logits_agree_with_candle() {
 /// short built-in set stay within the cross-backend tolerance, and the reference against itself is exactly zero.
 #[test]
 fn real_model_drift_against_the_f32_reference() {
-    use edgebench_accuracy::{check, reference, EvalSource};
-    use edgebench_core::accuracy::{Drift, DriftLevel};
+    use edgebench_core::drift::{Drift, DriftLevel};
+    use edgebench_drift::{check, reference, EvalSource};
     let spec = real_model();
     let dir = tempfile::tempdir().unwrap();
     let r = reference::ReferenceSpec {

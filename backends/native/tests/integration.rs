@@ -32,7 +32,7 @@ fn paths() -> Vec<Vec<(&'static str, &'static str)>> {
 #[test]
 fn conforms_on_tiny_models_of_every_weight_type_and_kernel_path() {
     let dir = tempfile::tempdir().unwrap();
-    for (w, e) in TINY_TYPES {
+    for &(w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         for threads in [1, 3] {
             conformance::run_all(&NativeBackend, &spec, threads)
@@ -46,7 +46,7 @@ fn conforms_on_tiny_models_of_every_weight_type_and_kernel_path() {
 #[test]
 fn tiny_model_logits_agree_with_candle_on_every_path() {
     let dir = tempfile::tempdir().unwrap();
-    for (w, e) in TINY_TYPES {
+    for &(w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         for path in paths() {
             let native = NativeBackend.load(&spec, &opts(&path)).unwrap();

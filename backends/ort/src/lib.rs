@@ -141,7 +141,7 @@ impl TypedBackend for OrtBackend {
         let lib = library::init(&self.library, req.options.ort_lib.as_deref()).map_err(unsupported)?;
         let path: &Path = path;
         let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
-        let threads = req.threads.max(1);
+        let threads = req.threads;
         let spinning = req.options.spinning.map(|v| if v == Spinning::On { "on" } else { "off" });
         let acc = eo.accuracy_level.to_string();
         let build = || -> Result<ort::session::builder::SessionBuilder, String> {

@@ -35,7 +35,7 @@ fn source_fingerprint(spec: &ModelSpec) -> String {
 fn conforms_on_tiny_models_of_every_weight_type_and_runs_their_exact_weights() {
     let dir = tempfile::tempdir().unwrap();
     let ort = backend(dir.path());
-    for (w, e) in TINY_TYPES {
+    for &(w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         let prepared = ort.prepare(&spec, &opts(&[])).unwrap();
         let notes = prepared.notes();
@@ -59,7 +59,7 @@ fn conforms_on_tiny_models_of_every_weight_type_and_runs_their_exact_weights() {
 fn tiny_model_logits_agree_with_native() {
     let dir = tempfile::tempdir().unwrap();
     let ort = backend(dir.path());
-    for ((w, e), acc) in TINY_TYPES.into_iter().flat_map(|t| [(t, "4"), (t, "1")]) {
+    for ((w, e), acc) in TINY_TYPES.iter().copied().flat_map(|t| [(t, "4"), (t, "1")]) {
         let spec = tiny(dir.path(), w, e);
         let a = ort.load(&spec, &opts(&[("accuracy_level", acc)])).unwrap();
         assert!(a.facts().kernel_path.contains(&format!("accuracy_level={acc}")));

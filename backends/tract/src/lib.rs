@@ -68,7 +68,7 @@ impl TypedBackend for TractBackend {
             path: path.display().to_string(),
             message: format!("{e:#}"),
         };
-        let threads = req.threads.max(1);
+        let threads = req.threads;
         let executor = if threads > 1 {
             tract_linalg::multithread::Executor::multithread(threads)
         } else {

@@ -27,7 +27,7 @@ fn source_fingerprint(spec: &ModelSpec) -> String {
 fn conforms_on_tiny_models_of_every_weight_type_and_runs_their_exact_weights() {
     let dir = tempfile::tempdir().unwrap();
     let tract = backend(dir.path());
-    for (w, e) in TINY_TYPES {
+    for &(w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         let prepared = tract.prepare(&spec, &opts(&[])).unwrap();
         let notes = prepared.notes();
@@ -50,7 +50,7 @@ fn conforms_on_tiny_models_of_every_weight_type_and_runs_their_exact_weights() {
 fn tiny_model_logits_agree_with_native() {
     let dir = tempfile::tempdir().unwrap();
     let tract = backend(dir.path());
-    for (w, e) in TINY_TYPES {
+    for &(w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         let (a, b) = (tract.load(&spec, &opts(&[])).unwrap(), NativeBackend.load(&spec, &opts(&[])).unwrap());
         let cmp = compare_short_exchange(b.as_ref(), a.as_ref());

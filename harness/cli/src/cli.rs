@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use edgebench_core::accuracy::DriftLevel;
+use edgebench_core::drift::DriftLevel;
 
 /// Benchmark quantized language models across inference backends on edge devices.
 #[derive(Debug, Parser)]
@@ -206,7 +206,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub eval_text: Option<PathBuf>,
     /// Tokens per --eval-text chunk.
-    #[arg(long, default_value_t = edgebench_accuracy::DEFAULT_EVAL_CTX)]
+    #[arg(long, default_value_t = edgebench_drift::DEFAULT_EVAL_CTX)]
     pub eval_ctx: usize,
     /// At most this many --eval-text chunks in a full check (default: every whole chunk; a short check scores one).
     #[arg(long)]

@@ -1,5 +1,5 @@
-//! Results-schema parts for energy, thermal state and sustained runs: what each meter and sensor saw during a cell.
-//! Values here are measured or absent; an unavailable meter carries its reason, never a zero or an estimate.
+//! Results-schema parts for energy and sustained runs: what each meter saw during a cell. Values here are measured
+//! or absent; an unavailable meter carries its reason, never a zero or an estimate.
 
 use serde::{Deserialize, Serialize};
 
@@ -85,48 +85,6 @@ pub struct EnergyResult {
     pub idle_s: f64,
     /// The sampling thread's cost.
     pub sampler: SamplerCost,
-}
-
-/// Start, end and range of a sampled quantity.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Trend {
-    /// Median of the first quarter of samples.
-    pub start: f64,
-    /// Median of the last quarter of samples.
-    pub end: f64,
-    /// Smallest sample.
-    pub min: f64,
-    /// Largest sample.
-    pub max: f64,
-}
-
-/// One temperature sensor during a cell.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct SensorResult {
-    /// `zone:x86_pkg_temp`, `hwmon:k10temp/Tctl`.
-    pub name: String,
-    /// Degrees Celsius over the cell.
-    pub celsius: Trend,
-    /// Lowest throttling trip point (passive/hot/critical, or hwmon max/crit), °C.
-    pub trip_c: Option<f64>,
-}
-
-/// Frequency and temperatures during a cell, and whether the CPU throttled.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct ThermalResult {
-    /// Whether any frequency or temperature source could be read.
-    #[serde(flatten)]
-    pub availability: Availability,
-    /// Samples taken.
-    pub samples: usize,
-    /// Mean current frequency over the CPUs, MHz.
-    pub cpu_mhz: Option<Trend>,
-    /// Temperature sensors.
-    pub sensors: Vec<SensorResult>,
-    /// Kernel throttle events counted during the cell (x86 `thermal_throttle/*_throttle_count`), when exposed.
-    pub throttle_events: Option<u64>,
-    /// Why the cell counts as throttled; absent when it does not (or when nothing could be read).
-    pub throttled: Option<String>,
 }
 
 /// Figures of one window of a sustained run.

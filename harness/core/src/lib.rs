@@ -2,14 +2,15 @@
 //!
 //! This crate does no IO, reads no clock and names no concrete backend.
 
-pub mod accuracy;
 mod backend;
 pub mod comparison;
+pub mod drift;
 pub mod energy;
 mod error;
 pub mod metrics;
 pub mod results;
 pub mod sampler;
+pub mod thermal;
 pub mod tolerance;
 mod typed;
 

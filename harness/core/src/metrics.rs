@@ -143,7 +143,7 @@ pub const PPL_RATIO: MetricDef = MetricDef {
 };
 
 /// Every metric, in report order.
-pub const ALL: [MetricDef; 17] = [
+pub const ALL: &[MetricDef] = &[
     PREFILL_TPS,
     DECODE_TPS,
     TTFT_MS,
@@ -165,5 +165,5 @@ pub const ALL: [MetricDef; 17] = [
 
 /// The definition for a key.
 pub fn lookup(key: &str) -> Option<MetricDef> {
-    ALL.into_iter().find(|m| m.key == key)
+    ALL.iter().copied().find(|m| m.key == key)
 }

@@ -146,6 +146,14 @@ pub struct CellKey {
     pub workload: String,
 }
 
+impl CellKey {
+    /// `backend device tN workload`: how a cell is named in tables, notes, charts and progress lines (the model is
+    /// shown apart, once per table). The one place a cell label is formatted.
+    pub fn label(&self) -> String {
+        format!("{} {} t{} {}", self.backend, self.device, self.threads, self.workload)
+    }
+}
+
 /// How a cell ended.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "status", rename_all = "snake_case")]
@@ -272,13 +280,13 @@ pub struct CellResult {
     pub energy: Option<crate::energy::EnergyResult>,
     /// CPU frequency, temperatures and throttling during the cell.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thermal: Option<crate::energy::ThermalResult>,
+    pub thermal: Option<crate::thermal::ThermalResult>,
     /// Start versus end, for cells that ran for a set duration (the `sustained` suite).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sustained: Option<crate::energy::SustainedResult>,
     /// Accuracy drift against the reference (absent when the run asked for none, or in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub drift: Option<crate::accuracy::Drift>,
+    pub drift: Option<crate::drift::Drift>,
 }
 
 impl CellResult {

@@ -16,7 +16,7 @@ use crate::{
 /// What a backend's `check`, `prepare` and `load` receive: the cell's threads and device and the parsed options.
 #[derive(Debug)]
 pub struct Request<'a, O> {
-    /// Compute threads the backend may use (the harness sets them; backends must not exceed them).
+    /// Compute threads the backend may use, at least 1 (the harness sets them; backends must not exceed them).
     pub threads: usize,
     /// Target device.
     pub device: &'a DeviceRequest,
@@ -130,14 +130,17 @@ impl<B: TypedBackend> Backend for B {
     }
 
     fn check(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<(), BackendError> {
+        if opts.threads == 0 {
+            return Err(BackendError::Unsupported("threads must be at least 1".into()));
+        }
         let options: B::Options = parse_options(TypedBackend::name(self), &opts.options)?;
         TypedBackend::check(self, model, Request { threads: opts.threads, device: &opts.device, options: &options })
     }
 
     fn prepare(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn Prepared + '_>, BackendError> {
+        Backend::check(self, model, opts)?;
         let options: B::Options = parse_options(TypedBackend::name(self), &opts.options)?;
         let req = Request { threads: opts.threads, device: &opts.device, options: &options };
-        TypedBackend::check(self, model, req)?;
         let prepared = TypedBackend::prepare(self, model, req)?;
         Ok(Box::new(Ready {
             backend: self,

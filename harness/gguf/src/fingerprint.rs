@@ -162,4 +162,17 @@ mod tests {
         assert!(f.tensor("b", &[1], &[0.0]).is_err());
         assert!(f.tensor("c", &[2], &[0.0]).is_err());
     }
+
+    #[test]
+    fn a_file_whose_metadata_was_released_keeps_its_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        crate::synth::tiny_llama(&crate::synth::TinyConfig::default()).unwrap().write(&path).unwrap();
+        let mut f = GgufFile::open(&path).unwrap();
+        let before = of_file(&f).unwrap();
+        assert!(f.gguf.get("general.architecture").is_some());
+        f.gguf.release_metadata();
+        assert!(f.gguf.get("general.architecture").is_none() && f.gguf.metadata.is_empty());
+        assert_eq!(of_file(&f).unwrap(), before);
+    }
 }

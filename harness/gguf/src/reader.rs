@@ -259,6 +259,13 @@ pub fn parse(buf: &[u8]) -> Result<Gguf> {
 }
 
 impl Gguf {
+    /// Frees the metadata (a tokenizer's tables are most of a header's memory) and keeps the tensor table, for a
+    /// reader that still reads tensors but no longer needs keys; [`Gguf::get`] then finds nothing.
+    pub fn release_metadata(&mut self) {
+        self.metadata = Vec::new();
+        self.key_index = HashMap::new();
+    }
+
     /// A metadata value by key.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.key_index.get(key).map(|&i| &self.metadata[i].1)

@@ -13,7 +13,7 @@ pub const KEY_FROM: &str = "edgebench.requantized_from";
 pub const KEY_SOURCE: &str = "edgebench.requantized_source";
 
 /// Types [`requantize`] writes.
-pub const TARGETS: [GgmlType; 5] = [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::F16, GgmlType::F32];
+pub const TARGETS: &[GgmlType] = &[GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::F16, GgmlType::F32];
 
 /// llama.cpp's `general.file_type` (`llama_ftype`) for a file whose weights are all `ty`.
 pub fn llama_file_type(ty: GgmlType) -> Option<u32> {

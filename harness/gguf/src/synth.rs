@@ -7,10 +7,10 @@ use rand::{Rng, SeedableRng};
 use crate::{bytelevel, quant, GgmlType, GgufError, GgufWriter, Value, ValueType};
 
 /// Control tokens of the tiny vocabulary, at ids 0, 1, 2.
-pub const CONTROL_TOKENS: [&str; 3] = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
+pub const CONTROL_TOKENS: &[&str] = &["<|endoftext|>", "<|im_start|>", "<|im_end|>"];
 
 /// Merges of the tiny vocabulary (in the byte-level alphabet), highest priority first.
-pub const MERGES: [&str; 10] = ["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s", "r e", "Ġ w"];
+pub const MERGES: &[&str] = &["Ġ t", "h e", "Ġt he", "i n", "Ġ a", "e r", "o n", "Ġ s", "r e", "Ġ w"];
 
 /// A ChatML template in minijinja/Jinja syntax, for the tiny model.
 pub const CHAT_TEMPLATE: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n\

@@ -32,7 +32,7 @@ pub enum GgmlType {
 
 impl GgmlType {
     /// Every known type, for tables and tests.
-    pub const ALL: [GgmlType; 22] = [
+    pub const ALL: &[GgmlType] = &[
         Self::F32,
         Self::F16,
         Self::Q4_0,
@@ -59,7 +59,7 @@ impl GgmlType {
 
     /// The type for a GGUF type id, or `None` for ids edgebench does not know.
     pub fn from_id(id: u32) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.id() == id)
+        Self::ALL.iter().copied().find(|t| t.id() == id)
     }
 
     /// The id stored in GGUF tensor infos (ggml's `enum ggml_type`).
@@ -165,7 +165,7 @@ impl GgmlType {
 
     /// Parses ggml's name (case-insensitive), e.g. `q8_0`.
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
+        Self::ALL.iter().copied().find(|t| t.name().eq_ignore_ascii_case(name))
     }
 }
 
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn ids_round_trip_and_are_unique() {
-        for t in GgmlType::ALL {
+        for &t in GgmlType::ALL {
             assert_eq!(GgmlType::from_id(t.id()), Some(t));
             assert_eq!(GgmlType::from_name(&t.name().to_lowercase()), Some(t));
         }

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use edgebench_core::energy::{Availability, SensorResult, ThermalResult, Trend};
+use edgebench_core::energy::Availability;
+use edgebench_core::thermal::{SensorResult, ThermalResult, Trend};
 
 use crate::energy::sysfs;
 

@@ -4,10 +4,10 @@
 use std::io::Write;
 use std::time::Instant;
 
-use edgebench_accuracy::reference::{self, ReferenceError, ReferenceSpec};
-use edgebench_accuracy::EvalError;
-use edgebench_core::accuracy::Drift;
+use edgebench_core::drift::Drift;
 use edgebench_core::{Backend, BackendError, LoadedModel, Prepared, Support, WeightsCheck};
+use edgebench_drift::reference::{self, ReferenceError, ReferenceSpec};
+use edgebench_drift::EvalError;
 use edgebench_gguf::GgufFile;
 
 use crate::meters::CellMeters;
@@ -110,11 +110,14 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     phase(out, "prepare".into());
     // Options parsed and support checked once here: an unsupported request is a skipped cell.
     let prepared = backend.prepare(&spec.model, &load)?;
-    let file = GgufFile::open(&spec.model.path).map_err(|e| Outcome::Error(e.to_string()))?;
+    // The one time the child opens the file itself (backends open it in their timed loads): its header gives the
+    // tokenizer and chat template now, its tensors the source fingerprint after the workload.
+    let mut file = GgufFile::open(&spec.model.path).map_err(|e| Outcome::Error(e.to_string()))?;
     let tok =
         Tokenizer::from_gguf(&file.gguf).map_err(|e| Outcome::Error(format!("{}: {e}", spec.model.path.display())))?;
     let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
-    drop(file);
+    // Not held through the measured repetitions, where it would count in the cell's memory.
+    file.gguf.release_metadata();
     let prompt = spec.workload.prompt_ids(&tok, template.as_deref()).map_err(|e| Outcome::Error(e.to_string()))?;
 
     let started = Instant::now();
@@ -131,13 +134,13 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     let (peak_rss_kib, rss_anon_kib, rss_file_kib) = edgebench_probes::process::self_memory_kib();
     // After the memory reading: hashing every weight needs buffers the workload does not.
     phase(out, "weights".into());
-    emit(out, &Event::Weights(weights_check(model.as_ref(), &spec.model.path)?));
+    emit(out, &Event::Weights(weights_check(model.as_ref(), &file)?));
     match &spec.drift {
         DriftPlan::Off => {}
         DriftPlan::Skip { reason } => emit(out, &Event::Drift(Drift::Skipped { reason: reason.clone() })),
         DriftPlan::Check { reference } => {
             phase(out, "drift".into());
-            emit(out, &Event::Drift(edgebench_accuracy::check::run(model.as_ref(), &tok, reference)));
+            emit(out, &Event::Drift(edgebench_drift::check::run(model.as_ref(), &tok, reference)));
         }
     }
     drop(model);
@@ -149,9 +152,8 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
 }
 
 /// The fingerprint of the weights the loaded model runs beside the file's (both untimed).
-fn weights_check(m: &dyn LoadedModel, path: &std::path::Path) -> Result<WeightsCheck, Outcome> {
-    let file = GgufFile::open(path).map_err(|e| Outcome::Error(e.to_string()))?;
-    let source = edgebench_gguf::fingerprint::of_file(&file).map_err(|e| Outcome::Error(e.to_string()))?;
+fn weights_check(m: &dyn LoadedModel, file: &GgufFile) -> Result<WeightsCheck, Outcome> {
+    let source = edgebench_gguf::fingerprint::of_file(file).map_err(|e| Outcome::Error(e.to_string()))?;
     Ok(match m.weights_fingerprint()? {
         Some((fingerprint, how)) => WeightsCheck { fingerprint, source, how },
         None if m.facts().converted.is_some() => {

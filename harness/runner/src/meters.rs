@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use edgebench_core::energy::{EnergyResult, MeterResult, SustainedResult, ThermalResult, Window};
+use edgebench_core::energy::{EnergyResult, MeterResult, SustainedResult, Window};
 use edgebench_core::metrics::{self, MetricDef};
+use edgebench_core::thermal::ThermalResult;
 
 use crate::protocol::Repetition;
 use edgebench_probes::energy::monitor::{Mark, Monitor};

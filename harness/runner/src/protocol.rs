@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use edgebench_accuracy::reference::ReferenceSpec;
 use edgebench_core::results::CellKey;
 use edgebench_core::{BackendFacts, DeviceRequest, LoadOptions, ModelSpec};
+use edgebench_drift::reference::ReferenceSpec;
 use serde::{Deserialize, Serialize};
 
 use crate::workload::Workload;
@@ -146,9 +146,9 @@ pub enum Event {
     /// Energy meters over the cell (sent before `Done`).
     Energy(edgebench_core::energy::EnergyResult),
     /// Frequency and temperatures over the cell (sent before `Done`).
-    Thermal(edgebench_core::energy::ThermalResult),
+    Thermal(edgebench_core::thermal::ThermalResult),
     /// Accuracy drift against the reference (sent before `Done`).
-    Drift(edgebench_core::accuracy::Drift),
+    Drift(edgebench_core::drift::Drift),
     /// Fingerprints of the weights that ran and of the file (sent before `Done`, after the memory reading).
     Weights(edgebench_core::WeightsCheck),
     /// A reference job finished: the reference file is cached at `path`.

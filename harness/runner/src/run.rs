@@ -9,11 +9,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use edgebench_accuracy::reference::ReferenceSpec;
-use edgebench_accuracy::EvalSource;
-use edgebench_core::accuracy::DriftLevel;
+use edgebench_core::drift::DriftLevel;
 use edgebench_core::results::{DeviceFingerprint, Manifest, RunResults, SCHEMA_VERSION};
 use edgebench_core::LoadOptions;
+use edgebench_drift::reference::ReferenceSpec;
+use edgebench_drift::EvalSource;
 use edgebench_models::ResolvedModel;
 
 use crate::protocol::{CellSpec, DriftPlan};

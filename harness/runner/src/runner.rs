@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use edgebench_core::accuracy::Drift;
+use edgebench_core::drift::Drift;
 use edgebench_core::metrics::{self, MetricDef};
 use edgebench_core::results::{CellResult, CellStatus, FailureKind, Metric, RunResults, Validity};
 
@@ -420,7 +420,7 @@ pub struct ReferenceRefused(pub String);
 /// an error.
 pub fn run_reference(
     child: &ChildCommand,
-    spec: &edgebench_accuracy::reference::ReferenceSpec,
+    spec: &edgebench_drift::reference::ReferenceSpec,
     timeout: Duration,
     on_line: &mut dyn FnMut(&str),
 ) -> Result<DriftPlan, ReferenceRefused> {

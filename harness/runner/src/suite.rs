@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use edgebench_core::accuracy::DriftLevel;
+use edgebench_core::drift::DriftLevel;
 use edgebench_core::results::CellKey;
 use edgebench_core::DeviceRequest;
 use edgebench_models::ResolvedModel;
@@ -14,7 +14,7 @@ use crate::workload::Workload;
 use edgebench_probes::energy::EnergySpec;
 
 /// Suites shipped with the binary: (name, TOML text).
-pub const BUILTIN: [(&str, &str); 4] = [
+pub const BUILTIN: &[(&str, &str)] = &[
     ("quick", include_str!("../../../suites/quick.toml")),
     ("standard", include_str!("../../../suites/standard.toml")),
     ("sustained", include_str!("../../../suites/sustained.toml")),
@@ -184,7 +184,7 @@ mod tests {
 
     #[test]
     fn builtin_suites_parse() {
-        for (name, _) in BUILTIN {
+        for &(name, _) in BUILTIN {
             let s = load(name).unwrap();
             assert_eq!(s.suite.name, name);
         }

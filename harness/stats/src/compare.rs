@@ -115,7 +115,7 @@ mod tests {
     }
 
     /// (between-run drift, per-repetition noise): a quiet machine and this project's noisy 2-vCPU VM.
-    const REGIMES: [(f64, f64); 2] = [(0.01, 0.03), (0.02, 0.04)];
+    const REGIMES: &[(f64, f64)] = &[(0.01, 0.03), (0.02, 0.04)];
 
     /// Of 1,000 simulated comparisons, how many gave a verdict `want` accepts: `baselines` pooled 5-repetition base
     /// runs at level 100 against one 5-repetition current run at `level`.
@@ -138,7 +138,7 @@ mod tests {
 
     #[test]
     fn false_positive_rate_on_identical_noisy_runs_is_at_most_5_percent() {
-        for regime in REGIMES {
+        for &regime in REGIMES {
             let flagged = rate(7, 100.0, regime, 1, &|v| v != Verdict::NoSignificantChange);
             eprintln!("identical pairs flagged, drift/noise {regime:?}: {flagged} of 1000");
             assert!(flagged <= 50, "{regime:?}: {flagged} of 1000 identical pairs flagged");

@@ -42,7 +42,7 @@ pub fn tiny_model(dir: &Path, weight_type: GgmlType, embd_type: GgmlType) -> Mod
 }
 
 /// The weight/embedding type pairs every backend's conformance test covers.
-pub const TINY_TYPES: [(GgmlType, GgmlType); 5] = [
+pub const TINY_TYPES: &[(GgmlType, GgmlType)] = &[
     (GgmlType::Q4_1, GgmlType::Q8_0),
     (GgmlType::Q4_0, GgmlType::Q8_0),
     (GgmlType::Q8_0, GgmlType::Q8_0),

@@ -84,8 +84,8 @@ fn speed(prefill: f64, decode: f64, ttft: f64, itl: f64, rss: f64) -> Vec<(Strin
     ]
 }
 
-fn measured_drift(kld: f64, top1: f64) -> edgebench_core::accuracy::Drift {
-    use edgebench_core::accuracy::*;
+fn measured_drift(kld: f64, top1: f64) -> edgebench_core::drift::Drift {
+    use edgebench_core::drift::*;
     let e = |value: f64| Estimate { value, err: 0.0 };
     let mut stats = DriftStats { tokens: 128, ..DriftStats::default() };
     stats.kld = e(kld);

@@ -48,7 +48,8 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
                 _ => (Export::Parquet, "report.parquet"),
             };
             let path = args.out.clone().unwrap_or_else(|| PathBuf::from(default));
-            let n = export(&runs, fmt, &path).map_err(|e| anyhow::anyhow!("--format {:?}: {e}", args.format))?;
+            let (bytes, n) = export(&runs, fmt).map_err(|e| anyhow::anyhow!("--format {:?}: {e}", args.format))?;
+            std::fs::write(&path, bytes).with_context(|| format!("writing --out {}", path.display()))?;
             eprintln!("{n} rows");
             println!("{}", path.display());
         }

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use edgebench_accuracy::EvalSource;
-use edgebench_core::accuracy::DriftLevel;
+use edgebench_core::drift::DriftLevel;
 use edgebench_core::results::{CellStatus, SuiteRef};
 use edgebench_core::{DeviceRequest, LoadOptions};
+use edgebench_drift::EvalSource;
 use edgebench_models::registry;
 use edgebench_probes::process as probes;
 use edgebench_reports::text::terminal_safe;
@@ -54,7 +54,7 @@ fn plan_text(
         n(s.load_repetitions, "timed load", "timed loads"),
         s.warmup,
         match s.drift {
-            edgebench_core::accuracy::DriftLevel::Off => String::new(),
+            edgebench_core::drift::DriftLevel::Off => String::new(),
             level => format!(
                 ", then a {} drift check",
                 serde_json::to_value(level).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
@@ -231,7 +231,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
         Progress::Started { spec, .. } => {
-            current = edgebench_reports::key_label(&spec.key);
+            current = spec.key.label();
             bar.set_message(format!("{current}: starting"));
         }
         Progress::Phase { phase, .. } => bar.set_message(format!("{current}: {}", terminal_safe(phase))),
@@ -241,7 +241,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             bar.set_prefix(left_prefix(estimate::remaining_s(&prior, index + 1, &done_wall_s)));
             let line = format!(
                 "  {}: {} ({:.1} s)",
-                edgebench_reports::key_label(&result.key),
+                result.key.label(),
                 terminal_safe(&edgebench_reports::cell_status_text(result)),
                 result.wall_s
             );

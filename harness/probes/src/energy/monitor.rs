@@ -5,7 +5,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use edgebench_core::energy::{SamplerCost, ThermalResult};
+use edgebench_core::energy::SamplerCost;
+use edgebench_core::thermal::ThermalResult;
 
 use super::{Meter, Reading};
 use crate::thermal::{ThermalProbe, ThermalSample};

@@ -6,10 +6,10 @@ use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use edgebench_core::accuracy::DriftLevel;
+use edgebench_core::drift::DriftLevel;
 use edgebench_core::{Backend, LoadOptions, ModelSpec};
 use edgebench_gguf::GgufFile;
-use edgebench_stats::accuracy::RefRow;
+use edgebench_stats::drift::RefRow;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use serde::{Deserialize, Serialize};
@@ -311,7 +311,7 @@ pub fn read(path: &Path) -> Result<ReferenceFile, ReferenceError> {
 #[cfg(test)]
 mod tests {
     use edgebench_backend_mock::MockBackend;
-    use edgebench_core::accuracy::Drift;
+    use edgebench_core::drift::Drift;
     use edgebench_gguf::GgmlType;
 
     use super::*;

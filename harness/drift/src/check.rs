@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Instant;
 
-use edgebench_core::accuracy::{Drift, DriftResult};
+use edgebench_core::drift::{Drift, DriftResult};
 use edgebench_core::LoadedModel;
-use edgebench_stats::accuracy::Accumulator;
+use edgebench_stats::drift::Accumulator;
 
 use crate::eval::{teacher_force, tokenizer_hash};
 use crate::reference::read;

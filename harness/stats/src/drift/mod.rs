@@ -1,5 +1,10 @@
-//! Distances between two backends' (or two quantizations') next-token distributions, computed from raw logits in
-//! f64: log-softmax, KL divergence, top-1 agreement, and a running comparison over many positions.
+//! Accuracy drift statistics: distances between two backends' (or two quantizations') next-token distributions,
+//! computed from raw logits in f64 (log-softmax, KL divergence, top-1 agreement, a running comparison over many
+//! positions), and llama-perplexity's statistics of a candidate against a cached reference (`perplexity`).
+
+mod perplexity;
+
+pub use perplexity::*;
 
 /// Natural-log softmax of `logits`, in f64 (stable: the maximum is subtracted first).
 pub fn log_softmax(logits: &[f32]) -> Vec<f64> {

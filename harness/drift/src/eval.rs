@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use edgebench_core::accuracy::DriftLevel;
+use edgebench_core::drift::DriftLevel;
 use edgebench_core::{BackendError, Session};
 use serde::{Deserialize, Serialize};
 
@@ -13,7 +13,7 @@ use edgebench_models::tokenizer::{chat_prompt_ids, Tokenizer};
 
 /// Chat prompts written for this project; the reference model continues each one greedily and every candidate is
 /// scored on that continuation (teacher forcing).
-pub const BUILTIN_PROMPTS: [&str; 8] = [
+pub const BUILTIN_PROMPTS: &[&str] = &[
     "Describe how a bicycle gear system lets a rider climb steep hills.",
     "Write a short note to a neighbour asking to borrow a ladder on Saturday.",
     "What are three ways to keep bread fresh for longer?",

@@ -6,9 +6,9 @@
 //! log-probability above [`LOG_PROB_FLOOR`] as an exact f32 (the same ones llama.cpp's KL sum uses), so a backend
 //! compared with itself gives exactly zero.
 
-use edgebench_core::accuracy::{Distribution, DriftStats, Estimate};
+use edgebench_core::drift::{Distribution, DriftStats, Estimate};
 
-use crate::drift::argmax;
+use super::argmax;
 
 /// Reference log-probabilities at or below this (nats) are left out of the KL sum, as llama-perplexity does.
 pub const LOG_PROB_FLOOR: f32 = -16.0;
