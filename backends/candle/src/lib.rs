@@ -13,7 +13,7 @@
 mod model;
 
 use candle_core::Device;
-use edgebench_core::{BackendError, DeviceRequest, LoadedModel, ModelSpec, Request, TypedBackend};
+use edgebench_core::{BackendError, DeviceRequest, Loaded, ModelSpec, Request, TypedBackend};
 use serde::Deserialize;
 
 /// candle-core's version, as built.
@@ -66,25 +66,13 @@ fn device(req: &DeviceRequest) -> Result<Device, BackendError> {
 impl TypedBackend for CandleBackend {
     type Options = CandleOptions;
     type Prepared = ();
-
-    fn name(&self) -> &'static str {
-        "candle"
-    }
-
-    fn versions(&self) -> Vec<String> {
-        vec![CANDLE_VERSION.into(), CANDLE_VERSION.replace("candle-core", "candle-nn")]
-    }
+    const NAME: &'static str = "candle";
 
     fn check(&self, _model: &ModelSpec, req: Request<'_, CandleOptions>) -> Result<(), BackendError> {
         device(req.device).map(|_| ())
     }
 
-    fn load(
-        &self,
-        model: &ModelSpec,
-        req: Request<'_, CandleOptions>,
-        _: &(),
-    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(&self, model: &ModelSpec, req: Request<'_, CandleOptions>, _: &()) -> Loaded {
         let dev = device(req.device)?;
         Ok(Box::new(model::CandleModel::load(&model.path, req.options.requantize, dev)?))
     }
@@ -98,5 +86,9 @@ impl TypedBackend for CandleBackend {
             d.push("metal".into());
         }
         d
+    }
+
+    fn versions(&self) -> Vec<String> {
+        vec![CANDLE_VERSION.into(), CANDLE_VERSION.replace("candle-core", "candle-nn")]
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul, QTensor};
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
-use edgebench_core::{BackendError, BackendFacts, LoadedModel, Session};
+use edgebench_core::{BackendError, BackendFacts, LoadedModel, Rows, Session};
 use edgebench_gguf::llama::{LlamaParams as Hparams, ParamsError};
 use edgebench_gguf::{GgmlType, GgufFile};
 
@@ -293,23 +293,13 @@ struct CandleSession<'a> {
     pos: usize,
 }
 
-impl CandleSession<'_> {
-    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
+impl Session for CandleSession<'_> {
+    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
         // The harness's checked session has refused empty input, ids outside the vocabulary and a full context.
         let needed = self.pos + tokens.len();
-        let logits = self.model.forward(&mut self.caches, self.pos, tokens, all).map_err(err)?;
+        let logits = self.model.forward(&mut self.caches, self.pos, tokens, rows == Rows::All).map_err(err)?;
         self.pos = needed;
         logits.flatten_all().and_then(|t| t.to_vec1::<f32>()).map_err(err)
-    }
-}
-
-impl Session for CandleSession<'_> {
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.run(tokens, false)
-    }
-
-    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.run(tokens, true)
     }
 
     fn position(&self) -> usize {

@@ -3,7 +3,9 @@
 
 use std::cell::RefCell;
 
-use edgebench_core::{BackendError, BackendFacts, LoadedModel, ModelSpec, Request, Session, TypedBackend};
+use edgebench_core::{
+    BackendError, BackendFacts, Loaded, LoadedModel, ModelSpec, Request, Rows, Session, TypedBackend,
+};
 
 use crate::ffi::{self, Context, ContextParams, DecodeError, Model, ModelParams, Outputs};
 use crate::options::{Options, DEFAULT_CTX};
@@ -50,14 +52,7 @@ pub fn missing_cpu_features(system_info: &str) -> Vec<&'static str> {
 impl TypedBackend for LlamaCppBackend {
     type Options = Options;
     type Prepared = ();
-
-    fn name(&self) -> &'static str {
-        "llamacpp"
-    }
-
-    fn versions(&self) -> Vec<String> {
-        vec![format!("llama.cpp vendored in llama-cpp-sys-2 {}", crate::LLAMA_CPP_SYS_VERSION)]
-    }
+    const NAME: &'static str = "llamacpp";
 
     fn check(&self, _model: &ModelSpec, req: Request<'_, Options>) -> Result<(), BackendError> {
         if let Some(why) = device_problem(&req.device.kind) {
@@ -74,8 +69,12 @@ impl TypedBackend for LlamaCppBackend {
         req.options.validate()
     }
 
-    fn load(&self, spec: &ModelSpec, req: Request<'_, Options>, _: &()) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(&self, spec: &ModelSpec, req: Request<'_, Options>, _: &()) -> Loaded {
         Ok(Box::new(LlamaCppModel::load(spec, req)?))
+    }
+
+    fn versions(&self) -> Vec<String> {
+        vec![format!("llama.cpp vendored in llama-cpp-sys-2 {}", crate::LLAMA_CPP_SYS_VERSION)]
     }
 }
 
@@ -208,45 +207,35 @@ struct LlamaCppSession<'m> {
     pos: usize,
 }
 
-impl LlamaCppSession<'_> {
-    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
+impl Session for LlamaCppSession<'_> {
+    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
         let n_vocab = self.owner.n_vocab;
         let ctx = self.ctx.as_mut().expect("context present until drop");
         // The harness's checked session has refused empty input, ids outside the vocabulary and a full context.
         let no_logits = || BackendError::Runtime(format!("llama.cpp returned no logits: {}", ffi::take_recent_log()));
         let chunks = tokens.len().div_ceil(ctx.n_batch());
-        let mut rows = Vec::with_capacity(if all { tokens.len() * n_vocab } else { 0 });
+        let mut every = Vec::with_capacity(if rows == Rows::All { tokens.len() * n_vocab } else { 0 });
         for (i, chunk) in tokens.chunks(ctx.n_batch()).enumerate() {
-            let want = match (all, i + 1 == chunks) {
-                (true, _) => Outputs::All,
-                (false, true) => Outputs::Last,
-                (false, false) => Outputs::None,
+            let want = match (rows, i + 1 == chunks) {
+                (Rows::All, _) => Outputs::All,
+                (Rows::Last, true) => Outputs::Last,
+                (Rows::Last, false) => Outputs::None,
             };
             ctx.decode(chunk, self.pos, want).map_err(|e| match e {
                 DecodeError::NoKvSlot => BackendError::Runtime("llama.cpp found no KV-cache slot".into()),
                 DecodeError::Failed(code, log) => BackendError::Runtime(format!("llama_decode returned {code}: {log}")),
             })?;
             self.pos += chunk.len();
-            if all {
+            if rows == Rows::All {
                 for j in 0..chunk.len() {
-                    rows.extend_from_slice(ctx.logits_ith(j, n_vocab).ok_or_else(no_logits)?);
+                    every.extend_from_slice(ctx.logits_ith(j, n_vocab).ok_or_else(no_logits)?);
                 }
             }
         }
-        if all {
-            return Ok(rows);
+        if rows == Rows::All {
+            return Ok(every);
         }
         ctx.last_logits(n_vocab).map(<[f32]>::to_vec).ok_or_else(no_logits)
-    }
-}
-
-impl Session for LlamaCppSession<'_> {
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.run(tokens, false)
-    }
-
-    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.run(tokens, true)
     }
 
     fn position(&self) -> usize {

@@ -14,7 +14,9 @@
 
 use std::time::Duration;
 
-use edgebench_core::{BackendError, BackendFacts, LoadedModel, ModelSpec, Request, Session, TypedBackend};
+use edgebench_core::{
+    BackendError, BackendFacts, Loaded, LoadedModel, ModelSpec, Request, Rows, Session, TypedBackend,
+};
 use serde::Deserialize;
 
 /// The mock backend factory.
@@ -99,21 +101,9 @@ fn file_options(file: Option<&edgebench_gguf::GgufFile>) -> Result<MockOptions, 
 impl TypedBackend for MockBackend {
     type Options = MockOptions;
     type Prepared = ();
+    const NAME: &'static str = "mock";
 
-    fn name(&self) -> &'static str {
-        "mock"
-    }
-
-    fn versions(&self) -> Vec<String> {
-        vec![format!("edgebench-backend-mock {}", env!("CARGO_PKG_VERSION"))]
-    }
-
-    fn load(
-        &self,
-        model: &ModelSpec,
-        req: Request<'_, MockOptions>,
-        _: &(),
-    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(&self, model: &ModelSpec, req: Request<'_, MockOptions>, _: &()) -> Loaded {
         let file = edgebench_gguf::GgufFile::open(&model.path).ok();
         let (cli, f) = (req.options, file_options(file.as_ref())?);
         let fail = cli.fail.or(f.fail);
@@ -141,6 +131,10 @@ impl TypedBackend for MockBackend {
             return Err(BackendError::Unsupported("mock option vocab must be positive".into()));
         }
         Ok(Box::new(MockModel(cfg)))
+    }
+
+    fn versions(&self) -> Vec<String> {
+        vec![format!("edgebench-backend-mock {}", env!("CARGO_PKG_VERSION"))]
     }
 }
 
@@ -176,8 +170,8 @@ struct MockSession<'a> {
     calls: usize,
 }
 
-impl Session for MockSession<'_> {
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+impl MockSession<'_> {
+    fn step(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
         self.calls += 1;
         if let (Some(mode), Some(n)) = (self.cfg.fail, self.cfg.fail_at_forward) {
             if self.calls >= n {
@@ -195,6 +189,19 @@ impl Session for MockSession<'_> {
         let hot = (last as usize).wrapping_mul(31).wrapping_add(self.pos * 17) % self.cfg.vocab;
         logits[hot] = self.cfg.hot_logit;
         Ok(logits)
+    }
+}
+
+impl Session for MockSession<'_> {
+    /// Every row is computed as its own single-token step, so a batch and its tokens fed one by one agree.
+    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
+        match rows {
+            Rows::Last => self.step(tokens),
+            Rows::All => tokens.iter().try_fold(Vec::new(), |mut all, &t| {
+                all.extend(self.step(&[t])?);
+                Ok(all)
+            }),
+        }
     }
 
     fn position(&self) -> usize {

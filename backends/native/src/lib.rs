@@ -15,7 +15,9 @@ mod pool;
 
 use std::sync::Mutex;
 
-use edgebench_core::{BackendError, BackendFacts, LoadedModel, ModelSpec, Request, Session, TypedBackend};
+use edgebench_core::{
+    BackendError, BackendFacts, Loaded, LoadedModel, ModelSpec, Request, Rows, Session, TypedBackend,
+};
 use edgebench_kernels::{Isa, KernelSet};
 use pool::Pool;
 use serde::Deserialize;
@@ -78,14 +80,7 @@ fn kernel_set(o: &NativeOptions) -> Result<KernelSet, BackendError> {
 impl TypedBackend for NativeBackend {
     type Options = NativeOptions;
     type Prepared = ();
-
-    fn name(&self) -> &'static str {
-        "native"
-    }
-
-    fn versions(&self) -> Vec<String> {
-        vec![VERSION.into()]
-    }
+    const NAME: &'static str = "native";
 
     fn check(&self, _model: &ModelSpec, req: Request<'_, NativeOptions>) -> Result<(), BackendError> {
         if req.device.kind != "cpu" {
@@ -94,12 +89,7 @@ impl TypedBackend for NativeBackend {
         kernel_set(req.options).map(|_| ())
     }
 
-    fn load(
-        &self,
-        model: &ModelSpec,
-        req: Request<'_, NativeOptions>,
-        _: &(),
-    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(&self, model: &ModelSpec, req: Request<'_, NativeOptions>, _: &()) -> Loaded {
         let ks = kernel_set(req.options)?;
         let interleave = req.options.interleave == OnOff::On && ks.isa() == Isa::Avx2;
         let w = model::load(&model.path, interleave)?;
@@ -138,6 +128,10 @@ impl TypedBackend for NativeBackend {
         };
         Ok(Box::new(NativeModel { engine: forward::Engine { w, ks, pool: Mutex::new(pool) }, facts }))
     }
+
+    fn versions(&self) -> Vec<String> {
+        vec![VERSION.into()]
+    }
 }
 
 struct NativeModel {
@@ -161,12 +155,8 @@ struct NativeSession<'a> {
 }
 
 impl Session for NativeSession<'_> {
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.engine.forward(&mut self.state, tokens, false)
-    }
-
-    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.engine.forward(&mut self.state, tokens, true)
+    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
+        self.engine.forward(&mut self.state, tokens, rows == Rows::All)
     }
 
     fn position(&self) -> usize {

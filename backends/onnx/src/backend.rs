@@ -41,6 +41,17 @@ impl Step {
     }
 }
 
+/// The ONNX backends' untimed `prepare`: the export of `model` found in the cache under `root` or written now,
+/// handed to the timed load, with a note saying which.
+pub fn prepare_export(
+    root: &Path,
+    model: &edgebench_core::ModelSpec,
+    opts: crate::ExportOptions,
+) -> Result<edgebench_core::Preparation<std::path::PathBuf>, BackendError> {
+    let (path, note) = crate::cache::prepare(root, model, opts).map_err(export_error(&model.path))?;
+    Ok(edgebench_core::Preparation { value: path, notes: vec![note] })
+}
+
 /// An export or cache failure as the harness sees it: `Unsupported` stays a skipped cell, the rest name the model.
 pub fn export_error(model: &Path) -> impl FnOnce(OnnxError) -> BackendError + '_ {
     move |e| match e {

@@ -17,9 +17,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use edgebench_core::{
-    BackendError, BackendFacts, DeviceRequest, LoadedModel, ModelSpec, Preparation, Request, Session, TypedBackend,
+    BackendError, BackendFacts, DeviceRequest, Loaded, LoadedModel, ModelSpec, Preparation, Request, Rows, Session,
+    TypedBackend,
 };
-use edgebench_onnx::backend::{export_error, loaded_fingerprint, Step};
+use edgebench_onnx::backend::{loaded_fingerprint, prepare_export, Step};
 use edgebench_onnx::io::{self, GraphFacts};
 use edgebench_onnx::ExportOptions;
 use ort::session::builder::GraphOptimizationLevel;
@@ -100,14 +101,7 @@ fn provider_for(device: &DeviceRequest) -> Result<&'static str, BackendError> {
 impl TypedBackend for OrtBackend {
     type Options = OrtOptions;
     type Prepared = PathBuf;
-
-    fn name(&self) -> &'static str {
-        "ort"
-    }
-
-    fn versions(&self) -> Vec<String> {
-        vec![ORT_CRATE_VERSION.into(), format!("onnxruntime {ORT_VERSION_PINNED} wheel unless ort_lib names another")]
-    }
+    const NAME: &'static str = "ort";
 
     fn check(&self, _model: &ModelSpec, req: Request<'_, OrtOptions>) -> Result<(), BackendError> {
         export_options(req.options)?;
@@ -125,17 +119,10 @@ impl TypedBackend for OrtBackend {
     }
 
     fn prepare(&self, model: &ModelSpec, req: Request<'_, OrtOptions>) -> Result<Preparation<PathBuf>, BackendError> {
-        let (path, note) = edgebench_onnx::cache::prepare(&self.cache_root, model, export_options(req.options)?)
-            .map_err(export_error(&model.path))?;
-        Ok(Preparation { value: path, notes: vec![note] })
+        prepare_export(&self.cache_root, model, export_options(req.options)?)
     }
 
-    fn load(
-        &self,
-        _model: &ModelSpec,
-        req: Request<'_, OrtOptions>,
-        path: &PathBuf,
-    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(&self, _model: &ModelSpec, req: Request<'_, OrtOptions>, path: &PathBuf) -> Loaded {
         let eo = export_options(req.options)?;
         let provider = provider_for(req.device)?;
         let lib = library::init(&self.library, req.options.ort_lib.as_deref()).map_err(unsupported)?;
@@ -234,6 +221,10 @@ impl TypedBackend for OrtBackend {
             Err(e) => vec![format!("(no ONNX Runtime library: {e})")],
         }
     }
+
+    fn versions(&self) -> Vec<String> {
+        vec![ORT_CRATE_VERSION.into(), format!("onnxruntime {ORT_VERSION_PINNED} wheel unless ort_lib names another")]
+    }
 }
 
 struct OrtModel {
@@ -274,10 +265,10 @@ struct OrtSession<'a> {
     pos: usize,
 }
 
-impl OrtSession<'_> {
-    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
+impl Session for OrtSession<'_> {
+    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
         let g = &self.model.graph;
-        let st = Step::new(self.pos, tokens, all);
+        let st = Step::new(self.pos, tokens, rows == Rows::All);
         let (n, n_rows) = (st.seq, st.rows.len());
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = vec![
             (io::INPUT_IDS.into(), Tensor::from_array(([1, n], st.ids)).map_err(runtime)?.into()),
@@ -304,16 +295,6 @@ impl OrtSession<'_> {
             return Err(runtime(format!("{} logits for {n_rows} rows", logits.len())));
         }
         Ok(logits)
-    }
-}
-
-impl Session for OrtSession<'_> {
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.run(tokens, false)
-    }
-
-    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.run(tokens, true)
     }
 
     fn position(&self) -> usize {

@@ -6,9 +6,10 @@
 use std::path::PathBuf;
 
 use edgebench_core::{
-    BackendError, BackendFacts, LoadedModel, ModelSpec, NoOptions, Preparation, Request, Session, TypedBackend,
+    BackendError, BackendFacts, Loaded, LoadedModel, ModelSpec, NoOptions, Preparation, Request, Rows, Session,
+    TypedBackend,
 };
-use edgebench_onnx::backend::{export_error, loaded_fingerprint, Step};
+use edgebench_onnx::backend::{loaded_fingerprint, prepare_export, Step};
 use edgebench_onnx::io::GraphFacts;
 use edgebench_onnx::ExportOptions;
 use tract_onnx::prelude::*;
@@ -35,14 +36,7 @@ fn runtime(e: impl std::fmt::Display) -> BackendError {
 impl TypedBackend for TractBackend {
     type Options = NoOptions;
     type Prepared = PathBuf;
-
-    fn name(&self) -> &'static str {
-        "tract"
-    }
-
-    fn versions(&self) -> Vec<String> {
-        vec![TRACT_VERSION.into()]
-    }
+    const NAME: &'static str = "tract";
 
     fn check(&self, _model: &ModelSpec, req: Request<'_, NoOptions>) -> Result<(), BackendError> {
         if req.device.kind != "cpu" {
@@ -52,17 +46,10 @@ impl TypedBackend for TractBackend {
     }
 
     fn prepare(&self, model: &ModelSpec, _: Request<'_, NoOptions>) -> Result<Preparation<PathBuf>, BackendError> {
-        let (path, note) = edgebench_onnx::cache::prepare(&self.cache_root, model, ExportOptions::default())
-            .map_err(export_error(&model.path))?;
-        Ok(Preparation { value: path, notes: vec![note] })
+        prepare_export(&self.cache_root, model, ExportOptions::default())
     }
 
-    fn load(
-        &self,
-        _model: &ModelSpec,
-        req: Request<'_, NoOptions>,
-        path: &PathBuf,
-    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(&self, _model: &ModelSpec, req: Request<'_, NoOptions>, path: &PathBuf) -> Loaded {
         let path = path.clone();
         let load_err = |e: &dyn std::fmt::Display| BackendError::Load {
             path: path.display().to_string(),
@@ -100,6 +87,10 @@ impl TypedBackend for TractBackend {
         };
         Ok(Box::new(TractModel { plan, graph: g, facts, path }))
     }
+
+    fn versions(&self) -> Vec<String> {
+        vec![TRACT_VERSION.into()]
+    }
 }
 
 struct TractModel {
@@ -131,10 +122,10 @@ struct TractSession<'a> {
     pos: usize,
 }
 
-impl TractSession<'_> {
-    fn run(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
+impl Session for TractSession<'_> {
+    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
         let g = &self.model.graph;
-        let st = Step::new(self.pos, tokens, all);
+        let st = Step::new(self.pos, tokens, rows == Rows::All);
         let mut inputs: TVec<TValue> = tvec![
             tensor1(&st.ids).into_shape(&[1, st.seq]).map_err(runtime)?.into_tvalue(),
             tensor1(&st.positions).into_shape(&[1, st.seq]).map_err(runtime)?.into_tvalue(),
@@ -151,16 +142,6 @@ impl TractSession<'_> {
             return Err(BackendError::Runtime(format!("tract returned {} logits for {} rows", v.len(), st.rows.len())));
         }
         Ok(v)
-    }
-}
-
-impl Session for TractSession<'_> {
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.run(tokens, false)
-    }
-
-    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.run(tokens, true)
     }
 
     fn position(&self) -> usize {

@@ -194,22 +194,32 @@ pub trait LoadedModel {
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError>;
 }
 
+/// Which logits a call returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rows {
+    /// The last position's (`vocab_size` values): prefill and decode.
+    Last,
+    /// Every appended position's (`tokens.len() × vocab_size` values, row `i` predicting the token after
+    /// `tokens[i]`): teacher forcing, for accuracy statistics.
+    All,
+}
+
 /// One conversation: a KV cache and a position.
 pub trait Session {
-    /// Appends `tokens` at the current position and returns the logits of the last one (`vocab_size` values).
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError>;
-
-    /// Appends `tokens` and returns the logits of every one of them: `tokens.len() × vocab_size` values, row `i`
-    /// predicting the token after `tokens[i]` (teacher forcing, for accuracy statistics). The default feeds one
-    /// token per [`Session::forward`] call; backends whose batched forward can return every row override it.
-    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        let mut rows = Vec::new();
-        for &t in tokens {
-            rows.extend(self.forward(&[t])?);
-        }
-        Ok(rows)
-    }
+    /// Appends `tokens` at the current position and returns the logits `rows` asks for. Backends that cannot
+    /// return every row of one batched call may feed one token at a time for [`Rows::All`].
+    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError>;
 
     /// Positions consumed so far.
     fn position(&self) -> usize;
+
+    /// Appends `tokens` and returns the logits of the last one.
+    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        self.run(tokens, Rows::Last)
+    }
+
+    /// Appends `tokens` and returns the logits of every one of them.
+    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+        self.run(tokens, Rows::All)
+    }
 }

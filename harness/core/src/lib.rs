@@ -15,7 +15,8 @@ pub mod tolerance;
 mod typed;
 
 pub use backend::{
-    Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Prepared, Session, Support, WeightsCheck,
+    Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Prepared, Rows, Session, Support,
+    WeightsCheck,
 };
 pub use error::BackendError;
-pub use typed::{parse_options, NoOptions, Preparation, Request, TypedBackend};
+pub use typed::{parse_options, Loaded, NoOptions, Preparation, Request, TypedBackend};

@@ -10,7 +10,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Backend, BackendError, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Prepared, Session,
+    Backend, BackendError, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Prepared, Rows, Session,
 };
 
 /// What a backend's `check`, `prepare` and `load` receive: the cell's threads and device and the parsed options.
@@ -46,6 +46,9 @@ pub struct Preparation<P> {
 #[serde(deny_unknown_fields)]
 pub struct NoOptions {}
 
+/// What a load returns.
+pub type Loaded = Result<Box<dyn LoadedModel>, BackendError>;
+
 /// A backend: implement this; the harness uses it through [`Backend`].
 pub trait TypedBackend: Send + Sync {
     /// The options `--backend-opt key=value` sets: a struct with `#[serde(deny_unknown_fields)]`, whose
@@ -57,7 +60,7 @@ pub trait TypedBackend: Send + Sync {
     type Prepared: Default;
 
     /// Short name used on the command line and in results (`candle`, `mock`, …).
-    fn name(&self) -> &'static str;
+    const NAME: &'static str;
 
     /// Whether this request can run at all (device, instruction set, library): an `Unsupported` or
     /// `NotCompiled` error is a skipped cell with its reason. The default accepts every request.
@@ -75,12 +78,7 @@ pub trait TypedBackend: Send + Sync {
     }
 
     /// Loads the weights (timed by the harness).
-    fn load(
-        &self,
-        model: &ModelSpec,
-        req: Request<'_, Self::Options>,
-        prepared: &Self::Prepared,
-    ) -> Result<Box<dyn LoadedModel>, BackendError>;
+    fn load(&self, model: &ModelSpec, req: Request<'_, Self::Options>, prepared: &Self::Prepared) -> Loaded;
 
     /// Devices this build can target on this machine. The default: the CPU.
     fn devices(&self) -> Vec<String> {
@@ -117,7 +115,7 @@ impl<B: TypedBackend> Prepared for Ready<'_, B> {
         &self.prepared.notes
     }
 
-    fn load(&self) -> Result<Box<dyn LoadedModel>, BackendError> {
+    fn load(&self) -> Loaded {
         let req = Request { threads: self.threads, device: &self.device, options: &self.options };
         let inner = self.backend.load(&self.model, req, &self.prepared.value)?;
         Ok(Box::new(Checked { inner }))
@@ -126,20 +124,20 @@ impl<B: TypedBackend> Prepared for Ready<'_, B> {
 
 impl<B: TypedBackend> Backend for B {
     fn name(&self) -> &'static str {
-        TypedBackend::name(self)
+        B::NAME
     }
 
     fn check(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<(), BackendError> {
         if opts.threads == 0 {
             return Err(BackendError::Unsupported("threads must be at least 1".into()));
         }
-        let options: B::Options = parse_options(TypedBackend::name(self), &opts.options)?;
+        let options: B::Options = parse_options(B::NAME, &opts.options)?;
         TypedBackend::check(self, model, Request { threads: opts.threads, device: &opts.device, options: &options })
     }
 
     fn prepare(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn Prepared + '_>, BackendError> {
         Backend::check(self, model, opts)?;
-        let options: B::Options = parse_options(TypedBackend::name(self), &opts.options)?;
+        let options: B::Options = parse_options(B::NAME, &opts.options)?;
         let req = Request { threads: opts.threads, device: &opts.device, options: &options };
         let prepared = TypedBackend::prepare(self, model, req)?;
         Ok(Box::new(Ready {
@@ -208,14 +206,9 @@ impl CheckedSession<'_> {
 }
 
 impl Session for CheckedSession<'_> {
-    fn forward(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
+    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
         self.check(tokens)?;
-        self.inner.forward(tokens)
-    }
-
-    fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
-        self.check(tokens)?;
-        self.inner.forward_all(tokens)
+        self.inner.run(tokens, rows)
     }
 
     fn position(&self) -> usize {

@@ -26,7 +26,7 @@ const PROMPT: &[u32] = &[5, 17, 42, 3, 99, 7, 64];
 
 fn logits_len(m: &dyn LoadedModel) -> Result<(), String> {
     let mut s = m.new_session().map_err(e)?;
-    let l = s.forward(&PROMPT).map_err(e)?;
+    let l = s.forward(PROMPT).map_err(e)?;
     let v = m.facts().vocab_size;
     if l.len() != v {
         return Err(format!("{} logits, vocab_size {v}", l.len()));
@@ -60,7 +60,7 @@ fn forward_all_rows(m: &dyn LoadedModel) -> Result<(), String> {
 fn repeatable(m: &dyn LoadedModel) -> Result<(), String> {
     let run = || -> Result<Vec<f32>, String> {
         let mut s = m.new_session().map_err(e)?;
-        s.forward(&PROMPT).map_err(e)?;
+        s.forward(PROMPT).map_err(e)?;
         s.forward(&[11]).map_err(e)
     };
     LOGITS_REPEAT.check(&run()?, &run()?).map(|_| ())
@@ -68,7 +68,7 @@ fn repeatable(m: &dyn LoadedModel) -> Result<(), String> {
 
 fn batch_vs_incremental(m: &dyn LoadedModel) -> Result<(), String> {
     let mut a = m.new_session().map_err(e)?;
-    let batch = a.forward(&PROMPT).map_err(e)?;
+    let batch = a.forward(PROMPT).map_err(e)?;
     let mut b = m.new_session().map_err(e)?;
     b.forward(&PROMPT[..3]).map_err(e)?;
     b.forward(&PROMPT[3..5]).map_err(e)?;
@@ -79,12 +79,12 @@ fn batch_vs_incremental(m: &dyn LoadedModel) -> Result<(), String> {
 
 fn independent_sessions(m: &dyn LoadedModel) -> Result<(), String> {
     let mut alone = m.new_session().map_err(e)?;
-    alone.forward(&PROMPT).map_err(e)?;
+    alone.forward(PROMPT).map_err(e)?;
     let want = alone.forward(&[8]).map_err(e)?;
     drop(alone);
     let mut a = m.new_session().map_err(e)?;
     let mut b = m.new_session().map_err(e)?;
-    a.forward(&PROMPT).map_err(e)?;
+    a.forward(PROMPT).map_err(e)?;
     b.forward(&[1, 2, 3, 4]).map_err(e)?;
     let got = a.forward(&[8]).map_err(e)?;
     LOGITS_REPEAT.check(&want, &got).map(|_| ())
@@ -92,7 +92,7 @@ fn independent_sessions(m: &dyn LoadedModel) -> Result<(), String> {
 
 fn position(m: &dyn LoadedModel) -> Result<(), String> {
     let mut s = m.new_session().map_err(e)?;
-    s.forward(&PROMPT).map_err(e)?;
+    s.forward(PROMPT).map_err(e)?;
     s.forward(&[1]).map_err(e)?;
     match s.position() {
         8 => Ok(()),
