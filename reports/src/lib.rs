@@ -85,7 +85,7 @@ mod tests {
         };
         let (dom, log) = run_chromium(&["--dump-dom"]);
         assert_eq!(dom.matches("<svg").count(), 6, "charts in the rendered DOM");
-        assert!(dom.contains("Speed against drift") && dom.contains("[2] llamacpp 2t chat"));
+        assert!(dom.contains("Speed against drift") && dom.contains("[2] llamacpp cpu t2 chat"));
         let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
         assert!(console.is_empty(), "console messages: {console:?}");
         let shot = dir.path().join("shot.png");
