@@ -90,7 +90,8 @@ pub fn comparison_report(c: &RunComparison, style: Style) -> String {
             let verdict = if c.regressions().count() > 0 { "❌ regression" } else { "✅ no regression" };
             out.push_str(&format!(
                 "### edgebench: {verdict}\n\nbase `{}` → current `{}`\n\n",
-                c.base_run, c.current_run
+                crate::text::markdown_safe(&c.base_run),
+                crate::text::markdown_safe(&c.current_run)
             ));
             out.push_str(&format!("| {} |\n", HEADER.join(" | ")));
             out.push_str(&format!(
@@ -98,7 +99,7 @@ pub fn comparison_report(c: &RunComparison, style: Style) -> String {
                 ["---|", "---|", "---:|", "---|", "---|", "---:|", "---:|", "---|", "---:|", "---|"].concat()
             ));
             for r in rows {
-                let escaped: Vec<String> = r.iter().map(|s| s.replace('|', "\\|")).collect();
+                let escaped: Vec<String> = r.iter().map(|s| crate::text::markdown_safe(s)).collect();
                 out.push_str(&format!("| {} |\n", escaped.join(" | ")));
             }
             out.push('\n');
@@ -109,7 +110,8 @@ pub fn comparison_report(c: &RunComparison, style: Style) -> String {
     }
     out.push_str(&summary_line(c));
     out.push('\n');
-    out
+    // Strings from the results files (model, backend, workload names, run ids) cannot drive the terminal.
+    crate::text::terminal_safe(&out)
 }
 
 #[cfg(test)]
@@ -167,5 +169,27 @@ mod tests {
     #[test]
     fn markdown_snapshot() {
         insta::assert_snapshot!(comparison_report(&fixture(), Style::Markdown));
+    }
+
+    /// Names and messages from results files reach neither the terminal nor a Markdown comment as control
+    /// sequences or table syntax.
+    #[test]
+    fn hostile_names_are_made_inert() {
+        let mut c = fixture();
+        c.current_run = "run\x1b]0;pwned\x07".into();
+        c.rows[0].key.model = "m\x1b[2J|<script>`".into();
+        c.rows[3].outcome = Outcome::Broken { reason: "failed\x1b[31m | x\ny".into() };
+        for style in [Style::Terminal, Style::Markdown] {
+            let out = comparison_report(&c, style);
+            let raw: Vec<&str> = out.lines().filter(|l| l.contains('\x1b') || l.contains('\x07')).collect();
+            assert!(raw.is_empty(), "{raw:?}");
+            assert!(out.contains("\\u{1b}[31m") && out.contains("\\u{1b}]0;pwned\\u{7}"), "{out}");
+        }
+        let md = comparison_report(&c, Style::Markdown);
+        assert!(md.contains("failed\\u{1b}[31m \\| x y"), "{md}");
+        let rows: Vec<&str> = md.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| cell")).collect();
+        for r in &rows {
+            assert_eq!(r.replace("\\|", "").matches('|').count(), 11, "one cell per column: {r}");
+        }
     }
 }

@@ -172,7 +172,7 @@ pub fn markdown_stats(runs: &[RunResults]) -> Option<String> {
     }
     let mut out = String::from("| statistic |");
     for (l, _) in &cells {
-        out.push_str(&format!(" {l} |"));
+        out.push_str(&format!(" {} |", crate::text::markdown_safe(l)));
     }
     out.push_str("\n|---|");
     out.push_str(&"---:|".repeat(cells.len()));

@@ -30,6 +30,29 @@ mod tests {
     }
 
     #[test]
+    fn terminal_and_markdown_make_strings_from_files_inert() {
+        let mut r = run("r\x1b]0;title\x07", "EPYC\x1b[2J");
+        r.cells[0].key.model = "evil\x1b[2J|<b>".into();
+        r.cells[0].key.workload = "chat\x07".into();
+        r.cells[0].status = edgebench_core::results::CellStatus::Failed {
+            kind: edgebench_core::results::FailureKind::Error,
+            message: "boom\x1b[31m | red\nnext".into(),
+        };
+        let table = super::terminal_table(&r);
+        let md = super::markdown::markdown_report(std::slice::from_ref(&r));
+        for out in [&table, &md] {
+            let raw: Vec<&str> = out.lines().filter(|l| l.contains('\x1b') || l.contains('\x07')).collect();
+            assert!(raw.is_empty(), "{raw:?}");
+            assert!(out.contains("\\u{1b}[31m") && out.contains("chat\\u{7}"), "{out}");
+        }
+        assert!(md.contains("evil\\u{1b}[2J\\|&lt;b&gt;") && !md.contains("<b>"), "{md}");
+        let header_cols = md.lines().next().unwrap().matches('|').count();
+        for row in md.lines().take_while(|l| !l.is_empty()).filter(|l| l.starts_with("| ") && !l.starts_with("| #")) {
+            assert_eq!(row.replace("\\|", "").matches('|').count(), header_cols, "one cell per column: {row}");
+        }
+    }
+
+    #[test]
     fn html_snapshot_escapes_and_draws_every_chart() {
         let html = super::html::html_report(&[run("r1", "AMD EPYC"), run("r2", "Raspberry Pi 5")]);
         assert_eq!(html.matches("<svg").count(), 6, "throughput, TTFT, RAM, ITL, energy, drift");

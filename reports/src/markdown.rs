@@ -4,13 +4,14 @@
 use edgebench_core::results::{CellStatus, RunResults};
 
 use crate::table::cell_status_text;
+use crate::text::markdown_safe as md;
 
 /// The runs as one Markdown table plus a line per device.
 pub fn markdown_report(runs: &[RunResults]) -> String {
     let keys = crate::html::metric_keys(runs);
     let mut out = String::from("| # | model | backend | device | thr | workload |");
     for k in &keys {
-        out.push_str(&format!(" {k} |"));
+        out.push_str(&format!(" {} |", md(k)));
     }
     out.push_str(" status |\n|---|---|---|---|---:|---|");
     out.push_str(&"---:|".repeat(keys.len()));
@@ -21,16 +22,16 @@ pub fn markdown_report(runs: &[RunResults]) -> String {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} | {} |",
                 i + 1,
-                k.model,
-                k.backend,
-                k.device,
+                md(&k.model),
+                md(&k.backend),
+                md(&k.device),
                 k.threads,
-                k.workload
+                md(&k.workload)
             ));
             for key in &keys {
                 out.push_str(&format!(" {} |", crate::html::cell_value(c, key)));
             }
-            let status = cell_status_text(c).replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;");
+            let status = md(&cell_status_text(c));
             out.push_str(&format!(
                 " {} |\n",
                 if c.status == CellStatus::Ok { status } else { format!("**{status}**") }
@@ -43,19 +44,21 @@ pub fn markdown_report(runs: &[RunResults]) -> String {
         out.push_str(&format!(
             "{}. `{}`: {} ({} logical CPUs, {}), edgebench {} ({}), suite {}\n",
             i + 1,
-            r.run_id,
-            d.cpu_model,
+            md(&r.run_id),
+            md(&d.cpu_model),
             d.logical_cpus,
-            d.arch,
-            r.manifest.edgebench_version,
-            r.manifest.git_commit,
-            r.manifest.suite.name
+            md(&d.arch),
+            md(&r.manifest.edgebench_version),
+            md(&r.manifest.git_commit),
+            md(&r.manifest.suite.name)
         ));
     }
     out.push_str("\nValues: median ±half-width of its 95% bootstrap interval over repetitions.\n");
     for (i, r) in runs.iter().enumerate() {
         for n in crate::energy::notes(r).into_iter().chain(crate::drift::notes(r)).chain(crate::weights::notes(r)) {
-            out.push_str(&format!("\n- run {}: {}", i + 1, n.replace('|', "\\|")));
+            // Notes keep their code spans; what came from files is made inert otherwise.
+            let n = crate::text::terminal_safe(&n).replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;");
+            out.push_str(&format!("\n- run {}: {n}", i + 1));
         }
     }
     out.push('\n');

@@ -341,7 +341,8 @@ pub fn terminal_table_with(results: &RunResults, width: Width) -> String {
     if let Some(stats) = crate::drift::terminal_stats(results) {
         out.push_str(&stats);
     }
-    out
+    // Every string from the results file (names, device, messages) made inert, whichever part printed it.
+    terminal_safe(&out)
 }
 
 #[cfg(test)]

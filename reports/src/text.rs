@@ -14,6 +14,18 @@ pub fn terminal_safe(s: &str) -> String {
     out
 }
 
+/// `s` fit for one Markdown table cell or inline text: control characters made visible as [`terminal_safe`] does,
+/// a newline shown as a space, `|` escaped, and `<`, `>`, `` ` `` replaced by entities, so a string from a file
+/// cannot end a cell, open an HTML tag or a code span in a rendered comment, or drive a terminal that shows the raw
+/// text.
+pub fn markdown_safe(s: &str) -> String {
+    terminal_safe(&s.replace('\n', " "))
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('`', "&#96;")
+}
+
 /// `text` wrapped at spaces to lines of at most `width` characters, continuation lines starting with `indent`; a
 /// word longer than a line (a path, a hash) stays whole on its own line.
 pub fn wrap(text: &str, width: usize, indent: &str) -> String {

@@ -205,11 +205,12 @@ fn missing_pip_is_explained() {
 #[test]
 fn inspect_device_and_backends() {
     let dir = tempfile::tempdir().unwrap();
-    let m = model(dir.path(), "tiny", &[]);
+    let m = model(dir.path(), "tiny", &[("note", "\x1b]0;pwned\x07\x1b[2J")]);
     let o = edgebench(&["models", "inspect", m.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
     assert!(t.contains("architecture:  llama") && t.contains("Q4_1") && t.contains("parameters:"), "{t}");
+    assert!(t.contains("edgebench.mock.note") && !t.contains('\x1b') && !t.contains('\x07'), "metadata is inert: {t}");
     let o = edgebench(&["device", "--format", "json"], &[]);
     let f: Json = serde_json::from_slice(&o.stdout).unwrap();
     assert!(f["logical_cpus"].as_u64().unwrap() >= 1 && f["cpu_model"].is_string());

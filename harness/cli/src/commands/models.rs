@@ -52,27 +52,34 @@ pub fn inspect(arg: &str) -> anyhow::Result<ExitCode> {
         registry::cached(&m).with_context(|| format!("model {arg} is not cached: run edgebench models fetch {arg}"))?
     };
     let file = GgufFile::open(&path)?;
+    // Names and metadata are the file's: printed through `terminal_safe`, so they cannot drive the terminal.
+    let mut out = String::new();
     let g = &file.gguf;
-    println!("file:          {}", path.display());
-    println!("gguf version:  {}", g.version);
-    println!("architecture:  {}", g.architecture().unwrap_or("(missing general.architecture)"));
+    out.push_str(&format!("file:          {}\n", path.display()));
+    out.push_str(&format!("gguf version:  {}\n", g.version));
+    out.push_str(&format!("architecture:  {}\n", g.architecture().unwrap_or("(missing general.architecture)")));
     if let Some(n) = g.get("general.name").and_then(|v| v.as_str()) {
-        println!("name:          {n}");
+        out.push_str(&format!("name:          {n}\n"));
     }
-    println!("parameters:    {} ({:.1} M)", g.parameter_count(), g.parameter_count() as f64 / 1e6);
-    println!("file size:     {} bytes", g.file_len);
-    println!("tensors:       {}", g.tensors.len());
+    out.push_str(&format!("parameters:    {} ({:.1} M)\n", g.parameter_count(), g.parameter_count() as f64 / 1e6));
+    out.push_str(&format!("file size:     {} bytes\n", g.file_len));
+    out.push_str(&format!("tensors:       {}\n", g.tensors.len()));
     for (t, n) in g.type_histogram() {
         let params: u64 = g.tensors.iter().filter(|x| x.ty == t).map(|x| x.n_elements).sum();
-        println!("  {:<6} {n:>4} tensors  {params:>11} weights  {:.2} bits/weight", t.name(), t.bits_per_weight());
+        out.push_str(&format!(
+            "  {:<6} {n:>4} tensors  {params:>11} weights  {:.2} bits/weight\n",
+            t.name(),
+            t.bits_per_weight()
+        ));
     }
-    println!("metadata:");
+    out.push_str("metadata:\n");
     for (k, v) in &g.metadata {
-        println!("  {k} = {}", v.summary());
+        out.push_str(&format!("  {k} = {}\n", v.summary()));
     }
-    println!("tensor types:");
+    out.push_str("tensor types:\n");
     for t in &g.tensors {
-        println!("  {:<32} {:<6} {:?}", t.name, t.ty.name(), t.dims);
+        out.push_str(&format!("  {:<32} {:<6} {:?}\n", t.name, t.ty.name(), t.dims));
     }
+    print!("{}", edgebench_reports::text::terminal_safe(&out));
     Ok(ExitCode::SUCCESS)
 }
