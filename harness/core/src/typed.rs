@@ -122,22 +122,28 @@ impl<B: TypedBackend> Prepared for Ready<'_, B> {
     }
 }
 
+/// The request's options parsed once, after the checks every backend shares (threads ≥ 1), then the backend's own
+/// support check.
+fn checked_options<B: TypedBackend>(b: &B, model: &ModelSpec, opts: &LoadOptions) -> Result<B::Options, BackendError> {
+    if opts.threads == 0 {
+        return Err(BackendError::Unsupported("threads must be at least 1".into()));
+    }
+    let options: B::Options = parse_options(B::NAME, &opts.options)?;
+    TypedBackend::check(b, model, Request { threads: opts.threads, device: &opts.device, options: &options })?;
+    Ok(options)
+}
+
 impl<B: TypedBackend> Backend for B {
     fn name(&self) -> &'static str {
         B::NAME
     }
 
     fn check(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<(), BackendError> {
-        if opts.threads == 0 {
-            return Err(BackendError::Unsupported("threads must be at least 1".into()));
-        }
-        let options: B::Options = parse_options(B::NAME, &opts.options)?;
-        TypedBackend::check(self, model, Request { threads: opts.threads, device: &opts.device, options: &options })
+        checked_options(self, model, opts).map(|_| ())
     }
 
     fn prepare(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<Box<dyn Prepared + '_>, BackendError> {
-        Backend::check(self, model, opts)?;
-        let options: B::Options = parse_options(B::NAME, &opts.options)?;
+        let options = checked_options(self, model, opts)?;
         let req = Request { threads: opts.threads, device: &opts.device, options: &options };
         let prepared = TypedBackend::prepare(self, model, req)?;
         Ok(Box::new(Ready {

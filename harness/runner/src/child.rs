@@ -5,7 +5,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use edgebench_core::drift::Drift;
-use edgebench_core::{Backend, BackendError, LoadedModel, Prepared, Support, WeightsCheck};
+use edgebench_core::{Backend, BackendError, LoadedModel, Prepared, WeightsCheck};
 use edgebench_drift::reference::{self, ReferenceError, ReferenceSpec};
 use edgebench_drift::EvalError;
 use edgebench_gguf::GgufFile;
@@ -37,62 +37,21 @@ pub fn run_job(job: &Job, backend: &dyn Backend, out: &mut dyn Write) -> i32 {
 
 /// Builds (or finds cached) a drift reference and reports its file; exit code as [`run`].
 pub fn build_reference(spec: &ReferenceSpec, backend: &dyn Backend, out: &mut dyn Write) -> i32 {
-    if let Support::No(reason) = backend.supports(&spec.model, &spec.load) {
-        emit(out, &Event::Skipped { reason });
-        return 0;
-    }
-    let mut progress = |line: &str| emit(&mut *out, &Event::Phase { phase: line.to_string() });
-    let built = reference::ensure(spec, backend, &mut progress);
-    match built {
-        Ok((path, header)) => {
-            let scored = header.sequences.iter().map(|s| s.scored()).sum();
-            emit(out, &Event::Reference { path, sequences: header.sequences.len(), scored });
-            let (peak_rss_kib, rss_anon_kib, rss_file_kib) = edgebench_probes::process::self_memory_kib();
-            let cpu_s = edgebench_probes::process::self_cpu_seconds();
-            emit(out, &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s });
-            0
-        }
-        Err(ReferenceError::Eval(e @ (EvalError::TooShort { .. } | EvalError::Read { .. }))) => {
-            emit(out, &Event::Refused { message: e.to_string() });
-            2
-        }
-        Err(ReferenceError::Eval(EvalError::Backend(b))) => {
-            let o = Outcome::from(b);
-            match o {
-                Outcome::Skipped(reason) => {
-                    emit(out, &Event::Skipped { reason });
-                    0
-                }
-                Outcome::Error(message) => {
-                    emit(out, &Event::Error { message });
-                    2
-                }
-            }
-        }
-        Err(e) => {
-            emit(out, &Event::Error { message: e.to_string() });
-            2
-        }
-    }
+    report(reference_inner(spec, backend, out), out)
 }
 
 /// Runs one cell and returns the process exit code: 0 done or skipped, 2 error.
 pub fn run(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> i32 {
-    match run_inner(spec, backend, out) {
-        Ok(()) => 0,
-        Err(Outcome::Skipped(reason)) => {
-            emit(out, &Event::Skipped { reason });
-            0
-        }
-        Err(Outcome::Error(message)) => {
-            emit(out, &Event::Error { message });
-            2
-        }
-    }
+    report(run_inner(spec, backend, out), out)
 }
 
+/// Why a job stopped early.
 enum Outcome {
+    /// The backend cannot run it: a skipped cell (exit 0).
     Skipped(String),
+    /// The run's own input is unusable (an evaluation text): the parent stops the run.
+    Refused(String),
+    /// Anything else (exit 2).
     Error(String),
 }
 
@@ -103,6 +62,38 @@ impl From<BackendError> for Outcome {
             e => Outcome::Error(e.to_string()),
         }
     }
+}
+
+/// Emits a job's final line and returns the exit code.
+fn report(result: Result<(), Outcome>, out: &mut dyn Write) -> i32 {
+    let (event, code) = match result {
+        Ok(()) => return 0,
+        Err(Outcome::Skipped(reason)) => (Event::Skipped { reason }, 0),
+        Err(Outcome::Refused(message)) => (Event::Refused { message }, 2),
+        Err(Outcome::Error(message)) => (Event::Error { message }, 2),
+    };
+    emit(out, &event);
+    code
+}
+
+fn reference_inner(spec: &ReferenceSpec, backend: &dyn Backend, out: &mut dyn Write) -> Result<(), Outcome> {
+    backend.check(&spec.model, &spec.load)?;
+    let (path, header) =
+        reference::ensure(spec, backend, &mut |line| phase(&mut *out, line.into())).map_err(|e| match e {
+            ReferenceError::Eval(e @ (EvalError::TooShort { .. } | EvalError::Read { .. })) => {
+                Outcome::Refused(e.to_string())
+            }
+            ReferenceError::Eval(EvalError::Backend(b)) => Outcome::from(b),
+            e => Outcome::Error(e.to_string()),
+        })?;
+    let scored = header.sequences.iter().map(|s| s.scored()).sum();
+    emit(out, &Event::Reference { path, sequences: header.sequences.len(), scored });
+    let (peak_rss_kib, rss_anon_kib, rss_file_kib) = edgebench_probes::process::self_memory_kib();
+    emit(
+        out,
+        &Event::Done { peak_rss_kib, rss_anon_kib, rss_file_kib, cpu_s: edgebench_probes::process::self_cpu_seconds() },
+    );
+    Ok(())
 }
 
 fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Result<(), Outcome> {

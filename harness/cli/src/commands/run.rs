@@ -65,7 +65,7 @@ fn plan_text(
     t
 }
 
-fn parse_options(opts: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+fn key_values(opts: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
     opts.iter()
         .map(|kv| match kv.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -91,7 +91,7 @@ fn drift_request(a: &RunArgs, level: DriftLevel, threads: &[usize]) -> anyhow::R
             max_chunks: if level == DriftLevel::Short { Some(1) } else { a.eval_chunks },
         },
     };
-    let mut options = parse_options(&a.reference_opt).context("flag --reference-opt")?;
+    let mut options = key_values(&a.reference_opt).context("flag --reference-opt")?;
     if options.is_empty() && a.reference_backend == "candle" {
         options.insert("requantize".into(), "f32".into());
     }
@@ -157,7 +157,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|d| DeviceRequest::parse(d).map_err(|e| anyhow::anyhow!("--device: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let options = parse_options(&a.backend_opt)?;
+    let options = key_values(&a.backend_opt)?;
     let threads = if a.threads.is_empty() { vec![probes::free_cpus()] } else { a.threads.clone() };
     if threads.contains(&0) {
         bail!("--threads: thread counts must be at least 1");
