@@ -1,12 +1,13 @@
 //! edgebench's vocabulary: the backend contract, model and device descriptions, and the results schema.
 //!
-//! This crate does no IO, reads no clock and names no concrete backend.
+//! This crate reads no clock and names no concrete backend; its only IO is the bounded file reader in [`limits`].
 
 mod backend;
 pub mod comparison;
 pub mod drift;
 pub mod energy;
 mod error;
+pub mod limits;
 pub mod metrics;
 pub mod results;
 pub mod sampler;

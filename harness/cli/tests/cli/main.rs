@@ -1,0 +1,7 @@
+//! The `edgebench` binary end to end, one module per concern; one test binary for the crate.
+
+mod basics;
+mod common;
+mod model_cache;
+mod no_data_loss;
+mod strict_gate;

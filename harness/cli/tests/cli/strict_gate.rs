@@ -1,0 +1,1 @@
+//! Strict thresholds and results: unknown metrics refused, missing metrics regress, summaries checked.
