@@ -19,7 +19,7 @@ shift $(( $# < 3 ? $# : 3 ))
 mkdir -p "$out_dir"
 eb="${EDGEBENCH:-cargo run --release --quiet --}"
 
-$eb run --suite "$suite" --out "$out_dir/current.json" "$@"
+$eb run --suite "$suite" --force --out "$out_dir/current.json" "$@"
 if [ ! -f "$baseline" ]; then
     echo "no baseline at $baseline: this run ($out_dir/current.json) can serve as the next one"
     exit 0
@@ -33,7 +33,7 @@ gate() {
 gate "$out_dir/current.json"
 if [ "$code" -eq 1 ] && [ "${GATE_RERUN:-1}" = "1" ]; then
     echo "suspected regression: running the suite again to confirm"
-    $eb run --suite "$suite" --out "$out_dir/current-rerun.json" "$@"
+    $eb run --suite "$suite" --force --out "$out_dir/current-rerun.json" "$@"
     gate "$out_dir/current-rerun.json"
     [ "$code" -eq 1 ] && echo "confirmed by a second run" >>"$out_dir/report.md"
 fi

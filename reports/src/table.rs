@@ -321,6 +321,12 @@ pub fn terminal_table_with(results: &RunResults, width: Width) -> String {
     notes.push(format!("model: {}", models.join(", ")));
     notes.extend(ids.shared_line(results));
     notes.push(format!("device: {} ({} logical CPUs)", results.device.cpu_model, results.device.logical_cpus));
+    for r in &results.manifest.resumed {
+        notes.push(format!(
+            "resumed at {}: {} cell(s) kept from before, {} left to measure then",
+            r.at, r.kept_cells, r.planned_cells
+        ));
+    }
     notes.push("values: median ±95% CI half-width over repetitions; ITL p99 over all decode steps".into());
     notes.extend(crate::energy::notes(results));
     notes.extend(crate::drift::notes(results));

@@ -55,6 +55,10 @@ impl Backend for NotCompiled {
         self.name
     }
 
+    fn check_options(&self, _: &std::collections::BTreeMap<String, String>) -> Result<(), BackendError> {
+        Err(BackendError::NotCompiled { backend: self.name.into(), feature: self.feature.into() })
+    }
+
     fn check(&self, _: &ModelSpec, _: &LoadOptions) -> Result<(), BackendError> {
         Err(BackendError::NotCompiled { backend: self.name.into(), feature: self.feature.into() })
     }

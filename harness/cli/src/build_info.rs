@@ -24,5 +24,6 @@ pub fn manifest() -> Manifest {
         backend_versions: crate::backends::versions(),
         suite: Default::default(),
         command_line: std::env::args().collect(),
+        resumed: Vec::new(),
     }
 }

@@ -166,15 +166,22 @@ pub struct RunArgs {
     /// Override the suite's warm-up repetitions.
     #[arg(long)]
     pub warmup: Option<usize>,
-    /// Backend option KEY=VALUE, repeatable (e.g. requantize=q8_0 for candle; recorded in the results).
-    #[arg(long = "backend-opt", value_name = "KEY=VALUE")]
+    /// Backend option KEY=VALUE for every backend of the run that has KEY, or BACKEND:KEY=VALUE for one;
+    /// repeatable (e.g. candle:requantize=q8_0; recorded in the results). Unknown keys are refused before measuring.
+    #[arg(long = "backend-opt", value_name = "[BACKEND:]KEY=VALUE")]
     pub backend_opt: Vec<String>,
-    /// Per-cell time limit in seconds (default: the suite's).
+    /// Per-cell time limit in seconds, at most a week (default: the suite's).
     #[arg(long)]
     pub timeout: Option<u64>,
-    /// Results file (default: results/<run id>.json).
+    /// Results file (default: results/<run id>.json). An existing one is refused unless --resume or --force.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Continue the results file --out: check it was made with these settings, keep its cells, measure the rest.
+    #[arg(long, requires = "out", conflicts_with = "force")]
+    pub resume: bool,
+    /// Replace the results file --out if it exists.
+    #[arg(long)]
+    pub force: bool,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,

@@ -15,6 +15,12 @@ fn main() -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // A file-size limit (`ulimit -f`) reached while writing results is a write error reported with the file's name
+    // and every figure kept, like a full disk, not a kill by SIGXFSZ.
+    // SAFETY: as above.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let args = cli::Cli::parse();
     match commands::dispatch(args) {
         Ok(code) => code,

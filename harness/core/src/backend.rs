@@ -149,6 +149,10 @@ pub trait Backend: Send + Sync {
         }
     }
 
+    /// Parses `options` as this backend's options, without a model: an unknown key or a bad value is an error
+    /// whose message names the keys it knows. The run checks every `--backend-opt` this way before measuring.
+    fn check_options(&self, options: &BTreeMap<String, String>) -> Result<(), BackendError>;
+
     /// [`Backend::supports`] as a result: `Unsupported` / `NotCompiled` errors mean a skipped cell.
     fn check(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<(), BackendError>;
 

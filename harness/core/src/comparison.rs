@@ -31,6 +31,10 @@ pub struct Rule {
     /// such as KL divergence, where a relative change says little.
     #[serde(default)]
     pub abs_floor: f64,
+    /// The metric may vanish: when the base run has it and the current run's cell does not, the row is skipped
+    /// instead of counting as a regression (default false: a metric that vanished is a regression).
+    #[serde(default)]
+    pub optional: bool,
 }
 
 /// One metric of one cell, base against current.
@@ -61,7 +65,8 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
-    /// The cell ran in the base but failed or vanished in the current run: a regression of its own kind.
+    /// The cell ran in the base but failed or vanished in the current run, or one of its metrics vanished (unless
+    /// its rule says `optional`): a regression of its own kind.
     Broken {
         /// What happened.
         reason: String,

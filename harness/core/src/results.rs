@@ -53,6 +53,22 @@ pub struct Manifest {
     pub suite: SuiteRef,
     /// The command line.
     pub command_line: Vec<String>,
+    /// Each time `edgebench run --resume` continued this run: when, with what command, and what it kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resumed: Vec<Resumption>,
+}
+
+/// One continuation of an interrupted run (`edgebench run --resume`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Resumption {
+    /// UTC time it started, RFC 3339.
+    pub at: String,
+    /// The command line that continued the run.
+    pub command_line: Vec<String>,
+    /// Cells already in the file, kept as measured.
+    pub kept_cells: usize,
+    /// Cells this continuation had left to measure.
+    pub planned_cells: usize,
 }
 
 /// Which suite a run used.

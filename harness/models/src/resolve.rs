@@ -98,7 +98,32 @@ pub fn target_type(to: &str) -> Result<GgmlType, ModelError> {
         .ok_or_else(|| ModelError::BadTarget(to.into()))
 }
 
-/// Requantizes `src` to `to` into `out`; `log` hears what it did.
+/// Writes `bytes` to `out` through a uniquely named temporary file in the same folder (`.<name>.XXXXXX.partial`),
+/// synced and then renamed over `out`: an interrupted or failed write never leaves a truncated file under the final
+/// name, concurrent writers of the same file cannot interleave, and the temporary file is removed on every error.
+pub fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ModelError + '_ {
+        move |source| ModelError::Io { path: path.to_path_buf(), source }
+    }
+    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".partial")
+        // As `File::create` would: 0666 less the umask (tempfile's default is 0600).
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    tmp.write_all(bytes).map_err(io(out))?;
+    tmp.as_file().sync_all().map_err(io(out))?;
+    tmp.persist(out).map_err(|e| ModelError::Io { path: out.to_path_buf(), source: e.error })?;
+    Ok(())
+}
+
+/// Requantizes `src` to `to` into `out` (written atomically: see [`write_atomically`]); `log` hears what it did.
 pub fn quantize_file(
     src: &ResolvedModel,
     to: GgmlType,
@@ -113,10 +138,8 @@ pub fn quantize_file(
         format!("{name}, sha256 {}, by edgebench {} models quantize", src.spec.sha256, env!("CARGO_PKG_VERSION"));
     let (w, report) = requant::requantize(&file, to, &source)
         .map_err(|source| ModelError::Requantize { path: path.clone(), source })?;
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| ModelError::Io { path: dir.into(), source })?;
-    }
-    w.write(out).map_err(|source| ModelError::Requantize { path: out.into(), source })?;
+    let bytes = w.to_bytes().map_err(|source| ModelError::Requantize { path: out.into(), source })?;
+    write_atomically(out, &bytes)?;
     let conv: Vec<String> = report.converted.iter().map(|(k, n)| format!("{n} tensors {k}")).collect();
     log(&format!(
         "requantized {} → {} in {:.1} s: {}; {} tensors kept as they were",
@@ -181,5 +204,42 @@ pub fn resolve(arg: Option<&str>, log: &mut dyn FnMut(&str)) -> Result<ResolvedM
             let p = registry::ensure(&m, log)?;
             checked(m.id.clone(), p, m.sha256.clone())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn writes_are_atomic_and_leave_no_temporary_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("sub").join("m.gguf");
+        write_atomically(&out, b"first").unwrap();
+        write_atomically(&out, b"second").unwrap();
+        assert_eq!(std::fs::read(&out).unwrap(), b"second");
+        assert_eq!(names(out.parent().unwrap()), ["m.gguf"]);
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if let Some(umask) = status.lines().find_map(|l| l.strip_prefix("Umask:")) {
+            let umask = u32::from_str_radix(umask.trim(), 8).unwrap();
+            assert_eq!(mode & 0o777, 0o666 & !umask, "created like any file, not 0600: {mode:o}");
+        }
+
+        // A failing rename (OUT is a folder): an error naming OUT, and the temporary file is gone.
+        let blocked = dir.path().join("blocked.gguf");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("x"), b"").unwrap();
+        let e = write_atomically(&blocked, b"data").unwrap_err().to_string();
+        assert!(e.contains("blocked.gguf"), "{e}");
+        assert_eq!(names(dir.path()), ["blocked.gguf", "sub"]);
     }
 }

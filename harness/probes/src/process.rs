@@ -1,4 +1,5 @@
-//! Probes of this process and the machine, read from procfs: peak memory, CPU time, machine busy time, load.
+//! Probes of this process and the machine, read from procfs: peak memory, CPU time, machine busy time, load; and
+//! the rule that a process edgebench starts dies with it.
 
 use std::time::Duration;
 
@@ -97,4 +98,32 @@ mod tests {
         assert!(self_cpu_seconds() >= 0.0);
         assert!(free_cpus() >= 1);
     }
+}
+
+/// Makes `cmd`'s process die when the process that starts it dies, however that happens (SIGKILL included): on
+/// Linux, `PR_SET_PDEATHSIG` with SIGKILL, and an exit if the parent was already gone before that took effect.
+/// Linux sends the signal when the *thread* that started the process ends, so start long-lived processes from a
+/// thread that outlives them (the main thread). Elsewhere a no-op; there the parent's own signal handling ends its
+/// children.
+pub fn die_with_parent(cmd: &mut std::process::Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: getpid is async-signal-safe and called before the fork.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: prctl, getppid and _exit are async-signal-safe; the closure allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }

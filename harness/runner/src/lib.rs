@@ -4,7 +4,9 @@
 
 pub mod child;
 pub mod estimate;
+pub mod interrupt;
 pub mod meters;
+pub mod outfile;
 pub mod protocol;
 pub mod results_io;
 pub mod run;

@@ -40,7 +40,12 @@ pub fn write_atomic(path: &Path, results: &RunResults) -> Result<(), ResultsIoEr
     let io = |source| ResultsIoError::Io { path: path.to_path_buf(), source };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    // Named for its file, so the next run on it can remove what a killed write left (`outfile`).
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&crate::outfile::temp_prefix(path))
+        .suffix(crate::outfile::TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(io)?;
     serde_json::to_writer_pretty(&mut tmp, results).map_err(|e| io(e.into()))?;
     tmp.write_all(b"\n").map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
@@ -48,16 +53,30 @@ pub fn write_atomic(path: &Path, results: &RunResults) -> Result<(), ResultsIoEr
     Ok(())
 }
 
-/// Reads and checks a results file.
+/// Reads and checks a results file (at most [`edgebench_core::limits::RESULTS_FILE`] bytes). Each metric's summary
+/// is recomputed from its samples: a stored summary that contradicts them is [`ResultsIoError::Invalid`], naming the
+/// cell and metric.
 pub fn read(path: &Path) -> Result<RunResults, ResultsIoError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ResultsIoError::Io { path: path.into(), source })?;
+    use edgebench_core::limits::{self, ReadError};
+    let text = limits::read_text(path, limits::RESULTS_FILE, "results file").map_err(|e| match e {
+        ReadError::Io { error, .. } => ResultsIoError::Io { path: path.into(), source: error },
+        ReadError::TooLarge { limit_mib, what, .. } => ResultsIoError::Invalid {
+            path: path.into(),
+            message: format!("larger than the {limit_mib} MiB edgebench reads from a {what}"),
+        },
+        ReadError::NotText { .. } => ResultsIoError::Invalid { path: path.into(), message: "not UTF-8 text".into() },
+    })?;
     let v: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| ResultsIoError::Invalid { path: path.into(), message: e.to_string() })?;
     let found = v.get("schema_version").and_then(|x| x.as_u64()).unwrap_or(0);
     if found != SCHEMA_VERSION as u64 {
         return Err(ResultsIoError::Version { path: path.into(), found });
     }
-    serde_json::from_value(v).map_err(|e| ResultsIoError::Invalid { path: path.into(), message: e.to_string() })
+    let mut results: RunResults =
+        serde_json::from_value(v).map_err(|e| ResultsIoError::Invalid { path: path.into(), message: e.to_string() })?;
+    edgebench_stats::verify::check_summaries(&mut results)
+        .map_err(|errors| ResultsIoError::Invalid { path: path.into(), message: errors.join("; ") })?;
+    Ok(results)
 }
 
 #[cfg(test)]

@@ -1,24 +1,26 @@
 //! One run from start to finish, the entry point the CLI calls: the drift reference of each model (each in a child
-//! process, like a cell), the plan, every cell in a child, and the results file rewritten after each one.
+//! process, like a cell), the plan, every cell in a child, and the results file rewritten after each one; or the
+//! continuation of an interrupted run, measuring only the cells its file lacks.
 //!
 //! ```text
-//! Run::new(suite, axes, child).drift(request).execute(out, progress)
+//! let (file, prior) = ResultsFile::open(out, Existing::Refuse)?;
+//! Run::new(suite, suite_ref, axes, child).drift(request).execute(&file, prior, progress)
 //! ```
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use edgebench_core::drift::DriftLevel;
-use edgebench_core::results::{DeviceFingerprint, Manifest, RunResults, SCHEMA_VERSION};
+use edgebench_core::results::{DeviceFingerprint, Manifest, Resumption, RunResults, SCHEMA_VERSION};
 use edgebench_core::LoadOptions;
 use edgebench_drift::reference::ReferenceSpec;
 use edgebench_drift::EvalSource;
 use edgebench_models::ResolvedModel;
 
+use crate::outfile::ResultsFile;
 use crate::protocol::{CellSpec, DriftPlan};
 use crate::results_io::ResultsIoError;
-use crate::runner::{self, ChildCommand, Progress, ReferenceRefused};
+use crate::runner::{self, ChildCommand, Progress, ReferenceRefused, Stopped};
 use crate::suite::{Axes, Suite};
 
 /// How every model's drift reference is made: by which backend, with which options, over which evaluation set.
@@ -51,15 +53,83 @@ impl DriftRequest {
     }
 }
 
-/// Errors that end a run.
+/// Errors that end a run. Those that come after measuring carry the results as they stand in memory, so the caller
+/// can show every figure, including one the file could not take.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The results file could not be written (what was measured before stays in the last file written).
-    #[error(transparent)]
-    Results(#[from] ResultsIoError),
+    /// The results file could not be written. The file holds everything up to the last successful write.
+    #[error("{source}")]
+    Write {
+        /// The write error (it names the file).
+        source: ResultsIoError,
+        /// Every result measured, the unsaved ones included.
+        results: Box<RunResults>,
+        /// Results at the end of `results.cells` that are not in the file.
+        unsaved: usize,
+    },
+    /// SIGINT, SIGTERM or SIGHUP: the cell in flight was discarded and its processes ended.
+    #[error("interrupted by {}", crate::interrupt::name(*signal))]
+    Interrupted {
+        /// The signal.
+        signal: i32,
+        /// The results, all saved.
+        results: Box<RunResults>,
+    },
     /// A drift reference refused its input (the evaluation text).
     #[error(transparent)]
     Refused(#[from] ReferenceRefused),
+    /// `--resume` of a file made with other settings.
+    #[error("cannot resume {path}: it was made with other settings:\n  {}\n(pass --force to replace it, or choose another --out)", reasons.join("\n  "))]
+    Resume {
+        /// The results file.
+        path: std::path::PathBuf,
+        /// What differs.
+        reasons: Vec<String>,
+    },
+}
+
+/// Why the results in `prior` cannot be continued by a run of `fresh`'s settings over `cells`: another build,
+/// suite, machine, model file, or cells this run would not make the same way.
+pub fn resume_mismatches(prior: &RunResults, fresh: &RunResults, cells: &[CellSpec]) -> Vec<String> {
+    let mut out = Vec::new();
+    let (pm, fm) = (&prior.manifest, &fresh.manifest);
+    let build = |m: &Manifest| format!("edgebench {} ({}, {})", m.edgebench_version, m.git_commit, m.profile);
+    if build(pm) != build(fm) {
+        out.push(format!("made by {}, this is {}", build(pm), build(fm)));
+    }
+    if pm.suite.resolved != fm.suite.resolved {
+        out.push(format!(
+            "suite settings differ (suite {} as run then, {} now; flags such as --repetitions change them)",
+            pm.suite.name, fm.suite.name
+        ));
+    }
+    let (pd, fd) = (&prior.device, &fresh.device);
+    if (&pd.cpu_model, pd.logical_cpus, &pd.arch) != (&fd.cpu_model, fd.logical_cpus, &fd.arch) {
+        out.push(format!(
+            "measured on {} ({} CPUs), this machine is {} ({} CPUs)",
+            pd.cpu_model, pd.logical_cpus, fd.cpu_model, fd.logical_cpus
+        ));
+    }
+    for (id, m) in &fresh.models {
+        if let Some(p) = prior.models.get(id) {
+            if p.sha256 != m.sha256 {
+                out.push(format!("model {id}: file SHA-256 {} then, {} now", p.sha256, m.sha256));
+            }
+        }
+    }
+    for c in &prior.cells {
+        match cells.iter().find(|s| s.key == c.key) {
+            None => out.push(format!(
+                "cell {} is not in this run's plan (other --model, --backend, --threads?)",
+                c.key.label()
+            )),
+            Some(s) if c.load_options.is_some() && s.load().ok() != c.load_options => {
+                out.push(format!("cell {}: backend options differ", c.key.label()))
+            }
+            Some(_) => {}
+        }
+    }
+    out
 }
 
 /// A run: a suite crossed with its axes, executed cell by cell in child processes.
@@ -148,40 +218,93 @@ impl Run {
         crate::suite::plan(&self.suite, &self.axes, &BTreeMap::new())
     }
 
-    /// Builds the drift references (one child each), then runs every cell, rewriting `out` after each one, and
-    /// returns the results as written last.
-    pub fn execute(self, out: &Path, progress: &mut dyn FnMut(Progress<'_>)) -> Result<RunResults, RunError> {
+    /// Builds the drift references (one child each), then runs every cell, rewriting `file` after each one, and
+    /// returns the results as written last. With `prior` (the file's results, `--resume`), checks that they were
+    /// made with these settings, keeps them and measures only the cells they lack.
+    pub fn execute(
+        self,
+        file: &ResultsFile,
+        prior: Option<RunResults>,
+        progress: &mut dyn FnMut(Progress<'_>),
+    ) -> Result<RunResults, RunError> {
+        crate::interrupt::install();
         let started_at = now_rfc3339();
-        let mut plans = BTreeMap::new();
-        if let Some(d) = &self.drift {
-            for m in &self.axes.models {
-                let spec = d.reference_of(m);
-                progress(Progress::Reference { model: &m.spec.id, line: &spec.describe() });
-                let plan = runner::run_reference(&self.child, &spec, self.timeout, &mut |line| {
-                    progress(Progress::Reference { model: &m.spec.id, line })
-                })?;
-                if let DriftPlan::Skip { reason } = &plan {
-                    progress(Progress::Reference { model: &m.spec.id, line: reason });
-                }
-                plans.insert(m.spec.id.clone(), plan);
-            }
-        }
-        let cells = crate::suite::plan(&self.suite, &self.axes, &plans);
         let mut manifest = self.manifest;
         manifest.suite = self.suite_ref;
-        let mut results = RunResults {
+        let fresh = RunResults {
             schema_version: SCHEMA_VERSION,
             run_id: self.id,
-            started_at,
+            started_at: started_at.clone(),
             finished_at: None,
             manifest,
             device: self.device,
             models: self.axes.models.iter().map(|m| (m.info.id.clone(), m.info.clone())).collect(),
             cells: Vec::new(),
         };
-        runner::run_all(&self.child, &cells, self.timeout, &mut results, out, progress)?;
+        let all = crate::suite::plan(&self.suite, &self.axes, &BTreeMap::new());
+        let mut results = match prior {
+            None => fresh,
+            Some(mut prior) => {
+                let reasons = resume_mismatches(&prior, &fresh, &all);
+                if !reasons.is_empty() {
+                    return Err(RunError::Resume { path: file.path().to_path_buf(), reasons });
+                }
+                let kept = prior.cells.len();
+                prior.finished_at = None;
+                prior.models.extend(fresh.models);
+                prior.manifest.resumed.push(Resumption {
+                    at: started_at,
+                    command_line: fresh.manifest.command_line,
+                    kept_cells: kept,
+                    planned_cells: all.len() - kept,
+                });
+                prior
+            }
+        };
+        let done = |k: &edgebench_core::results::CellKey| results.cells.iter().any(|c| &c.key == k);
+        let todo_models: Vec<&ResolvedModel> =
+            self.axes.models.iter().filter(|m| all.iter().any(|c| c.key.model == m.spec.id && !done(&c.key))).collect();
+        let mut plans = BTreeMap::new();
+        if let Some(d) = &self.drift {
+            for m in todo_models {
+                let spec = d.reference_of(m);
+                progress(Progress::Reference { model: &m.spec.id, line: &spec.describe() });
+                let plan = runner::run_reference(&self.child, &spec, self.timeout, &mut |line| {
+                    progress(Progress::Reference { model: &m.spec.id, line })
+                })?;
+                if let Some(signal) = crate::interrupt::requested() {
+                    return Err(RunError::Interrupted { signal, results: Box::new(results) });
+                }
+                if let DriftPlan::Skip { reason } = &plan {
+                    progress(Progress::Reference { model: &m.spec.id, line: reason });
+                }
+                plans.insert(m.spec.id.clone(), plan);
+            }
+        }
+        let cells: Vec<CellSpec> =
+            crate::suite::plan(&self.suite, &self.axes, &plans).into_iter().filter(|c| !done(&c.key)).collect();
+        let order = |k: &edgebench_core::results::CellKey| all.iter().position(|c| &c.key == k);
+        let saved_before = results.cells.len();
+        let stopped = runner::run_all(&self.child, &cells, self.timeout, &mut results, file, progress);
+        match stopped {
+            Ok(()) => {}
+            Err(Stopped::Interrupted(signal)) => {
+                return Err(RunError::Interrupted { signal, results: Box::new(results) })
+            }
+            Err(Stopped::Write(source)) => {
+                // The first write (before any cell) failing means nothing new is unsaved but the file was not made.
+                let unsaved = if results.cells.len() > saved_before { 1 } else { 0 };
+                return Err(RunError::Write { source, results: Box::new(results), unsaved });
+            }
+        }
+        // A continued run's cells are put back in plan order.
+        results.cells.sort_by_key(|c| order(&c.key));
         results.finished_at = Some(now_rfc3339());
-        crate::results_io::write_atomic(out, &results)?;
+        file.write(&results).map_err(|source| RunError::Write {
+            source,
+            results: Box::new(results.clone()),
+            unsaved: 0,
+        })?;
         Ok(results)
     }
 }

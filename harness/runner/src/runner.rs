@@ -2,7 +2,7 @@
 //! into metrics and writes the results file after every cell.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -58,7 +58,7 @@ pub enum Progress<'a> {
         /// The phase, as the child named it.
         phase: &'a str,
     },
-    /// A cell finished and the results file was rewritten.
+    /// A cell finished; the results file is rewritten next.
     Finished {
         /// Index in the plan.
         index: usize,
@@ -67,22 +67,35 @@ pub enum Progress<'a> {
     },
 }
 
-/// Runs every cell, appending each result to `results` and rewriting `out` after each one.
+/// Why [`run_all`] stopped before its last cell.
+#[derive(Debug)]
+pub enum Stopped {
+    /// The results file could not be written; the last result is in memory (and was reported) but not saved.
+    Write(crate::results_io::ResultsIoError),
+    /// SIGINT, SIGTERM or SIGHUP arrived; the cell in flight was discarded, every finished one is saved.
+    Interrupted(i32),
+}
+
+/// Runs every cell, appending each result to `results`, reporting it, then rewriting `file`.
 pub fn run_all(
     child: &ChildCommand,
     cells: &[CellSpec],
     timeout: Duration,
     results: &mut RunResults,
-    out: &std::path::Path,
+    file: &crate::outfile::ResultsFile,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(), crate::results_io::ResultsIoError> {
-    crate::results_io::write_atomic(out, results)?;
+) -> Result<(), Stopped> {
+    file.write(results).map_err(Stopped::Write)?;
     for (index, spec) in cells.iter().enumerate() {
         progress(Progress::Started { index, total: cells.len(), spec });
         let result = run_cell(child, spec, timeout, &mut |phase| progress(Progress::Phase { index, phase }));
+        if let Some(sig) = crate::interrupt::requested() {
+            return Err(Stopped::Interrupted(sig));
+        }
         results.cells.push(result);
-        crate::results_io::write_atomic(out, results)?;
+        // Reported before it is saved: a write that fails loses nothing the user has not seen.
         progress(Progress::Finished { index, result: results.cells.last().expect("just pushed") });
+        file.write(results).map_err(Stopped::Write)?;
     }
     Ok(())
 }
@@ -96,21 +109,53 @@ struct ChildRun {
     wall_s: f64,
 }
 
+/// Reads `stderr` to its end keeping only the last [`STDERR_TAIL_BYTES`] (a child may print without end).
+fn stderr_tail(mut stderr: impl Read) -> String {
+    let (mut kept, mut buf) = (Vec::new(), [0u8; 8192]);
+    while let Ok(n @ 1..) = stderr.read(&mut buf) {
+        kept.extend_from_slice(&buf[..n]);
+        if kept.len() > 2 * STDERR_TAIL_BYTES {
+            kept.drain(..kept.len() - STDERR_TAIL_BYTES);
+        }
+    }
+    let s = String::from_utf8_lossy(&kept).into_owned();
+    let cut = s.len().saturating_sub(STDERR_TAIL_BYTES);
+    let cut = (cut..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
+    s[cut..].to_string()
+}
+
+/// Ends every process of the group `pgid` (a child and whatever it started: meter commands, their `sleep`s).
+fn kill_group(pgid: u32) {
+    // SAFETY: kill with a negative pid signals a process group; a group that is gone gives ESRCH, ignored.
+    unsafe {
+        libc::kill(-(pgid as libc::pid_t), libc::SIGKILL);
+    }
+}
+
+/// How often the wait loop looks for SIGINT/SIGTERM while a child is silent.
+const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+
 fn spawn_and_watch(
     child: &ChildCommand,
     job: &Job,
     timeout: Duration,
     on_phase: &mut dyn FnMut(&str),
 ) -> std::io::Result<ChildRun> {
+    use std::os::unix::process::CommandExt;
     let threads = job.threads().to_string();
-    let mut proc = Command::new(&child.program)
-        .args(&child.args)
+    let mut cmd = Command::new(&child.program);
+    cmd.args(&child.args)
         .env("RAYON_NUM_THREADS", &threads)
         .env("OMP_NUM_THREADS", &threads)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()?;
+        // Its own process group: a timeout or an interrupt ends the child and everything it started, and a Ctrl-C
+        // at the terminal reaches only the parent, which decides.
+        .process_group(0);
+    probes::die_with_parent(&mut cmd);
+    let mut proc = cmd.spawn()?;
+    let pgid = proc.id();
     let t0 = Instant::now();
     let spec_json = serde_json::to_vec(job).expect("jobs serialize");
     if let Some(mut stdin) = proc.stdin.take() {
@@ -118,46 +163,56 @@ fn spawn_and_watch(
         let _ = stdin.write_all(&spec_json);
     }
     let stdout = proc.stdout.take().expect("piped");
-    let mut stderr = proc.stderr.take().expect("piped");
+    let stderr = proc.stderr.take().expect("piped");
     let (tx, rx) = mpsc::channel();
     let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
+        for line in edgebench_core::limits::bounded_lines(BufReader::new(stdout), edgebench_core::limits::LINE) {
             if tx.send(line).is_err() {
                 break;
             }
         }
     });
-    let err_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = stderr.read_to_end(&mut buf);
-        let s = String::from_utf8_lossy(&buf).into_owned();
-        let cut = s.len().saturating_sub(STDERR_TAIL_BYTES);
-        let cut = (cut..s.len()).find(|&i| s.is_char_boundary(i)).unwrap_or(s.len());
-        s[cut..].to_string()
-    });
-    let deadline = t0 + timeout;
-    let (mut events, mut stray_lines, mut timed_out) = (Vec::new(), 0, false);
+    let err_reader = std::thread::spawn(move || stderr_tail(stderr));
+    // A deadline past what an Instant can hold is no deadline (flags bound the timeout long before that).
+    let deadline = t0.checked_add(timeout);
+    let (mut events, mut stray_lines, mut timed_out, mut overlong) = (Vec::new(), 0, false, None);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(line) => match serde_json::from_str::<Event>(&line) {
+        let left = deadline.map_or(INTERRUPT_POLL, |d| d.saturating_duration_since(Instant::now()));
+        if crate::interrupt::requested().is_some() {
+            break;
+        }
+        match rx.recv_timeout(left.min(INTERRUPT_POLL)) {
+            Ok(Ok(line)) => match serde_json::from_str::<Event>(&line) {
                 Ok(Event::Phase { phase }) => on_phase(&phase),
                 Ok(e) => events.push(e),
                 Err(_) => stray_lines += 1,
             },
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                timed_out = true;
-                let _ = proc.kill();
+            Ok(Err(e)) => {
+                overlong = Some(e.to_string());
                 break;
             }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) if left <= INTERRUPT_POLL && deadline.is_some() => {
+                timed_out = Instant::now() >= deadline.expect("checked");
+                if timed_out {
+                    break;
+                }
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
+    if timed_out || overlong.is_some() || crate::interrupt::requested().is_some() {
+        kill_group(pgid);
+    }
     let status = proc.wait().ok();
+    // Whatever the child left running (a meter command's `sleep`) ends with it.
+    kill_group(pgid);
     let wall_s = t0.elapsed().as_secs_f64();
     let _ = reader.join();
-    let stderr = err_reader.join().unwrap_or_default();
+    let mut stderr = err_reader.join().unwrap_or_default();
+    if let Some(e) = overlong {
+        stderr.push_str(&format!("\nedgebench: stopped reading the child's output: {e}"));
+    }
     Ok(ChildRun { events, stray_lines, status, timed_out, stderr, wall_s })
 }
 

@@ -64,6 +64,12 @@ fn default_timeout() -> u64 {
     600
 }
 
+/// The longest a cell's child may run (a suite's `timeout_s`, `--timeout`): a week. Longer is a typo, and a far
+/// larger figure would overflow the clock's arithmetic.
+pub const MAX_TIMEOUT_S: u64 = 7 * 24 * 3600;
+/// The longest a sustained cell may repeat (`duration_s`, `--duration-s`): a day.
+pub const MAX_DURATION_S: f64 = 24.0 * 3600.0;
+
 /// Errors reading a suite.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
@@ -97,7 +103,13 @@ pub fn load(name_or_path: &str) -> Result<LoadedSuite, SuiteError> {
         Some((n, t)) => (format!("builtin:{n}"), t.to_string()),
         None => {
             let p = Path::new(name_or_path);
-            let t = std::fs::read_to_string(p).map_err(|_| SuiteError::NotFound(name_or_path.into()))?;
+            let t = match edgebench_core::limits::read_text(p, edgebench_core::limits::SUITE_FILE, "suite file") {
+                Ok(t) => t,
+                Err(edgebench_core::limits::ReadError::Io { .. }) => {
+                    return Err(SuiteError::NotFound(name_or_path.into()))
+                }
+                Err(e) => return Err(SuiteError::Invalid { source_name: name_or_path.into(), message: e.to_string() }),
+            };
             (p.display().to_string(), t)
         }
     };
@@ -112,8 +124,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Suite, SuiteError> {
     if s.repetitions == 0 || s.load_repetitions == 0 {
         return Err(bad("repetitions and load_repetitions must be at least 1".into()));
     }
-    if s.duration_s.is_some_and(|d| !(d > 0.0 && d.is_finite())) {
-        return Err(bad("duration_s must be a positive number of seconds".into()));
+    if s.duration_s.is_some_and(|d| !(d > 0.0 && d <= MAX_DURATION_S)) {
+        return Err(bad(format!("duration_s must be a positive number of seconds, at most {MAX_DURATION_S}")));
+    }
+    if !(1..=MAX_TIMEOUT_S).contains(&s.timeout_s) {
+        return Err(bad(format!("timeout_s must be between 1 and {MAX_TIMEOUT_S} seconds, got {}", s.timeout_s)));
     }
     if s.workloads.is_empty() {
         return Err(bad("no [[workload]]".into()));
@@ -137,8 +152,8 @@ pub struct Axes {
     pub devices: Vec<DeviceRequest>,
     /// Thread counts.
     pub threads: Vec<usize>,
-    /// Backend options, passed to every cell.
-    pub options: BTreeMap<String, String>,
+    /// Backend options by backend name (`--backend-opt`, routed and checked), passed to that backend's cells.
+    pub options: BTreeMap<String, BTreeMap<String, String>>,
     /// Energy meters and sampling, passed to every cell.
     pub energy: EnergySpec,
 }
@@ -161,7 +176,7 @@ pub fn plan(suite: &Suite, axes: &Axes, drift: &BTreeMap<String, DriftPlan>) -> 
                                 workload: w.name.clone(),
                             },
                             model: model.clone(),
-                            options: axes.options.clone(),
+                            options: axes.options.get(backend).cloned().unwrap_or_default(),
                             workload: w.clone(),
                             repetitions: suite.repetitions,
                             warmup: suite.warmup,
@@ -203,6 +218,31 @@ mod tests {
             "t",
         );
         assert!(e.is_err());
+        let w = "[[workload]]\nname='a'\nkind='synthetic'\ntokens=4\ngen_tokens=1";
+        for (bad, says) in [
+            ("timeout_s=0", "timeout_s must be between 1"),
+            ("timeout_s=9223372036854775807", "timeout_s must be between 1"),
+            ("duration_s=1e300", "duration_s must be"),
+        ] {
+            let e = parse(&format!("name='x'\nrepetitions=1\n{bad}\n{w}"), "t").unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let e = parse(
+            "name='x'\nrepetitions=1\n[[workload]]\nname='a'\nkind='synthetic'\ntokens=4\ngen_tokens=1\ngen_tokenz=2",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("gen_tokenz"), "a misspelled workload key is named: {e}");
+        let e = parse(
+            "name='x'\nrepetitions=1\n[[workload]]\nname='a'\nkind='chat'\ntext='hi'\ntokens=4\ngen_tokens=1",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("tokens") && e.contains("chat"), "a key of another kind is refused: {e}");
+        let e = load("/dev/zero").unwrap_err().to_string();
+        assert!(e.contains("larger than the 1 MiB"), "{e}");
     }
 
     #[test]
@@ -218,7 +258,7 @@ mod tests {
             backends: vec!["mock".into(), "candle".into()],
             devices: vec![DeviceRequest::cpu()],
             threads: vec![1, 2],
-            options: BTreeMap::new(),
+            options: BTreeMap::from([("mock".into(), BTreeMap::from([("prefill_us".into(), "5".into())]))]),
             energy: EnergySpec::default(),
         };
         let cells = plan(&s, &axes, &BTreeMap::new());
@@ -227,5 +267,6 @@ mod tests {
         assert_eq!(cells[1].key.workload, "tg128");
         assert_eq!(cells[2].key.threads, 2);
         assert!(cells.iter().all(|c| c.load().unwrap().threads == c.key.threads));
+        assert!(cells.iter().all(|c| c.options.is_empty() == (c.key.backend != "mock")), "options go to their backend");
     }
 }

@@ -36,6 +36,7 @@ pub enum Prompt {
 
 /// One workload of a suite.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(try_from = "WorkloadKeys")]
 pub struct Workload {
     /// Name shown in tables (`chat`, `pp512`, `tg128`).
     pub name: String,
@@ -44,6 +45,51 @@ pub struct Workload {
     pub prompt: Prompt,
     /// Single-token decode steps after the prompt.
     pub gen_tokens: usize,
+}
+
+/// A workload as written, every key of every kind, so that a misspelled key or one of another kind is refused
+/// (`#[serde(flatten)]` cannot refuse unknown keys).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WorkloadKeys {
+    name: String,
+    kind: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    system: Option<String>,
+    #[serde(default)]
+    tokens: Option<usize>,
+    gen_tokens: usize,
+}
+
+impl TryFrom<WorkloadKeys> for Workload {
+    type Error = String;
+
+    fn try_from(k: WorkloadKeys) -> Result<Self, String> {
+        let other =
+            |key: &str, kind: &str| format!("workload {:?}: key `{key}` is not a key of {kind} workloads", k.name);
+        let prompt = match k.kind.as_str() {
+            "chat" => {
+                if k.tokens.is_some() {
+                    return Err(other("tokens", "chat"));
+                }
+                let text =
+                    k.text.clone().ok_or_else(|| format!("workload {:?}: a chat workload needs `text`", k.name))?;
+                Prompt::Chat { text, system: k.system.clone() }
+            }
+            "synthetic" => {
+                if let Some(key) = [("text", k.text.is_some()), ("system", k.system.is_some())].iter().find(|x| x.1) {
+                    return Err(other(key.0, "synthetic"));
+                }
+                let tokens =
+                    k.tokens.ok_or_else(|| format!("workload {:?}: a synthetic workload needs `tokens`", k.name))?;
+                Prompt::Synthetic { tokens }
+            }
+            kind => return Err(format!("workload {:?}: unknown kind {kind:?} (known: chat, synthetic)", k.name)),
+        };
+        Ok(Workload { name: k.name, prompt, gen_tokens: k.gen_tokens })
+    }
 }
 
 /// Errors of a workload.

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::compare::{compare, Rule};
 pub use edgebench_core::comparison::{Outcome, Row, RunComparison};
+use edgebench_core::metrics;
 use edgebench_core::results::{CellKey, CellResult, CellStatus, RunResults};
 use serde::{Deserialize, Serialize};
 
@@ -23,12 +24,36 @@ pub struct Thresholds {
 pub const DEFAULT_THRESHOLDS: &str = include_str!("../../../ci/thresholds.toml");
 
 impl Thresholds {
-    /// Parses a thresholds file; errors name the offending key.
+    /// Parses a thresholds file; errors name the offending key. Refused: unknown keys, metric names that are no
+    /// metric's key (with the list of known ones), and values that are not finite numbers in range (`inf` or `nan`
+    /// would turn a rule off).
     pub fn parse(text: &str) -> Result<Thresholds, String> {
         let t: Thresholds = toml::from_str(text).map_err(|e| e.to_string())?;
-        for (name, r) in std::iter::once(("default", &t.default)).chain(t.metric.iter().map(|(k, v)| (k.as_str(), v))) {
-            if !(r.floor >= 0.0 && r.floor < 1.0 && r.noise_multiple >= 0.0 && r.abs_floor >= 0.0) {
-                return Err(format!("{name}: floor must be in [0, 1), noise_multiple and abs_floor >= 0, got {r:?}"));
+        let unknown: Vec<&str> = t.metric.keys().map(String::as_str).filter(|k| metrics::lookup(k).is_none()).collect();
+        if !unknown.is_empty() {
+            let known: Vec<&str> = metrics::ALL.iter().map(|m| m.key).collect();
+            return Err(format!(
+                "unknown metric{} {}; known metrics: {}",
+                if unknown.len() > 1 { "s" } else { "" },
+                unknown.iter().map(|k| format!("[metric.{}]", k.escape_debug())).collect::<Vec<_>>().join(", "),
+                known.join(", ")
+            ));
+        }
+        let tables = std::iter::once(("[default]".to_string(), &t.default))
+            .chain(t.metric.iter().map(|(k, v)| (format!("[metric.{k}]"), v)));
+        for (table, r) in tables {
+            let checks = [
+                ("floor", r.floor, r.floor.is_finite() && (0.0..1.0).contains(&r.floor), "a number in [0, 1)"),
+                (
+                    "noise_multiple",
+                    r.noise_multiple,
+                    r.noise_multiple.is_finite() && r.noise_multiple >= 0.0,
+                    "a finite number >= 0",
+                ),
+                ("abs_floor", r.abs_floor, r.abs_floor.is_finite() && r.abs_floor >= 0.0, "a finite number >= 0"),
+            ];
+            if let Some((key, v, _, want)) = checks.iter().find(|c| !c.2) {
+                return Err(format!("{table} {key} = {v}: must be {want}"));
             }
         }
         Ok(t)
@@ -191,24 +216,28 @@ fn compare_cell(b: &CellResult, c: &CellResult, thresholds: &Thresholds) -> Vec<
     if load_options_differ(b, c) {
         return vec![row("*", None, Outcome::Skipped { reason: "backend options differ between the runs".into() })];
     }
+    // A metric the base measured and the current run did not (absent, or no samples) is a regression unless its
+    // rule says it may vanish: otherwise a run that silently stopped measuring something would pass the gate.
+    let vanished = |name: &str, why: &str| {
+        if thresholds.rule(name).optional {
+            Outcome::Skipped { reason: format!("{why} (optional in the thresholds)") }
+        } else {
+            Outcome::Broken { reason: format!("measured in the base run, {why}") }
+        }
+    };
     let mut rows = Vec::new();
     for (name, cm) in &c.metrics {
         let outcome = match b.metrics.get(name) {
             None => Outcome::Skipped { reason: "metric not in the base run".into() },
-            Some(bm) if bm.samples.is_empty() || cm.samples.is_empty() => {
-                Outcome::Skipped { reason: "no samples".into() }
-            }
-            Some(bm) if bm.summary.median == 0.0 => Outcome::Skipped { reason: "base median is 0".into() },
+            Some(bm) if bm.samples.is_empty() => Outcome::Skipped { reason: "no samples in the base run".into() },
+            Some(_) if cm.samples.is_empty() => vanished(name, "no samples in the current run"),
+            Some(bm) if crate::median(&bm.samples) == 0.0 => Outcome::Skipped { reason: "base median is 0".into() },
             Some(bm) => Outcome::Compared(compare(&bm.samples, &cm.samples, cm.better, thresholds.rule(name))),
         };
         rows.push(row(name, Some(cm.better), outcome));
     }
-    for name in b.metrics.keys().filter(|k| !c.metrics.contains_key(*k)) {
-        rows.push(row(
-            name,
-            Some(b.metrics[name].better),
-            Outcome::Skipped { reason: "metric not in the current run".into() },
-        ));
+    for (name, bm) in b.metrics.iter().filter(|(k, m)| !c.metrics.contains_key(*k) && !m.samples.is_empty()) {
+        rows.push(row(name, Some(bm.better), vanished(name, "missing from the current run")));
     }
     rows
 }
@@ -280,5 +309,89 @@ mod tests {
         assert!(err.contains("default"), "{err}");
         let err = Thresholds::parse("[default]\nfloor = 0.1\nnoise_multiple = 1.0\nfloo = 1\n").unwrap_err();
         assert!(err.contains("floo"), "{err}");
+    }
+
+    const DEFAULT: &str = "[default]\nfloor = 0.05\nnoise_multiple = 1.0\n";
+
+    #[test]
+    fn unknown_metrics_and_non_finite_values_are_refused() {
+        let err =
+            Thresholds::parse(&format!("{DEFAULT}[metric.decode_tsp]\nfloor = 0.1\nnoise_multiple = 1\n")).unwrap_err();
+        assert!(
+            err.starts_with("unknown metric [metric.decode_tsp]; known metrics: prefill_tps, decode_tps,"),
+            "{err}"
+        );
+        assert!(err.ends_with("ppl_ratio"), "{err}");
+        let err = Thresholds::parse(&format!(
+            "{DEFAULT}[metric.a]\nfloor = 0.1\nnoise_multiple = 1\n{}",
+            "[metric.\"b\\u001b\"]\nfloor = 0.1\nnoise_multiple = 1\n"
+        ))
+        .unwrap_err();
+        assert!(err.starts_with("unknown metrics [metric.a], [metric.b\\u{1b}];"), "{err}");
+        for (rule, want) in [
+            (
+                "floor = 0.1\nnoise_multiple = inf",
+                "[metric.load_ms] noise_multiple = inf: must be a finite number >= 0",
+            ),
+            ("floor = 0.1\nnoise_multiple = nan", "[metric.load_ms] noise_multiple = NaN"),
+            ("floor = nan\nnoise_multiple = 1", "[metric.load_ms] floor = NaN: must be a number in [0, 1)"),
+            ("floor = 0.1\nnoise_multiple = 1\nabs_floor = inf", "[metric.load_ms] abs_floor = inf"),
+            ("floor = 0.1\nnoise_multiple = 1\nabs_floor = -1", "[metric.load_ms] abs_floor = -1"),
+        ] {
+            let err = Thresholds::parse(&format!("{DEFAULT}[metric.load_ms]\n{rule}\n")).unwrap_err();
+            assert!(err.starts_with(want), "{rule}: {err}");
+        }
+        let err = Thresholds::parse("[default]\nfloor = 0.05\nnoise_multiple = inf\n").unwrap_err();
+        assert!(err.starts_with("[default] noise_multiple = inf"), "{err}");
+        let t = Thresholds::parse(&format!(
+            "{DEFAULT}[metric.load_ms]\nfloor = 0.2\nnoise_multiple = 1\noptional = true\n"
+        ))
+        .unwrap();
+        assert!(t.rule("load_ms").optional && !t.rule("decode_tps").optional);
+    }
+
+    fn verdicts(base: &RunResults, current: &RunResults, thresholds: &str) -> Vec<(String, Outcome)> {
+        let t = Thresholds::parse(thresholds).unwrap();
+        compare_runs(base, current, &t, false).unwrap().rows.into_iter().map(|r| (r.metric, r.outcome)).collect()
+    }
+
+    #[test]
+    fn a_metric_that_vanished_is_a_regression_unless_optional() {
+        let base = run_with("a", &[10.0, 10.2, 10.1]);
+        let mut gone = base.clone();
+        gone.cells[0].metrics.clear();
+        let rows = verdicts(&base, &gone, DEFAULT);
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].1.is_regression(), "{rows:?}");
+        assert!(matches!(&rows[0].1, Outcome::Broken { reason } if reason.contains("missing from the current run")));
+        // No samples left counts the same; a metric new in the current run is only skipped.
+        let mut empty = base.clone();
+        let m = empty.cells[0].metrics.get_mut("decode_tps").unwrap();
+        m.samples.clear();
+        m.summary = crate::summarize(&[]);
+        let rows = verdicts(&base, &empty, DEFAULT);
+        assert!(matches!(&rows[0].1, Outcome::Broken { reason } if reason.contains("no samples in the current run")));
+        let rows = verdicts(&gone, &base, DEFAULT);
+        assert!(matches!(&rows[0].1, Outcome::Skipped { .. }), "{rows:?}");
+        // `optional = true`: skipped, naming why.
+        let optional = format!("{DEFAULT}[metric.decode_tps]\nfloor = 0.03\nnoise_multiple = 0.5\noptional = true\n");
+        for current in [&gone, &empty] {
+            let rows = verdicts(&base, current, &optional);
+            assert!(
+                matches!(&rows[0].1, Outcome::Skipped { reason } if reason.contains("optional in the thresholds")),
+                "{rows:?}"
+            );
+        }
+        // Optional or not, a cell that failed or was skipped now is a regression.
+        for status in [
+            CellStatus::Failed { kind: edgebench_core::results::FailureKind::Panic, message: "boom".into() },
+            CellStatus::Skipped { reason: "unsupported".into() },
+        ] {
+            let mut failed = gone.clone();
+            failed.cells[0].status = status;
+            let rows = verdicts(&base, &failed, &optional);
+            assert_eq!(rows.len(), 1);
+            assert!(matches!(&rows[0].1, Outcome::Broken { .. }), "{rows:?}");
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! Pure numerics for benchmark samples: percentiles, summaries, confidence intervals, outliers; accuracy drift
-//! statistics; and the gate's comparison of two results (`gate`).
+//! statistics; the gate's comparison of two results (`gate`); and stored summaries checked against their samples
+//! (`verify`).
 //!
 //! Deterministic: the bootstrap uses a fixed seed, so the same samples always give the same interval.
 
 pub mod compare;
 pub mod drift;
 pub mod gate;
+pub mod verify;
 
 use edgebench_core::results::Summary;
 use rand::rngs::SmallRng;
@@ -78,6 +80,11 @@ pub fn bootstrap_median_ci(samples: &[f64]) -> Option<[f64; 2]> {
 
 /// Summary statistics of `samples` (NaNs ignored).
 pub fn summarize(samples: &[f64]) -> Summary {
+    summarize_with(samples, true)
+}
+
+/// [`summarize`], with the bootstrap interval of the median (the costly part: 2,000 resamples) only if `median_ci`.
+pub(crate) fn summarize_with(samples: &[f64], median_ci: bool) -> Summary {
     let s = sorted(samples);
     let n = s.len();
     if n == 0 {
@@ -99,7 +106,7 @@ pub fn summarize(samples: &[f64]) -> Summary {
         p50: percentile_sorted(&s, 0.5),
         p90: percentile_sorted(&s, 0.9),
         p99: percentile_sorted(&s, 0.99),
-        median_ci95: bootstrap_median_ci(&s),
+        median_ci95: if median_ci { bootstrap_median_ci(&s) } else { None },
         mean_ci95: (n > 1).then_some([mean - half, mean + half]),
         cv: if mean != 0.0 { stddev / mean.abs() } else { 0.0 },
         outliers,

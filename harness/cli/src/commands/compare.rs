@@ -15,7 +15,8 @@ use crate::cli::{ComparisonOptions, ReportFormat};
 pub fn compare(bases: &[PathBuf], current: &Path, opts: &ComparisonOptions, gate: bool) -> anyhow::Result<ExitCode> {
     let thresholds = match &opts.thresholds {
         Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("reading --thresholds {}", p.display()))?;
+            let text = edgebench_core::limits::read_text(p, edgebench_core::limits::THRESHOLDS_FILE, "thresholds file")
+                .context("reading --thresholds")?;
             Thresholds::parse(&text).map_err(|e| anyhow::anyhow!("--thresholds {}: {e}", p.display()))?
         }
         None => Thresholds::parse(DEFAULT_THRESHOLDS).map_err(|e| anyhow::anyhow!("shipped thresholds: {e}"))?,

@@ -1,5 +1,6 @@
 //! One module per subcommand; `dispatch` maps the parsed command line to them.
 
+mod backend_opts;
 mod cell;
 mod compare;
 mod export;
@@ -36,4 +37,31 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 /// tree, for tests and for inspecting another machine's sysfs snapshot).
 fn sysfs_root() -> String {
     std::env::var("EDGEBENCH_SYSFS_ROOT").unwrap_or_else(|_| "/".into())
+}
+
+/// Whether `a` and `b` are one file (the same path, a symlink or a hard link): both exist with the same device
+/// and inode.
+pub(crate) fn same_file(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
+
+/// Refuses an output that is one of the inputs (`--out` equal to the suite file, a results file rendered over
+/// itself): an output never overwrites an input.
+pub(crate) fn refuse_input_as_output(
+    out_flag: &str,
+    out: &std::path::Path,
+    inputs: &[(String, std::path::PathBuf)],
+) -> anyhow::Result<()> {
+    if let Some((flag, p)) = inputs.iter().find(|(_, p)| same_file(out, p)) {
+        anyhow::bail!(
+            "{out_flag} {} is the same file as {flag} {}; writing it would destroy that input: choose another {out_flag}",
+            out.display(),
+            p.display()
+        );
+    }
+    Ok(())
 }

@@ -12,10 +12,15 @@ fn log(line: &str) {
     eprintln!("{line}");
 }
 
-/// `edgebench models quantize --to TYPE SRC OUT`.
-pub fn quantize(to: &str, src: &str, out: &Path) -> anyhow::Result<ExitCode> {
+/// `edgebench models quantize --to TYPE SRC OUT`. Refuses an OUT that is SRC's own file (the same path, a symlink or
+/// a hard link to it); the copy is written atomically, so an interrupted run leaves no truncated OUT.
+pub fn quantize(to: &str, src_arg: &str, out: &Path) -> anyhow::Result<ExitCode> {
     let ty = target_type(to)?;
-    let src = resolve(Some(src), &mut log)?;
+    let src = resolve(Some(src_arg), &mut log)?;
+    // SRC as resolved (a registry id or `ID@TYPE` is a file in the cache); a symlink or hard link to it is the same
+    // file (same device and inode), and so is the same path spelled differently.
+    let flag = if Path::new(src_arg) == src.spec.path { "SRC".into() } else { format!("SRC {src_arg}, the file") };
+    super::refuse_input_as_output("OUT", out, &[(flag, src.spec.path.clone())])?;
     quantize_file(&src, ty, out, &mut log)?;
     println!("{}", out.display());
     Ok(ExitCode::SUCCESS)
@@ -25,8 +30,9 @@ pub fn list() -> anyhow::Result<ExitCode> {
     println!("cache: {}", registry::cache_dir().display());
     for m in registry::registry()? {
         let state = match registry::cached(&m) {
-            Some(p) => format!("cached at {}", p.display()),
-            None => "not cached (edgebench models fetch)".into(),
+            Ok(Some(p)) => format!("cached at {}", p.display()),
+            Ok(None) => "not cached (edgebench models fetch)".into(),
+            Err(e) => format!("NOT USABLE: {e}"),
         };
         let default = if m.default { " (default)" } else { "" };
         println!(
@@ -49,7 +55,7 @@ pub fn inspect(arg: &str) -> anyhow::Result<ExitCode> {
         PathBuf::from(arg)
     } else {
         let m = registry::lookup(Some(arg))?;
-        registry::cached(&m).with_context(|| format!("model {arg} is not cached: run edgebench models fetch {arg}"))?
+        registry::cached(&m)?.with_context(|| format!("model {arg} is not cached: run edgebench models fetch {arg}"))?
     };
     let file = GgufFile::open(&path)?;
     // Names and metadata are the file's: printed through `terminal_safe`, so they cannot drive the terminal.

@@ -17,6 +17,10 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|p| results_io::read(p).with_context(|| format!("reading {}", p.display())))
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(out) = &args.out {
+        let inputs: Vec<_> = args.results.iter().map(|p| ("results file".to_string(), p.clone())).collect();
+        super::refuse_input_as_output("--out", out, &inputs)?;
+    }
     let to_file = |default: &str, bytes: &str| -> anyhow::Result<PathBuf> {
         let path = args.out.clone().unwrap_or_else(|| PathBuf::from(default));
         std::fs::write(&path, bytes).with_context(|| format!("writing --out {}", path.display()))?;

@@ -13,7 +13,8 @@ use edgebench_drift::EvalSource;
 use edgebench_models::registry;
 use edgebench_probes::process as probes;
 use edgebench_reports::text::terminal_safe;
-use edgebench_runner::run::{DriftRequest, Run};
+use edgebench_runner::outfile::{Existing, ResultsFile};
+use edgebench_runner::run::{DriftRequest, Run, RunError};
 use edgebench_runner::runner::{ChildCommand, Progress};
 use edgebench_runner::{estimate, suite};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -86,7 +87,10 @@ fn drift_request(a: &RunArgs, level: DriftLevel, threads: &[usize]) -> anyhow::R
         None => EvalSource::Builtin,
         Some(p) => EvalSource::Text {
             path: p.clone(),
-            sha256: registry::sha256_file(p).with_context(|| format!("--eval-text {}", p.display()))?,
+            sha256: registry::sha256_hex(
+                &edgebench_core::limits::read_bytes(p, edgebench_core::limits::EVAL_TEXT, "evaluation text")
+                    .map_err(|e| anyhow::anyhow!("--eval-text {e}"))?,
+            ),
             ctx: a.eval_ctx,
             max_chunks: if level == DriftLevel::Short { Some(1) } else { a.eval_chunks },
         },
@@ -109,6 +113,20 @@ fn drift_request(a: &RunArgs, level: DriftLevel, threads: &[usize]) -> anyhow::R
     })
 }
 
+/// The longest idle baseline before a cell (`--idle-s`), seconds.
+const MAX_IDLE_S: f64 = 600.0;
+
+/// The results on stdout, as `--format` and `--wide` ask.
+fn print_table(results: &edgebench_core::results::RunResults, a: &RunArgs) {
+    match a.format {
+        Format::Table => {
+            let width = if a.wide { edgebench_reports::Width::Wide } else { edgebench_reports::Width::Compact };
+            print!("{}", edgebench_reports::terminal_table_with(results, width))
+        }
+        Format::Json => println!("{}", serde_json::to_string_pretty(results).expect("results serialize")),
+    }
+}
+
 fn log(line: &str) {
     eprintln!("{line}");
 }
@@ -126,13 +144,13 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         s.warmup = w;
     }
     if let Some(d) = a.duration_s {
-        if !(d > 0.0 && d.is_finite()) {
-            bail!("--duration-s must be a positive number of seconds");
+        if !(d > 0.0 && d <= suite::MAX_DURATION_S) {
+            bail!("--duration-s {d}: must be a positive number of seconds, at most {} (a day)", suite::MAX_DURATION_S);
         }
         s.duration_s = Some(d);
     }
-    if !(a.idle_s >= 0.0 && a.idle_s.is_finite()) {
-        bail!("--idle-s must be zero or a positive number of seconds");
+    if !(0.0..=MAX_IDLE_S).contains(&a.idle_s) {
+        bail!("--idle-s {}: must be between 0 and {MAX_IDLE_S} seconds", a.idle_s);
     }
     let energy = edgebench_probes::energy::EnergySpec {
         sysfs_root: super::sysfs_root(),
@@ -143,6 +161,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     };
     // A sustained cell runs for its duration plus loads and warm-up; the suite's limit may be shorter.
     let min_timeout = s.duration_s.map_or(0, |d| (d * 1.5) as u64 + 120);
+    if let Some(t) = a.timeout.filter(|t| !(1..=suite::MAX_TIMEOUT_S).contains(t)) {
+        bail!("--timeout {t}: must be between 1 and {} seconds (a week)", suite::MAX_TIMEOUT_S);
+    }
     let timeout = Duration::from_secs(a.timeout.unwrap_or(s.timeout_s.max(min_timeout)));
 
     let backend_names = if a.backend.is_empty() { backends::default_set() } else { a.backend.clone() };
@@ -157,7 +178,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|d| DeviceRequest::parse(d).map_err(|e| anyhow::anyhow!("--device: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let options = key_values(&a.backend_opt)?;
+    let options = super::backend_opts::route(&a.backend_opt, &backend_names)?;
     let threads = if a.threads.is_empty() { vec![probes::free_cpus()] } else { a.threads.clone() };
     if threads.contains(&0) {
         bail!("--threads: thread counts must be at least 1");
@@ -191,9 +212,33 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = drift {
         run = run.drift(d);
     }
-    let cells = run.cells();
     let out = a.out.clone().unwrap_or_else(|| PathBuf::from("results").join(format!("{}.json", run.id())));
+    let mut inputs: Vec<(String, PathBuf)> = vec![("--suite".into(), PathBuf::from(&loaded.origin))];
+    inputs.extend(run.axes().models.iter().map(|m| (format!("model {}", m.spec.id), m.spec.path.clone())));
+    inputs.extend(a.eval_text.iter().map(|p| ("--eval-text".to_string(), p.clone())));
+    super::refuse_input_as_output("--out", &out, &inputs)?;
+    let existing = match (a.resume, a.force) {
+        (true, _) => Existing::Resume,
+        (_, true) => Existing::Replace,
+        _ => Existing::Refuse,
+    };
+    let (file, kept) = ResultsFile::open(&out, existing).context("flag --out")?;
+    let mut cells = run.cells();
     eprint!("{}", plan_text(run.suite(), run.axes(), &cells, &out));
+    match &kept {
+        Some(k) => {
+            cells.retain(|c| !k.cells.iter().any(|d| d.key == c.key));
+            eprintln!(
+                "resuming {} (run {}): {} cell(s) kept as measured, {} to measure",
+                out.display(),
+                terminal_safe(&k.run_id),
+                k.cells.len(),
+                cells.len()
+            );
+        }
+        None if a.resume => eprintln!("--resume: {} does not exist yet; starting it", out.display()),
+        None => {}
+    }
     let earlier_dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
     let earlier = estimate::earlier_results(earlier_dir, &out);
     let prior = estimate::prior_wall_s(&cells, &run.device().cpu_model, &earlier);
@@ -221,7 +266,7 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let mut current = String::new();
     let left_prefix = |left: Option<f64>| left.map(|s| format!("~{} left", estimate::human(s))).unwrap_or_default();
     bar.set_prefix(left_prefix(estimate::remaining_s(&prior, 0, &[])));
-    let results = run.execute(&out, &mut |p| match p {
+    let outcome = run.execute(&file, kept, &mut |p| match p {
         Progress::Reference { model, line } => {
             let line = format!("drift reference for {}: {}", terminal_safe(model), terminal_safe(line));
             if bar.is_hidden() {
@@ -252,16 +297,41 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
                 bar.println(line);
             }
         }
-    })?;
+    });
     bar.finish_and_clear();
-
-    match a.format {
-        Format::Table => {
-            let width = if a.wide { edgebench_reports::Width::Wide } else { edgebench_reports::Width::Compact };
-            print!("{}", edgebench_reports::terminal_table_with(&results, width))
+    let results = match outcome {
+        Ok(r) => r,
+        Err(RunError::Write { source, results, unsaved }) => {
+            print_table(&results, &a);
+            eprintln!("error: writing the results failed: {source}");
+            eprintln!(
+                "the run stopped: {} cell(s) are saved in {}{}; free the space (or fix the cause) and rerun the same \
+                 command with --resume to measure the rest",
+                results.cells.len() - unsaved,
+                out.display(),
+                if unsaved > 0 {
+                    format!(", {unsaved} measured and shown above could not be saved")
+                } else {
+                    String::new()
+                },
+            );
+            return Ok(ExitCode::from(2));
         }
-        Format::Json => println!("{}", serde_json::to_string_pretty(&results)?),
-    }
+        Err(RunError::Interrupted { signal, results }) => {
+            print_table(&results, &a);
+            eprintln!(
+                "interrupted by {}: {} cell(s) are saved in {}; the cell in flight was discarded and its processes \
+                 ended; rerun the same command with --resume to measure the rest",
+                edgebench_runner::interrupt::name(signal),
+                results.cells.len(),
+                out.display()
+            );
+            return Ok(ExitCode::from(2));
+        }
+        Err(e) => return Err(e).context(format!("results file {}", out.display())),
+    };
+
+    print_table(&results, &a);
     eprintln!("results: {}", out.display());
     let failed = results.cells.iter().filter(|c| matches!(c.status, CellStatus::Failed { .. })).count();
     if failed > 0 {

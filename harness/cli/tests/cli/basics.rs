@@ -221,11 +221,11 @@ fn a_backend_compiled_out_is_a_skipped_cell_that_says_how_to_enable_it() {
 fn scaled_copy(from: &Path, to: &Path, metric: &str, factor: f64) {
     let mut r = results(from);
     for cell in r["cells"].as_array_mut().unwrap() {
-        if let Some(samples) = cell["metrics"][metric]["samples"].as_array_mut() {
-            for s in samples {
-                *s = Json::from(s.as_f64().unwrap() * factor);
-            }
-        }
+        let Some(samples) = cell["metrics"][metric]["samples"].as_array() else { continue };
+        let scaled: Vec<f64> = samples.iter().map(|s| s.as_f64().unwrap() * factor).collect();
+        cell["metrics"][metric]["samples"] = serde_json::to_value(&scaled).unwrap();
+        // The summary follows the samples: a results file whose summary contradicts them is refused.
+        cell["metrics"][metric]["summary"] = serde_json::to_value(edgebench_stats::summarize(&scaled)).unwrap();
     }
     r["run_id"] = Json::from("current");
     std::fs::write(to, serde_json::to_string(&r).unwrap()).unwrap();

@@ -60,9 +60,9 @@ pub fn run_mock(dir: &Path, extra: &[&str]) -> (Output, PathBuf) {
 /// [`run_mock`] with environment variables.
 pub fn run_mock_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> (Output, PathBuf) {
     let (m, s, out) = (model(dir, "ok", &[]), suite(dir), dir.join("r.json"));
-    let mut args = vec!["run", "--backend", "mock", "--threads", "1"];
+    // `--force`: tests here run again into the same file; keeping results is `no_data_loss`'s subject.
+    let mut args = vec!["run", "--backend", "mock", "--threads", "1", "--force"];
     args.extend(["--model", m.to_str().unwrap(), "--suite", s.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     args.extend_from_slice(extra);
     (edgebench(&args, env), out)
 }
-

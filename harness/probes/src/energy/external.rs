@@ -1,7 +1,7 @@
 //! Meters outside the machine's sysfs: a user command (`--energy-cmd`) that prints cumulative joules or power
 //! samples, one per line (USB power meters, lab supplies, smart plugs), and Apple's `powermetrics`.
 
-use std::io::{BufRead, BufReader};
+use std::io::BufReader;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -88,6 +88,7 @@ impl ExternalMeter {
 
     fn spawn_with(cmd: &mut Command, info: MeterInfo, parser: Parser) -> Result<ExternalMeter, String> {
         let what = info.source.clone();
+        crate::process::die_with_parent(cmd);
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -98,7 +99,9 @@ impl ExternalMeter {
         let state = Arc::new(Mutex::new(State::default()));
         let st = state.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
+            for line in
+                edgebench_core::limits::bounded_lines(BufReader::new(stdout), edgebench_core::limits::METER_LINE)
+            {
                 let parsed = line.map_err(|e| e.to_string()).and_then(|l| parser(&l).map(|s| (l, s)));
                 let mut g = st.lock().expect("meter state");
                 match parsed {
