@@ -89,8 +89,14 @@ pub enum RunError {
 }
 
 /// Why the results in `prior` cannot be continued by a run of `fresh`'s settings over `cells`: another build,
-/// suite, machine, model file, or cells this run would not make the same way.
-pub fn resume_mismatches(prior: &RunResults, fresh: &RunResults, cells: &[CellSpec]) -> Vec<String> {
+/// suite, machine, model file, or cells this run would not make the same way (backend options, or a drift reference
+/// other than `reference_keys`, the key of each model's reference this run would check against).
+pub fn resume_mismatches(
+    prior: &RunResults,
+    fresh: &RunResults,
+    cells: &[CellSpec],
+    reference_keys: &BTreeMap<String, String>,
+) -> Vec<String> {
     let mut out = Vec::new();
     let (pm, fm) = (&prior.manifest, &fresh.manifest);
     let build = |m: &Manifest| format!("edgebench {} ({}, {})", m.edgebench_version, m.git_commit, m.profile);
@@ -127,6 +133,16 @@ pub fn resume_mismatches(prior: &RunResults, fresh: &RunResults, cells: &[CellSp
                 out.push(format!("cell {}: backend options differ", c.key.label()))
             }
             Some(_) => {}
+        }
+        if let Some(edgebench_core::drift::Drift::Measured(d)) = &c.drift {
+            if reference_keys.get(&c.key.model) != Some(&d.reference_key) {
+                out.push(format!(
+                    "cell {}: its drift was checked against another reference ({}; see --reference-backend, \
+                     --reference-opt, --reference-model, --eval-text)",
+                    c.key.label(),
+                    d.reference
+                ));
+            }
         }
     }
     out
@@ -245,7 +261,11 @@ impl Run {
         let mut results = match prior {
             None => fresh,
             Some(mut prior) => {
-                let reasons = resume_mismatches(&prior, &fresh, &all);
+                let keys: BTreeMap<String, String> = match &self.drift {
+                    Some(d) => self.axes.models.iter().map(|m| (m.spec.id.clone(), d.reference_of(m).key())).collect(),
+                    None => BTreeMap::new(),
+                };
+                let reasons = resume_mismatches(&prior, &fresh, &all, &keys);
                 if !reasons.is_empty() {
                     return Err(RunError::Resume { path: file.path().to_path_buf(), reasons });
                 }

@@ -250,3 +250,27 @@ fn unknown_workload_keys_are_refused() {
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(text(&o).contains("gen_token"), "{}", text(&o));
 }
+
+#[test]
+fn resume_refuses_cells_whose_drift_was_checked_against_another_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = run_mock(dir.path(), &["--reference-backend", "mock"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(results(&out)["cells"][0]["drift"]["reference_key"].is_string(), "the drift was measured");
+    let saved = std::fs::read(&out).unwrap();
+    let resume = |extra: &[&str]| {
+        let (m, s) = (model(dir.path(), "ok", &[]), suite(dir.path()));
+        let mut args = vec!["run", "--backend", "mock", "--threads", "1", "--resume", "--reference-backend", "mock"];
+        args.extend(["--model", m.to_str().unwrap(), "--suite", s.to_str().unwrap()]);
+        args.extend(["--out", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        edgebench(&args, &[])
+    };
+    let o = resume(&["--reference-opt", "hot_logit=8"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("checked against another reference"), "{}", text(&o));
+    assert_eq!(std::fs::read(&out).unwrap(), saved);
+    let o = resume(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("1 cell(s) kept as measured, 0 to measure"), "{}", text(&o));
+}
