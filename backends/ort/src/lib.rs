@@ -135,7 +135,9 @@ impl TypedBackend for OrtBackend {
             let s = |e: ort::Error<ort::session::builder::SessionBuilder>| e.to_string();
             let mut b = ort::session::Session::builder(&lib.env)
                 .map_err(|e| e.to_string())?
-                .with_optimization_level(GraphOptimizationLevel::Level3)
+                // ORT_ENABLE_ALL, ONNX Runtime's own default and onnxruntime-genai's: the ort crate's `Level3` is
+                // ORT_ENABLE_LAYOUT (3), not ORT_ENABLE_ALL (99).
+                .with_optimization_level(GraphOptimizationLevel::All)
                 .map_err(s)?
                 .with_intra_threads(threads)
                 .map_err(s)?
@@ -186,7 +188,7 @@ impl TypedBackend for OrtBackend {
             notes: vec![
                 format!("weights carried as: {}", file.carried),
                 format!(
-                    "graph optimization level 3, intra-op threads {threads}, inter-op 1, sequential; intra-op spinning {}; \
+                    "graph optimization ORT_ENABLE_ALL, intra-op threads {threads}, inter-op 1, sequential; intra-op spinning {}; \
                      session.qdq_matmulnbits_accuracy_level={acc}",
                     spinning.unwrap_or("ORT default (on)")
                 ),
