@@ -267,7 +267,9 @@ fn resume_refuses_cells_whose_drift_was_checked_against_another_reference() {
         edgebench(&args, &[])
     };
     let o = resume(&["--reference-opt", "hot_logit=8"]);
-    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // Failed once in a full `cargo test --workspace` (accepted, exit 0) and never in 16 reruns since; the kept
+    // cell's drift is printed so a recurrence says which reference it was checked against.
+    assert_eq!(o.status.code(), Some(2), "{}\nkept cell's drift: {}", text(&o), results(&out)["cells"][0]["drift"]);
     assert!(text(&o).contains("checked against another reference"), "{}", text(&o));
     assert_eq!(std::fs::read(&out).unwrap(), saved);
     let o = resume(&[]);
