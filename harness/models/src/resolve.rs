@@ -110,8 +110,10 @@ pub fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    remove_stale_partials(dir, &name);
     let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
+        // The writer's PID in the name tells a killed writer's leftover from a live one's.
+        .prefix(&format!(".{name}.{}.", std::process::id()))
         .suffix(".partial")
         // As `File::create` would: 0666 less the umask (tempfile's default is 0600).
         .permissions(std::fs::Permissions::from_mode(0o666))
@@ -121,6 +123,24 @@ pub fn write_atomically(out: &Path, bytes: &[u8]) -> Result<(), ModelError> {
     tmp.as_file().sync_all().map_err(io(out))?;
     tmp.persist(out).map_err(|e| ModelError::Io { path: out.to_path_buf(), source: e.error })?;
     Ok(())
+}
+
+/// Removes `.NAME.PID.*.partial` files in `dir` whose writer process is gone (killed mid-write).
+fn remove_stale_partials(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&format!(".{name}.")).and_then(|r| r.strip_suffix(".partial")) else {
+            continue;
+        };
+        let Some(pid) = rest.split('.').next().and_then(|p| p.parse::<i32>().ok()) else { continue };
+        // SAFETY: signal 0 only checks whether the process exists.
+        let gone =
+            unsafe { libc::kill(pid, 0) } != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
 }
 
 /// Requantizes `src` to `to` into `out` (written atomically: see [`write_atomically`]); `log` hears what it did.
@@ -241,5 +261,14 @@ mod tests {
         let e = write_atomically(&blocked, b"data").unwrap_err().to_string();
         assert!(e.contains("blocked.gguf"), "{e}");
         assert_eq!(names(dir.path()), ["blocked.gguf", "sub"]);
+
+        // What a writer killed mid-write left is removed by the next write; a live writer's file is not.
+        let sub = out.parent().unwrap();
+        let dead = sub.join(".m.gguf.999999999.abc123.partial");
+        let live = sub.join(format!(".m.gguf.{}.abc123.partial", std::process::id()));
+        std::fs::write(&dead, b"half").unwrap();
+        std::fs::write(&live, b"half").unwrap();
+        write_atomically(&out, b"third").unwrap();
+        assert!(!dead.exists() && live.exists());
     }
 }
