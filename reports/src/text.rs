@@ -1,18 +1,6 @@
 //! Plain-text helpers of the terminal renderers: control characters made visible, and word wrapping.
 
-/// `s` with every control character except newline shown as `\u{..}`, so a string that came from a file (a model
-/// name, a backend's message) cannot move the cursor, clear the screen or retitle the terminal.
-pub fn terminal_safe(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() && c != '\n' {
-            out.push_str(&format!("\\u{{{:x}}}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use edgebench_core::text::terminal_safe;
 
 /// `s` fit for one Markdown table cell or inline text: control characters made visible as [`terminal_safe`] does,
 /// a newline shown as a space, `|` escaped, and `<`, `>`, `` ` `` replaced by entities, so a string from a file

@@ -25,7 +25,8 @@ fn main() -> ExitCode {
     match commands::dispatch(args) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors quote names and text from files: shown, never sent to the terminal as control sequences.
+            eprintln!("error: {}", edgebench_core::text::terminal_safe(&format!("{e:#}")));
             ExitCode::from(2)
         }
     }

@@ -11,6 +11,7 @@ pub mod limits;
 pub mod metrics;
 pub mod results;
 pub mod sampler;
+pub mod text;
 pub mod thermal;
 pub mod tolerance;
 mod typed;

@@ -28,12 +28,18 @@ pub fn requested() -> Option<i32> {
     }
 }
 
-/// The signal's name, for messages.
+/// A signal's name, for messages (interrupts here, and the signal that ended a cell's child).
 pub fn name(sig: i32) -> &'static str {
     match sig {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
         libc::SIGHUP => "SIGHUP",
-        _ => "a signal",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        _ => "signal",
     }
 }

@@ -160,19 +160,9 @@ fn remove_stale_temps(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edgebench_core::results::{DeviceFingerprint, Manifest, SCHEMA_VERSION};
 
     fn results(cells: usize) -> RunResults {
-        let mut r = RunResults {
-            schema_version: SCHEMA_VERSION,
-            run_id: "r1".into(),
-            started_at: "2026-01-01T00:00:00Z".into(),
-            finished_at: None,
-            manifest: Manifest::default(),
-            device: DeviceFingerprint::default(),
-            models: Default::default(),
-            cells: Vec::new(),
-        };
+        let mut r = RunResults { run_id: "r1".into(), ..crate::results_io::tests::empty() };
         for i in 0..cells {
             let key = edgebench_core::results::CellKey {
                 model: "m".into(),

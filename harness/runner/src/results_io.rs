@@ -80,11 +80,12 @@ pub fn read(path: &Path) -> Result<RunResults, ResultsIoError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use edgebench_core::results::{DeviceFingerprint, Manifest};
 
-    fn empty() -> RunResults {
+    /// A results document with no cells (shared by this crate's tests).
+    pub(crate) fn empty() -> RunResults {
         RunResults {
             schema_version: SCHEMA_VERSION,
             run_id: "r".into(),

@@ -192,13 +192,12 @@ fn spawn_and_watch(
                 break;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(mpsc::RecvTimeoutError::Timeout) if left <= INTERRUPT_POLL && deadline.is_some() => {
-                timed_out = Instant::now() >= deadline.expect("checked");
-                if timed_out {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    timed_out = true;
                     break;
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
         }
     }
     if timed_out || overlong.is_some() || crate::interrupt::requested().is_some() {
@@ -214,19 +213,6 @@ fn spawn_and_watch(
         stderr.push_str(&format!("\nedgebench: stopped reading the child's output: {e}"));
     }
     Ok(ChildRun { events, stray_lines, status, timed_out, stderr, wall_s })
-}
-
-fn signal_name(sig: i32) -> &'static str {
-    match sig {
-        libc::SIGABRT => "SIGABRT",
-        libc::SIGSEGV => "SIGSEGV",
-        libc::SIGBUS => "SIGBUS",
-        libc::SIGILL => "SIGILL",
-        libc::SIGFPE => "SIGFPE",
-        libc::SIGKILL => "SIGKILL",
-        libc::SIGTERM => "SIGTERM",
-        _ => "signal",
-    }
 }
 
 fn classify(run: &ChildRun, oom_before: Option<u64>, timeout: Duration) -> CellStatus {
@@ -248,11 +234,11 @@ fn classify(run: &ChildRun, oom_before: Option<u64>, timeout: Duration) -> CellS
             let sig = st.signal().unwrap_or(0);
             let oom = matches!((oom_before, oom_now), (Some(a), Some(b)) if b > a);
             if oom || alloc_failed {
-                failed(FailureKind::OutOfMemory, format!("{} ({}); out of memory", signal_name(sig), sig))
+                failed(FailureKind::OutOfMemory, format!("{} ({}); out of memory", crate::interrupt::name(sig), sig))
             } else if sig == libc::SIGKILL {
                 failed(FailureKind::Signal, "SIGKILL from outside edgebench (possibly the kernel OOM killer)".into())
             } else {
-                failed(FailureKind::Signal, format!("{} ({sig})", signal_name(sig)))
+                failed(FailureKind::Signal, format!("{} ({sig})", crate::interrupt::name(sig)))
             }
         }
         Some(st) if st.code() == Some(101) && run.stderr.contains("panicked at") => {

@@ -2,6 +2,7 @@
 //! (which uses samples) never read two different stories from one results file.
 
 use edgebench_core::results::{RunResults, Summary};
+use edgebench_core::text::terminal_safe;
 
 /// Relative tolerance for float fields: JSON round trips may move a value by an ulp or so, never by this much.
 const REL_TOL: f64 = 1e-9;
@@ -29,9 +30,9 @@ pub fn check_summaries(results: &mut RunResults) -> Result<(), Vec<String>> {
             } else {
                 errors.push(format!(
                     "cell {} ({}), metric {}: stored summary contradicts the {} sample(s): {}",
-                    inert(&cell.key.label()),
-                    inert(&cell.key.model),
-                    inert(name),
+                    terminal_safe(&cell.key.label()),
+                    terminal_safe(&cell.key.model),
+                    terminal_safe(name),
                     m.samples.len(),
                     shorten(&wrong)
                 ));
@@ -109,11 +110,6 @@ fn shorten(wrong: &[String]) -> String {
 /// Equal within [`REL_TOL`] of the larger magnitude or of `scale`; NaN equals NaN (never in JSON, but harmless).
 fn close(a: f64, b: f64, scale: f64) -> bool {
     a == b || (a.is_nan() && b.is_nan()) || (a - b).abs() <= REL_TOL * a.abs().max(b.abs()).max(scale)
-}
-
-/// Control characters from a file shown escaped, so an error message cannot drive the terminal.
-fn inert(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
 }
 
 #[cfg(test)]
