@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The ort backend against ONNX Runtime's own Python API on the same exported graph, same library version, same
+# The ort backend against ONNX Runtime's own Python API on the same exported graph (the export defaults, which are the
+# ort backend's: the fused graph with int8 activations), same library version, same
 # session settings, same machine, one after the other: edgebench's `standard` suite (pp512, tg128) for the ort
 # backend, then ci/ort_python_timing.py. Prints both and their ratios; exits 1 if edgebench is more than
 # MAX_SLOWDOWN (default 0.25) slower on any figure (the claim is "within 10%"; CI machines are noisy).

@@ -3,7 +3,10 @@ suite times the ort backend: pp512 (512 prompt tokens in one call on an empty ca
 then 128 single-token steps, each step's present KV outputs fed back as the next past inputs, greedy argmax).
 Same session settings as the ort backend. Prints one JSON object per thread count.
 
-usage: ort_python_timing.py MODEL.onnx THREADS [THREADS ...] [--reps 5] [--warmup 1] [--accuracy-level 1]
+Both graph variants: the primitive one (position ids and an additive causal mask) and the fused one
+(GroupQueryAttention: seqlens_k and total_sequence_length); the session's accuracy level is the file's own.
+
+usage: ort_python_timing.py MODEL.onnx THREADS [THREADS ...] [--reps 5] [--warmup 1]
 """
 import argparse
 import json
@@ -18,7 +21,10 @@ import onnxruntime as ort
 def facts(path):
     m = onnx.load(path, load_external_data=False)
     meta = {p.key: p.value for p in m.metadata_props}
-    return json.loads(meta["edgebench.facts"])
+    f = json.loads(meta["edgebench.facts"])
+    f["accuracy_level"] = json.loads(meta["edgebench.export_options"])["accuracy_level"]
+    f.setdefault("variant", "primitive")
+    return f
 
 
 def causal_bias(past, seq):
@@ -42,10 +48,14 @@ def step(s, f, ids, past, pos):
     n = len(ids)
     feeds = {
         "input_ids": ort.OrtValue.ortvalue_from_numpy(np.array([ids], dtype=np.int64)),
-        "position_ids": ort.OrtValue.ortvalue_from_numpy(np.arange(pos, pos + n, dtype=np.int64)[None, :]),
-        "attention_bias": ort.OrtValue.ortvalue_from_numpy(causal_bias(pos, n)),
         "logits_index": ort.OrtValue.ortvalue_from_numpy(np.array([n - 1], dtype=np.int64)),
     }
+    if f["variant"] == "fused":
+        feeds["seqlens_k"] = ort.OrtValue.ortvalue_from_numpy(np.array([pos + n - 1], dtype=np.int32))
+        feeds["total_sequence_length"] = ort.OrtValue.ortvalue_from_numpy(np.array(pos + n, dtype=np.int32))
+    else:
+        feeds["position_ids"] = ort.OrtValue.ortvalue_from_numpy(np.arange(pos, pos + n, dtype=np.int64)[None, :])
+        feeds["attention_bias"] = ort.OrtValue.ortvalue_from_numpy(causal_bias(pos, n))
     for i in range(f["n_layer"]):
         feeds[f"past_key_values.{i}.key"] = past[2 * i]
         feeds[f"past_key_values.{i}.value"] = past[2 * i + 1]
@@ -65,12 +75,11 @@ def main():
     ap.add_argument("threads", type=int, nargs="+")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--accuracy-level", type=int, default=1)
     a = ap.parse_args()
     f = facts(a.model)
     rng = np.random.default_rng(7)
     for threads in a.threads:
-        s = session(a.model, threads, a.accuracy_level)
+        s = session(a.model, threads, f["accuracy_level"])
         pp, tg = [], []
         for r in range(a.warmup + a.reps):
             ids = rng.integers(0, f["vocab"], 512).tolist()
@@ -85,7 +94,8 @@ def main():
             if r >= a.warmup:
                 pp.append(512 / pp_s)
                 tg.append(128 / tg_s)
-        print(json.dumps({"threads": threads, "onnxruntime": ort.__version__, "pp512_tps": statistics.median(pp),
+        print(json.dumps({"threads": threads, "onnxruntime": ort.__version__, "graph": f["variant"],
+                          "accuracy_level": f["accuracy_level"], "pp512_tps": statistics.median(pp),
                           "tg128_tps": statistics.median(tg), "pp512_all": pp, "tg128_all": tg}), flush=True)
 
 

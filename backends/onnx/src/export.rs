@@ -9,14 +9,14 @@ use edgebench_gguf::llama::LlamaParams;
 use edgebench_gguf::{GgmlType, GgufFile};
 use serde::{Deserialize, Serialize};
 
-use crate::io::{self, GraphFacts};
+use crate::io::{self, GraphFacts, GraphVariant};
 use crate::pb::{tensor_proto::DataType, GraphProto, ModelProto, OperatorSetIdProto, StringStringEntryProto};
 use crate::proto::{attr_i, attr_ints, Builder, Dim};
 use crate::weights::{self, Carried, BLOCK};
 use crate::OnnxError;
 
 /// Version of the graph this exporter writes; part of the cache key.
-pub const EXPORTER_VERSION: u32 = 1;
+pub const EXPORTER_VERSION: u32 = 2;
 /// ONNX opset of the default domain.
 pub const OPSET: i64 = 17;
 
@@ -28,11 +28,18 @@ pub struct ExportOptions {
     /// 1.31.1 on AVX2 gives a prompt processed in one batch logits up to 2.4 apart (scale 21) from the same prompt
     /// fed token by token, which the conformance suite refuses; with 1 both agree. tract ignores it.
     pub accuracy_level: u8,
+    /// Which graph to write (absent in files of exporter version 1: primitive).
+    #[serde(default, skip_serializing_if = "is_primitive")]
+    pub graph: GraphVariant,
+}
+
+fn is_primitive(g: &GraphVariant) -> bool {
+    *g == GraphVariant::Primitive
 }
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        Self { accuracy_level: 1 }
+        Self { accuracy_level: 1, graph: GraphVariant::Primitive }
     }
 }
 
@@ -50,6 +57,19 @@ pub enum Repr {
         zero_points: Option<String>,
         /// Per-block minimums initializer, if any.
         mins: Option<String>,
+        /// Rows.
+        n: usize,
+        /// Values per row.
+        k: usize,
+    },
+    /// 8-bit `MatMulNBits` inputs (initializer names), `n` rows of `k`.
+    Nbits8 {
+        /// Codes initializer.
+        codes: String,
+        /// Scales initializer.
+        scales: String,
+        /// Zero points initializer (one byte per block).
+        zero_points: String,
         /// Rows.
         n: usize,
         /// Values per row.
@@ -73,6 +93,16 @@ pub struct WeightEntry {
     pub ggml_type: String,
     /// Where its values are.
     pub repr: Repr,
+    /// First row of this tensor in an initializer that holds several (fused Q/K/V or gate/up), else 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub row0: usize,
+    /// Rows of that shared initializer (0: the initializer is this tensor's alone).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_total: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 /// Metadata keys.
@@ -105,10 +135,10 @@ pub struct Exported {
     pub converted: Vec<String>,
 }
 
-struct Ctx<'a> {
-    file: &'a GgufFile,
-    b: Builder,
-    opts: ExportOptions,
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a GgufFile,
+    pub(crate) b: Builder,
+    pub(crate) opts: ExportOptions,
     entries: Vec<WeightEntry>,
     /// Block sums of an activation (for Q4_1 minimums), by activation name.
     block_sums: HashMap<String, String>,
@@ -122,57 +152,141 @@ impl Ctx<'_> {
         Ok((self.file.read_tensor(info)?, info.ty, info.dims.clone()))
     }
 
-    fn note(&mut self, tensor: &str, ty: GgmlType, how: &str) {
+    /// Records how a tensor is carried; `exact` when its representation holds the file's own quantized values
+    /// (no conversion to report whatever the type).
+    fn note(&mut self, tensor: &str, ty: GgmlType, how: &str, exact: bool) {
         *self.carried.entry(format!("{ty} {how}")).or_default() += 1;
-        if let Some(c) = weights::conversion(ty) {
+        if let Some(c) = weights::conversion(ty).filter(|_| !exact) {
             self.converted.entry(c).or_default().push(tensor.to_string());
         }
     }
 
     /// An f32 vector or table initializer holding the tensor's dequantized values.
-    fn float_init(&mut self, name: &str, onnx_dims: &[i64]) -> Result<String, OnnxError> {
+    pub(crate) fn float_init(&mut self, name: &str, onnx_dims: &[i64]) -> Result<String, OnnxError> {
         let (data, ty, dims) = self.read(name)?;
         let n: u64 = dims.iter().product();
         let v = edgebench_gguf::quant::dequantize(ty, &data, n as usize).map_err(|e| e.in_file(&self.file.path))?;
         let init = self.b.f32s(&format!("{name}.f32"), onnx_dims, &v);
-        self.note(name, ty, "as f32");
+        self.note(name, ty, "as f32", false);
         self.entries.push(WeightEntry {
             tensor: name.into(),
             dims,
             ggml_type: ty.to_string(),
             repr: Repr::Float { init: init.clone() },
+            row0: 0,
+            rows_total: 0,
         });
         Ok(init)
     }
 
-    fn block_sum(&mut self, x: &str, k: usize) -> String {
+    /// Sums of `x [rows, k]` over each block of 32 values, `[rows, k/32]`: one product with a constant 0/1 matrix
+    /// (one node, where Reshape + ReduceSum take two), shared by every product reading `x`.
+    pub(crate) fn block_sum(&mut self, x: &str, k: usize) -> String {
         if let Some(s) = self.block_sums.get(x) {
             return s.clone();
         }
-        let shape = self.b.i64s(&[0, (k / BLOCK) as i64, BLOCK as i64]);
-        let r = self.b.op("Reshape", &[x, &shape], vec![]);
-        let axes = self.b.i64s(&[-1]);
-        let s = self.b.op("ReduceSum", &[&r, &axes], vec![attr_i("keepdims", 0)]);
+        let nb = k / BLOCK;
+        let name = format!("block_indicator.{k}");
+        if !self.b.inits.iter().any(|t| t.name == name) {
+            let ones: Vec<f32> = (0..k * nb).map(|i| if (i / nb) / BLOCK == i % nb { 1.0 } else { 0.0 }).collect();
+            self.b.f32s(&name, &[k as i64, nb as i64], &ones);
+        }
+        let s = self.b.op("MatMul", &[x, &name], vec![]);
         self.block_sums.insert(x.into(), s.clone());
         s
     }
 
     /// `x [rows, k] · Wᵀ` for the GGUF matrix `name` (dims `[k, n]`).
-    fn linear(&mut self, x: &str, name: &str) -> Result<String, OnnxError> {
-        let (data, ty, dims) = self.read(name)?;
-        let (k, n) = match dims[..] {
-            [k, n] => (k as usize, n as usize),
-            _ => return Err(OnnxError::Unsupported(format!("{name} has shape {dims:?}, expected a matrix"))),
-        };
-        let carried = weights::encode(ty, &data, n, k)
+    pub(crate) fn linear(&mut self, x: &str, name: &str) -> Result<String, OnnxError> {
+        self.linear_fused(x, &[name.to_string()])
+    }
+
+    /// `x [rows, k] · [W₁; W₂; …]ᵀ`: one product for GGUF matrices sharing `k` (Q/K/V, gate/up), their output
+    /// columns side by side. Their rows share one set of initializers when every part is carried alike, else each
+    /// part is its own product and the outputs are concatenated.
+    pub(crate) fn linear_fused(&mut self, x: &str, names: &[String]) -> Result<String, OnnxError> {
+        let mut parts = Vec::with_capacity(names.len());
+        for name in names {
+            let (data, ty, dims) = self.read(name)?;
+            let (k, n) = match dims[..] {
+                [k, n] => (k as usize, n as usize),
+                _ => return Err(OnnxError::Unsupported(format!("{name} has shape {dims:?}, expected a matrix"))),
+            };
+            let carried = if ty == GgmlType::Q8_0 && self.opts.accuracy_level == 4 {
+                weights::encode_q8_0(&data, n, k)
+            } else {
+                weights::encode(ty, &data, n, k)
+            }
             .map_err(|e| OnnxError::Unsupported(format!("{}: {name}: {e}", self.file.path.display())))?;
-        match carried {
+            parts.push((name.as_str(), ty, dims, k, n, carried));
+        }
+        let k = parts[0].3;
+        let alike = parts.iter().all(|p| {
+            p.3 == k
+                && match (&p.5, &parts[0].5) {
+                    (Carried::Float(_), Carried::Float(_)) | (Carried::Nbits8 { .. }, Carried::Nbits8 { .. }) => true,
+                    (
+                        Carried::Nbits4 { zero_points: za, mins: ma, .. },
+                        Carried::Nbits4 { zero_points: zb, mins: mb, .. },
+                    ) => za.is_some() == zb.is_some() && ma.is_some() == mb.is_some(),
+                    _ => false,
+                }
+        });
+        if !alike {
+            let mut outs = Vec::new();
+            for name in names {
+                outs.push(self.linear(x, name)?);
+            }
+            let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+            return Ok(self.b.op("Concat", &refs, vec![attr_i("axis", -1)]));
+        }
+        let total: usize = parts.iter().map(|p| p.4).sum();
+        let base = if names.len() == 1 { names[0].clone() } else { names.join("+") };
+        let mut row0 = 0;
+        let mut placed = Vec::new();
+        let mut merged: Option<Carried> = None;
+        for (name, ty, dims, _, n, carried) in parts {
+            placed.push((name.to_string(), ty, dims, n, row0));
+            row0 += n;
+            merged = Some(match (merged, carried) {
+                (None, c) => c,
+                (Some(Carried::Float(mut a)), Carried::Float(b)) => {
+                    a.extend(b);
+                    Carried::Float(a)
+                }
+                (Some(Carried::Nbits8 { codes: mut c, scales: mut s }), Carried::Nbits8 { codes: c2, scales: s2 }) => {
+                    c.extend(c2);
+                    s.extend(s2);
+                    Carried::Nbits8 { codes: c, scales: s }
+                }
+                (
+                    Some(Carried::Nbits4 { codes: mut c, scales: mut s, zero_points: z, mins: m }),
+                    Carried::Nbits4 { codes: c2, scales: s2, zero_points: z2, mins: m2 },
+                ) => {
+                    c.extend(c2);
+                    s.extend(s2);
+                    let join = |a: Option<Vec<u8>>, b: Option<Vec<u8>>| a.zip(b).map(|(mut a, b)| {
+                        a.extend(b);
+                        a
+                    });
+                    let joinf = |a: Option<Vec<f32>>, b: Option<Vec<f32>>| a.zip(b).map(|(mut a, b)| {
+                        a.extend(b);
+                        a
+                    });
+                    Carried::Nbits4 { codes: c, scales: s, zero_points: join(z, z2), mins: joinf(m, m2) }
+                }
+                _ => unreachable!("parts checked alike"),
+            });
+        }
+        let n = total;
+        let rows_total = if names.len() == 1 { 0 } else { total };
+        match merged.expect("at least one part") {
             Carried::Nbits4 { codes, scales, zero_points, mins } => {
                 let nb = k / BLOCK;
-                let c = self.b.u8s(&format!("{name}.codes"), &[n as i64, nb as i64, 16], codes);
-                let s = self.b.f32s(&format!("{name}.scales"), &[(n * nb) as i64], &scales);
-                let z = zero_points.map(|z| self.b.u8s(&format!("{name}.zero_points"), &[z.len() as i64], z));
-                let m = mins.map(|m| self.b.f32s(&format!("{name}.mins"), &[n as i64, nb as i64], &m));
+                let c = self.b.u8s(&format!("{base}.codes"), &[n as i64, nb as i64, 16], codes);
+                let s = self.b.f32s(&format!("{base}.scales"), &[(n * nb) as i64], &scales);
+                let z = zero_points.map(|z| self.b.u8s(&format!("{base}.zero_points"), &[z.len() as i64], z));
+                let m = mins.map(|m| self.b.f32s(&format!("{base}.mins"), &[n as i64, nb as i64], &m));
                 let mut inputs = vec![x, c.as_str(), s.as_str()];
                 if let Some(z) = &z {
                     inputs.push(z);
@@ -184,41 +298,85 @@ impl Ctx<'_> {
                     attr_i("block_size", BLOCK as i64),
                     attr_i("accuracy_level", self.opts.accuracy_level as i64),
                 ];
-                let mut y = self.b.op_in("com.microsoft", "MatMulNBits", &inputs, attrs, 1).remove(0);
+                let y = self.b.op_in("com.microsoft", "MatMulNBits", &inputs, attrs, 1).remove(0);
                 let how = if m.is_some() {
                     "as MatMulNBits (zero point 0) + f32 block minimums"
                 } else {
                     "as MatMulNBits (zero point 8)"
                 };
-                if let Some(m) = &m {
-                    let sums = self.block_sum(x, k);
-                    let corr = self.b.op("Gemm", &[&sums, m], vec![attr_i("transB", 1)]);
-                    y = self.b.op("Add", &[&y, &corr], vec![]);
+                // Q4_1: y + block sums · minimumsᵀ, the addition inside Gemm (its C input).
+                let y = match &m {
+                    Some(m) => {
+                        let sums = self.block_sum(x, k);
+                        self.b.op("Gemm", &[&sums, m, &y], vec![attr_i("transB", 1)])
+                    }
+                    None => y,
+                };
+                for (name, ty, dims, n, row0) in placed {
+                    self.note(&name, ty, how, true);
+                    self.entries.push(WeightEntry {
+                        tensor: name,
+                        dims,
+                        ggml_type: ty.to_string(),
+                        repr: Repr::Nbits4 {
+                            codes: c.clone(),
+                            scales: s.clone(),
+                            zero_points: z.clone(),
+                            mins: m.clone(),
+                            n,
+                            k,
+                        },
+                        row0,
+                        rows_total,
+                    });
                 }
-                self.note(name, ty, how);
-                self.entries.push(WeightEntry {
-                    tensor: name.into(),
-                    dims,
-                    ggml_type: ty.to_string(),
-                    repr: Repr::Nbits4 { codes: c, scales: s, zero_points: z, mins: m, n, k },
-                });
+                Ok(y)
+            }
+            Carried::Nbits8 { codes, scales } => {
+                let nb = k / BLOCK;
+                let c = self.b.u8s(&format!("{base}.codes8"), &[n as i64, nb as i64, BLOCK as i64], codes);
+                let s = self.b.f32s(&format!("{base}.scales"), &[(n * nb) as i64], &scales);
+                let z = self.b.u8s(&format!("{base}.zero_points"), &[(n * nb) as i64], vec![128; n * nb]);
+                let attrs = vec![
+                    attr_i("K", k as i64),
+                    attr_i("N", n as i64),
+                    attr_i("bits", 8),
+                    attr_i("block_size", BLOCK as i64),
+                    attr_i("accuracy_level", self.opts.accuracy_level as i64),
+                ];
+                let y = self.b.op_in("com.microsoft", "MatMulNBits", &[x, &c, &s, &z], attrs, 1).remove(0);
+                for (name, ty, dims, n, row0) in placed {
+                    self.note(&name, ty, "as 8-bit MatMulNBits (zero point 128)", true);
+                    self.entries.push(WeightEntry {
+                        tensor: name,
+                        dims,
+                        ggml_type: ty.to_string(),
+                        repr: Repr::Nbits8 { codes: c.clone(), scales: s.clone(), zero_points: z.clone(), n, k },
+                        row0,
+                        rows_total,
+                    });
+                }
                 Ok(y)
             }
             Carried::Float(v) => {
-                let w = self.b.f32s(&format!("{name}.f32"), &[n as i64, k as i64], &v);
-                self.note(name, ty, "as f32");
-                self.entries.push(WeightEntry {
-                    tensor: name.into(),
-                    dims,
-                    ggml_type: ty.to_string(),
-                    repr: Repr::Float { init: w.clone() },
-                });
+                let w = self.b.f32s(&format!("{base}.f32"), &[n as i64, k as i64], &v);
+                for (name, ty, dims, _, row0) in placed {
+                    self.note(&name, ty, "as f32", false);
+                    self.entries.push(WeightEntry {
+                        tensor: name,
+                        dims,
+                        ggml_type: ty.to_string(),
+                        repr: Repr::Float { init: w.clone() },
+                        row0,
+                        rows_total,
+                    });
+                }
                 Ok(self.b.op("Gemm", &[x, &w], vec![attr_i("transB", 1)]))
             }
         }
     }
 
-    fn rms_norm(&mut self, x: &str, weight: &str, eps: f32, width: usize) -> Result<String, OnnxError> {
+    pub(crate) fn rms_norm(&mut self, x: &str, weight: &str, eps: f32, width: usize) -> Result<String, OnnxError> {
         let w = self.float_init(weight, &[width as i64])?;
         let sq = self.b.op("Mul", &[x, x], vec![]);
         let mean = self.b.op("ReduceMean", &[&sq], vec![attr_ints("axes", &[-1]), attr_i("keepdims", 1)]);
@@ -248,8 +406,6 @@ impl Ctx<'_> {
 pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Result<Exported, OnnxError> {
     let hp = LlamaParams::from_gguf(&file.gguf)
         .map_err(|e| OnnxError::Unsupported(format!("{}: {e}", file.path.display())))?;
-    let (e, h, kvh, d) = (hp.n_embd, hp.n_head, hp.n_head_kv, hp.head_dim);
-    let half = d / 2;
     let mut cx = Ctx {
         file,
         b: Builder::default(),
@@ -259,6 +415,65 @@ pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Resu
         carried: BTreeMap::new(),
         converted: BTreeMap::new(),
     };
+    match opts.graph {
+        GraphVariant::Primitive => primitive(&mut cx, &hp)?,
+        GraphVariant::Fused => crate::fused::build(&mut cx, &hp)?,
+    }
+    let kvh = hp.n_head_kv;
+    let d = hp.head_dim;
+    let facts = GraphFacts {
+        n_layer: hp.n_layer,
+        n_head_kv: kvh,
+        head_dim: d,
+        vocab: hp.vocab,
+        n_ctx: hp.n_ctx,
+        variant: opts.graph,
+    };
+    let carried: Vec<String> = cx.carried.iter().map(|(how, n)| format!("{n} × {how}")).collect();
+    let carried = carried.join("; ");
+    let converted: Vec<String> =
+        cx.converted.iter().map(|(how, ts)| format!("{how}: {} tensor(s), e.g. {}", ts.len(), ts[0])).collect();
+    let kv = |k: &str, v: String| StringStringEntryProto { key: k.into(), value: v };
+    let json = |v: &dyn erased::Json| v.json();
+    let mut props = vec![
+        kv(meta::EXPORTER, format!("edgebench-onnx {} (graph v{EXPORTER_VERSION})", env!("CARGO_PKG_VERSION"))),
+        kv(meta::SOURCE_SHA256, source_sha256.into()),
+        kv(meta::FACTS, json(&facts)),
+        kv(meta::WEIGHTS, json(&cx.entries)),
+        kv(meta::CARRIED, carried.clone()),
+        kv(meta::OPTIONS, json(&opts)),
+    ];
+    if !converted.is_empty() {
+        props.push(kv(meta::CONVERTED, converted.join("\n")));
+    }
+    let graph = GraphProto {
+        name: "edgebench-llama".into(),
+        node: cx.b.nodes,
+        initializer: cx.b.inits,
+        input: cx.b.inputs,
+        output: cx.b.outputs,
+        ..Default::default()
+    };
+    let model = ModelProto {
+        ir_version: 8,
+        opset_import: vec![
+            OperatorSetIdProto { domain: String::new(), version: OPSET },
+            OperatorSetIdProto { domain: "com.microsoft".into(), version: 1 },
+        ],
+        producer_name: "edgebench".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        graph: Some(graph),
+        metadata_props: props,
+        ..Default::default()
+    };
+    Ok(Exported { model, facts, carried, converted })
+}
+
+/// The primitive graph (see `GraphVariant::Primitive`).
+fn primitive(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError> {
+    let file = cx.file;
+    let (e, h, kvh, d) = (hp.n_embd, hp.n_head, hp.n_head_kv, hp.head_dim);
+    let half = d / 2;
     let seq = Dim::Named("seq");
     let total = Dim::Named("past+seq");
     let ids = cx.b.input(io::INPUT_IDS, DataType::Int64, &[Dim::Fixed(1), Dim::Named("seq")]);
@@ -354,7 +569,7 @@ pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Resu
         cx.linear(&x, "output.weight")?
     } else {
         let ty = file.gguf.tensor("token_embd.weight").map_err(|e| e.in_file(&file.path))?.ty;
-        if matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1) {
+        if matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1) || (ty == GgmlType::Q8_0 && cx.opts.accuracy_level == 4) {
             cx.linear(&x, "token_embd.weight")?
         } else {
             cx.b.op("Gemm", &[&x, &table], vec![attr_i("transB", 1)])
@@ -367,46 +582,7 @@ pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Resu
             cx.b.output(&io::present(i, value), DataType::Float, &kv_dims(Dim::Named("past+seq")));
         }
     }
-
-    let facts = GraphFacts { n_layer: hp.n_layer, n_head_kv: kvh, head_dim: d, vocab: hp.vocab, n_ctx: hp.n_ctx };
-    let carried: Vec<String> = cx.carried.iter().map(|(how, n)| format!("{n} × {how}")).collect();
-    let carried = carried.join("; ");
-    let converted: Vec<String> =
-        cx.converted.iter().map(|(how, ts)| format!("{how}: {} tensor(s), e.g. {}", ts.len(), ts[0])).collect();
-    let kv = |k: &str, v: String| StringStringEntryProto { key: k.into(), value: v };
-    let json = |v: &dyn erased::Json| v.json();
-    let mut props = vec![
-        kv(meta::EXPORTER, format!("edgebench-onnx {} (graph v{EXPORTER_VERSION})", env!("CARGO_PKG_VERSION"))),
-        kv(meta::SOURCE_SHA256, source_sha256.into()),
-        kv(meta::FACTS, json(&facts)),
-        kv(meta::WEIGHTS, json(&cx.entries)),
-        kv(meta::CARRIED, carried.clone()),
-        kv(meta::OPTIONS, json(&opts)),
-    ];
-    if !converted.is_empty() {
-        props.push(kv(meta::CONVERTED, converted.join("\n")));
-    }
-    let graph = GraphProto {
-        name: "edgebench-llama".into(),
-        node: cx.b.nodes,
-        initializer: cx.b.inits,
-        input: cx.b.inputs,
-        output: cx.b.outputs,
-        ..Default::default()
-    };
-    let model = ModelProto {
-        ir_version: 8,
-        opset_import: vec![
-            OperatorSetIdProto { domain: String::new(), version: OPSET },
-            OperatorSetIdProto { domain: "com.microsoft".into(), version: 1 },
-        ],
-        producer_name: "edgebench".into(),
-        producer_version: env!("CARGO_PKG_VERSION").into(),
-        graph: Some(graph),
-        metadata_props: props,
-        ..Default::default()
-    };
-    Ok(Exported { model, facts, carried, converted })
+    Ok(())
 }
 
 mod erased {

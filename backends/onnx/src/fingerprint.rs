@@ -113,12 +113,56 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
     let mut values: BTreeMap<String, (Vec<u64>, Vec<f32>)> = BTreeMap::new();
     for e in &entries {
         let count: u64 = e.dims.iter().product();
+        // A tensor may own a slice of rows of an initializer it shares (fused Q/K/V, gate/up).
+        let rows_total = if e.rows_total == 0 { None } else { Some(e.rows_total) };
         let v = match &e.repr {
-            Repr::Float { init: name } => f32s(init(name)?, count as usize, path)?,
+            Repr::Float { init: name } => {
+                let k = e.dims.first().copied().unwrap_or(0) as usize;
+                let n = if k == 0 { 0 } else { count as usize / k };
+                let all = f32s(init(name)?, rows_total.map_or(count as usize, |r| r * k), path)?;
+                if e.row0 + n > rows_total.unwrap_or(n) {
+                    return Err(invalid(path, format!("{}: rows {}+{n} outside the initializer", e.tensor, e.row0)));
+                }
+                all[e.row0 * k..(e.row0 + n) * k].to_vec()
+            }
+            Repr::Nbits8 { codes, scales, zero_points, n, k } => {
+                let (n, k) = (*n, *k);
+                if (n * k) as u64 != count {
+                    return Err(invalid(path, format!("{}: N={n}, K={k} for shape {:?}", e.tensor, e.dims)));
+                }
+                let all_n = rows_total.unwrap_or(n);
+                if e.row0 + n > all_n {
+                    return Err(invalid(path, format!("{}: rows {}+{n} outside N={all_n}", e.tensor, e.row0)));
+                }
+                let attr =
+                    |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
+                let fed = consumers.get(codes.as_str()).into_iter().flatten().all(|node| {
+                    node.op_type == "MatMulNBits"
+                        && node.input.get(1) == Some(codes)
+                        && node.input.get(3) == Some(zero_points)
+                        && attr(node, "K") == Some(k as i64)
+                        && attr(node, "N") == Some(all_n as i64)
+                        && attr(node, "bits") == Some(8)
+                        && attr(node, "block_size") == Some(weights::BLOCK as i64)
+                });
+                if !fed {
+                    return Err(invalid(path, format!("{codes} is not the B input of a matching MatMulNBits node")));
+                }
+                let nb = k / weights::BLOCK;
+                let (r0, r1) = (e.row0, e.row0 + n);
+                let c = &raw(init(codes)?, DataType::Uint8, all_n * k, path)?[r0 * k..r1 * k];
+                let s = &f32s(init(scales)?, all_n * nb, path)?[r0 * nb..r1 * nb];
+                let z = &raw(init(zero_points)?, DataType::Uint8, all_n * nb, path)?[r0 * nb..r1 * nb];
+                weights::decode_nbits8(c, s, z, n, k).map_err(|r| invalid(path, format!("{}: {r}", e.tensor)))?
+            }
             Repr::Nbits4 { codes, scales, zero_points, mins, n, k } => {
                 let (n, k) = (*n, *k);
                 if (n * k) as u64 != count {
                     return Err(invalid(path, format!("{}: N={n}, K={k} for shape {:?}", e.tensor, e.dims)));
+                }
+                let all_n = rows_total.unwrap_or(n);
+                if e.row0 + n > all_n {
+                    return Err(invalid(path, format!("{}: rows {}+{n} outside N={all_n}", e.tensor, e.row0)));
                 }
                 let attr =
                     |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
@@ -126,7 +170,7 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
                     node.op_type == "MatMulNBits"
                         && node.input.get(1) == Some(codes)
                         && attr(node, "K") == Some(k as i64)
-                        && attr(node, "N") == Some(n as i64)
+                        && attr(node, "N") == Some(all_n as i64)
                         && attr(node, "bits") == Some(4)
                         && attr(node, "block_size") == Some(weights::BLOCK as i64)
                 });
@@ -134,17 +178,19 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
                     return Err(invalid(path, format!("{codes} is not the B input of a matching MatMulNBits node")));
                 }
                 let nb = k / weights::BLOCK;
-                let c = raw(init(codes)?, DataType::Uint8, n * nb * 16, path)?;
-                let s = f32s(init(scales)?, n * nb, path)?;
+                let zp_row = nb.div_ceil(2);
+                let (r0, r1) = (e.row0, e.row0 + n);
+                let c = &raw(init(codes)?, DataType::Uint8, all_n * nb * 16, path)?[r0 * nb * 16..r1 * nb * 16];
+                let s = &f32s(init(scales)?, all_n * nb, path)?[r0 * nb..r1 * nb];
                 let z = match zero_points {
-                    Some(z) => Some(raw(init(z)?, DataType::Uint8, n * nb.div_ceil(2), path)?),
+                    Some(z) => Some(&raw(init(z)?, DataType::Uint8, all_n * zp_row, path)?[r0 * zp_row..r1 * zp_row]),
                     None => None,
                 };
                 let mm = match mins {
-                    Some(x) => Some(f32s(init(x)?, n * nb, path)?),
+                    Some(x) => Some(f32s(init(x)?, all_n * nb, path)?[r0 * nb..r1 * nb].to_vec()),
                     None => None,
                 };
-                weights::decode_nbits4(c, &s, z, mm.as_deref(), n, k)
+                weights::decode_nbits4(c, s, z, mm.as_deref(), n, k)
                     .map_err(|r| invalid(path, format!("{}: {r}", e.tensor)))?
             }
         };
@@ -169,6 +215,7 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
 mod tests {
     use super::*;
     use crate::export::{export, ExportOptions};
+    use crate::io::GraphVariant;
     use edgebench_gguf::synth::{tiny_llama, TinyConfig};
     use edgebench_gguf::{GgmlType, GgufFile};
     use prost::Message;
@@ -183,20 +230,37 @@ mod tests {
     #[test]
     fn tiny_models_round_trip_with_identical_weight_fingerprints() {
         let dir = tempfile::tempdir().unwrap();
-        for (w, e) in
-            [(GgmlType::Q4_1, GgmlType::Q8_0), (GgmlType::Q4_0, GgmlType::Q4_0), (GgmlType::F16, GgmlType::F32)]
-        {
+        let variants = [
+            ExportOptions::default(),
+            ExportOptions { accuracy_level: 1, graph: GraphVariant::Fused },
+            // 8-bit MatMulNBits for Q8_0 (int8 activations only).
+            ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused },
+        ];
+        let types = [
+            (GgmlType::Q4_1, GgmlType::Q8_0),
+            (GgmlType::Q4_0, GgmlType::Q4_0),
+            (GgmlType::Q8_0, GgmlType::Q8_0),
+            (GgmlType::F16, GgmlType::F32),
+        ];
+        for ((w, e), o) in types.into_iter().flat_map(|t| variants.map(|o| (t, o))) {
             let g = tiny(dir.path(), w, e);
-            let ex = export(&g, ExportOptions::default(), "abc").unwrap();
+            let ex = export(&g, o, "abc").unwrap();
             let path = dir.path().join("m.onnx");
             std::fs::write(&path, ex.model.encode_to_vec()).unwrap();
             let back = read_model(&path).unwrap();
             let f = file_facts(&back, &path).unwrap();
             assert_eq!((f.graph.n_layer, f.graph.vocab), (2, ex.facts.vocab));
             assert_eq!(f.source_sha256, "abc");
-            assert_eq!(f.converted.is_empty(), e != GgmlType::Q8_0, "{w}/{e}: {:?}", f.converted);
+            // The embedding table is always f32 (a conversion for Q8_0); Q8_0 products are exact at level 4.
+            let converted = e == GgmlType::Q8_0 || (w == GgmlType::Q8_0 && o.accuracy_level != 4);
+            assert_eq!(f.converted.is_empty(), !converted, "{w}/{e} {o:?}: {:?}", f.converted);
+            assert_eq!(f.graph.variant, o.graph);
             let source = edgebench_gguf::fingerprint::of_file(&g).unwrap();
-            assert_eq!(fingerprint(&back, &path).unwrap(), source, "{w}/{e}");
+            assert_eq!(fingerprint(&back, &path).unwrap(), source, "{w}/{e} {o:?}");
+            let eight_bit = back.graph.as_ref().unwrap().node.iter().any(|n| {
+                n.op_type == "MatMulNBits" && n.attribute.iter().any(|a| a.name == "bits" && a.i == 8)
+            });
+            assert_eq!(eight_bit, o.accuracy_level == 4 && (w == GgmlType::Q8_0 || e == GgmlType::Q8_0), "{w}/{e} {o:?}");
         }
     }
 

@@ -1,11 +1,14 @@
 //! The exported graph's interface, shared by the exporter, the ONNX backends and `ci/ort-python-parity.py`.
 //!
-//! Inputs: `input_ids` int64 `[1, seq]`; `position_ids` int64 `[1, seq]`; `attention_bias` f32 `[seq, past+seq]`
+//! Two graph variants share the outputs (`GraphVariant`). The primitive graph's inputs: `input_ids` int64 `[1, seq]`; `position_ids` int64 `[1, seq]`; `attention_bias` f32 `[seq, past+seq]`
 //! (0 where a query may attend, −∞ elsewhere: the caller owns the causal mask); `logits_index` int64 `[rows]`
 //! (which of the `seq` positions get logits: the last one while generating, all of them for teacher forcing);
 //! per layer `past_key_values.N.key` / `.value` f32 `[1, kv_heads, past, head_dim]` (`past` may be 0).
 //! Outputs: `logits` f32 `[rows, vocab]`; per layer `present.N.key` / `.value` f32 `[1, kv_heads, past+seq,
-//! head_dim]`, which become the next call's past.
+//! head_dim]`, which become the next call's past. The fused graph (ONNX Runtime's contrib operators) takes
+//! `input_ids`, `logits_index` and the past KV like the primitive one, plus `seqlens_k` int32 `[1]` (cached plus
+//! new tokens, minus one) and `total_sequence_length` int32 scalar in place of `position_ids` and
+//! `attention_bias`: its `GroupQueryAttention` nodes derive positions and the causal mask from them.
 
 /// Token ids.
 pub const INPUT_IDS: &str = "input_ids";
@@ -15,6 +18,10 @@ pub const POSITION_IDS: &str = "position_ids";
 pub const ATTENTION_BIAS: &str = "attention_bias";
 /// Rows of `logits` to compute.
 pub const LOGITS_INDEX: &str = "logits_index";
+/// Fused graph: cached plus new tokens, minus one, `[1]` int32.
+pub const SEQLENS_K: &str = "seqlens_k";
+/// Fused graph: cached plus new tokens, int32 scalar.
+pub const TOTAL_SEQUENCE_LENGTH: &str = "total_sequence_length";
 /// Logits output.
 pub const LOGITS: &str = "logits";
 
@@ -40,6 +47,30 @@ pub fn causal_bias(past: usize, seq: usize) -> Vec<f32> {
     m
 }
 
+/// Which graph an export holds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GraphVariant {
+    /// Standard ONNX operators only (plus `MatMulNBits`): every runtime that reads ONNX can run it (tract does).
+    #[default]
+    Primitive,
+    /// The graph ONNX Runtime's own model builder writes for a llama model on CPU: `GroupQueryAttention` with the
+    /// rotary embedding inside and no K/V head expansion, `SkipSimplifiedLayerNormalization` absorbing the
+    /// residual adds, Q/K/V and gate/up products fused into one
+    /// `MatMulNBits` each. ONNX Runtime only.
+    Fused,
+}
+
+impl GraphVariant {
+    /// The option value: `primitive` or `fused`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Primitive => "primitive",
+            Self::Fused => "fused",
+        }
+    }
+}
+
 /// Model facts the exporter stores in the file's metadata (`edgebench.*` keys), needed to drive the graph.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GraphFacts {
@@ -53,6 +84,9 @@ pub struct GraphFacts {
     pub vocab: usize,
     /// Context length of the source model.
     pub n_ctx: usize,
+    /// Which graph (absent in files of exporter version 1: primitive).
+    #[serde(default)]
+    pub variant: GraphVariant,
 }
 
 #[cfg(test)]

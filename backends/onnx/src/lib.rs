@@ -12,6 +12,7 @@ pub mod backend;
 pub mod cache;
 pub mod export;
 pub mod fingerprint;
+mod fused;
 pub mod io;
 mod proto;
 pub mod weights;

@@ -27,8 +27,55 @@ pub enum Carried {
         /// One minimum per block (Q4_1), or `None`.
         mins: Option<Vec<f32>>,
     },
+    /// `MatMulNBits` (bits 8, block 32) for Q8_0: codes `[n, k/32, 32]` (the signed 8-bit value plus 128, one
+    /// byte each), f32 scales `[n·k/32]`, zero points 128 `[n·k/32]`. Weight = `(code − 128) · scale` = `q · d`,
+    /// the GGUF's value bit for bit.
+    Nbits8 {
+        /// One byte per weight.
+        codes: Vec<u8>,
+        /// One scale per block.
+        scales: Vec<f32>,
+    },
     /// Plain f32 values, `[n, k]` row-major.
     Float(Vec<f32>),
+}
+
+/// Encodes Q8_0 data of `n` rows of `k` values as 8-bit `MatMulNBits` inputs (`Carried::Nbits8`).
+pub fn encode_q8_0(data: &[u8], n: usize, k: usize) -> Result<Carried, OnnxError> {
+    if k % BLOCK != 0 {
+        return Err(OnnxError::Unsupported(format!("Q8_0 rows of {k} values (not whole blocks of {BLOCK})")));
+    }
+    if data.len() != n * (k / BLOCK) * 34 {
+        return Err(OnnxError::Unsupported(format!("Q8_0 data of {} bytes for {n}×{k}", data.len())));
+    }
+    let mut codes = Vec::with_capacity(n * k);
+    let mut scales = Vec::with_capacity(n * k / BLOCK);
+    for b in data.chunks_exact(34) {
+        scales.push(f16::from_le_bytes([b[0], b[1]]).to_f32());
+        codes.extend(b[2..].iter().map(|&q| (q as i8 as i16 + 128) as u8));
+    }
+    Ok(Carried::Nbits8 { codes, scales })
+}
+
+/// The weights `[n, k]` that 8-bit `MatMulNBits` inputs (codes, scales, one zero point per block) stand for.
+pub fn decode_nbits8(codes: &[u8], scales: &[f32], zero_points: &[u8], n: usize, k: usize) -> Result<Vec<f32>, String> {
+    if k % BLOCK != 0 {
+        return Err(format!("K={k} is not whole blocks of {BLOCK}"));
+    }
+    let nb = k / BLOCK;
+    if codes.len() != n * k || scales.len() != n * nb || zero_points.len() != n * nb {
+        return Err(format!(
+            "{} code bytes, {} scales and {} zero points for N={n}, K={k}",
+            codes.len(),
+            scales.len(),
+            zero_points.len()
+        ));
+    }
+    Ok(codes
+        .chunks_exact(BLOCK)
+        .zip(scales.iter().zip(zero_points))
+        .flat_map(|(c, (&s, &z))| c.iter().map(move |&q| (q as f32 - z as f32) * s))
+        .collect())
 }
 
 /// How a type is carried, for reports: `None` when exact in its own representation, else the conversion.
@@ -143,6 +190,24 @@ mod tests {
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 prop_assert_eq!(bits(&got), bits(&reference));
             }
+        }
+    }
+
+    proptest! {
+        /// Q8_0 as 8-bit MatMulNBits decodes to the GGUF reference values bit for bit.
+        #[test]
+        fn nbits8_carries_q8_0_exactly(seed in 0u64..1000, rows in 1usize..4, blocks in 1usize..4) {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand::rngs::SmallRng::seed_from_u64(seed);
+            let k = blocks * BLOCK;
+            let x: Vec<f32> = (0..rows * k).map(|_| rng.random_range(-2.0f32..2.0)).collect();
+            let data = quant::quantize(GgmlType::Q8_0, &x).unwrap();
+            let reference = quant::dequantize(GgmlType::Q8_0, &data, x.len()).unwrap();
+            let Carried::Nbits8 { codes, scales } = encode_q8_0(&data, rows, k).unwrap() else { panic!() };
+            let zero = vec![128u8; scales.len()];
+            let got = decode_nbits8(&codes, &scales, &zero, rows, k).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&reference));
         }
     }
 

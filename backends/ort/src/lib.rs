@@ -8,8 +8,8 @@
 //! whose nodes would fall back to the CPU is refused (a skipped cell naming the reason), never measured as that
 //! device. Options: `accuracy_level=0|1|4` (the exported `MatMulNBits` nodes' own setting, default 1: f32; 4
 //! quantizes activations to int8 as llama.cpp and the native backend do, but is not batch-consistent, see
-//! `ExportOptions`), `ort_lib=PATH`, `spinning=on|off` (ORT's intra-op spin, default
-//! ORT's own: on).
+//! `ExportOptions`), `graph=fused|primitive` (default fused: the graph ONNX Runtime's own model builder writes,
+//! see `GraphVariant`), `ort_lib=PATH`, `spinning=on|off` (ORT's intra-op spin, default ORT's own: on).
 
 mod library;
 
@@ -21,7 +21,7 @@ use edgebench_core::{
     TypedBackend,
 };
 use edgebench_onnx::backend::{loaded_fingerprint, prepare_export, Step};
-use edgebench_onnx::io::{self, GraphFacts};
+use edgebench_onnx::io::{self, GraphFacts, GraphVariant};
 use edgebench_onnx::ExportOptions;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::SessionInputValue;
@@ -56,11 +56,19 @@ pub struct OrtOptions {
     pub ort_lib: Option<PathBuf>,
     /// ONNX Runtime's intra-op spinning (absent: ORT's own default, on).
     pub spinning: Option<Spinning>,
+    /// Which exported graph runs: `fused` (default: ONNX Runtime's contrib operators, as its own model builder
+    /// writes) or `primitive` (standard operators, the graph tract runs).
+    pub graph: GraphVariant,
 }
 
 impl Default for OrtOptions {
     fn default() -> Self {
-        Self { accuracy_level: ExportOptions::default().accuracy_level, ort_lib: None, spinning: None }
+        Self {
+            accuracy_level: 4,
+            ort_lib: None,
+            spinning: None,
+            graph: GraphVariant::Fused,
+        }
     }
 }
 
@@ -80,7 +88,7 @@ fn unsupported(m: impl Into<String>) -> BackendError {
 
 fn export_options(o: &OrtOptions) -> Result<ExportOptions, BackendError> {
     match o.accuracy_level {
-        0..=4 => Ok(ExportOptions { accuracy_level: o.accuracy_level }),
+        0..=4 => Ok(ExportOptions { accuracy_level: o.accuracy_level, graph: o.graph }),
         v => Err(unsupported(format!("ort option accuracy_level={v} (0, 1, 2, 3 or 4)"))),
     }
 }
@@ -180,7 +188,10 @@ impl TypedBackend for OrtBackend {
                 ORT_CRATE_VERSION.into(),
                 file.exporter.clone(),
             ],
-            kernel_path: format!("onnxruntime {provider}; MatMulNBits accuracy_level={acc}"),
+            kernel_path: format!(
+                "onnxruntime {provider}; {} graph; MatMulNBits accuracy_level={acc}",
+                g.variant.name()
+            ),
             threads,
             vocab_size: g.vocab,
             context_length: g.n_ctx,
@@ -193,11 +204,31 @@ impl TypedBackend for OrtBackend {
                     spinning.unwrap_or("ORT default (on)")
                 ),
                 "no MatMulInteger or QDQ nodes in the exported graph (the u8×s8 AVX2 overflow of MatMulInteger cannot arise)".into(),
-                "KV cache f32: the present outputs are handed back as the next call's past inputs (no copies)".into(),
-            ],
+                match g.variant {
+                    GraphVariant::Fused => "fused graph: GroupQueryAttention (rotary inside, K/V heads not expanded), \
+                        SkipSimplifiedLayerNormalization (residual adds absorbed), one \
+                        MatMulNBits for Q/K/V and one for gate/up; KV cache f32, GroupQueryAttention appends to a \
+                        copy of the past each step (no shared buffer); the present outputs are handed back as the \
+                        next call's past inputs"
+                        .into(),
+                    GraphVariant::Primitive => "primitive graph: standard ONNX operators (RMSNorm, rotary and \
+                        attention unfused, K/V heads expanded); KV cache f32: Concat of past and new each step; the \
+                        present outputs are handed back as the next call's past inputs"
+                        .into(),
+                },
+            ]
+            .into_iter()
+            .chain(batch_variance(eo.accuracy_level).map(|why| format!("batch-variant: {why}")))
+            .collect(),
             weights: None,
         };
-        Ok(Box::new(OrtModel { session: Mutex::new(session), graph: g, facts, path: path.to_path_buf() }))
+        Ok(Box::new(OrtModel {
+            session: Mutex::new(session),
+            graph: g,
+            facts,
+            path: path.to_path_buf(),
+            batch_variance: batch_variance(eo.accuracy_level),
+        }))
     }
 
     fn devices(&self) -> Vec<String> {
@@ -234,6 +265,17 @@ struct OrtModel {
     graph: GraphFacts,
     facts: BackendFacts,
     path: PathBuf,
+    batch_variance: Option<String>,
+}
+
+/// Why a graph at this accuracy level is batch-variant, if it is.
+fn batch_variance(accuracy_level: u8) -> Option<String> {
+    (accuracy_level == 4).then(|| {
+        "ONNX Runtime's MatMulNBits with int8 activations (accuracy_level=4) computes a prompt's rows differently \
+         from single tokens, so a prompt's logits differ from the same tokens fed one at a time (checked as \
+         distributions: same top-1 token, small KL divergence)"
+            .to_string()
+    })
 }
 
 impl LoadedModel for OrtModel {
@@ -243,6 +285,10 @@ impl LoadedModel for OrtModel {
 
     fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
         loaded_fingerprint(&self.path, "ONNX Runtime")
+    }
+
+    fn batch_variance(&self) -> Option<String> {
+        self.batch_variance.clone()
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
@@ -274,10 +320,29 @@ impl Session for OrtSession<'_> {
         let (n, n_rows) = (st.seq, st.rows.len());
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = vec![
             (io::INPUT_IDS.into(), Tensor::from_array(([1, n], st.ids)).map_err(runtime)?.into()),
-            (io::POSITION_IDS.into(), Tensor::from_array(([1, n], st.positions)).map_err(runtime)?.into()),
-            (io::ATTENTION_BIAS.into(), Tensor::from_array(([n, st.total], st.bias)).map_err(runtime)?.into()),
             (io::LOGITS_INDEX.into(), Tensor::from_array(([n_rows], st.rows)).map_err(runtime)?.into()),
         ];
+        match g.variant {
+            GraphVariant::Primitive => {
+                inputs.push((
+                    io::POSITION_IDS.into(),
+                    Tensor::from_array(([1, n], st.positions)).map_err(runtime)?.into(),
+                ));
+                inputs.push((
+                    io::ATTENTION_BIAS.into(),
+                    Tensor::from_array(([n, st.total], st.bias)).map_err(runtime)?.into(),
+                ));
+            }
+            GraphVariant::Fused => {
+                let total = st.total as i32;
+                inputs.push((io::SEQLENS_K.into(), Tensor::from_array(([1], vec![total - 1])).map_err(runtime)?.into()));
+                let scalar: [usize; 0] = [];
+                inputs.push((
+                    io::TOTAL_SEQUENCE_LENGTH.into(),
+                    Tensor::from_array((scalar, vec![total])).map_err(runtime)?.into(),
+                ));
+            }
+        }
         for (i, v) in std::mem::take(&mut self.past).into_iter().enumerate() {
             inputs.push((io::past(i / 2, i % 2 == 1), v.into()));
         }

@@ -5,7 +5,7 @@
 use edgebench_backend_native::NativeBackend;
 use edgebench_backend_ort::OrtBackend;
 use edgebench_core::sampler::Sampler;
-use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
+use edgebench_core::tolerance::{LOGITS_CROSS_BACKEND, LOGITS_FUSED_VS_PRIMITIVE};
 use edgebench_core::{Backend, ModelSpec, Support};
 use edgebench_gguf::GgmlType;
 use edgebench_runner::workload;
@@ -31,20 +31,23 @@ fn source_fingerprint(spec: &ModelSpec) -> String {
     edgebench_gguf::fingerprint::of_file(&edgebench_gguf::GgufFile::open(&spec.path).unwrap()).unwrap()
 }
 
+/// Both graphs (the default fused one and the primitive one), every weight type.
 #[test]
 fn conforms_on_tiny_models_of_every_weight_type_and_runs_their_exact_weights() {
     let dir = tempfile::tempdir().unwrap();
     let ort = backend(dir.path());
-    for &(w, e) in TINY_TYPES {
+    for (&(w, e), graph) in TINY_TYPES.iter().flat_map(|t| [(t, "fused"), (t, "primitive")]) {
         let spec = tiny(dir.path(), w, e);
-        let prepared = ort.prepare(&spec, &opts(&[])).unwrap();
+        let o = opts(&[("graph", graph)]);
+        let prepared = ort.prepare(&spec, &o).unwrap();
         let notes = prepared.notes();
         assert!(notes[0].contains("ONNX export written"), "{notes:?}");
         for threads in [1, 3] {
-            conformance::run_all(&ort, &spec, threads)
-                .unwrap_or_else(|f| panic!("{w} weights, {e} embedding, {threads} threads: {f}"));
+            conformance::run_all_with(&ort, &spec, threads, &o)
+                .unwrap_or_else(|f| panic!("{graph} graph, {w} weights, {e} embedding, {threads} threads: {f}"));
         }
-        let m = ort.load(&spec, &opts(&[])).unwrap();
+        let m = ort.load(&spec, &o).unwrap();
+        assert!(m.facts().kernel_path.contains(&format!("{graph} graph")), "{}", m.facts().kernel_path);
         let (fp, how) = m.weights_fingerprint().unwrap().expect("ort fingerprints what it loads");
         assert_eq!(fp, source_fingerprint(&spec), "{w}/{e}: {how}");
         let converted = m.facts().converted;
@@ -71,27 +74,66 @@ fn tiny_model_logits_agree_with_native() {
     }
 }
 
+/// The fused graph computes what the primitive one does, prompt and decode steps, on tiny models of every weight
+/// type and on the real model.
+#[test]
+fn fused_and_primitive_graphs_give_the_same_logits() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    let mut specs: Vec<ModelSpec> = TINY_TYPES.iter().map(|&(w, e)| tiny(dir.path(), w, e)).collect();
+    specs.push(real_model());
+    for spec in &specs {
+        // f32 activations: int8 ones are batch-variant in ONNX Runtime, and fused and primitive graphs batch apart.
+        let a = ort.load(spec, &opts(&[("graph", "fused"), ("accuracy_level", "1")])).unwrap();
+        let b = ort.load(spec, &opts(&[("graph", "primitive"), ("accuracy_level", "1")])).unwrap();
+        let (mut sa, mut sb) = (a.new_session().unwrap(), b.new_session().unwrap());
+        let prompt: Vec<u32> = (1..12).collect();
+        let mut pairs = vec![(sa.forward_all(&prompt).unwrap(), sb.forward_all(&prompt).unwrap())];
+        for t in [5u32, 9, 2] {
+            pairs.push((sa.forward(&[t]).unwrap(), sb.forward(&[t]).unwrap()));
+        }
+        for (i, (x, y)) in pairs.iter().enumerate() {
+            LOGITS_FUSED_VS_PRIMITIVE.check(x, y).unwrap_or_else(|f| panic!("{}: call {i}: {f}", spec.path.display()));
+        }
+    }
+}
+
+/// Both graphs with f32 activations reproduce llama.cpp's greedy tokens; the default (fused, int8 activations)
+/// conforms and matches native's distributions, but its greedy text may part from llama.cpp's at a near-tie (it
+/// did at the 17th token of the golden prompt with ONNX Runtime 1.31.1 on AVX2), so it is not held to the tokens.
 #[test]
 fn real_model_conforms_matches_native_and_reproduces_llama_cpp_greedy_tokens() {
     let dir = tempfile::tempdir().unwrap();
     let ort = backend(dir.path());
     let spec = real_model();
-    ort.prepare(&spec, &opts(&[])).unwrap();
-    conformance::run_all(&ort, &spec, 2).unwrap_or_else(|f| panic!("{f}"));
-    let m = ort.load(&spec, &opts(&[])).unwrap();
-    let (fp, _) = m.weights_fingerprint().unwrap().unwrap();
-    assert_eq!(fp, source_fingerprint(&spec), "ort runs the GGUF's values");
     let golden = llama_cpp_golden();
     let (_, prompt) = golden_prompt(&spec);
     assert_eq!(prompt, golden.prompt_ids);
     let native = NativeBackend.load(&spec, &opts(&[])).unwrap();
-    let cmp =
-        compare_teacher_forced(native.as_ref(), m.as_ref(), &prompt, &golden.greedy_ids[..golden.greedy_ids.len() - 1]);
-    LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|f| panic!("{f}"));
-    let mut s = m.new_session().unwrap();
-    let n = golden.greedy_ids.len();
-    let rep = workload::run_repetition(s.as_mut(), &prompt, n - 1, Sampler::Greedy, m.facts().vocab_size).unwrap();
-    assert_eq!(rep.generated, golden.greedy_ids, "greedy tokens differ from llama.cpp's");
+    for (graph, acc) in [("fused", "1"), ("primitive", "1"), ("fused", "4")] {
+        let o = opts(&[("graph", graph), ("accuracy_level", acc)]);
+        ort.prepare(&spec, &o).unwrap();
+        conformance::run_all_with(&ort, &spec, 2, &o).unwrap_or_else(|f| panic!("{graph} accuracy_level={acc}: {f}"));
+        let m = ort.load(&spec, &o).unwrap();
+        let (fp, _) = m.weights_fingerprint().unwrap().unwrap();
+        assert_eq!(fp, source_fingerprint(&spec), "ort runs the GGUF's values ({graph} graph)");
+        let cmp = compare_teacher_forced(
+            native.as_ref(),
+            m.as_ref(),
+            &prompt,
+            &golden.greedy_ids[..golden.greedy_ids.len() - 1],
+        );
+        LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|f| panic!("{graph} accuracy_level={acc}: {f}"));
+        if acc == "4" {
+            assert!(m.batch_variance().is_some(), "int8 activations are declared batch-variant");
+            continue;
+        }
+        let mut s = m.new_session().unwrap();
+        let n = golden.greedy_ids.len();
+        let rep =
+            workload::run_repetition(s.as_mut(), &prompt, n - 1, Sampler::Greedy, m.facts().vocab_size).unwrap();
+        assert_eq!(rep.generated, golden.greedy_ids, "{graph} graph: greedy tokens differ from llama.cpp's");
+    }
 }
 
 #[test]

@@ -244,9 +244,14 @@ pub enum ExportCommand {
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
-        /// `accuracy_level` of the MatMulNBits nodes: 0 unset, 1 f32, 4 int8 activations (ONNX Runtime only).
-        #[arg(long, default_value_t = 1)]
+        /// `accuracy_level` of the MatMulNBits nodes: 0 unset, 1 f32, 4 int8 activations (ONNX Runtime only;
+        /// 4, the ort backend's default, also carries Q8_0 products as 8-bit MatMulNBits).
+        #[arg(long, default_value_t = 4)]
         accuracy_level: u8,
+        /// Which graph: `fused` (ONNX Runtime's contrib operators, what the ort backend runs by default) or
+        /// `primitive` (standard operators, what tract runs).
+        #[arg(long, default_value = "fused", value_parser = ["fused", "primitive"])]
+        graph: String,
     },
 }
 

@@ -194,6 +194,15 @@ pub trait LoadedModel {
         Ok(None)
     }
 
+    /// Why logits of tokens fed in one call may differ from the same tokens fed over several calls by more than
+    /// `tolerance::LOGITS_BATCH_VS_INCREMENTAL`: the runtime's own kernels compute a batch differently from a
+    /// single row (e.g. ONNX Runtime's int8-activation `MatMulNBits`). `None` (the default): they must agree. The
+    /// conformance suite then compares the two as distributions (`tolerance::LOGITS_BATCH_VARIANT`); the backend
+    /// also says so in its facts' notes.
+    fn batch_variance(&self) -> Option<String> {
+        None
+    }
+
     /// A fresh session with an empty KV cache.
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError>;
 }

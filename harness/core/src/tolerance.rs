@@ -61,6 +61,12 @@ pub const KERNEL_Q8_ACTIVATIONS: Tolerance =
 pub const LOGITS_BATCH_VS_INCREMENTAL: Tolerance =
     Tolerance { name: "logits batch vs incremental", abs: 1e-3, rel: 2e-3 };
 
+/// One runtime's two graphs of the same weights with f32 activations (ONNX Runtime's fused contrib operators
+/// against standard operators): the same arithmetic up to fused kernels' summation order and the rotary tables
+/// (precomputed in f64 against computed in f32 in the graph).
+pub const LOGITS_FUSED_VS_PRIMITIVE: Tolerance =
+    Tolerance { name: "logits fused vs primitive graph", abs: 1e-3, rel: 2e-3 };
+
 /// Logits of the same tokens in two fresh sessions of one loaded model: must be bit-identical.
 pub const LOGITS_REPEAT: Tolerance = Tolerance { name: "logits repeated", abs: 0.0, rel: 0.0 };
 
@@ -99,6 +105,15 @@ impl DriftTolerance {
 /// over 32 positions (the llama.cpp backend's tests); the bound leaves room for other kernels and KV-cache precision.
 pub const LOGITS_CROSS_BACKEND: DriftTolerance =
     DriftTolerance { name: "logits across backends, same weights", max_mean_kld: 0.02, min_top1: 0.9 };
+
+/// A batch against incremental steps on a backend that declares its runtime batch-variant
+/// (`LoadedModel::batch_variance`): compared as next-token distributions over all rows compared. Measured on ONNX
+/// Runtime 1.31.1 with int8 activations (AVX2, the default model, the conformance suite's 7-token prompt): mean KLD
+/// 0.012 to 0.12 per row between the prompt's rows and the same tokens fed one at a time, top-1 the same on 5 of 7
+/// rows; against f32 activations the batched rows drift more (0.016 to 0.077) than the single-token ones (0.009 to
+/// 0.045). The bound still catches a wrong position or KV cache (several nats).
+pub const LOGITS_BATCH_VARIANT: DriftTolerance =
+    DriftTolerance { name: "logits batch vs incremental, batch-variant runtime", max_mean_kld: 0.25, min_top1: 0.5 };
 
 #[cfg(test)]
 mod tests {

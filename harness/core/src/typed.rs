@@ -183,6 +183,10 @@ impl LoadedModel for Checked {
         self.inner.weights_fingerprint()
     }
 
+    fn batch_variance(&self) -> Option<String> {
+        self.inner.batch_variance()
+    }
+
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
         let facts = self.inner.facts();
         Ok(Box::new(CheckedSession {

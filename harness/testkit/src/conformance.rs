@@ -1,7 +1,7 @@
 //! The conformance suite every backend runs: properties of the session contract that must hold whatever the
 //! kernels. Each check returns `Err(description)`; `run_all` runs them all and reports every failure.
 
-use edgebench_core::tolerance::{LOGITS_BATCH_VS_INCREMENTAL, LOGITS_REPEAT};
+use edgebench_core::tolerance::{LOGITS_BATCH_VARIANT, LOGITS_BATCH_VS_INCREMENTAL, LOGITS_REPEAT};
 use edgebench_core::{Backend, BackendError, DeviceRequest, LoadOptions, LoadedModel, ModelSpec};
 
 /// A named check.
@@ -37,6 +37,24 @@ fn logits_len(m: &dyn LoadedModel) -> Result<(), String> {
     Ok(())
 }
 
+/// Logits of a batch against incremental steps: to `LOGITS_BATCH_VS_INCREMENTAL`, or as distributions
+/// (`LOGITS_BATCH_VARIANT`) where the backend declares its runtime batch-variant.
+fn same_rows(m: &dyn LoadedModel, batch: &[f32], steps: &[f32]) -> Result<(), String> {
+    match m.batch_variance() {
+        None => LOGITS_BATCH_VS_INCREMENTAL.check(batch, steps).map(|_| ()),
+        Some(why) => {
+            let v = m.facts().vocab_size;
+            let mut cmp = edgebench_stats::drift::LogitComparison::default();
+            for (a, b) in batch.chunks(v).zip(steps.chunks(v)) {
+                cmp.add(b, a);
+            }
+            LOGITS_BATCH_VARIANT
+                .check(cmp.mean_kld(), cmp.top1_agreement())
+                .map_err(|f| format!("{f} (declared batch-variant: {why})"))
+        }
+    }
+}
+
 fn forward_all_rows(m: &dyn LoadedModel) -> Result<(), String> {
     let v = m.facts().vocab_size;
     let mut a = m.new_session().map_err(e)?;
@@ -50,11 +68,16 @@ fn forward_all_rows(m: &dyn LoadedModel) -> Result<(), String> {
     }
     let mut b = m.new_session().map_err(e)?;
     b.forward(&PROMPT[..2]).map_err(e)?;
+    let mut steps = Vec::with_capacity(rows.len());
     for (i, &t) in PROMPT[2..].iter().enumerate() {
         let step = b.forward(&[t]).map_err(e)?;
-        LOGITS_BATCH_VS_INCREMENTAL.check(&rows[i * v..(i + 1) * v], &step).map_err(|m| format!("row {i}: {m}"))?;
+        if m.batch_variance().is_none() {
+            same_rows(m, &rows[i * v..(i + 1) * v], &step).map_err(|m| format!("row {i}: {m}"))?;
+        }
+        steps.extend(step);
     }
-    Ok(())
+    // A batch-variant runtime is judged over all rows together.
+    same_rows(m, &rows, &steps)
 }
 
 fn repeatable(m: &dyn LoadedModel) -> Result<(), String> {
@@ -74,7 +97,7 @@ fn batch_vs_incremental(m: &dyn LoadedModel) -> Result<(), String> {
     b.forward(&PROMPT[3..5]).map_err(e)?;
     b.forward(&PROMPT[5..6]).map_err(e)?;
     let inc = b.forward(&PROMPT[6..]).map_err(e)?;
-    LOGITS_BATCH_VS_INCREMENTAL.check(&batch, &inc).map(|_| ())
+    same_rows(m, &batch, &inc)
 }
 
 fn independent_sessions(m: &dyn LoadedModel) -> Result<(), String> {
@@ -119,6 +142,12 @@ fn bad_input(m: &dyn LoadedModel) -> Result<(), String> {
 /// Loads `model` on the CPU with `threads` and runs every check; returns all failures.
 pub fn run_all(backend: &dyn Backend, model: &ModelSpec, threads: usize) -> Result<(), String> {
     let opts = LoadOptions { threads, device: DeviceRequest::cpu(), options: Default::default() };
+    run_all_with(backend, model, threads, &opts)
+}
+
+/// [`run_all`] with the backend options (and device) of `opts`; `threads` overrides its thread count.
+pub fn run_all_with(backend: &dyn Backend, model: &ModelSpec, threads: usize, opts: &LoadOptions) -> Result<(), String> {
+    let opts = LoadOptions { threads, ..opts.clone() };
     let m = backend.load(model, &opts).map_err(|err| format!("load: {err}"))?;
     let failures: Vec<String> =
         CHECKS.iter().filter_map(|(name, check)| check(m.as_ref()).err().map(|why| format!("{name}: {why}"))).collect();

@@ -6,18 +6,24 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
+use edgebench_onnx::io::GraphVariant;
 use edgebench_onnx::{cache, fingerprint, ExportOptions};
 
 /// Exports `model` to `out/model.onnx` and `out/export.json`.
-pub fn onnx(model: Option<&str>, out: &Path, accuracy_level: u8) -> anyhow::Result<ExitCode> {
+pub fn onnx(model: Option<&str>, out: &Path, accuracy_level: u8, graph: &str) -> anyhow::Result<ExitCode> {
     if ![0, 1, 2, 3, 4].contains(&accuracy_level) {
         bail!("--accuracy-level {accuracy_level}: expected 0, 1, 2, 3 or 4");
     }
+    let graph = match graph {
+        "fused" => GraphVariant::Fused,
+        "primitive" => GraphVariant::Primitive,
+        other => bail!("--graph {other}: expected fused or primitive"),
+    };
     let m = edgebench_models::resolve(model, &mut |l| eprintln!("{l}"))?;
     let src = Path::new(&m.info.path);
     let path = out.join("model.onnx");
     let t = std::time::Instant::now();
-    let exported = cache::export_file(src, ExportOptions { accuracy_level }, &path)
+    let exported = cache::export_file(src, ExportOptions { accuracy_level, graph }, &path)
         .with_context(|| format!("exporting {} to {}", src.display(), path.display()))?;
     let export_s = t.elapsed().as_secs_f64();
     let written = fingerprint::read_model(&path)?;
