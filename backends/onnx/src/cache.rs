@@ -1,5 +1,5 @@
 //! Exported files, cached by content: `<cache>/onnx/<first 16 hex of the GGUF's SHA-256>-g<graph version>-acc<N>
-//! [-fused]/model.onnx`. One export at a time per entry (a file lock), written to a temporary file and renamed, so a
+//! [-fused][-untied]/model.onnx`. One export at a time per entry (a file lock), written to a temporary file and renamed, so a
 //! reader never sees half a file.
 
 use std::path::{Path, PathBuf};
@@ -40,13 +40,15 @@ pub fn export_file(gguf: &Path, opts: ExportOptions, path: &Path) -> Result<Expo
 /// Returns the file and whether it was written now.
 pub fn ensure(cache_root: &Path, gguf: &Path, sha: &str, opts: ExportOptions) -> Result<(PathBuf, bool), OnnxError> {
     let sha = if sha.is_empty() { sha256_file(gguf)? } else { sha.to_string() };
-    let variant = match opts.graph {
+    let mut variant = match opts.graph {
         GraphVariant::Primitive => String::new(),
         other => format!("-{}", other.name()),
     };
-    let dir = cache_root
-        .join("onnx")
-        .join(format!("{}-g{EXPORTER_VERSION}-acc{}{variant}", &sha[..16], opts.accuracy_level));
+    if opts.untied_head {
+        variant.push_str("-untied");
+    }
+    let dir =
+        cache_root.join("onnx").join(format!("{}-g{EXPORTER_VERSION}-acc{}{variant}", &sha[..16], opts.accuracy_level));
     let path = dir.join("model.onnx");
     if path.is_file() {
         return Ok((path, false));

@@ -125,6 +125,18 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
                 }
                 all[e.row0 * k..(e.row0 + n) * k].to_vec()
             }
+            Repr::FloatTransposed { init: name } => {
+                let k = e.dims.first().copied().unwrap_or(0) as usize;
+                let n = if k == 0 { 0 } else { count as usize / k };
+                let t = f32s(init(name)?, count as usize, path)?;
+                let mut v = vec![0f32; n * k];
+                for (c, col) in t.chunks_exact(n.max(1)).enumerate() {
+                    for (r, x) in col.iter().enumerate() {
+                        v[r * k + c] = *x;
+                    }
+                }
+                v
+            }
             Repr::Nbits8 { codes, scales, zero_points, n, k } => {
                 let (n, k) = (*n, *k);
                 if (n * k) as u64 != count {
@@ -232,9 +244,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let variants = [
             ExportOptions::default(),
-            ExportOptions { accuracy_level: 1, graph: GraphVariant::Fused },
+            ExportOptions { untied_head: true, ..ExportOptions::default() },
+            ExportOptions { accuracy_level: 1, graph: GraphVariant::Fused, untied_head: false },
             // 8-bit MatMulNBits for Q8_0 (int8 activations only).
-            ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused },
+            ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused, untied_head: false },
         ];
         let types = [
             (GgmlType::Q4_1, GgmlType::Q8_0),
@@ -257,10 +270,18 @@ mod tests {
             assert_eq!(f.graph.variant, o.graph);
             let source = edgebench_gguf::fingerprint::of_file(&g).unwrap();
             assert_eq!(fingerprint(&back, &path).unwrap(), source, "{w}/{e} {o:?}");
-            let eight_bit = back.graph.as_ref().unwrap().node.iter().any(|n| {
-                n.op_type == "MatMulNBits" && n.attribute.iter().any(|a| a.name == "bits" && a.i == 8)
-            });
-            assert_eq!(eight_bit, o.accuracy_level == 4 && (w == GgmlType::Q8_0 || e == GgmlType::Q8_0), "{w}/{e} {o:?}");
+            let eight_bit = back
+                .graph
+                .as_ref()
+                .unwrap()
+                .node
+                .iter()
+                .any(|n| n.op_type == "MatMulNBits" && n.attribute.iter().any(|a| a.name == "bits" && a.i == 8));
+            assert_eq!(
+                eight_bit,
+                o.accuracy_level == 4 && (w == GgmlType::Q8_0 || e == GgmlType::Q8_0),
+                "{w}/{e} {o:?}"
+            );
         }
     }
 

@@ -33,8 +33,13 @@ fn rope_tables(hp: &LlamaParams, positions: usize) -> (Vec<f32>, Vec<f32>) {
 
 /// `SkipSimplifiedLayerNormalization(x, residual, gamma)`: returns (normalized sum, sum).
 fn skip_norm(cx: &mut Ctx<'_>, x: &str, residual: &str, gamma: &str, eps: f32) -> (String, String) {
-    let mut outs =
-        cx.b.op_in("com.microsoft", "SkipSimplifiedLayerNormalization", &[x, residual, gamma], vec![attr_f("epsilon", eps)], 4);
+    let mut outs = cx.b.op_in(
+        "com.microsoft",
+        "SkipSimplifiedLayerNormalization",
+        &[x, residual, gamma],
+        vec![attr_f("epsilon", eps)],
+        4,
+    );
     // Mean and inverse standard deviation are optional outputs nobody reads.
     let node = cx.b.nodes.last_mut().expect("a node");
     node.output[1].clear();
@@ -109,7 +114,8 @@ pub(crate) fn build(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError>
         let silu = cx.b.op("Mul", &[&halves[0], &sg], vec![]);
         let a = cx.b.op("Mul", &[&silu, &halves[1]], vec![]);
         let dn = cx.linear(&a, &blk("ffn_down"))?;
-        let next = if i + 1 < hp.n_layer { format!("blk.{}.attn_norm.weight", i + 1) } else { "output_norm.weight".into() };
+        let next =
+            if i + 1 < hp.n_layer { format!("blk.{}.attn_norm.weight", i + 1) } else { "output_norm.weight".into() };
         let g = cx.float_init(&next, &[e as i64])?;
         (normed, residual) = skip_norm(cx, &dn, &residual, &g, hp.eps);
     }

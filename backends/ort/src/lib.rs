@@ -63,12 +63,7 @@ pub struct OrtOptions {
 
 impl Default for OrtOptions {
     fn default() -> Self {
-        Self {
-            accuracy_level: 4,
-            ort_lib: None,
-            spinning: None,
-            graph: GraphVariant::Fused,
-        }
+        Self { accuracy_level: 4, ort_lib: None, spinning: None, graph: GraphVariant::Fused }
     }
 }
 
@@ -88,7 +83,7 @@ fn unsupported(m: impl Into<String>) -> BackendError {
 
 fn export_options(o: &OrtOptions) -> Result<ExportOptions, BackendError> {
     match o.accuracy_level {
-        0..=4 => Ok(ExportOptions { accuracy_level: o.accuracy_level, graph: o.graph }),
+        0..=4 => Ok(ExportOptions { accuracy_level: o.accuracy_level, graph: o.graph, untied_head: false }),
         v => Err(unsupported(format!("ort option accuracy_level={v} (0, 1, 2, 3 or 4)"))),
     }
 }
@@ -335,7 +330,8 @@ impl Session for OrtSession<'_> {
             }
             GraphVariant::Fused => {
                 let total = st.total as i32;
-                inputs.push((io::SEQLENS_K.into(), Tensor::from_array(([1], vec![total - 1])).map_err(runtime)?.into()));
+                inputs
+                    .push((io::SEQLENS_K.into(), Tensor::from_array(([1], vec![total - 1])).map_err(runtime)?.into()));
                 let scalar: [usize; 0] = [];
                 inputs.push((
                     io::TOTAL_SEQUENCE_LENGTH.into(),

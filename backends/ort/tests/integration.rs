@@ -123,15 +123,16 @@ fn real_model_conforms_matches_native_and_reproduces_llama_cpp_greedy_tokens() {
             &prompt,
             &golden.greedy_ids[..golden.greedy_ids.len() - 1],
         );
-        LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|f| panic!("{graph} accuracy_level={acc}: {f}"));
+        LOGITS_CROSS_BACKEND
+            .check(cmp.mean_kld(), cmp.top1_agreement())
+            .unwrap_or_else(|f| panic!("{graph} accuracy_level={acc}: {f}"));
         if acc == "4" {
             assert!(m.batch_variance().is_some(), "int8 activations are declared batch-variant");
             continue;
         }
         let mut s = m.new_session().unwrap();
         let n = golden.greedy_ids.len();
-        let rep =
-            workload::run_repetition(s.as_mut(), &prompt, n - 1, Sampler::Greedy, m.facts().vocab_size).unwrap();
+        let rep = workload::run_repetition(s.as_mut(), &prompt, n - 1, Sampler::Greedy, m.facts().vocab_size).unwrap();
         assert_eq!(rep.generated, golden.greedy_ids, "{graph} graph: greedy tokens differ from llama.cpp's");
     }
 }

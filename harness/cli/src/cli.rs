@@ -252,6 +252,10 @@ pub enum ExportCommand {
         /// `primitive` (standard operators, what tract runs).
         #[arg(long, default_value = "fused", value_parser = ["fused", "primitive"])]
         graph: String,
+        /// A tied f32 output product reads its own copy of the embedding table (what the tract backend runs:
+        /// tract re-packs a table two nodes share at every call).
+        #[arg(long)]
+        untied_head: bool,
     },
 }
 

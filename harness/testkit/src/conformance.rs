@@ -146,7 +146,12 @@ pub fn run_all(backend: &dyn Backend, model: &ModelSpec, threads: usize) -> Resu
 }
 
 /// [`run_all`] with the backend options (and device) of `opts`; `threads` overrides its thread count.
-pub fn run_all_with(backend: &dyn Backend, model: &ModelSpec, threads: usize, opts: &LoadOptions) -> Result<(), String> {
+pub fn run_all_with(
+    backend: &dyn Backend,
+    model: &ModelSpec,
+    threads: usize,
+    opts: &LoadOptions,
+) -> Result<(), String> {
     let opts = LoadOptions { threads, ..opts.clone() };
     let m = backend.load(model, &opts).map_err(|err| format!("load: {err}"))?;
     let failures: Vec<String> =

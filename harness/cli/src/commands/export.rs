@@ -10,7 +10,13 @@ use edgebench_onnx::io::GraphVariant;
 use edgebench_onnx::{cache, fingerprint, ExportOptions};
 
 /// Exports `model` to `out/model.onnx` and `out/export.json`.
-pub fn onnx(model: Option<&str>, out: &Path, accuracy_level: u8, graph: &str) -> anyhow::Result<ExitCode> {
+pub fn onnx(
+    model: Option<&str>,
+    out: &Path,
+    accuracy_level: u8,
+    graph: &str,
+    untied_head: bool,
+) -> anyhow::Result<ExitCode> {
     if ![0, 1, 2, 3, 4].contains(&accuracy_level) {
         bail!("--accuracy-level {accuracy_level}: expected 0, 1, 2, 3 or 4");
     }
@@ -23,7 +29,7 @@ pub fn onnx(model: Option<&str>, out: &Path, accuracy_level: u8, graph: &str) ->
     let src = Path::new(&m.info.path);
     let path = out.join("model.onnx");
     let t = std::time::Instant::now();
-    let exported = cache::export_file(src, ExportOptions { accuracy_level, graph }, &path)
+    let exported = cache::export_file(src, ExportOptions { accuracy_level, graph, untied_head }, &path)
         .with_context(|| format!("exporting {} to {}", src.display(), path.display()))?;
     let export_s = t.elapsed().as_secs_f64();
     let written = fingerprint::read_model(&path)?;

@@ -23,8 +23,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(ModelsCommand::Quantize { to, src, out }) => models::quantize(&to, &src, &out),
         Command::Device { format } => info::device(format),
         Command::Backends => info::backends(),
-        Command::Export(ExportCommand::Onnx { model, out, accuracy_level, graph }) => {
-            export::onnx(model.as_deref(), &out, accuracy_level, &graph)
+        Command::Export(ExportCommand::Onnx { model, out, accuracy_level, graph, untied_head }) => {
+            export::onnx(model.as_deref(), &out, accuracy_level, &graph, untied_head)
         }
         Command::Report(a) => report::report(&a),
         Command::Compare(a) => compare::compare(std::slice::from_ref(&a.base), &a.current, &a.opts, false),
