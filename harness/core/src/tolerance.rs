@@ -106,12 +106,17 @@ impl DriftTolerance {
 pub const LOGITS_CROSS_BACKEND: DriftTolerance =
     DriftTolerance { name: "logits across backends, same weights", max_mean_kld: 0.02, min_top1: 0.9 };
 
+/// Like `LOGITS_CROSS_BACKEND`, for a backend whose prompt rows are computed with int8 activations by a batch-variant
+/// runtime (ONNX Runtime at `accuracy_level=4`), teacher-forced against the native engine: measured 0.027 nats mean
+/// KLD over the golden prompt's 32 positions (the ort backend's tests); the batched rows drift more than single tokens.
+pub const LOGITS_CROSS_BACKEND_INT8_BATCHED: DriftTolerance =
+    DriftTolerance { name: "logits across backends, int8 batched rows", max_mean_kld: 0.05, min_top1: 0.9 };
+
 /// A batch against incremental steps on a backend that declares its runtime batch-variant
 /// (`LoadedModel::batch_variance`): compared as next-token distributions over all rows compared. Measured on ONNX
-/// Runtime 1.31.1 with int8 activations (AVX2, the default model, the conformance suite's 7-token prompt): mean KLD
-/// 0.012 to 0.12 per row between the prompt's rows and the same tokens fed one at a time, top-1 the same on 5 of 7
-/// rows; against f32 activations the batched rows drift more (0.016 to 0.077) than the single-token ones (0.009 to
-/// 0.045). The bound still catches a wrong position or KV cache (several nats).
+/// Runtime 1.31.1 with int8 activations (AVX2, the default model, the conformance suite's 7-token prompt,
+/// `ci/ort_batch_variance.py`): KLD 0.002 to 0.092 per row between the prompt's rows and the same tokens fed one at a
+/// time, top-1 the same on 6 of 7 rows. The bound still catches a wrong position or KV cache (several nats).
 pub const LOGITS_BATCH_VARIANT: DriftTolerance =
     DriftTolerance { name: "logits batch vs incremental, batch-variant runtime", max_mean_kld: 0.25, min_top1: 0.5 };
 
