@@ -17,8 +17,6 @@ pub struct Step {
     pub positions: Vec<i64>,
     /// `logits_index`, `[rows]`.
     pub rows: Vec<i64>,
-    /// `attention_bias`, `[seq, past + seq]`.
-    pub bias: Vec<f32>,
     /// New tokens.
     pub seq: usize,
     /// Cached plus new tokens.
@@ -34,10 +32,14 @@ impl Step {
             ids: tokens.iter().map(|&t| t as i64).collect(),
             positions: (past..past + seq).map(|p| p as i64).collect(),
             rows: if all { (0..seq as i64).collect() } else { vec![seq as i64 - 1] },
-            bias: causal_bias(past, seq),
             seq,
             total: past + seq,
         }
+    }
+
+    /// The primitive graph's `attention_bias`, `[seq, past + seq]` (the fused graph masks inside its attention).
+    pub fn bias(&self) -> Vec<f32> {
+        causal_bias(self.total - self.seq, self.seq)
     }
 }
 

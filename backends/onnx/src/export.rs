@@ -110,6 +110,14 @@ pub struct WeightEntry {
     pub rows_total: usize,
 }
 
+/// Two optional row-major blocks one after the other (both present: `linear_fused` checked the parts alike).
+fn join<T>(a: Option<Vec<T>>, b: Option<Vec<T>>) -> Option<Vec<T>> {
+    a.zip(b).map(|(mut a, b)| {
+        a.extend(b);
+        a
+    })
+}
+
 fn is_zero(v: &usize) -> bool {
     *v == 0
 }
@@ -170,9 +178,64 @@ impl Ctx<'_> {
         }
     }
 
+    /// Records where the values of GGUF tensor `tensor` sit in the graph (rows `row0..` of an initializer of
+    /// `rows_total` rows when several tensors share it, else 0 and 0).
+    fn place(&mut self, tensor: &str, dims: Vec<u64>, ty: GgmlType, repr: Repr, row0: usize, rows_total: usize) {
+        self.entries.push(WeightEntry {
+            tensor: tensor.into(),
+            dims,
+            ggml_type: ty.to_string(),
+            repr,
+            row0,
+            rows_total,
+        });
+    }
+
+    /// Whether a product with a weight of type `ty` keeps it quantized (`MatMulNBits`): Q4_0 and Q4_1 always,
+    /// Q8_0 only with int8 activations (8-bit `MatMulNBits` with f32 activations is slow in ONNX Runtime 1.31.1).
+    fn quantized_product(&self, ty: GgmlType) -> bool {
+        matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1) || (ty == GgmlType::Q8_0 && self.opts.accuracy_level == 4)
+    }
+
+    /// The logits (rows `x` times the output matrix, or the tied embedding) and the graph's outputs, the same for
+    /// every graph variant.
+    pub(crate) fn logits_and_outputs(&mut self, x: &str, table: &str, hp: &LlamaParams) -> Result<(), OnnxError> {
+        let file = self.file;
+        let embd = file.gguf.tensor("token_embd.weight").map_err(|e| e.in_file(&file.path))?.ty;
+        let logits = if file.gguf.tensor("output.weight").is_ok() {
+            self.linear(x, "output.weight")?
+        } else if self.quantized_product(embd) {
+            self.linear(x, "token_embd.weight")?
+        } else if self.opts.untied_head {
+            // tract pre-packs a constant matrix at load only when one node reads it (or it is under 4 MiB), and
+            // merges equal constants first: the table the embedding gathers from was re-packed at every call,
+            // 113 MB for the default model (64 of 123 ms per decode step). A transposed copy is a different
+            // constant; it costs its size in memory once.
+            let wt = self.float_init_transposed("token_embd.weight", "token_embd.weight.f32.transposed")?;
+            self.b.op("MatMul", &[x, &wt], vec![])
+        } else {
+            self.b.op("Gemm", &[x, table], vec![attr_i("transB", 1)])
+        };
+        self.b.op_to(io::LOGITS, "Identity", &[&logits], vec![]);
+        self.b.output(io::LOGITS, DataType::Float, &[Dim::Named("rows"), Dim::Fixed(hp.vocab as i64)]);
+        let kv = |p| [Dim::Fixed(1), Dim::Fixed(hp.n_head_kv as i64), p, Dim::Fixed(hp.head_dim as i64)];
+        for i in 0..hp.n_layer {
+            for value in [false, true] {
+                self.b.output(&io::present(i, value), DataType::Float, &kv(Dim::Named("past+seq")));
+            }
+        }
+        Ok(())
+    }
+
     /// An f32 vector or table initializer holding the tensor's dequantized values.
     pub(crate) fn float_init(&mut self, name: &str, onnx_dims: &[i64]) -> Result<String, OnnxError> {
-        self.float_init_as(name, &format!("{name}.f32"), onnx_dims)
+        let (data, ty, dims) = self.read(name)?;
+        let n: u64 = dims.iter().product();
+        let v = edgebench_gguf::quant::dequantize(ty, &data, n as usize).map_err(|e| e.in_file(&self.file.path))?;
+        let init = self.b.f32s(&format!("{name}.f32"), onnx_dims, &v);
+        self.note(name, ty, "as f32", false);
+        self.place(name, dims, ty, Repr::Float { init: init.clone() }, 0, 0);
+        Ok(init)
     }
 
     /// A `[k, n]` f32 initializer holding the GGUF matrix `name` (`n` rows of `k`) transposed.
@@ -191,32 +254,7 @@ impl Ctx<'_> {
         }
         let init = self.b.f32s(init_name, &[k as i64, n as i64], &t);
         self.note(name, ty, "as f32 (transposed copy)", false);
-        self.entries.push(WeightEntry {
-            tensor: name.into(),
-            dims,
-            ggml_type: ty.to_string(),
-            repr: Repr::FloatTransposed { init: init.clone() },
-            row0: 0,
-            rows_total: 0,
-        });
-        Ok(init)
-    }
-
-    /// `float_init` under the initializer name `init_name`.
-    fn float_init_as(&mut self, name: &str, init_name: &str, onnx_dims: &[i64]) -> Result<String, OnnxError> {
-        let (data, ty, dims) = self.read(name)?;
-        let n: u64 = dims.iter().product();
-        let v = edgebench_gguf::quant::dequantize(ty, &data, n as usize).map_err(|e| e.in_file(&self.file.path))?;
-        let init = self.b.f32s(init_name, onnx_dims, &v);
-        self.note(name, ty, "as f32", false);
-        self.entries.push(WeightEntry {
-            tensor: name.into(),
-            dims,
-            ggml_type: ty.to_string(),
-            repr: Repr::Float { init: init.clone() },
-            row0: 0,
-            rows_total: 0,
-        });
+        self.place(name, dims, ty, Repr::FloatTransposed { init: init.clone() }, 0, 0);
         Ok(init)
     }
 
@@ -253,7 +291,7 @@ impl Ctx<'_> {
                 [k, n] => (k as usize, n as usize),
                 _ => return Err(OnnxError::Unsupported(format!("{name} has shape {dims:?}, expected a matrix"))),
             };
-            let carried = if ty == GgmlType::Q8_0 && self.opts.accuracy_level == 4 {
+            let carried = if ty == GgmlType::Q8_0 && self.quantized_product(ty) {
                 weights::encode_q8_0(&data, n, k)
             } else {
                 weights::encode(ty, &data, n, k)
@@ -306,19 +344,7 @@ impl Ctx<'_> {
                 ) => {
                     c.extend(c2);
                     s.extend(s2);
-                    let join = |a: Option<Vec<u8>>, b: Option<Vec<u8>>| {
-                        a.zip(b).map(|(mut a, b)| {
-                            a.extend(b);
-                            a
-                        })
-                    };
-                    let joinf = |a: Option<Vec<f32>>, b: Option<Vec<f32>>| {
-                        a.zip(b).map(|(mut a, b)| {
-                            a.extend(b);
-                            a
-                        })
-                    };
-                    Carried::Nbits4 { codes: c, scales: s, zero_points: join(z, z2), mins: joinf(m, m2) }
+                    Carried::Nbits4 { codes: c, scales: s, zero_points: join(z, z2), mins: join(m, m2) }
                 }
                 _ => unreachable!("parts checked alike"),
             });
@@ -359,21 +385,15 @@ impl Ctx<'_> {
                 };
                 for (name, ty, dims, n, row0) in placed {
                     self.note(&name, ty, how, true);
-                    self.entries.push(WeightEntry {
-                        tensor: name,
-                        dims,
-                        ggml_type: ty.to_string(),
-                        repr: Repr::Nbits4 {
-                            codes: c.clone(),
-                            scales: s.clone(),
-                            zero_points: z.clone(),
-                            mins: m.clone(),
-                            n,
-                            k,
-                        },
-                        row0,
-                        rows_total,
-                    });
+                    let repr = Repr::Nbits4 {
+                        codes: c.clone(),
+                        scales: s.clone(),
+                        zero_points: z.clone(),
+                        mins: m.clone(),
+                        n,
+                        k,
+                    };
+                    self.place(&name, dims, ty, repr, row0, rows_total);
                 }
                 Ok(y)
             }
@@ -392,14 +412,8 @@ impl Ctx<'_> {
                 let y = self.b.op_in("com.microsoft", "MatMulNBits", &[x, &c, &s, &z], attrs, 1).remove(0);
                 for (name, ty, dims, n, row0) in placed {
                     self.note(&name, ty, "as 8-bit MatMulNBits (zero point 128)", true);
-                    self.entries.push(WeightEntry {
-                        tensor: name,
-                        dims,
-                        ggml_type: ty.to_string(),
-                        repr: Repr::Nbits8 { codes: c.clone(), scales: s.clone(), zero_points: z.clone(), n, k },
-                        row0,
-                        rows_total,
-                    });
+                    let repr = Repr::Nbits8 { codes: c.clone(), scales: s.clone(), zero_points: z.clone(), n, k };
+                    self.place(&name, dims, ty, repr, row0, rows_total);
                 }
                 Ok(y)
             }
@@ -407,14 +421,7 @@ impl Ctx<'_> {
                 let w = self.b.f32s(&format!("{base}.f32"), &[n as i64, k as i64], &v);
                 for (name, ty, dims, _, row0) in placed {
                     self.note(&name, ty, "as f32", false);
-                    self.entries.push(WeightEntry {
-                        tensor: name,
-                        dims,
-                        ggml_type: ty.to_string(),
-                        repr: Repr::Float { init: w.clone() },
-                        row0,
-                        rows_total,
-                    });
+                    self.place(&name, dims, ty, Repr::Float { init: w.clone() }, row0, rows_total);
                 }
                 Ok(self.b.op("Gemm", &[x, &w], vec![attr_i("transB", 1)]))
             }
@@ -516,7 +523,6 @@ pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Resu
 
 /// The primitive graph (see `GraphVariant::Primitive`).
 fn primitive(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError> {
-    let file = cx.file;
     let (e, h, kvh, d) = (hp.n_embd, hp.n_head, hp.n_head_kv, hp.head_dim);
     let half = d / 2;
     let seq = Dim::Named("seq");
@@ -610,32 +616,7 @@ fn primitive(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError> {
     }
     let x = cx.b.op("Gather", &[&x, &rows], vec![attr_i("axis", 0)]);
     let x = cx.rms_norm(&x, "output_norm.weight", hp.eps, e)?;
-    let logits = if file.gguf.tensor("output.weight").is_ok() {
-        cx.linear(&x, "output.weight")?
-    } else {
-        let ty = file.gguf.tensor("token_embd.weight").map_err(|e| e.in_file(&file.path))?.ty;
-        if matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1) || (ty == GgmlType::Q8_0 && cx.opts.accuracy_level == 4) {
-            cx.linear(&x, "token_embd.weight")?
-        } else {
-            // tract pre-packs a constant matrix at load only when one node reads it (or it is under 4 MiB), and
-            // merges equal constants first: the table the embedding gathers from was re-packed at every call,
-            // 113 MB for the default model (64 of 123 ms per decode step). A transposed copy is a different
-            // constant; it costs its size in memory once.
-            if cx.opts.untied_head {
-                let wt = cx.float_init_transposed("token_embd.weight", "token_embd.weight.f32.transposed")?;
-                cx.b.op("MatMul", &[&x, &wt], vec![])
-            } else {
-                cx.b.op("Gemm", &[&x, &table], vec![attr_i("transB", 1)])
-            }
-        }
-    };
-    cx.b.op_to(io::LOGITS, "Identity", &[&logits], vec![]);
-    cx.b.output(io::LOGITS, DataType::Float, &[Dim::Named("rows"), Dim::Fixed(hp.vocab as i64)]);
-    for i in 0..hp.n_layer {
-        for value in [false, true] {
-            cx.b.output(&io::present(i, value), DataType::Float, &kv_dims(Dim::Named("past+seq")));
-        }
-    }
+    cx.logits_and_outputs(&x, &table, hp)?;
     Ok(())
 }
 

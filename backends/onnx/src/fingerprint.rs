@@ -115,6 +115,34 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
         let count: u64 = e.dims.iter().product();
         // A tensor may own a slice of rows of an initializer it shares (fused Q/K/V, gate/up).
         let rows_total = if e.rows_total == 0 { None } else { Some(e.rows_total) };
+        // Rows of a `MatMulNBits` weight (`n` of `k` values, `bits` wide), checked against the tensor's shape and
+        // the nodes its codes feed (B input, zero points where named, matching K/N/bits/block size): the rows of
+        // the whole initializer.
+        let nbits_rows =
+            |e: &WeightEntry, codes: &String, zero_points: Option<&String>, bits: i64, n: usize, k: usize| {
+                if (n * k) as u64 != count {
+                    return Err(invalid(path, format!("{}: N={n}, K={k} for shape {:?}", e.tensor, e.dims)));
+                }
+                let all_n = rows_total.unwrap_or(n);
+                if e.row0 + n > all_n {
+                    return Err(invalid(path, format!("{}: rows {}+{n} outside N={all_n}", e.tensor, e.row0)));
+                }
+                let attr =
+                    |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
+                let fed = consumers.get(codes.as_str()).into_iter().flatten().all(|node| {
+                    node.op_type == "MatMulNBits"
+                        && node.input.get(1) == Some(codes)
+                        && zero_points.is_none_or(|z| node.input.get(3) == Some(z))
+                        && attr(node, "K") == Some(k as i64)
+                        && attr(node, "N") == Some(all_n as i64)
+                        && attr(node, "bits") == Some(bits)
+                        && attr(node, "block_size") == Some(weights::BLOCK as i64)
+                });
+                if !fed {
+                    return Err(invalid(path, format!("{codes} is not the B input of a matching MatMulNBits node")));
+                }
+                Ok(all_n)
+            };
         let v = match &e.repr {
             Repr::Float { init: name } => {
                 let k = e.dims.first().copied().unwrap_or(0) as usize;
@@ -139,27 +167,7 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
             }
             Repr::Nbits8 { codes, scales, zero_points, n, k } => {
                 let (n, k) = (*n, *k);
-                if (n * k) as u64 != count {
-                    return Err(invalid(path, format!("{}: N={n}, K={k} for shape {:?}", e.tensor, e.dims)));
-                }
-                let all_n = rows_total.unwrap_or(n);
-                if e.row0 + n > all_n {
-                    return Err(invalid(path, format!("{}: rows {}+{n} outside N={all_n}", e.tensor, e.row0)));
-                }
-                let attr =
-                    |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
-                let fed = consumers.get(codes.as_str()).into_iter().flatten().all(|node| {
-                    node.op_type == "MatMulNBits"
-                        && node.input.get(1) == Some(codes)
-                        && node.input.get(3) == Some(zero_points)
-                        && attr(node, "K") == Some(k as i64)
-                        && attr(node, "N") == Some(all_n as i64)
-                        && attr(node, "bits") == Some(8)
-                        && attr(node, "block_size") == Some(weights::BLOCK as i64)
-                });
-                if !fed {
-                    return Err(invalid(path, format!("{codes} is not the B input of a matching MatMulNBits node")));
-                }
+                let all_n = nbits_rows(e, codes, Some(zero_points), 8, n, k)?;
                 let nb = k / weights::BLOCK;
                 let (r0, r1) = (e.row0, e.row0 + n);
                 let c = &raw(init(codes)?, DataType::Uint8, all_n * k, path)?[r0 * k..r1 * k];
@@ -169,26 +177,7 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
             }
             Repr::Nbits4 { codes, scales, zero_points, mins, n, k } => {
                 let (n, k) = (*n, *k);
-                if (n * k) as u64 != count {
-                    return Err(invalid(path, format!("{}: N={n}, K={k} for shape {:?}", e.tensor, e.dims)));
-                }
-                let all_n = rows_total.unwrap_or(n);
-                if e.row0 + n > all_n {
-                    return Err(invalid(path, format!("{}: rows {}+{n} outside N={all_n}", e.tensor, e.row0)));
-                }
-                let attr =
-                    |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
-                let fed = consumers.get(codes.as_str()).into_iter().flatten().all(|node| {
-                    node.op_type == "MatMulNBits"
-                        && node.input.get(1) == Some(codes)
-                        && attr(node, "K") == Some(k as i64)
-                        && attr(node, "N") == Some(all_n as i64)
-                        && attr(node, "bits") == Some(4)
-                        && attr(node, "block_size") == Some(weights::BLOCK as i64)
-                });
-                if !fed {
-                    return Err(invalid(path, format!("{codes} is not the B input of a matching MatMulNBits node")));
-                }
+                let all_n = nbits_rows(e, codes, None, 4, n, k)?;
                 let nb = k / weights::BLOCK;
                 let zp_row = nb.div_ceil(2);
                 let (r0, r1) = (e.row0, e.row0 + n);

@@ -5,7 +5,6 @@
 //! weight initializers as the primitive graph, so the fingerprint still reads the GGUF's values.
 
 use edgebench_gguf::llama::LlamaParams;
-use edgebench_gguf::GgmlType;
 
 use crate::export::Ctx;
 use crate::io;
@@ -120,23 +119,5 @@ pub(crate) fn build(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError>
         (normed, residual) = skip_norm(cx, &dn, &residual, &g, hp.eps);
     }
     let x = cx.b.op("Gather", &[&normed, &rows], vec![attr_i("axis", 0)]);
-    let file = cx.file;
-    let logits = if file.gguf.tensor("output.weight").is_ok() {
-        cx.linear(&x, "output.weight")?
-    } else {
-        let ty = file.gguf.tensor("token_embd.weight").map_err(|e| e.in_file(&file.path))?.ty;
-        if matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1) || (ty == GgmlType::Q8_0 && cx.opts.accuracy_level == 4) {
-            cx.linear(&x, "token_embd.weight")?
-        } else {
-            cx.b.op("Gemm", &[&x, &table], vec![attr_i("transB", 1)])
-        }
-    };
-    cx.b.op_to(io::LOGITS, "Identity", &[&logits], vec![]);
-    cx.b.output(io::LOGITS, DataType::Float, &[Dim::Named("rows"), Dim::Fixed(hp.vocab as i64)]);
-    for i in 0..hp.n_layer {
-        for value in [false, true] {
-            cx.b.output(&io::present(i, value), DataType::Float, &kv_dims(Dim::Named("past+seq")));
-        }
-    }
-    Ok(())
+    cx.logits_and_outputs(&x, &table, hp)
 }

@@ -313,6 +313,7 @@ impl Session for OrtSession<'_> {
         let g = &self.model.graph;
         let st = Step::new(self.pos, tokens, rows == Rows::All);
         let (n, n_rows) = (st.seq, st.rows.len());
+        let bias = (g.variant == GraphVariant::Primitive).then(|| st.bias());
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = vec![
             (io::INPUT_IDS.into(), Tensor::from_array(([1, n], st.ids)).map_err(runtime)?.into()),
             (io::LOGITS_INDEX.into(), Tensor::from_array(([n_rows], st.rows)).map_err(runtime)?.into()),
@@ -325,7 +326,7 @@ impl Session for OrtSession<'_> {
                 ));
                 inputs.push((
                     io::ATTENTION_BIAS.into(),
-                    Tensor::from_array(([n, st.total], st.bias)).map_err(runtime)?.into(),
+                    Tensor::from_array(([n, st.total], bias.unwrap_or_default())).map_err(runtime)?.into(),
                 ));
             }
             GraphVariant::Fused => {

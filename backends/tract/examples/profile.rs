@@ -20,7 +20,7 @@ fn inputs(st: &Step, past: Vec<TValue>) -> TractResult<TVec<TValue>> {
     let mut v: TVec<TValue> = tvec![
         tensor1(&st.ids).into_shape(&[1, st.seq])?.into_tvalue(),
         tensor1(&st.positions).into_shape(&[1, st.seq])?.into_tvalue(),
-        tensor1(&st.bias).into_shape(&[st.seq, st.total])?.into_tvalue(),
+        tensor1(&st.bias()).into_shape(&[st.seq, st.total])?.into_tvalue(),
         tensor1(&st.rows).into_tvalue(),
     ];
     v.extend(past);

@@ -157,7 +157,7 @@ impl Session for TractSession<'_> {
         let mut inputs: TVec<TValue> = tvec![
             tensor1(&st.ids).into_shape(&[1, st.seq]).map_err(runtime)?.into_tvalue(),
             tensor1(&st.positions).into_shape(&[1, st.seq]).map_err(runtime)?.into_tvalue(),
-            tensor1(&st.bias).into_shape(&[st.seq, st.total]).map_err(runtime)?.into_tvalue(),
+            tensor1(&st.bias()).into_shape(&[st.seq, st.total]).map_err(runtime)?.into_tvalue(),
             tensor1(&st.rows).into_tvalue(),
         ];
         inputs.extend(std::mem::take(&mut self.past));
