@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
 # Builds llama.cpp command-line tools (llama-bench, llama-perplexity, llama-quantize) from the llama.cpp source
-# vendored in the llama-cpp-sys-2 crate edgebench links (the same library code), with the same GGML_* flags as
-# .cargo/config.toml, as Release. That crate does not ship the tools' own source files, so they are taken from the
-# llama-cpp-python sdist (pip download); the script says which. Prints the bin directory on stdout.
+# vendored in the llama-cpp-sys-2 crate edgebench links (the same library code), as Release. That crate does not ship
+# the tools' own source files, so they are taken from the llama-cpp-python sdist (pip download); the script says
+# which. Prints the bin directory on stdout.
 #
 #   ci/build-llama-tools.sh TOOL...     (TOOL: llama-bench, perplexity, quantize — directories under tools/)
+#
+# LLAMA_TOOLS_BUILD picks the flags:
+#   edgebench (default)  the GGML_* flags of .cargo/config.toml, static: what edgebench's llamacpp backend compiles
+#   default              llama.cpp's own defaults for a build on this machine (GGML_NATIVE=ON: -march=native, shared
+#                        libraries), what a user who clones llama.cpp and runs cmake gets: the yardstick
+#                        ci/llama-bench-parity.sh holds edgebench against
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ci/common.sh
 sys_version=$(sed -n 's/^pub const LLAMA_CPP_SYS_VERSION: &str = "\(.*\)";/\1/p' backends/llamacpp/src/lib.rs)
 lcp_version=0.3.36
-build="$cache/build-$sys_version"
+flavour="${LLAMA_TOOLS_BUILD:-edgebench}"
+case "$flavour" in
+    edgebench) build="$cache/build-$sys_version" ;;
+    default) build="$cache/build-$sys_version-default" ;;
+    *) echo "LLAMA_TOOLS_BUILD must be edgebench or default, not $flavour" >&2; exit 2 ;;
+esac
 targets=()
 for t in "$@"; do
     case "$t" in
@@ -39,11 +50,14 @@ if [ "$missing" = 1 ]; then
         echo "$t" >>"$list"
     done
     sort -u "$list" | sed 's/.*/add_subdirectory(&)/' >"$work/tools/CMakeLists.txt"
-    flags=(-DGGML_NATIVE=OFF -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF)
-    for f in $(sed -n 's/^\(GGML_[A-Z0-9_]*\) = "\(.*\)"/\1=\2/p' .cargo/config.toml); do flags+=("-D$f"); done
+    flags=()
+    if [ "$flavour" = edgebench ]; then
+        flags=(-DGGML_NATIVE=OFF -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF)
+        for f in $(sed -n 's/^\(GGML_[A-Z0-9_]*\) = "\(.*\)"/\1=\2/p' .cargo/config.toml); do flags+=("-D$f"); done
+    fi
     cmake -S "$work" -B "$build" -DCMAKE_BUILD_TYPE=Release "${flags[@]}" -DLLAMA_CURL=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >/dev/null
     cmake --build "$build" --target "${targets[@]}" -j "$(nproc)" >/dev/null
 fi
-echo "llama.cpp tools: library from llama-cpp-sys-2 $sys_version, drivers from llama-cpp-python $lcp_version sdist" >&2
+echo "llama.cpp tools ($flavour build): library from llama-cpp-sys-2 $sys_version, drivers from llama-cpp-python $lcp_version sdist" >&2
 echo "$build/bin"

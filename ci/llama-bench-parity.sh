@@ -6,7 +6,10 @@
 #
 #   ci/llama-bench-parity.sh [MODEL.gguf] [THREADS=1,2] [ROUNDS=4]
 #
-# llama-bench is built by ci/build-llama-tools.sh from the llama.cpp source edgebench links.
+# llama-bench is built by ci/build-llama-tools.sh from the llama.cpp source edgebench links, by default the way
+# llama.cpp's own README builds it (LLAMA_TOOLS_BUILD=default: cmake's defaults, GGML_NATIVE=ON, so on a CPU with
+# more than AVX2 it uses what edgebench's x86-64-v3 build does not); LLAMA_TOOLS_BUILD=edgebench compares with a
+# llama-bench compiled with edgebench's own flags, which isolates the integration from the build.
 # Exit 0 when every ratio is within ±5%, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +18,9 @@ rounds="${3:-4}"
 . ci/common.sh
 prepare_edgebench_llamacpp "${1:-}"
 
+export LLAMA_TOOLS_BUILD="${LLAMA_TOOLS_BUILD:-default}"
 bench="$(bash ci/build-llama-tools.sh llama-bench)/llama-bench"
-echo "model: $model; threads: $threads; rounds: $rounds"
+echo "model: $model; threads: $threads; rounds: $rounds; llama-bench: $LLAMA_TOOLS_BUILD build ($bench)"
 
 out="$cache/parity-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"

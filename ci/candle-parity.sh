@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# edgebench's candle backend against candle's own path for the same file: candle-transformers 0.11.1's quantized
+# llama (`ModelWeights::from_gguf`, what candle's examples run), timed by backends/candle/examples/reference.rs on
+# llama-bench's pp512 and tg128 as edgebench's `standard` suite times them. Same candle-core, same threads (rayon's
+# pool, from RAYON_NUM_THREADS), alternating ABBA for ROUNDS rounds; the verdict per figure is the median of the
+# per-round ratios edgebench/candle-transformers.
+#
+#   ci/candle-parity.sh [MODEL.gguf] [THREADS=1,2] [ROUNDS=2]     env: EDGEBENCH_BIN, REPS (5)
+#
+# Builds the reference with `--features parity` (candle-transformers: about 6.5 minutes of a cold 2-core build, so
+# it is not in .ci/run). Exit 0 when every ratio is at least 0.95, 1 otherwise, 2 on error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+threads="${2:-1,2}"
+rounds="${3:-2}"
+reps="${REPS:-5}"
+target="${CARGO_TARGET_DIR:-target}"
+
+cargo build --release --quiet -p edgebench-backend-candle --features parity --example reference
+ref="$target/release/examples/reference"
+if [ -n "${EDGEBENCH_BIN:-}" ]; then
+    eb="$EDGEBENCH_BIN"
+else
+    cargo build --release --quiet
+    eb="$target/release/edgebench"
+fi
+model="${1:-$("$eb" models fetch)}"
+[ -f "$model" ] || { echo "no model file at $model" >&2; exit 2; }
+
+out="${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}/candle-parity/$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$out"
+echo "model: $model; threads: $threads; rounds: $rounds; raw results: $out"
+
+run_reference() {
+    echo "round $1: candle-transformers"
+    local t
+    for t in ${threads//,/ }; do
+        RAYON_NUM_THREADS="$t" "$ref" "$model" --reps "$reps" >>"$out/reference-$1.jsonl"
+    done
+}
+run_edgebench() {
+    echo "round $1: edgebench"
+    "$eb" run --suite standard --backend candle --model "$model" --threads "$threads" --repetitions "$reps" \
+        --drift off --force --format json --out "$out/edgebench-$1.json" >/dev/null
+}
+for r in $(seq 1 "$rounds"); do
+    if [ $((r % 2)) -eq 1 ]; then
+        run_reference "$r"; run_edgebench "$r"
+    else
+        run_edgebench "$r"; run_reference "$r"
+    fi
+done
+
+python3 - "$out" "$rounds" <<'PY' | tee "$out/table.txt"
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+med = statistics.median
+ratios, ref_all, eb_all = {}, {}, {}
+for r in range(1, rounds + 1):
+    ref, eb = {}, {}
+    for line in open(f"{out}/reference-{r}.jsonl"):
+        g = json.loads(line)
+        ref[("pp512", g["threads"])] = g["pp512_samples"]
+        ref[("tg128", g["threads"])] = g["tg128_samples"]
+    for c in json.load(open(f"{out}/edgebench-{r}.json"))["cells"]:
+        if c.get("status") != "ok":
+            sys.exit(f"edgebench cell failed: {c.get('key')}: {c.get('status')}")
+        w = c["key"]["workload"]
+        eb[(w, c["key"]["threads"])] = c["metrics"]["prefill_tps" if w == "pp512" else "decode_tps"]["samples"]
+    for k in ref:
+        if k not in eb:
+            sys.exit(f"edgebench has no {k[0]} cell at {k[1]} threads")
+        ratios.setdefault(k, []).append(med(eb[k]) / med(ref[k]))
+        ref_all.setdefault(k, []).extend(ref[k])
+        eb_all.setdefault(k, []).extend(eb[k])
+worst = min(med(v) for v in ratios.values())
+print(f"{'test':<6} {'thr':>3} {'candle-transformers t/s':>24} {'edgebench t/s':>14} {'ratio':>7}  per-round ratios")
+for k in sorted(ratios):
+    per = " ".join(f"{x:.3f}" for x in ratios[k])
+    print(f"{k[0]:<6} {k[1]:>3} {med(ref_all[k]):>24.2f} {med(eb_all[k]):>14.2f} {med(ratios[k]):>7.3f}  {per}")
+print(f"t/s: medians of all repetitions; ratio: median of per-round ratios (edgebench / candle-transformers); "
+      f"lowest {worst:.3f}")
+sys.exit(0 if worst >= 0.95 else 1)
+PY
