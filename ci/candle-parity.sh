@@ -5,15 +5,16 @@
 # pool, from RAYON_NUM_THREADS), alternating ABBA for ROUNDS rounds; the verdict per figure is the median of the
 # per-round ratios edgebench/candle-transformers.
 #
-#   ci/candle-parity.sh [MODEL.gguf] [THREADS=1,2] [ROUNDS=2]     env: EDGEBENCH_BIN, REPS (5)
+#   ci/candle-parity.sh [MODEL.gguf] [THREADS=1,2] [ROUNDS=2]     env: EDGEBENCH_BIN, REPS (5), MIN_RATIO (0.95)
 #
 # Builds the reference with `--features parity` (candle-transformers: about 6.5 minutes of a cold 2-core build, so
-# it is not in .ci/run). Exit 0 when every ratio is at least 0.95, 1 otherwise, 2 on error.
+# it is not in .ci/run). Exit 0 when every ratio is at least MIN_RATIO, 1 otherwise, 2 on error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads="${2:-1,2}"
 rounds="${3:-2}"
 reps="${REPS:-5}"
+min_ratio="${MIN_RATIO:-0.95}"
 target="${CARGO_TARGET_DIR:-target}"
 
 cargo build --release --quiet -p edgebench-backend-candle --features parity --example reference
@@ -51,9 +52,9 @@ for r in $(seq 1 "$rounds"); do
     fi
 done
 
-python3 - "$out" "$rounds" <<'PY' | tee "$out/table.txt"
+python3 - "$out" "$rounds" "$min_ratio" <<'PY' | tee "$out/table.txt"
 import json, statistics, sys
-out, rounds = sys.argv[1], int(sys.argv[2])
+out, rounds, min_ratio = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 med = statistics.median
 ratios, ref_all, eb_all = {}, {}, {}
 for r in range(1, rounds + 1):
@@ -79,6 +80,6 @@ for k in sorted(ratios):
     per = " ".join(f"{x:.3f}" for x in ratios[k])
     print(f"{k[0]:<6} {k[1]:>3} {med(ref_all[k]):>24.2f} {med(eb_all[k]):>14.2f} {med(ratios[k]):>7.3f}  {per}")
 print(f"t/s: medians of all repetitions; ratio: median of per-round ratios (edgebench / candle-transformers); "
-      f"lowest {worst:.3f}")
-sys.exit(0 if worst >= 0.95 else 1)
+      f"lowest {worst:.3f} (pass: at least {min_ratio})")
+sys.exit(0 if worst >= min_ratio else 1)
 PY
