@@ -232,19 +232,15 @@ impl CandleModel {
             let v = heads(&layer.wv, hp.n_head_kv)?;
             let (k, v) = cache.append(&k, &v)?;
             let t = k.dim(2)?;
-            // Grouped-query attention without copying K/V heads: the `rep` query heads of each KV head become rows.
-            // A decode step's products read the cache's views in place (candle's gemm takes the transposed and
-            // narrowed strides; copying them cost more than it saved); a prompt's larger products get contiguous
-            // operands.
+            // Grouped-query attention without copying K/V: the `rep` query heads of each KV head become rows.
             let q = q.reshape((1, hp.n_head_kv, rep * n, hp.head_dim))?;
-            let (kt, v) = if n > 1 { (k.t()?.contiguous()?, v.contiguous()?) } else { (k.t()?, v) };
-            let mut att = (q.matmul(&kt)? * scale)?; // (1, kv, rep*n, t)
+            let mut att = (q.matmul(&k.t()?.contiguous()?)? * scale)?; // (1, kv, rep*n, t)
             if let Some(m) = &mask {
                 let m = m.unsqueeze(0)?.broadcast_as((rep, n, t))?.reshape((rep * n, t))?;
                 att = att.broadcast_add(&m)?;
             }
             let att = candle_nn::ops::softmax_last_dim(&att)?;
-            let y = att.matmul(&v)?; // (1, kv, rep*n, hd)
+            let y = att.matmul(&v.contiguous()?)?; // (1, kv, rep*n, hd)
             let y = y.reshape((1, hp.n_head, n, hp.head_dim))?.transpose(1, 2)?.reshape((1, n, hp.n_embd))?;
             x = (x + layer.wo.forward(&y)?)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, hp.eps)?;
