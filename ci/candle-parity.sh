@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # edgebench's candle backend against candle's own path for the same file: candle-transformers 0.11.1's quantized
-# llama (`ModelWeights::from_gguf`, what candle's examples run), timed by backends/candle/examples/reference.rs on
+# llama (`ModelWeights::from_gguf`, what candle's examples run), timed by backends/candle/examples/candle_reference.rs on
 # llama-bench's pp512 and tg128 as edgebench's `standard` suite times them. Same candle-core, same threads (rayon's
 # pool, from RAYON_NUM_THREADS), alternating ABBA for ROUNDS rounds; the verdict per figure is the median of the
 # per-round ratios edgebench/candle-transformers.
@@ -17,8 +17,8 @@ reps="${REPS:-5}"
 min_ratio="${MIN_RATIO:-0.95}"
 target="${CARGO_TARGET_DIR:-target}"
 
-cargo build --release --quiet -p edgebench-backend-candle --features parity --example reference
-ref="$target/release/examples/reference"
+cargo build --release --quiet -p edgebench-backend-candle --features parity --example candle_reference
+ref="$target/release/examples/candle_reference"
 if [ -n "${EDGEBENCH_BIN:-}" ]; then
     eb="$EDGEBENCH_BIN"
 else

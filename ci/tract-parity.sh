@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# edgebench's tract backend against tract's own API on the same ONNX file: backends/tract/examples/reference.rs loads
+# edgebench's tract backend against tract's own API on the same ONNX file: backends/tract/examples/tract_reference.rs loads
 # the export the tract backend runs (`edgebench export onnx --graph primitive --accuracy-level 1 --untied-head`),
 # plans it once and calls one spawned state, with no edgebench code between calls, timed on llama-bench's pp512 and
 # tg128 as edgebench's `standard` suite times them. Same tract, same threads, alternating ABBA for ROUNDS rounds; the
@@ -17,8 +17,8 @@ reps="${REPS:-5}"
 min_ratio="${MIN_RATIO:-0.90}"
 target="${CARGO_TARGET_DIR:-target}"
 
-cargo build --release --quiet -p edgebench-backend-tract --example reference
-ref="$target/release/examples/reference"
+cargo build --release --quiet -p edgebench-backend-tract --example tract_reference
+ref="$target/release/examples/tract_reference"
 if [ -n "${EDGEBENCH_BIN:-}" ]; then
     eb="$EDGEBENCH_BIN"
 else

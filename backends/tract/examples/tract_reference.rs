@@ -3,7 +3,7 @@
 //! inputs. No edgebench code runs between the calls; `ci/tract-parity.sh` holds edgebench's tract backend against it.
 //!
 //! ```text
-//! cargo run --release -p edgebench-backend-tract --example reference -- MODEL.onnx [--threads N] [--reps N]
+//! cargo run --release -p edgebench-backend-tract --example tract_reference -- MODEL.onnx [--threads N] [--reps N]
 //! ```
 //!
 //! Prints one JSON line with the medians and every repetition's t/s, timed as edgebench's `standard` suite does:
@@ -63,7 +63,7 @@ fn argmax(logits: &TValue) -> TractResult<i64> {
 fn main() -> TractResult<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(path) = args.first().filter(|a| !a.starts_with("--")) else {
-        return Err(TractError::msg("usage: reference MODEL.onnx [--threads N] [--reps N] [--warmup N]"));
+        return Err(TractError::msg("usage: tract_reference MODEL.onnx [--threads N] [--reps N] [--warmup N]"));
     };
     for a in args.iter().skip(1).filter(|a| a.starts_with("--")) {
         if !["--threads", "--reps", "--warmup"].contains(&a.as_str()) {

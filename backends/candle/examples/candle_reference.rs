@@ -2,7 +2,7 @@
 //! the reference `ci/candle-parity.sh` holds edgebench's candle backend against.
 //!
 //! ```text
-//! RAYON_NUM_THREADS=2 cargo run --release -p edgebench-backend-candle --features parity --example reference -- \
+//! RAYON_NUM_THREADS=2 cargo run --release -p edgebench-backend-candle --features parity --example candle_reference -- \
 //!     MODEL.gguf [--reps N] [--warmup N]
 //! ```
 //!
@@ -50,8 +50,10 @@ fn argmax(logits: &Tensor) -> Result<u32, String> {
 
 fn run() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let path =
-        args.first().filter(|a| !a.starts_with("--")).ok_or("usage: reference MODEL.gguf [--reps N] [--warmup N]")?;
+    let path = args
+        .first()
+        .filter(|a| !a.starts_with("--"))
+        .ok_or("usage: candle_reference MODEL.gguf [--reps N] [--warmup N]")?;
     let reps = arg_value(&args, "--reps", 5)?;
     let warmup = arg_value(&args, "--warmup", 1)?;
     for a in args.iter().skip(1).filter(|a| a.starts_with("--")) {
