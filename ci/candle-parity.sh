@@ -52,34 +52,4 @@ for r in $(seq 1 "$rounds"); do
     fi
 done
 
-python3 - "$out" "$rounds" "$min_ratio" <<'PY' | tee "$out/table.txt"
-import json, statistics, sys
-out, rounds, min_ratio = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-med = statistics.median
-ratios, ref_all, eb_all = {}, {}, {}
-for r in range(1, rounds + 1):
-    ref, eb = {}, {}
-    for line in open(f"{out}/reference-{r}.jsonl"):
-        g = json.loads(line)
-        ref[("pp512", g["threads"])] = g["pp512_samples"]
-        ref[("tg128", g["threads"])] = g["tg128_samples"]
-    for c in json.load(open(f"{out}/edgebench-{r}.json"))["cells"]:
-        if c.get("status") != "ok":
-            sys.exit(f"edgebench cell failed: {c.get('key')}: {c.get('status')}")
-        w = c["key"]["workload"]
-        eb[(w, c["key"]["threads"])] = c["metrics"]["prefill_tps" if w == "pp512" else "decode_tps"]["samples"]
-    for k in ref:
-        if k not in eb:
-            sys.exit(f"edgebench has no {k[0]} cell at {k[1]} threads")
-        ratios.setdefault(k, []).append(med(eb[k]) / med(ref[k]))
-        ref_all.setdefault(k, []).extend(ref[k])
-        eb_all.setdefault(k, []).extend(eb[k])
-worst = min(med(v) for v in ratios.values())
-print(f"{'test':<6} {'thr':>3} {'candle-transformers t/s':>24} {'edgebench t/s':>14} {'ratio':>7}  per-round ratios")
-for k in sorted(ratios):
-    per = " ".join(f"{x:.3f}" for x in ratios[k])
-    print(f"{k[0]:<6} {k[1]:>3} {med(ref_all[k]):>24.2f} {med(eb_all[k]):>14.2f} {med(ratios[k]):>7.3f}  {per}")
-print(f"t/s: medians of all repetitions; ratio: median of per-round ratios (edgebench / candle-transformers); "
-      f"lowest {worst:.3f} (pass: at least {min_ratio})")
-sys.exit(0 if worst >= min_ratio else 1)
-PY
+python3 ci/parity_summary.py "$out" "$rounds" "$min_ratio" "candle-transformers" | tee "$out/table.txt"
