@@ -39,13 +39,17 @@ fn weights(ty: WeightType, rows: usize) -> Vec<u8> {
     }
 }
 
+/// The scalar reference and every SIMD path this CPU has that runs `ty` with a kernel of its own, each also on the
+/// interleaved layout where the path runs it.
 fn paths(ty: WeightType) -> Vec<(String, KernelSet, Layout)> {
     let mut v = vec![("scalar".to_string(), KernelSet::scalar(), Layout::Plain)];
-    let best = KernelSet::best();
-    if best.isa() != Isa::Scalar && best.isa().covers(ty) {
-        v.push((best.isa().name().to_string(), best, Layout::Plain));
-        if best.isa() == Isa::Avx2 && repack::supported(ty) {
-            v.push((format!("{} interleaved", best.isa().name()), best, Layout::Interleaved4));
+    for isa in Isa::ALL.into_iter().filter(|&i| i != Isa::Scalar) {
+        let Ok(ks) = KernelSet::new(isa) else { continue };
+        if isa.path_for(ty, Layout::Plain) == isa {
+            v.push((isa.name().to_string(), ks, Layout::Plain));
+        }
+        if isa.interleaves() && repack::supported(ty) && isa.path_for(ty, Layout::Interleaved4) == isa {
+            v.push((format!("{} interleaved", isa.name()), ks, Layout::Interleaved4));
         }
     }
     v

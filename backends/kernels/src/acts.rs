@@ -48,7 +48,7 @@ impl QuantActs {
     /// Sizes the buffers for `n` rows of `k` values and returns a writer through which several threads can fill
     /// (and quantize) disjoint rows.
     pub fn writer(&mut self, ks: &KernelSet, n: usize, k: usize, quantize: bool) -> RowWriter<'_> {
-        assert!(!quantize || k % QK == 0, "quantized activations need whole blocks of {QK}");
+        assert!(!quantize || k.is_multiple_of(QK), "quantized activations need whole blocks of {QK}");
         self.n = n;
         self.k = k;
         self.quantized = quantize;
@@ -137,8 +137,8 @@ impl RowWriter<'_> {
                 let (xs, q) = (&x[b * QK..(b + 1) * QK], &mut qs[b * QK..(b + 1) * QK]);
                 let (d, s) = match self.ks.isa() {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: a KernelSet with the Avx2 path exists only where the CPU has avx2, fma and f16c.
-                    Isa::Avx2 => unsafe { crate::avx2::quantize_block(xs, q) },
+                    // SAFETY: a KernelSet with these paths exists only where the CPU has avx2, fma and f16c.
+                    Isa::Avx2 | Isa::Avx512Vnni => unsafe { crate::avx2::quantize_block(xs, q) },
                     _ => crate::scalar::quantize_block(xs, q),
                 };
                 ds[2 * b] = d;

@@ -160,6 +160,7 @@ macro_rules! paired_blocks {
         }
     }};
 }
+pub(crate) use paired_blocks;
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]

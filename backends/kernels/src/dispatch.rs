@@ -13,6 +13,9 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 with FMA and F16C.
     Avx2,
+    /// x86-64 AVX-512 (F, BW, VL) with VNNI, on top of AVX2: its own kernels for the 4-row interleaved Q4_0, Q4_1
+    /// and Q8_0 products; every other type and layout runs the AVX2 kernels.
+    Avx512Vnni,
     /// aarch64 NEON (Q4_0, Q4_1, Q8_0; other types fall back to scalar). Not compiled or tested on the development
     /// machine (x86-64).
     Neon,
@@ -24,15 +27,17 @@ impl Isa {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2+fma",
+            Isa::Avx512Vnni => "avx512vnni",
             Isa::Neon => "neon",
         }
     }
 
-    /// Parses `scalar`, `avx2` / `avx2+fma`, `neon`.
+    /// Parses `scalar`, `avx2` / `avx2+fma`, `avx512` / `avx512vnni`, `neon`.
     pub fn parse(s: &str) -> Option<Isa> {
         match s {
             "scalar" => Some(Isa::Scalar),
             "avx2" | "avx2+fma" => Some(Isa::Avx2),
+            "avx512" | "avx512vnni" => Some(Isa::Avx512Vnni),
             "neon" => Some(Isa::Neon),
             _ => None,
         }
@@ -48,6 +53,14 @@ impl Isa {
                     && std::is_x86_feature_detected!("fma")
                     && std::is_x86_feature_detected!("f16c")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512Vnni => {
+                Isa::Avx2.available()
+                    && std::is_x86_feature_detected!("avx512f")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && std::is_x86_feature_detected!("avx512vl")
+                    && std::is_x86_feature_detected!("avx512vnni")
+            }
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[allow(unreachable_patterns)]
@@ -55,13 +68,32 @@ impl Isa {
         }
     }
 
-    /// Whether the path has its own kernel for `ty` (otherwise the scalar reference runs for that type).
+    /// Whether the path has a SIMD kernel for `ty` (its own or, for AVX-512, AVX2's); otherwise the scalar
+    /// reference runs for that type.
     pub fn covers(self, ty: WeightType) -> bool {
         match self {
-            Isa::Scalar | Isa::Avx2 => true,
+            Isa::Scalar | Isa::Avx2 | Isa::Avx512Vnni => true,
             Isa::Neon => matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0),
         }
     }
+
+    /// The path that runs `ty` in `layout` on this path, as results name it: AVX-512 runs its own kernels for the
+    /// interleaved Q4_0, Q4_1 and Q8_0 products and AVX2's for the rest; a path without a kernel runs the scalar one.
+    pub fn path_for(self, ty: WeightType, layout: crate::Layout) -> Isa {
+        match self {
+            Isa::Avx512Vnni if !(layout == crate::Layout::Interleaved4 && crate::repack::supported(ty)) => Isa::Avx2,
+            isa if isa.covers(ty) => isa,
+            _ => Isa::Scalar,
+        }
+    }
+
+    /// Whether the path runs 4-row interleaved matrices ([`crate::repack`]).
+    pub fn interleaves(self) -> bool {
+        matches!(self, Isa::Avx2 | Isa::Avx512Vnni)
+    }
+
+    /// Every path, best first.
+    pub const ALL: [Isa; 4] = [Isa::Avx512Vnni, Isa::Avx2, Isa::Neon, Isa::Scalar];
 }
 
 impl fmt::Display for Isa {
@@ -79,7 +111,7 @@ pub struct KernelSet {
 impl KernelSet {
     /// The best path this CPU has.
     pub fn best() -> Self {
-        [Isa::Avx2, Isa::Neon].into_iter().find(|i| i.available()).map_or(Self::scalar(), |isa| Self { isa })
+        Isa::ALL.into_iter().find(|i| i.available()).map_or(Self::scalar(), |isa| Self { isa })
     }
 
     /// The scalar reference.
@@ -119,7 +151,9 @@ impl KernelSet {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path is available; rows in range (asserted); width a multiple of 8 (checked).
-            Isa::Avx2 if q.len() % 8 == 0 => unsafe { crate::avx2::scores(q, keys, stride, scale, out) },
+            Isa::Avx2 | Isa::Avx512Vnni if q.len().is_multiple_of(8) => unsafe {
+                crate::avx2::scores(q, keys, stride, scale, out)
+            },
             _ => crate::scalar::scores(q, keys, stride, scale, out),
         }
     }
@@ -129,7 +163,7 @@ impl KernelSet {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path is available.
-            Isa::Avx2 => unsafe { crate::avx2::softmax(p) },
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe { crate::avx2::softmax(p) },
             _ => crate::scalar::softmax(p),
         }
     }
@@ -141,7 +175,9 @@ impl KernelSet {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in scores.
-            Isa::Avx2 if out.len() % 8 == 0 => unsafe { crate::avx2::weighted_sum(p, vals, stride, out) },
+            Isa::Avx2 | Isa::Avx512Vnni if out.len().is_multiple_of(8) => unsafe {
+                crate::avx2::weighted_sum(p, vals, stride, out)
+            },
             _ => crate::scalar::weighted_sum(p, vals, stride, out),
         }
     }
@@ -161,6 +197,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path is available (checked when made); the rest is the caller's contract.
             Isa::Avx2 => unsafe { crate::avx2::matmul(w, rows, acts, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::Avx512Vnni => unsafe { crate::avx512::matmul(w, rows, acts, out) },
             // SAFETY: the caller's contract.
             _ => unsafe { crate::matmul::generic_rows(self, w, rows, acts, out) },
         }
@@ -174,7 +213,7 @@ impl KernelSet {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path was checked to be available when this KernelSet was made; shapes by the caller.
-            Isa::Avx2 => unsafe { crate::avx2::dot_tile(ty, w, acts, out) },
+            Isa::Avx2 | Isa::Avx512Vnni => unsafe { crate::avx2::dot_tile(ty, w, acts, out) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: as above.
             Isa::Neon if self.isa.covers(ty) => unsafe { crate::neon::dot_tile(ty, w, acts, out) },

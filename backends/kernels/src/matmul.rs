@@ -16,7 +16,7 @@ const ROW_BLOCK: usize = 64;
 pub enum Layout {
     /// As in the file: row after row.
     Plain,
-    /// Rows interleaved in groups of four ([`crate::repack`]); run only by the AVX2 path.
+    /// Rows interleaved in groups of four ([`crate::repack`]); run only by the AVX2 and AVX-512 paths.
     Interleaved4,
 }
 
@@ -38,7 +38,7 @@ pub struct WeightMatrix<'a> {
 impl<'a> WeightMatrix<'a> {
     /// Checks the shape against the data.
     pub fn new(ty: WeightType, rows: usize, cols: usize, data: &'a [u8]) -> Result<Self, String> {
-        if cols % ty.block_len() != 0 {
+        if !cols.is_multiple_of(ty.block_len()) {
             return Err(format!("{cols} columns are not whole {} blocks of {}", ty.name(), ty.block_len()));
         }
         if data.len() != rows * ty.row_bytes(cols) {
@@ -98,8 +98,8 @@ pub unsafe fn matmul_rows(ks: &KernelSet, w: &WeightMatrix<'_>, rows: Range<usiz
     assert!(rows.end <= w.rows, "row range");
     assert!(!w.ty.quantized() || acts.is_quantized(), "{} weights need quantized activations", w.ty.name());
     if w.layout == Layout::Interleaved4 {
-        assert!(ks.isa() == crate::Isa::Avx2, "interleaved weights run on the avx2 path only");
-        assert!(rows.start % 4 == 0 && rows.end % 4 == 0, "interleaved rows go in groups of four");
+        assert!(ks.isa().interleaves(), "interleaved weights run on the avx2 and avx512 paths only");
+        assert!(rows.start.is_multiple_of(4) && rows.end.is_multiple_of(4), "interleaved rows go in groups of four");
     }
     let act_rows: Vec<ActRow<'_>> = (0..acts.n()).map(|j| acts.row(j)).collect();
     crate::dispatch::check_acts(w.ty, w.cols, &act_rows);

@@ -21,7 +21,7 @@ fn parts(ty: WeightType) -> (usize, usize) {
 /// Interleaves `data` (`rows × cols` of `ty`, file layout); `None` when the type has no interleaved layout or
 /// `rows` is not a multiple of four.
 pub fn interleave(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Option<Vec<u8>> {
-    if !supported(ty) || rows % 4 != 0 || data.len() != rows * ty.row_bytes(cols) {
+    if !supported(ty) || !rows.is_multiple_of(4) || data.len() != rows * ty.row_bytes(cols) {
         return None;
     }
     let (bb, nb) = (ty.block_bytes(), cols / ty.block_len());

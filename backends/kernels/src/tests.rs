@@ -64,6 +64,30 @@ fn f64_dot(ty: WeightType, w: &[u8], a: &crate::ActRow<'_>, quantized_acts: bool
     (dot, abs)
 }
 
+/// Every SIMD path this CPU has (the scalar reference excluded).
+fn simd_paths() -> Vec<KernelSet> {
+    Isa::ALL.into_iter().filter(|&i| i != Isa::Scalar).filter_map(|i| KernelSet::new(i).ok()).collect()
+}
+
+/// Each SIMD path is property-tested where the CPU has it; the others are named here as skipped, with the reason.
+#[test]
+fn every_simd_path_is_tested_or_says_why_not() {
+    for isa in Isa::ALL.into_iter().filter(|&i| i != Isa::Scalar) {
+        match KernelSet::new(isa) {
+            Ok(ks) => {
+                assert_eq!(ks.isa(), isa);
+                eprintln!("kernel path {isa}: property-tested against the scalar reference");
+            }
+            Err(why) => {
+                assert!(!isa.available() && why.contains(isa.name()), "{why}");
+                eprintln!("kernel path {isa}: skipped: {why}");
+            }
+        }
+    }
+    let best = KernelSet::best().isa();
+    assert_eq!(Some(best), Isa::ALL.into_iter().find(|i| i.available()), "best() is the first path the CPU has");
+}
+
 fn k_for(ty: WeightType, blocks: usize) -> usize {
     // Float types get a tail that is not a multiple of 8 to exercise the SIMD remainder.
     match ty {
@@ -77,22 +101,22 @@ proptest! {
 
     #[test]
     fn simd_kernels_match_the_scalar_reference(seed in any::<u64>(), n in 1usize..=4, blocks in 1usize..=5) {
-        let best = KernelSet::best();
-        prop_assume!(best.isa() != Isa::Scalar);
-        let mut rng = Rng(seed);
-        for &ty in WeightType::ALL {
-            let k = k_for(ty, blocks);
-            let w = weights(ty, 1, k, &mut rng);
-            let a = acts(&best, n, k, &mut rng, ty.quantized());
-            let rows: Vec<_> = (0..n).map(|j| a.row(j)).collect();
-            let (mut simd, mut reference) = (vec![0f32; n], vec![0f32; n]);
-            best.dot_tile(ty, &w, &rows, &mut simd);
-            KernelSet::scalar().dot_tile(ty, &w, &rows, &mut reference);
-            for j in 0..n {
-                let (_, abs) = f64_dot(ty, &w, &rows[j], ty.quantized());
-                KERNEL_SIMD_VS_SCALAR
-                    .check_scaled(&simd[j..=j], &reference[j..=j], abs as f32)
-                    .map_err(|e| TestCaseError::fail(format!("{} {}: {e}", ty.name(), best.isa())))?;
+        for best in simd_paths() {
+            let mut rng = Rng(seed);
+            for &ty in WeightType::ALL {
+                let k = k_for(ty, blocks);
+                let w = weights(ty, 1, k, &mut rng);
+                let a = acts(&best, n, k, &mut rng, ty.quantized());
+                let rows: Vec<_> = (0..n).map(|j| a.row(j)).collect();
+                let (mut simd, mut reference) = (vec![0f32; n], vec![0f32; n]);
+                best.dot_tile(ty, &w, &rows, &mut simd);
+                KernelSet::scalar().dot_tile(ty, &w, &rows, &mut reference);
+                for j in 0..n {
+                    let (_, abs) = f64_dot(ty, &w, &rows[j], ty.quantized());
+                    KERNEL_SIMD_VS_SCALAR
+                        .check_scaled(&simd[j..=j], &reference[j..=j], abs as f32)
+                        .map_err(|e| TestCaseError::fail(format!("{} {}: {e}", ty.name(), best.isa())))?;
+                }
             }
         }
     }
@@ -123,7 +147,6 @@ proptest! {
 
     #[test]
     fn simd_activation_quantizer_is_bit_identical(seed in any::<u64>(), blocks in 1usize..=8) {
-        let best = KernelSet::best();
         let mut rng = Rng(seed);
         let mut x: Vec<f32> = (0..blocks * 32).map(|_| rng.f() * 10.0).collect();
         // Exact ties (x / d = k + 0.5), a zero block and extremes.
@@ -133,20 +156,22 @@ proptest! {
         if blocks > 1 {
             x[32..64].fill(0.0);
         }
-        let (mut a, mut b) = (QuantActs::new(), QuantActs::new());
-        a.set(&best, &x, 1, x.len(), true);
-        b.set(&KernelSet::scalar(), &x, 1, x.len(), true);
-        let (ra, rb) = (a.row(0), b.row(0));
-        prop_assert_eq!(ra.qs, rb.qs);
-        prop_assert_eq!(ra.ds, rb.ds);
-        prop_assert!(ra.qs.iter().all(|&q| q != i8::MIN));
+        for best in simd_paths() {
+            let (mut a, mut b) = (QuantActs::new(), QuantActs::new());
+            a.set(&best, &x, 1, x.len(), true);
+            b.set(&KernelSet::scalar(), &x, 1, x.len(), true);
+            let (ra, rb) = (a.row(0), b.row(0));
+            prop_assert_eq!(ra.qs, rb.qs);
+            prop_assert_eq!(ra.ds, rb.ds);
+            prop_assert!(ra.qs.iter().all(|&q| q != i8::MIN));
+        }
     }
 }
 
 proptest! {
     #[test]
     fn simd_attention_kernels_match_the_scalar_reference(seed in any::<u64>(), hd8 in 1usize..=10, t in 0usize..40) {
-        let best = KernelSet::best();
+        for best in simd_paths() {
         let mut rng = Rng(seed);
         let (hd, stride) = (hd8 * 8, hd8 * 8 * 3 + 5);
         let q: Vec<f32> = (0..hd).map(|_| rng.f()).collect();
@@ -169,43 +194,50 @@ proptest! {
         crate::scalar::softmax(&mut s2);
         KERNEL_SIMD_VS_SCALAR.check(&s1, &s2).map_err(TestCaseError::fail)?;
         prop_assert!(t == 0 || (s1.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
     }
 }
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
-    /// The interleaved layout's AVX2 products equal the scalar reference on the file layout, for 1 to 9
-    /// activation rows (full tiles of four and single rows) and a row range that skips the first group.
+    /// The interleaved layout's products (AVX2 and AVX-512 paths) equal the scalar reference on the file layout,
+    /// for 1 to 9 activation rows (full tiles of four and single rows) and a row range that skips the first group.
     #[test]
     fn interleaved_kernels_match_the_scalar_reference(seed in any::<u64>(), n in 1usize..=9, blocks in 1usize..=4) {
-        let best = KernelSet::best();
-        prop_assume!(best.isa() == Isa::Avx2);
-        let mut rng = Rng(seed);
-        let (rows, k) = (12, blocks * 32);
-        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0] {
-            let plain = weights(ty, rows, k, &mut rng);
-            let x = crate::repack::interleave(ty, rows, k, &plain).unwrap();
-            let a = acts(&best, n, k, &mut rng, true);
-            let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
-            let mut wx = crate::WeightMatrix::new(ty, rows, k, &x).unwrap();
-            wx.layout = crate::Layout::Interleaved4;
-            let wp = crate::WeightMatrix::new(ty, rows, k, &plain).unwrap();
-            // SAFETY: one writer per buffer, buffers outlive the calls.
-            unsafe {
-                crate::matmul_rows(&best, &wx, 4..rows, &a, &crate::OutMatrix::new(&mut got, rows));
-                crate::matmul_rows(&KernelSet::scalar(), &wp, 4..rows, &a, &crate::OutMatrix::new(&mut want, rows));
-            }
-            for j in 0..n {
-                for r in 0..rows {
-                    let (_, abs) = f64_dot(ty, wp.row(r), &a.row(j), true);
-                    let (g, w) = (got[j * rows + r], want[j * rows + r]);
-                    if r < 4 {
-                        prop_assert_eq!((g, w), (0.0, 0.0), "rows outside the range stay untouched");
+        for best in simd_paths().into_iter().filter(|ks| ks.isa().interleaves()) {
+            let mut rng = Rng(seed);
+            let (rows, k) = (12, blocks * 32);
+            for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0] {
+                let mut plain = weights(ty, rows, k, &mut rng);
+                if ty == WeightType::Q8_0 {
+                    // −128, which the file format allows and a quantizer never writes: |q| does not fit in i8.
+                    let (rb, last) = (ty.row_bytes(k), plain.len() - 1);
+                    plain[5 * rb + 2 + 7] = 0x80;
+                    plain[last] = 0x80;
+                }
+                let x = crate::repack::interleave(ty, rows, k, &plain).unwrap();
+                let a = acts(&best, n, k, &mut rng, true);
+                let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+                let mut wx = crate::WeightMatrix::new(ty, rows, k, &x).unwrap();
+                wx.layout = crate::Layout::Interleaved4;
+                let wp = crate::WeightMatrix::new(ty, rows, k, &plain).unwrap();
+                // SAFETY: one writer per buffer, buffers outlive the calls.
+                unsafe {
+                    crate::matmul_rows(&best, &wx, 4..rows, &a, &crate::OutMatrix::new(&mut got, rows));
+                    crate::matmul_rows(&KernelSet::scalar(), &wp, 4..rows, &a, &crate::OutMatrix::new(&mut want, rows));
+                }
+                for j in 0..n {
+                    for r in 0..rows {
+                        let (_, abs) = f64_dot(ty, wp.row(r), &a.row(j), true);
+                        let (g, w) = (got[j * rows + r], want[j * rows + r]);
+                        if r < 4 {
+                            prop_assert_eq!((g, w), (0.0, 0.0), "rows outside the range stay untouched");
+                        }
+                        KERNEL_SIMD_VS_SCALAR.check_scaled(&[g], &[w], abs as f32).map_err(|e| {
+                            TestCaseError::fail(format!("{} {} row {r} act {j}: {e}", ty.name(), best.isa()))
+                        })?;
                     }
-                    KERNEL_SIMD_VS_SCALAR
-                        .check_scaled(&[g], &[w], abs as f32)
-                        .map_err(|e| TestCaseError::fail(format!("{} row {r} act {j}: {e}", ty.name())))?;
                 }
             }
         }

@@ -1,12 +1,12 @@
 //! The native backend: edgebench's own CPU engine for llama-architecture GGUF models, on the kernels of
-//! `edgebench-kernels` (run-time dispatch: AVX2+FMA on x86-64, NEON on aarch64, scalar elsewhere).
+//! `edgebench-kernels` (run-time dispatch: AVX-512 VNNI or AVX2+FMA on x86-64, NEON on aarch64, scalar elsewhere).
 //!
 //! Weights run in their file format (no conversion at load), activations are quantized to 8 bits per block of 32
 //! for the block-quantized weights, the KV cache is f32, and a pool of `--threads` compute threads (the caller
 //! included) splits every matrix product by weight rows and the attention by (query, head). Option
-//! `kernels=scalar|avx2|neon` forces a path (default: the best this CPU has); on the AVX2 path Q4_0, Q4_1 and
-//! Q8_0 matrices are interleaved by four rows at load (the same bytes, reordered; `interleave=off` keeps the file
-//! order, for comparison).
+//! `kernels=scalar|avx2|avx512|neon` forces a path (default: the best this CPU has); on the AVX2 and AVX-512
+//! paths Q4_0, Q4_1 and Q8_0 matrices are interleaved by four rows at load (the same bytes, reordered;
+//! `interleave=off` keeps the file order, for comparison).
 
 mod forward;
 mod model;
@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use edgebench_core::{
     BackendError, BackendFacts, Loaded, LoadedModel, ModelSpec, Request, Rows, Session, TypedBackend,
 };
-use edgebench_kernels::{Isa, KernelSet};
+use edgebench_kernels::{repack, Isa, KernelSet, Layout};
 use pool::Pool;
 use serde::Deserialize;
 
@@ -51,6 +51,9 @@ pub enum Kernels {
     /// AVX2 + FMA (also spelled as the facts name it, `avx2+fma`).
     #[serde(alias = "avx2+fma")]
     Avx2,
+    /// AVX-512 with VNNI for the interleaved Q4_0/Q4_1/Q8_0 products, AVX2 for the rest (also `avx512vnni`).
+    #[serde(alias = "avx512vnni")]
+    Avx512,
     /// Arm NEON.
     Neon,
 }
@@ -71,6 +74,7 @@ fn kernel_set(o: &NativeOptions) -> Result<KernelSet, BackendError> {
         Kernels::Auto => return Ok(KernelSet::best()),
         Kernels::Scalar => "scalar",
         Kernels::Avx2 => "avx2",
+        Kernels::Avx512 => "avx512",
         Kernels::Neon => "neon",
     };
     let isa = Isa::parse(name).expect("every option names an ISA");
@@ -91,7 +95,7 @@ impl TypedBackend for NativeBackend {
 
     fn load(&self, model: &ModelSpec, req: Request<'_, NativeOptions>, _: &()) -> Loaded {
         let ks = kernel_set(req.options)?;
-        let interleave = req.options.interleave == OnOff::On && ks.isa() == Isa::Avx2;
+        let interleave = req.options.interleave == OnOff::On && ks.isa().interleaves();
         let w = model::load(&model.path, interleave)?;
         let pool = Pool::new(req.threads).map_err(|e| BackendError::Runtime(format!("starting threads: {e}")))?;
         let forced = if req.options.kernels == Kernels::Auto { "run-time dispatch" } else { "forced by option" };
@@ -99,7 +103,9 @@ impl TypedBackend for NativeBackend {
             .types
             .keys()
             .map(|t| {
-                let path = if ks.isa().covers(*t) { ks.isa().name() } else { "scalar" };
+                let layout =
+                    if w.interleaved > 0 && repack::supported(*t) { Layout::Interleaved4 } else { Layout::Plain };
+                let path = ks.isa().path_for(*t, layout).name();
                 let acts = if t.quantized() { "8-bit activations" } else { "f32 activations" };
                 format!("{} {path} ({acts})", t.name())
             })

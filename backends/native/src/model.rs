@@ -119,7 +119,7 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
                 info.ty
             ))
         })?;
-        if cols % ty.block_len() != 0 {
+        if !cols.is_multiple_of(ty.block_len()) {
             return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", ty.name())));
         }
         *types.entry(ty).or_insert(0) += 1;

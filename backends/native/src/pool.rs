@@ -112,7 +112,7 @@ fn worker(s: &Shared, tid: usize) {
                 break;
             }
             spins += 1;
-            if spins % 64 == 0 && start.elapsed() > SPIN {
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
                 let mut g = s.lock.lock().unwrap_or_else(|e| e.into_inner());
                 s.sleepers.fetch_add(1, SeqCst);
                 while s.generation.load(SeqCst) == seen && !s.shutdown.load(SeqCst) {
@@ -201,7 +201,7 @@ mod tests {
             for tid in 0..parts {
                 let r = split(n, parts, tid, align);
                 assert_eq!(r.start, next);
-                assert!(r.start % align == 0 || r.start == n);
+                assert!(r.start.is_multiple_of(align) || r.start == n);
                 next = r.end;
             }
             assert_eq!(next, n);

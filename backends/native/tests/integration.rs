@@ -17,14 +17,13 @@ use edgebench_testkit::fixtures::{
     tiny_model as tiny, TINY_TYPES,
 };
 
-/// The kernel paths this CPU can run, as option sets: scalar always; the best SIMD path when there is one, with
-/// and without interleaved weights.
+/// The kernel paths this CPU can run, as option sets: scalar always; every SIMD path it has, with and without
+/// interleaved weights.
 fn paths() -> Vec<Vec<(&'static str, &'static str)>> {
     let mut p = vec![vec![("kernels", "scalar")]];
-    if KernelSet::best().isa() != Isa::Scalar {
-        let best = KernelSet::best().isa().name();
-        p.push(vec![("kernels", best)]);
-        p.push(vec![("kernels", best), ("interleave", "off")]);
+    for isa in Isa::ALL.into_iter().filter(|&i| i != Isa::Scalar && KernelSet::new(i).is_ok()) {
+        p.push(vec![("kernels", isa.name())]);
+        p.push(vec![("kernels", isa.name()), ("interleave", "off")]);
     }
     p
 }
@@ -52,7 +51,10 @@ fn tiny_model_logits_agree_with_candle_on_every_path() {
             let native = NativeBackend.load(&spec, &opts(&path)).unwrap();
             let kp = native.facts().kernel_path;
             assert!(kp.starts_with(&format!("native {}", path[0].1)), "{kp}");
-            let interleaved = path[0].1 != "scalar" && path.len() == 1 && w != GgmlType::F16 && w != GgmlType::F32;
+            let interleaved = Isa::parse(path[0].1).is_some_and(|i| i.interleaves())
+                && path.len() == 1
+                && w != GgmlType::F16
+                && w != GgmlType::F32;
             assert_eq!(kp.contains("interleaved"), interleaved, "{kp}");
             let candle = CandleBackend.load(&spec, &opts(&[])).unwrap();
             let cmp = compare_short_exchange(candle.as_ref(), native.as_ref());

@@ -42,7 +42,7 @@ pub enum Carried {
 
 /// Encodes Q8_0 data of `n` rows of `k` values as 8-bit `MatMulNBits` inputs (`Carried::Nbits8`).
 pub fn encode_q8_0(data: &[u8], n: usize, k: usize) -> Result<Carried, OnnxError> {
-    if k % BLOCK != 0 {
+    if !k.is_multiple_of(BLOCK) {
         return Err(OnnxError::Unsupported(format!("Q8_0 rows of {k} values (not whole blocks of {BLOCK})")));
     }
     if data.len() != n * (k / BLOCK) * 34 {
@@ -59,7 +59,7 @@ pub fn encode_q8_0(data: &[u8], n: usize, k: usize) -> Result<Carried, OnnxError
 
 /// The weights `[n, k]` that 8-bit `MatMulNBits` inputs (codes, scales, one zero point per block) stand for.
 pub fn decode_nbits8(codes: &[u8], scales: &[f32], zero_points: &[u8], n: usize, k: usize) -> Result<Vec<f32>, String> {
-    if k % BLOCK != 0 {
+    if !k.is_multiple_of(BLOCK) {
         return Err(format!("K={k} is not whole blocks of {BLOCK}"));
     }
     let nb = k / BLOCK;
@@ -91,7 +91,7 @@ pub fn encode(ty: GgmlType, data: &[u8], n: usize, k: usize) -> Result<Carried, 
     let h = |b: &[u8]| f16::from_le_bytes([b[0], b[1]]).to_f32();
     match ty {
         GgmlType::Q4_0 | GgmlType::Q4_1 => {
-            if k % BLOCK != 0 {
+            if !k.is_multiple_of(BLOCK) {
                 return Err(OnnxError::Unsupported(format!("{ty} rows of {k} values (not whole blocks of {BLOCK})")));
             }
             let nb = k / BLOCK;
@@ -133,7 +133,7 @@ pub fn decode_nbits4(
     n: usize,
     k: usize,
 ) -> Result<Vec<f32>, String> {
-    if k % BLOCK != 0 {
+    if !k.is_multiple_of(BLOCK) {
         return Err(format!("K={k} is not whole blocks of {BLOCK}"));
     }
     let nb = k / BLOCK;

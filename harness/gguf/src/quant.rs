@@ -11,7 +11,7 @@ fn unsupported(ty: GgmlType, op: &str) -> GgufError {
 }
 
 fn check_len(ty: GgmlType, n: usize) -> Result<(), GgufError> {
-    if n as u64 % ty.block_size() != 0 {
+    if !(n as u64).is_multiple_of(ty.block_size()) {
         return Err(GgufError::Invalid(format!("{n} values are not whole {ty} blocks of {}", ty.block_size())));
     }
     Ok(())

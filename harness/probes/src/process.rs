@@ -79,27 +79,6 @@ pub fn cgroup_oom_kills() -> Option<u64> {
     events.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|v| v.trim().parse().ok())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proc_stat_busy_excludes_idle_and_iowait() {
-        let s = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n";
-        assert_eq!(parse_proc_stat(s), Some((1.5, 10.0)));
-        assert_eq!(parse_proc_stat("cpu 1 2\n"), None);
-        assert_eq!(parse_proc_stat("intr 5"), None);
-    }
-
-    #[test]
-    fn own_memory_and_cpu_are_readable() {
-        let (hwm, anon, _) = self_memory_kib();
-        assert!(hwm > 0 && anon > 0 && hwm >= anon);
-        assert!(self_cpu_seconds() >= 0.0);
-        assert!(free_cpus() >= 1);
-    }
-}
-
 /// Makes `cmd`'s process die when the process that starts it dies, however that happens (SIGKILL included): on
 /// Linux, `PR_SET_PDEATHSIG` with SIGKILL, and an exit if the parent was already gone before that took effect.
 /// Linux sends the signal when the *thread* that started the process ends, so start long-lived processes from a
@@ -126,4 +105,25 @@ pub fn die_with_parent(cmd: &mut std::process::Command) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = cmd;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_busy_excludes_idle_and_iowait() {
+        let s = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n";
+        assert_eq!(parse_proc_stat(s), Some((1.5, 10.0)));
+        assert_eq!(parse_proc_stat("cpu 1 2\n"), None);
+        assert_eq!(parse_proc_stat("intr 5"), None);
+    }
+
+    #[test]
+    fn own_memory_and_cpu_are_readable() {
+        let (hwm, anon, _) = self_memory_kib();
+        assert!(hwm > 0 && anon > 0 && hwm >= anon);
+        assert!(self_cpu_seconds() >= 0.0);
+        assert!(free_cpus() >= 1);
+    }
 }

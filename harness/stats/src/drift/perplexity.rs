@@ -184,7 +184,7 @@ fn distribution(values: &[f64]) -> Distribution {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    let median = if n % 2 == 0 { 0.5 * (v[n / 2] + v[n / 2 - 1]) } else { v[n / 2] };
+    let median = if n.is_multiple_of(2) { 0.5 * (v[n / 2] + v[n / 2 - 1]) } else { v[n / 2] };
     let p = |f| percentile(&v, f);
     Distribution {
         max: v[n - 1],

@@ -1,0 +1,180 @@
+//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 4-row interleaved Q4_0, Q4_1 and Q8_0 products, one
+//! 512-bit register holding four weight rows of a block. Every other type and layout runs the AVX2 kernels (a CPU
+//! with this path has AVX2). The scalar reference in [`crate::scalar`] defines the result.
+
+use std::arch::x86_64::*;
+
+use std::ops::Range;
+
+use crate::acts::{ActRow, QK};
+use crate::avx2::paired_blocks;
+use crate::formats::WeightType;
+use crate::matmul::{OutMatrix, WeightMatrix};
+
+/// Weight rows per cache block, as in the AVX2 loops.
+const ROW_BLOCK: usize = 64;
+
+/// Weight rows `rows` of `w` against every activation row, into `out`.
+///
+/// # Safety
+/// The CPU has the features [`crate::Isa::Avx512Vnni`] checks; shapes as [`crate::matmul_rows`] checks; no other
+/// thread writes these elements of `out`.
+pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+    // SAFETY: forwarded from the caller; this path's CPU has avx2, fma and f16c too.
+    unsafe {
+        match (w.layout, w.ty) {
+            (crate::Layout::Interleaved4, WeightType::Q4_0) => rows_x4_q4_0(w, rows, acts, out),
+            (crate::Layout::Interleaved4, WeightType::Q4_1) => rows_x4_q4_1(w, rows, acts, out),
+            (crate::Layout::Interleaved4, _) => rows_x4_q8_0(w, rows, acts, out),
+            _ => crate::avx2::matmul(w, rows, acts, out),
+        }
+    }
+}
+
+/// The loop over an interleaved matrix: groups of four rows in cache blocks, activations in tiles of four (then
+/// one at a time), each kernel call producing a 4-row × tile block of results.
+macro_rules! x4_loop {
+    ($name:ident, $kern:ident $(, $c:expr)?) => {
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+        unsafe fn $name(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+            let n = acts.len();
+            let gb = 4 * w.ty.row_bytes(w.cols);
+            let (mut g0, g_end) = (rows.start / 4, rows.end / 4);
+            while g0 < g_end {
+                let g1 = (g0 + ROW_BLOCK / 4).min(g_end);
+                let mut j0 = 0;
+                while j0 < n {
+                    let step = if n - j0 >= 4 { 4 } else { 1 };
+                    for g in g0..g1 {
+                        let data = &w.data[g * gb..(g + 1) * gb];
+                        let put = |v: &[[f32; 4]]| {
+                            for (dj, rv) in v.iter().enumerate() {
+                                for (dr, x) in rv.iter().enumerate() {
+                                    out.set(j0 + dj, 4 * g + dr, *x);
+                                }
+                            }
+                        };
+                        if step == 4 {
+                            let a: &[ActRow<'_>; 4] = acts[j0..j0 + 4].try_into().unwrap();
+                            // SAFETY: shapes checked by the caller; data is one whole group.
+                            put(&unsafe { $kern::<4 $(, $c)?>(data, a) });
+                        } else {
+                            let a: &[ActRow<'_>; 1] = acts[j0..j0 + 1].try_into().unwrap();
+                            // SAFETY: as above.
+                            put(&unsafe { $kern::<1 $(, $c)?>(data, a) });
+                        }
+                    }
+                    j0 += step;
+                }
+                g0 = g1;
+            }
+        }
+    };
+}
+
+x4_loop!(rows_x4_q4_0, q4_x4, false);
+x4_loop!(rows_x4_q4_1, q4_x4, true);
+x4_loop!(rows_x4_q8_0, q8_x4);
+
+/// Lanes `[r0 ×4, r1 ×4, r2 ×4, r3 ×4]` of the four rows' f16 scales at `p`.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn scales16(p: *const u8) -> (__m128, __m512) {
+    // SAFETY: the caller points at four readable f16 values.
+    let d4 = _mm_cvtph_ps(unsafe { _mm_loadl_epi64(p.cast()) });
+    let rep4 = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    (d4, _mm512_permutexvar_ps(rep4, _mm512_castps128_ps512(d4)))
+}
+
+/// The four row sums of a 16-lane accumulator laid out as [`scales16`]'s, plus a four-lane offset.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn fold16(acc: __m512, cor: __m128) -> [f32; 4] {
+    let (a0, a1) = (_mm512_castps512_ps128(acc), _mm512_extractf32x4_ps::<1>(acc));
+    let (a2, a3) = (_mm512_extractf32x4_ps::<2>(acc), _mm512_extractf32x4_ps::<3>(acc));
+    let v = _mm_add_ps(_mm_hadd_ps(_mm_hadd_ps(a0, a1), _mm_hadd_ps(a2, a3)), cor);
+    let mut out = [0f32; 4];
+    // SAFETY: out holds four f32.
+    unsafe { _mm_storeu_ps(out.as_mut_ptr(), v) };
+    out
+}
+
+/// Four interleaved Q4_0 / Q4_1 rows against `NA` activation rows: the four rows' 64 bytes of 4-bit values in one
+/// register, each activation half broadcast to the four 128-bit lanes, two `vpdpbusd` per block.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q4_x4<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>; NA]) -> [[f32; 4]; NA] {
+    let (cb, qoff) = if MIN { (80, 16) } else { (72, 8) };
+    let nb = data.len() / cb;
+    let mask = _mm512_set1_epi8(0x0F);
+    let (mut acc0, mut acc1) = ([_mm512_setzero_ps(); NA], [_mm512_setzero_ps(); NA]);
+    let mut cor = [_mm_setzero_ps(); NA];
+    macro_rules! block {
+        ($b:expr, $acc:ident) => {{
+            let b = $b;
+            // SAFETY: chunk b lies inside data; activation rows hold nb blocks (checked by the caller).
+            unsafe {
+                let ch = data.as_ptr().add(b * cb);
+                let (d4, d16) = scales16(ch);
+                let m4 = if MIN {
+                    _mm_cvtph_ps(_mm_loadl_epi64(ch.add(8).cast()))
+                } else {
+                    _mm_mul_ps(d4, _mm_set1_ps(-8.0))
+                };
+                let x = _mm512_loadu_si512(ch.add(qoff).cast());
+                let (lo, hi) = (_mm512_and_si512(x, mask), _mm512_and_si512(_mm512_srli_epi16::<4>(x), mask));
+                for j in 0..NA {
+                    let qa = a[j].qs.as_ptr().add(b * QK);
+                    let alo = _mm512_broadcast_i32x4(_mm_loadu_si128(qa.cast()));
+                    let ahi = _mm512_broadcast_i32x4(_mm_loadu_si128(qa.add(16).cast()));
+                    let p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, alo), hi, ahi);
+                    let da = _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b));
+                    $acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(d16, da), $acc[j]);
+                    cor[j] = _mm_fmadd_ps(m4, _mm_set1_ps(*a[j].ds.get_unchecked(2 * b + 1)), cor[j]);
+                }
+            }
+        }};
+    }
+    paired_blocks!(nb, block; acc0; acc1);
+    std::array::from_fn(|j| fold16(_mm512_add_ps(acc0[j], acc1[j]), cor[j]))
+}
+
+/// Four interleaved Q8_0 rows against `NA` activation rows: signed × signed as |w| × (a with w's sign), two rows'
+/// 32 bytes per register, each row's eight partial sums folded to four lanes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q8_x4<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [[f32; 4]; NA] {
+    let nb = data.len() / 136;
+    // [r0 0..3, r1 0..3, r2 0..3, r3 0..3] and the lanes 4..7 of each row, from (rows 0,1) and (rows 2,3).
+    let lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+    let hi_idx = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    let zero = _mm512_setzero_si512();
+    let (mut acc0, mut acc1) = ([_mm512_setzero_ps(); NA], [_mm512_setzero_ps(); NA]);
+    macro_rules! block {
+        ($b:expr, $acc:ident) => {{
+            let b = $b;
+            // SAFETY: as in q4_x4.
+            unsafe {
+                let ch = data.as_ptr().add(b * 136);
+                let (_, d16) = scales16(ch);
+                let w01 = _mm512_loadu_si512(ch.add(8).cast());
+                let w23 = _mm512_loadu_si512(ch.add(72).cast());
+                let (u01, u23) = (_mm512_abs_epi8(w01), _mm512_abs_epi8(w23));
+                let (n01, n23) = (_mm512_movepi8_mask(w01), _mm512_movepi8_mask(w23));
+                for j in 0..NA {
+                    let av = _mm512_broadcast_i64x4(_mm256_loadu_si256(a[j].qs.as_ptr().add(b * QK).cast()));
+                    let p01 = _mm512_dpbusd_epi32(zero, u01, _mm512_mask_sub_epi8(av, n01, zero, av));
+                    let p23 = _mm512_dpbusd_epi32(zero, u23, _mm512_mask_sub_epi8(av, n23, zero, av));
+                    let p = _mm512_add_epi32(
+                        _mm512_permutex2var_epi32(p01, lo_idx, p23),
+                        _mm512_permutex2var_epi32(p01, hi_idx, p23),
+                    );
+                    let da = _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b));
+                    $acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(d16, da), $acc[j]);
+                }
+            }
+        }};
+    }
+    paired_blocks!(nb, block; acc0; acc1);
+    std::array::from_fn(|j| fold16(_mm512_add_ps(acc0[j], acc1[j]), _mm_setzero_ps()))
+}
