@@ -7,7 +7,9 @@
 #   ci/build-llama-tools.sh TOOL...     (TOOL: llama-bench, perplexity, quantize — directories under tools/)
 #
 # LLAMA_TOOLS_BUILD picks the flags:
-#   edgebench (default)  the GGML_* flags of .cargo/config.toml, static: what edgebench's llamacpp backend compiles
+#   edgebench (default)  the GGML_* flags of .cargo/config.toml overridden by GGML_* variables in the environment
+#                        (ci/common.sh exports ci/llama-cpu-flags.sh's), static: what edgebench's llamacpp backend
+#                        compiles with the same environment; each set of flags gets its own build directory
 #   default              llama.cpp's own defaults for a build on this machine (GGML_NATIVE=ON: -march=native, shared
 #                        libraries), what a user who clones llama.cpp and runs cmake gets: the yardstick
 #                        ci/llama-bench-parity.sh holds edgebench against
@@ -17,8 +19,12 @@ cd "$(dirname "$0")/.."
 sys_version=$(sed -n 's/^pub const LLAMA_CPP_SYS_VERSION: &str = "\(.*\)";/\1/p' backends/llamacpp/src/lib.rs)
 lcp_version=0.3.36
 flavour="${LLAMA_TOOLS_BUILD:-edgebench}"
+edgebench_flags() {
+    sed -n 's/^\(GGML_[A-Z0-9_]*\) = "\(.*\)"/\1=\2/p' .cargo/config.toml
+    env | grep '^GGML_' | sort || true
+}
 case "$flavour" in
-    edgebench) build="$cache/build-$sys_version" ;;
+    edgebench) build="$cache/build-$sys_version-$(edgebench_flags | sha256sum | cut -c1-12)" ;;
     default) build="$cache/build-$sys_version-default" ;;
     *) echo "LLAMA_TOOLS_BUILD must be edgebench or default, not $flavour" >&2; exit 2 ;;
 esac
@@ -53,7 +59,8 @@ if [ "$missing" = 1 ]; then
     flags=()
     if [ "$flavour" = edgebench ]; then
         flags=(-DGGML_NATIVE=OFF -DGGML_OPENMP=ON -DBUILD_SHARED_LIBS=OFF)
-        for f in $(sed -n 's/^\(GGML_[A-Z0-9_]*\) = "\(.*\)"/\1=\2/p' .cargo/config.toml); do flags+=("-D$f"); done
+        # Later definitions win in CMake: the environment's override the config file's.
+        for f in $(edgebench_flags); do flags+=("-D$f"); done
     fi
     cmake -S "$work" -B "$build" -DCMAKE_BUILD_TYPE=Release "${flags[@]}" -DLLAMA_CURL=OFF \
         -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF >/dev/null

@@ -4,12 +4,16 @@
 #
 #   $cache                                    llama.cpp tools, their builds and parity outputs (created)
 #   prepare_edgebench_llamacpp [MODEL.gguf]   sets $eb (the binary: $EDGEBENCH_BIN if set, else a release build with
-#                                             feature llamacpp) and $model (MODEL.gguf, else the default model)
+#                                             feature llamacpp) and $model (MODEL.gguf, else the default model);
+#                                             exports the GGML_* flags of ci/llama-cpu-flags.sh (llama.cpp built for
+#                                             this CPU, as its own default build is), which the llama.cpp tools of
+#                                             ci/build-llama-tools.sh's `edgebench` flavour use too
 cache="${EDGEBENCH_CACHE:-$HOME/.cache/edgebench}/llama-bench"
 mkdir -p "$cache"
 
 prepare_edgebench_llamacpp() {
     bash ci/install-build-deps.sh
+    eval "$(bash ci/llama-cpu-flags.sh)"
     if [ -n "${EDGEBENCH_BIN:-}" ]; then
         eb="$EDGEBENCH_BIN"
     else

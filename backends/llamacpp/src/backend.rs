@@ -28,24 +28,75 @@ fn device_problem(kind: &str) -> Option<String> {
     })
 }
 
-/// CPU features llama.cpp was compiled to use (from its system info) that this CPU lacks: running would SIGILL.
+/// The x86-64 extensions ggml's CPU backend reports in its system info (`NAME = 1` when compiled in), each with the
+/// run-time feature names this CPU must have for it (AMX is left out: its detection is not in stable Rust).
+#[cfg(target_arch = "x86_64")]
+fn x86_extensions() -> [(&'static str, bool); 12] {
+    use std::arch::is_x86_feature_detected as has;
+    [
+        ("SSE3", has!("sse3")),
+        ("SSSE3", has!("ssse3")),
+        ("AVX", has!("avx")),
+        ("AVX_VNNI", has!("avxvnni")),
+        ("AVX2", has!("avx2")),
+        ("F16C", has!("f16c")),
+        ("FMA", has!("fma")),
+        ("BMI2", has!("bmi2")),
+        ("AVX512", has!("avx512f") && has!("avx512cd") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw")),
+        ("AVX512_VBMI", has!("avx512vbmi")),
+        ("AVX512_VNNI", has!("avx512vnni")),
+        ("AVX512_BF16", has!("avx512bf16")),
+    ]
+}
+
+/// Whether ggml's system info says `name` was compiled in (`… | NAME = 1 | …`).
+fn compiled(system_info: &str, name: &str) -> bool {
+    // The first entry carries the backend's name: `CPU : SSE3 = 1`.
+    system_info.split('|').filter_map(|part| part.split_once('=')).any(|(k, v)| {
+        k.rsplit(':').next().is_some_and(|k| k.trim() == name) && v.trim() == "1"
+    })
+}
+
+/// CPU extensions llama.cpp was compiled to use (from its system info) that this CPU lacks: running would SIGILL.
 pub fn missing_cpu_features(system_info: &str) -> Vec<&'static str> {
     #[cfg(target_arch = "x86_64")]
     {
-        let on = |name: &str| system_info.contains(&format!("{name} = 1"));
-        let checks: [(&'static str, bool); 5] = [
-            ("AVX", std::arch::is_x86_feature_detected!("avx")),
-            ("AVX2", std::arch::is_x86_feature_detected!("avx2")),
-            ("FMA", std::arch::is_x86_feature_detected!("fma")),
-            ("F16C", std::arch::is_x86_feature_detected!("f16c")),
-            ("BMI2", std::arch::is_x86_feature_detected!("bmi2")),
-        ];
-        checks.into_iter().filter(|(name, has)| on(name) && !has).map(|(name, _)| name).collect()
+        x86_extensions().into_iter().filter(|&(name, has)| compiled(system_info, name) && !has).map(|(n, _)| n).collect()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
         let _ = system_info;
         Vec::new()
+    }
+}
+
+/// CPU extensions this CPU has that the llama.cpp build does not use: what llama.cpp's own default build
+/// (`GGML_NATIVE`) would compile in here and this one leaves out.
+pub fn unused_cpu_features(system_info: &str) -> Vec<&'static str> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        x86_extensions().into_iter().filter(|&(name, has)| has && !compiled(system_info, name)).map(|(n, _)| n).collect()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = system_info;
+        Vec::new()
+    }
+}
+
+/// The result's note on how llama.cpp's CPU kernels were built against what this CPU offers.
+fn cpu_build_note(system_info: &str) -> String {
+    let unused = unused_cpu_features(system_info);
+    if unused.is_empty() {
+        "ggml CPU build: one variant compiled for this CPU's instruction sets (every extension llama.cpp's own \
+         default build, GGML_NATIVE, would use here)"
+            .into()
+    } else {
+        format!(
+            "ggml CPU build: NOT llama.cpp's best on this CPU: it has {} which this build does not use (llama.cpp's \
+             own default build, GGML_NATIVE, would); rebuild after `eval \"$(bash ci/llama-cpu-flags.sh)\"`",
+            unused.join(", ")
+        )
     }
 }
 
@@ -61,9 +112,9 @@ impl TypedBackend for LlamaCppBackend {
         let missing = missing_cpu_features(&ffi::system_info());
         if !missing.is_empty() {
             return Err(BackendError::Unsupported(format!(
-                "this llama.cpp build uses {} which this CPU lacks; rebuild with GGML_{}=OFF in the environment",
-                missing.join(", "),
-                missing[0]
+                "this llama.cpp build uses {} which this CPU lacks (it was compiled for another CPU); rebuild on this \
+                 machine after `eval \"$(bash ci/llama-cpu-flags.sh)\"`",
+                missing.join(", ")
             )));
         }
         req.options.validate()
@@ -146,6 +197,7 @@ impl LlamaCppModel {
                     o.flash_attn_name()
                 ),
                 format!("device {}, OpenMP threads {}", req.device, req.threads),
+                cpu_build_note(&info),
             ],
         };
         Ok(LlamaCppModel { pool: RefCell::new(vec![first]), model, ctx_params, n_vocab, facts })
@@ -260,6 +312,28 @@ mod tests {
     fn system_info_is_compacted_to_enabled_features() {
         let info = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX_VNNI = 0 | AVX2 = 1 | OPENMP = 1 | REPACK = 1 |";
         assert_eq!(compact_system_info(info), "CPU: SSE3 SSSE3 AVX AVX2 OPENMP REPACK");
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn compiled_extensions_are_checked_against_this_cpu() {
+        let none = "CPU : SSE3 = 0 | OPENMP = 1 |";
+        let all: String = format!(
+            "CPU : {} | OPENMP = 1 |",
+            x86_extensions().iter().map(|(n, _)| format!("{n} = 1")).collect::<Vec<_>>().join(" | ")
+        );
+        assert!(compiled(&all, "SSE3") && compiled(&all, "AVX512") && !compiled(&all, "AVX5"));
+        assert!(!compiled(none, "SSE3") && compiled(none, "OPENMP"));
+        let has: Vec<&str> = x86_extensions().iter().filter(|e| e.1).map(|e| e.0).collect();
+        let lacks: Vec<&str> = x86_extensions().iter().filter(|e| !e.1).map(|e| e.0).collect();
+        assert_eq!(missing_cpu_features(&all), lacks, "a build with everything needs what this CPU lacks");
+        assert_eq!(missing_cpu_features(none), Vec::<&str>::new());
+        assert_eq!(unused_cpu_features(none), has, "a build with nothing leaves every extension unused");
+        assert_eq!(unused_cpu_features(&all), Vec::<&str>::new());
+        assert!(cpu_build_note(&all).contains("every extension"));
+        if !has.is_empty() {
+            assert!(cpu_build_note(none).contains("NOT llama.cpp's best") && cpu_build_note(none).contains(has[0]));
+        }
     }
 
     #[test]

@@ -186,6 +186,23 @@ fn default_run_fits_120_columns_and_says_everything_once() {
     assert!(widest_line(&wide) > super::COMPACT_COLUMNS, "--wide keeps every detail on its row");
 }
 
+/// On a loaded machine every cell carries several flags: the rows get taller, the table no wider.
+#[test]
+fn a_busy_machines_flags_keep_the_table_within_120_columns() {
+    let mut r = default_run();
+    for c in &mut r.cells {
+        c.validity.flags.extend(
+            ["busy_machine(0.52 cpus)", "oversubscribed", "high_cv:decode_tps(12%)", "sampler_cost(3.1% of a core)"]
+                .map(String::from),
+        );
+    }
+    let t = super::terminal_table(&r);
+    assert!(widest_line(&t) <= super::COMPACT_COLUMNS, "{} columns:\n{t}", widest_line(&t));
+    assert!(t.contains("busy_machine") && t.contains("oversubscribed") && t.contains("sampler_cost"), "{t}");
+    assert!(t.contains("ok high_cv "), "the first line of a status is filled before the next:\n{t}");
+    assert!(t.contains("[1] candle cpu t2 chat: high_cv:load_ms(34%), busy_machine(0.52 cpus)"), "{t}");
+}
+
 #[test]
 fn all_failed_run_says_what_is_true() {
     let t = super::terminal_table(&all_failed());
