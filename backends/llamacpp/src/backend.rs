@@ -52,16 +52,21 @@ fn x86_extensions() -> [(&'static str, bool); 12] {
 /// Whether ggml's system info says `name` was compiled in (`… | NAME = 1 | …`).
 fn compiled(system_info: &str, name: &str) -> bool {
     // The first entry carries the backend's name: `CPU : SSE3 = 1`.
-    system_info.split('|').filter_map(|part| part.split_once('=')).any(|(k, v)| {
-        k.rsplit(':').next().is_some_and(|k| k.trim() == name) && v.trim() == "1"
-    })
+    system_info
+        .split('|')
+        .filter_map(|part| part.split_once('='))
+        .any(|(k, v)| k.rsplit(':').next().is_some_and(|k| k.trim() == name) && v.trim() == "1")
 }
 
 /// CPU extensions llama.cpp was compiled to use (from its system info) that this CPU lacks: running would SIGILL.
 pub fn missing_cpu_features(system_info: &str) -> Vec<&'static str> {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_extensions().into_iter().filter(|&(name, has)| compiled(system_info, name) && !has).map(|(n, _)| n).collect()
+        x86_extensions()
+            .into_iter()
+            .filter(|&(name, has)| compiled(system_info, name) && !has)
+            .map(|(n, _)| n)
+            .collect()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -75,7 +80,11 @@ pub fn missing_cpu_features(system_info: &str) -> Vec<&'static str> {
 pub fn unused_cpu_features(system_info: &str) -> Vec<&'static str> {
     #[cfg(target_arch = "x86_64")]
     {
-        x86_extensions().into_iter().filter(|&(name, has)| has && !compiled(system_info, name)).map(|(n, _)| n).collect()
+        x86_extensions()
+            .into_iter()
+            .filter(|&(name, has)| has && !compiled(system_info, name))
+            .map(|(n, _)| n)
+            .collect()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -190,12 +190,15 @@ fn requantized_real_model_runs_in_llama_cpp_and_candle() {
     }
 }
 
-/// edgebench's native engine against llama.cpp on the default model: the same 64 greedy tokens from the golden
-/// prompt, and logits over the prompt and 63 teacher-forced positions within the cross-backend tolerance (max
-/// |Δlogit| and mean KLD printed for the issue notes).
+/// edgebench's native engine against llama.cpp on the default model: 64 greedy tokens from the golden prompt, the
+/// same until (if ever) a near tie for llama.cpp (`GREEDY_NEAR_TIE_LOGITS`: which of two almost equal logits wins
+/// depends on each engine's summation order, which differs with the instruction set llama.cpp was built for), and
+/// logits over the prompt and 63 teacher-forced positions within the cross-backend tolerance (max |Δlogit| and mean
+/// KLD printed for the issue notes).
 #[test]
 fn native_engine_matches_llama_cpp_for_64_greedy_tokens() {
     use edgebench_backend_native::NativeBackend;
+    use edgebench_core::tolerance::GREEDY_NEAR_TIE_LOGITS;
     let spec = real_model();
     let (tok, prompt) = golden_prompt(&spec);
     let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
@@ -206,9 +209,34 @@ fn native_engine_matches_llama_cpp_for_64_greedy_tokens() {
         workload::run_repetition(s.as_mut(), &prompt, 63, Sampler::Greedy, vocab).unwrap().generated
     };
     let (want, got) = (greedy(reference.as_ref()), greedy(native.as_ref()));
-    assert_eq!(want.len(), 64);
+    assert_eq!((want.len(), got.len()), (64, 64));
     eprint!("llama.cpp vs native ({}) ", native.facts().kernel_path);
     let cmp = compare_teacher_forced(reference.as_ref(), native.as_ref(), &prompt, &want[..63]);
-    assert_eq!(got, want, "native greedy {:?}\nllama.cpp greedy {:?}", tok.decode(&got), tok.decode(&want));
     LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
+    let Some(d) = want.iter().zip(&got).position(|(a, b)| a != b) else {
+        eprintln!("the same 64 greedy tokens");
+        return;
+    };
+    // Both engines at the state where they part (native's own tokens so far are llama.cpp's).
+    let last = |m: &dyn edgebench_core::LoadedModel| {
+        let mut s = m.new_session().unwrap();
+        let mut l = s.forward(&prompt).unwrap();
+        for &t in &want[..d] {
+            l = s.forward(&[t]).unwrap();
+        }
+        l
+    };
+    let (lr, ln) = (last(reference.as_ref()), last(native.as_ref()));
+    let (a, b) = (want[d] as usize, got[d] as usize);
+    let (margin_ref, margin_native) = (lr[a] - lr[b], ln[b] - ln[a]);
+    eprintln!(
+        "greedy tokens part at {d} of 64: llama.cpp {a} by {margin_ref:.4} over {b}, native {b} by {margin_native:.4}"
+    );
+    assert!(
+        margin_ref <= GREEDY_NEAR_TIE_LOGITS,
+        "the greedy tokens part at {d} where llama.cpp's pick leads by {margin_ref} logits, no near tie:\n\
+         native {:?}\nllama.cpp {:?}",
+        tok.decode(&got),
+        tok.decode(&want)
+    );
 }
