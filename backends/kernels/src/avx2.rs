@@ -194,7 +194,7 @@ unsafe fn f16s(p: *const u8, pair: bool) -> __m128 {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn load32(p: *const i8) -> __m256i {
+pub(crate) unsafe fn load32(p: *const i8) -> __m256i {
     // SAFETY: the caller points at 32 readable bytes.
     unsafe { _mm256_loadu_si256(p.cast()) }
 }
@@ -625,23 +625,29 @@ pub unsafe fn weighted_sum(p: &[f32], vals: &[f32], stride: usize, out: &mut [f3
 }
 
 /// The loop over an interleaved matrix: groups of four rows in cache blocks, activations in tiles of four (then
-/// one at a time), each kernel call producing a 4-row × tile block of results. For a tile of four, each activation
-/// block's two 16-byte halves are broadcast to both register lanes once per call (`pre`), not once per group.
+/// one at a time), each kernel call producing a 4-row × tile block of results. With `pre = true` (the AVX2
+/// kernels), each activation block's two 16-byte halves are broadcast to both 256-bit lanes once per call and handed
+/// to the tile-of-four kernel, not once per group. `$feat` is the target features of the path whose kernels it calls
+/// (the AVX-512 module uses it too).
 macro_rules! x4_loop {
-    ($name:ident, $kern:ident $(, $c:expr)?) => {
-        #[target_feature(enable = "avx2,fma,f16c")]
+    ($feat:literal, pre = $pre:literal, $name:ident, $kern:ident $(, $c:expr)?) => {
+        #[target_feature(enable = $feat)]
         unsafe fn $name(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
             let n = acts.len();
             let nb = w.cols / QK;
             let gb = 4 * w.ty.row_bytes(w.cols);
-            let pre: Vec<__m256i> = (0..n / 4 * 4)
-                .flat_map(|j| (0..nb).map(move |b| (j, b)))
-                .flat_map(|(j, b)| {
-                    // SAFETY: block b lies inside activation row j (checked by the caller).
-                    let av = unsafe { load32(acts[j].qs.as_ptr().add(b * QK)) };
-                    [_mm256_permute4x64_epi64(av, 0x44), _mm256_permute4x64_epi64(av, 0xEE)]
-                })
-                .collect();
+            let pre: Vec<__m256i> = if $pre {
+                (0..n / 4 * 4)
+                    .flat_map(|j| (0..nb).map(move |b| (j, b)))
+                    .flat_map(|(j, b)| {
+                        // SAFETY: block b lies inside activation row j (checked by the caller).
+                        let av = unsafe { crate::avx2::load32(acts[j].qs.as_ptr().add(b * QK)) };
+                        [_mm256_permute4x64_epi64(av, 0x44), _mm256_permute4x64_epi64(av, 0xEE)]
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let (mut g0, g_end) = (rows.start / 4, rows.end / 4);
             while g0 < g_end {
                 let g1 = (g0 + ROW_BLOCK / 4).min(g_end);
@@ -652,9 +658,9 @@ macro_rules! x4_loop {
                         let data = &w.data[g * gb..(g + 1) * gb];
                         if four {
                             let a: &[ActRow<'_>; 4] = acts[j0..j0 + 4].try_into().unwrap();
-                            let p = &pre[j0 * nb * 2..(j0 + 4) * nb * 2];
+                            let p = $pre.then(|| &pre[j0 * nb * 2..(j0 + 4) * nb * 2]);
                             // SAFETY: shapes checked by the caller; data is one whole group; p covers the tile.
-                            let v = unsafe { $kern::<4 $(, $c)?>(data, a, Some(p)) };
+                            let v = unsafe { $kern::<4 $(, $c)?>(data, a, p) };
                             for (dj, rv) in v.into_iter().enumerate() {
                                 for (dr, x) in rv.into_iter().enumerate() {
                                     out.set(j0 + dj, 4 * g + dr, x);
@@ -677,9 +683,10 @@ macro_rules! x4_loop {
     };
 }
 
-x4_loop!(rows_x4_q4_0, q4_x4, false);
-x4_loop!(rows_x4_q4_1, q4_x4, true);
-x4_loop!(rows_x4_q8_0, q8_x4);
+x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q4_0, q4_x4, false);
+x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q4_1, q4_x4, true);
+x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q8_0, q8_x4);
+pub(crate) use x4_loop;
 
 /// Four interleaved Q4_0 / Q4_1 rows against `NA` activation rows: two rows' 4-bit values per register, the
 /// activation block's halves broadcast to both lanes, one conversion and one FMA per block for four rows.

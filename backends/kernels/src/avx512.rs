@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use crate::acts::{ActRow, QK};
-use crate::avx2::paired_blocks;
+use crate::avx2::{paired_blocks, x4_loop};
 use crate::formats::WeightType;
 use crate::matmul::{OutMatrix, WeightMatrix};
 
@@ -31,50 +31,10 @@ pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_
     }
 }
 
-/// The loop over an interleaved matrix: groups of four rows in cache blocks, activations in tiles of four (then
-/// one at a time), each kernel call producing a 4-row × tile block of results.
-macro_rules! x4_loop {
-    ($name:ident, $kern:ident $(, $c:expr)?) => {
-        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-        unsafe fn $name(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
-            let n = acts.len();
-            let gb = 4 * w.ty.row_bytes(w.cols);
-            let (mut g0, g_end) = (rows.start / 4, rows.end / 4);
-            while g0 < g_end {
-                let g1 = (g0 + ROW_BLOCK / 4).min(g_end);
-                let mut j0 = 0;
-                while j0 < n {
-                    let step = if n - j0 >= 4 { 4 } else { 1 };
-                    for g in g0..g1 {
-                        let data = &w.data[g * gb..(g + 1) * gb];
-                        let put = |v: &[[f32; 4]]| {
-                            for (dj, rv) in v.iter().enumerate() {
-                                for (dr, x) in rv.iter().enumerate() {
-                                    out.set(j0 + dj, 4 * g + dr, *x);
-                                }
-                            }
-                        };
-                        if step == 4 {
-                            let a: &[ActRow<'_>; 4] = acts[j0..j0 + 4].try_into().unwrap();
-                            // SAFETY: shapes checked by the caller; data is one whole group.
-                            put(&unsafe { $kern::<4 $(, $c)?>(data, a) });
-                        } else {
-                            let a: &[ActRow<'_>; 1] = acts[j0..j0 + 1].try_into().unwrap();
-                            // SAFETY: as above.
-                            put(&unsafe { $kern::<1 $(, $c)?>(data, a) });
-                        }
-                    }
-                    j0 += step;
-                }
-                g0 = g1;
-            }
-        }
-    };
-}
-
-x4_loop!(rows_x4_q4_0, q4_x4, false);
-x4_loop!(rows_x4_q4_1, q4_x4, true);
-x4_loop!(rows_x4_q8_0, q8_x4);
+// The AVX2 module's loop over groups of four rows; these kernels broadcast each activation half as they go.
+x4_loop!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", pre = false, rows_x4_q4_0, q4_x4, false);
+x4_loop!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", pre = false, rows_x4_q4_1, q4_x4, true);
+x4_loop!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", pre = false, rows_x4_q8_0, q8_x4);
 
 /// Lanes `[r0 ×4, r1 ×4, r2 ×4, r3 ×4]` of the four rows' f16 scales at `p`.
 #[inline]
@@ -103,7 +63,11 @@ fn fold16(acc: __m512, cor: __m128) -> [f32; 4] {
 /// register, each activation half broadcast to the four 128-bit lanes, two `vpdpbusd` per block.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q4_x4<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>; NA]) -> [[f32; 4]; NA] {
+unsafe fn q4_x4<const NA: usize, const MIN: bool>(
+    data: &[u8],
+    a: &[ActRow<'_>; NA],
+    _pre: Option<&[__m256i]>,
+) -> [[f32; 4]; NA] {
     let (cb, qoff) = if MIN { (80, 16) } else { (72, 8) };
     let nb = data.len() / cb;
     let mask = _mm512_set1_epi8(0x0F);
@@ -143,7 +107,7 @@ unsafe fn q4_x4<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>; 
 /// 32 bytes per register, each row's eight partial sums folded to four lanes.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q8_x4<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [[f32; 4]; NA] {
+unsafe fn q8_x4<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA], _pre: Option<&[__m256i]>) -> [[f32; 4]; NA] {
     let nb = data.len() / 136;
     // [r0 0..3, r1 0..3, r2 0..3, r3 0..3] and the lanes 4..7 of each row, from (rows 0,1) and (rows 2,3).
     let lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
