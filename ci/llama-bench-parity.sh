@@ -7,9 +7,9 @@
 #   ci/llama-bench-parity.sh [MODEL.gguf] [THREADS=1,2] [ROUNDS=4]
 #
 # llama-bench is built by ci/build-llama-tools.sh from the llama.cpp source edgebench links, by default the way
-# llama.cpp's own README builds it (LLAMA_TOOLS_BUILD=default: cmake's defaults, GGML_NATIVE=ON, so on a CPU with
-# more than AVX2 it uses what edgebench's x86-64-v3 build does not); LLAMA_TOOLS_BUILD=edgebench compares with a
-# llama-bench compiled with edgebench's own flags, which isolates the integration from the build.
+# llama.cpp's own README builds it (LLAMA_TOOLS_BUILD=default: cmake's defaults, GGML_NATIVE=ON, shared libraries);
+# edgebench's own build (ci/common.sh) uses ci/llama-cpu-flags.sh's flags for this CPU. LLAMA_TOOLS_BUILD=edgebench
+# compares with a llama-bench compiled with exactly edgebench's flags, which isolates the integration from the build.
 # Exit 0 when every ratio is within ±5%, 1 otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
