@@ -166,32 +166,17 @@ fn compact_status(c: &CellResult, label: &str, marks: &mut Marks) -> String {
     if !detailed.is_empty() {
         refs.push(marks.mark(detailed.join(", "), label.to_string()));
     }
-    let mut tokens: Vec<String> = words.iter().map(|w| w.to_string()).collect();
+    let mut s = words.join(" ");
     if !refs.is_empty() {
         let refs: Vec<String> = refs.iter().map(usize::to_string).collect();
-        tokens.push(format!("[{}]", refs.join(",")));
+        s.push_str(&format!(" [{}]", refs.join(",")));
     }
-    pack_lines(&tokens, STATUS_COLUMNS)
+    wrap(&s, STATUS_COLUMNS, "")
 }
 
 /// Widest line of the compact status column (`ok busy_machine [1]`): more flags go on further lines of the cell, so
 /// a loaded machine's `ok busy_machine oversubscribed [1]` makes the row taller, not the table wider.
 const STATUS_COLUMNS: usize = 19;
-
-/// `tokens` joined by spaces into lines of at most `width` characters (a longer token gets a line of its own).
-fn pack_lines(tokens: &[String], width: usize) -> String {
-    let mut lines: Vec<String> = Vec::new();
-    for t in tokens {
-        match lines.last_mut() {
-            Some(line) if line.chars().count() + 1 + t.chars().count() <= width => {
-                line.push(' ');
-                line.push_str(t);
-            }
-            _ => lines.push(t.clone()),
-        }
-    }
-    lines.join("\n")
-}
 
 /// The status with its whole reason, every flag and the conversion, as `--wide` shows it.
 pub(crate) fn wide_status(c: &CellResult) -> String {

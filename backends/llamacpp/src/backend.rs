@@ -28,25 +28,31 @@ fn device_problem(kind: &str) -> Option<String> {
     })
 }
 
-/// The x86-64 extensions ggml's CPU backend reports in its system info (`NAME = 1` when compiled in), each with the
-/// run-time feature names this CPU must have for it (AMX is left out: its detection is not in stable Rust).
-#[cfg(target_arch = "x86_64")]
-fn x86_extensions() -> [(&'static str, bool); 12] {
-    use std::arch::is_x86_feature_detected as has;
-    [
-        ("SSE3", has!("sse3")),
-        ("SSSE3", has!("ssse3")),
-        ("AVX", has!("avx")),
-        ("AVX_VNNI", has!("avxvnni")),
-        ("AVX2", has!("avx2")),
-        ("F16C", has!("f16c")),
-        ("FMA", has!("fma")),
-        ("BMI2", has!("bmi2")),
-        ("AVX512", has!("avx512f") && has!("avx512cd") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw")),
-        ("AVX512_VBMI", has!("avx512vbmi")),
-        ("AVX512_VNNI", has!("avx512vnni")),
-        ("AVX512_BF16", has!("avx512bf16")),
-    ]
+/// The x86-64 extensions ggml's CPU backend reports in its system info (`NAME = 1` when compiled in), each with
+/// whether this CPU has it (AMX is left out: its detection is not in stable Rust); none elsewhere.
+fn x86_extensions() -> Vec<(&'static str, bool)> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::is_x86_feature_detected as has;
+        vec![
+            ("SSE3", has!("sse3")),
+            ("SSSE3", has!("ssse3")),
+            ("AVX", has!("avx")),
+            ("AVX_VNNI", has!("avxvnni")),
+            ("AVX2", has!("avx2")),
+            ("F16C", has!("f16c")),
+            ("FMA", has!("fma")),
+            ("BMI2", has!("bmi2")),
+            ("AVX512", has!("avx512f") && has!("avx512cd") && has!("avx512vl") && has!("avx512dq") && has!("avx512bw")),
+            ("AVX512_VBMI", has!("avx512vbmi")),
+            ("AVX512_VNNI", has!("avx512vnni")),
+            ("AVX512_BF16", has!("avx512bf16")),
+        ]
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        Vec::new()
+    }
 }
 
 /// Whether ggml's system info says `name` was compiled in (`… | NAME = 1 | …`).
@@ -60,37 +66,13 @@ fn compiled(system_info: &str, name: &str) -> bool {
 
 /// CPU extensions llama.cpp was compiled to use (from its system info) that this CPU lacks: running would SIGILL.
 pub fn missing_cpu_features(system_info: &str) -> Vec<&'static str> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        x86_extensions()
-            .into_iter()
-            .filter(|&(name, has)| compiled(system_info, name) && !has)
-            .map(|(n, _)| n)
-            .collect()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = system_info;
-        Vec::new()
-    }
+    x86_extensions().into_iter().filter(|&(name, has)| !has && compiled(system_info, name)).map(|(n, _)| n).collect()
 }
 
 /// CPU extensions this CPU has that the llama.cpp build does not use: what llama.cpp's own default build
 /// (`GGML_NATIVE`) would compile in here and this one leaves out.
 pub fn unused_cpu_features(system_info: &str) -> Vec<&'static str> {
-    #[cfg(target_arch = "x86_64")]
-    {
-        x86_extensions()
-            .into_iter()
-            .filter(|&(name, has)| has && !compiled(system_info, name))
-            .map(|(n, _)| n)
-            .collect()
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = system_info;
-        Vec::new()
-    }
+    x86_extensions().into_iter().filter(|&(name, has)| has && !compiled(system_info, name)).map(|(n, _)| n).collect()
 }
 
 /// The result's note on how llama.cpp's CPU kernels were built against what this CPU offers.
