@@ -16,7 +16,7 @@ use crate::weights::{self, Carried, BLOCK};
 use crate::OnnxError;
 
 /// Version of the graph this exporter writes; part of the cache key.
-pub const EXPORTER_VERSION: u32 = 2;
+pub const EXPORTER_VERSION: u32 = 3;
 /// ONNX opset of the default domain.
 pub const OPSET: i64 = 17;
 
@@ -152,6 +152,27 @@ pub struct Exported {
     pub converted: Vec<String>,
 }
 
+/// The `MatMulNBits` initializers (names) of one matrix or stacked set, `n` rows of `k`.
+#[derive(Debug, Clone)]
+pub(crate) struct NbitsInits {
+    bits: i64,
+    codes: String,
+    scales: String,
+    zero_points: Option<String>,
+    mins: Option<String>,
+    n: usize,
+    k: usize,
+}
+
+/// How a matrix (or stacked set) was written.
+#[derive(Debug, Clone)]
+pub(crate) enum Carry {
+    /// Quantized, for `MatMulNBits` (and `GatherBlockQuantized`).
+    Nbits(NbitsInits),
+    /// An f32 initializer `[n, k]`.
+    Float(String),
+}
+
 pub(crate) struct Ctx<'a> {
     pub(crate) file: &'a GgufFile,
     pub(crate) b: Builder,
@@ -159,6 +180,8 @@ pub(crate) struct Ctx<'a> {
     entries: Vec<WeightEntry>,
     /// Block sums of an activation (for Q4_1 minimums), by activation name.
     block_sums: HashMap<String, String>,
+    /// The initializers written for a matrix (or a stacked set, names joined by `+`), by name.
+    carries: HashMap<String, Carry>,
     carried: BTreeMap<String, usize>,
     converted: BTreeMap<String, Vec<String>>,
 }
@@ -199,7 +222,13 @@ impl Ctx<'_> {
 
     /// The logits (rows `x` times the output matrix, or the tied embedding) and the graph's outputs, the same for
     /// every graph variant.
-    pub(crate) fn logits_and_outputs(&mut self, x: &str, table: &str, hp: &LlamaParams) -> Result<(), OnnxError> {
+    /// `table` is the f32 embedding table, if `embedding` wrote one (always, where the output product reads it).
+    pub(crate) fn logits_and_outputs(
+        &mut self,
+        x: &str,
+        table: Option<&str>,
+        hp: &LlamaParams,
+    ) -> Result<(), OnnxError> {
         let file = self.file;
         let embd = file.gguf.tensor("token_embd.weight").map_err(|e| e.in_file(&file.path))?.ty;
         let logits = if file.gguf.tensor("output.weight").is_ok() {
@@ -214,6 +243,9 @@ impl Ctx<'_> {
             let wt = self.float_init_transposed("token_embd.weight", "token_embd.weight.f32.transposed")?;
             self.b.op("MatMul", &[x, &wt], vec![])
         } else {
+            let table = table.ok_or_else(|| {
+                OnnxError::Unsupported("internal: a tied f32 output product without an f32 embedding table".into())
+            })?;
             self.b.op("Gemm", &[x, table], vec![attr_i("transB", 1)])
         };
         self.b.op_to(io::LOGITS, "Identity", &[&logits], vec![]);
@@ -284,6 +316,28 @@ impl Ctx<'_> {
     /// columns side by side. Their rows share one set of initializers when every part is carried alike, else each
     /// part is its own product and the outputs are concatenated.
     pub(crate) fn linear_fused(&mut self, x: &str, names: &[String]) -> Result<String, OnnxError> {
+        match self.carry(names)? {
+            Some(Carry::Nbits(q)) => Ok(self.matmul_nbits(x, &q)),
+            Some(Carry::Float(w)) => Ok(self.b.op("Gemm", &[x, &w], vec![attr_i("transB", 1)])),
+            None => {
+                let mut outs = Vec::new();
+                for name in names {
+                    outs.push(self.linear(x, name)?);
+                }
+                let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
+                Ok(self.b.op("Concat", &refs, vec![attr_i("axis", -1)]))
+            }
+        }
+    }
+
+    /// The initializers holding GGUF matrices `names` stacked by rows, written and placed once per matrix set (a
+    /// second reader, the tied embedding's lookup, gets the same ones), or `None` when the parts are carried
+    /// differently.
+    fn carry(&mut self, names: &[String]) -> Result<Option<Carry>, OnnxError> {
+        let base = if names.len() == 1 { names[0].clone() } else { names.join("+") };
+        if let Some(c) = self.carries.get(&base) {
+            return Ok(Some(c.clone()));
+        }
         let mut parts = Vec::with_capacity(names.len());
         for name in names {
             let (data, ty, dims) = self.read(name)?;
@@ -312,15 +366,9 @@ impl Ctx<'_> {
                 }
         });
         if !alike {
-            let mut outs = Vec::new();
-            for name in names {
-                outs.push(self.linear(x, name)?);
-            }
-            let refs: Vec<&str> = outs.iter().map(String::as_str).collect();
-            return Ok(self.b.op("Concat", &refs, vec![attr_i("axis", -1)]));
+            return Ok(None);
         }
         let total: usize = parts.iter().map(|p| p.4).sum();
-        let base = if names.len() == 1 { names[0].clone() } else { names.join("+") };
         let mut row0 = 0;
         let mut placed = Vec::new();
         let mut merged: Option<Carried> = None;
@@ -351,37 +399,17 @@ impl Ctx<'_> {
         }
         let n = total;
         let rows_total = if names.len() == 1 { 0 } else { total };
-        match merged.expect("at least one part") {
+        let nb = k / BLOCK;
+        let carry = match merged.expect("at least one part") {
             Carried::Nbits4 { codes, scales, zero_points, mins } => {
-                let nb = k / BLOCK;
                 let c = self.b.u8s(&format!("{base}.codes"), &[n as i64, nb as i64, 16], codes);
                 let s = self.b.f32s(&format!("{base}.scales"), &[(n * nb) as i64], &scales);
                 let z = zero_points.map(|z| self.b.u8s(&format!("{base}.zero_points"), &[z.len() as i64], z));
                 let m = mins.map(|m| self.b.f32s(&format!("{base}.mins"), &[n as i64, nb as i64], &m));
-                let mut inputs = vec![x, c.as_str(), s.as_str()];
-                if let Some(z) = &z {
-                    inputs.push(z);
-                }
-                let attrs = vec![
-                    attr_i("K", k as i64),
-                    attr_i("N", n as i64),
-                    attr_i("bits", 4),
-                    attr_i("block_size", BLOCK as i64),
-                    attr_i("accuracy_level", self.opts.accuracy_level as i64),
-                ];
-                let y = self.b.op_in("com.microsoft", "MatMulNBits", &inputs, attrs, 1).remove(0);
                 let how = if m.is_some() {
                     "as MatMulNBits (zero point 0) + f32 block minimums"
                 } else {
                     "as MatMulNBits (zero point 8)"
-                };
-                // Q4_1: y + block sums · minimumsᵀ, the addition inside Gemm (its C input).
-                let y = match &m {
-                    Some(m) => {
-                        let sums = self.block_sum(x, k);
-                        self.b.op("Gemm", &[&sums, m, &y], vec![attr_i("transB", 1)])
-                    }
-                    None => y,
                 };
                 for (name, ty, dims, n, row0) in placed {
                     self.note(&name, ty, how, true);
@@ -395,27 +423,18 @@ impl Ctx<'_> {
                     };
                     self.place(&name, dims, ty, repr, row0, rows_total);
                 }
-                Ok(y)
+                Carry::Nbits(NbitsInits { bits: 4, codes: c, scales: s, zero_points: z, mins: m, n, k })
             }
             Carried::Nbits8 { codes, scales } => {
-                let nb = k / BLOCK;
                 let c = self.b.u8s(&format!("{base}.codes8"), &[n as i64, nb as i64, BLOCK as i64], codes);
                 let s = self.b.f32s(&format!("{base}.scales"), &[(n * nb) as i64], &scales);
                 let z = self.b.u8s(&format!("{base}.zero_points"), &[(n * nb) as i64], vec![128; n * nb]);
-                let attrs = vec![
-                    attr_i("K", k as i64),
-                    attr_i("N", n as i64),
-                    attr_i("bits", 8),
-                    attr_i("block_size", BLOCK as i64),
-                    attr_i("accuracy_level", self.opts.accuracy_level as i64),
-                ];
-                let y = self.b.op_in("com.microsoft", "MatMulNBits", &[x, &c, &s, &z], attrs, 1).remove(0);
                 for (name, ty, dims, n, row0) in placed {
                     self.note(&name, ty, "as 8-bit MatMulNBits (zero point 128)", true);
                     let repr = Repr::Nbits8 { codes: c.clone(), scales: s.clone(), zero_points: z.clone(), n, k };
                     self.place(&name, dims, ty, repr, row0, rows_total);
                 }
-                Ok(y)
+                Carry::Nbits(NbitsInits { bits: 8, codes: c, scales: s, zero_points: Some(z), mins: None, n, k })
             }
             Carried::Float(v) => {
                 let w = self.b.f32s(&format!("{base}.f32"), &[n as i64, k as i64], &v);
@@ -423,9 +442,99 @@ impl Ctx<'_> {
                     self.note(&name, ty, "as f32", false);
                     self.place(&name, dims, ty, Repr::Float { init: w.clone() }, row0, rows_total);
                 }
-                Ok(self.b.op("Gemm", &[x, &w], vec![attr_i("transB", 1)]))
+                Carry::Float(w)
+            }
+        };
+        self.carries.insert(base, carry.clone());
+        Ok(Some(carry))
+    }
+
+    /// `x · Wᵀ` through `MatMulNBits` (plus, for Q4_1, the block minimums' product, its addition inside `Gemm`).
+    fn matmul_nbits(&mut self, x: &str, q: &NbitsInits) -> String {
+        let mut inputs = vec![x, q.codes.as_str(), q.scales.as_str()];
+        if let Some(z) = &q.zero_points {
+            inputs.push(z);
+        }
+        let attrs = vec![
+            attr_i("K", q.k as i64),
+            attr_i("N", q.n as i64),
+            attr_i("bits", q.bits),
+            attr_i("block_size", BLOCK as i64),
+            attr_i("accuracy_level", self.opts.accuracy_level as i64),
+        ];
+        let y = self.b.op_in("com.microsoft", "MatMulNBits", &inputs, attrs, 1).remove(0);
+        match &q.mins {
+            Some(m) => {
+                let sums = self.block_sum(x, q.k);
+                self.b.op("Gemm", &[&sums, m, &y], vec![attr_i("transB", 1)])
+            }
+            None => y,
+        }
+    }
+
+    /// The embedding rows of the flat token ids `ids`, `[tokens, n_embd]`, and the f32 table if one was written.
+    /// The fused graph (ONNX Runtime only) looks rows up with `GatherBlockQuantized` in the quantized bytes
+    /// `MatMulNBits` reads when the table's type is carried that way without minimums (Q4_0; Q8_0 where products
+    /// keep it quantized, or the table is not the output matrix too): exactly the file's values, shared with a
+    /// tied output product, no f32 copy (113 MB for the default model). Otherwise `Gather` from an f32 table.
+    pub(crate) fn embedding(&mut self, ids: &str, hp: &LlamaParams) -> Result<(String, Option<String>), OnnxError> {
+        const TABLE: &str = "token_embd.weight";
+        let file = self.file;
+        let ty = file.gguf.tensor(TABLE).map_err(|e| e.in_file(&file.path))?.ty;
+        let tied = file.gguf.tensor("output.weight").is_err();
+        let quantized = match ty {
+            GgmlType::Q4_0 => true,
+            GgmlType::Q8_0 => self.quantized_product(ty) || !tied,
+            _ => false,
+        };
+        if self.opts.graph == GraphVariant::Fused && quantized {
+            if let Some(Carry::Nbits(q)) = self.carry_for_lookup(TABLE)? {
+                let nb = (q.k / BLOCK) as i64;
+                let shape = self.b.i64s(&[q.n as i64, nb, 1]);
+                let scales = self.b.op("Reshape", &[&q.scales, &shape], vec![]);
+                // Codes `[rows, blocks, bytes]` with the block axis last but one: one scale per row and block, the
+                // default zero point (8 or 128) the value `MatMulNBits` reads too.
+                let attrs = vec![
+                    attr_i("gather_axis", 0),
+                    attr_i("quantize_axis", 2),
+                    attr_i("block_size", BLOCK as i64),
+                    attr_i("bits", q.bits),
+                ];
+                let rows = self
+                    .b
+                    .op_in("com.microsoft", "GatherBlockQuantized", &[&q.codes, ids, &scales], attrs, 1)
+                    .remove(0);
+                let flat = self.b.i64s(&[-1, hp.n_embd as i64]);
+                return Ok((self.b.op("Reshape", &[&rows, &flat], vec![]), None));
             }
         }
+        let table = self.float_init(TABLE, &[hp.vocab as i64, hp.n_embd as i64])?;
+        Ok((self.b.op("Gather", &[&table, ids], vec![attr_i("axis", 0)]), Some(table)))
+    }
+
+    /// `carry` for the embedding table, which `encode` writes as 8-bit codes only where `quantized_product` says
+    /// so: a Q8_0 table read only by the lookup is written here in the 8-bit form.
+    fn carry_for_lookup(&mut self, name: &str) -> Result<Option<Carry>, OnnxError> {
+        let (data, ty, dims) = self.read(name)?;
+        if ty != GgmlType::Q8_0 || self.quantized_product(ty) {
+            return self.carry(&[name.to_string()]);
+        }
+        let (k, n) = (dims[0] as usize, dims[1] as usize);
+        let Carried::Nbits8 { codes, scales } = weights::encode_q8_0(&data, n, k)
+            .map_err(|e| OnnxError::Unsupported(format!("{}: {name}: {e}", self.file.path.display())))?
+        else {
+            return Ok(None);
+        };
+        let nb = k / BLOCK;
+        let c = self.b.u8s(&format!("{name}.codes8"), &[n as i64, nb as i64, BLOCK as i64], codes);
+        let s = self.b.f32s(&format!("{name}.scales"), &[(n * nb) as i64], &scales);
+        let z = self.b.u8s(&format!("{name}.zero_points"), &[(n * nb) as i64], vec![128; n * nb]);
+        self.note(name, ty, "as 8-bit GatherBlockQuantized (zero point 128)", true);
+        let repr = Repr::Nbits8 { codes: c.clone(), scales: s.clone(), zero_points: z.clone(), n, k };
+        self.place(name, dims, ty, repr, 0, 0);
+        let carry = Carry::Nbits(NbitsInits { bits: 8, codes: c, scales: s, zero_points: Some(z), mins: None, n, k });
+        self.carries.insert(name.to_string(), carry.clone());
+        Ok(Some(carry))
     }
 
     pub(crate) fn rms_norm(&mut self, x: &str, weight: &str, eps: f32, width: usize) -> Result<String, OnnxError> {
@@ -464,6 +573,7 @@ pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Resu
         opts,
         entries: Vec::new(),
         block_sums: HashMap::new(),
+        carries: HashMap::new(),
         carried: BTreeMap::new(),
         converted: BTreeMap::new(),
     };
@@ -537,11 +647,10 @@ fn primitive(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError> {
         cx.b.input(&io::past(i, true), DataType::Float, &kv_dims(Dim::Named("past")));
     }
 
-    // Embedding: an f32 table, gathered.
-    let table = cx.float_init("token_embd.weight", &[hp.vocab as i64, e as i64])?;
+    // Embedding: an f32 table, gathered (standard operators: `embedding` writes no contrib lookup here).
     let flat = cx.b.i64s(&[-1]);
     let ids_flat = cx.b.op("Reshape", &[&ids, &flat], vec![]);
-    let mut x = cx.b.op("Gather", &[&table, &ids_flat], vec![attr_i("axis", 0)]);
+    let (mut x, table) = cx.embedding(&ids_flat, hp)?;
 
     // Rotation angles (position / scale) · base^(−2i/head_dim), as `[seq, 1, half, 1]`.
     let inv: Vec<f32> = (0..half).map(|i| hp.rope_base.powf(-((2 * i) as f32) / d as f32) / hp.rope_scale).collect();
@@ -616,7 +725,7 @@ fn primitive(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError> {
     }
     let x = cx.b.op("Gather", &[&x, &rows], vec![attr_i("axis", 0)]);
     let x = cx.rms_norm(&x, "output_norm.weight", hp.eps, e)?;
-    cx.logits_and_outputs(&x, &table, hp)?;
+    cx.logits_and_outputs(&x, table.as_deref(), hp)?;
     Ok(())
 }
 

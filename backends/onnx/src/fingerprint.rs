@@ -86,10 +86,22 @@ fn f32s(t: &TensorProto, count: usize, path: &Path) -> Result<Vec<f32>, OnnxErro
         .collect())
 }
 
+/// A quantized matrix's initializers as the weight map names them, and whether a lookup may read them.
+#[derive(Clone, Copy)]
+struct NbitsRef<'a> {
+    codes: &'a String,
+    scales: &'a String,
+    zero_points: Option<&'a String>,
+    bits: i64,
+    /// The zero points are `GatherBlockQuantized`'s default (8 or 128) and there are no block minimums.
+    lookup_ok: bool,
+}
+
 /// The fingerprint (`wfp1:…`) of the weight values the file's graph runs, decoded from its initializers.
 ///
-/// Every initializer named in the weight map must feed a node (of type `MatMulNBits` with matching `K`/`N` for
-/// packed codes); a tensor carried twice (the tied embedding: gather table and output product) must decode to
+/// Every initializer named in the weight map must feed a node (packed codes: `MatMulNBits` with matching
+/// `K`/`N`, or a `GatherBlockQuantized` lookup reading them with the same scales and zero points); a tensor
+/// carried twice (the tied embedding: gather table and output product) must decode to
 /// the same bits both times.
 pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
     let g = m.graph.as_ref().ok_or_else(|| invalid(path, "no graph"))?;
@@ -99,9 +111,13 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
     .map_err(|e| invalid(path, format!("{}: {e}", meta::WEIGHTS)))?;
     let inits: HashMap<&str, &TensorProto> = g.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut consumers: HashMap<&str, Vec<&crate::pb::NodeProto>> = HashMap::new();
+    let mut producers: HashMap<&str, &crate::pb::NodeProto> = HashMap::new();
     for n in &g.node {
         for i in &n.input {
             consumers.entry(i.as_str()).or_default().push(n);
+        }
+        for o in &n.output {
+            producers.insert(o.as_str(), n);
         }
     }
     let init = |name: &str| -> Result<&TensorProto, OnnxError> {
@@ -116,37 +132,58 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
         // A tensor may own a slice of rows of an initializer it shares (fused Q/K/V, gate/up).
         let rows_total = if e.rows_total == 0 { None } else { Some(e.rows_total) };
         // Rows of a `MatMulNBits` weight (`n` of `k` values, `bits` wide), checked against the tensor's shape and
-        // the nodes its codes feed (B input, zero points where named, matching K/N/bits/block size): the rows of
-        // the whole initializer.
-        let nbits_rows =
-            |e: &WeightEntry, codes: &String, zero_points: Option<&String>, bits: i64, n: usize, k: usize| {
-                if (n * k) as u64 != count {
-                    return Err(invalid(path, format!("{}: N={n}, K={k} for shape {:?}", e.tensor, e.dims)));
-                }
-                let all_n = rows_total.unwrap_or(n);
-                if e.row0 + n > all_n {
-                    return Err(invalid(path, format!("{}: rows {}+{n} outside N={all_n}", e.tensor, e.row0)));
-                }
-                let attr =
-                    |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
-                let fed = consumers.get(codes.as_str()).into_iter().flatten().all(|node| {
-                    node.op_type == "MatMulNBits"
-                        && node.input.get(1) == Some(codes)
-                        && zero_points.is_none_or(|z| node.input.get(3) == Some(z))
+        // the nodes its codes feed: `MatMulNBits` (B input, zero points where named, matching K/N/bits/block size)
+        // or, for a whole initializer whose zero points are the operator's default (`lookup_ok`),
+        // `GatherBlockQuantized` (data input, its scales a reshape of the same scales, matching bits/block size and
+        // axes): the rows of the whole initializer.
+        let nbits_rows = |e: &WeightEntry, q: NbitsRef<'_>, n: usize, k: usize| {
+            if (n * k) as u64 != count {
+                return Err(invalid(path, format!("{}: N={n}, K={k} for shape {:?}", e.tensor, e.dims)));
+            }
+            let all_n = rows_total.unwrap_or(n);
+            if e.row0 + n > all_n {
+                return Err(invalid(path, format!("{}: rows {}+{n} outside N={all_n}", e.tensor, e.row0)));
+            }
+            let attr = |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
+            let reshaped_scales = |name: Option<&String>| {
+                name.and_then(|n| producers.get(n.as_str()))
+                    .is_some_and(|p| p.op_type == "Reshape" && p.input.first() == Some(q.scales))
+            };
+            let fed = consumers.get(q.codes.as_str()).into_iter().flatten().all(|node| match node.op_type.as_str() {
+                "MatMulNBits" => {
+                    node.input.get(1) == Some(q.codes)
+                        && node.input.get(2) == Some(q.scales)
+                        && q.zero_points.is_none_or(|z| node.input.get(3) == Some(z))
                         && attr(node, "K") == Some(k as i64)
                         && attr(node, "N") == Some(all_n as i64)
-                        && attr(node, "bits") == Some(bits)
+                        && attr(node, "bits") == Some(q.bits)
                         && attr(node, "block_size") == Some(weights::BLOCK as i64)
-                });
-                if !fed {
-                    return Err(invalid(path, format!("{codes} is not the B input of a matching MatMulNBits node")));
                 }
-                Ok(all_n)
-            };
+                "GatherBlockQuantized" => {
+                    q.lookup_ok
+                        && rows_total.is_none()
+                        && node.input.len() == 3
+                        && node.input.first() == Some(q.codes)
+                        && reshaped_scales(node.input.get(2))
+                        && attr(node, "bits") == Some(q.bits)
+                        && attr(node, "block_size") == Some(weights::BLOCK as i64)
+                        && attr(node, "gather_axis") == Some(0)
+                        && attr(node, "quantize_axis") == Some(2)
+                }
+                _ => false,
+            });
+            if !fed {
+                return Err(invalid(
+                    path,
+                    format!("{}: a node reading it is not the B input of a matching MatMulNBits node nor the data input of a matching GatherBlockQuantized one", q.codes),
+                ));
+            }
+            Ok(all_n)
+        };
         let v = match &e.repr {
             Repr::Float { init: name } => {
                 let k = e.dims.first().copied().unwrap_or(0) as usize;
-                let n = if k == 0 { 0 } else { count as usize / k };
+                let n = (count as usize).checked_div(k).unwrap_or(0);
                 let all = f32s(init(name)?, rows_total.map_or(count as usize, |r| r * k), path)?;
                 if e.row0 + n > rows_total.unwrap_or(n) {
                     return Err(invalid(path, format!("{}: rows {}+{n} outside the initializer", e.tensor, e.row0)));
@@ -155,7 +192,7 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
             }
             Repr::FloatTransposed { init: name } => {
                 let k = e.dims.first().copied().unwrap_or(0) as usize;
-                let n = if k == 0 { 0 } else { count as usize / k };
+                let n = (count as usize).checked_div(k).unwrap_or(0);
                 let t = f32s(init(name)?, count as usize, path)?;
                 let mut v = vec![0f32; n * k];
                 for (c, col) in t.chunks_exact(n.max(1)).enumerate() {
@@ -167,17 +204,21 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
             }
             Repr::Nbits8 { codes, scales, zero_points, n, k } => {
                 let (n, k) = (*n, *k);
-                let all_n = nbits_rows(e, codes, Some(zero_points), 8, n, k)?;
                 let nb = k / weights::BLOCK;
+                let all_z = raw(init(zero_points)?, DataType::Uint8, rows_total.unwrap_or(n) * nb, path)?;
+                let lookup_ok = all_z.iter().all(|&z| z == 128);
+                let q = NbitsRef { codes, scales, zero_points: Some(zero_points), bits: 8, lookup_ok };
+                let all_n = nbits_rows(e, q, n, k)?;
                 let (r0, r1) = (e.row0, e.row0 + n);
                 let c = &raw(init(codes)?, DataType::Uint8, all_n * k, path)?[r0 * k..r1 * k];
                 let s = &f32s(init(scales)?, all_n * nb, path)?[r0 * nb..r1 * nb];
-                let z = &raw(init(zero_points)?, DataType::Uint8, all_n * nb, path)?[r0 * nb..r1 * nb];
+                let z = &all_z[r0 * nb..r1 * nb];
                 weights::decode_nbits8(c, s, z, n, k).map_err(|r| invalid(path, format!("{}: {r}", e.tensor)))?
             }
             Repr::Nbits4 { codes, scales, zero_points, mins, n, k } => {
                 let (n, k) = (*n, *k);
-                let all_n = nbits_rows(e, codes, None, 4, n, k)?;
+                let lookup_ok = zero_points.is_none() && mins.is_none();
+                let all_n = nbits_rows(e, NbitsRef { codes, scales, zero_points: None, bits: 4, lookup_ok }, n, k)?;
                 let nb = k / weights::BLOCK;
                 let zp_row = nb.div_ceil(2);
                 let (r0, r1) = (e.row0, e.row0 + n);
@@ -253,8 +294,15 @@ mod tests {
             let f = file_facts(&back, &path).unwrap();
             assert_eq!((f.graph.n_layer, f.graph.vocab), (2, ex.facts.vocab));
             assert_eq!(f.source_sha256, "abc");
-            // The embedding table is always f32 (a conversion for Q8_0); Q8_0 products are exact at level 4.
-            let converted = e == GgmlType::Q8_0 || (w == GgmlType::Q8_0 && o.accuracy_level != 4);
+            // Q8_0 products are exact at level 4. The (tied) embedding table is f32, a conversion for Q8_0, except
+            // in the fused graph where its output product keeps it quantized: there the lookup reads those bytes.
+            let fused = o.graph == GraphVariant::Fused;
+            let lookup = fused && (e == GgmlType::Q4_0 || (e == GgmlType::Q8_0 && o.accuracy_level == 4));
+            let converted = (e == GgmlType::Q8_0 && !lookup) || (w == GgmlType::Q8_0 && o.accuracy_level != 4);
+            let nodes = &back.graph.as_ref().unwrap().node;
+            assert_eq!(nodes.iter().any(|n| n.op_type == "GatherBlockQuantized"), lookup, "{w}/{e} {o:?}");
+            let f32_table = back.graph.as_ref().unwrap().initializer.iter().any(|t| t.name == "token_embd.weight.f32");
+            assert_eq!(f32_table, !lookup, "{w}/{e} {o:?}: an f32 table beside the quantized lookup");
             assert_eq!(f.converted.is_empty(), !converted, "{w}/{e} {o:?}: {:?}", f.converted);
             assert_eq!(f.graph.variant, o.graph);
             let source = edgebench_gguf::fingerprint::of_file(&g).unwrap();
@@ -296,6 +344,21 @@ mod tests {
         let node = graph(&mut m).node.iter_mut().find(|n| n.op_type == "MatMulNBits").unwrap();
         node.attribute.iter_mut().find(|a| a.name == "N").unwrap().i += 1;
         assert!(fingerprint(&m, &p).unwrap_err().to_string().contains("not the B input of a matching MatMulNBits"));
+
+        // The fused graph's quantized lookup: a changed axis or a lookup reading other scales is refused.
+        let fused = ExportOptions { graph: GraphVariant::Fused, ..ExportOptions::default() };
+        let lookup = export(&g, fused, "x").unwrap().model;
+        assert_eq!(fingerprint(&lookup, &p).unwrap(), source);
+        let mut m = lookup.clone();
+        let node = graph(&mut m).node.iter_mut().find(|n| n.op_type == "GatherBlockQuantized").unwrap();
+        node.attribute.iter_mut().find(|a| a.name == "quantize_axis").unwrap().i = 1;
+        assert!(fingerprint(&m, &p).unwrap_err().to_string().contains("matching GatherBlockQuantized"));
+        let mut m = lookup.clone();
+        let scales = |t: &&crate::pb::TensorProto| t.name.ends_with(".scales") && !t.name.starts_with("token_embd");
+        let other = graph(&mut m).initializer.iter().find(scales).unwrap().name.clone();
+        let reshape = graph(&mut m).node.iter_mut().find(|n| n.op_type == "Reshape" && n.input[0].ends_with(".scales"));
+        reshape.unwrap().input[0] = other;
+        assert!(fingerprint(&m, &p).unwrap_err().to_string().contains("matching GatherBlockQuantized"));
 
         let mut m = model.clone();
         let table = graph(&mut m).initializer.iter_mut().find(|t| t.name == "token_embd.weight.f32").unwrap();

@@ -1,8 +1,10 @@
 //! The fused graph (`GraphVariant::Fused`): a llama block the way ONNX Runtime's own model builder writes it for
 //! CPU — `SkipSimplifiedLayerNormalization` carrying the residual stream, one
 //! `MatMulNBits` for Q/K/V and one for gate/up, `GroupQueryAttention` (rotary on adjacent pairs, cos/sin tables
-//! as initializers, K/V heads shared without expansion, KV cache concatenated inside the operator) — over the same
-//! weight initializers as the primitive graph, so the fingerprint still reads the GGUF's values.
+//! as initializers, K/V heads shared without expansion, the KV cache appended inside the operator, in place when the
+//! caller binds one buffer as past and present), the embedding looked up in its quantized bytes where they exist
+//! (`GatherBlockQuantized`) — over the same weight initializers as the primitive graph, so the fingerprint still
+//! reads the GGUF's values.
 
 use edgebench_gguf::llama::LlamaParams;
 
@@ -66,10 +68,9 @@ pub(crate) fn build(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError>
         cx.b.input(&io::past(i, true), DataType::Float, &kv_dims(Dim::Named("past")));
     }
 
-    let table = cx.float_init("token_embd.weight", &[hp.vocab as i64, e as i64])?;
     let flat = cx.b.i64s(&[-1]);
     let ids_flat = cx.b.op("Reshape", &[&ids, &flat], vec![]);
-    let embedded = cx.b.op("Gather", &[&table, &ids_flat], vec![attr_i("axis", 0)]);
+    let (embedded, table) = cx.embedding(&ids_flat, hp)?;
 
     let (cos, sin) = rope_tables(hp, hp.n_ctx.max(1));
     let cos = cx.b.f32s("rope.cos", &[hp.n_ctx.max(1) as i64, (d / 2) as i64], &cos);
@@ -119,5 +120,5 @@ pub(crate) fn build(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError>
         (normed, residual) = skip_norm(cx, &dn, &residual, &g, hp.eps);
     }
     let x = cx.b.op("Gather", &[&normed, &rows], vec![attr_i("axis", 0)]);
-    cx.logits_and_outputs(&x, &table, hp)
+    cx.logits_and_outputs(&x, table.as_deref(), hp)
 }

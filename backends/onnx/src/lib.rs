@@ -6,7 +6,9 @@
 //! blocks of 32, default zero point 8: exactly `d·(q−8)`); Q4_1 as `MatMulNBits` with zero points 0 (`d·q`) plus
 //! its per-block minimum as a second, f32 product of the activations' block sums (exactly `d·q + m`); F32 and F16
 //! as f32 `Gemm` weights (exact); every other type (Q8_0, K-quants) dequantized to f32 — the same values, labelled
-//! "converted: <type> → f32". The embedding table is always an f32 `Gather` table (the same values).
+//! "converted: <type> → f32". The embedding table is an f32 `Gather` table (the same values), except in the fused
+//! graph (ONNX Runtime only), which looks Q4_0 and quantized Q8_0 tables up with `GatherBlockQuantized` in the
+//! bytes the output product's `MatMulNBits` reads (`export::Ctx::embedding`).
 
 pub mod backend;
 pub mod cache;

@@ -9,8 +9,10 @@
 //! device. Options: `accuracy_level=0|1|4` (the exported `MatMulNBits` nodes' own setting, default 1: f32; 4
 //! quantizes activations to int8 as llama.cpp and the native backend do, but is not batch-consistent, see
 //! `ExportOptions`), `graph=fused|primitive` (default fused: the graph ONNX Runtime's own model builder writes,
-//! see `GraphVariant`), `ort_lib=PATH`, `spinning=on|off` (ORT's intra-op spin, default ORT's own: on).
+//! see `GraphVariant`), `kv_buffer=shared|copy` (fused graph; see `KvBuffer`), `ort_lib=PATH`, `spinning=on|off`
+//! (ORT's intra-op spin, default ORT's own: on).
 
+mod kv;
 mod library;
 
 use std::path::{Path, PathBuf};
@@ -24,7 +26,6 @@ use edgebench_onnx::backend::{loaded_fingerprint, prepare_export, Step};
 use edgebench_onnx::io::{self, GraphFacts, GraphVariant};
 use edgebench_onnx::ExportOptions;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor};
 use serde::Deserialize;
 
@@ -59,11 +60,39 @@ pub struct OrtOptions {
     /// Which exported graph runs: `fused` (default: ONNX Runtime's contrib operators, as its own model builder
     /// writes) or `primitive` (standard operators, the graph tract runs).
     pub graph: GraphVariant,
+    /// How the KV cache passes between calls (absent: `shared` on the fused graph, `copy` on the primitive one).
+    pub kv_buffer: Option<KvBuffer>,
 }
 
 impl Default for OrtOptions {
     fn default() -> Self {
-        Self { accuracy_level: 4, ort_lib: None, spinning: None, graph: GraphVariant::Fused }
+        Self { accuracy_level: 4, ort_lib: None, spinning: None, graph: GraphVariant::Fused, kv_buffer: None }
+    }
+}
+
+/// The `kv_buffer` option: how the KV cache passes from one call to the next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KvBuffer {
+    /// One preallocated buffer per layer for K and one for V, bound (IO binding) as both the past input and the
+    /// present output, so `GroupQueryAttention` appends the new positions in place — onnxruntime-genai's
+    /// `past_present_share_buffer`. Fused graph only; the buffer grows by doubling when a call outruns it.
+    Shared,
+    /// Each call's present outputs, newly allocated by ONNX Runtime, are handed back as the next call's past inputs
+    /// (the operator copies the past into them).
+    Copy,
+}
+
+impl OrtOptions {
+    /// The KV passing this graph runs with, or why the combination cannot run.
+    fn kv(&self) -> Result<KvBuffer, BackendError> {
+        match (self.graph, self.kv_buffer) {
+            (GraphVariant::Primitive, Some(KvBuffer::Shared)) => Err(unsupported(
+                "ort option kv_buffer=shared needs graph=fused (the primitive graph concatenates its KV cache)",
+            )),
+            (GraphVariant::Primitive, _) => Ok(KvBuffer::Copy),
+            (GraphVariant::Fused, kv) => Ok(kv.unwrap_or(KvBuffer::Shared)),
+        }
     }
 }
 
@@ -77,7 +106,7 @@ pub enum Spinning {
     Off,
 }
 
-fn unsupported(m: impl Into<String>) -> BackendError {
+pub(crate) fn unsupported(m: impl Into<String>) -> BackendError {
     BackendError::Unsupported(m.into())
 }
 
@@ -108,6 +137,7 @@ impl TypedBackend for OrtBackend {
 
     fn check(&self, _model: &ModelSpec, req: Request<'_, OrtOptions>) -> Result<(), BackendError> {
         export_options(req.options)?;
+        req.options.kv()?;
         let provider = provider_for(req.device)?;
         library::init(&self.library, req.options.ort_lib.as_deref()).map_err(unsupported)?;
         match providers() {
@@ -127,6 +157,7 @@ impl TypedBackend for OrtBackend {
 
     fn load(&self, _model: &ModelSpec, req: Request<'_, OrtOptions>, path: &PathBuf) -> Loaded {
         let eo = export_options(req.options)?;
+        let kv = req.options.kv()?;
         let provider = provider_for(req.device)?;
         let lib = library::init(&self.library, req.options.ort_lib.as_deref()).map_err(unsupported)?;
         let path: &Path = path;
@@ -184,8 +215,9 @@ impl TypedBackend for OrtBackend {
                 file.exporter.clone(),
             ],
             kernel_path: format!(
-                "onnxruntime {provider}; {} graph; MatMulNBits accuracy_level={acc}",
-                g.variant.name()
+                "onnxruntime {provider}; {} graph; MatMulNBits accuracy_level={acc}; KV {}",
+                g.variant.name(),
+                if kv == KvBuffer::Shared { "shared buffer" } else { "copied" }
             ),
             threads,
             vocab_size: g.vocab,
@@ -199,14 +231,22 @@ impl TypedBackend for OrtBackend {
                     spinning.unwrap_or("ORT default (on)")
                 ),
                 "no MatMulInteger or QDQ nodes in the exported graph (the u8×s8 AVX2 overflow of MatMulInteger cannot arise)".into(),
-                match g.variant {
-                    GraphVariant::Fused => "fused graph: GroupQueryAttention (rotary inside, K/V heads not expanded), \
-                        SkipSimplifiedLayerNormalization (residual adds absorbed), one \
-                        MatMulNBits for Q/K/V and one for gate/up; KV cache f32, GroupQueryAttention appends to a \
-                        copy of the past each step (no shared buffer); the present outputs are handed back as the \
-                        next call's past inputs"
+                match (g.variant, kv) {
+                    (GraphVariant::Fused, KvBuffer::Shared) => format!(
+                        "fused graph: GroupQueryAttention (rotary inside, K/V heads not expanded), \
+                        SkipSimplifiedLayerNormalization (residual adds absorbed), one MatMulNBits for Q/K/V and one \
+                        for gate/up; KV cache f32 in one preallocated buffer per layer for K and for V, bound as \
+                        both past input and present output (onnxruntime-genai's past_present_share_buffer), \
+                        {} positions at first, doubled when a call outruns it",
+                        kv::initial_capacity(g.n_ctx)
+                    ),
+                    (GraphVariant::Fused, KvBuffer::Copy) => "fused graph: GroupQueryAttention (rotary inside, K/V \
+                        heads not expanded), SkipSimplifiedLayerNormalization (residual adds absorbed), one \
+                        MatMulNBits for Q/K/V and one for gate/up; KV cache f32, not shared (kv_buffer=copy): \
+                        GroupQueryAttention appends to a copy of the past each step and the present outputs are \
+                        handed back as the next call's past inputs"
                         .into(),
-                    GraphVariant::Primitive => "primitive graph: standard ONNX operators (RMSNorm, rotary and \
+                    (GraphVariant::Primitive, _) => "primitive graph: standard ONNX operators (RMSNorm, rotary and \
                         attention unfused, K/V heads expanded); KV cache f32: Concat of past and new each step; the \
                         present outputs are handed back as the next call's past inputs"
                         .into(),
@@ -223,6 +263,7 @@ impl TypedBackend for OrtBackend {
             facts,
             path: path.to_path_buf(),
             batch_variance: batch_variance(eo.accuracy_level),
+            kv,
         }))
     }
 
@@ -261,6 +302,7 @@ struct OrtModel {
     facts: BackendFacts,
     path: PathBuf,
     batch_variance: Option<String>,
+    kv: KvBuffer,
 }
 
 /// Why a graph at this accuracy level is batch-variant, if it is.
@@ -287,24 +329,24 @@ impl LoadedModel for OrtModel {
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
-        let g = &self.graph;
-        let mut past = Vec::with_capacity(2 * g.n_layer);
-        for _ in 0..2 * g.n_layer {
-            let t = Tensor::<f32>::from_array(([1usize, g.n_head_kv, 0, g.head_dim], Vec::<f32>::new()))
-                .map_err(runtime)?;
-            past.push(t.into_dyn());
-        }
-        Ok(Box::new(OrtSession { model: self, past, pos: 0 }))
+        let kv = match self.kv {
+            KvBuffer::Shared => {
+                let session = self.session.lock().map_err(|_| runtime("a previous call panicked"))?;
+                kv::Kv::shared(&session, &self.graph)?
+            }
+            KvBuffer::Copy => kv::Kv::handed(&self.graph)?,
+        };
+        Ok(Box::new(OrtSession { model: self, kv, pos: 0 }))
     }
 }
 
-fn runtime(e: impl std::fmt::Display) -> BackendError {
+pub(crate) fn runtime(e: impl std::fmt::Display) -> BackendError {
     BackendError::Runtime(format!("onnxruntime: {e}"))
 }
 
 struct OrtSession<'a> {
     model: &'a OrtModel,
-    past: Vec<DynValue>,
+    kv: kv::Kv,
     pos: usize,
 }
 
@@ -313,47 +355,36 @@ impl Session for OrtSession<'_> {
         let g = &self.model.graph;
         let st = Step::new(self.pos, tokens, rows == Rows::All);
         let (n, n_rows) = (st.seq, st.rows.len());
-        let bias = (g.variant == GraphVariant::Primitive).then(|| st.bias());
-        let mut inputs: Vec<(String, SessionInputValue<'_>)> = vec![
-            (io::INPUT_IDS.into(), Tensor::from_array(([1, n], st.ids)).map_err(runtime)?.into()),
-            (io::LOGITS_INDEX.into(), Tensor::from_array(([n_rows], st.rows)).map_err(runtime)?.into()),
+        let mut inputs: Vec<(String, DynValue)> = vec![
+            (io::INPUT_IDS.into(), Tensor::from_array(([1, n], st.ids.clone())).map_err(runtime)?.into_dyn()),
+            (io::LOGITS_INDEX.into(), Tensor::from_array(([n_rows], st.rows.clone())).map_err(runtime)?.into_dyn()),
         ];
         match g.variant {
             GraphVariant::Primitive => {
                 inputs.push((
                     io::POSITION_IDS.into(),
-                    Tensor::from_array(([1, n], st.positions)).map_err(runtime)?.into(),
+                    Tensor::from_array(([1, n], st.positions.clone())).map_err(runtime)?.into_dyn(),
                 ));
                 inputs.push((
                     io::ATTENTION_BIAS.into(),
-                    Tensor::from_array(([n, st.total], bias.unwrap_or_default())).map_err(runtime)?.into(),
+                    Tensor::from_array(([n, st.total], st.bias())).map_err(runtime)?.into_dyn(),
                 ));
             }
             GraphVariant::Fused => {
                 let total = st.total as i32;
-                inputs
-                    .push((io::SEQLENS_K.into(), Tensor::from_array(([1], vec![total - 1])).map_err(runtime)?.into()));
+                inputs.push((
+                    io::SEQLENS_K.into(),
+                    Tensor::from_array(([1], vec![total - 1])).map_err(runtime)?.into_dyn(),
+                ));
                 let scalar: [usize; 0] = [];
                 inputs.push((
                     io::TOTAL_SEQUENCE_LENGTH.into(),
-                    Tensor::from_array((scalar, vec![total])).map_err(runtime)?.into(),
+                    Tensor::from_array((scalar, vec![total])).map_err(runtime)?.into_dyn(),
                 ));
             }
         }
-        for (i, v) in std::mem::take(&mut self.past).into_iter().enumerate() {
-            inputs.push((io::past(i / 2, i % 2 == 1), v.into()));
-        }
         let mut session = self.model.session.lock().map_err(|_| runtime("a previous call panicked"))?;
-        let mut out = session.run(inputs).map_err(runtime)?;
-        let logits = {
-            let v = out.get(io::LOGITS).ok_or_else(|| runtime("no logits output"))?;
-            let (_, data) = v.try_extract_tensor::<f32>().map_err(runtime)?;
-            data.to_vec()
-        };
-        for i in 0..2 * g.n_layer {
-            let name = io::present(i / 2, i % 2 == 1);
-            self.past.push(out.remove(&name).ok_or_else(|| runtime(format!("no output {name}")))?);
-        }
+        let logits = self.kv.run(&mut session, g, inputs, self.pos, st.total)?;
         self.pos = st.total;
         if logits.len() != n_rows * g.vocab {
             return Err(runtime(format!("{} logits for {n_rows} rows", logits.len())));
