@@ -17,7 +17,12 @@
 # it ran (CPU time of the whole machine less the step's own), and the script warns when it passed 10%. WAIT_IDLE=S
 # makes each step first wait up to S seconds for the CPUs to be under 10% busy.
 #
-# usage: ci/ort-genai-parity.sh [THREADS...]   (default: 1 2); env: EDGEBENCH_BIN, REPS (5), ROUNDS (2), WAIT_IDLE (0)
+# QUANT=Q4_0 (or another `edgebench models quantize --to` type) runs both sides on edgebench's copy of the default
+# model in that type instead of the file itself; Q4_0 is the like-for-like case: both graphs then carry symmetric
+# 4-bit blocks of 32, without Q4_1's block minimums (which only edgebench's exact export carries).
+#
+# usage: ci/ort-genai-parity.sh [THREADS...]   (default: 1 2); env: EDGEBENCH_BIN, QUANT, REPS (5), ROUNDS (2),
+# WAIT_IDLE (0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=("$@")
@@ -78,6 +83,13 @@ own_now() {
 
 py="$(genai_env)"
 model="$("$bin" models fetch)"
+model_args=()
+if [ -n "${QUANT:-}" ]; then
+    copy="$genai/models/$(basename "$model" .gguf).${QUANT^^}.gguf"
+    [ -f "$copy" ] || "$bin" models quantize --to "${QUANT^^}" "$model" "$copy" >&2
+    model="$copy"
+    model_args=(--model "$model")
+fi
 [ -f "$model" ] || { echo "no model file at $model" >&2; exit 2; }
 sha="$(sha256sum "$model" | cut -c1-16)"
 root="$genai/models/$sha-og$("$py" -c 'import onnxruntime_genai as og; print(og.__version__)')"
@@ -103,7 +115,7 @@ for ((r = 1; r <= rounds; r++)); do
         echo "round $r: $what (CPUs $(busy)% busy just before)" | tee -a "$out/log.txt" >&2
         cpu_now; t0=$cpu_total; b0=$cpu_busy; own_now; o0=$own
         if [ "$what" = edgebench ]; then
-            "$bin" run --suite standard --backend ort --threads "$tlist" --repetitions "$reps" --drift off --force \
+            "$bin" run --suite standard --backend ort "${model_args[@]}" --threads "$tlist" --repetitions "$reps" --drift off --force \
                 --out "$out/r$r-edgebench.json" --format json >/dev/null
         else
             "$py" ci/ort_genai_timing.py "$root/$what" "${threads[@]}" --reps "$reps" >"$out/r$r-$what.jsonl"
