@@ -6,6 +6,9 @@
 //! - `matmul/<type>/<path>`: 64 activation rows against a 256 × 4096 matrix (cache-resident), as in prefill;
 //!   throughput in elements per second where one element is one floating-point operation (2 per multiply-add),
 //!   so "Gelem/s" reads as GFLOP/s.
+//! - `attention/<scores|wsum>/<rows>x<positions>/<f32|f16>/<path>`: the grouped attention kernels over one KV head's
+//!   cache (keys transposed), for a prompt's unit (4 positions × 3 query heads = 12 rows over 256 positions) and a
+//!   decode step's (1 row over 256); GFLOP/s as above.
 //!
 //! `cargo bench -p edgebench-kernels --bench kernels` (a filter such as `-- matvec/Q4_1` narrows it).
 
@@ -13,7 +16,9 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use edgebench_gguf::quant::quantize;
-use edgebench_kernels::{matmul_rows, repack, Isa, KernelSet, Layout, OutMatrix, QuantActs, WeightMatrix, WeightType};
+use edgebench_kernels::{
+    matmul_rows, repack, Isa, KernelSet, KvSlice, Layout, OutMatrix, QuantActs, WeightMatrix, WeightType,
+};
 
 const COLS: usize = 4096;
 
@@ -89,9 +94,39 @@ fn run(c: &mut Criterion, group: &str, rows: impl Fn(WeightType) -> usize, n: us
     g.finish();
 }
 
+fn attention(c: &mut Criterion) {
+    const HD: usize = 64;
+    const POSITIONS: usize = 256;
+    let stride = 2 * POSITIONS;
+    let mut g = c.benchmark_group("attention");
+    let k32: Vec<f32> = (0..HD * stride).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let k16: Vec<half::f16> = k32.iter().map(|&x| half::f16::from_f32(x)).collect();
+    let best = KernelSet::best();
+    for rows in [12usize, 1] {
+        let q: Vec<f32> = (0..rows * HD).map(|i| (i % 13) as f32 / 13.0).collect();
+        let p: Vec<f32> = (0..rows * POSITIONS).map(|i| (i % 7) as f32 / 700.0).collect();
+        g.throughput(Throughput::Elements((2 * rows * POSITIONS * HD) as u64));
+        for (ty, keys) in [("f32", KvSlice::F32(&k32)), ("f16", KvSlice::F16(&k16))] {
+            for (path, ks) in [(best.isa().name(), best), ("scalar", KernelSet::scalar())] {
+                let id = format!("{rows}x{POSITIONS}/{ty}/{path}");
+                let mut out = vec![0f32; rows * POSITIONS];
+                g.bench_function(BenchmarkId::new("scores", &id), |b| {
+                    b.iter(|| ks.scores_t(black_box(&q), HD, keys, stride, POSITIONS, 0.125, &mut out))
+                });
+                let mut out = vec![0f32; rows * HD];
+                g.bench_function(BenchmarkId::new("wsum", &id), |b| {
+                    b.iter(|| ks.weighted_sum_rows(black_box(&p), POSITIONS, keys, HD, &mut out))
+                });
+            }
+        }
+    }
+    g.finish();
+}
+
 fn kernels(c: &mut Criterion) {
     run(c, "matvec", |ty| (64 << 20) / ty.row_bytes(COLS) / 4 * 4 + 4, 1);
     run(c, "matmul", |_| 256, 64);
+    attention(c);
 }
 
 criterion_group!(benches, kernels);

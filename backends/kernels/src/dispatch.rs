@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::acts::ActRow;
+use crate::attention::KvSlice;
 use crate::formats::WeightType;
 
 /// An instruction-set path.
@@ -179,6 +180,60 @@ impl KernelSet {
                 crate::avx2::weighted_sum(p, vals, stride, out)
             },
             _ => crate::scalar::weighted_sum(p, vals, stride, out),
+        }
+    }
+
+    /// Attention scores of several query rows against one KV head's keys stored transposed (component `c` of
+    /// position `t` at `c·stride + t`): `out[r·n + t] = scale · (q[r·hd ..][..hd] · key t)` for every row `r` of `q`
+    /// and position `t < n`. Each key is loaded once for all rows (the query heads of a GQA group, times a block of
+    /// positions).
+    #[allow(clippy::too_many_arguments)]
+    pub fn scores_t(
+        &self,
+        q: &[f32],
+        hd: usize,
+        keys: KvSlice<'_>,
+        stride: usize,
+        n: usize,
+        scale: f32,
+        out: &mut [f32],
+    ) {
+        assert!(hd > 0 && q.len().is_multiple_of(hd), "query rows of {hd}");
+        assert_eq!(out.len(), q.len() / hd * n, "one score per row and position");
+        assert!(n == 0 || ((hd - 1) * stride + n <= keys.len() && n <= stride), "key positions out of range");
+        match (self.isa, keys) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path is available (it implies f16c); shapes asserted above.
+            (Isa::Avx2 | Isa::Avx512Vnni, KvSlice::F32(k)) => unsafe {
+                crate::attention::avx2::scores_t_f32(q, hd, k, stride, n, scale, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            (Isa::Avx2 | Isa::Avx512Vnni, KvSlice::F16(k)) => unsafe {
+                crate::attention::avx2::scores_t_f16(q, hd, k, stride, n, scale, out)
+            },
+            _ => crate::attention::scores_t(q, hd, keys, stride, n, scale, out),
+        }
+    }
+
+    /// `out[r·hd ..][..hd] = Σ_t p[r·n + t] · value t` for every row `r` of `p` (`n` probabilities each) over one KV
+    /// head's values (position `t` at `t·hd ..`); each value is loaded once for all rows.
+    pub fn weighted_sum_rows(&self, p: &[f32], n: usize, vals: KvSlice<'_>, hd: usize, out: &mut [f32]) {
+        assert!(hd > 0 && out.len().is_multiple_of(hd), "output rows of {hd}");
+        assert_eq!(p.len(), out.len() / hd * n, "one probability per row and position");
+        assert!(n * hd <= vals.len(), "value positions out of range");
+        match (self.isa, vals) {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path is available; shapes asserted above; width a multiple of 8 (checked).
+            (Isa::Avx2 | Isa::Avx512Vnni, KvSlice::F32(v)) if hd.is_multiple_of(8) => unsafe {
+                crate::attention::avx2::weighted_sum_rows_f32(p, n, v, hd, out)
+            },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            (Isa::Avx2 | Isa::Avx512Vnni, KvSlice::F16(v)) if hd.is_multiple_of(8) => unsafe {
+                crate::attention::avx2::weighted_sum_rows_f16(p, n, v, hd, out)
+            },
+            _ => crate::attention::weighted_sum_rows(p, n, vals, hd, out),
         }
     }
 

@@ -7,6 +7,7 @@
 //! named in `edgebench_core::tolerance`.
 
 pub mod acts;
+pub mod attention;
 pub mod dispatch;
 pub mod formats;
 pub mod matmul;
@@ -21,6 +22,7 @@ pub mod avx512;
 pub mod neon;
 
 pub use acts::{ActRow, QuantActs, RowWriter};
+pub use attention::KvSlice;
 pub use dispatch::{Isa, KernelSet};
 pub use formats::WeightType;
 pub use matmul::{matmul_rows, Layout, OutMatrix, WeightMatrix};

@@ -5,7 +5,7 @@ use edgebench_core::tolerance::{KERNEL_Q8_ACTIVATIONS, KERNEL_SCALAR_VS_DEQUANTI
 use edgebench_gguf::quant::{dequantize, quantize};
 use proptest::prelude::*;
 
-use crate::{Isa, KernelSet, QuantActs, WeightType};
+use crate::{Isa, KernelSet, KvSlice, QuantActs, WeightType};
 
 struct Rng(u64);
 
@@ -194,6 +194,39 @@ proptest! {
         crate::scalar::softmax(&mut s2);
         KERNEL_SIMD_VS_SCALAR.check(&s1, &s2).map_err(TestCaseError::fail)?;
         prop_assert!(t == 0 || (s1.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        }
+    }
+}
+
+proptest! {
+    /// The grouped kernels over a transposed, f32 or f16 cache against their scalar reference: 1 to 13 query rows
+    /// (register tiles of 8, 4, 2, 1), positions with and without a tail of fewer than eight, a stride wider than
+    /// the positions used.
+    #[test]
+    fn simd_grouped_attention_kernels_match_the_scalar_reference(
+        seed in any::<u64>(), rows in 1usize..=13, hd8 in 1usize..=10, n in 0usize..40, extra in 0usize..9,
+    ) {
+        for best in simd_paths() {
+            let mut rng = Rng(seed);
+            let (hd, stride) = (hd8 * 8, n + extra);
+            let q: Vec<f32> = (0..rows * hd).map(|_| rng.f()).collect();
+            let k32: Vec<f32> = (0..hd * stride.max(1)).map(|_| rng.f() * 2.0).collect();
+            let v32: Vec<f32> = (0..n * hd).map(|_| rng.f() * 2.0).collect();
+            let p: Vec<f32> = (0..rows * n).map(|_| rng.f().abs()).collect();
+            let (k16, v16): (Vec<half::f16>, Vec<half::f16>) = (
+                k32.iter().map(|&x| half::f16::from_f32(x)).collect(),
+                v32.iter().map(|&x| half::f16::from_f32(x)).collect(),
+            );
+            for (keys, vals) in [(KvSlice::F32(&k32), KvSlice::F32(&v32)), (KvSlice::F16(&k16), KvSlice::F16(&v16))] {
+                let (mut a, mut b) = (vec![9f32; rows * n], vec![7f32; rows * n]);
+                best.scores_t(&q, hd, keys, stride, n, 0.125, &mut a);
+                crate::attention::scores_t(&q, hd, keys, stride, n, 0.125, &mut b);
+                KERNEL_SIMD_VS_SCALAR.check_scaled(&a, &b, 0.125 * 2.0 * hd as f32).map_err(TestCaseError::fail)?;
+                let (mut x, mut y) = (vec![1f32; rows * hd], vec![2f32; rows * hd]);
+                best.weighted_sum_rows(&p, n, vals, hd, &mut x);
+                crate::attention::weighted_sum_rows(&p, n, vals, hd, &mut y);
+                KERNEL_SIMD_VS_SCALAR.check_scaled(&x, &y, 2.0 * n as f32).map_err(TestCaseError::fail)?;
+            }
         }
     }
 }

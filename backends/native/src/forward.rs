@@ -5,7 +5,8 @@ use std::sync::Mutex;
 
 use edgebench_core::BackendError;
 use edgebench_gguf::quant;
-use edgebench_kernels::{matmul_rows, KernelSet, OutMatrix, QuantActs, WeightMatrix};
+use edgebench_kernels::{matmul_rows, KernelSet, KvSlice, OutMatrix, QuantActs, WeightMatrix};
+use half::{f16, slice::HalfFloatSliceExt};
 
 use crate::model::{Weight, Weights};
 use crate::ops;
@@ -43,12 +44,115 @@ impl Shared {
     }
 }
 
-/// A session's state: per-layer K and V rows (f32, `n_head_kv × head_dim` per position) and reusable buffers.
+/// Query rows (positions) per attention unit in a prompt: with the query heads of a GQA group, one unit's keys and
+/// values are loaded once for this many rows times the group's heads.
+const QUERY_BLOCK: usize = 4;
+
+/// The KV cache's element type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvType {
+    /// f16, llama.cpp's default.
+    F16,
+    /// f32.
+    F32,
+}
+
+/// One layer's keys or values for every KV head.
+enum KvBuf {
+    F16(Vec<f16>),
+    F32(Vec<f32>),
+}
+
+impl KvBuf {
+    fn new(ty: KvType, len: usize) -> Self {
+        match ty {
+            KvType::F16 => KvBuf::F16(vec![f16::ZERO; len]),
+            KvType::F32 => KvBuf::F32(vec![0.0; len]),
+        }
+    }
+
+    fn copy_within_to(&self, other: &mut KvBuf, from: usize, to: usize, len: usize) {
+        match (self, other) {
+            (KvBuf::F16(a), KvBuf::F16(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
+            (KvBuf::F32(a), KvBuf::F32(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
+            _ => unreachable!("one type per cache"),
+        }
+    }
+
+    fn slice(&self, start: usize, len: usize) -> KvSlice<'_> {
+        match self {
+            KvBuf::F16(v) => KvSlice::F16(&v[start..start + len]),
+            KvBuf::F32(v) => KvSlice::F32(&v[start..start + len]),
+        }
+    }
+}
+
+/// A session's KV cache: per layer, keys transposed per KV head (`[kv_head][component][capacity]`, so a block of
+/// positions' scores is one vector product per component) and values by position (`[kv_head][capacity][head_dim]`),
+/// room for `capacity` positions, grown by doubling.
+struct KvCache {
+    ty: KvType,
+    capacity: usize,
+    k: Vec<KvBuf>,
+    v: Vec<KvBuf>,
+}
+
+impl KvCache {
+    /// Room for at least `positions`, keeping the first `filled`.
+    fn reserve(&mut self, positions: usize, filled: usize, kv_heads: usize, hd: usize) {
+        if positions <= self.capacity {
+            return;
+        }
+        let cap = positions.max(2 * self.capacity).max(64);
+        for (k, v) in self.k.iter_mut().zip(&mut self.v) {
+            let (mut k2, mut v2) = (KvBuf::new(self.ty, kv_heads * hd * cap), KvBuf::new(self.ty, kv_heads * cap * hd));
+            for g in 0..kv_heads {
+                for c in 0..hd {
+                    k.copy_within_to(&mut k2, (g * hd + c) * self.capacity, (g * hd + c) * cap, filled);
+                }
+                v.copy_within_to(&mut v2, g * self.capacity * hd, g * cap * hd, filled * hd);
+            }
+            (*k, *v) = (k2, v2);
+        }
+        self.capacity = cap;
+    }
+
+    /// Stores `n` new positions at `pos` from rows of `kvd = kv_heads · hd` keys and values.
+    fn store(&mut self, layer: usize, kn: &[f32], vn: &[f32], pos: usize, kv_heads: usize, hd: usize) {
+        let (cap, kvd) = (self.capacity, kv_heads * hd);
+        let mut k16 = vec![f16::ZERO; kvd];
+        for (t, (kr, vr)) in kn.chunks_exact(kvd).zip(vn.chunks_exact(kvd)).enumerate() {
+            let p = pos + t;
+            match (&mut self.k[layer], &mut self.v[layer]) {
+                (KvBuf::F16(k), KvBuf::F16(v)) => {
+                    // One vector conversion per row (F16C where the CPU has it), then the keys scattered.
+                    k16.convert_from_f32_slice(kr);
+                    for g in 0..kv_heads {
+                        for c in 0..hd {
+                            k[(g * hd + c) * cap + p] = k16[g * hd + c];
+                        }
+                        v[(g * cap + p) * hd..][..hd].convert_from_f32_slice(&vr[g * hd..][..hd]);
+                    }
+                }
+                (KvBuf::F32(k), KvBuf::F32(v)) => {
+                    for g in 0..kv_heads {
+                        for c in 0..hd {
+                            k[(g * hd + c) * cap + p] = kr[g * hd + c];
+                        }
+                        v[(g * cap + p) * hd..][..hd].copy_from_slice(&vr[g * hd..][..hd]);
+                    }
+                }
+                _ => unreachable!("one type per cache"),
+            }
+        }
+    }
+}
+
+/// A session's state: the KV cache and reusable buffers.
 pub struct State {
     /// Positions consumed.
     pub pos: usize,
-    k: Vec<Vec<f32>>,
-    v: Vec<Vec<f32>>,
+    kv: KvCache,
     acts: QuantActs,
     x: Vec<f32>,
     q: Vec<f32>,
@@ -61,12 +165,16 @@ pub struct State {
 }
 
 impl State {
-    /// An empty cache for `layers` blocks.
-    pub fn new(layers: usize) -> Self {
+    /// An empty cache of `ty` for `layers` blocks.
+    pub fn new(layers: usize, ty: KvType) -> Self {
         Self {
             pos: 0,
-            k: vec![Vec::new(); layers],
-            v: vec![Vec::new(); layers],
+            kv: KvCache {
+                ty,
+                capacity: 0,
+                k: (0..layers).map(|_| KvBuf::new(ty, 0)).collect(),
+                v: (0..layers).map(|_| KvBuf::new(ty, 0)).collect(),
+            },
             acts: QuantActs::new(),
             x: Vec::new(),
             q: Vec::new(),
@@ -153,40 +261,63 @@ impl Engine {
         .map_err(rt)
     }
 
-    /// Causal grouped-query attention of `n` new query rows (`q`, positions `pos..pos+n`) over the layer's cache,
-    /// into `att`; (query, head) pairs split across threads.
+    /// Causal grouped-query attention of `n` new query rows (`q`, positions `pos..pos+n`) over layer `li`'s cache,
+    /// into `att`. A prompt's unit is a block of `QUERY_BLOCK` positions times the query heads of one KV head, so
+    /// each key and value is loaded once for all of them; a single position's unit is one head (more units than
+    /// threads). Units are interleaved across threads (causal rows grow with the position).
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         pool: &mut Pool,
         q: &[f32],
-        kc: &[f32],
-        vc: &[f32],
+        kv: &KvCache,
+        li: usize,
         n: usize,
         pos: usize,
         att: &mut Vec<f32>,
     ) -> Result<(), BackendError> {
         let hp = &self.w.hp;
-        let (hd, nh) = (hp.head_dim, hp.n_head);
-        let (kvd, rep) = (hp.n_head_kv * hd, hp.n_head / hp.n_head_kv);
+        let (hd, nh, nkv) = (hp.head_dim, hp.n_head, hp.n_head_kv);
+        let rep = nh / nkv;
         resize(att, n * nh * hd);
         let out = Shared(att.as_mut_ptr(), att.len());
         let scale = 1.0 / (hd as f32).sqrt();
+        // (first position, last position + 1, first head, last head + 1), the heads within one KV head's group.
+        let units: Vec<(usize, usize, usize, usize)> = if n >= QUERY_BLOCK {
+            (0..n)
+                .step_by(QUERY_BLOCK)
+                .flat_map(|i| (0..nkv).map(move |g| (i, (i + QUERY_BLOCK).min(n), g * rep, (g + 1) * rep)))
+                .collect()
+        } else {
+            (0..n).flat_map(|i| (0..nh).map(move |h| (i, i + 1, h, h + 1))).collect()
+        };
+        let (cap, kbuf, vbuf) = (kv.capacity, &kv.k[li], &kv.v[li]);
         let nt = pool.threads();
         let ks = &self.ks;
         pool.run(&|tid| {
-            let mut scores = vec![0f32; pos + n];
-            // Interleaved units: causal rows grow with i, so contiguous pieces would load the last thread most.
-            for unit in (tid..n * nh).step_by(nt) {
-                let (i, h) = (unit / nh, unit % nh);
-                let g = h / rep;
-                let qv = &q[i * nh * hd + h * hd..][..hd];
-                let p = &mut scores[..pos + i + 1];
-                ks.scores(qv, &kc[g * hd..], kvd, scale, p);
-                ks.softmax(p);
-                // SAFETY: unit (i, h) owns this head's slice of row i.
-                let o = unsafe { out.slice(i * nh * hd + h * hd, hd) };
-                ks.weighted_sum(p, &vc[g * hd..], kvd, o);
+            let (mut qs, mut scores, mut outs) = (Vec::new(), Vec::new(), Vec::new());
+            for &(i0, i1, h0, h1) in units.iter().skip(tid).step_by(nt) {
+                let g = h0 / rep;
+                let rows = (i1 - i0) * (h1 - h0);
+                let keys = pos + i1;
+                qs.clear();
+                for i in i0..i1 {
+                    qs.extend_from_slice(&q[i * nh * hd + h0 * hd..i * nh * hd + h1 * hd]);
+                }
+                resize(&mut scores, rows * keys);
+                ks.scores_t(&qs, hd, kbuf.slice(g * hd * cap, hd * cap), cap, keys, scale, &mut scores);
+                for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
+                    let seen = pos + i0 + r / (h1 - h0) + 1;
+                    ks.softmax(&mut row[..seen]);
+                    row[seen..].fill(0.0);
+                }
+                resize(&mut outs, rows * hd);
+                ks.weighted_sum_rows(&scores, keys, vbuf.slice(g * cap * hd, cap * hd), hd, &mut outs);
+                for (r, o) in outs.chunks_exact(hd).enumerate() {
+                    let (i, h) = (i0 + r / (h1 - h0), h0 + r % (h1 - h0));
+                    // SAFETY: unit (positions i0..i1, heads h0..h1) owns these heads' slices of these rows.
+                    unsafe { out.slice(i * nh * hd + h * hd, hd) }.copy_from_slice(o);
+                }
             }
         })
         .map_err(rt)
@@ -199,7 +330,6 @@ impl Engine {
         // The harness's checked session has refused empty input, ids outside the vocabulary and a full context.
         let n = tokens.len();
         let (e, hd) = (hp.n_embd, hp.head_dim);
-        let kvd = hp.n_head_kv * hd;
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         let pool = &mut *pool;
 
@@ -210,6 +340,7 @@ impl Engine {
             st.x[i * e..(i + 1) * e].copy_from_slice(&row);
         }
         let (cos, sin) = ops::rope_tables(st.pos, n, hd, hp.rope_base, hp.rope_scale);
+        st.kv.reserve(st.pos + n, st.pos, hp.n_head_kv, hd);
         for (li, layer) in w.layers.iter().enumerate() {
             let x = &st.x;
             self.fill_acts(pool, &mut st.acts, n, e, &|j, row| {
@@ -222,11 +353,8 @@ impl Engine {
             )?;
             ops::rope(&mut st.q, hp.n_head, hd, &cos, &sin);
             ops::rope(&mut st.kn, hp.n_head_kv, hd, &cos, &sin);
-            st.k[li].truncate(st.pos * kvd);
-            st.v[li].truncate(st.pos * kvd);
-            st.k[li].extend_from_slice(&st.kn);
-            st.v[li].extend_from_slice(&st.vn);
-            self.attention(pool, &st.q, &st.k[li], &st.v[li], n, st.pos, &mut st.att)?;
+            st.kv.store(li, &st.kn, &st.vn, st.pos, hp.n_head_kv, hd);
+            self.attention(pool, &st.q, &st.kv, li, n, st.pos, &mut st.att)?;
             let att = &st.att;
             self.fill_acts(pool, &mut st.acts, n, e, &|j, row| row.copy_from_slice(&att[j * e..(j + 1) * e]))?;
             self.matmuls(pool, &st.acts, &mut [(&layer.wo, &mut st.o)])?;

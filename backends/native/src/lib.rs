@@ -2,10 +2,11 @@
 //! `edgebench-kernels` (run-time dispatch: AVX-512 VNNI or AVX2+FMA on x86-64, NEON on aarch64, scalar elsewhere).
 //!
 //! Weights run in their file format (no conversion at load), activations are quantized to 8 bits per block of 32
-//! for the block-quantized weights, the KV cache is f32, and a pool of `--threads` compute threads (the caller
-//! included) splits every matrix product by weight rows and the attention by (query, head). Option
-//! `kernels=scalar|avx2|avx512|neon` forces a path (default: the best this CPU has); on the AVX2 and AVX-512
-//! paths Q4_0, Q4_1 and Q8_0 matrices are interleaved by four rows at load (the same bytes, reordered;
+//! for the block-quantized weights, the KV cache is f16 as llama.cpp's default (`kv=f32` keeps f32; keys stored
+//! transposed, each loaded once for every query head of its GQA group), and a pool of `--threads` compute threads
+//! (the caller included) splits every matrix product by weight rows and the attention by (block of positions, KV
+//! head). Option `kernels=scalar|avx2|avx512|neon` forces a path (default: the best this CPU has); on the AVX2 and
+//! AVX-512 paths Q4_0, Q4_1 and Q8_0 matrices are interleaved by four rows at load (the same bytes, reordered;
 //! `interleave=off` keeps the file order, for comparison).
 
 mod forward;
@@ -37,6 +38,19 @@ pub struct NativeOptions {
     pub kernels: Kernels,
     /// Interleave Q4_0/Q4_1/Q8_0 matrices by four rows at load (`on`: where the AVX2 path runs).
     pub interleave: OnOff,
+    /// The KV cache's element type (`f16`, llama.cpp's default, or `f32`).
+    pub kv: Kv,
+}
+
+/// The `kv` option.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kv {
+    /// f16 (llama.cpp's default).
+    #[default]
+    F16,
+    /// f32.
+    F32,
 }
 
 /// The `kernels` option.
@@ -110,7 +124,14 @@ impl TypedBackend for NativeBackend {
                 format!("{} {path} ({acts})", t.name())
             })
             .collect();
-        let mut notes = vec!["KV cache f32".to_string()];
+        let kv = match req.options.kv {
+            Kv::F16 => forward::KvType::F16,
+            Kv::F32 => forward::KvType::F32,
+        };
+        let mut notes = vec![match kv {
+            forward::KvType::F16 => "KV cache f16 (llama.cpp's default; kv=f32 keeps f32)".to_string(),
+            forward::KvType::F32 => "KV cache f32 (kv=f32)".to_string(),
+        }];
         if w.interleaved > 0 {
             notes.push(format!("{} matrices interleaved by four rows at load (same bytes, reordered)", w.interleaved));
         }
@@ -132,7 +153,7 @@ impl TypedBackend for NativeBackend {
             notes,
             weights: None,
         };
-        Ok(Box::new(NativeModel { engine: forward::Engine { w, ks, pool: Mutex::new(pool) }, facts }))
+        Ok(Box::new(NativeModel { engine: forward::Engine { w, ks, pool: Mutex::new(pool) }, facts, kv }))
     }
 
     fn versions(&self) -> Vec<String> {
@@ -143,6 +164,7 @@ impl TypedBackend for NativeBackend {
 struct NativeModel {
     engine: forward::Engine,
     facts: BackendFacts,
+    kv: forward::KvType,
 }
 
 impl LoadedModel for NativeModel {
@@ -151,7 +173,10 @@ impl LoadedModel for NativeModel {
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {
-        Ok(Box::new(NativeSession { engine: &self.engine, state: forward::State::new(self.engine.w.hp.n_layer) }))
+        Ok(Box::new(NativeSession {
+            engine: &self.engine,
+            state: forward::State::new(self.engine.w.hp.n_layer, self.kv),
+        }))
     }
 }
 
