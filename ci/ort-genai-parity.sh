@@ -21,8 +21,11 @@
 # model in that type instead of the file itself; Q4_0 is the like-for-like case: both graphs then carry symmetric
 # 4-bit blocks of 32, without Q4_1's block minimums (which only edgebench's exact export carries).
 #
-# usage: ci/ort-genai-parity.sh [THREADS...]   (default: 1 2); env: EDGEBENCH_BIN, QUANT, REPS (5), ROUNDS (2),
-# WAIT_IDLE (0)
+# EDGEBENCH_OPTS adds arguments to edgebench's runs, e.g. "--backend-opt ort:accuracy_level=1" for the
+# f32-activation export, the one to read against `equal-f32`.
+#
+# usage: ci/ort-genai-parity.sh [THREADS...]   (default: 1 2); env: EDGEBENCH_BIN, QUANT, EDGEBENCH_OPTS, REPS (5),
+# ROUNDS (2), WAIT_IDLE (0)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=("$@")
@@ -84,6 +87,8 @@ own_now() {
 py="$(genai_env)"
 model="$("$bin" models fetch)"
 model_args=()
+# shellcheck disable=SC2206
+extra_opts=(${EDGEBENCH_OPTS:-})
 if [ -n "${QUANT:-}" ]; then
     copy="$genai/models/$(basename "$model" .gguf).${QUANT^^}.gguf"
     [ -f "$copy" ] || "$bin" models quantize --to "${QUANT^^}" "$model" "$copy" >&2
@@ -95,7 +100,8 @@ sha="$(sha256sum "$model" | cut -c1-16)"
 root="$genai/models/$sha-og$("$py" -c 'import onnxruntime_genai as og; print(og.__version__)')"
 out="$genai/parity-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
-echo "model $model; builds in $root; raw outputs in $out" >&2
+echo "model $model; builds in $root; raw outputs in $out; edgebench options: ${EDGEBENCH_OPTS:-none}" >&2
+echo "${EDGEBENCH_OPTS:-}" >"$out/edgebench-opts.txt"
 "$py" ci/ort_genai_build.py "$model" "$root" >"$out/builds.jsonl"
 cp "$genai/venv/freeze.txt" "$out/" 2>/dev/null || true
 
@@ -115,7 +121,7 @@ for ((r = 1; r <= rounds; r++)); do
         echo "round $r: $what (CPUs $(busy)% busy just before)" | tee -a "$out/log.txt" >&2
         cpu_now; t0=$cpu_total; b0=$cpu_busy; own_now; o0=$own
         if [ "$what" = edgebench ]; then
-            "$bin" run --suite standard --backend ort "${model_args[@]}" --threads "$tlist" --repetitions "$reps" --drift off --force \
+            "$bin" run --suite standard --backend ort "${model_args[@]}" "${extra_opts[@]}" --threads "$tlist" --repetitions "$reps" --drift off --force \
                 --out "$out/r$r-edgebench.json" --format json >/dev/null
         else
             "$py" ci/ort_genai_timing.py "$root/$what" "${threads[@]}" --reps "$reps" >"$out/r$r-$what.jsonl"

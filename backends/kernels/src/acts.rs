@@ -138,7 +138,7 @@ impl RowWriter<'_> {
                 let (d, s) = match self.ks.isa() {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: a KernelSet with these paths exists only where the CPU has avx2, fma and f16c.
-                    Isa::Avx2 | Isa::Avx512Vnni => unsafe { crate::avx2::quantize_block(xs, q) },
+                    Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni => unsafe { crate::avx2::quantize_block(xs, q) },
                     _ => crate::scalar::quantize_block(xs, q),
                 };
                 ds[2 * b] = d;

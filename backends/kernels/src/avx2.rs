@@ -253,14 +253,14 @@ unsafe fn q4_tile<const N: usize, const MIN: bool>(w: &[u8], a: &[ActRow<'_>; N]
 /// Lanes `[j0, j1, j2, j3 | j0, j1, j2, j3]` of four rows' 8-lane integer sums, each lane a partial sum.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn hadd4(p: [__m256i; 4]) -> __m256 {
+pub(crate) fn hadd4(p: [__m256i; 4]) -> __m256 {
     _mm256_cvtepi32_ps(_mm256_hadd_epi32(_mm256_hadd_epi32(p[0], p[1]), _mm256_hadd_epi32(p[2], p[3])))
 }
 
 /// The four sums of an accumulator laid out as [`hadd4`]'s, plus a four-lane offset.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-fn fold4(acc: __m256, cor: __m128) -> [f32; 4] {
+pub(crate) fn fold4(acc: __m256, cor: __m128) -> [f32; 4] {
     let v = _mm_add_ps(_mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1)), cor);
     let mut out = [0f32; 4];
     // SAFETY: out holds four f32.

@@ -17,6 +17,9 @@ pub enum Isa {
     /// x86-64 AVX-512 (F, BW, VL) with VNNI, on top of AVX2: its own kernels for the 4-row interleaved Q4_0, Q4_1
     /// and Q8_0 products; every other type and layout runs the AVX2 kernels.
     Avx512Vnni,
+    /// x86-64 AVX-VNNI (256-bit `vpdpbusd`, on CPUs with VNNI but no AVX-512), on top of AVX2: its own kernels for
+    /// the 4-row interleaved Q4_0, Q4_1 and Q8_0 products; every other type and layout runs the AVX2 kernels.
+    AvxVnni,
     /// aarch64 NEON (Q4_0, Q4_1, Q8_0; other types fall back to scalar). Not compiled or tested on the development
     /// machine (x86-64).
     Neon,
@@ -29,16 +32,18 @@ impl Isa {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2+fma",
             Isa::Avx512Vnni => "avx512vnni",
+            Isa::AvxVnni => "avxvnni",
             Isa::Neon => "neon",
         }
     }
 
-    /// Parses `scalar`, `avx2` / `avx2+fma`, `avx512` / `avx512vnni`, `neon`.
+    /// Parses `scalar`, `avx2` / `avx2+fma`, `avx512` / `avx512vnni`, `avxvnni`, `neon`.
     pub fn parse(s: &str) -> Option<Isa> {
         match s {
             "scalar" => Some(Isa::Scalar),
             "avx2" | "avx2+fma" => Some(Isa::Avx2),
             "avx512" | "avx512vnni" => Some(Isa::Avx512Vnni),
+            "avxvnni" => Some(Isa::AvxVnni),
             "neon" => Some(Isa::Neon),
             _ => None,
         }
@@ -62,6 +67,8 @@ impl Isa {
                     && std::is_x86_feature_detected!("avx512vl")
                     && std::is_x86_feature_detected!("avx512vnni")
             }
+            #[cfg(target_arch = "x86_64")]
+            Isa::AvxVnni => Isa::Avx2.available() && std::is_x86_feature_detected!("avxvnni"),
             #[cfg(target_arch = "aarch64")]
             Isa::Neon => std::arch::is_aarch64_feature_detected!("neon"),
             #[allow(unreachable_patterns)]
@@ -73,16 +80,21 @@ impl Isa {
     /// reference runs for that type.
     pub fn covers(self, ty: WeightType) -> bool {
         match self {
-            Isa::Scalar | Isa::Avx2 | Isa::Avx512Vnni => true,
+            Isa::Scalar | Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni => true,
             Isa::Neon => matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0),
         }
     }
 
-    /// The path that runs `ty` in `layout` on this path, as results name it: AVX-512 runs its own kernels for the
-    /// interleaved Q4_0, Q4_1 and Q8_0 products and AVX2's for the rest; a path without a kernel runs the scalar one.
+    /// The path that runs `ty` in `layout` on this path, as results name it: AVX-512 and AVX-VNNI run their own
+    /// kernels for the interleaved Q4_0, Q4_1 and Q8_0 products and AVX2's for the rest; a path without a kernel runs
+    /// the scalar one.
     pub fn path_for(self, ty: WeightType, layout: crate::Layout) -> Isa {
         match self {
-            Isa::Avx512Vnni if !(layout == crate::Layout::Interleaved4 && crate::repack::supported(ty)) => Isa::Avx2,
+            Isa::Avx512Vnni | Isa::AvxVnni
+                if !(layout == crate::Layout::Interleaved4 && crate::repack::supported(ty)) =>
+            {
+                Isa::Avx2
+            }
             isa if isa.covers(ty) => isa,
             _ => Isa::Scalar,
         }
@@ -90,11 +102,11 @@ impl Isa {
 
     /// Whether the path runs 4-row interleaved matrices ([`crate::repack`]).
     pub fn interleaves(self) -> bool {
-        matches!(self, Isa::Avx2 | Isa::Avx512Vnni)
+        matches!(self, Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni)
     }
 
     /// Every path, best first.
-    pub const ALL: [Isa; 4] = [Isa::Avx512Vnni, Isa::Avx2, Isa::Neon, Isa::Scalar];
+    pub const ALL: [Isa; 5] = [Isa::Avx512Vnni, Isa::AvxVnni, Isa::Avx2, Isa::Neon, Isa::Scalar];
 }
 
 impl fmt::Display for Isa {
@@ -152,7 +164,7 @@ impl KernelSet {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path is available; rows in range (asserted); width a multiple of 8 (checked).
-            Isa::Avx2 | Isa::Avx512Vnni if q.len().is_multiple_of(8) => unsafe {
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni if q.len().is_multiple_of(8) => unsafe {
                 crate::avx2::scores(q, keys, stride, scale, out)
             },
             _ => crate::scalar::scores(q, keys, stride, scale, out),
@@ -164,7 +176,7 @@ impl KernelSet {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path is available.
-            Isa::Avx2 | Isa::Avx512Vnni => unsafe { crate::avx2::softmax(p) },
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni => unsafe { crate::avx2::softmax(p) },
             _ => crate::scalar::softmax(p),
         }
     }
@@ -176,7 +188,7 @@ impl KernelSet {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as in scores.
-            Isa::Avx2 | Isa::Avx512Vnni if out.len().is_multiple_of(8) => unsafe {
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni if out.len().is_multiple_of(8) => unsafe {
                 crate::avx2::weighted_sum(p, vals, stride, out)
             },
             _ => crate::scalar::weighted_sum(p, vals, stride, out),
@@ -204,12 +216,12 @@ impl KernelSet {
         match (self.isa, keys) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path is available (it implies f16c); shapes asserted above.
-            (Isa::Avx2 | Isa::Avx512Vnni, KvSlice::F32(k)) => unsafe {
+            (Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni, KvSlice::F32(k)) => unsafe {
                 crate::attention::avx2::scores_t_f32(q, hd, k, stride, n, scale, out)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            (Isa::Avx2 | Isa::Avx512Vnni, KvSlice::F16(k)) => unsafe {
+            (Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni, KvSlice::F16(k)) => unsafe {
                 crate::attention::avx2::scores_t_f16(q, hd, k, stride, n, scale, out)
             },
             _ => crate::attention::scores_t(q, hd, keys, stride, n, scale, out),
@@ -225,12 +237,12 @@ impl KernelSet {
         match (self.isa, vals) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path is available; shapes asserted above; width a multiple of 8 (checked).
-            (Isa::Avx2 | Isa::Avx512Vnni, KvSlice::F32(v)) if hd.is_multiple_of(8) => unsafe {
+            (Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni, KvSlice::F32(v)) if hd.is_multiple_of(8) => unsafe {
                 crate::attention::avx2::weighted_sum_rows_f32(p, n, v, hd, out)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
-            (Isa::Avx2 | Isa::Avx512Vnni, KvSlice::F16(v)) if hd.is_multiple_of(8) => unsafe {
+            (Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni, KvSlice::F16(v)) if hd.is_multiple_of(8) => unsafe {
                 crate::attention::avx2::weighted_sum_rows_f16(p, n, v, hd, out)
             },
             _ => crate::attention::weighted_sum_rows(p, n, vals, hd, out),
@@ -255,6 +267,9 @@ impl KernelSet {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             Isa::Avx512Vnni => unsafe { crate::avx512::matmul(w, rows, acts, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
+            Isa::AvxVnni => unsafe { crate::avxvnni::matmul(w, rows, acts, out) },
             // SAFETY: the caller's contract.
             _ => unsafe { crate::matmul::generic_rows(self, w, rows, acts, out) },
         }
@@ -268,7 +283,7 @@ impl KernelSet {
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path was checked to be available when this KernelSet was made; shapes by the caller.
-            Isa::Avx2 | Isa::Avx512Vnni => unsafe { crate::avx2::dot_tile(ty, w, acts, out) },
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni => unsafe { crate::avx2::dot_tile(ty, w, acts, out) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: as above.
             Isa::Neon if self.isa.covers(ty) => unsafe { crate::neon::dot_tile(ty, w, acts, out) },

@@ -18,6 +18,8 @@ pub mod scalar;
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(target_arch = "x86_64")]
+pub mod avxvnni;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 

@@ -1,11 +1,11 @@
 //! The native backend: edgebench's own CPU engine for llama-architecture GGUF models, on the kernels of
-//! `edgebench-kernels` (run-time dispatch: AVX-512 VNNI or AVX2+FMA on x86-64, NEON on aarch64, scalar elsewhere).
+//! `edgebench-kernels` (run-time dispatch: AVX-512 VNNI, AVX-VNNI or AVX2+FMA on x86-64, NEON on aarch64, scalar elsewhere).
 //!
 //! Weights run in their file format (no conversion at load), activations are quantized to 8 bits per block of 32
 //! for the block-quantized weights, the KV cache is f16 as llama.cpp's default (`kv=f32` keeps f32; keys stored
 //! transposed, each loaded once for every query head of its GQA group), and a pool of `--threads` compute threads
 //! (the caller included) splits every matrix product by weight rows and the attention by (block of positions, KV
-//! head). Option `kernels=scalar|avx2|avx512|neon` forces a path (default: the best this CPU has); on the AVX2 and
+//! head). Option `kernels=scalar|avx2|avx512|avxvnni|neon` forces a path (default: the best this CPU has); on the AVX2 and
 //! AVX-512 paths Q4_0, Q4_1 and Q8_0 matrices are interleaved by four rows at load (the same bytes, reordered;
 //! `interleave=off` keeps the file order, for comparison).
 
@@ -68,6 +68,8 @@ pub enum Kernels {
     /// AVX-512 with VNNI for the interleaved Q4_0/Q4_1/Q8_0 products, AVX2 for the rest (also `avx512vnni`).
     #[serde(alias = "avx512vnni")]
     Avx512,
+    /// AVX-VNNI (256-bit) for the interleaved Q4_0/Q4_1/Q8_0 products, AVX2 for the rest.
+    Avxvnni,
     /// Arm NEON.
     Neon,
 }
@@ -89,6 +91,7 @@ fn kernel_set(o: &NativeOptions) -> Result<KernelSet, BackendError> {
         Kernels::Scalar => "scalar",
         Kernels::Avx2 => "avx2",
         Kernels::Avx512 => "avx512",
+        Kernels::Avxvnni => "avxvnni",
         Kernels::Neon => "neon",
     };
     let isa = Isa::parse(name).expect("every option names an ISA");
