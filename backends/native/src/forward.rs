@@ -5,9 +5,9 @@ use std::sync::Mutex;
 
 use edgebench_core::BackendError;
 use edgebench_gguf::quant;
-use edgebench_kernels::{matmul_rows, KernelSet, KvSlice, OutMatrix, QuantActs, WeightMatrix};
-use half::{f16, slice::HalfFloatSliceExt};
+use edgebench_kernels::{matmul_rows, KernelSet, OutMatrix, QuantActs, WeightMatrix};
 
+use crate::kv::{KvCache, KvType};
 use crate::model::{Weight, Weights};
 use crate::ops;
 use crate::pool::{split, Pool};
@@ -48,106 +48,6 @@ impl Shared {
 /// values are loaded once for this many rows times the group's heads.
 const QUERY_BLOCK: usize = 4;
 
-/// The KV cache's element type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KvType {
-    /// f16, llama.cpp's default.
-    F16,
-    /// f32.
-    F32,
-}
-
-/// One layer's keys or values for every KV head.
-enum KvBuf {
-    F16(Vec<f16>),
-    F32(Vec<f32>),
-}
-
-impl KvBuf {
-    fn new(ty: KvType, len: usize) -> Self {
-        match ty {
-            KvType::F16 => KvBuf::F16(vec![f16::ZERO; len]),
-            KvType::F32 => KvBuf::F32(vec![0.0; len]),
-        }
-    }
-
-    fn copy_within_to(&self, other: &mut KvBuf, from: usize, to: usize, len: usize) {
-        match (self, other) {
-            (KvBuf::F16(a), KvBuf::F16(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
-            (KvBuf::F32(a), KvBuf::F32(b)) => b[to..to + len].copy_from_slice(&a[from..from + len]),
-            _ => unreachable!("one type per cache"),
-        }
-    }
-
-    fn slice(&self, start: usize, len: usize) -> KvSlice<'_> {
-        match self {
-            KvBuf::F16(v) => KvSlice::F16(&v[start..start + len]),
-            KvBuf::F32(v) => KvSlice::F32(&v[start..start + len]),
-        }
-    }
-}
-
-/// A session's KV cache: per layer, keys transposed per KV head (`[kv_head][component][capacity]`, so a block of
-/// positions' scores is one vector product per component) and values by position (`[kv_head][capacity][head_dim]`),
-/// room for `capacity` positions, grown by doubling.
-struct KvCache {
-    ty: KvType,
-    capacity: usize,
-    k: Vec<KvBuf>,
-    v: Vec<KvBuf>,
-}
-
-impl KvCache {
-    /// Room for at least `positions`, keeping the first `filled`.
-    fn reserve(&mut self, positions: usize, filled: usize, kv_heads: usize, hd: usize) {
-        if positions <= self.capacity {
-            return;
-        }
-        let cap = positions.max(2 * self.capacity).max(64);
-        for (k, v) in self.k.iter_mut().zip(&mut self.v) {
-            let (mut k2, mut v2) = (KvBuf::new(self.ty, kv_heads * hd * cap), KvBuf::new(self.ty, kv_heads * cap * hd));
-            for g in 0..kv_heads {
-                for c in 0..hd {
-                    k.copy_within_to(&mut k2, (g * hd + c) * self.capacity, (g * hd + c) * cap, filled);
-                }
-                v.copy_within_to(&mut v2, g * self.capacity * hd, g * cap * hd, filled * hd);
-            }
-            (*k, *v) = (k2, v2);
-        }
-        self.capacity = cap;
-    }
-
-    /// Stores `n` new positions at `pos` from rows of `kvd = kv_heads · hd` keys and values.
-    fn store(&mut self, layer: usize, kn: &[f32], vn: &[f32], pos: usize, kv_heads: usize, hd: usize) {
-        let (cap, kvd) = (self.capacity, kv_heads * hd);
-        let mut k16 = vec![f16::ZERO; kvd];
-        for (t, (kr, vr)) in kn.chunks_exact(kvd).zip(vn.chunks_exact(kvd)).enumerate() {
-            let p = pos + t;
-            match (&mut self.k[layer], &mut self.v[layer]) {
-                (KvBuf::F16(k), KvBuf::F16(v)) => {
-                    // One vector conversion per row (F16C where the CPU has it), then the keys scattered.
-                    k16.convert_from_f32_slice(kr);
-                    for g in 0..kv_heads {
-                        for c in 0..hd {
-                            k[(g * hd + c) * cap + p] = k16[g * hd + c];
-                        }
-                        v[(g * cap + p) * hd..][..hd].convert_from_f32_slice(&vr[g * hd..][..hd]);
-                    }
-                }
-                (KvBuf::F32(k), KvBuf::F32(v)) => {
-                    for g in 0..kv_heads {
-                        for c in 0..hd {
-                            k[(g * hd + c) * cap + p] = kr[g * hd + c];
-                        }
-                        v[(g * cap + p) * hd..][..hd].copy_from_slice(&vr[g * hd..][..hd]);
-                    }
-                }
-                _ => unreachable!("one type per cache"),
-            }
-        }
-    }
-}
-
 /// A session's state: the KV cache and reusable buffers.
 pub struct State {
     /// Positions consumed.
@@ -169,12 +69,7 @@ impl State {
     pub fn new(layers: usize, ty: KvType) -> Self {
         Self {
             pos: 0,
-            kv: KvCache {
-                ty,
-                capacity: 0,
-                k: (0..layers).map(|_| KvBuf::new(ty, 0)).collect(),
-                v: (0..layers).map(|_| KvBuf::new(ty, 0)).collect(),
-            },
+            kv: KvCache::new(layers, ty),
             acts: QuantActs::new(),
             x: Vec::new(),
             q: Vec::new(),

@@ -10,6 +10,7 @@
 //! `interleave=off` keeps the file order, for comparison).
 
 mod forward;
+mod kv;
 mod model;
 mod ops;
 mod pool;
@@ -128,12 +129,12 @@ impl TypedBackend for NativeBackend {
             })
             .collect();
         let kv = match req.options.kv {
-            Kv::F16 => forward::KvType::F16,
-            Kv::F32 => forward::KvType::F32,
+            Kv::F16 => kv::KvType::F16,
+            Kv::F32 => kv::KvType::F32,
         };
         let mut notes = vec![match kv {
-            forward::KvType::F16 => "KV cache f16 (llama.cpp's default; kv=f32 keeps f32)".to_string(),
-            forward::KvType::F32 => "KV cache f32 (kv=f32)".to_string(),
+            kv::KvType::F16 => "KV cache f16 (llama.cpp's default; kv=f32 keeps f32)".to_string(),
+            kv::KvType::F32 => "KV cache f32 (kv=f32)".to_string(),
         }];
         if w.interleaved > 0 {
             notes.push(format!("{} matrices interleaved by four rows at load (same bytes, reordered)", w.interleaved));
@@ -167,7 +168,7 @@ impl TypedBackend for NativeBackend {
 struct NativeModel {
     engine: forward::Engine,
     facts: BackendFacts,
-    kv: forward::KvType,
+    kv: kv::KvType,
 }
 
 impl LoadedModel for NativeModel {
