@@ -199,14 +199,15 @@ impl Engine {
                 for i in i0..i1 {
                     qs.extend_from_slice(&q[i * nh * hd + h0 * hd..i * nh * hd + h1 * hd]);
                 }
-                resize(&mut scores, rows * keys);
+                // Every element is written by the kernels below (scores, then probabilities or zeros; sums).
+                scores.resize(rows * keys, 0.0);
                 ks.scores_t(&qs, hd, kbuf.slice(g * hd * cap, hd * cap), cap, keys, scale, &mut scores);
                 for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
                     let seen = pos + i0 + r / (h1 - h0) + 1;
                     ks.softmax(&mut row[..seen]);
                     row[seen..].fill(0.0);
                 }
-                resize(&mut outs, rows * hd);
+                outs.resize(rows * hd, 0.0);
                 ks.weighted_sum_rows(&scores, keys, vbuf.slice(g * cap * hd, cap * hd), hd, &mut outs);
                 for (r, o) in outs.chunks_exact(hd).enumerate() {
                     let (i, h) = (i0 + r / (h1 - h0), h0 + r % (h1 - h0));
