@@ -591,16 +591,9 @@ pub unsafe fn softmax(p: &mut [f32]) {
         i += 8;
     }
     let mut total = hsum(sum);
-    if main < n {
-        // The tail through the same vector exp, padded with lanes that are neither stored nor summed.
-        let mut t = [max; 8];
-        t[..n - main].copy_from_slice(&p[main..]);
-        // SAFETY: t holds eight f32.
-        let e = exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(t.as_ptr()) }, mv));
-        // SAFETY: as above.
-        unsafe { _mm256_storeu_ps(t.as_mut_ptr(), e) };
-        p[main..].copy_from_slice(&t[..n - main]);
-        total += t[..n - main].iter().sum::<f32>();
+    for v in &mut p[main..] {
+        *v = (*v - max).exp();
+        total += *v;
     }
     let inv = 1.0 / total;
     p.iter_mut().for_each(|v| *v *= inv);
