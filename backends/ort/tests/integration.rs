@@ -66,15 +66,20 @@ fn conforms_on_tiny_models_of_every_weight_type_and_runs_their_exact_weights() {
 }
 
 /// On tiny models ONNX Runtime (through the ONNX export) and the native engine compute the same function, with
-/// f32 and with int8 activations in MatMulNBits.
+/// f32 and with int8 activations in MatMulNBits, and with the embedding looked up in 8 or 4 bits.
 #[test]
 fn tiny_model_logits_agree_with_native() {
     let dir = tempfile::tempdir().unwrap();
     let ort = backend(dir.path());
-    for ((w, e), acc) in TINY_TYPES.iter().copied().flat_map(|t| [(t, "4"), (t, "1")]) {
+    // Plus a Q4_0 embedding: the fused graph looks it up with 4-bit GatherBlockQuantized in the head's bytes.
+    let types = TINY_TYPES.iter().copied().chain([(GgmlType::Q4_0, GgmlType::Q4_0)]);
+    for ((w, e), acc) in types.flat_map(|t| [(t, "4"), (t, "1")]) {
         let spec = tiny(dir.path(), w, e);
         let a = ort.load(&spec, &opts(&[("accuracy_level", acc)])).unwrap();
         assert!(a.facts().kernel_path.contains(&format!("accuracy_level={acc}")));
+        if (w, e) == (GgmlType::Q4_0, GgmlType::Q4_0) {
+            assert_eq!(a.facts().converted, None, "the Q4_0 table is looked up in its own bytes, no f32 copy");
+        }
         let b = NativeBackend.load(&spec, &opts(&[])).unwrap();
         let cmp = compare_short_exchange(b.as_ref(), a.as_ref());
         LOGITS_CROSS_BACKEND
