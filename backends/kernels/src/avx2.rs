@@ -688,6 +688,36 @@ x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q4_1, q4_x4, true);
 x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q8_0, q8_x4);
 pub(crate) use x4_loop;
 
+/// A path whose own kernels are the 4-row interleaved Q4_0, Q4_1 and Q8_0 products (its `q4_x4` and `q8_x4`) and
+/// which runs the AVX2 kernels for every other type and layout: its cache blocking, its row loops and its `matmul`.
+/// The AVX-512 and AVX-VNNI modules are such paths.
+macro_rules! x4_path {
+    ($feat:literal, pre = $pre:literal, $isa:literal) => {
+        /// Weight rows per cache block, as in the AVX2 loops.
+        const ROW_BLOCK: usize = 64;
+
+        #[doc = concat!("Weight rows `rows` of `w` against every activation row, into `out`.\n\n# Safety\nThe CPU has \
+                         the features [`crate::Isa::", $isa, "`] checks; shapes as [`crate::matmul_rows`] checks; no \
+                         other thread writes these elements of `out`.")]
+        pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+            // SAFETY: forwarded from the caller; this path's CPU has avx2, fma and f16c too.
+            unsafe {
+                match (w.layout, w.ty) {
+                    (crate::Layout::Interleaved4, WeightType::Q4_0) => rows_x4_q4_0(w, rows, acts, out),
+                    (crate::Layout::Interleaved4, WeightType::Q4_1) => rows_x4_q4_1(w, rows, acts, out),
+                    (crate::Layout::Interleaved4, _) => rows_x4_q8_0(w, rows, acts, out),
+                    _ => crate::avx2::matmul(w, rows, acts, out),
+                }
+            }
+        }
+
+        crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q4_0, q4_x4, false);
+        crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q4_1, q4_x4, true);
+        crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q8_0, q8_x4);
+    };
+}
+pub(crate) use x4_path;
+
 /// The tile kernels of the interleaved layout for one 256-bit path (`$feat`): `q4_x4` (four interleaved Q4_0 / Q4_1
 /// rows against `NA` activation rows: two rows' 4-bit values per register, the activation block's halves broadcast
 /// to both lanes, one conversion and one FMA per block for four rows) and `q8_x4` (four interleaved Q8_0 rows,

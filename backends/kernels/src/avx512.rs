@@ -7,34 +7,13 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use crate::acts::{ActRow, QK};
-use crate::avx2::{paired_blocks, x4_loop};
+use crate::avx2::{paired_blocks, x4_path};
 use crate::formats::WeightType;
 use crate::matmul::{OutMatrix, WeightMatrix};
 
-/// Weight rows per cache block, as in the AVX2 loops.
-const ROW_BLOCK: usize = 64;
-
-/// Weight rows `rows` of `w` against every activation row, into `out`.
-///
-/// # Safety
-/// The CPU has the features [`crate::Isa::Avx512Vnni`] checks; shapes as [`crate::matmul_rows`] checks; no other
-/// thread writes these elements of `out`.
-pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
-    // SAFETY: forwarded from the caller; this path's CPU has avx2, fma and f16c too.
-    unsafe {
-        match (w.layout, w.ty) {
-            (crate::Layout::Interleaved4, WeightType::Q4_0) => rows_x4_q4_0(w, rows, acts, out),
-            (crate::Layout::Interleaved4, WeightType::Q4_1) => rows_x4_q4_1(w, rows, acts, out),
-            (crate::Layout::Interleaved4, _) => rows_x4_q8_0(w, rows, acts, out),
-            _ => crate::avx2::matmul(w, rows, acts, out),
-        }
-    }
-}
-
-// The AVX2 module's loop over groups of four rows; these kernels broadcast each activation half as they go.
-x4_loop!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", pre = false, rows_x4_q4_0, q4_x4, false);
-x4_loop!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", pre = false, rows_x4_q4_1, q4_x4, true);
-x4_loop!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", pre = false, rows_x4_q8_0, q8_x4);
+// AVX2's loops over groups of four rows around this module's kernels, which broadcast each activation half as they
+// go (no precomputed broadcasts).
+x4_path!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", pre = false, "Avx512Vnni");
 
 /// Lanes `[r0 ×4, r1 ×4, r2 ×4, r3 ×4]` of the four rows' f16 scales at `p`.
 #[inline]

@@ -9,33 +9,11 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use crate::acts::{ActRow, QK};
-use crate::avx2::{fold4, hadd4, load32, x4_kernels, x4_loop};
+use crate::avx2::{fold4, hadd4, load32, x4_kernels, x4_path};
 use crate::formats::WeightType;
 use crate::matmul::{OutMatrix, WeightMatrix};
 
-/// Weight rows per cache block, as in the AVX2 loops.
-const ROW_BLOCK: usize = 64;
-
-/// Weight rows `rows` of `w` against every activation row, into `out`.
-///
-/// # Safety
-/// The CPU has the features [`crate::Isa::AvxVnni`] checks; shapes as [`crate::matmul_rows`] checks; no other
-/// thread writes these elements of `out`.
-pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
-    // SAFETY: forwarded from the caller; this path's CPU has avx2, fma and f16c too.
-    unsafe {
-        match (w.layout, w.ty) {
-            (crate::Layout::Interleaved4, WeightType::Q4_0) => rows_x4_q4_0(w, rows, acts, out),
-            (crate::Layout::Interleaved4, WeightType::Q4_1) => rows_x4_q4_1(w, rows, acts, out),
-            (crate::Layout::Interleaved4, _) => rows_x4_q8_0(w, rows, acts, out),
-            _ => crate::avx2::matmul(w, rows, acts, out),
-        }
-    }
-}
-
-x4_loop!("avxvnni,avx2,fma,f16c", pre = true, rows_x4_q4_0, q4_x4, false);
-x4_loop!("avxvnni,avx2,fma,f16c", pre = true, rows_x4_q4_1, q4_x4, true);
-x4_loop!("avxvnni,avx2,fma,f16c", pre = true, rows_x4_q8_0, q8_x4);
+x4_path!("avxvnni,avx2,fma,f16c", pre = true, "AvxVnni");
 
 /// Σ lo·alo + hi·ahi per four bytes (u8 × i8), two `vpdpbusd`.
 #[inline]

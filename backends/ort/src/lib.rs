@@ -340,6 +340,15 @@ impl LoadedModel for OrtModel {
     }
 }
 
+/// A named graph input of `shape` holding `data`.
+fn input<T: ort::value::PrimitiveTensorElementType + Clone + std::fmt::Debug + 'static>(
+    name: &str,
+    shape: Vec<usize>,
+    data: Vec<T>,
+) -> Result<(String, DynValue), BackendError> {
+    Ok((name.to_string(), Tensor::from_array((shape, data)).map_err(runtime)?.into_dyn()))
+}
+
 pub(crate) fn runtime(e: impl std::fmt::Display) -> BackendError {
     BackendError::Runtime(format!("onnxruntime: {e}"))
 }
@@ -354,38 +363,23 @@ impl Session for OrtSession<'_> {
     fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
         let g = &self.model.graph;
         let st = Step::new(self.pos, tokens, rows == Rows::All);
-        let (n, n_rows) = (st.seq, st.rows.len());
-        let mut inputs: Vec<(String, DynValue)> = vec![
-            (io::INPUT_IDS.into(), Tensor::from_array(([1, n], st.ids.clone())).map_err(runtime)?.into_dyn()),
-            (io::LOGITS_INDEX.into(), Tensor::from_array(([n_rows], st.rows.clone())).map_err(runtime)?.into_dyn()),
-        ];
-        match g.variant {
-            GraphVariant::Primitive => {
-                inputs.push((
-                    io::POSITION_IDS.into(),
-                    Tensor::from_array(([1, n], st.positions.clone())).map_err(runtime)?.into_dyn(),
-                ));
-                inputs.push((
-                    io::ATTENTION_BIAS.into(),
-                    Tensor::from_array(([n, st.total], st.bias())).map_err(runtime)?.into_dyn(),
-                ));
+        let bias = (g.variant == GraphVariant::Primitive).then(|| st.bias());
+        let Step { ids, positions, rows: index, seq: n, total } = st;
+        let n_rows = index.len();
+        let mut inputs = vec![input(io::INPUT_IDS, vec![1, n], ids)?, input(io::LOGITS_INDEX, vec![n_rows], index)?];
+        match bias {
+            Some(bias) => {
+                inputs.push(input(io::POSITION_IDS, vec![1, n], positions)?);
+                inputs.push(input(io::ATTENTION_BIAS, vec![n, total], bias)?);
             }
-            GraphVariant::Fused => {
-                let total = st.total as i32;
-                inputs.push((
-                    io::SEQLENS_K.into(),
-                    Tensor::from_array(([1], vec![total - 1])).map_err(runtime)?.into_dyn(),
-                ));
-                let scalar: [usize; 0] = [];
-                inputs.push((
-                    io::TOTAL_SEQUENCE_LENGTH.into(),
-                    Tensor::from_array((scalar, vec![total])).map_err(runtime)?.into_dyn(),
-                ));
+            None => {
+                inputs.push(input(io::SEQLENS_K, vec![1], vec![total as i32 - 1])?);
+                inputs.push(input(io::TOTAL_SEQUENCE_LENGTH, vec![], vec![total as i32])?);
             }
         }
         let mut session = self.model.session.lock().map_err(|_| runtime("a previous call panicked"))?;
-        let logits = self.kv.run(&mut session, g, inputs, self.pos, st.total)?;
-        self.pos = st.total;
+        let logits = self.kv.run(&mut session, g, inputs, self.pos, total)?;
+        self.pos = total;
         if logits.len() != n_rows * g.vocab {
             return Err(runtime(format!("{} logits for {n_rows} rows", logits.len())));
         }
