@@ -1,4 +1,5 @@
-//! A llama-architecture transformer on candle tensors: weights from a validated GGUF, a KV cache per session.
+//! A llama-architecture transformer on candle tensors (other architectures of `edgebench_gguf::arch` are refused with
+//! the variations this model lacks): weights from a validated GGUF, a KV cache per session.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -8,7 +9,7 @@ use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul, Q
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
 use edgebench_core::{BackendError, BackendFacts, LoadedModel, Rows, Session};
-use edgebench_gguf::llama::{LlamaParams as Hparams, ParamsError};
+use edgebench_gguf::arch::{ModelDesc as Hparams, ParamsError};
 use edgebench_gguf::{GgmlType, GgufFile};
 
 fn err(e: candle_core::Error) -> BackendError {
@@ -87,7 +88,7 @@ impl CandleModel {
     pub fn load(path: &Path, requantize: Option<crate::Requantize>, device: Device) -> Result<Self, BackendError> {
         let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
         let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
-        let hp = Hparams::from_gguf(&file.gguf).map_err(|e| match e {
+        let hp = Hparams::from_gguf(&file.gguf).and_then(|d| d.require("the candle backend", &[]).map(|_| d)).map_err(|e| match e {
             ParamsError::Unsupported(m) => BackendError::Unsupported(format!("{m} (candle backend)")),
             ParamsError::Invalid(m) => load_err(m),
         })?;

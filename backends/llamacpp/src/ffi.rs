@@ -125,6 +125,29 @@ impl Model {
         unsafe { sys::llama_vocab_n_tokens(sys::llama_model_get_vocab(self.0.as_ptr())) }.max(0) as usize
     }
 
+    /// llama.cpp's own tokenization of `text` (`add_special`: BOS as the vocabulary asks; `parse_special`: control
+    /// token text becomes the token).
+    pub fn tokenize(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>, String> {
+        let len = i32::try_from(text.len()).map_err(|_| "text too long")?;
+        let mut out = vec![0i32; text.len() + 8];
+        // SAFETY: valid model and vocab; `text` is read for `len` bytes; at most `out.len()` tokens are written.
+        let n = unsafe {
+            sys::llama_tokenize(
+                sys::llama_model_get_vocab(self.0.as_ptr()),
+                text.as_ptr().cast(),
+                len,
+                out.as_mut_ptr(),
+                out.len() as i32,
+                add_special,
+                parse_special,
+            )
+        };
+        if n < 0 {
+            return Err(format!("llama_tokenize needs {} tokens", -n));
+        }
+        Ok(out[..n as usize].iter().map(|&t| t as u32).collect())
+    }
+
     /// Context length the model was trained with.
     pub fn n_ctx_train(&self) -> usize {
         // SAFETY: valid model.

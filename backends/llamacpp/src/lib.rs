@@ -18,6 +18,20 @@ mod options;
 #[cfg(feature = "llama-cpp")]
 pub use backend::LlamaCppBackend;
 
+/// llama.cpp's own tokenization of `text` with the vocabulary of the GGUF file at `path` (`add_special`: BOS as the
+/// vocabulary asks; `parse_special`: control-token text becomes the token): the oracle edgebench's tokenizer is
+/// tested against.
+#[cfg(feature = "llama-cpp")]
+pub fn llama_cpp_tokenize(
+    path: &std::path::Path,
+    text: &str,
+    add_special: bool,
+    parse_special: bool,
+) -> Result<Vec<u32>, String> {
+    let params = ffi::ModelParams { mmap: true, repack: false, n_gpu_layers: 0, main_gpu: 0 };
+    ffi::Model::load(path, params)?.tokenize(text, add_special, parse_special)
+}
+
 /// The `llama-cpp-sys-2` release whose vendored llama.cpp this crate builds (pinned exactly in Cargo.toml).
 pub const LLAMA_CPP_SYS_VERSION: &str = "0.1.161";
 

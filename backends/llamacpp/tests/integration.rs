@@ -5,14 +5,15 @@
 use edgebench_backend_candle::CandleBackend;
 use edgebench_backend_llamacpp::LlamaCppBackend;
 use edgebench_core::sampler::Sampler;
-use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
+use edgebench_core::tolerance::{LOGITS_CROSS_BACKEND, TINY_MAX_ABS_LOGIT_DIFF};
 use edgebench_core::{Backend, BackendError, ModelSpec};
 use edgebench_gguf::GgmlType;
 use edgebench_runner::workload;
 use edgebench_stats::drift::LogitComparison;
 use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
-    compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, tiny_model as tiny, TINY_TYPES,
+    compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, registry_model,
+    tiny_arch_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
 };
 
 #[test]
@@ -21,6 +22,50 @@ fn conforms_on_tiny_models_of_every_weight_type() {
     for &(w, e) in TINY_TYPES {
         let spec = tiny(dir.path(), w, e);
         conformance::run_all(&LlamaCppBackend, &spec, 2).unwrap_or_else(|f| panic!("{w} weights, {e} embedding: {f}"));
+    }
+}
+
+/// Every architecture on tiny models, llama.cpp the oracle: llama.cpp passes the conformance suite; the native
+/// engine's logits agree with llama.cpp's within `LOGITS_CROSS_BACKEND` and `TINY_MAX_ABS_LOGIT_DIFF` over an 11-token prompt (longer than the
+/// tiny Gemma 3's 8-position window) and three steps, for 4-bit, 5-bit (widened) and 8-bit weights; candle and the
+/// ONNX export refuse (a skipped cell) naming the variations they lack.
+#[test]
+fn every_architecture_agrees_with_llama_cpp_or_is_refused_with_the_reason() {
+    use edgebench_backend_native::NativeBackend;
+    let dir = tempfile::tempdir().unwrap();
+    for &(arch, rope_freqs) in TINY_ARCHS {
+        for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
+            let spec = tiny_arch_model(dir.path(), arch, rope_freqs, ty);
+            let what = format!("{} ({ty}{})", arch.name(), if rope_freqs { ", rope factors" } else { "" });
+            conformance::run_all(&LlamaCppBackend, &spec, 2).unwrap_or_else(|f| panic!("llama.cpp on {what}: {f}"));
+            let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
+            for kernels in ["auto", "scalar"] {
+                let native = NativeBackend.load(&spec, &opts(&[("kernels", kernels)])).unwrap();
+                let cmp = compare_short_exchange(reference.as_ref(), native.as_ref());
+                eprintln!(
+                    "{what}, native {kernels}: mean KLD {:.5}, top-1 {:.0}%, max |Δlogit| {:.3}",
+                    cmp.mean_kld(),
+                    cmp.top1_agreement() * 100.0,
+                    cmp.max_abs_diff
+                );
+                LOGITS_CROSS_BACKEND
+                    .check(cmp.mean_kld(), cmp.top1_agreement())
+                    .unwrap_or_else(|e| panic!("native ({kernels}) against llama.cpp on {what}: {e}"));
+                assert!(
+                    cmp.max_abs_diff <= TINY_MAX_ABS_LOGIT_DIFF,
+                    "native ({kernels}) against llama.cpp on {what}: max |Δlogit| {}",
+                    cmp.max_abs_diff
+                );
+            }
+            conformance::run_all(&NativeBackend, &spec, 2).unwrap_or_else(|f| panic!("native on {what}: {f}"));
+            match CandleBackend.load(&spec, &opts(&[])) {
+                Err(BackendError::Unsupported(m)) => {
+                    assert!(m.contains("candle backend does not run") && m.contains(arch.name()), "{m}")
+                }
+                Ok(_) => panic!("candle ran {what}, whose variations it does not implement"),
+                Err(e) => panic!("candle on {what}: {e}"),
+            }
+        }
     }
 }
 
@@ -197,24 +242,74 @@ fn requantized_real_model_runs_in_llama_cpp_and_candle() {
 /// KLD printed for the issue notes).
 #[test]
 fn native_engine_matches_llama_cpp_for_64_greedy_tokens() {
+    native_matches_llama_cpp(&real_model(), 64);
+}
+
+/// The same on the real Gemma 3 270M Q4_K_M (gemma3 architecture; Q5_0, Q8_0, Q4_K and Q6_K matrices; a base model,
+/// prompted with plain text): 32 greedy tokens; candle and the ONNX export refuse it with the variations they lack.
+#[test]
+fn native_engine_matches_llama_cpp_on_gemma3_270m() {
+    let spec = registry_model(Some(GEMMA3_ID));
+    native_matches_llama_cpp(&spec, 32);
+    let Err(BackendError::Unsupported(m)) = CandleBackend.load(&spec, &opts(&[])) else {
+        panic!("candle must refuse gemma3 with the reason")
+    };
+    assert!(m.contains("sliding-window layers") && m.contains("GELU gating"), "{m}");
+}
+
+/// edgebench's tokenizer against llama.cpp's own on fixed strings, for the default model's byte-level BPE vocabulary
+/// and Gemma 3's SentencePiece-BPE one (byte fallback, no space prefix): plain text, Unicode, digits, whitespace
+/// runs, code, and control-token text with and without special-token parsing.
+#[test]
+fn tokenizers_agree_with_llama_cpp_on_fixed_strings() {
+    use edgebench_backend_llamacpp::llama_cpp_tokenize;
+    use edgebench_models::tokenizer::Tokenizer;
+    const CASES: &[&str] = &[
+        "Hello, world!",
+        "Explain in two sentences why the sky is blue.",
+        "  leading spaces and trailing  ",
+        "Numbers: 3.14159, 2026-11-22, 1000000 and 42nd.",
+        "I'm sure you'll see they've done it; we'd've known.",
+        "Tabs\tand\nnewlines\n\n\nmixed   with spaces",
+        "Ünïcödé: naïve café, 日本語のテキスト, emoji 🚀🎉, Ελληνικά.",
+        "fn main() { println!(\"{}\", x[0] >= 1 && y != -2); }",
+        "<start_of_turn>user\nhi<end_of_turn>\n<|im_start|>assistant<|im_end|>",
+        "",
+    ];
+    for spec in [real_model(), registry_model(Some(GEMMA3_ID))] {
+        let file = edgebench_gguf::GgufFile::open(&spec.path).unwrap();
+        let tok = Tokenizer::from_gguf(&file.gguf).unwrap();
+        for text in CASES {
+            for special in [false, true] {
+                let want = llama_cpp_tokenize(&spec.path, text, true, special).unwrap();
+                let got = tok.encode(text, special);
+                assert_eq!(got, want, "{}: {text:?} (parse_special {special})", spec.id);
+            }
+        }
+        eprintln!("{}: {} strings × 2 agree with llama.cpp", spec.id, CASES.len());
+    }
+}
+
+/// Greedy tokens of the native engine and llama.cpp from the golden prompt, the same until a near tie for llama.cpp,
+/// and teacher-forced logits within `LOGITS_CROSS_BACKEND`.
+fn native_matches_llama_cpp(spec: &ModelSpec, tokens: usize) {
     use edgebench_backend_native::NativeBackend;
     use edgebench_core::tolerance::GREEDY_NEAR_TIE_LOGITS;
-    let spec = real_model();
-    let (tok, prompt) = golden_prompt(&spec);
-    let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
-    let native = NativeBackend.load(&spec, &opts(&[])).unwrap();
+    let (tok, prompt) = golden_prompt(spec);
+    let reference = LlamaCppBackend.load(spec, &opts(&[])).unwrap();
+    let native = NativeBackend.load(spec, &opts(&[])).unwrap();
     let vocab = native.facts().vocab_size;
     let greedy = |m: &dyn edgebench_core::LoadedModel| {
         let mut s = m.new_session().unwrap();
-        workload::run_repetition(s.as_mut(), &prompt, 63, Sampler::Greedy, vocab).unwrap().generated
+        workload::run_repetition(s.as_mut(), &prompt, tokens - 1, Sampler::Greedy, vocab).unwrap().generated
     };
     let (want, got) = (greedy(reference.as_ref()), greedy(native.as_ref()));
-    assert_eq!((want.len(), got.len()), (64, 64));
-    eprint!("llama.cpp vs native ({}) ", native.facts().kernel_path);
-    let cmp = compare_teacher_forced(reference.as_ref(), native.as_ref(), &prompt, &want[..63]);
+    assert_eq!((want.len(), got.len()), (tokens, tokens));
+    eprint!("{}: llama.cpp vs native ({}) ", spec.id, native.facts().kernel_path);
+    let cmp = compare_teacher_forced(reference.as_ref(), native.as_ref(), &prompt, &want[..tokens - 1]);
     LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
     let Some(d) = want.iter().zip(&got).position(|(a, b)| a != b) else {
-        eprintln!("the same 64 greedy tokens");
+        eprintln!("the same {tokens} greedy tokens: {:?}", tok.decode(&got));
         return;
     };
     // Both engines at the state where they part (native's own tokens so far are llama.cpp's).
@@ -230,7 +325,8 @@ fn native_engine_matches_llama_cpp_for_64_greedy_tokens() {
     let (a, b) = (want[d] as usize, got[d] as usize);
     let (margin_ref, margin_native) = (lr[a] - lr[b], ln[b] - ln[a]);
     eprintln!(
-        "greedy tokens part at {d} of 64: llama.cpp {a} by {margin_ref:.4} over {b}, native {b} by {margin_native:.4}"
+        "greedy tokens part at {d} of {tokens}: llama.cpp {a} by {margin_ref:.4} over {b}, native {b} by \
+         {margin_native:.4}"
     );
     assert!(
         margin_ref <= GREEDY_NEAR_TIE_LOGITS,

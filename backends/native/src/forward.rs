@@ -1,9 +1,11 @@
-//! The forward pass: a session's KV cache and scratch buffers, batched prefill (matrix-matrix) and decode
-//! (matrix-vector) through the same code, every matrix product and the attention split across the model's pool.
+//! The forward pass of every architecture the description ([`edgebench_gguf::arch`]) names: a session's KV cache
+//! and scratch buffers, batched prefill (matrix-matrix) and decode (matrix-vector) through the same code, every
+//! matrix product and the attention split across the model's pool.
 
 use std::sync::Mutex;
 
 use edgebench_core::BackendError;
+use edgebench_gguf::arch::Activation;
 use edgebench_gguf::quant;
 use edgebench_kernels::{matmul_rows, KernelSet, OutMatrix, QuantActs, WeightMatrix};
 
@@ -157,7 +159,7 @@ impl Engine {
     }
 
     /// Causal grouped-query attention of `n` new query rows (`q`, positions `pos..pos+n`) over layer `li`'s cache,
-    /// into `att`. A prompt's unit is a block of `QUERY_BLOCK` positions times the query heads of one KV head, so
+    /// into `att`; a sliding layer's query at `p` sees keys from `p − window + 1` only. A prompt's unit is a block of `QUERY_BLOCK` positions times the query heads of one KV head, so
     /// each key and value is loaded once for all of them; a single position's unit is one head (more units than
     /// threads). Units are interleaved across threads (causal rows grow with the position).
     #[allow(clippy::too_many_arguments)]
@@ -176,7 +178,8 @@ impl Engine {
         let rep = nh / nkv;
         resize(att, n * nh * hd);
         let out = Shared(att.as_mut_ptr(), att.len());
-        let scale = 1.0 / (hd as f32).sqrt();
+        let scale = hp.attn_scale;
+        let window = hp.window(li);
         // (first position, last position + 1, first head, last head + 1), the heads within one KV head's group.
         let units: Vec<(usize, usize, usize, usize)> = if n >= QUERY_BLOCK {
             (0..n)
@@ -204,7 +207,9 @@ impl Engine {
                 ks.scores_t(&qs, hd, kbuf.slice(g * hd * cap, hd * cap), cap, keys, scale, &mut scores);
                 for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
                     let seen = pos + i0 + r / (h1 - h0) + 1;
-                    ks.softmax(&mut row[..seen]);
+                    let from = window.map_or(0, |w| seen.saturating_sub(w));
+                    ks.softmax(&mut row[from..seen]);
+                    row[..from].fill(0.0);
                     row[seen..].fill(0.0);
                 }
                 outs.resize(rows * hd, 0.0);
@@ -231,11 +236,22 @@ impl Engine {
 
         resize(&mut st.x, n * e);
         for (i, &t) in tokens.iter().enumerate() {
-            let row =
+            let mut row =
                 quant::dequantize(w.embd.ty.ggml(), &w.embd.row(t as usize), e).map_err(|err| rt(err.to_string()))?;
+            if let Some(s) = hp.embd_scale {
+                row.iter_mut().for_each(|v| *v *= s);
+            }
             st.x[i * e..(i + 1) * e].copy_from_slice(&row);
         }
-        let (cos, sin) = ops::rope_tables(st.pos, n, hd, hp.rope_base, hp.rope_scale);
+        let tables = |li: usize| {
+            let (base, scale) = hp.rope(li);
+            ops::rope_tables(st.pos, n, hd, base, scale, w.rope_freqs.as_deref())
+        };
+        // The tables of full-attention layers, and of sliding ones (their own rope base) when there are any.
+        let first_of = |slides: bool| (0..hp.n_layer).find(|&li| hp.slides(li) == slides);
+        let full = tables(first_of(false).unwrap_or(0));
+        let local = first_of(true).map(tables);
+        let (qd, act) = (hp.q_dim(), hp.activation);
         st.kv.reserve(st.pos + n, st.pos, hp.n_head_kv, hd);
         for (li, layer) in w.layers.iter().enumerate() {
             let x = &st.x;
@@ -247,13 +263,29 @@ impl Engine {
                 &st.acts,
                 &mut [(&layer.wq, &mut st.q), (&layer.wk, &mut st.kn), (&layer.wv, &mut st.vn)],
             )?;
-            ops::rope(&mut st.q, hp.n_head, hd, &cos, &sin);
-            ops::rope(&mut st.kn, hp.n_head_kv, hd, &cos, &sin);
+            if let Some([bq, bk, bv]) = &layer.bias {
+                for (out, b) in [(&mut st.q, bq), (&mut st.kn, bk), (&mut st.vn, bv)] {
+                    out.chunks_exact_mut(b.len()).for_each(|r| r.iter_mut().zip(b).for_each(|(v, c)| *v += c));
+                }
+            }
+            if let Some([nq, nk]) = &layer.qk_norm {
+                ops::rms_norm_in_place(&mut st.q, nq, hp.eps);
+                ops::rms_norm_in_place(&mut st.kn, nk, hp.eps);
+            }
+            let (cos, sin) = match &local {
+                Some(l) if hp.slides(li) => (&l.0, &l.1),
+                _ => (&full.0, &full.1),
+            };
+            ops::rope(&mut st.q, hp.n_head, hd, cos, sin, hp.rope_style);
+            ops::rope(&mut st.kn, hp.n_head_kv, hd, cos, sin, hp.rope_style);
             st.kv.store(li, &st.kn, &st.vn, st.pos, hp.n_head_kv, hd);
             self.attention(pool, &st.q, &st.kv, li, n, st.pos, &mut st.att)?;
             let att = &st.att;
-            self.fill_acts(pool, &mut st.acts, n, e, &|j, row| row.copy_from_slice(&att[j * e..(j + 1) * e]))?;
+            self.fill_acts(pool, &mut st.acts, n, qd, &|j, row| row.copy_from_slice(&att[j * qd..(j + 1) * qd]))?;
             self.matmuls(pool, &st.acts, &mut [(&layer.wo, &mut st.o)])?;
+            if let Some([post_attn, _]) = &layer.post_norms {
+                ops::rms_norm_in_place(&mut st.o, post_attn, hp.eps);
+            }
             st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
 
             let x = &st.x;
@@ -263,9 +295,16 @@ impl Engine {
             self.matmuls(pool, &st.acts, &mut [(&layer.gate, &mut st.g), (&layer.up, &mut st.u)])?;
             let (g, u, ff) = (&st.g, &st.u, hp.n_ff);
             self.fill_acts(pool, &mut st.acts, n, ff, &|j, row| {
-                ops::swiglu(row, &g[j * ff..(j + 1) * ff], &u[j * ff..(j + 1) * ff])
+                let (g, u) = (&g[j * ff..(j + 1) * ff], &u[j * ff..(j + 1) * ff]);
+                match act {
+                    Activation::Silu => ops::swiglu(row, g, u),
+                    Activation::GeluTanh => ops::geglu(row, g, u),
+                }
             })?;
             self.matmuls(pool, &st.acts, &mut [(&layer.down, &mut st.o)])?;
+            if let Some([_, post_ffn]) = &layer.post_norms {
+                ops::rms_norm_in_place(&mut st.o, post_ffn, hp.eps);
+            }
             st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
         }
         let first = if all { 0 } else { n - 1 };
@@ -275,6 +314,9 @@ impl Engine {
         st.acts.set(&self.ks, &h, rows, e, true);
         let mut logits = Vec::new();
         self.matmuls(pool, &st.acts, &mut [(w.output(), &mut logits)])?;
+        if let Some(cap) = hp.logit_softcap {
+            ops::softcap(&mut logits, cap);
+        }
         st.pos += n;
         Ok(logits)
     }

@@ -1,7 +1,8 @@
-//! The native backend: edgebench's own CPU engine for llama-architecture GGUF models, on the kernels of
+//! The native backend: edgebench's own CPU engine for GGUF models of every architecture `edgebench_gguf::arch`
+//! describes (llama incl. Llama 3.1's rope factors, qwen2, qwen3, gemma3, phi3), on the kernels of
 //! `edgebench-kernels` (run-time dispatch: AVX-512 VNNI, AVX-VNNI or AVX2+FMA on x86-64, NEON on aarch64, scalar elsewhere).
 //!
-//! Weights run in their file format (no conversion at load), activations are quantized to 8 bits per block of 32
+//! Weights run in their file format (Q5_0 alone widened at load to Q8_0, exactly: same scale, codes − 16), activations are quantized to 8 bits per block of 32
 //! for the block-quantized weights, the KV cache is f16 as llama.cpp's default (`kv=f32` keeps f32; keys stored
 //! transposed, each loaded once for every query head of its GQA group), and a pool of `--threads` compute threads
 //! (the caller included) splits every matrix product by weight rows and the attention by (block of positions, KV
@@ -142,6 +143,7 @@ impl TypedBackend for NativeBackend {
         if w.output.is_none() {
             notes.push("output projection tied to token_embd".into());
         }
+        notes.push(format!("architecture {}", w.hp.arch.name()));
         let facts = BackendFacts {
             versions: vec![VERSION.into()],
             kernel_path: format!(
@@ -153,7 +155,9 @@ impl TypedBackend for NativeBackend {
             threads: pool.threads(),
             vocab_size: w.hp.vocab,
             context_length: w.hp.n_ctx,
-            converted: None,
+            converted: (w.widened > 0).then(|| {
+                format!("{} × Q5_0 widened to Q8_0 at load (exact: same scale, codes − 16)", w.widened)
+            }),
             notes,
             weights: None,
         };
@@ -174,6 +178,14 @@ struct NativeModel {
 impl LoadedModel for NativeModel {
     fn facts(&self) -> BackendFacts {
         self.facts.clone()
+    }
+
+    fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
+        let w = &self.engine.w;
+        if w.widened == 0 {
+            return Ok(None);
+        }
+        model::fingerprint(w).map(|fp| Some((fp, "widened Q5_0 tensors decoded from the Q8_0 blocks held".into())))
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {

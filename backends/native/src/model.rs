@@ -1,15 +1,16 @@
-//! Loading a llama-architecture GGUF into the native engine: hyper-parameters from `llama.*` metadata, each weight
-//! matrix kept in its file format (the kernels read ggml's blocks as stored), norms as f32.
+//! Loading a GGUF into the native engine through the architecture description ([`edgebench_gguf::arch`]): each
+//! weight matrix kept in its file format (the kernels read ggml's blocks as stored) except Q5_0, widened exactly to
+//! Q8_0 (same scale, codes − 16); fused QKV and gate/up matrices split by rows; norms and biases as f32.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use edgebench_core::BackendError;
-use edgebench_gguf::llama::ParamsError;
-use edgebench_gguf::{quant, GgufFile};
+use edgebench_gguf::arch::{names, ParamsError};
+use edgebench_gguf::{quant, GgmlType, GgufFile};
 use edgebench_kernels::{repack, Layout, WeightMatrix, WeightType};
 
-pub use edgebench_gguf::llama::LlamaParams as Hparams;
+pub use edgebench_gguf::arch::ModelDesc as Hparams;
 
 /// One weight matrix in its file format.
 pub struct Weight {
@@ -21,8 +22,10 @@ pub struct Weight {
     pub rows: usize,
     /// Input features.
     pub cols: usize,
-    /// The tensor's bytes as stored.
+    /// The tensor's bytes as stored (or widened, see `source`).
     pub data: Vec<u8>,
+    /// The file tensor these rows come from, its first row, and its type when that differs from `ty` (widened).
+    pub source: (String, usize, Option<GgmlType>),
 }
 
 impl Weight {
@@ -48,27 +51,39 @@ impl Weight {
 pub struct Layer {
     /// RMSNorm before attention.
     pub attn_norm: Vec<f32>,
-    /// Query, key, value and output projections.
+    /// Query projection.
     pub wq: Weight,
     /// Key projection.
     pub wk: Weight,
     /// Value projection.
     pub wv: Weight,
+    /// Q, K and V biases (qwen2).
+    pub bias: Option<[Vec<f32>; 3]>,
+    /// Per-head RMSNorm weights of Q and K (qwen3, gemma3).
+    pub qk_norm: Option<[Vec<f32>; 2]>,
     /// Attention output projection.
     pub wo: Weight,
+    /// RMSNorms of the attention and MLP outputs (gemma3).
+    pub post_norms: Option<[Vec<f32>; 2]>,
     /// RMSNorm before the MLP.
     pub ffn_norm: Vec<f32>,
-    /// SwiGLU gate.
+    /// Gate projection.
     pub gate: Weight,
-    /// SwiGLU up projection.
+    /// Up projection.
     pub up: Weight,
     /// Down projection.
     pub down: Weight,
 }
 
+impl Layer {
+    fn matrices(&self) -> [&Weight; 7] {
+        [&self.wq, &self.wk, &self.wv, &self.wo, &self.gate, &self.up, &self.down]
+    }
+}
+
 /// All weights of a model.
 pub struct Weights {
-    /// Hyper-parameters.
+    /// Hyper-parameters and block variations.
     pub hp: Hparams,
     /// Token embedding table (`vocab` rows of `n_embd`).
     pub embd: Weight,
@@ -78,10 +93,16 @@ pub struct Weights {
     pub output_norm: Vec<f32>,
     /// Output projection; `None` when tied to the embedding table.
     pub output: Option<Weight>,
+    /// Rope frequency divisors (`rope_freqs.weight`), when the file has them.
+    pub rope_freqs: Option<Vec<f32>>,
     /// Tensor count per type (for the facts).
     pub types: BTreeMap<WeightType, usize>,
     /// Matrices stored interleaved.
     pub interleaved: usize,
+    /// File tensors widened at load (Q5_0 to Q8_0).
+    pub widened: usize,
+    /// The file.
+    pub path: std::path::PathBuf,
 }
 
 impl Weights {
@@ -89,10 +110,25 @@ impl Weights {
     pub fn output(&self) -> &Weight {
         self.output.as_ref().unwrap_or(&self.embd)
     }
+
+    /// Every matrix held.
+    pub fn matrices(&self) -> impl Iterator<Item = &Weight> {
+        self.layers.iter().flat_map(Layer::matrices).chain([&self.embd]).chain(self.output.as_ref())
+    }
 }
 
-/// Reads and checks every tensor of a llama-architecture file; with `interleave`, reorders the blocks of every
-/// matrix that has an interleaved layout ([`repack`]).
+/// Q5_0 blocks re-encoded as Q8_0 with the same f16 scale and codes `q − 16`: every value is unchanged.
+fn widen_q5_0(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() / 22 * 34);
+    for b in data.chunks_exact(22) {
+        out.extend_from_slice(&b[..2]);
+        out.extend(quant::q5_values(&b[2..]).iter().map(|&q| (q as i8 - 16) as u8));
+    }
+    out
+}
+
+/// Reads and checks every tensor of a file the architecture description accepts; with `interleave`, reorders the
+/// blocks of every matrix that has an interleaved layout ([`repack`]).
 pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
     let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
     let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
@@ -100,74 +136,147 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
         ParamsError::Unsupported(m) => BackendError::Unsupported(format!("{m} (native backend)")),
         ParamsError::Invalid(m) => load_err(m),
     })?;
-    if hp.n_embd % 32 != 0 || hp.n_ff % 32 != 0 {
+    if hp.n_embd % 32 != 0 || hp.n_ff % 32 != 0 || hp.q_dim() % 32 != 0 {
         return Err(BackendError::Unsupported(format!(
-            "widths {} and {} are not multiples of 32 (the native backend quantizes activations in blocks of 32)",
-            hp.n_embd, hp.n_ff
+            "widths {}, {} and {} are not all multiples of 32 (the native backend quantizes activations in blocks \
+             of 32)",
+            hp.n_embd,
+            hp.n_ff,
+            hp.q_dim()
         )));
     }
     let g = &file.gguf;
     let mut types = BTreeMap::new();
-    let mut weight = |name: &str, rows: usize, cols: usize| -> Result<Weight, BackendError> {
+    let mut widened = 0;
+    // Rows `first..first + rows` of the matrix `name` of `total` rows (all of it unless fused).
+    let mut weight = |name: &str, first: usize, rows: usize, total: usize, cols: usize| -> Result<Weight, BackendError> {
         let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;
-        if info.dims != [cols as u64, rows as u64] {
-            return Err(load_err(format!("tensor {name} has shape {:?}, expected [{cols}, {rows}]", info.dims)));
+        if info.dims != [cols as u64, total as u64] {
+            return Err(load_err(format!("tensor {name} has shape {:?}, expected [{cols}, {total}]", info.dims)));
         }
-        let ty = WeightType::from_ggml(info.ty).ok_or_else(|| {
+        let wide = info.ty == GgmlType::Q5_0;
+        let ty = if wide { Some(WeightType::Q8_0) } else { WeightType::from_ggml(info.ty) }.ok_or_else(|| {
             BackendError::Unsupported(format!(
-                "tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K)",
+                "tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K; Q5_0 widened to \
+                 Q8_0)",
                 info.ty
             ))
         })?;
-        if !cols.is_multiple_of(ty.block_len()) {
-            return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", ty.name())));
+        if !cols.is_multiple_of(info.ty.block_size() as usize) {
+            return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", info.ty)));
         }
-        *types.entry(ty).or_insert(0) += 1;
         let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
+        let rb = data.len() / total;
+        let mut data = data[first * rb..(first + rows) * rb].to_vec();
+        if first == 0 {
+            *types.entry(ty).or_insert(0) += 1;
+            widened += wide as usize;
+        }
+        if wide {
+            data = widen_q5_0(&data);
+        }
+        let source = (name.to_string(), first, wide.then_some(info.ty));
         if interleave {
             if let Some(x) = repack::interleave(ty, rows, cols, &data) {
-                return Ok(Weight { layout: Layout::Interleaved4, ty, rows, cols, data: x });
+                return Ok(Weight { layout: Layout::Interleaved4, ty, rows, cols, data: x, source });
             }
         }
-        Ok(Weight { layout: Layout::Plain, ty, rows, cols, data })
+        Ok(Weight { layout: Layout::Plain, ty, rows, cols, data, source })
     };
-    let (e, kv, ff) = (hp.n_embd, hp.n_head_kv * hp.head_dim, hp.n_ff);
+    let (e, q, kv, ff) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
-        let w = |n: &str| format!("blk.{i}.{n}.weight");
-        let (wq, wk, wv, wo) = (
-            weight(&w("attn_q"), e, e)?,
-            weight(&w("attn_k"), kv, e)?,
-            weight(&w("attn_v"), kv, e)?,
-            weight(&w("attn_output"), e, e)?,
-        );
-        let (gate, up, down) =
-            (weight(&w("ffn_gate"), ff, e)?, weight(&w("ffn_up"), ff, e)?, weight(&w("ffn_down"), e, ff)?);
-        layers.push(Layer { attn_norm: Vec::new(), wq, wk, wv, wo, ffn_norm: Vec::new(), gate, up, down });
+        let w = |n: &str| names::blk(i, &format!("{n}.weight"));
+        let (wq, wk, wv) = if hp.fused_qkv {
+            let (n, t) = (w("attn_qkv"), q + 2 * kv);
+            (weight(&n, 0, q, t, e)?, weight(&n, q, kv, t, e)?, weight(&n, q + kv, kv, t, e)?)
+        } else {
+            (weight(&w("attn_q"), 0, q, q, e)?, weight(&w("attn_k"), 0, kv, kv, e)?, weight(&w("attn_v"), 0, kv, kv, e)?)
+        };
+        let wo = weight(&w("attn_output"), 0, e, e, q)?;
+        let (gate, up) = if hp.fused_gate_up {
+            let n = w("ffn_up");
+            (weight(&n, 0, ff, 2 * ff, e)?, weight(&n, ff, ff, 2 * ff, e)?)
+        } else {
+            (weight(&w("ffn_gate"), 0, ff, ff, e)?, weight(&w("ffn_up"), 0, ff, ff, e)?)
+        };
+        let down = weight(&w("ffn_down"), 0, e, e, ff)?;
+        let none = Vec::new;
+        layers.push(Layer {
+            attn_norm: none(),
+            wq,
+            wk,
+            wv,
+            bias: None,
+            qk_norm: None,
+            wo,
+            post_norms: None,
+            ffn_norm: none(),
+            gate,
+            up,
+            down,
+        });
     }
-    let embd = weight("token_embd.weight", hp.vocab, e)?;
-    let output = match g.tensor("output.weight") {
-        Ok(_) => Some(weight("output.weight", hp.vocab, e)?),
+    let embd = weight(names::TOKEN_EMBD, 0, hp.vocab, hp.vocab, e)?;
+    let output = match g.tensor(names::OUTPUT) {
+        Ok(_) => Some(weight(names::OUTPUT, 0, hp.vocab, hp.vocab, e)?),
         Err(_) => None,
     };
-    let vector = |name: &str| -> Result<Vec<f32>, BackendError> {
+    let vector = |name: &str, n: usize| -> Result<Vec<f32>, BackendError> {
         let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;
-        if info.n_elements != e as u64 {
-            return Err(load_err(format!("tensor {name} has {} values, expected {e}", info.n_elements)));
+        if info.n_elements != n as u64 {
+            return Err(load_err(format!("tensor {name} has {} values, expected {n}", info.n_elements)));
         }
         let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
-        quant::dequantize(info.ty, &data, e).map_err(|err| load_err(format!("tensor {name}: {err}")))
+        quant::dequantize(info.ty, &data, n).map_err(|err| load_err(format!("tensor {name}: {err}")))
     };
     for (i, l) in layers.iter_mut().enumerate() {
-        l.attn_norm = vector(&format!("blk.{i}.attn_norm.weight"))?;
-        l.ffn_norm = vector(&format!("blk.{i}.ffn_norm.weight"))?;
+        let v = |n: &str, len: usize| vector(&names::blk(i, n), len);
+        l.attn_norm = v("attn_norm.weight", e)?;
+        l.ffn_norm = v("ffn_norm.weight", e)?;
+        if hp.qkv_bias {
+            l.bias = Some(if hp.fused_qkv {
+                let b = v("attn_qkv.bias", q + 2 * kv)?;
+                [b[..q].to_vec(), b[q..q + kv].to_vec(), b[q + kv..].to_vec()]
+            } else {
+                [v("attn_q.bias", q)?, v("attn_k.bias", kv)?, v("attn_v.bias", kv)?]
+            });
+        }
+        if hp.qk_norm {
+            l.qk_norm = Some([v("attn_q_norm.weight", hp.head_dim)?, v("attn_k_norm.weight", hp.head_dim)?]);
+        }
+        if hp.post_norms {
+            l.post_norms = Some([v("post_attention_norm.weight", e)?, v("post_ffw_norm.weight", e)?]);
+        }
     }
-    let output_norm = vector("output_norm.weight")?;
-    let interleaved = layers
-        .iter()
-        .flat_map(|l| [&l.wq, &l.wk, &l.wv, &l.wo, &l.gate, &l.up, &l.down])
-        .chain([&embd].into_iter().chain(output.as_ref()))
-        .filter(|w| w.layout == Layout::Interleaved4)
-        .count();
-    Ok(Weights { hp, embd, layers, output_norm, output, types, interleaved })
+    let output_norm = vector(names::OUTPUT_NORM, e)?;
+    let rope_freqs = if hp.rope_freq_factors { Some(vector(names::ROPE_FREQS, hp.head_dim / 2)?) } else { None };
+    let mut w = Weights { hp, embd, layers, output_norm, output, rope_freqs, types, interleaved: 0, widened, path: path.into() };
+    w.interleaved = w.matrices().filter(|m| m.layout == Layout::Interleaved4).count();
+    Ok(w)
+}
+
+/// The fingerprint of the values held: widened tensors decoded from the blocks the engine runs (split rows put back
+/// in file order), every other tensor from the file, as it runs them as stored.
+pub fn fingerprint(w: &Weights) -> Result<String, BackendError> {
+    let fail = |e: edgebench_gguf::GgufError| BackendError::Runtime(format!("fingerprint: {e}"));
+    let mut parts: BTreeMap<&str, Vec<(usize, &Weight)>> = BTreeMap::new();
+    for m in w.matrices().filter(|m| m.source.2.is_some()) {
+        parts.entry(m.source.0.as_str()).or_default().push((m.source.1, m));
+    }
+    let mut fp = edgebench_gguf::fingerprint::Fingerprinter::new();
+    for (name, mut pieces) in parts {
+        pieces.sort_by_key(|p| p.0);
+        let mut values = Vec::new();
+        for (_, m) in &pieces {
+            for r in 0..m.rows {
+                values.extend(quant::dequantize(m.ty.ggml(), &m.row(r), m.cols).map_err(fail)?);
+            }
+        }
+        let rows: usize = pieces.iter().map(|p| p.1.rows).sum();
+        fp.tensor(name, &[pieces[0].1.cols as u64, rows as u64], &values).map_err(fail)?;
+    }
+    let file = GgufFile::open(&w.path).map_err(|e| BackendError::Runtime(e.to_string()))?;
+    edgebench_gguf::fingerprint::add_file(&mut fp, &file).map_err(fail)?;
+    Ok(fp.finish())
 }

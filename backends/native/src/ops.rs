@@ -1,5 +1,7 @@
-//! The small element-wise operations of a llama block (RMSNorm, rotary embedding, SiLU gating), plain loops over
-//! rows; the heavy work is in the kernels.
+//! The small element-wise operations of a transformer block (RMSNorm, rotary embedding in both pairings, SiLU and
+//! GELU gating, soft-capping), plain loops over rows; the heavy work is in the kernels.
+
+use edgebench_gguf::arch::RopeStyle;
 
 /// `out = x / sqrt(mean(x²) + eps) · w` for each row of `x` (row width `w.len()`); the sum of squares in f64, as
 /// ggml accumulates it.
@@ -14,11 +16,29 @@ pub fn rms_norm(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
+/// In-place [`rms_norm`] of each `w.len()`-wide row of `x` (per-head Q/K norms, post-norms).
+pub fn rms_norm_in_place(x: &mut [f32], w: &[f32], eps: f32) {
+    let mut tmp = vec![0f32; w.len()];
+    for row in x.chunks_exact_mut(w.len()) {
+        rms_norm(row, w, eps, &mut tmp);
+        row.copy_from_slice(&tmp);
+    }
+}
+
 /// cos and sin of every rotation angle for `n` positions from `pos`: `n × head_dim/2` values each, angle
-/// `(p / scale) · base^(−2i/head_dim)`.
-pub fn rope_tables(pos: usize, n: usize, head_dim: usize, base: f32, scale: f32) -> (Vec<f32>, Vec<f32>) {
+/// `(p / scale) · base^(−2i/head_dim) / factor_i` (`factors`: Llama 3.1's per-frequency divisors, else 1).
+pub fn rope_tables(
+    pos: usize,
+    n: usize,
+    head_dim: usize,
+    base: f32,
+    scale: f32,
+    factors: Option<&[f32]>,
+) -> (Vec<f32>, Vec<f32>) {
     let half = head_dim / 2;
-    let inv: Vec<f32> = (0..half).map(|i| base.powf(-((2 * i) as f32) / head_dim as f32)).collect();
+    let inv: Vec<f32> = (0..half)
+        .map(|i| base.powf(-((2 * i) as f32) / head_dim as f32) / factors.map_or(1.0, |f| f[i]))
+        .collect();
     let mut cos = Vec::with_capacity(n * half);
     let mut sin = Vec::with_capacity(n * half);
     for p in pos..pos + n {
@@ -31,20 +51,38 @@ pub fn rope_tables(pos: usize, n: usize, head_dim: usize, base: f32, scale: f32)
     (cos, sin)
 }
 
-/// Rotates adjacent pairs `(x[2i], x[2i+1])` of every head of every row (ggml's "normal" rope, which llama GGUF
-/// files are converted for). `x` is `n` rows of `heads × head_dim`.
-pub fn rope(x: &mut [f32], heads: usize, head_dim: usize, cos: &[f32], sin: &[f32]) {
+/// Rotates the pairs of every head of every row: adjacent `(x[2i], x[2i+1])` (ggml's "normal" rope, which llama
+/// GGUF files are converted for) or halves `(x[i], x[i + d/2])` (ggml's "neox"). `x` is `n` rows of
+/// `heads × head_dim`.
+pub fn rope(x: &mut [f32], heads: usize, head_dim: usize, cos: &[f32], sin: &[f32], style: RopeStyle) {
     let half = head_dim / 2;
     for (i, row) in x.chunks_exact_mut(heads * head_dim).enumerate() {
         let (c, s) = (&cos[i * half..(i + 1) * half], &sin[i * half..(i + 1) * half]);
         for head in row.chunks_exact_mut(head_dim) {
-            for (k, pair) in head.chunks_exact_mut(2).enumerate() {
-                let (a, b) = (pair[0], pair[1]);
-                pair[0] = a * c[k] - b * s[k];
-                pair[1] = a * s[k] + b * c[k];
+            for k in 0..half {
+                let (ia, ib) = match style {
+                    RopeStyle::Adjacent => (2 * k, 2 * k + 1),
+                    RopeStyle::Halves => (k, k + half),
+                };
+                let (a, b) = (head[ia], head[ib]);
+                head[ia] = a * c[k] - b * s[k];
+                head[ib] = a * s[k] + b * c[k];
             }
         }
     }
+}
+
+/// `out = gelu(gate) · up`, GELU in its tanh approximation (ggml's `gelu`).
+pub fn geglu(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = 0.5 * g * (1.0 + (SQRT_2_OVER_PI * g * (1.0 + 0.044715 * g * g)).tanh()) * u;
+    }
+}
+
+/// `cap · tanh(x / cap)` of every value.
+pub fn softcap(x: &mut [f32], cap: f32) {
+    x.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
 }
 
 /// `out = silu(gate) · up`.
@@ -71,16 +109,38 @@ mod tests {
 
     #[test]
     fn rope_rotates_pairs_by_position() {
-        let (cos, sin) = rope_tables(1, 1, 4, 10000.0, 1.0);
+        let (cos, sin) = rope_tables(1, 1, 4, 10000.0, 1.0, None);
         let mut x = [1.0, 0.0, 1.0, 0.0];
-        rope(&mut x, 1, 4, &cos, &sin);
+        rope(&mut x, 1, 4, &cos, &sin, RopeStyle::Adjacent);
         // pair 0 turns by 1 radian, pair 1 by 1/100 radian.
         assert!((x[0] - 1f32.cos()).abs() < 1e-6 && (x[1] - 1f32.sin()).abs() < 1e-6);
         assert!((x[2] - 0.01f32.cos()).abs() < 1e-6 && (x[3] - 0.01f32.sin()).abs() < 1e-6);
-        let (cos0, sin0) = rope_tables(0, 1, 4, 10000.0, 1.0);
+        let (cos0, sin0) = rope_tables(0, 1, 4, 10000.0, 1.0, None);
         let mut y = [0.3, -0.2, 0.5, 0.7];
-        rope(&mut y, 1, 4, &cos0, &sin0);
+        rope(&mut y, 1, 4, &cos0, &sin0, RopeStyle::Halves);
         assert_eq!(y, [0.3, -0.2, 0.5, 0.7], "position 0 is the identity");
+        // Halves pair dimension 0 with 2 (turned by 1 radian) and 1 with 3 (by 1/100).
+        let mut z = [1.0, 1.0, 0.0, 0.0];
+        rope(&mut z, 1, 4, &cos, &sin, RopeStyle::Halves);
+        assert!((z[0] - 1f32.cos()).abs() < 1e-6 && (z[2] - 1f32.sin()).abs() < 1e-6);
+        assert!((z[1] - 0.01f32.cos()).abs() < 1e-6 && (z[3] - 0.01f32.sin()).abs() < 1e-6);
+        // A divisor of 100 on the fast frequency slows it to the slow one's angle.
+        let (cf, sf) = rope_tables(1, 1, 4, 10000.0, 1.0, Some(&[100.0, 1.0]));
+        assert!((cf[0] - cf[1]).abs() < 1e-6 && (sf[0] - sf[1]).abs() < 1e-6);
+    }
+
+    #[test]
+    fn geglu_and_softcap() {
+        let mut g = [9.0; 3];
+        geglu(&mut g, &[0.0, 10.0, -10.0], &[5.0, 2.0, 2.0]);
+        assert_eq!(g[0], 0.0);
+        assert!((g[1] - 20.0).abs() < 1e-3 && g[2].abs() < 1e-3);
+        let mut one = [1.0];
+        geglu(&mut one, &[1.0], &[1.0]);
+        assert!((one[0] - 0.841_192).abs() < 1e-5, "gelu_tanh(1) = {}", one[0]);
+        let mut x = [0.0, 100.0, -3.0];
+        softcap(&mut x, 30.0);
+        assert!(x[0] == 0.0 && x[1] < 30.0 && x[1] > 29.9 && (x[2] + 30.0 * 0.1f32.tanh()).abs() < 1e-5);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use edgebench_backend_native::NativeBackend;
 use edgebench_core::sampler::Sampler;
 use edgebench_core::tolerance::{GREEDY_NEAR_TIE_LOGITS, LOGITS_CROSS_BACKEND};
 use edgebench_core::{Backend, ModelSpec, Support};
-use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+use edgebench_gguf::synth::{tiny_model, TinyConfig};
 use edgebench_gguf::GgmlType;
 use edgebench_kernels::{Isa, KernelSet};
 use edgebench_runner::workload;
@@ -91,13 +91,13 @@ fn bad_requests_are_clear_errors() {
     assert!(err.contains("garbage.gguf"), "{err}");
     let odd = dir.path().join("odd.gguf");
     let cfg = TinyConfig { n_embd: 48, weight_type: GgmlType::F32, embd_type: GgmlType::F32, ..TinyConfig::default() };
-    tiny_llama(&cfg).unwrap().write(&odd).unwrap();
+    tiny_model(&cfg).unwrap().write(&odd).unwrap();
     let err = NativeBackend
         .load(&ModelSpec { id: "odd".into(), path: odd, sha256: String::new() }, &opts(&[]))
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("not multiples of 32"), "{err}");
+    assert!(err.contains("multiples of 32"), "{err}");
     let m = NativeBackend.load(&spec, &opts(&[])).unwrap();
     let mut s = m.new_session().unwrap();
     let v = m.facts().vocab_size as u32;

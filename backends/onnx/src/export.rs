@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use edgebench_gguf::llama::LlamaParams;
+use edgebench_gguf::arch::ModelDesc as LlamaParams;
 use edgebench_gguf::{GgmlType, GgufFile};
 use serde::{Deserialize, Serialize};
 
@@ -566,6 +566,7 @@ impl Ctx<'_> {
 /// Writes the ONNX graph of a llama GGUF file. `source_sha256` is recorded in the metadata.
 pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Result<Exported, OnnxError> {
     let hp = LlamaParams::from_gguf(&file.gguf)
+        .and_then(|d| d.require("edgebench's ONNX export (ort, tract)", &[]).map(|_| d))
         .map_err(|e| OnnxError::Unsupported(format!("{}: {e}", file.path.display())))?;
     let mut cx = Ctx {
         file,

@@ -258,13 +258,13 @@ mod tests {
     use super::*;
     use crate::export::{export, ExportOptions};
     use crate::io::GraphVariant;
-    use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+    use edgebench_gguf::synth::{tiny_model, TinyConfig};
     use edgebench_gguf::{GgmlType, GgufFile};
     use prost::Message;
 
     fn tiny(dir: &Path, weight_type: GgmlType, embd_type: GgmlType) -> GgufFile {
         let path = dir.join(format!("tiny-{weight_type}-{embd_type}.gguf"));
-        tiny_llama(&TinyConfig { weight_type, embd_type, ..TinyConfig::default() }).unwrap().write(&path).unwrap();
+        tiny_model(&TinyConfig { weight_type, embd_type, ..TinyConfig::default() }).unwrap().write(&path).unwrap();
         GgufFile::open(&path).unwrap()
     }
 

@@ -6,7 +6,7 @@
 //! (`GatherBlockQuantized`) — over the same weight initializers as the primitive graph, so the fingerprint still
 //! reads the GGUF's values.
 
-use edgebench_gguf::llama::LlamaParams;
+use edgebench_gguf::arch::ModelDesc as LlamaParams;
 
 use crate::export::Ctx;
 use crate::io;

@@ -180,14 +180,14 @@ impl Session for TractSession<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+    use edgebench_gguf::synth::{tiny_model, TinyConfig};
 
     /// A session spawns one plan state and reuses it for every call; each session has its own.
     #[test]
     fn a_session_reuses_one_plan_state() {
         let dir = tempfile::tempdir().unwrap();
         let gguf = dir.path().join("tiny.gguf");
-        tiny_llama(&TinyConfig::default()).unwrap().write(&gguf).unwrap();
+        tiny_model(&TinyConfig::default()).unwrap().write(&gguf).unwrap();
         let onnx = dir.path().join("tiny.onnx");
         edgebench_onnx::cache::export_file(&gguf, EXPORT, &onnx).unwrap();
         let m = TractModel::load(&onnx, 1).unwrap();

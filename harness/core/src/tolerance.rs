@@ -106,6 +106,12 @@ impl DriftTolerance {
 pub const LOGITS_CROSS_BACKEND: DriftTolerance =
     DriftTolerance { name: "logits across backends, same weights", max_mean_kld: 0.02, min_top1: 0.9 };
 
+/// Largest |Δlogit| between two engines on the same tiny generated model (the architecture tests' 14 positions),
+/// whose flat next-token distributions hide structural errors from the KLD: measured ≤ 0.11 between the native engine
+/// and llama.cpp over five architectures × Q4_0/Q5_0/Q8_0, where ignoring the tiny Gemma 3's sliding window gave 3.7
+/// (at a mean KLD of only 0.0015).
+pub const TINY_MAX_ABS_LOGIT_DIFF: f32 = 0.5;
+
 /// Two engines on the same weights greedy-decoding the same prompt may part ways only at a near tie: where the
 /// reference's logits for the two engines' picks are at most this far apart (logits, natural units), at the first
 /// position where the sequences differ. Measured: llama.cpp built for AVX-512 against the native engine on the

@@ -229,13 +229,13 @@ pub fn tokenizer_hash(tok: &Tokenizer) -> String {
 
 #[cfg(test)]
 mod tests {
-    use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+    use edgebench_gguf::synth::{tiny_model, TinyConfig};
     use edgebench_gguf::Value;
 
     use super::*;
 
     fn tiny_tokenizer(add_bos: bool) -> Tokenizer {
-        let mut w = tiny_llama(&TinyConfig::default()).unwrap();
+        let mut w = tiny_model(&TinyConfig::default()).unwrap();
         w.kv("tokenizer.ggml.add_bos_token", Value::Bool(add_bos));
         let g = edgebench_gguf::parse(&w.to_bytes().unwrap()).unwrap();
         Tokenizer::from_gguf(&g).unwrap()

@@ -167,7 +167,7 @@ mod tests {
     fn a_file_whose_metadata_was_released_keeps_its_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tiny.gguf");
-        crate::synth::tiny_llama(&crate::synth::TinyConfig::default()).unwrap().write(&path).unwrap();
+        crate::synth::tiny_model(&crate::synth::TinyConfig::default()).unwrap().write(&path).unwrap();
         let mut f = GgufFile::open(&path).unwrap();
         let before = of_file(&f).unwrap();
         assert!(f.gguf.get("general.architecture").is_some());

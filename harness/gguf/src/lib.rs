@@ -1,13 +1,13 @@
-//! GGUF files: a reader that validates every field before use, a writer, reference (de)quantizers and tiny
-//! synthetic llama models for tests.
+//! GGUF files: a reader that validates every field before use, a writer, reference (de)quantizers, the model
+//! description every engine interprets ([`arch`]) and tiny synthetic models of each architecture for tests.
 //!
 //! The reader never panics on input, never allocates from an unchecked count and never reads past the end: every
 //! count is bounded by the bytes that remain, every size is computed with checked arithmetic.
 
+pub mod arch;
 pub mod bytelevel;
 mod error;
 pub mod fingerprint;
-pub mod llama;
 pub mod quant;
 mod reader;
 pub mod requant;

@@ -1,6 +1,6 @@
 //! Scalar reference quantizers and dequantizers for the block formats edgebench writes and checks
-//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1), following ggml's reference rounding; Q4_K and Q6_K (the weights of the common
-//! Q4_K_M files) are decoded too, so such files can be requantized.
+//! (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), following ggml's reference rounding; Q4_K and Q6_K (the weights of
+//! the common Q4_K_M files) are decoded too, so such files can be requantized.
 
 use half::{bf16, f16};
 
@@ -57,6 +57,26 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, GgufError> {
                 out.extend((0..16).map(|j| q(b[j]) | (q(b[j + 16]) << 4)));
             }
         }
+        GgmlType::Q5_0 => {
+            for b in x.chunks_exact(32) {
+                // ggml: as Q4_0, the signed largest magnitude mapped to -16.
+                let max = b.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+                let d = max / -16.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let q: Vec<u8> = b.iter().map(|&v| ((v * id + 16.5) as i8).clamp(0, 31) as u8).collect();
+                push_q5(&mut out, &[f16::from_f32(d)], &q);
+            }
+        }
+        GgmlType::Q5_1 => {
+            for b in x.chunks_exact(32) {
+                let min = b.iter().copied().fold(f32::INFINITY, f32::min);
+                let max = b.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let d = (max - min) / 31.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                let q: Vec<u8> = b.iter().map(|&v| (((v - min) * id + 0.5) as i8).clamp(0, 31) as u8).collect();
+                push_q5(&mut out, &[f16::from_f32(d), f16::from_f32(min)], &q);
+            }
+        }
         other => return Err(unsupported(other, "quantizing to")),
     }
     Ok(out)
@@ -96,11 +116,44 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n: usize) -> Result<Vec<f32>, GgufE
                 out.extend(qs.iter().map(|q| (q >> 4) as f32 * d + m));
             }
         }
+        GgmlType::Q5_0 => {
+            for b in data.chunks_exact(22) {
+                let d = h(&b[..2]);
+                out.extend(q5_values(&b[2..]).iter().map(|&q| (q as f32 - 16.0) * d));
+            }
+        }
+        GgmlType::Q5_1 => {
+            for b in data.chunks_exact(24) {
+                let (d, m) = (h(&b[..2]), h(&b[2..4]));
+                out.extend(q5_values(&b[4..]).iter().map(|&q| q as f32 * d + m));
+            }
+        }
         GgmlType::Q4K => data.chunks_exact(144).for_each(|b| dequantize_q4_k(b, &mut out)),
         GgmlType::Q6K => data.chunks_exact(210).for_each(|b| dequantize_q6_k(b, &mut out)),
         other => return Err(unsupported(other, "dequantizing")),
     }
     Ok(out)
+}
+
+/// Appends one Q5 block: its f16 header values, then the fifth bits of its 32 values `q` (0..=31) as a
+/// little-endian u32 (bit `j` for value `j`), then their low nibbles packed as Q4_0's (value `j` low, `j + 16` high).
+fn push_q5(out: &mut Vec<u8>, header: &[f16], q: &[u8]) {
+    header.iter().for_each(|h| out.extend_from_slice(&h.to_le_bytes()));
+    let qh = q.iter().enumerate().fold(0u32, |acc, (j, &v)| acc | (((v >> 4) as u32 & 1) << j));
+    out.extend_from_slice(&qh.to_le_bytes());
+    out.extend((0..16).map(|j| (q[j] & 0xf) | ((q[j + 16] & 0xf) << 4)));
+}
+
+/// The 32 unsigned 5-bit values (0..=31) of a Q5_0 / Q5_1 block's bits (`qh` then the nibbles).
+pub fn q5_values(b: &[u8]) -> [u8; 32] {
+    let qh = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    let qs = &b[4..20];
+    let mut q = [0u8; 32];
+    for j in 0..16 {
+        q[j] = (qs[j] & 0xf) | ((((qh >> j) & 1) as u8) << 4);
+        q[j + 16] = (qs[j] >> 4) | ((((qh >> (j + 16)) & 1) as u8) << 4);
+    }
+    q
 }
 
 /// Scale and minimum `j` (of 8) of a Q4_K block: 6 bits each, packed in 12 bytes.
@@ -162,6 +215,8 @@ mod tests {
             GgmlType::Q8_0 => amax / 127.0,
             GgmlType::Q4_0 => amax / 8.0,
             GgmlType::Q4_1 => (hi - lo) / 15.0,
+            GgmlType::Q5_0 => amax / 16.0,
+            GgmlType::Q5_1 => (hi - lo) / 31.0,
             _ => amax * 1e-2,
         }
     }
@@ -169,14 +224,17 @@ mod tests {
     proptest! {
         #[test]
         fn round_trip_within_half_a_step(x in prop::collection::vec(-4.0f32..4.0, 64)) {
-            for ty in [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::F16, GgmlType::BF16] {
+            for ty in [
+                GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::F16,
+                GgmlType::BF16,
+            ] {
                 let y = dequantize(ty, &quantize(ty, &x).unwrap(), x.len()).unwrap();
                 for (xb, yb) in x.chunks(32).zip(y.chunks(32)) {
                     // Half a step, plus the f16 rounding (2^-11 relative) of the stored scale, which multiplies
                     // codes up to 15 (for Q4_1: 15·d = max − min ≤ 2·amax), and of the stored minimum (≤ amax):
                     // 3·amax·2^-11. Q4_0 maps the signed extreme to -8, so the opposite extreme clamps at +7 and
                     // may be a whole step off.
-                    let steps = if ty == GgmlType::Q4_0 { 1.0 } else { 0.5 };
+                    let steps = if matches!(ty, GgmlType::Q4_0 | GgmlType::Q5_0) { 1.0 } else { 0.5 };
                     let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
                     let tol = step(ty, xb) * steps + 3.0 * amax * 2f32.powi(-11) + 1e-6;
                     for (a, b) in xb.iter().zip(yb) {
@@ -185,6 +243,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The Q5 bit layout against a block written by hand: value `j` takes bit `j` of `qh` as its fifth bit.
+    #[test]
+    fn q5_0_layout() {
+        let mut b = vec![0u8, 0x3c]; // d = 1.0
+        b.extend_from_slice(&(0x8000_0001u32).to_le_bytes()); // fifth bits of values 0 and 31
+        b.extend((0..16u8).map(|j| j | ((15 - j) << 4)));
+        let y = dequantize(GgmlType::Q5_0, &b, 32).unwrap();
+        assert_eq!((y[0], y[1], y[15]), (16.0 - 16.0, 1.0 - 16.0, 15.0 - 16.0));
+        assert_eq!((y[16], y[30], y[31]), (15.0 - 16.0, 1.0 - 16.0, 16.0 - 16.0));
+        assert_eq!(quantize(GgmlType::Q5_0, &y).unwrap().len(), 22);
     }
 
     #[test]

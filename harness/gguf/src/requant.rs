@@ -91,11 +91,11 @@ pub fn requantize(file: &GgufFile, to: GgmlType, source: &str) -> Result<(GgufWr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synth::{tiny_llama, TinyConfig};
+    use crate::synth::{tiny_model, TinyConfig};
 
     fn tiny(dir: &std::path::Path) -> GgufFile {
         let p = dir.join("tiny.gguf");
-        tiny_llama(&TinyConfig::default()).unwrap().write(&p).unwrap();
+        tiny_model(&TinyConfig::default()).unwrap().write(&p).unwrap();
         GgufFile::open(&p).unwrap()
     }
 

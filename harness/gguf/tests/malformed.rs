@@ -1,10 +1,10 @@
 //! The reader against malformed files: every corruption gives a typed error, never a panic or a huge allocation.
 
-use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+use edgebench_gguf::synth::{tiny_model, TinyConfig};
 use edgebench_gguf::{parse, GgmlType, GgufError, GgufFile, GgufWriter, Value, ValueType};
 
 fn tiny() -> Vec<u8> {
-    tiny_llama(&TinyConfig { n_layer: 1, ..TinyConfig::default() }).unwrap().to_bytes().unwrap()
+    tiny_model(&TinyConfig { n_layer: 1, ..TinyConfig::default() }).unwrap().to_bytes().unwrap()
 }
 
 /// Header bytes by hand: magic, version, tensor count, kv count.

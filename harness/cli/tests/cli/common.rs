@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use edgebench_gguf::synth::{tiny_llama, TinyConfig};
+use edgebench_gguf::synth::{tiny_model, TinyConfig};
 use edgebench_gguf::Value;
 use serde_json::Value as Json;
 
@@ -27,7 +27,7 @@ pub fn text(o: &Output) -> String {
 
 /// A tiny model whose metadata tells the mock backend how to misbehave.
 pub fn model(dir: &Path, name: &str, mock: &[(&str, &str)]) -> PathBuf {
-    let mut w = tiny_llama(&TinyConfig { n_layer: 1, ..TinyConfig::default() }).unwrap();
+    let mut w = tiny_model(&TinyConfig { n_layer: 1, ..TinyConfig::default() }).unwrap();
     for (k, v) in mock {
         w.kv(&format!("edgebench.mock.{k}"), Value::String(v.to_string()));
     }

@@ -1,11 +1,11 @@
 //! Tokenizer tests on the tiny synthetic vocabulary and a hand-made SentencePiece vocabulary.
 
 use super::*;
-use edgebench_gguf::synth::{tiny_llama, TinyConfig, CHAT_TEMPLATE};
+use edgebench_gguf::synth::{tiny_model, TinyConfig, CHAT_TEMPLATE};
 use proptest::prelude::*;
 
 fn tiny_bpe() -> Tokenizer {
-    let bytes = tiny_llama(&TinyConfig::default()).unwrap().to_bytes().unwrap();
+    let bytes = tiny_model(&TinyConfig::default()).unwrap().to_bytes().unwrap();
     Tokenizer::from_gguf(&edgebench_gguf::parse(&bytes).unwrap()).unwrap()
 }
 
