@@ -1,5 +1,5 @@
-//! The candle backend: llama-architecture GGUF models on candle-core quantized tensors (CPU; CUDA and Metal behind
-//! the `cuda` and `metal` features).
+//! The candle backend: GGUF models of every architecture `edgebench_gguf::arch` describes, on candle-core quantized
+//! tensors (CPU; CUDA and Metal behind the `cuda` and `metal` features).
 //!
 //! Kernel selection is candle's: on x86-64, candle 0.11 picks AVX2+FMA dot products at run time for Q4_0, Q8_0 and
 //! the K-quants, and has no SIMD dot product for Q4_1 (a scalar loop). The facts this backend reports say which

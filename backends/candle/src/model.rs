@@ -1,5 +1,4 @@
-//! A llama-architecture transformer on candle tensors (other architectures of `edgebench_gguf::arch` are refused with
-//! the variations this model lacks): weights from a validated GGUF, a KV cache per session.
+//! The transformer of every architecture `edgebench_gguf::arch` describes, on candle tensors: weights from a validated GGUF, a KV cache per session.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,23 +8,41 @@ use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QMatMul, Q
 use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::kv_cache::KvCache;
 use edgebench_core::{BackendError, BackendFacts, LoadedModel, Rows, Session};
-use edgebench_gguf::arch::{ModelDesc as Hparams, ParamsError};
+use edgebench_gguf::arch::{names, Activation, ModelDesc as Hparams, ParamsError, RopeStyle};
 use edgebench_gguf::{GgmlType, GgufFile};
 
 fn err(e: candle_core::Error) -> BackendError {
     BackendError::Runtime(e.to_string())
 }
 
+/// Q, K and V: three matrices, or one whose output is split (phi3).
+enum Qkv {
+    Separate(QMatMul, QMatMul, QMatMul),
+    Fused(QMatMul),
+}
+
+/// Gate and up: two matrices, or one whose output is split, gate first (phi3).
+enum GateUp {
+    Separate(QMatMul, QMatMul),
+    Fused(QMatMul),
+}
+
 struct Layer {
     attn_norm: Tensor,
-    wq: QMatMul,
-    wk: QMatMul,
-    wv: QMatMul,
+    qkv: Qkv,
+    bias: Option<[Tensor; 3]>,
+    qk_norm: Option<[Tensor; 2]>,
     wo: QMatMul,
+    post_norms: Option<[Tensor; 2]>,
     ffn_norm: Tensor,
-    gate: QMatMul,
-    up: QMatMul,
+    gate_up: GateUp,
     down: QMatMul,
+}
+
+/// cos and sin of every position's rotation angles.
+struct Rope {
+    cos: Tensor,
+    sin: Tensor,
 }
 
 /// Weights resident on the device.
@@ -35,8 +52,9 @@ pub struct CandleModel {
     layers: Vec<Layer>,
     output_norm: Tensor,
     output: QMatMul,
-    cos: Tensor,
-    sin: Tensor,
+    /// Full-attention layers' rope tables, and sliding layers' (their own base) when there are any.
+    rope: Rope,
+    rope_local: Option<Rope>,
     device: Device,
     facts: BackendFacts,
     path: std::path::PathBuf,
@@ -88,16 +106,10 @@ impl CandleModel {
     pub fn load(path: &Path, requantize: Option<crate::Requantize>, device: Device) -> Result<Self, BackendError> {
         let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
         let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
-        let hp = Hparams::from_gguf(&file.gguf).and_then(|d| d.require("the candle backend", &[]).map(|_| d)).map_err(|e| match e {
+        let hp = Hparams::from_gguf(&file.gguf).map_err(|e| match e {
             ParamsError::Unsupported(m) => BackendError::Unsupported(format!("{m} (candle backend)")),
             ParamsError::Invalid(m) => load_err(m),
         })?;
-        if hp.rope_scale != 1.0 {
-            return Err(BackendError::Unsupported(format!(
-                "linear rope scaling (factor {}) is not implemented in the candle backend",
-                hp.rope_scale
-            )));
-        }
         let g = &file.gguf;
 
         let requant = requantize.map(|r| match r {
@@ -140,29 +152,74 @@ impl CandleModel {
         let mut layers = Vec::with_capacity(hp.n_layer);
         for i in 0..hp.n_layer {
             let mut mm = |n: &str| -> Result<QMatMul, BackendError> {
-                QMatMul::from_qtensor(qtensor(&format!("blk.{i}.{n}.weight"), true)?).map_err(err)
+                QMatMul::from_qtensor(qtensor(&names::blk(i, &format!("{n}.weight")), true)?).map_err(err)
             };
-            let (wq, wk, wv, wo) = (mm("attn_q")?, mm("attn_k")?, mm("attn_v")?, mm("attn_output")?);
-            let (gate, up, down) = (mm("ffn_gate")?, mm("ffn_up")?, mm("ffn_down")?);
-            let attn_norm = qtensor(&format!("blk.{i}.attn_norm.weight"), false)?.dequantize(&device).map_err(err)?;
-            let ffn_norm = qtensor(&format!("blk.{i}.ffn_norm.weight"), false)?.dequantize(&device).map_err(err)?;
-            layers.push(Layer { attn_norm, wq, wk, wv, wo, ffn_norm, gate, up, down });
+            let qkv = if hp.fused_qkv {
+                Qkv::Fused(mm("attn_qkv")?)
+            } else {
+                Qkv::Separate(mm("attn_q")?, mm("attn_k")?, mm("attn_v")?)
+            };
+            let wo = mm("attn_output")?;
+            let gate_up = if hp.fused_gate_up {
+                GateUp::Fused(mm("ffn_up")?)
+            } else {
+                GateUp::Separate(mm("ffn_gate")?, mm("ffn_up")?)
+            };
+            let down = mm("ffn_down")?;
+            let mut vector = |n: &str| -> Result<Tensor, BackendError> {
+                qtensor(&names::blk(i, n), false)?.dequantize(&device).map_err(err)
+            };
+            let bias = match (hp.qkv_bias, hp.fused_qkv) {
+                (false, _) => None,
+                (true, false) => Some([vector("attn_q.bias")?, vector("attn_k.bias")?, vector("attn_v.bias")?]),
+                (true, true) => {
+                    let b = vector("attn_qkv.bias")?;
+                    let (q, kv) = (hp.q_dim(), hp.kv_dim());
+                    Some([
+                        b.narrow(0, 0, q).map_err(err)?,
+                        b.narrow(0, q, kv).map_err(err)?,
+                        b.narrow(0, q + kv, kv).map_err(err)?,
+                    ])
+                }
+            };
+            let qk_norm =
+                if hp.qk_norm { Some([vector("attn_q_norm.weight")?, vector("attn_k_norm.weight")?]) } else { None };
+            let post_norms = if hp.post_norms {
+                Some([vector("post_attention_norm.weight")?, vector("post_ffw_norm.weight")?])
+            } else {
+                None
+            };
+            let (attn_norm, ffn_norm) = (vector("attn_norm.weight")?, vector("ffn_norm.weight")?);
+            layers.push(Layer { attn_norm, qkv, bias, qk_norm, wo, post_norms, ffn_norm, gate_up, down });
         }
-        let output_norm = qtensor("output_norm.weight", false)?.dequantize(&device).map_err(err)?;
-        let embd = Arc::new(qtensor("token_embd.weight", float_target)?);
-        let tied = g.tensor("output.weight").is_err();
+        let output_norm = qtensor(names::OUTPUT_NORM, false)?.dequantize(&device).map_err(err)?;
+        let embd = Arc::new(qtensor(names::TOKEN_EMBD, float_target)?);
+        let tied = g.tensor(names::OUTPUT).is_err();
         let output = if tied {
             QMatMul::from_arc(embd.clone()).map_err(err)?
         } else {
-            QMatMul::from_qtensor(qtensor("output.weight", true)?).map_err(err)?
+            QMatMul::from_qtensor(qtensor(names::OUTPUT, true)?).map_err(err)?
         };
-
-        let half = hp.head_dim / 2;
-        let inv: Vec<f32> = (0..half).map(|i| hp.rope_base.powf(-((2 * i) as f32) / hp.head_dim as f32)).collect();
-        let inv = Tensor::from_vec(inv, (1, half), &device).map_err(err)?;
-        let pos = Tensor::arange(0u32, hp.n_ctx as u32, &device).and_then(|t| t.to_dtype(DType::F32)).map_err(err)?;
-        let freqs = pos.reshape((hp.n_ctx, 1)).and_then(|p| p.broadcast_mul(&inv)).map_err(err)?;
-        let (cos, sin) = (freqs.cos().map_err(err)?, freqs.sin().map_err(err)?);
+        let factors = if hp.rope_freq_factors {
+            Some(qtensor(names::ROPE_FREQS, false)?.dequantize(&device).and_then(|t| t.to_vec1::<f32>()).map_err(err)?)
+        } else {
+            None
+        };
+        let tables = |base: f32, scale: f32| -> Result<Rope, BackendError> {
+            let half = hp.head_dim / 2;
+            let inv: Vec<f32> = (0..half)
+                .map(|i| base.powf(-((2 * i) as f32) / hp.head_dim as f32) / factors.as_ref().map_or(1.0, |f| f[i]))
+                .collect();
+            let inv = Tensor::from_vec(inv, (1, half), &device).map_err(err)?;
+            let pos = Tensor::arange(0u32, hp.n_ctx as u32, &device)
+                .and_then(|t| t.to_dtype(DType::F32))
+                .and_then(|t| t / scale as f64)
+                .map_err(err)?;
+            let freqs = pos.reshape((hp.n_ctx, 1)).and_then(|p| p.broadcast_mul(&inv)).map_err(err)?;
+            Ok(Rope { cos: freqs.cos().map_err(err)?, sin: freqs.sin().map_err(err)? })
+        };
+        let rope = tables(hp.rope_base, hp.rope_scale)?;
+        let rope_local = hp.sliding.as_ref().map(|s| tables(s.rope_base, s.rope_scale)).transpose()?;
 
         let kernels: Vec<String> = types.keys().map(|t| format!("{t}: {}", cpu_kernel(*t))).collect();
         let kernel_path =
@@ -172,7 +229,7 @@ impl CandleModel {
             let verb = if float_target { "dequantized" } else { "requantized" };
             format!("{verb} at load: {}", parts.join(", "))
         });
-        let mut notes = Vec::new();
+        let mut notes = vec![format!("architecture {}", hp.arch.name())];
         if tied {
             notes.push("output projection tied to token_embd".into());
         }
@@ -195,8 +252,8 @@ impl CandleModel {
             layers,
             output_norm,
             output,
-            cos,
-            sin,
+            rope,
+            rope_local,
             device,
             facts,
             path: path.to_path_buf(),
@@ -207,51 +264,105 @@ impl CandleModel {
     /// Logits of the last token (`all` false: shape (vocab)) or of every token (shape (n, vocab)).
     fn forward(&self, caches: &mut [KvCache], pos: usize, tokens: &[u32], all: bool) -> candle_core::Result<Tensor> {
         let hp = &self.hp;
-        let n = tokens.len();
+        let (n, hd) = (tokens.len(), hp.head_dim);
         let rep = hp.n_head / hp.n_head_kv;
         let ids = Tensor::new(tokens, &self.device)?;
         let mut x = self.embd.embedding(&ids)?.unsqueeze(0)?; // (1, n, e)
-        let cos = self.cos.narrow(0, pos, n)?;
-        let sin = self.sin.narrow(0, pos, n)?;
-        // Causal mask over (query i, key j): key j is visible to query i when j <= pos + i.
-        let mask = if n > 1 {
-            let t = pos + n;
-            let m: Vec<f32> =
-                (0..n).flat_map(|i| (0..t).map(move |j| if j > pos + i { f32::NEG_INFINITY } else { 0.0 })).collect();
-            Some(Tensor::from_vec(m, (n, t), &self.device)?)
-        } else {
-            None
+        if let Some(s) = hp.embd_scale {
+            x = (x * s as f64)?;
+        }
+        let narrow = |r: &Rope| -> candle_core::Result<(Tensor, Tensor)> {
+            Ok((r.cos.narrow(0, pos, n)?, r.sin.narrow(0, pos, n)?))
         };
-        let scale = 1.0 / (hp.head_dim as f64).sqrt();
-        for (layer, cache) in self.layers.iter().zip(caches.iter_mut()) {
+        let full = narrow(&self.rope)?;
+        let local = self.rope_local.as_ref().map(narrow).transpose()?;
+        // Mask over (query i, key j): key j is visible to query i when j <= pos + i and, in a sliding layer, when
+        // pos + i - j < window. `None` when every key is visible.
+        let t = pos + n;
+        let mask = |window: Option<usize>| -> candle_core::Result<Option<Tensor>> {
+            let hidden = |i: usize, j: usize| j > pos + i || window.is_some_and(|w| pos + i >= j + w);
+            if !(0..n).any(|i| (0..t).any(|j| hidden(i, j))) {
+                return Ok(None);
+            }
+            let m: Vec<f32> =
+                (0..n).flat_map(|i| (0..t).map(move |j| if hidden(i, j) { f32::NEG_INFINITY } else { 0.0 })).collect();
+            Ok(Some(
+                Tensor::from_vec(m, (n, t), &self.device)?
+                    .unsqueeze(0)?
+                    .broadcast_as((rep, n, t))?
+                    .reshape((rep * n, t))?,
+            ))
+        };
+        let full_mask = mask(None)?;
+        let local_mask = hp.sliding.as_ref().map(|s| mask(Some(s.window))).transpose()?.flatten();
+        let rope = |x: &Tensor, cos: &Tensor, sin: &Tensor| match hp.rope_style {
+            RopeStyle::Adjacent => candle_nn::rotary_emb::rope_i(x, cos, sin),
+            RopeStyle::Halves => candle_nn::rotary_emb::rope(x, cos, sin),
+        };
+        for (li, (layer, cache)) in self.layers.iter().zip(caches.iter_mut()).enumerate() {
             let h = candle_nn::ops::rms_norm(&x, &layer.attn_norm, hp.eps)?;
-            let heads = |w: &QMatMul, nh: usize| -> candle_core::Result<Tensor> {
-                w.forward(&h)?.reshape((1, n, nh, hp.head_dim))?.transpose(1, 2)?.contiguous()
+            let (mut q, mut k, mut v) = match &layer.qkv {
+                Qkv::Separate(wq, wk, wv) => (wq.forward(&h)?, wk.forward(&h)?, wv.forward(&h)?),
+                Qkv::Fused(w) => {
+                    let o = w.forward(&h)?;
+                    let (qd, kd) = (hp.q_dim(), hp.kv_dim());
+                    (o.narrow(2, 0, qd)?, o.narrow(2, qd, kd)?, o.narrow(2, qd + kd, kd)?)
+                }
             };
-            let q = candle_nn::rotary_emb::rope_i(&heads(&layer.wq, hp.n_head)?, &cos, &sin)?;
-            let k = candle_nn::rotary_emb::rope_i(&heads(&layer.wk, hp.n_head_kv)?, &cos, &sin)?;
-            let v = heads(&layer.wv, hp.n_head_kv)?;
+            if let Some([bq, bk, bv]) = &layer.bias {
+                (q, k, v) = (q.broadcast_add(bq)?, k.broadcast_add(bk)?, v.broadcast_add(bv)?);
+            }
+            let heads = |t: Tensor, nh: usize| t.reshape((1, n, nh, hd))?.transpose(1, 2)?.contiguous();
+            let (mut q, mut k, v) = (heads(q, hp.n_head)?, heads(k, hp.n_head_kv)?, heads(v, hp.n_head_kv)?);
+            if let Some([nq, nk]) = &layer.qk_norm {
+                q = candle_nn::ops::rms_norm(&q, nq, hp.eps)?;
+                k = candle_nn::ops::rms_norm(&k, nk, hp.eps)?;
+            }
+            let slides = hp.slides(li);
+            let (cos, sin) = match (&local, slides) {
+                (Some(l), true) => (&l.0, &l.1),
+                _ => (&full.0, &full.1),
+            };
+            let (q, k) = (rope(&q, cos, sin)?, rope(&k, cos, sin)?);
             let (k, v) = cache.append(&k, &v)?;
-            let t = k.dim(2)?;
             // Grouped-query attention without copying K/V: the `rep` query heads of each KV head become rows.
-            let q = q.reshape((1, hp.n_head_kv, rep * n, hp.head_dim))?;
-            let mut att = (q.matmul(&k.t()?.contiguous()?)? * scale)?; // (1, kv, rep*n, t)
-            if let Some(m) = &mask {
-                let m = m.unsqueeze(0)?.broadcast_as((rep, n, t))?.reshape((rep * n, t))?;
-                att = att.broadcast_add(&m)?;
+            let q = q.reshape((1, hp.n_head_kv, rep * n, hd))?;
+            let mut att = (q.matmul(&k.t()?.contiguous()?)? * hp.attn_scale as f64)?; // (1, kv, rep*n, t)
+            if let Some(m) = if slides { &local_mask } else { &full_mask } {
+                att = att.broadcast_add(m)?;
             }
             let att = candle_nn::ops::softmax_last_dim(&att)?;
             let y = att.matmul(&v.contiguous()?)?; // (1, kv, rep*n, hd)
-            let y = y.reshape((1, hp.n_head, n, hp.head_dim))?.transpose(1, 2)?.reshape((1, n, hp.n_embd))?;
-            x = (x + layer.wo.forward(&y)?)?;
+            let y = y.reshape((1, hp.n_head, n, hd))?.transpose(1, 2)?.reshape((1, n, hp.q_dim()))?;
+            let mut o = layer.wo.forward(&y)?;
+            if let Some([post, _]) = &layer.post_norms {
+                o = candle_nn::ops::rms_norm(&o, post, hp.eps)?;
+            }
+            x = (x + o)?;
             let h = candle_nn::ops::rms_norm(&x, &layer.ffn_norm, hp.eps)?;
-            let g = candle_nn::ops::silu(&layer.gate.forward(&h)?)?;
-            let ff = layer.down.forward(&(g * layer.up.forward(&h)?)?)?;
+            let (g, u) = match &layer.gate_up {
+                GateUp::Separate(wg, wu) => (wg.forward(&h)?, wu.forward(&h)?),
+                GateUp::Fused(w) => {
+                    let o = w.forward(&h)?;
+                    (o.narrow(2, 0, hp.n_ff)?, o.narrow(2, hp.n_ff, hp.n_ff)?)
+                }
+            };
+            let g = match hp.activation {
+                Activation::Silu => candle_nn::ops::silu(&g)?,
+                Activation::GeluTanh => g.gelu()?,
+            };
+            let mut ff = layer.down.forward(&(g * u)?)?;
+            if let Some([_, post]) = &layer.post_norms {
+                ff = candle_nn::ops::rms_norm(&ff, post, hp.eps)?;
+            }
             x = (x + ff)?;
         }
         let rows = if all { x } else { x.narrow(1, n - 1, 1)? };
         let rows = candle_nn::ops::rms_norm(&rows, &self.output_norm, hp.eps)?;
-        let logits = self.output.forward(&rows)?.squeeze(0)?.to_dtype(DType::F32)?;
+        let mut logits = self.output.forward(&rows)?.squeeze(0)?.to_dtype(DType::F32)?;
+        if let Some(cap) = hp.logit_softcap {
+            logits = ((logits / cap as f64)?.tanh()? * cap as f64)?;
+        }
         if all {
             Ok(logits)
         } else {

@@ -4,6 +4,7 @@
 
 use edgebench_backend_candle::CandleBackend;
 use edgebench_backend_llamacpp::LlamaCppBackend;
+use edgebench_backend_native::NativeBackend;
 use edgebench_core::sampler::Sampler;
 use edgebench_core::tolerance::{LOGITS_CROSS_BACKEND, TINY_MAX_ABS_LOGIT_DIFF};
 use edgebench_core::{Backend, BackendError, ModelSpec};
@@ -26,12 +27,11 @@ fn conforms_on_tiny_models_of_every_weight_type() {
 }
 
 /// Every architecture on tiny models, llama.cpp the oracle: llama.cpp passes the conformance suite; the native
-/// engine's logits agree with llama.cpp's within `LOGITS_CROSS_BACKEND` and `TINY_MAX_ABS_LOGIT_DIFF` over an 11-token prompt (longer than the
-/// tiny Gemma 3's 8-position window) and three steps, for 4-bit, 5-bit (widened) and 8-bit weights; candle and the
-/// ONNX export refuse (a skipped cell) naming the variations they lack.
+/// engine's (on its best and its scalar kernels) and candle's logits agree with llama.cpp's within
+/// `LOGITS_CROSS_BACKEND` and `TINY_MAX_ABS_LOGIT_DIFF` over an 11-token prompt (longer than the tiny Gemma 3's
+/// 8-position window) and three steps, for 4-bit, 5-bit and 8-bit weights; both pass the conformance suite.
 #[test]
-fn every_architecture_agrees_with_llama_cpp_or_is_refused_with_the_reason() {
-    use edgebench_backend_native::NativeBackend;
+fn every_architecture_agrees_with_llama_cpp() {
     let dir = tempfile::tempdir().unwrap();
     for &(arch, rope_freqs) in TINY_ARCHS {
         for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
@@ -58,13 +58,12 @@ fn every_architecture_agrees_with_llama_cpp_or_is_refused_with_the_reason() {
                 );
             }
             conformance::run_all(&NativeBackend, &spec, 2).unwrap_or_else(|f| panic!("native on {what}: {f}"));
-            match CandleBackend.load(&spec, &opts(&[])) {
-                Err(BackendError::Unsupported(m)) => {
-                    assert!(m.contains("candle backend does not run") && m.contains(arch.name()), "{m}")
-                }
-                Ok(_) => panic!("candle ran {what}, whose variations it does not implement"),
-                Err(e) => panic!("candle on {what}: {e}"),
-            }
+            let candle = CandleBackend.load(&spec, &opts(&[])).unwrap();
+            let cmp = compare_short_exchange(reference.as_ref(), candle.as_ref());
+            eprintln!("{what}, candle: mean KLD {:.5}, max |Δlogit| {:.3}", cmp.mean_kld(), cmp.max_abs_diff);
+            LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
+            assert!(cmp.max_abs_diff <= TINY_MAX_ABS_LOGIT_DIFF, "candle against llama.cpp on {what}: {cmp:?}");
+            conformance::run_all(&CandleBackend, &spec, 2).unwrap_or_else(|f| panic!("candle on {what}: {f}"));
         }
     }
 }
@@ -242,19 +241,16 @@ fn requantized_real_model_runs_in_llama_cpp_and_candle() {
 /// KLD printed for the issue notes).
 #[test]
 fn native_engine_matches_llama_cpp_for_64_greedy_tokens() {
-    native_matches_llama_cpp(&real_model(), 64);
+    matches_llama_cpp(&NativeBackend, &real_model(), 64);
 }
 
 /// The same on the real Gemma 3 270M Q4_K_M (gemma3 architecture; Q5_0, Q8_0, Q4_K and Q6_K matrices; a base model,
-/// prompted with plain text): 32 greedy tokens; candle and the ONNX export refuse it with the variations they lack.
+/// prompted with plain text): 32 greedy tokens, for the native engine and for candle.
 #[test]
-fn native_engine_matches_llama_cpp_on_gemma3_270m() {
+fn native_engine_and_candle_match_llama_cpp_on_gemma3_270m() {
     let spec = registry_model(Some(GEMMA3_ID));
-    native_matches_llama_cpp(&spec, 32);
-    let Err(BackendError::Unsupported(m)) = CandleBackend.load(&spec, &opts(&[])) else {
-        panic!("candle must refuse gemma3 with the reason")
-    };
-    assert!(m.contains("sliding-window layers") && m.contains("GELU gating"), "{m}");
+    matches_llama_cpp(&NativeBackend, &spec, 32);
+    matches_llama_cpp(&CandleBackend, &spec, 32);
 }
 
 /// edgebench's tokenizer against llama.cpp's own on fixed strings, for the default model's byte-level BPE vocabulary
@@ -290,14 +286,13 @@ fn tokenizers_agree_with_llama_cpp_on_fixed_strings() {
     }
 }
 
-/// Greedy tokens of the native engine and llama.cpp from the golden prompt, the same until a near tie for llama.cpp,
-/// and teacher-forced logits within `LOGITS_CROSS_BACKEND`.
-fn native_matches_llama_cpp(spec: &ModelSpec, tokens: usize) {
-    use edgebench_backend_native::NativeBackend;
+/// Greedy tokens of `backend` and llama.cpp from the golden prompt, the same until a near tie for llama.cpp, and
+/// teacher-forced logits within `LOGITS_CROSS_BACKEND`.
+fn matches_llama_cpp(backend: &dyn Backend, spec: &ModelSpec, tokens: usize) {
     use edgebench_core::tolerance::GREEDY_NEAR_TIE_LOGITS;
     let (tok, prompt) = golden_prompt(spec);
     let reference = LlamaCppBackend.load(spec, &opts(&[])).unwrap();
-    let native = NativeBackend.load(spec, &opts(&[])).unwrap();
+    let native = backend.load(spec, &opts(&[])).unwrap();
     let vocab = native.facts().vocab_size;
     let greedy = |m: &dyn edgebench_core::LoadedModel| {
         let mut s = m.new_session().unwrap();
@@ -305,7 +300,7 @@ fn native_matches_llama_cpp(spec: &ModelSpec, tokens: usize) {
     };
     let (want, got) = (greedy(reference.as_ref()), greedy(native.as_ref()));
     assert_eq!((want.len(), got.len()), (tokens, tokens));
-    eprint!("{}: llama.cpp vs native ({}) ", spec.id, native.facts().kernel_path);
+    eprint!("{}: llama.cpp vs {} ", spec.id, native.facts().kernel_path);
     let cmp = compare_teacher_forced(reference.as_ref(), native.as_ref(), &prompt, &want[..tokens - 1]);
     LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
     let Some(d) = want.iter().zip(&got).position(|(a, b)| a != b) else {
@@ -325,13 +320,13 @@ fn native_matches_llama_cpp(spec: &ModelSpec, tokens: usize) {
     let (a, b) = (want[d] as usize, got[d] as usize);
     let (margin_ref, margin_native) = (lr[a] - lr[b], ln[b] - ln[a]);
     eprintln!(
-        "greedy tokens part at {d} of {tokens}: llama.cpp {a} by {margin_ref:.4} over {b}, native {b} by \
+        "greedy tokens part at {d} of {tokens}: llama.cpp {a} by {margin_ref:.4} over {b}, the other {b} by \
          {margin_native:.4}"
     );
     assert!(
         margin_ref <= GREEDY_NEAR_TIE_LOGITS,
         "the greedy tokens part at {d} where llama.cpp's pick leads by {margin_ref} logits, no near tie:\n\
-         native {:?}\nllama.cpp {:?}",
+         other {:?}\nllama.cpp {:?}",
         tok.decode(&got),
         tok.decode(&want)
     );

@@ -155,9 +155,8 @@ impl TypedBackend for NativeBackend {
             threads: pool.threads(),
             vocab_size: w.hp.vocab,
             context_length: w.hp.n_ctx,
-            converted: (w.widened > 0).then(|| {
-                format!("{} × Q5_0 widened to Q8_0 at load (exact: same scale, codes − 16)", w.widened)
-            }),
+            converted: (w.widened > 0)
+                .then(|| format!("{} × Q5_0 widened to Q8_0 at load (exact: same scale, codes − 16)", w.widened)),
             notes,
             weights: None,
         };

@@ -149,40 +149,41 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
     let mut types = BTreeMap::new();
     let mut widened = 0;
     // Rows `first..first + rows` of the matrix `name` of `total` rows (all of it unless fused).
-    let mut weight = |name: &str, first: usize, rows: usize, total: usize, cols: usize| -> Result<Weight, BackendError> {
-        let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;
-        if info.dims != [cols as u64, total as u64] {
-            return Err(load_err(format!("tensor {name} has shape {:?}, expected [{cols}, {total}]", info.dims)));
-        }
-        let wide = info.ty == GgmlType::Q5_0;
-        let ty = if wide { Some(WeightType::Q8_0) } else { WeightType::from_ggml(info.ty) }.ok_or_else(|| {
-            BackendError::Unsupported(format!(
+    let mut weight =
+        |name: &str, first: usize, rows: usize, total: usize, cols: usize| -> Result<Weight, BackendError> {
+            let info = g.tensor(name).map_err(|e| load_err(e.to_string()))?;
+            if info.dims != [cols as u64, total as u64] {
+                return Err(load_err(format!("tensor {name} has shape {:?}, expected [{cols}, {total}]", info.dims)));
+            }
+            let wide = info.ty == GgmlType::Q5_0;
+            let ty = if wide { Some(WeightType::Q8_0) } else { WeightType::from_ggml(info.ty) }.ok_or_else(|| {
+                BackendError::Unsupported(format!(
                 "tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K; Q5_0 widened to \
                  Q8_0)",
                 info.ty
             ))
-        })?;
-        if !cols.is_multiple_of(info.ty.block_size() as usize) {
-            return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", info.ty)));
-        }
-        let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
-        let rb = data.len() / total;
-        let mut data = data[first * rb..(first + rows) * rb].to_vec();
-        if first == 0 {
-            *types.entry(ty).or_insert(0) += 1;
-            widened += wide as usize;
-        }
-        if wide {
-            data = widen_q5_0(&data);
-        }
-        let source = (name.to_string(), first, wide.then_some(info.ty));
-        if interleave {
-            if let Some(x) = repack::interleave(ty, rows, cols, &data) {
-                return Ok(Weight { layout: Layout::Interleaved4, ty, rows, cols, data: x, source });
+            })?;
+            if !cols.is_multiple_of(info.ty.block_size() as usize) {
+                return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", info.ty)));
             }
-        }
-        Ok(Weight { layout: Layout::Plain, ty, rows, cols, data, source })
-    };
+            let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
+            let rb = data.len() / total;
+            let mut data = data[first * rb..(first + rows) * rb].to_vec();
+            if first == 0 {
+                *types.entry(ty).or_insert(0) += 1;
+                widened += wide as usize;
+            }
+            if wide {
+                data = widen_q5_0(&data);
+            }
+            let source = (name.to_string(), first, wide.then_some(info.ty));
+            if interleave {
+                if let Some(x) = repack::interleave(ty, rows, cols, &data) {
+                    return Ok(Weight { layout: Layout::Interleaved4, ty, rows, cols, data: x, source });
+                }
+            }
+            Ok(Weight { layout: Layout::Plain, ty, rows, cols, data, source })
+        };
     let (e, q, kv, ff) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff);
     let mut layers = Vec::with_capacity(hp.n_layer);
     for i in 0..hp.n_layer {
@@ -191,7 +192,11 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
             let (n, t) = (w("attn_qkv"), q + 2 * kv);
             (weight(&n, 0, q, t, e)?, weight(&n, q, kv, t, e)?, weight(&n, q + kv, kv, t, e)?)
         } else {
-            (weight(&w("attn_q"), 0, q, q, e)?, weight(&w("attn_k"), 0, kv, kv, e)?, weight(&w("attn_v"), 0, kv, kv, e)?)
+            (
+                weight(&w("attn_q"), 0, q, q, e)?,
+                weight(&w("attn_k"), 0, kv, kv, e)?,
+                weight(&w("attn_v"), 0, kv, kv, e)?,
+            )
         };
         let wo = weight(&w("attn_output"), 0, e, e, q)?;
         let (gate, up) = if hp.fused_gate_up {
@@ -251,7 +256,18 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
     }
     let output_norm = vector(names::OUTPUT_NORM, e)?;
     let rope_freqs = if hp.rope_freq_factors { Some(vector(names::ROPE_FREQS, hp.head_dim / 2)?) } else { None };
-    let mut w = Weights { hp, embd, layers, output_norm, output, rope_freqs, types, interleaved: 0, widened, path: path.into() };
+    let mut w = Weights {
+        hp,
+        embd,
+        layers,
+        output_norm,
+        output,
+        rope_freqs,
+        types,
+        interleaved: 0,
+        widened,
+        path: path.into(),
+    };
     w.interleaved = w.matrices().filter(|m| m.layout == Layout::Interleaved4).count();
     Ok(w)
 }

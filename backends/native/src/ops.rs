@@ -36,9 +36,8 @@ pub fn rope_tables(
     factors: Option<&[f32]>,
 ) -> (Vec<f32>, Vec<f32>) {
     let half = head_dim / 2;
-    let inv: Vec<f32> = (0..half)
-        .map(|i| base.powf(-((2 * i) as f32) / head_dim as f32) / factors.map_or(1.0, |f| f[i]))
-        .collect();
+    let inv: Vec<f32> =
+        (0..half).map(|i| base.powf(-((2 * i) as f32) / head_dim as f32) / factors.map_or(1.0, |f| f[i])).collect();
     let mut cos = Vec::with_capacity(n * half);
     let mut sin = Vec::with_capacity(n * half);
     for p in pos..pos + n {

@@ -275,7 +275,10 @@ impl ModelDesc {
             (Arch::Gemma3, Some(window)) if window > 0 => {
                 let layers = match g.get(&key("attention.sliding_window_pattern")) {
                     Some(crate::Value::Array(_, v)) => {
-                        let l: Vec<bool> = v.iter().map(|b| b.as_bool().unwrap_or_else(|| b.as_u64().is_some_and(|x| x != 0))).collect();
+                        let l: Vec<bool> = v
+                            .iter()
+                            .map(|b| b.as_bool().unwrap_or_else(|| b.as_u64().is_some_and(|x| x != 0)))
+                            .collect();
                         if l.len() != n_layer {
                             return Err(ParamsError::Invalid(format!(
                                 "sliding_window_pattern has {} entries for {n_layer} layers",

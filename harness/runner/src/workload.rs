@@ -118,8 +118,9 @@ impl Workload {
     pub fn prompt_ids(&self, tok: &Tokenizer, chat_template: Option<&str>) -> Result<Vec<u32>, WorkloadError> {
         match &self.prompt {
             Prompt::Chat { text, system } => match chat_template {
-                Some(src) => chat_prompt_ids(tok, src, system.as_deref(), text)
-                    .map_err(|e| WorkloadError::Prompt(e.to_string())),
+                Some(src) => {
+                    chat_prompt_ids(tok, src, system.as_deref(), text).map_err(|e| WorkloadError::Prompt(e.to_string()))
+                }
                 None => {
                     let plain = match system {
                         Some(s) => format!("{s}\n\n{text}"),

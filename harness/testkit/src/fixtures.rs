@@ -45,7 +45,8 @@ pub fn tiny_model(dir: &Path, weight_type: GgmlType, embd_type: GgmlType) -> Mod
 /// A tiny model of architecture `arch` (with Llama 3.1 rope factors when `rope_freqs`) and weight type `weight_type`
 /// (Q8_0 embedding), written into `dir`.
 pub fn tiny_arch_model(dir: &Path, arch: Arch, rope_freqs: bool, weight_type: GgmlType) -> ModelSpec {
-    let path = dir.join(format!("tiny-{}{}-{weight_type}.gguf", arch.name(), if rope_freqs { "-ropefreqs" } else { "" }));
+    let path =
+        dir.join(format!("tiny-{}{}-{weight_type}.gguf", arch.name(), if rope_freqs { "-ropefreqs" } else { "" }));
     let cfg = TinyConfig { arch, rope_freqs, weight_type, ..TinyConfig::default() };
     synth::tiny_model(&cfg).expect("tiny model").write(&path).expect("writing a tiny model");
     let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).expect("hashing a tiny model");
