@@ -17,7 +17,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use edgebench_gguf::quant::quantize;
 use edgebench_kernels::{
-    matmul_rows, repack, Isa, KernelSet, KvSlice, Layout, OutMatrix, QuantActs, WeightMatrix, WeightType,
+    matmul_rows, repack, ActQuant, Isa, KernelSet, KvSlice, Layout, OutMatrix, QuantActs, WeightMatrix, WeightType,
 };
 
 const COLS: usize = 4096;
@@ -67,8 +67,18 @@ fn run(c: &mut Criterion, group: &str, rows: impl Fn(WeightType) -> usize, n: us
         let rows = rows(ty);
         let plain = weights(ty, rows);
         let x: Vec<f32> = (0..n * COLS).map(|i| ((i * 31) % 997) as f32 / 500.0 - 1.0).collect();
+        // As the native engine quantizes them: one scale per 256 values for K-quant weights, per 32 for the others.
+        let mode = match ty {
+            WeightType::Q4K | WeightType::Q6K => ActQuant::Super256,
+            t if t.quantized() => ActQuant::Block32,
+            _ => ActQuant::None,
+        };
         let mut acts = QuantActs::new();
-        acts.set(&KernelSet::best(), &x, n, COLS, ty.quantized());
+        let wr = acts.writer_with(&KernelSet::best(), n, COLS, mode);
+        for j in 0..n {
+            // SAFETY: one writer per row.
+            unsafe { wr.write(j, |row| row.copy_from_slice(&x[j * COLS..(j + 1) * COLS])) };
+        }
         let mut out = vec![0f32; n * rows];
         g.throughput(if n == 1 {
             Throughput::Bytes(plain.len() as u64)

@@ -1,11 +1,28 @@
 //! Activations as the kernels read them: f32 rows, and the same rows quantized to 8 bits in blocks of 32 with a
 //! per-block scale `d` and `s = d·Σq` (what the offset terms of Q4_0, Q4_1 and the K-quants need), stored as
-//! interleaved `(d, s)` pairs so a kernel loads both with one 8-byte load.
+//! interleaved `(d, s)` pairs so a kernel loads both with one 8-byte load. For K-quant weights the scale may be
+//! shared by the eight blocks of each 256 values ([`ActQuant::Super256`], as ggml's Q8_K), so their kernels apply
+//! the weights' sub-block scales in integers and convert once per 256 values.
 
-use crate::dispatch::{Isa, KernelSet};
+use crate::dispatch::KernelSet;
 
 /// Values per activation block.
 pub const QK: usize = 32;
+
+/// Values per K-quant super-block (one shared activation scale under [`ActQuant::Super256`]).
+pub const QK_K: usize = 256;
+
+/// How activation rows are quantized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActQuant {
+    /// Kept as f32 only (float weights).
+    None,
+    /// 8 bits, a scale per 32 values (ggml's Q8_0 / Q8_1 activations).
+    Block32,
+    /// 8 bits, one scale per 256 values repeated for its eight blocks of 32 (ggml's Q8_K, for K-quant weights);
+    /// rows a whole number of 256.
+    Super256,
+}
 
 /// One activation row, borrowed from [`QuantActs`].
 #[derive(Debug, Clone, Copy)]
@@ -16,6 +33,8 @@ pub struct ActRow<'a> {
     pub qs: &'a [i8],
     /// `(d, d·Σq)` per block: `2 · k / 32` values.
     pub ds: &'a [f32],
+    /// Whether `d` is shared by each run of eight blocks ([`ActQuant::Super256`]).
+    pub super256: bool,
 }
 
 /// `n` activation rows of `k` values, kept as f32 and (on request) quantized. Buffers are reused across calls.
@@ -24,6 +43,7 @@ pub struct QuantActs {
     n: usize,
     k: usize,
     quantized: bool,
+    super256: bool,
     x: Vec<f32>,
     qs: Vec<i8>,
     ds: Vec<f32>,
@@ -46,12 +66,20 @@ impl QuantActs {
     }
 
     /// Sizes the buffers for `n` rows of `k` values and returns a writer through which several threads can fill
-    /// (and quantize) disjoint rows.
+    /// (and quantize) disjoint rows; `quantize` picks [`ActQuant::Block32`] or [`ActQuant::None`].
     pub fn writer(&mut self, ks: &KernelSet, n: usize, k: usize, quantize: bool) -> RowWriter<'_> {
+        self.writer_with(ks, n, k, if quantize { ActQuant::Block32 } else { ActQuant::None })
+    }
+
+    /// [`QuantActs::writer`] with the quantization named.
+    pub fn writer_with(&mut self, ks: &KernelSet, n: usize, k: usize, mode: ActQuant) -> RowWriter<'_> {
+        let quantize = mode != ActQuant::None;
         assert!(!quantize || k.is_multiple_of(QK), "quantized activations need whole blocks of {QK}");
+        assert!(mode != ActQuant::Super256 || k.is_multiple_of(QK_K), "shared scales need whole runs of {QK_K}");
         self.n = n;
         self.k = k;
         self.quantized = quantize;
+        self.super256 = mode == ActQuant::Super256;
         self.x.resize(n * k, 0.0);
         if quantize {
             self.qs.resize(n * k, 0);
@@ -64,6 +92,7 @@ impl QuantActs {
             n,
             k,
             quantize,
+            super256: self.super256,
             ks: *ks,
             _acts: std::marker::PhantomData,
         }
@@ -89,9 +118,10 @@ impl QuantActs {
         let (k, nb) = (self.k, self.k / QK);
         let x = &self.x[j * k..(j + 1) * k];
         if self.quantized {
-            ActRow { x, qs: &self.qs[j * k..(j + 1) * k], ds: &self.ds[2 * j * nb..2 * (j + 1) * nb] }
+            let (qs, ds) = (&self.qs[j * k..(j + 1) * k], &self.ds[2 * j * nb..2 * (j + 1) * nb]);
+            ActRow { x, qs, ds, super256: self.super256 }
         } else {
-            ActRow { x, qs: &[], ds: &[] }
+            ActRow { x, qs: &[], ds: &[], super256: false }
         }
     }
 }
@@ -104,6 +134,7 @@ pub struct RowWriter<'a> {
     n: usize,
     k: usize,
     quantize: bool,
+    super256: bool,
     ks: KernelSet,
     _acts: std::marker::PhantomData<&'a mut QuantActs>,
 }
@@ -133,13 +164,24 @@ impl RowWriter<'_> {
                     std::slice::from_raw_parts_mut(self.ds.add(2 * j * nb), 2 * nb),
                 )
             };
+            let simd = self.ks.isa().is_x86_simd();
+            // The shared scale of each run of 256 (`None`: each block its own).
+            let mut shared = None;
             for b in 0..nb {
+                if self.super256 && b % 8 == 0 {
+                    let amax = x[b * QK..b * QK + QK_K].iter().fold(0f32, |m, v| m.max(v.abs()));
+                    shared = Some(amax / 127.0);
+                }
                 let (xs, q) = (&x[b * QK..(b + 1) * QK], &mut qs[b * QK..(b + 1) * QK]);
-                let (d, s) = match self.ks.isa() {
+                let (d, s) = match shared {
                     #[cfg(target_arch = "x86_64")]
                     // SAFETY: a KernelSet with these paths exists only where the CPU has avx2, fma and f16c.
-                    Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni => unsafe { crate::avx2::quantize_block(xs, q) },
-                    _ => crate::scalar::quantize_block(xs, q),
+                    Some(d) if simd => (d, unsafe { crate::avx2::quantize_block_with(xs, q, d) }),
+                    Some(d) => (d, crate::scalar::quantize_block_with(xs, q, d)),
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: as above.
+                    None if simd => unsafe { crate::avx2::quantize_block(xs, q) },
+                    None => crate::scalar::quantize_block(xs, q),
                 };
                 ds[2 * b] = d;
                 ds[2 * b + 1] = s;

@@ -7,7 +7,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use crate::acts::{ActRow, QK};
-use crate::formats::{q4k_scale_min, WeightType};
+use crate::formats::{q4k_scales_mins, WeightType};
 use crate::matmul::{OutMatrix, WeightMatrix};
 
 /// Weight rows per cache block (for a 576-wide Q4_1 row, 64 rows are 23 KiB).
@@ -44,6 +44,8 @@ pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_
             WeightType::Q4_0 => rows_q4_0(w, rows, acts, out),
             WeightType::Q4_1 => rows_q4_1(w, rows, acts, out),
             WeightType::Q8_0 => rows_q8_0(w, rows, acts, out),
+            WeightType::Q4K if acts.iter().all(|a| a.super256) => rows_q4k_s(w, rows, acts, out),
+            WeightType::Q6K if acts.iter().all(|a| a.super256) => rows_q6k_s(w, rows, acts, out),
             WeightType::Q4K => rows_q4k(w, rows, acts, out),
             WeightType::Q6K => rows_q6k(w, rows, acts, out),
             WeightType::F32 => rows_f32(w, rows, acts, out),
@@ -141,6 +143,8 @@ gemm_loop!(rows_q4_1, q4_gemm4, q4_tile, true);
 gemm_loop!(rows_q8_0, q8_gemm4, q8_tile);
 row_loop!(rows_q4k, q4k_tile);
 row_loop!(rows_q6k, q6k_tile);
+row_loop!(rows_q4k_s, q4k_tile_s);
+row_loop!(rows_q6k_s, q6k_tile_s);
 row_loop!(rows_f32, float_tile, false);
 row_loop!(rows_f16, float_tile, true);
 
@@ -366,7 +370,7 @@ unsafe fn q4k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
         unsafe {
             let dd = f16s(blk.as_ptr(), true);
             let (d, dmin) = (_mm_cvtss_f32(dd), lane1(dd));
-            let sm: [(u8, u8); 8] = std::array::from_fn(|i| q4k_scale_min(i, &blk[4..16]));
+            let sm = q4k_scales_mins(&blk[4..16]);
             for c in 0..4 {
                 let raw = load32(blk.as_ptr().add(16 + 32 * c).cast());
                 let (lo, hi) = (_mm256_and_si256(raw, mask), _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask));
@@ -378,16 +382,99 @@ unsafe fn q4k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
                         dot_u8_i8(hi, load32(a[j].qs.as_ptr().add(b1 * QK))),
                     );
                     let (da0, da1) = (ds(&a[j], b0), ds(&a[j], b1));
-                    let sc0 = _mm256_set1_ps(d * sm[s0].0 as f32 * _mm_cvtss_f32(da0));
-                    let sc1 = _mm256_set1_ps(d * sm[s1].0 as f32 * _mm_cvtss_f32(da1));
+                    let sc0 = _mm256_set1_ps(d * sm[s0] as f32 * _mm_cvtss_f32(da0));
+                    let sc1 = _mm256_set1_ps(d * sm[s1] as f32 * _mm_cvtss_f32(da1));
                     acc0[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), sc0, acc0[j]);
                     acc1[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), sc1, acc1[j]);
-                    corr[j] -= dmin * (sm[s0].1 as f32 * lane1(da0) + sm[s1].1 as f32 * lane1(da1));
+                    corr[j] -= dmin * (sm[8 + s0] as f32 * lane1(da0) + sm[8 + s1] as f32 * lane1(da1));
                 }
             }
         }
     }
     std::array::from_fn(|j| hsum(_mm256_add_ps(acc0[j], acc1[j])) + corr[j])
+}
+
+/// Q4_K against activations with one scale per 256 values (`ActRow::super256`, ggml's Q8_K): per super-block,
+/// d·d_a·Σ_i sc_i·(u_i·q_a_i), the sub-block scales applied in integers (`vpmaddwd`), minus dmin·Σ_i m_i·s_i.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q4k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
+    let mask = _mm256_set1_epi8(0x0F);
+    let mut acc = [_mm256_setzero_ps(); N];
+    let mut corr = [0f32; N];
+    for (sb, blk) in w.chunks_exact(144).enumerate() {
+        // SAFETY: as in q4_tile; blk is one whole super-block, each activation row holds its 256 values.
+        unsafe {
+            let dd = f16s(blk.as_ptr(), true);
+            let (d, dmin) = (_mm_cvtss_f32(dd), lane1(dd));
+            let sm = q4k_scales_mins(&blk[4..16]);
+            let mut isum = [_mm256_setzero_si256(); N];
+            for c in 0..4 {
+                let raw = load32(blk.as_ptr().add(16 + 32 * c).cast());
+                let (lo, hi) = (_mm256_and_si256(raw, mask), _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask));
+                // Two scales per step, not eight held across the loop: AVX2 has 16 vector registers.
+                let (sc0, sc1) = (_mm256_set1_epi16(sm[2 * c] as i16), _mm256_set1_epi16(sm[2 * c + 1] as i16));
+                let b0 = sb * 8 + 2 * c;
+                for j in 0..N {
+                    let q0 = load32(a[j].qs.as_ptr().add(b0 * QK));
+                    let q1 = load32(a[j].qs.as_ptr().add((b0 + 1) * QK));
+                    let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, q0), sc0);
+                    let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, q1), sc1);
+                    isum[j] = _mm256_add_epi32(isum[j], _mm256_add_epi32(p0, p1));
+                }
+            }
+            for j in 0..N {
+                let ds = a[j].ds.as_ptr().add(2 * sb * 8);
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_set1_ps(d * *ds), acc[j]);
+                let m: f32 = (0..8).map(|i| sm[8 + i] as f32 * *ds.add(2 * i + 1)).sum();
+                corr[j] -= dmin * m;
+            }
+        }
+    }
+    std::array::from_fn(|j| hsum(acc[j]) + corr[j])
+}
+
+/// Q6_K against activations with one scale per 256 values: per super-block, d·d_a·Σ_g sc_g·((q − 32)·q_a) with the
+/// group scales applied in integers.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
+    let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+    let mut acc = [_mm256_setzero_ps(); N];
+    for (sb, blk) in w.chunks_exact(210).enumerate() {
+        // SAFETY: as in q4_tile; blk is one whole super-block, each activation row holds its 256 values.
+        unsafe {
+            let d = _mm_cvtss_f32(f16s(blk.as_ptr().add(208), false));
+            let mut isum = [_mm256_setzero_si256(); N];
+            for h in 0..2 {
+                let ql0 = load32(blk.as_ptr().add(64 * h).cast());
+                let ql1 = load32(blk.as_ptr().add(64 * h + 32).cast());
+                let qh = load32(blk.as_ptr().add(128 + 32 * h).cast());
+                let hi = |v: __m256i| _mm256_slli_epi16(_mm256_and_si256(v, m2), 4);
+                let qs = [
+                    _mm256_or_si256(_mm256_and_si256(ql0, m4), hi(qh)),
+                    _mm256_or_si256(_mm256_and_si256(ql1, m4), hi(_mm256_srli_epi16(qh, 2))),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hi(_mm256_srli_epi16(qh, 4))),
+                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hi(_mm256_srli_epi16(qh, 6))),
+                ];
+                let sc = |t: usize, g: usize| *blk.get_unchecked(192 + 8 * h + 2 * t + g) as i8 as i16;
+                let scv: [__m256i; 4] =
+                    std::array::from_fn(|t| _mm256_set_m128i(_mm_set1_epi16(sc(t, 1)), _mm_set1_epi16(sc(t, 0))));
+                for j in 0..N {
+                    for t in 0..4 {
+                        let qa = load32(a[j].qs.as_ptr().add((sb * 8 + h * 4 + t) * QK));
+                        let p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(qs[t], qa), _mm256_maddubs_epi16(k32, qa));
+                        isum[j] = _mm256_add_epi32(isum[j], _mm256_madd_epi16(p16, scv[t]));
+                    }
+                }
+            }
+            for j in 0..N {
+                let da = *a[j].ds.as_ptr().add(2 * sb * 8);
+                acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_set1_ps(d * da), acc[j]);
+            }
+        }
+    }
+    std::array::from_fn(|j| hsum(acc[j]))
 }
 
 /// Q6_K: per group of 16, d·sc·d_a·Σ (q − 32)·q_a.
@@ -479,16 +566,31 @@ unsafe fn float_tile<const N: usize, const HALF: bool>(w: &[u8], a: &[ActRow<'_>
 #[target_feature(enable = "avx2,fma,f16c")]
 pub unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, f32) {
     assert!(x.len() >= QK && q.len() >= QK);
-    // SAFETY: 32 values are readable in x and writable in q (asserted).
-    unsafe {
+    // SAFETY: 32 values are readable in x (asserted).
+    let amax = unsafe {
         let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(x.as_ptr().add(8 * i)));
         let sign = _mm256_set1_ps(-0.0);
         let abs = |v: __m256| _mm256_andnot_ps(sign, v);
         let m = _mm256_max_ps(_mm256_max_ps(abs(v[0]), abs(v[1])), _mm256_max_ps(abs(v[2]), abs(v[3])));
         let m = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
         let m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-        let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
-        let d = amax / 127.0;
+        _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)))
+    };
+    let d = amax / 127.0;
+    // SAFETY: as asserted.
+    (d, unsafe { quantize_block_with(x, q, d) })
+}
+
+/// AVX2 version of [`crate::scalar::quantize_block_with`] (bit-identical).
+///
+/// # Safety
+/// The CPU has avx2; `x` and `q` hold at least 32 values.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn quantize_block_with(x: &[f32], q: &mut [i8], d: f32) -> f32 {
+    assert!(x.len() >= QK && q.len() >= QK);
+    // SAFETY: 32 values are readable in x and writable in q (asserted).
+    unsafe {
+        let v: [__m256; 4] = std::array::from_fn(|i| _mm256_loadu_ps(x.as_ptr().add(8 * i)));
         let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
         let r: [__m256i; 4] = std::array::from_fn(|i| {
             _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], id), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC))
@@ -504,7 +606,7 @@ pub unsafe fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, f32) {
         let p8 = _mm256_packs_epi16(p16a, p16b);
         let p8 = _mm256_permutevar8x32_epi32(p8, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
         _mm256_storeu_si256(q.as_mut_ptr().cast(), p8);
-        (d, d * total as f32)
+        d * total as f32
     }
 }
 
@@ -567,6 +669,37 @@ fn exp8(x: __m256) -> __m256 {
     let y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0));
     let pow2 = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
     _mm256_mul_ps(y, _mm256_castsi256_ps(pow2))
+}
+
+/// AVX2 versions of [`crate::scalar::swiglu`] (`GELU` false) and [`crate::scalar::geglu`] (`GELU` true):
+/// `g · σ(z) · u` with `z = g` or GELU's `2·√(2/π)·(g + 0.044715·g³)`, eight lanes at a time through [`exp8`].
+///
+/// # Safety
+/// The CPU has avx2 and fma; the three slices have one length.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn glu<const GELU: bool>(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    let n = out.len();
+    let main = n / 8 * 8;
+    let (one, c, k) = (_mm256_set1_ps(1.0), _mm256_set1_ps(2.0 * 0.797_884_6), _mm256_set1_ps(0.044715));
+    let mut i = 0;
+    while i < main {
+        // SAFETY: i + 8 <= n for all three slices (equal lengths).
+        unsafe {
+            let g = _mm256_loadu_ps(gate.as_ptr().add(i));
+            let z =
+                if GELU { _mm256_mul_ps(_mm256_mul_ps(c, g), _mm256_fmadd_ps(_mm256_mul_ps(k, g), g, one)) } else { g };
+            let e = exp8(_mm256_sub_ps(_mm256_setzero_ps(), z));
+            let y = _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), _mm256_loadu_ps(up.as_ptr().add(i)));
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), y);
+        }
+        i += 8;
+    }
+    let (o, g, u) = (&mut out[main..], &gate[main..], &up[main..]);
+    if GELU {
+        crate::scalar::geglu(o, g, u)
+    } else {
+        crate::scalar::swiglu(o, g, u)
+    }
 }
 
 /// AVX2 version of [`crate::scalar::softmax`].

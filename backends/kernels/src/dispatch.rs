@@ -49,6 +49,11 @@ impl Isa {
         }
     }
 
+    /// Whether this is one of the x86-64 paths built on AVX2 (AVX2, AVX-512 VNNI, AVX-VNNI).
+    pub fn is_x86_simd(self) -> bool {
+        matches!(self, Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni)
+    }
+
     /// Whether this CPU can run the path.
     pub fn available(self) -> bool {
         match self {
@@ -168,6 +173,28 @@ impl KernelSet {
                 crate::avx2::scores(q, keys, stride, scale, out)
             },
             _ => crate::scalar::scores(q, keys, stride, scale, out),
+        }
+    }
+
+    /// `out = silu(gate) · up` (SwiGLU).
+    pub fn swiglu(&self, out: &mut [f32], gate: &[f32], up: &[f32]) {
+        assert!(gate.len() == out.len() && up.len() == out.len(), "gate, up and out differ in length");
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path is available; lengths checked.
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni => unsafe { crate::avx2::glu::<false>(out, gate, up) },
+            _ => crate::scalar::swiglu(out, gate, up),
+        }
+    }
+
+    /// `out = gelu(gate) · up` (GeGLU, GELU's tanh approximation).
+    pub fn geglu(&self, out: &mut [f32], gate: &[f32], up: &[f32]) {
+        assert!(gate.len() == out.len() && up.len() == out.len(), "gate, up and out differ in length");
+        match self.isa {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the path is available; lengths checked.
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni => unsafe { crate::avx2::glu::<true>(out, gate, up) },
+            _ => crate::scalar::geglu(out, gate, up),
         }
     }
 

@@ -86,6 +86,24 @@ pub fn f16_at(b: &[u8]) -> f32 {
     half::f16::from_le_bytes([b[0], b[1]]).to_f32()
 }
 
+/// All eight 6-bit scales and minimums of a Q4_K super-block's 12 scale bytes at once, with word operations on the
+/// packed bytes: `[scales 0..8, minimums 0..8]`, equal to [`q4k_scale_min`] for each sub-block.
+#[inline]
+pub fn q4k_scales_mins(q: &[u8]) -> [u8; 16] {
+    const LOW6: u32 = 0x3f3f_3f3f;
+    const LOW4: u32 = 0x0f0f_0f0f;
+    const LOW2: u32 = 0x0303_0303;
+    let w = |i: usize| u32::from_le_bytes([q[4 * i], q[4 * i + 1], q[4 * i + 2], q[4 * i + 3]]);
+    let (a, b, c) = (w(0), w(1), w(2));
+    let scales_hi = (c & LOW4) | (((a >> 6) & LOW2) << 4);
+    let mins_hi = ((c >> 4) & LOW4) | (((b >> 6) & LOW2) << 4);
+    let mut out = [0u8; 16];
+    for (i, v) in [a & LOW6, scales_hi, b & LOW6, mins_hi].into_iter().enumerate() {
+        out[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
 /// The 6-bit scale and minimum of sub-block `j` (0..8) of a Q4_K super-block's 12 scale bytes (ggml's packing).
 #[inline]
 pub fn q4k_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
@@ -93,5 +111,27 @@ pub fn q4k_scale_min(j: usize, q: &[u8]) -> (u8, u8) {
         (q[j] & 63, q[j + 4] & 63)
     } else {
         ((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4), (q[j + 4] >> 4) | ((q[j] >> 6) << 4))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_scales_unpack_alike_one_by_one_and_all_at_once() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..1000 {
+            let q: Vec<u8> = (0..12)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (state >> 56) as u8
+                })
+                .collect();
+            let all = q4k_scales_mins(&q);
+            for j in 0..8 {
+                assert_eq!(q4k_scale_min(j, &q), (all[j], all[8 + j]), "sub-block {j} of {q:?}");
+            }
+        }
     }
 }

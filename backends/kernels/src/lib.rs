@@ -23,7 +23,7 @@ pub mod avxvnni;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
 
-pub use acts::{ActRow, QuantActs, RowWriter};
+pub use acts::{ActQuant, ActRow, QuantActs, RowWriter};
 pub use attention::KvSlice;
 pub use dispatch::{Isa, KernelSet};
 pub use formats::WeightType;

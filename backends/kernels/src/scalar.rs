@@ -8,6 +8,12 @@ use crate::formats::{f16_at, q4k_scale_min, WeightType};
 pub fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, f32) {
     let amax = x.iter().fold(0f32, |m, v| m.max(v.abs()));
     let d = amax / 127.0;
+    (d, quantize_block_with(x, q, d))
+}
+
+/// Quantizes 32 values to 8 bits with a given scale `d` (at least `max|x| / 127`): `q = round_ties_even(x / d)`;
+/// returns `d·Σq`.
+pub fn quantize_block_with(x: &[f32], q: &mut [i8], d: f32) -> f32 {
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut sum = 0i32;
     for (q, v) in q.iter_mut().zip(x) {
@@ -15,7 +21,7 @@ pub fn quantize_block(x: &[f32], q: &mut [i8]) -> (f32, f32) {
         *q = r as i8;
         sum += r;
     }
-    (d, d * sum as f32)
+    d * sum as f32
 }
 
 fn idot_u(u: impl Iterator<Item = u8>, a: &[i8]) -> i32 {
@@ -138,4 +144,42 @@ pub fn softmax(p: &mut [f32]) {
     }
     let inv = 1.0 / sum;
     p.iter_mut().for_each(|v| *v *= inv);
+}
+
+/// `√(2/π)`, GELU's tanh-approximation constant.
+const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+
+/// `out = silu(gate) · up` (SwiGLU): `g · σ(g) · u`.
+pub fn swiglu(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g / (1.0 + (-g).exp()) * u;
+    }
+}
+
+/// `out = gelu(gate) · up` (GeGLU) with GELU's tanh approximation (ggml's `gelu`):
+/// `0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³)))`, computed as `g · σ(2·√(2/π)·(g + 0.044715·g³))`.
+pub fn geglu(out: &mut [f32], gate: &[f32], up: &[f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        let z = 2.0 * SQRT_2_OVER_PI * g * (1.0 + 0.044715 * g * g);
+        *o = g / (1.0 + (-z).exp()) * u;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gated_activations() {
+        let mut g = [9.0; 3];
+        swiglu(&mut g, &[0.0, 10.0, -10.0], &[5.0, 2.0, 2.0]);
+        assert_eq!(g[0], 0.0);
+        assert!((g[1] - 20.0).abs() < 1e-3 && g[2].abs() < 1e-3);
+        geglu(&mut g, &[0.0, 10.0, -10.0], &[5.0, 2.0, 2.0]);
+        assert_eq!(g[0], 0.0);
+        assert!((g[1] - 20.0).abs() < 1e-3 && g[2].abs() < 1e-3);
+        let mut one = [1.0];
+        geglu(&mut one, &[1.0], &[1.0]);
+        assert!((one[0] - 0.841_192).abs() < 1e-5, "gelu_tanh(1) = {}", one[0]);
+    }
 }

@@ -5,6 +5,8 @@ use edgebench_core::tolerance::{KERNEL_Q8_ACTIVATIONS, KERNEL_SCALAR_VS_DEQUANTI
 use edgebench_gguf::quant::{dequantize, quantize};
 use proptest::prelude::*;
 
+use crate::acts::ActQuant;
+
 use crate::{Isa, KernelSet, KvSlice, QuantActs, WeightType};
 
 struct Rng(u64);
@@ -44,10 +46,27 @@ fn weights(ty: WeightType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
 }
 
 fn acts(ks: &KernelSet, n: usize, k: usize, rng: &mut Rng, quantized: bool) -> QuantActs {
+    acts_with(ks, n, k, rng, if quantized { ActQuant::Block32 } else { ActQuant::None })
+}
+
+fn acts_with(ks: &KernelSet, n: usize, k: usize, rng: &mut Rng, mode: ActQuant) -> QuantActs {
     let x: Vec<f32> = (0..n * k).map(|i| rng.f() * (1.0 + (i / 32 % 5) as f32 * 3.0)).collect();
     let mut a = QuantActs::new();
-    a.set(ks, &x, n, k, quantized);
+    let w = a.writer_with(ks, n, k, mode);
+    for j in 0..n {
+        // SAFETY: one thread writes every row once.
+        unsafe { w.write(j, |row| row.copy_from_slice(&x[j * k..(j + 1) * k])) };
+    }
     a
+}
+
+/// The activation quantizations a weight type's kernels take.
+fn act_modes(ty: WeightType) -> &'static [ActQuant] {
+    match ty {
+        WeightType::F32 | WeightType::F16 => &[ActQuant::None],
+        WeightType::Q4K | WeightType::Q6K => &[ActQuant::Block32, ActQuant::Super256],
+        _ => &[ActQuant::Block32],
+    }
 }
 
 /// Σ |w_i · x_i| over the dequantized weights and the (dequantized, for block types) activations, in f64, and the
@@ -104,18 +123,20 @@ proptest! {
         for best in simd_paths() {
             let mut rng = Rng(seed);
             for &ty in WeightType::ALL {
-                let k = k_for(ty, blocks);
-                let w = weights(ty, 1, k, &mut rng);
-                let a = acts(&best, n, k, &mut rng, ty.quantized());
-                let rows: Vec<_> = (0..n).map(|j| a.row(j)).collect();
-                let (mut simd, mut reference) = (vec![0f32; n], vec![0f32; n]);
-                best.dot_tile(ty, &w, &rows, &mut simd);
-                KernelSet::scalar().dot_tile(ty, &w, &rows, &mut reference);
-                for j in 0..n {
-                    let (_, abs) = f64_dot(ty, &w, &rows[j], ty.quantized());
-                    KERNEL_SIMD_VS_SCALAR
-                        .check_scaled(&simd[j..=j], &reference[j..=j], abs as f32)
-                        .map_err(|e| TestCaseError::fail(format!("{} {}: {e}", ty.name(), best.isa())))?;
+                for &mode in act_modes(ty) {
+                    let k = k_for(ty, blocks);
+                    let w = weights(ty, 1, k, &mut rng);
+                    let a = acts_with(&best, n, k, &mut rng, mode);
+                    let rows: Vec<_> = (0..n).map(|j| a.row(j)).collect();
+                    let (mut simd, mut reference) = (vec![0f32; n], vec![0f32; n]);
+                    best.dot_tile(ty, &w, &rows, &mut simd);
+                    KernelSet::scalar().dot_tile(ty, &w, &rows, &mut reference);
+                    for j in 0..n {
+                        let (_, abs) = f64_dot(ty, &w, &rows[j], ty.quantized());
+                        KERNEL_SIMD_VS_SCALAR
+                            .check_scaled(&simd[j..=j], &reference[j..=j], abs as f32)
+                            .map_err(|e| TestCaseError::fail(format!("{} {} {mode:?}: {e}", ty.name(), best.isa())))?;
+                    }
                 }
             }
         }
@@ -146,7 +167,7 @@ proptest! {
     }
 
     #[test]
-    fn simd_activation_quantizer_is_bit_identical(seed in any::<u64>(), blocks in 1usize..=8) {
+    fn simd_activation_quantizer_is_bit_identical(seed in any::<u64>(), blocks in 1usize..=17) {
         let mut rng = Rng(seed);
         let mut x: Vec<f32> = (0..blocks * 32).map(|_| rng.f() * 10.0).collect();
         // Exact ties (x / d = k + 0.5), a zero block and extremes.
@@ -165,10 +186,54 @@ proptest! {
             prop_assert_eq!(ra.ds, rb.ds);
             prop_assert!(ra.qs.iter().all(|&q| q != i8::MIN));
         }
+        // One scale per 256 values: the same on every path, shared by the run's eight blocks, the run's largest
+        // magnitude at ±127.
+        let runs = blocks / 8;
+        if runs > 0 {
+            let x = &x[..runs * 256];
+            let fill = |ks: &KernelSet, acts: &mut QuantActs| {
+                let w = acts.writer_with(ks, 1, x.len(), ActQuant::Super256);
+                // SAFETY: one thread writes the one row.
+                unsafe { w.write(0, |row| row.copy_from_slice(x)) };
+            };
+            let mut b = QuantActs::new();
+            fill(&KernelSet::scalar(), &mut b);
+            let rb = b.row(0);
+            prop_assert!(rb.super256);
+            for r in 0..runs {
+                let d = rb.ds[16 * r];
+                prop_assert!((0..8).all(|i| rb.ds[16 * r + 2 * i] == d));
+                prop_assert_eq!(rb.qs[256 * r..256 * (r + 1)].iter().map(|q| q.unsigned_abs()).max(), Some(127));
+            }
+            for best in simd_paths() {
+                let mut a = QuantActs::new();
+                fill(&best, &mut a);
+                let ra = a.row(0);
+                prop_assert_eq!(ra.qs, rb.qs);
+                prop_assert_eq!(ra.ds, rb.ds);
+            }
+        }
     }
 }
 
 proptest! {
+    /// SwiGLU and GeGLU over gates spanning −100..100 (saturated lanes included) and ragged lengths.
+    #[test]
+    fn simd_gated_activations_match_the_scalar_reference(seed in any::<u64>(), n in 0usize..70) {
+        for best in simd_paths() {
+            let mut rng = Rng(seed);
+            let gate: Vec<f32> = (0..n).map(|i| rng.f() * if i % 5 == 0 { 100.0 } else { 6.0 }).collect();
+            let up: Vec<f32> = (0..n).map(|_| rng.f() * 3.0).collect();
+            let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
+            best.swiglu(&mut a, &gate, &up);
+            crate::scalar::swiglu(&mut b, &gate, &up);
+            KERNEL_SIMD_VS_SCALAR.check(&a, &b).map_err(TestCaseError::fail)?;
+            best.geglu(&mut a, &gate, &up);
+            crate::scalar::geglu(&mut b, &gate, &up);
+            KERNEL_SIMD_VS_SCALAR.check(&a, &b).map_err(TestCaseError::fail)?;
+        }
+    }
+
     #[test]
     fn simd_attention_kernels_match_the_scalar_reference(seed in any::<u64>(), hd8 in 1usize..=10, t in 0usize..40) {
         for best in simd_paths() {

@@ -7,7 +7,8 @@ use std::sync::Mutex;
 use edgebench_core::BackendError;
 use edgebench_gguf::arch::Activation;
 use edgebench_gguf::quant;
-use edgebench_kernels::{matmul_rows, KernelSet, OutMatrix, QuantActs, WeightMatrix};
+use edgebench_kernels::acts::QK_K;
+use edgebench_kernels::{matmul_rows, ActQuant, KernelSet, OutMatrix, QuantActs, WeightMatrix, WeightType};
 
 use crate::kv::{KvCache, KvType};
 use crate::model::{Weight, Weights};
@@ -85,6 +86,17 @@ impl State {
     }
 }
 
+/// How activations read by the matrices `by` are quantized: one scale per 256 values when every one of them is a
+/// K-quant (as llama.cpp's Q8_K, so their kernels apply sub-block scales in integers), else per 32.
+fn act_quant(by: &[&Weight], k: usize) -> ActQuant {
+    let k_quant = |w: &&Weight| matches!(w.ty, WeightType::Q4K | WeightType::Q6K);
+    if k.is_multiple_of(QK_K) && by.iter().all(k_quant) {
+        ActQuant::Super256
+    } else {
+        ActQuant::Block32
+    }
+}
+
 fn resize(v: &mut Vec<f32>, n: usize) {
     v.clear();
     v.resize(n, 0.0);
@@ -130,16 +142,17 @@ impl Engine {
     }
 
     /// `acts` = `f(j, row)` for each of `n` rows of `k` values, rows split across threads, each row quantized by
-    /// the thread that wrote it.
+    /// the thread that wrote it as the matrices that read them (`by`) want it ([`act_quant`]).
     fn fill_acts(
         &self,
         pool: &mut Pool,
         acts: &mut QuantActs,
+        by: &[&Weight],
         n: usize,
         k: usize,
         f: &(dyn Fn(usize, &mut [f32]) + Sync),
     ) -> Result<(), BackendError> {
-        let wr = acts.writer(&self.ks, n, k, true);
+        let wr = acts.writer_with(&self.ks, n, k, act_quant(by, k));
         let nt = pool.threads();
         if n < nt {
             // Decode: one row is not worth waking the other threads.
@@ -255,7 +268,7 @@ impl Engine {
         st.kv.reserve(st.pos + n, st.pos, hp.n_head_kv, hd);
         for (li, layer) in w.layers.iter().enumerate() {
             let x = &st.x;
-            self.fill_acts(pool, &mut st.acts, n, e, &|j, row| {
+            self.fill_acts(pool, &mut st.acts, &[&layer.wq, &layer.wk, &layer.wv], n, e, &|j, row| {
                 ops::rms_norm(&x[j * e..(j + 1) * e], &layer.attn_norm, hp.eps, row)
             })?;
             self.matmuls(
@@ -281,7 +294,9 @@ impl Engine {
             st.kv.store(li, &st.kn, &st.vn, st.pos, hp.n_head_kv, hd);
             self.attention(pool, &st.q, &st.kv, li, n, st.pos, &mut st.att)?;
             let att = &st.att;
-            self.fill_acts(pool, &mut st.acts, n, qd, &|j, row| row.copy_from_slice(&att[j * qd..(j + 1) * qd]))?;
+            self.fill_acts(pool, &mut st.acts, &[&layer.wo], n, qd, &|j, row| {
+                row.copy_from_slice(&att[j * qd..(j + 1) * qd])
+            })?;
             self.matmuls(pool, &st.acts, &mut [(&layer.wo, &mut st.o)])?;
             if let Some([post_attn, _]) = &layer.post_norms {
                 ops::rms_norm_in_place(&mut st.o, post_attn, hp.eps);
@@ -289,16 +304,16 @@ impl Engine {
             st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
 
             let x = &st.x;
-            self.fill_acts(pool, &mut st.acts, n, e, &|j, row| {
+            self.fill_acts(pool, &mut st.acts, &[&layer.gate, &layer.up], n, e, &|j, row| {
                 ops::rms_norm(&x[j * e..(j + 1) * e], &layer.ffn_norm, hp.eps, row)
             })?;
             self.matmuls(pool, &st.acts, &mut [(&layer.gate, &mut st.g), (&layer.up, &mut st.u)])?;
-            let (g, u, ff) = (&st.g, &st.u, hp.n_ff);
-            self.fill_acts(pool, &mut st.acts, n, ff, &|j, row| {
+            let (g, u, ff, ks) = (&st.g, &st.u, hp.n_ff, &self.ks);
+            self.fill_acts(pool, &mut st.acts, &[&layer.down], n, ff, &|j, row| {
                 let (g, u) = (&g[j * ff..(j + 1) * ff], &u[j * ff..(j + 1) * ff]);
                 match act {
-                    Activation::Silu => ops::swiglu(row, g, u),
-                    Activation::GeluTanh => ops::geglu(row, g, u),
+                    Activation::Silu => ks.swiglu(row, g, u),
+                    Activation::GeluTanh => ks.geglu(row, g, u),
                 }
             })?;
             self.matmuls(pool, &st.acts, &mut [(&layer.down, &mut st.o)])?;
@@ -311,7 +326,11 @@ impl Engine {
         let rows = n - first;
         let mut h = vec![0f32; rows * e];
         ops::rms_norm(&st.x[first * e..], &w.output_norm, hp.eps, &mut h);
-        st.acts.set(&self.ks, &h, rows, e, true);
+        let wr = st.acts.writer_with(&self.ks, rows, e, act_quant(&[w.output()], e));
+        for j in 0..rows {
+            // SAFETY: this thread writes every row, once.
+            unsafe { wr.write(j, |row| row.copy_from_slice(&h[j * e..(j + 1) * e])) };
+        }
         let mut logits = Vec::new();
         self.matmuls(pool, &st.acts, &mut [(w.output(), &mut logits)])?;
         if let Some(cap) = hp.logit_softcap {

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use edgebench_core::{
     BackendError, BackendFacts, Loaded, LoadedModel, ModelSpec, Request, Rows, Session, TypedBackend,
 };
-use edgebench_kernels::{repack, Isa, KernelSet, Layout};
+use edgebench_kernels::{repack, Isa, KernelSet, Layout, WeightType};
 use pool::Pool;
 use serde::Deserialize;
 
@@ -125,7 +125,13 @@ impl TypedBackend for NativeBackend {
                 let layout =
                     if w.interleaved > 0 && repack::supported(*t) { Layout::Interleaved4 } else { Layout::Plain };
                 let path = ks.isa().path_for(*t, layout).name();
-                let acts = if t.quantized() { "8-bit activations" } else { "f32 activations" };
+                let acts = match t {
+                    WeightType::Q4K | WeightType::Q6K => {
+                        "8-bit activations, one scale per 256 when every reader is a K-quant"
+                    }
+                    t if t.quantized() => "8-bit activations",
+                    _ => "f32 activations",
+                };
                 format!("{} {path} ({acts})", t.name())
             })
             .collect();

@@ -1,5 +1,5 @@
-//! The small element-wise operations of a transformer block (RMSNorm, rotary embedding in both pairings, SiLU and
-//! GELU gating, soft-capping), plain loops over rows; the heavy work is in the kernels.
+//! The small element-wise operations of a transformer block (RMSNorm, rotary embedding in both pairings,
+//! soft-capping), plain loops over rows; the heavy work (and the gated activations) is in the kernels.
 
 use edgebench_gguf::arch::RopeStyle;
 
@@ -71,24 +71,9 @@ pub fn rope(x: &mut [f32], heads: usize, head_dim: usize, cos: &[f32], sin: &[f3
     }
 }
 
-/// `out = gelu(gate) · up`, GELU in its tanh approximation (ggml's `gelu`).
-pub fn geglu(out: &mut [f32], gate: &[f32], up: &[f32]) {
-    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        *o = 0.5 * g * (1.0 + (SQRT_2_OVER_PI * g * (1.0 + 0.044715 * g * g)).tanh()) * u;
-    }
-}
-
 /// `cap · tanh(x / cap)` of every value.
 pub fn softcap(x: &mut [f32], cap: f32) {
     x.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
-}
-
-/// `out = silu(gate) · up`.
-pub fn swiglu(out: &mut [f32], gate: &[f32], up: &[f32]) {
-    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        *o = g / (1.0 + (-g).exp()) * u;
-    }
 }
 
 #[cfg(test)]
@@ -129,24 +114,9 @@ mod tests {
     }
 
     #[test]
-    fn geglu_and_softcap() {
-        let mut g = [9.0; 3];
-        geglu(&mut g, &[0.0, 10.0, -10.0], &[5.0, 2.0, 2.0]);
-        assert_eq!(g[0], 0.0);
-        assert!((g[1] - 20.0).abs() < 1e-3 && g[2].abs() < 1e-3);
-        let mut one = [1.0];
-        geglu(&mut one, &[1.0], &[1.0]);
-        assert!((one[0] - 0.841_192).abs() < 1e-5, "gelu_tanh(1) = {}", one[0]);
+    fn softcap_bounds() {
         let mut x = [0.0, 100.0, -3.0];
         softcap(&mut x, 30.0);
         assert!(x[0] == 0.0 && x[1] < 30.0 && x[1] > 29.9 && (x[2] + 30.0 * 0.1f32.tanh()).abs() < 1e-5);
-    }
-
-    #[test]
-    fn swiglu_gates() {
-        let mut g = [9.0; 3];
-        swiglu(&mut g, &[0.0, 10.0, -10.0], &[5.0, 2.0, 2.0]);
-        assert_eq!(g[0], 0.0);
-        assert!((g[1] - 20.0).abs() < 1e-3 && g[2].abs() < 1e-3);
     }
 }
