@@ -1,4 +1,5 @@
-//! The transformer of every architecture `edgebench_gguf::arch` describes, on candle tensors: weights from a validated GGUF, a KV cache per session.
+//! The transformer of every architecture `edgebench_gguf::arch` describes, on candle tensors: weights from a
+//! validated GGUF, a KV cache per session.
 
 use std::collections::BTreeMap;
 use std::path::Path;

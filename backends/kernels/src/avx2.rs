@@ -37,6 +37,8 @@ pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_
             return match w.ty {
                 WeightType::Q4_0 => rows_x4_q4_0(w, rows, acts, out),
                 WeightType::Q4_1 => rows_x4_q4_1(w, rows, acts, out),
+                WeightType::Q5_0 => rows_x4_q5_0(w, rows, acts, out),
+                WeightType::Q5_1 => rows_x4_q5_1(w, rows, acts, out),
                 _ => rows_x4_q8_0(w, rows, acts, out),
             };
         }
@@ -44,6 +46,10 @@ pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_
             WeightType::Q4_0 => rows_q4_0(w, rows, acts, out),
             WeightType::Q4_1 => rows_q4_1(w, rows, acts, out),
             WeightType::Q8_0 => rows_q8_0(w, rows, acts, out),
+            // Q5 rows in file order (interleave off, or a row count not a multiple of four): the scalar reference.
+            WeightType::Q5_0 | WeightType::Q5_1 => {
+                crate::matmul::generic_rows(&crate::KernelSet::scalar(), w, rows, acts, out)
+            }
             WeightType::Q4K if acts.iter().all(|a| a.super256) => rows_q4k_s(w, rows, acts, out),
             WeightType::Q6K if acts.iter().all(|a| a.super256) => rows_q6k_s(w, rows, acts, out),
             WeightType::Q4K => rows_q4k(w, rows, acts, out),
@@ -763,7 +769,7 @@ pub unsafe fn weighted_sum(p: &[f32], vals: &[f32], stride: usize, out: &mut [f3
 /// to the tile-of-four kernel, not once per group. `$feat` is the target features of the path whose kernels it calls
 /// (the AVX-512 module uses it too).
 macro_rules! x4_loop {
-    ($feat:literal, pre = $pre:literal, $name:ident, $kern:ident $(, $c:expr)?) => {
+    ($feat:literal, pre = $pre:literal, $name:ident, $kern:ident $(, $c:expr)*) => {
         #[target_feature(enable = $feat)]
         unsafe fn $name(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
             let n = acts.len();
@@ -793,7 +799,7 @@ macro_rules! x4_loop {
                             let a: &[ActRow<'_>; 4] = acts[j0..j0 + 4].try_into().unwrap();
                             let p = $pre.then(|| &pre[j0 * nb * 2..(j0 + 4) * nb * 2]);
                             // SAFETY: shapes checked by the caller; data is one whole group; p covers the tile.
-                            let v = unsafe { $kern::<4 $(, $c)?>(data, a, p) };
+                            let v = unsafe { $kern::<4 $(, $c)*>(data, a, p) };
                             for (dj, rv) in v.into_iter().enumerate() {
                                 for (dr, x) in rv.into_iter().enumerate() {
                                     out.set(j0 + dj, 4 * g + dr, x);
@@ -802,7 +808,7 @@ macro_rules! x4_loop {
                         } else {
                             let a: &[ActRow<'_>; 1] = acts[j0..j0 + 1].try_into().unwrap();
                             // SAFETY: as above.
-                            let v = unsafe { $kern::<1 $(, $c)?>(data, a, None) };
+                            let v = unsafe { $kern::<1 $(, $c)*>(data, a, None) };
                             for (dr, x) in v[0].into_iter().enumerate() {
                                 out.set(j0, 4 * g + dr, x);
                             }
@@ -816,13 +822,15 @@ macro_rules! x4_loop {
     };
 }
 
-x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q4_0, q4_x4, false);
-x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q4_1, q4_x4, true);
+x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q4_0, q4_x4, false, false);
+x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q4_1, q4_x4, true, false);
+x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q5_0, q4_x4, false, true);
+x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q5_1, q4_x4, true, true);
 x4_loop!("avx2,fma,f16c", pre = true, rows_x4_q8_0, q8_x4);
 pub(crate) use x4_loop;
 
-/// A path whose own kernels are the 4-row interleaved Q4_0, Q4_1 and Q8_0 products (its `q4_x4` and `q8_x4`) and
-/// which runs the AVX2 kernels for every other type and layout: its cache blocking, its row loops and its `matmul`.
+/// A path whose own kernels are the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products (its `q4_x4` and
+/// `q8_x4`) and which runs the AVX2 kernels for every other type and layout: its cache blocking, its row loops and its `matmul`.
 /// The AVX-512 and AVX-VNNI modules are such paths.
 macro_rules! x4_path {
     ($feat:literal, pre = $pre:literal, $isa:literal) => {
@@ -838,14 +846,18 @@ macro_rules! x4_path {
                 match (w.layout, w.ty) {
                     (crate::Layout::Interleaved4, WeightType::Q4_0) => rows_x4_q4_0(w, rows, acts, out),
                     (crate::Layout::Interleaved4, WeightType::Q4_1) => rows_x4_q4_1(w, rows, acts, out),
+                    (crate::Layout::Interleaved4, WeightType::Q5_0) => rows_x4_q5_0(w, rows, acts, out),
+                    (crate::Layout::Interleaved4, WeightType::Q5_1) => rows_x4_q5_1(w, rows, acts, out),
                     (crate::Layout::Interleaved4, _) => rows_x4_q8_0(w, rows, acts, out),
                     _ => crate::avx2::matmul(w, rows, acts, out),
                 }
             }
         }
 
-        crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q4_0, q4_x4, false);
-        crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q4_1, q4_x4, true);
+        crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q4_0, q4_x4, false, false);
+        crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q4_1, q4_x4, true, false);
+        crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q5_0, q4_x4, false, true);
+        crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q5_1, q4_x4, true, true);
         crate::avx2::x4_loop!($feat, pre = $pre, rows_x4_q8_0, q8_x4);
     };
 }
@@ -860,12 +872,14 @@ macro_rules! x4_kernels {
     ($feat:literal, $pair:path, $dot:path) => {
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn q4_x4<const NA: usize, const MIN: bool>(
+        unsafe fn q4_x4<const NA: usize, const MIN: bool, const FIVE: bool>(
             data: &[u8],
             a: &[ActRow<'_>; NA],
             pre: Option<&[__m256i]>,
         ) -> [[f32; 4]; NA] {
-            let (cb, qoff) = if MIN { (80, 16) } else { (72, 8) };
+            let (qh, offset) = (if MIN { 16 } else { 8 }, if FIVE { -16.0 } else { -8.0 });
+            let qoff = qh + if FIVE { 16 } else { 0 };
+            let cb = qoff + 64;
             let nb = data.len() / cb;
             let mask = _mm256_set1_epi8(0x0F);
             let perm = _mm256_setr_epi32(0, 0, 2, 2, 1, 1, 3, 3);
@@ -879,13 +893,23 @@ macro_rules! x4_kernels {
                     let m4 = if MIN {
                         _mm_cvtph_ps(_mm_loadl_epi64(ch.add(8).cast()))
                     } else {
-                        _mm_mul_ps(d4, _mm_set1_ps(-8.0))
+                        _mm_mul_ps(d4, _mm_set1_ps(offset))
                     };
                     // Scales in the order the horizontal sums leave the rows: [r0 r0 r2 r2 | r1 r1 r3 r3].
                     let dperm = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(d4), perm);
                     let (x01, x23) = (load32(ch.add(qoff).cast()), load32(ch.add(qoff + 32).cast()));
-                    let (lo01, hi01) = (_mm256_and_si256(x01, mask), _mm256_and_si256(_mm256_srli_epi16(x01, 4), mask));
-                    let (lo23, hi23) = (_mm256_and_si256(x23, mask), _mm256_and_si256(_mm256_srli_epi16(x23, 4), mask));
+                    let (mut lo01, mut hi01) =
+                        (_mm256_and_si256(x01, mask), _mm256_and_si256(_mm256_srli_epi16(x01, 4), mask));
+                    let (mut lo23, mut hi23) =
+                        (_mm256_and_si256(x23, mask), _mm256_and_si256(_mm256_srli_epi16(x23, 4), mask));
+                    if FIVE {
+                        // Two rows' fifth bits of one nibble half are one 32-bit word (repack's order).
+                        let word = |o: usize| (ch.add(qh + o) as *const u32).read_unaligned();
+                        lo01 = _mm256_or_si256(lo01, crate::avx2::fifth_bits(word(0)));
+                        lo23 = _mm256_or_si256(lo23, crate::avx2::fifth_bits(word(4)));
+                        hi01 = _mm256_or_si256(hi01, crate::avx2::fifth_bits(word(8)));
+                        hi23 = _mm256_or_si256(hi23, crate::avx2::fifth_bits(word(12)));
+                    }
                     for j in 0..NA {
                         let (alo, ahi) = match pre {
                             Some(p) => (*p.get_unchecked((j * nb + b) * 2), *p.get_unchecked((j * nb + b) * 2 + 1)),
@@ -941,6 +965,20 @@ macro_rules! x4_kernels {
     };
 }
 pub(crate) use x4_kernels;
+
+/// `0x10` in byte `k` where bit `k` of `bits` is set, else 0: 32 fifth bits of Q5 values as a byte mask (each byte
+/// gets its word's byte `k / 8`, every bit but bit `k % 8` is forced on, and a compare keeps the all-ones bytes).
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(crate) fn fifth_bits(bits: u32) -> __m256i {
+    let spread = _mm256_shuffle_epi8(
+        _mm256_set1_epi32(bits as i32),
+        _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0),
+    );
+    let on =
+        _mm256_cmpeq_epi8(_mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe)), _mm256_set1_epi64x(-1));
+    _mm256_and_si256(on, _mm256_set1_epi8(0x10))
+}
 
 /// Σ lo·alo + hi·ahi per four bytes (u8 × i8): the two byte products summed in i16 (at most 2·15·127·2 = 7620), then
 /// widened.

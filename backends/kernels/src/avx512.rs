@@ -1,4 +1,4 @@
-//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 4-row interleaved Q4_0, Q4_1 and Q8_0 products, one
+//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products, one
 //! 512-bit register holding four weight rows of a block. Every other type and layout runs the AVX2 kernels (a CPU
 //! with this path has AVX2). The scalar reference in [`crate::scalar`] defines the result.
 
@@ -38,17 +38,21 @@ fn fold16(acc: __m512, cor: __m128) -> [f32; 4] {
     out
 }
 
-/// Four interleaved Q4_0 / Q4_1 rows against `NA` activation rows: the four rows' 64 bytes of 4-bit values in one
-/// register, each activation half broadcast to the four 128-bit lanes, two `vpdpbusd` per block.
+/// Four interleaved Q4_0 / Q4_1 (Q5_0 / Q5_1 with `FIVE`: each nibble's fifth bit set from a mask) rows against `NA`
+/// activation rows: the four rows' 64 bytes of 4-bit values in one register, each activation half broadcast to the
+/// four 128-bit lanes, two `vpdpbusd` per block.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q4_x4<const NA: usize, const MIN: bool>(
+unsafe fn q4_x4<const NA: usize, const MIN: bool, const FIVE: bool>(
     data: &[u8],
     a: &[ActRow<'_>; NA],
     _pre: Option<&[__m256i]>,
 ) -> [[f32; 4]; NA] {
-    let (cb, qoff) = if MIN { (80, 16) } else { (72, 8) };
+    let (qh, offset) = (if MIN { 16 } else { 8 }, if FIVE { -16.0 } else { -8.0 });
+    let qoff = qh + if FIVE { 16 } else { 0 };
+    let cb = qoff + 64;
     let nb = data.len() / cb;
+    let five = _mm512_set1_epi8(0x10);
     let mask = _mm512_set1_epi8(0x0F);
     let (mut acc0, mut acc1) = ([_mm512_setzero_ps(); NA], [_mm512_setzero_ps(); NA]);
     let mut cor = [_mm_setzero_ps(); NA];
@@ -62,10 +66,17 @@ unsafe fn q4_x4<const NA: usize, const MIN: bool>(
                 let m4 = if MIN {
                     _mm_cvtph_ps(_mm_loadl_epi64(ch.add(8).cast()))
                 } else {
-                    _mm_mul_ps(d4, _mm_set1_ps(-8.0))
+                    _mm_mul_ps(d4, _mm_set1_ps(offset))
                 };
                 let x = _mm512_loadu_si512(ch.add(qoff).cast());
-                let (lo, hi) = (_mm512_and_si512(x, mask), _mm512_and_si512(_mm512_srli_epi16::<4>(x), mask));
+                let (mut lo, mut hi) = (_mm512_and_si512(x, mask), _mm512_and_si512(_mm512_srli_epi16::<4>(x), mask));
+                if FIVE {
+                    // The four rows' fifth bits of each nibble half are one 64-bit mask (repack's order); bit 4 of a
+                    // nibble is clear, so adding 0x10 sets it.
+                    let bits = |o: usize| (ch.add(qh + o) as *const u64).read_unaligned();
+                    lo = _mm512_mask_add_epi8(lo, bits(0), lo, five);
+                    hi = _mm512_mask_add_epi8(hi, bits(8), hi, five);
+                }
                 for j in 0..NA {
                     let qa = a[j].qs.as_ptr().add(b * QK);
                     let alo = _mm512_broadcast_i32x4(_mm_loadu_si128(qa.cast()));

@@ -1,6 +1,6 @@
 //! x86-64 AVX-VNNI kernels (the 256-bit `vpdpbusd` of CPUs with VNNI but no AVX-512, e.g. Alder Lake and later
-//! client cores): the 4-row interleaved Q4_0, Q4_1 and Q8_0 products of the AVX2 path with each block's byte
-//! products summed by one `vpdpbusd` where AVX2 needs `vpmaddubsw` and `vpmaddwd`. The integer sums are the same
+//! client cores): the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products of the AVX2 path with each block's
+//! byte products summed by one `vpdpbusd` where AVX2 needs `vpmaddubsw` and `vpmaddwd`. The integer sums are the same
 //! (no AVX2 step saturates on these ranges), so results equal the AVX2 path's. Every other type and layout runs the
 //! AVX2 kernels. The scalar reference in [`crate::scalar`] defines the result.
 

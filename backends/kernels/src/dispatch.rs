@@ -14,11 +14,12 @@ pub enum Isa {
     Scalar,
     /// x86-64 AVX2 with FMA and F16C.
     Avx2,
-    /// x86-64 AVX-512 (F, BW, VL) with VNNI, on top of AVX2: its own kernels for the 4-row interleaved Q4_0, Q4_1
-    /// and Q8_0 products; every other type and layout runs the AVX2 kernels.
+    /// x86-64 AVX-512 (F, BW, VL) with VNNI, on top of AVX2: its own kernels for the 4-row interleaved Q4_0, Q4_1,
+    /// Q5_0, Q5_1 and Q8_0 products; every other type and layout runs the AVX2 kernels.
     Avx512Vnni,
     /// x86-64 AVX-VNNI (256-bit `vpdpbusd`, on CPUs with VNNI but no AVX-512), on top of AVX2: its own kernels for
-    /// the 4-row interleaved Q4_0, Q4_1 and Q8_0 products; every other type and layout runs the AVX2 kernels.
+    /// the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products; every other type and layout runs the AVX2
+    /// kernels.
     AvxVnni,
     /// aarch64 NEON (Q4_0, Q4_1, Q8_0; other types fall back to scalar). Not compiled or tested on the development
     /// machine (x86-64).
@@ -91,10 +92,17 @@ impl Isa {
     }
 
     /// The path that runs `ty` in `layout` on this path, as results name it: AVX-512 and AVX-VNNI run their own
-    /// kernels for the interleaved Q4_0, Q4_1 and Q8_0 products and AVX2's for the rest; a path without a kernel runs
-    /// the scalar one.
+    /// kernels for the interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products and AVX2's for the rest (Q5 weights in
+    /// file order run the scalar kernel); a path without a kernel runs the scalar one.
     pub fn path_for(self, ty: WeightType, layout: crate::Layout) -> Isa {
+        let interleaved = layout == crate::Layout::Interleaved4 && crate::repack::supported(ty);
         match self {
+            // Q5 weights have kernels on the interleaved layout only.
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni
+                if matches!(ty, WeightType::Q5_0 | WeightType::Q5_1) && !interleaved =>
+            {
+                Isa::Scalar
+            }
             Isa::Avx512Vnni | Isa::AvxVnni
                 if !(layout == crate::Layout::Interleaved4 && crate::repack::supported(ty)) =>
             {

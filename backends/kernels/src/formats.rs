@@ -13,6 +13,11 @@ pub enum WeightType {
     Q4_0,
     /// Blocks of 32: f16 scale `d`, f16 minimum `m`, 16 bytes of 4-bit values `u`; value = d·u + m.
     Q4_1,
+    /// Blocks of 32: f16 scale `d`, the fifth bits of the 32 values (u32, bit `j` for value `j`), 16 bytes of low
+    /// 4 bits as Q4_0's; value = d·(u − 16).
+    Q5_0,
+    /// Blocks of 32: f16 scale `d`, f16 minimum `m`, then as Q5_0; value = d·u + m.
+    Q5_1,
     /// Blocks of 32: f16 scale `d`, 32 signed bytes `q`; value = d·q.
     Q8_0,
     /// Super-blocks of 256: f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and minimums for 8 sub-blocks of 32,
@@ -25,7 +30,8 @@ pub enum WeightType {
 
 impl WeightType {
     /// Every type with a kernel.
-    pub const ALL: &[WeightType] = &[Self::F32, Self::F16, Self::Q4_0, Self::Q4_1, Self::Q8_0, Self::Q4K, Self::Q6K];
+    pub const ALL: &[WeightType] =
+        &[Self::F32, Self::F16, Self::Q4_0, Self::Q4_1, Self::Q5_0, Self::Q5_1, Self::Q8_0, Self::Q4K, Self::Q6K];
 
     /// The kernel type for a GGUF tensor type, if there is one.
     pub fn from_ggml(t: GgmlType) -> Option<Self> {
@@ -34,6 +40,8 @@ impl WeightType {
             GgmlType::F16 => Self::F16,
             GgmlType::Q4_0 => Self::Q4_0,
             GgmlType::Q4_1 => Self::Q4_1,
+            GgmlType::Q5_0 => Self::Q5_0,
+            GgmlType::Q5_1 => Self::Q5_1,
             GgmlType::Q8_0 => Self::Q8_0,
             GgmlType::Q4K => Self::Q4K,
             GgmlType::Q6K => Self::Q6K,
@@ -48,6 +56,8 @@ impl WeightType {
             Self::F16 => GgmlType::F16,
             Self::Q4_0 => GgmlType::Q4_0,
             Self::Q4_1 => GgmlType::Q4_1,
+            Self::Q5_0 => GgmlType::Q5_0,
+            Self::Q5_1 => GgmlType::Q5_1,
             Self::Q8_0 => GgmlType::Q8_0,
             Self::Q4K => GgmlType::Q4K,
             Self::Q6K => GgmlType::Q6K,

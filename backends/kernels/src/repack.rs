@@ -1,19 +1,24 @@
 //! The interleaved weight layout for AVX2: rows in groups of four, block by block. For each group and block
-//! column, the four rows' f16 scales (then, for Q4_1, their four minimums) come first, then the four rows' quant
-//! bytes. The bytes are the file's, only reordered: a group's scales load and convert with one instruction and two
-//! rows' 4-bit values fill one 256-bit register, so one activation block serves four rows at a time.
+//! column, the four rows' f16 scales (then, for Q4_1 / Q5_1, their four minimums; then, for Q5_0 / Q5_1, the low
+//! and the high 16 bits of their fifth-bit words, four of each) come first, then the four rows' quant bytes. The bytes
+//! are the file's, only reordered: a group's scales load and convert with one instruction, two rows' 4-bit values
+//! fill one 256-bit register and the four rows' fifth bits of one nibble half make one 64-bit mask, so one
+//! activation block serves four rows at a time.
 
 use crate::formats::WeightType;
 
 /// Whether `ty` has an interleaved layout.
 pub fn supported(ty: WeightType) -> bool {
-    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0)
+    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q5_0 | WeightType::Q5_1 | WeightType::Q8_0)
 }
 
-/// Bytes of the per-row header fields (scale, minimum) of one block, and where the quant bytes start.
+/// Bytes of the per-row header fields of one block (scale, minimum, fifth bits; each moved as 2-byte fields), and
+/// where the quant bytes start.
 fn parts(ty: WeightType) -> (usize, usize) {
     match ty {
         WeightType::Q4_1 => (4, 4),
+        WeightType::Q5_0 => (6, 6),
+        WeightType::Q5_1 => (8, 8),
         _ => (2, 2),
     }
 }
@@ -65,7 +70,7 @@ mod tests {
 
     #[test]
     fn interleaving_round_trips_every_row() {
-        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0] {
+        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q5_0, WeightType::Q5_1, WeightType::Q8_0] {
             let (rows, cols) = (8, 96);
             let data: Vec<u8> = (0..rows * ty.row_bytes(cols)).map(|i| (i * 7 + i / 13) as u8).collect();
             let x = interleave(ty, rows, cols, &data).unwrap();

@@ -50,6 +50,18 @@ pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
             }
             acc
         }
+        WeightType::Q5_0 | WeightType::Q5_1 => {
+            let off = if ty == WeightType::Q5_1 { 4 } else { 2 };
+            let mut acc = 0f32;
+            for (b, blk) in blocks.enumerate() {
+                let dw = f16_at(blk);
+                let m = if ty == WeightType::Q5_1 { f16_at(&blk[2..]) } else { -16.0 * dw };
+                let u = edgebench_gguf::quant::q5_values(&blk[off..off + 20]);
+                let isum = idot_u(u.into_iter(), &a.qs[b * QK..(b + 1) * QK]);
+                acc += dw * a.ds[2 * b] * isum as f32 + m * a.ds[2 * b + 1];
+            }
+            acc
+        }
         WeightType::Q8_0 => {
             let mut acc = 0f32;
             for (b, blk) in blocks.enumerate() {

@@ -306,7 +306,7 @@ proptest! {
         for best in simd_paths().into_iter().filter(|ks| ks.isa().interleaves()) {
             let mut rng = Rng(seed);
             let (rows, k) = (12, blocks * 32);
-            for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0] {
+            for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q5_0, WeightType::Q5_1, WeightType::Q8_0] {
                 let mut plain = weights(ty, rows, k, &mut rng);
                 if ty == WeightType::Q8_0 {
                     // −128, which the file format allows and a quantizer never writes: |q| does not fit in i8.

@@ -172,8 +172,9 @@ impl Engine {
     }
 
     /// Causal grouped-query attention of `n` new query rows (`q`, positions `pos..pos+n`) over layer `li`'s cache,
-    /// into `att`; a sliding layer's query at `p` sees keys from `p − window + 1` only. A prompt's unit is a block of `QUERY_BLOCK` positions times the query heads of one KV head, so
-    /// each key and value is loaded once for all of them; a single position's unit is one head (more units than
+    /// into `att`; a sliding layer's query at `p` sees keys from `p − window + 1` only. A prompt's unit is a block of
+    /// `QUERY_BLOCK` positions times the query heads of one KV head, so each key and value is loaded once for all of
+    /// them; a single position's unit is one head (more units than
     /// threads). Units are interleaved across threads (causal rows grow with the position).
     #[allow(clippy::too_many_arguments)]
     fn attention(

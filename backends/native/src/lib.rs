@@ -1,13 +1,15 @@
 //! The native backend: edgebench's own CPU engine for GGUF models of every architecture `edgebench_gguf::arch`
 //! describes (llama incl. Llama 3.1's rope factors, qwen2, qwen3, gemma3, phi3), on the kernels of
-//! `edgebench-kernels` (run-time dispatch: AVX-512 VNNI, AVX-VNNI or AVX2+FMA on x86-64, NEON on aarch64, scalar elsewhere).
+//! `edgebench-kernels` (run-time dispatch: AVX-512 VNNI, AVX-VNNI or AVX2+FMA on x86-64, NEON on aarch64, scalar
+//! elsewhere).
 //!
-//! Weights run in their file format (Q5_0 alone widened at load to Q8_0, exactly: same scale, codes − 16), activations are quantized to 8 bits per block of 32
-//! for the block-quantized weights, the KV cache is f16 as llama.cpp's default (`kv=f32` keeps f32; keys stored
-//! transposed, each loaded once for every query head of its GQA group), and a pool of `--threads` compute threads
-//! (the caller included) splits every matrix product by weight rows and the attention by (block of positions, KV
-//! head). Option `kernels=scalar|avx2|avx512|avxvnni|neon` forces a path (default: the best this CPU has); on the AVX2 and
-//! AVX-512 paths Q4_0, Q4_1 and Q8_0 matrices are interleaved by four rows at load (the same bytes, reordered;
+//! Weights run in their file format (no conversion at load), activations are quantized to 8 bits per block of 32
+//! for the block-quantized weights (one scale per 256 for matrices that are all K-quants, as ggml's Q8_K), the KV
+//! cache is f16 as llama.cpp's default (`kv=f32` keeps f32; keys stored transposed, each loaded once for every query
+//! head of its GQA group), and a pool of `--threads` compute threads (the caller included) splits every matrix
+//! product by weight rows and the attention by (block of positions, KV head). Option
+//! `kernels=scalar|avx2|avx512|avxvnni|neon` forces a path (default: the best this CPU has); on the AVX2 and AVX-512
+//! paths Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 matrices are interleaved by four rows at load (the same bytes, reordered;
 //! `interleave=off` keeps the file order, for comparison).
 
 mod forward;
@@ -155,14 +157,13 @@ impl TypedBackend for NativeBackend {
             kernel_path: format!(
                 "native {} ({forced}){}; {}",
                 ks.isa(),
-                if w.interleaved > 0 { ", 4-row interleaved Q4_0/Q4_1/Q8_0" } else { "" },
+                if w.interleaved > 0 { ", 4-row interleaved Q4_0/Q4_1/Q5_0/Q5_1/Q8_0" } else { "" },
                 types.join("; ")
             ),
             threads: pool.threads(),
             vocab_size: w.hp.vocab,
             context_length: w.hp.n_ctx,
-            converted: (w.widened > 0)
-                .then(|| format!("{} × Q5_0 widened to Q8_0 at load (exact: same scale, codes − 16)", w.widened)),
+            converted: None,
             notes,
             weights: None,
         };
@@ -183,14 +184,6 @@ struct NativeModel {
 impl LoadedModel for NativeModel {
     fn facts(&self) -> BackendFacts {
         self.facts.clone()
-    }
-
-    fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
-        let w = &self.engine.w;
-        if w.widened == 0 {
-            return Ok(None);
-        }
-        model::fingerprint(w).map(|fp| Some((fp, "widened Q5_0 tensors decoded from the Q8_0 blocks held".into())))
     }
 
     fn new_session(&self) -> Result<Box<dyn Session + '_>, BackendError> {

@@ -1,13 +1,13 @@
 //! Loading a GGUF into the native engine through the architecture description ([`edgebench_gguf::arch`]): each
-//! weight matrix kept in its file format (the kernels read ggml's blocks as stored) except Q5_0, widened exactly to
-//! Q8_0 (same scale, codes − 16); fused QKV and gate/up matrices split by rows; norms and biases as f32.
+//! weight matrix kept in its file format (the kernels read ggml's blocks as stored), fused QKV and gate/up matrices
+//! split by rows, norms and biases as f32.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use edgebench_core::BackendError;
 use edgebench_gguf::arch::{names, ParamsError};
-use edgebench_gguf::{quant, GgmlType, GgufFile};
+use edgebench_gguf::{quant, GgufFile};
 use edgebench_kernels::{repack, Layout, WeightMatrix, WeightType};
 
 pub use edgebench_gguf::arch::ModelDesc as Hparams;
@@ -22,10 +22,8 @@ pub struct Weight {
     pub rows: usize,
     /// Input features.
     pub cols: usize,
-    /// The tensor's bytes as stored (or widened, see `source`).
+    /// The tensor's bytes as stored.
     pub data: Vec<u8>,
-    /// The file tensor these rows come from, its first row, and its type when that differs from `ty` (widened).
-    pub source: (String, usize, Option<GgmlType>),
 }
 
 impl Weight {
@@ -99,10 +97,6 @@ pub struct Weights {
     pub types: BTreeMap<WeightType, usize>,
     /// Matrices stored interleaved.
     pub interleaved: usize,
-    /// File tensors widened at load (Q5_0 to Q8_0).
-    pub widened: usize,
-    /// The file.
-    pub path: std::path::PathBuf,
 }
 
 impl Weights {
@@ -115,16 +109,6 @@ impl Weights {
     pub fn matrices(&self) -> impl Iterator<Item = &Weight> {
         self.layers.iter().flat_map(Layer::matrices).chain([&self.embd]).chain(self.output.as_ref())
     }
-}
-
-/// Q5_0 blocks re-encoded as Q8_0 with the same f16 scale and codes `q − 16`: every value is unchanged.
-fn widen_q5_0(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() / 22 * 34);
-    for b in data.chunks_exact(22) {
-        out.extend_from_slice(&b[..2]);
-        out.extend(quant::q5_values(&b[2..]).iter().map(|&q| (q as i8 - 16) as u8));
-    }
-    out
 }
 
 /// Reads and checks every tensor of a file the architecture description accepts; with `interleave`, reorders the
@@ -147,7 +131,6 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
     }
     let g = &file.gguf;
     let mut types = BTreeMap::new();
-    let mut widened = 0;
     // Rows `first..first + rows` of the matrix `name` of `total` rows (all of it unless fused).
     let mut weight =
         |name: &str, first: usize, rows: usize, total: usize, cols: usize| -> Result<Weight, BackendError> {
@@ -155,34 +138,27 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
             if info.dims != [cols as u64, total as u64] {
                 return Err(load_err(format!("tensor {name} has shape {:?}, expected [{cols}, {total}]", info.dims)));
             }
-            let wide = info.ty == GgmlType::Q5_0;
-            let ty = if wide { Some(WeightType::Q8_0) } else { WeightType::from_ggml(info.ty) }.ok_or_else(|| {
+            let ty = WeightType::from_ggml(info.ty).ok_or_else(|| {
                 BackendError::Unsupported(format!(
-                "tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q8_0, Q4_K, Q6_K; Q5_0 widened to \
-                 Q8_0)",
-                info.ty
-            ))
+                    "tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K)",
+                    info.ty
+                ))
             })?;
-            if !cols.is_multiple_of(info.ty.block_size() as usize) {
-                return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", info.ty)));
+            if !cols.is_multiple_of(ty.block_len()) {
+                return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", ty.name())));
             }
             let data = file.read_tensor(info).map_err(|e| load_err(e.to_string()))?;
             let rb = data.len() / total;
-            let mut data = data[first * rb..(first + rows) * rb].to_vec();
+            let data = if (first, rows) == (0, total) { data } else { data[first * rb..(first + rows) * rb].to_vec() };
             if first == 0 {
                 *types.entry(ty).or_insert(0) += 1;
-                widened += wide as usize;
             }
-            if wide {
-                data = widen_q5_0(&data);
-            }
-            let source = (name.to_string(), first, wide.then_some(info.ty));
             if interleave {
                 if let Some(x) = repack::interleave(ty, rows, cols, &data) {
-                    return Ok(Weight { layout: Layout::Interleaved4, ty, rows, cols, data: x, source });
+                    return Ok(Weight { layout: Layout::Interleaved4, ty, rows, cols, data: x });
                 }
             }
-            Ok(Weight { layout: Layout::Plain, ty, rows, cols, data, source })
+            Ok(Weight { layout: Layout::Plain, ty, rows, cols, data })
         };
     let (e, q, kv, ff) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff);
     let mut layers = Vec::with_capacity(hp.n_layer);
@@ -256,43 +232,7 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
     }
     let output_norm = vector(names::OUTPUT_NORM, e)?;
     let rope_freqs = if hp.rope_freq_factors { Some(vector(names::ROPE_FREQS, hp.head_dim / 2)?) } else { None };
-    let mut w = Weights {
-        hp,
-        embd,
-        layers,
-        output_norm,
-        output,
-        rope_freqs,
-        types,
-        interleaved: 0,
-        widened,
-        path: path.into(),
-    };
+    let mut w = Weights { hp, embd, layers, output_norm, output, rope_freqs, types, interleaved: 0 };
     w.interleaved = w.matrices().filter(|m| m.layout == Layout::Interleaved4).count();
     Ok(w)
-}
-
-/// The fingerprint of the values held: widened tensors decoded from the blocks the engine runs (split rows put back
-/// in file order), every other tensor from the file, as it runs them as stored.
-pub fn fingerprint(w: &Weights) -> Result<String, BackendError> {
-    let fail = |e: edgebench_gguf::GgufError| BackendError::Runtime(format!("fingerprint: {e}"));
-    let mut parts: BTreeMap<&str, Vec<(usize, &Weight)>> = BTreeMap::new();
-    for m in w.matrices().filter(|m| m.source.2.is_some()) {
-        parts.entry(m.source.0.as_str()).or_default().push((m.source.1, m));
-    }
-    let mut fp = edgebench_gguf::fingerprint::Fingerprinter::new();
-    for (name, mut pieces) in parts {
-        pieces.sort_by_key(|p| p.0);
-        let mut values = Vec::new();
-        for (_, m) in &pieces {
-            for r in 0..m.rows {
-                values.extend(quant::dequantize(m.ty.ggml(), &m.row(r), m.cols).map_err(fail)?);
-            }
-        }
-        let rows: usize = pieces.iter().map(|p| p.1.rows).sum();
-        fp.tensor(name, &[pieces[0].1.cols as u64, rows as u64], &values).map_err(fail)?;
-    }
-    let file = GgufFile::open(&w.path).map_err(|e| BackendError::Runtime(e.to_string()))?;
-    edgebench_gguf::fingerprint::add_file(&mut fp, &file).map_err(fail)?;
-    Ok(fp.finish())
 }
