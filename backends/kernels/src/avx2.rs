@@ -401,25 +401,38 @@ unsafe fn q4k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
 }
 
 /// Q4_K against activations with one scale per 256 values (`ActRow::super256`, ggml's Q8_K): per super-block,
-/// d·d_a·Σ_i sc_i·(u_i·q_a_i), the sub-block scales applied in integers (`vpmaddwd`), minus dmin·Σ_i m_i·s_i.
+/// d·d_a·Σ_i sc_i·(u_i·q_a_i), the sub-block scales applied in integers (`vpmaddwd`), minus dmin·Σ_i m_i·s_i
+/// accumulated in a vector (the eight `s_i` gathered from the activation's `(d, s)` pairs with one shuffle).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q4k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     let mask = _mm256_set1_epi8(0x0F);
+    // The order the shuffle below leaves the eight `s_i` in, for the minimums to match.
+    let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+    // vpshufb masks that repeat 16-bit element `i` of a 128-bit lane, for the scales of sub-blocks 2c and 2c + 1.
+    let rep = |i: i8| _mm256_set1_epi16(i16::from_le_bytes([(2 * i) as u8, (2 * i + 1) as u8]));
     let mut acc = [_mm256_setzero_ps(); N];
-    let mut corr = [0f32; N];
+    let mut macc = [_mm256_setzero_ps(); N];
     for (sb, blk) in w.chunks_exact(144).enumerate() {
         // SAFETY: as in q4_tile; blk is one whole super-block, each activation row holds its 256 values.
         unsafe {
             let dd = f16s(blk.as_ptr(), true);
             let (d, dmin) = (_mm_cvtss_f32(dd), lane1(dd));
             let sm = q4k_scales_mins(&blk[4..16]);
+            let packed = _mm_loadu_si128(sm.as_ptr().cast());
+            // Eight scales as i16 in both 128-bit lanes; minimums as f32 times dmin, in `order`.
+            let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(packed));
+            let mins = _mm256_permutevar8x32_ps(
+                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(packed, 8))),
+                order,
+            );
+            let mins = _mm256_mul_ps(mins, _mm256_set1_ps(dmin));
             let mut isum = [_mm256_setzero_si256(); N];
             for c in 0..4 {
                 let raw = load32(blk.as_ptr().add(16 + 32 * c).cast());
                 let (lo, hi) = (_mm256_and_si256(raw, mask), _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask));
-                // Two scales per step, not eight held across the loop: AVX2 has 16 vector registers.
-                let (sc0, sc1) = (_mm256_set1_epi16(sm[2 * c] as i16), _mm256_set1_epi16(sm[2 * c + 1] as i16));
+                let sc0 = _mm256_shuffle_epi8(sc16, rep(2 * c as i8));
+                let sc1 = _mm256_shuffle_epi8(sc16, rep(2 * c as i8 + 1));
                 let b0 = sb * 8 + 2 * c;
                 for j in 0..N {
                     let q0 = load32(a[j].qs.as_ptr().add(b0 * QK));
@@ -432,12 +445,13 @@ unsafe fn q4k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] 
             for j in 0..N {
                 let ds = a[j].ds.as_ptr().add(2 * sb * 8);
                 acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[j]), _mm256_set1_ps(d * *ds), acc[j]);
-                let m: f32 = (0..8).map(|i| sm[8 + i] as f32 * *ds.add(2 * i + 1)).sum();
-                corr[j] -= dmin * m;
+                let (v0, v1) = (_mm256_loadu_ps(ds), _mm256_loadu_ps(ds.add(8)));
+                let s8 = _mm256_shuffle_ps(v0, v1, 0b11_01_11_01); // [s0 s1 s4 s5 | s2 s3 s6 s7]
+                macc[j] = _mm256_fmadd_ps(mins, s8, macc[j]);
             }
         }
     }
-    std::array::from_fn(|j| hsum(acc[j]) + corr[j])
+    std::array::from_fn(|j| hsum(acc[j]) - hsum(macc[j]))
 }
 
 /// Q6_K against activations with one scale per 256 values: per super-block, d·d_a·Σ_g sc_g·((q − 32)·q_a) with the
