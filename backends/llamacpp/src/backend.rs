@@ -143,6 +143,7 @@ impl LlamaCppModel {
             repack: o.repack,
             n_gpu_layers: if gpu { -1 } else { 0 },
             main_gpu: req.device.index as i32,
+            vocab_only: false,
         };
         let model = Model::load(&spec.path, mp).map_err(load_err)?;
         let n_ctx = o.ctx.unwrap_or(DEFAULT_CTX.min(model.n_ctx_train().max(1) as u32));

@@ -89,6 +89,8 @@ pub struct ModelParams {
     pub n_gpu_layers: i32,
     /// GPU ordinal.
     pub main_gpu: i32,
+    /// Load the vocabulary only (no tensors): for tokenizing.
+    pub vocab_only: bool,
 }
 
 /// An owned `llama_model`.
@@ -107,6 +109,7 @@ impl Model {
             mp.use_extra_bufts = p.repack;
             mp.n_gpu_layers = p.n_gpu_layers;
             mp.main_gpu = p.main_gpu;
+            mp.vocab_only = p.vocab_only;
             sys::llama_model_load_from_file(cpath.as_ptr(), mp)
         };
         NonNull::new(raw).map(Model).ok_or_else(|| {

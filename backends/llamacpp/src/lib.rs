@@ -28,7 +28,7 @@ pub fn llama_cpp_tokenize(
     add_special: bool,
     parse_special: bool,
 ) -> Result<Vec<u32>, String> {
-    let params = ffi::ModelParams { mmap: true, repack: false, n_gpu_layers: 0, main_gpu: 0 };
+    let params = ffi::ModelParams { mmap: true, repack: false, n_gpu_layers: 0, main_gpu: 0, vocab_only: true };
     ffi::Model::load(path, params)?.tokenize(text, add_special, parse_special)
 }
 

@@ -286,6 +286,50 @@ fn tokenizers_agree_with_llama_cpp_on_fixed_strings() {
     }
 }
 
+/// Each byte-level BPE pre-tokenizer edgebench knows (GPT-2's, SmolLM's digit split, Llama 3's, Qwen2's) against
+/// llama.cpp's on the tiny vocabulary (every byte, ten merges): contractions in both cases, digit runs, whitespace
+/// and punctuation runs, non-Latin letters.
+#[test]
+fn pre_tokenizers_agree_with_llama_cpp() {
+    use edgebench_backend_llamacpp::llama_cpp_tokenize;
+    use edgebench_gguf::synth::{tiny_model, TinyConfig};
+    use edgebench_models::tokenizer::Tokenizer;
+    const CASES: &[&str] = &[
+        "I'M SURE they'Ve 1234567 and 3.14159, the-end!!  ok\n\n\tyes   ",
+        "Ünïcödé naïve café 日本語 ελληνικά 🚀 x2y3 12ab34",
+        "what's   the\r\nthing?? ...:-) 2026-11-22",
+    ];
+    use edgebench_gguf::{synth, Value, ValueType};
+    let dir = tempfile::tempdir().unwrap();
+    // Merges across the splits the pre-tokenizers disagree on (digit runs, a space before a digit, a contraction in
+    // capitals), so a wrong split changes the tokens.
+    let extra = ["1 2", "12 3", "Ġ 1", "' M", "'M Ġ"];
+    let merges: Vec<String> = synth::MERGES.iter().copied().chain(extra).map(str::to_string).collect();
+    let mut tokens = synth::vocabulary();
+    tokens.extend(extra.iter().map(|m| m.replace(' ', "")));
+    let s = |v: &str| Value::String(v.into());
+    for pre in ["default", "smollm", "llama-bpe", "qwen2"] {
+        let path = dir.path().join(format!("tiny-{pre}.gguf"));
+        let mut w = tiny_model(&TinyConfig::default()).unwrap();
+        w.kv("tokenizer.ggml.pre", s(pre))
+            .kv("tokenizer.ggml.tokens", Value::Array(ValueType::String, tokens.iter().map(|t| s(t)).collect()))
+            .kv("tokenizer.ggml.merges", Value::Array(ValueType::String, merges.iter().map(|m| s(m)).collect()))
+            .kv(
+                "tokenizer.ggml.token_type",
+                Value::Array(
+                    ValueType::I32,
+                    (0..tokens.len()).map(|i| Value::I32(if i < synth::CONTROL_TOKENS.len() { 3 } else { 1 })).collect(),
+                ),
+            );
+        w.write(&path).unwrap();
+        let tok = Tokenizer::from_gguf(&edgebench_gguf::GgufFile::open(&path).unwrap().gguf).unwrap();
+        for text in CASES {
+            let want = llama_cpp_tokenize(&path, text, true, false).unwrap();
+            assert_eq!(tok.encode(text, false), want, "pre-tokenizer {pre}: {text:?}");
+        }
+    }
+}
+
 /// Greedy tokens of `backend` and llama.cpp from the golden prompt, the same until a near tie for llama.cpp, and
 /// teacher-forced logits within `LOGITS_CROSS_BACKEND`.
 fn matches_llama_cpp(backend: &dyn Backend, spec: &ModelSpec, tokens: usize) {

@@ -10,6 +10,8 @@ use super::{TokenType, TokenizerError, Vocab};
 
 const GPT2: &str = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 const LLAMA3: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+/// Qwen2's: Llama 3's with digits one at a time.
+const QWEN2: &str = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
 /// The regex chain that splits text into words before BPE, chosen by `tokenizer.ggml.pre`.
 #[derive(Debug, Clone)]
@@ -27,6 +29,7 @@ impl PreTokenizer {
             "smollm" | "starcoder" | "refact" | "codeshell" | "command-r" => &[r"\p{N}", GPT2],
             "gpt2" | "default" | "mpt" | "olmo" | "jais" => &[GPT2],
             "llama3" | "llama-bpe" | "dbrx" | "smaug-bpe" => &[LLAMA3],
+            "qwen2" | "deepseek-r1-qwen" => &[QWEN2],
             other => return Err(TokenizerError::Unsupported(format!("pre-tokenizer {other:?}"))),
         };
         let regexes = patterns
