@@ -422,10 +422,8 @@ unsafe fn q4k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] 
             let packed = _mm_loadu_si128(sm.as_ptr().cast());
             // Eight scales as i16 in both 128-bit lanes; minimums as f32 times dmin, in `order`.
             let sc16 = _mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(packed));
-            let mins = _mm256_permutevar8x32_ps(
-                _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(packed, 8))),
-                order,
-            );
+            let mins =
+                _mm256_permutevar8x32_ps(_mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(packed, 8))), order);
             let mins = _mm256_mul_ps(mins, _mm256_set1_ps(dmin));
             let mut isum = [_mm256_setzero_si256(); N];
             for c in 0..4 {
@@ -454,12 +452,39 @@ unsafe fn q4k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] 
     std::array::from_fn(|j| hsum(acc[j]) - hsum(macc[j]))
 }
 
+/// Half `h` (128 values) of a Q6_K super-block: its four runs of 32 six-bit codes (0..=63, the low four bits from
+/// `ql`, the high two from `qh`) and, per run, its two group scales as i16 (one per 128-bit lane).
+///
+/// # Safety
+/// `blk` is one whole super-block (210 bytes); the CPU has avx2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn q6k_half(blk: &[u8], h: usize) -> ([__m256i; 4], [__m256i; 4]) {
+    let (m4, m2) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3));
+    // SAFETY: the offsets lie inside one super-block (the caller's contract).
+    unsafe {
+        let ql0 = load32(blk.as_ptr().add(64 * h).cast());
+        let ql1 = load32(blk.as_ptr().add(64 * h + 32).cast());
+        let qh = load32(blk.as_ptr().add(128 + 32 * h).cast());
+        let hi = |v: __m256i| _mm256_slli_epi16(_mm256_and_si256(v, m2), 4);
+        let qs = [
+            _mm256_or_si256(_mm256_and_si256(ql0, m4), hi(qh)),
+            _mm256_or_si256(_mm256_and_si256(ql1, m4), hi(_mm256_srli_epi16(qh, 2))),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hi(_mm256_srli_epi16(qh, 4))),
+            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hi(_mm256_srli_epi16(qh, 6))),
+        ];
+        let sc = |t: usize, g: usize| *blk.get_unchecked(192 + 8 * h + 2 * t + g) as i8 as i16;
+        let scv = std::array::from_fn(|t| _mm256_set_m128i(_mm_set1_epi16(sc(t, 1)), _mm_set1_epi16(sc(t, 0))));
+        (qs, scv)
+    }
+}
+
 /// Q6_K against activations with one scale per 256 values: per super-block, d·d_a·Σ_g sc_g·((q − 32)·q_a) with the
 /// group scales applied in integers.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q6k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
-    let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+    let k32 = _mm256_set1_epi8(32);
     let mut acc = [_mm256_setzero_ps(); N];
     for (sb, blk) in w.chunks_exact(210).enumerate() {
         // SAFETY: as in q4_tile; blk is one whole super-block, each activation row holds its 256 values.
@@ -467,19 +492,7 @@ unsafe fn q6k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] 
             let d = _mm_cvtss_f32(f16s(blk.as_ptr().add(208), false));
             let mut isum = [_mm256_setzero_si256(); N];
             for h in 0..2 {
-                let ql0 = load32(blk.as_ptr().add(64 * h).cast());
-                let ql1 = load32(blk.as_ptr().add(64 * h + 32).cast());
-                let qh = load32(blk.as_ptr().add(128 + 32 * h).cast());
-                let hi = |v: __m256i| _mm256_slli_epi16(_mm256_and_si256(v, m2), 4);
-                let qs = [
-                    _mm256_or_si256(_mm256_and_si256(ql0, m4), hi(qh)),
-                    _mm256_or_si256(_mm256_and_si256(ql1, m4), hi(_mm256_srli_epi16(qh, 2))),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hi(_mm256_srli_epi16(qh, 4))),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hi(_mm256_srli_epi16(qh, 6))),
-                ];
-                let sc = |t: usize, g: usize| *blk.get_unchecked(192 + 8 * h + 2 * t + g) as i8 as i16;
-                let scv: [__m256i; 4] =
-                    std::array::from_fn(|t| _mm256_set_m128i(_mm_set1_epi16(sc(t, 1)), _mm_set1_epi16(sc(t, 0))));
+                let (qs, scv) = q6k_half(blk, h);
                 for j in 0..N {
                     for t in 0..4 {
                         let qa = load32(a[j].qs.as_ptr().add((sb * 8 + h * 4 + t) * QK));
@@ -501,26 +514,14 @@ unsafe fn q6k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 unsafe fn q6k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
-    let (m4, m2, k32) = (_mm256_set1_epi8(0x0F), _mm256_set1_epi8(3), _mm256_set1_epi8(32));
+    let k32 = _mm256_set1_epi8(32);
     let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     for (sb, blk) in w.chunks_exact(210).enumerate() {
         // SAFETY: as in q4_tile; blk is one whole super-block.
         unsafe {
             let d = _mm_cvtss_f32(f16s(blk.as_ptr().add(208), false));
             for h in 0..2 {
-                let ql0 = load32(blk.as_ptr().add(64 * h).cast());
-                let ql1 = load32(blk.as_ptr().add(64 * h + 32).cast());
-                let qh = load32(blk.as_ptr().add(128 + 32 * h).cast());
-                let hi = |v: __m256i| _mm256_slli_epi16(_mm256_and_si256(v, m2), 4);
-                let qs = [
-                    _mm256_or_si256(_mm256_and_si256(ql0, m4), hi(qh)),
-                    _mm256_or_si256(_mm256_and_si256(ql1, m4), hi(_mm256_srli_epi16(qh, 2))),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), m4), hi(_mm256_srli_epi16(qh, 4))),
-                    _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), m4), hi(_mm256_srli_epi16(qh, 6))),
-                ];
-                let sc = |t: usize, g: usize| *blk.get_unchecked(192 + 8 * h + 2 * t + g) as i8 as i16;
-                let scv: [__m256i; 4] =
-                    std::array::from_fn(|t| _mm256_set_m128i(_mm_set1_epi16(sc(t, 1)), _mm_set1_epi16(sc(t, 0))));
+                let (qs, scv) = q6k_half(blk, h);
                 for j in 0..N {
                     let part = |t: usize| {
                         let b = sb * 8 + h * 4 + t;

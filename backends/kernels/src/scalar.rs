@@ -37,26 +37,21 @@ pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
             w.chunks_exact(4).zip(a.x).map(|(b, x)| f32::from_le_bytes([b[0], b[1], b[2], b[3]]) * x).sum()
         }
         WeightType::F16 => w.chunks_exact(2).zip(a.x).map(|(b, x)| f16_at(b) * x).sum(),
-        WeightType::Q4_0 | WeightType::Q4_1 => {
-            let off = if ty == WeightType::Q4_1 { 4 } else { 2 };
+        WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q5_0 | WeightType::Q5_1 => {
+            let min = matches!(ty, WeightType::Q4_1 | WeightType::Q5_1);
+            let five = matches!(ty, WeightType::Q5_0 | WeightType::Q5_1);
+            let off = if min { 4 } else { 2 };
             let mut acc = 0f32;
             for (b, blk) in blocks.enumerate() {
                 let dw = f16_at(blk);
-                let m = if ty == WeightType::Q4_1 { f16_at(&blk[2..]) } else { -8.0 * dw };
-                let qs = &blk[off..off + 16];
-                let u = qs.iter().map(|v| v & 0xF).chain(qs.iter().map(|v| v >> 4));
-                let isum = idot_u(u, &a.qs[b * QK..(b + 1) * QK]);
-                acc += dw * a.ds[2 * b] * isum as f32 + m * a.ds[2 * b + 1];
-            }
-            acc
-        }
-        WeightType::Q5_0 | WeightType::Q5_1 => {
-            let off = if ty == WeightType::Q5_1 { 4 } else { 2 };
-            let mut acc = 0f32;
-            for (b, blk) in blocks.enumerate() {
-                let dw = f16_at(blk);
-                let m = if ty == WeightType::Q5_1 { f16_at(&blk[2..]) } else { -16.0 * dw };
-                let u = edgebench_gguf::quant::q5_values(&blk[off..off + 20]);
+                let offset = if five { -16.0 } else { -8.0 };
+                let m = if min { f16_at(&blk[2..]) } else { offset * dw };
+                let u: Vec<u8> = if five {
+                    edgebench_gguf::quant::q5_values(&blk[off..off + 20]).to_vec()
+                } else {
+                    let qs = &blk[off..off + 16];
+                    qs.iter().map(|v| v & 0xF).chain(qs.iter().map(|v| v >> 4)).collect()
+                };
                 let isum = idot_u(u.into_iter(), &a.qs[b * QK..(b + 1) * QK]);
                 acc += dw * a.ds[2 * b] * isum as f32 + m * a.ds[2 * b + 1];
             }

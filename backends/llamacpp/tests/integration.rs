@@ -318,7 +318,9 @@ fn pre_tokenizers_agree_with_llama_cpp() {
                 "tokenizer.ggml.token_type",
                 Value::Array(
                     ValueType::I32,
-                    (0..tokens.len()).map(|i| Value::I32(if i < synth::CONTROL_TOKENS.len() { 3 } else { 1 })).collect(),
+                    (0..tokens.len())
+                        .map(|i| Value::I32(if i < synth::CONTROL_TOKENS.len() { 3 } else { 1 }))
+                        .collect(),
                 ),
             );
         w.write(&path).unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use edgebench_core::BackendError;
 
-use crate::io::causal_bias;
+use crate::io::{causal_bias, causal_bias_window};
 use crate::OnnxError;
 
 /// The inputs of one call to the graph, as flat row-major vectors.
@@ -40,6 +40,11 @@ impl Step {
     /// The primitive graph's `attention_bias`, `[seq, past + seq]` (the fused graph masks inside its attention).
     pub fn bias(&self) -> Vec<f32> {
         causal_bias(self.total - self.seq, self.seq)
+    }
+
+    /// The primitive graph's `attention_bias_sliding` for layers whose window is `window`.
+    pub fn bias_sliding(&self, window: usize) -> Vec<f32> {
+        causal_bias_window(self.total - self.seq, self.seq, Some(window))
     }
 }
 

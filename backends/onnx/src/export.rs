@@ -1,11 +1,11 @@
-//! GGUF (llama architecture) → ONNX: the graph of `io`'s interface (KV cache in and out, rotary embedding on
-//! adjacent pairs as in the GGUF's permuted Q/K weights, grouped-query attention by expanding K/V heads, SwiGLU,
-//! RMSNorm from primitive ops, tied embeddings), weights carried as `weights` decides, and `edgebench.*` metadata
-//! (graph facts, the tensor → initializer map the fingerprint reads, what was converted).
+//! GGUF → ONNX for every architecture `edgebench_gguf::arch` describes: the export entry point, the context both
+//! graphs are built in (`Ctx`: weights carried as `weights` decides, the pieces of a block both graphs share) and the
+//! `edgebench.*` metadata (graph facts, the tensor → initializer map the fingerprint reads, what was converted). The
+//! graphs themselves are `primitive` (standard operators, tract) and `fused` (ONNX Runtime's contrib operators).
 
 use std::collections::{BTreeMap, HashMap};
 
-use edgebench_gguf::arch::ModelDesc as LlamaParams;
+use edgebench_gguf::arch::{Feature, ModelDesc, RopeStyle};
 use edgebench_gguf::{GgmlType, GgufFile};
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +16,7 @@ use crate::weights::{self, Carried, BLOCK};
 use crate::OnnxError;
 
 /// Version of the graph this exporter writes; part of the cache key.
-pub const EXPORTER_VERSION: u32 = 3;
+pub const EXPORTER_VERSION: u32 = 4;
 /// ONNX opset of the default domain.
 pub const OPSET: i64 = 17;
 
@@ -66,7 +66,7 @@ pub enum Repr {
         /// Values per row.
         k: usize,
     },
-    /// 8-bit `MatMulNBits` inputs (initializer names), `n` rows of `k`.
+    /// 8-bit `MatMulNBits` inputs (initializer names), `n` rows of `k` in blocks of `block`.
     Nbits8 {
         /// Codes initializer.
         codes: String,
@@ -78,6 +78,9 @@ pub enum Repr {
         n: usize,
         /// Values per row.
         k: usize,
+        /// Values per block (absent in older files: 32).
+        #[serde(default = "block32", skip_serializing_if = "is_block32")]
+        block: usize,
     },
     /// A plain f32 initializer holding the matrix transposed: `[k, n]` for a tensor of `n` rows of `k`.
     FloatTransposed {
@@ -122,6 +125,14 @@ fn is_zero(v: &usize) -> bool {
     *v == 0
 }
 
+fn block32() -> usize {
+    BLOCK
+}
+
+fn is_block32(v: &usize) -> bool {
+    *v == BLOCK
+}
+
 /// Metadata keys.
 pub mod meta {
     /// Graph facts (JSON `GraphFacts`).
@@ -156,6 +167,7 @@ pub struct Exported {
 #[derive(Debug, Clone)]
 pub(crate) struct NbitsInits {
     bits: i64,
+    block: usize,
     codes: String,
     scales: String,
     zero_points: Option<String>,
@@ -214,21 +226,18 @@ impl Ctx<'_> {
         });
     }
 
-    /// Whether a product with a weight of type `ty` keeps it quantized (`MatMulNBits`): Q4_0 and Q4_1 always,
-    /// Q8_0 only with int8 activations (8-bit `MatMulNBits` with f32 activations is slow in ONNX Runtime 1.31.1).
+    /// Whether a product with a weight of type `ty` keeps it quantized (`MatMulNBits`): the 4-bit types (Q4_0, Q4_1,
+    /// Q4_K) always, the 8-bit ones (Q8_0, Q5_0, Q6_K) only with int8 activations (8-bit `MatMulNBits` with f32
+    /// activations is slow in ONNX Runtime 1.31.1, and tract runs 4 and 2 bits only).
     fn quantized_product(&self, ty: GgmlType) -> bool {
-        matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1) || (ty == GgmlType::Q8_0 && self.opts.accuracy_level == 4)
+        matches!(ty, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q4K)
+            || (weights::has_nbits8(ty) && self.opts.accuracy_level == 4)
     }
 
     /// The logits (rows `x` times the output matrix, or the tied embedding) and the graph's outputs, the same for
     /// every graph variant.
     /// `table` is the f32 embedding table, if `embedding` wrote one (always, where the output product reads it).
-    pub(crate) fn logits_and_outputs(
-        &mut self,
-        x: &str,
-        table: Option<&str>,
-        hp: &LlamaParams,
-    ) -> Result<(), OnnxError> {
+    pub(crate) fn logits_and_outputs(&mut self, x: &str, table: Option<&str>, hp: &ModelDesc) -> Result<(), OnnxError> {
         let file = self.file;
         let embd = file.gguf.tensor("token_embd.weight").map_err(|e| e.in_file(&file.path))?.ty;
         let logits = if file.gguf.tensor("output.weight").is_ok() {
@@ -247,6 +256,16 @@ impl Ctx<'_> {
                 OnnxError::Unsupported("internal: a tied f32 output product without an f32 embedding table".into())
             })?;
             self.b.op("Gemm", &[x, table], vec![attr_i("transB", 1)])
+        };
+        let logits = match hp.logit_softcap {
+            // cap · tanh(logit / cap), as the native engine computes it.
+            Some(cap) => {
+                let c = self.b.scalar(cap);
+                let t = self.b.op("Div", &[&logits, &c], vec![]);
+                let t = self.b.op("Tanh", &[&t], vec![]);
+                self.b.op("Mul", &[&t, &c], vec![])
+            }
+            None => logits,
         };
         self.b.op_to(io::LOGITS, "Identity", &[&logits], vec![]);
         self.b.output(io::LOGITS, DataType::Float, &[Dim::Named("rows"), Dim::Fixed(hp.vocab as i64)]);
@@ -345,8 +364,8 @@ impl Ctx<'_> {
                 [k, n] => (k as usize, n as usize),
                 _ => return Err(OnnxError::Unsupported(format!("{name} has shape {dims:?}, expected a matrix"))),
             };
-            let carried = if ty == GgmlType::Q8_0 && self.quantized_product(ty) {
-                weights::encode_q8_0(&data, n, k)
+            let carried = if weights::has_nbits8(ty) && self.quantized_product(ty) {
+                weights::encode_nbits8(ty, &data, n, k)
             } else {
                 weights::encode(ty, &data, n, k)
             }
@@ -357,7 +376,8 @@ impl Ctx<'_> {
         let alike = parts.iter().all(|p| {
             p.3 == k
                 && match (&p.5, &parts[0].5) {
-                    (Carried::Float(_), Carried::Float(_)) | (Carried::Nbits8 { .. }, Carried::Nbits8 { .. }) => true,
+                    (Carried::Float(_), Carried::Float(_)) => true,
+                    (Carried::Nbits8 { block: a, .. }, Carried::Nbits8 { block: b, .. }) => a == b,
                     (
                         Carried::Nbits4 { zero_points: za, mins: ma, .. },
                         Carried::Nbits4 { zero_points: zb, mins: mb, .. },
@@ -381,10 +401,14 @@ impl Ctx<'_> {
                     a.extend(b);
                     Carried::Float(a)
                 }
-                (Some(Carried::Nbits8 { codes: mut c, scales: mut s }), Carried::Nbits8 { codes: c2, scales: s2 }) => {
+                (
+                    Some(Carried::Nbits8 { codes: mut c, scales: mut s, zero_points: mut z, block }),
+                    Carried::Nbits8 { codes: c2, scales: s2, zero_points: z2, .. },
+                ) => {
                     c.extend(c2);
                     s.extend(s2);
-                    Carried::Nbits8 { codes: c, scales: s }
+                    z.extend(z2);
+                    Carried::Nbits8 { codes: c, scales: s, zero_points: z, block }
                 }
                 (
                     Some(Carried::Nbits4 { codes: mut c, scales: mut s, zero_points: z, mins: m }),
@@ -406,10 +430,12 @@ impl Ctx<'_> {
                 let s = self.b.f32s(&format!("{base}.scales"), &[(n * nb) as i64], &scales);
                 let z = zero_points.map(|z| self.b.u8s(&format!("{base}.zero_points"), &[z.len() as i64], z));
                 let m = mins.map(|m| self.b.f32s(&format!("{base}.mins"), &[n as i64, nb as i64], &m));
-                let how = if m.is_some() {
-                    "as MatMulNBits (zero point 0) + f32 block minimums"
-                } else {
-                    "as MatMulNBits (zero point 8)"
+                let how = match (&m, placed.first().map(|p| p.1)) {
+                    (Some(_), Some(GgmlType::Q4K)) => {
+                        "as MatMulNBits (per 32 values: scale d·sc, zero point 0) + f32 block minimums −dmin·m"
+                    }
+                    (Some(_), _) => "as MatMulNBits (zero point 0) + f32 block minimums",
+                    (None, _) => "as MatMulNBits (zero point 8)",
                 };
                 for (name, ty, dims, n, row0) in placed {
                     self.note(&name, ty, how, true);
@@ -423,18 +449,17 @@ impl Ctx<'_> {
                     };
                     self.place(&name, dims, ty, repr, row0, rows_total);
                 }
-                Carry::Nbits(NbitsInits { bits: 4, codes: c, scales: s, zero_points: z, mins: m, n, k })
+                Carry::Nbits(NbitsInits { bits: 4, block: BLOCK, codes: c, scales: s, zero_points: z, mins: m, n, k })
             }
-            Carried::Nbits8 { codes, scales } => {
-                let c = self.b.u8s(&format!("{base}.codes8"), &[n as i64, nb as i64, BLOCK as i64], codes);
-                let s = self.b.f32s(&format!("{base}.scales"), &[(n * nb) as i64], &scales);
-                let z = self.b.u8s(&format!("{base}.zero_points"), &[(n * nb) as i64], vec![128; n * nb]);
+            Carried::Nbits8 { codes, scales, zero_points, block } => {
+                let (c, s, z) = self.nbits8_inits(&base, n, k, block, codes, &scales, zero_points);
                 for (name, ty, dims, n, row0) in placed {
-                    self.note(&name, ty, "as 8-bit MatMulNBits (zero point 128)", true);
-                    let repr = Repr::Nbits8 { codes: c.clone(), scales: s.clone(), zero_points: z.clone(), n, k };
+                    self.note(&name, ty, &nbits8_how(ty, "MatMulNBits"), true);
+                    let repr =
+                        Repr::Nbits8 { codes: c.clone(), scales: s.clone(), zero_points: z.clone(), n, k, block };
                     self.place(&name, dims, ty, repr, row0, rows_total);
                 }
-                Carry::Nbits(NbitsInits { bits: 8, codes: c, scales: s, zero_points: Some(z), mins: None, n, k })
+                Carry::Nbits(NbitsInits { bits: 8, block, codes: c, scales: s, zero_points: Some(z), mins: None, n, k })
             }
             Carried::Float(v) => {
                 let w = self.b.f32s(&format!("{base}.f32"), &[n as i64, k as i64], &v);
@@ -449,6 +474,25 @@ impl Ctx<'_> {
         Ok(Some(carry))
     }
 
+    /// The codes `[n, k/block, block]`, scales and per-block zero points of an 8-bit matrix, named after `base`.
+    #[allow(clippy::too_many_arguments)]
+    fn nbits8_inits(
+        &mut self,
+        base: &str,
+        n: usize,
+        k: usize,
+        block: usize,
+        codes: Vec<u8>,
+        scales: &[f32],
+        zero_points: Vec<u8>,
+    ) -> (String, String, String) {
+        let nb = k / block;
+        let c = self.b.u8s(&format!("{base}.codes8"), &[n as i64, nb as i64, block as i64], codes);
+        let s = self.b.f32s(&format!("{base}.scales"), &[(n * nb) as i64], scales);
+        let z = self.b.u8s(&format!("{base}.zero_points"), &[(n * nb) as i64], zero_points);
+        (c, s, z)
+    }
+
     /// `x · Wᵀ` through `MatMulNBits` (plus, for Q4_1, the block minimums' product, its addition inside `Gemm`).
     fn matmul_nbits(&mut self, x: &str, q: &NbitsInits) -> String {
         let mut inputs = vec![x, q.codes.as_str(), q.scales.as_str()];
@@ -459,7 +503,7 @@ impl Ctx<'_> {
             attr_i("K", q.k as i64),
             attr_i("N", q.n as i64),
             attr_i("bits", q.bits),
-            attr_i("block_size", BLOCK as i64),
+            attr_i("block_size", q.block as i64),
             attr_i("accuracy_level", self.opts.accuracy_level as i64),
         ];
         let y = self.b.op_in("com.microsoft", "MatMulNBits", &inputs, attrs, 1).remove(0);
@@ -477,7 +521,7 @@ impl Ctx<'_> {
     /// `MatMulNBits` reads when the table's type is carried that way without minimums (Q4_0; Q8_0 where products
     /// keep it quantized, or the table is not the output matrix too): exactly the file's values, shared with a
     /// tied output product, no f32 copy (113 MB for the default model). Otherwise `Gather` from an f32 table.
-    pub(crate) fn embedding(&mut self, ids: &str, hp: &LlamaParams) -> Result<(String, Option<String>), OnnxError> {
+    pub(crate) fn embedding(&mut self, ids: &str, hp: &ModelDesc) -> Result<(String, Option<String>), OnnxError> {
         const TABLE: &str = "token_embd.weight";
         let file = self.file;
         let ty = file.gguf.tensor(TABLE).map_err(|e| e.in_file(&file.path))?.ty;
@@ -520,19 +564,17 @@ impl Ctx<'_> {
             return self.carry(&[name.to_string()]);
         }
         let (k, n) = (dims[0] as usize, dims[1] as usize);
-        let Carried::Nbits8 { codes, scales } = weights::encode_q8_0(&data, n, k)
+        let Carried::Nbits8 { codes, scales, zero_points, block } = weights::encode_nbits8(ty, &data, n, k)
             .map_err(|e| OnnxError::Unsupported(format!("{}: {name}: {e}", self.file.path.display())))?
         else {
             return Ok(None);
         };
-        let nb = k / BLOCK;
-        let c = self.b.u8s(&format!("{name}.codes8"), &[n as i64, nb as i64, BLOCK as i64], codes);
-        let s = self.b.f32s(&format!("{name}.scales"), &[(n * nb) as i64], &scales);
-        let z = self.b.u8s(&format!("{name}.zero_points"), &[(n * nb) as i64], vec![128; n * nb]);
-        self.note(name, ty, "as 8-bit GatherBlockQuantized (zero point 128)", true);
-        let repr = Repr::Nbits8 { codes: c.clone(), scales: s.clone(), zero_points: z.clone(), n, k };
+        let (c, s, z) = self.nbits8_inits(name, n, k, block, codes, &scales, zero_points);
+        self.note(name, ty, &nbits8_how(ty, "GatherBlockQuantized"), true);
+        let repr = Repr::Nbits8 { codes: c.clone(), scales: s.clone(), zero_points: z.clone(), n, k, block };
         self.place(name, dims, ty, repr, 0, 0);
-        let carry = Carry::Nbits(NbitsInits { bits: 8, codes: c, scales: s, zero_points: Some(z), mins: None, n, k });
+        let inits = NbitsInits { bits: 8, block, codes: c, scales: s, zero_points: Some(z), mins: None, n, k };
+        let carry = Carry::Nbits(inits);
         self.carries.insert(name.to_string(), carry.clone());
         Ok(Some(carry))
     }
@@ -549,24 +591,65 @@ impl Ctx<'_> {
         Ok(self.b.op("Mul", &[&y, &w], vec![]))
     }
 
-    /// Rotates adjacent pairs of `x [seq, heads, head_dim/2, 2]`; `cos`, `sin` are `[seq, 1, head_dim/2, 1]`.
-    fn rope(&mut self, x: &str, cos: &str, sin: &str) -> String {
-        let halves = self.b.op_in("", "Split", &[x], vec![attr_i("axis", 3)], 2);
+    /// Rotates each head of `x [seq, heads, head_dim]` by the angles whose cosines and sines are `cos`, `sin`
+    /// (`[seq, half]`, half = head_dim/2): adjacent pairs `(2i, 2i+1)` or halves `(i, i + half)` as `style` says.
+    pub(crate) fn rope(&mut self, x: &str, cos: &str, sin: &str, heads: usize, d: usize, style: RopeStyle) -> String {
+        let half = (d / 2) as i64;
+        // Adjacent pairs: `[seq, heads, half, 2]`, split on the last axis; halves: `[seq, heads, 2, half]`.
+        let (pairs, table, axis) = match style {
+            RopeStyle::Adjacent => ([0, heads as i64, half, 2], [-1, 1, half, 1], 3),
+            RopeStyle::Halves => ([0, heads as i64, 2, half], [-1, 1, 1, half], 2),
+        };
+        let pairs = self.b.i64s(&pairs);
+        let table = self.b.i64s(&table);
+        let x = self.b.op("Reshape", &[x, &pairs], vec![]);
+        let cos = self.b.op("Reshape", &[cos, &table], vec![]);
+        let sin = self.b.op("Reshape", &[sin, &table], vec![]);
+        let halves = self.b.op_in("", "Split", &[&x], vec![attr_i("axis", axis)], 2);
         let (x0, x1) = (&halves[0], &halves[1]);
-        let a = self.b.op("Mul", &[x0, cos], vec![]);
-        let bb = self.b.op("Mul", &[x1, sin], vec![]);
+        let a = self.b.op("Mul", &[x0, &cos], vec![]);
+        let bb = self.b.op("Mul", &[x1, &sin], vec![]);
         let o0 = self.b.op("Sub", &[&a, &bb], vec![]);
-        let c = self.b.op("Mul", &[x0, sin], vec![]);
-        let d = self.b.op("Mul", &[x1, cos], vec![]);
-        let o1 = self.b.op("Add", &[&c, &d], vec![]);
-        self.b.op("Concat", &[&o0, &o1], vec![attr_i("axis", 3)])
+        let c = self.b.op("Mul", &[x0, &sin], vec![]);
+        let dd = self.b.op("Mul", &[x1, &cos], vec![]);
+        let o1 = self.b.op("Add", &[&c, &dd], vec![]);
+        let y = self.b.op("Concat", &[&o0, &o1], vec![attr_i("axis", axis)]);
+        let heads_shape = self.b.i64s(&[0, heads as i64, d as i64]);
+        self.b.op("Reshape", &[&y, &heads_shape], vec![])
     }
 }
 
-/// Writes the ONNX graph of a llama GGUF file. `source_sha256` is recorded in the metadata.
+/// How an 8-bit type is carried by `op` (for `edgebench.carried`).
+fn nbits8_how(ty: GgmlType, op: &str) -> String {
+    match ty {
+        GgmlType::Q5_0 => format!("as 8-bit {op} (codes 0..31, zero point 16)"),
+        GgmlType::Q6K => format!("as 8-bit {op} (blocks of 16, codes 0..63, zero point 32, scale d·sc)"),
+        _ => format!("as 8-bit {op} (zero point 128)"),
+    }
+}
+
+/// Every block variation both graphs interpret (`edgebench_gguf::arch::Feature`).
+pub const RUNS: &[Feature] = &[
+    Feature::QkvBias,
+    Feature::QkNorm,
+    Feature::PostNorms,
+    Feature::GeluGate,
+    Feature::EmbeddingScale,
+    Feature::LogitSoftcap,
+    Feature::SlidingWindow,
+    Feature::RopeHalves,
+    Feature::RopeFreqFactors,
+    Feature::FusedQkv,
+    Feature::FusedGateUp,
+    Feature::WideHeads,
+    Feature::AttentionScale,
+];
+
+/// Writes the ONNX graph of a GGUF file of any architecture `ModelDesc` describes. `source_sha256` is recorded in
+/// the metadata.
 pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Result<Exported, OnnxError> {
-    let hp = LlamaParams::from_gguf(&file.gguf)
-        .and_then(|d| d.require("edgebench's ONNX export (ort, tract)", &[]).map(|_| d))
+    let hp = ModelDesc::from_gguf(&file.gguf)
+        .and_then(|d| d.require("edgebench's ONNX export (ort, tract)", RUNS).map(|_| d))
         .map_err(|e| OnnxError::Unsupported(format!("{}: {e}", file.path.display())))?;
     let mut cx = Ctx {
         file,
@@ -579,7 +662,7 @@ pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Resu
         converted: BTreeMap::new(),
     };
     match opts.graph {
-        GraphVariant::Primitive => primitive(&mut cx, &hp)?,
+        GraphVariant::Primitive => crate::primitive::build(&mut cx, &hp)?,
         GraphVariant::Fused => crate::fused::build(&mut cx, &hp)?,
     }
     let kvh = hp.n_head_kv;
@@ -591,6 +674,7 @@ pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Resu
         vocab: hp.vocab,
         n_ctx: hp.n_ctx,
         variant: opts.graph,
+        sliding_window: hp.sliding.as_ref().map(|s| s.window),
     };
     let carried: Vec<String> = cx.carried.iter().map(|(how, n)| format!("{n} × {how}")).collect();
     let carried = carried.join("; ");
@@ -610,7 +694,7 @@ pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Resu
         props.push(kv(meta::CONVERTED, converted.join("\n")));
     }
     let graph = GraphProto {
-        name: "edgebench-llama".into(),
+        name: format!("edgebench-{}", hp.arch.name()),
         node: cx.b.nodes,
         initializer: cx.b.inits,
         input: cx.b.inputs,
@@ -630,104 +714,6 @@ pub fn export(file: &GgufFile, opts: ExportOptions, source_sha256: &str) -> Resu
         ..Default::default()
     };
     Ok(Exported { model, facts, carried, converted })
-}
-
-/// The primitive graph (see `GraphVariant::Primitive`).
-fn primitive(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError> {
-    let (e, h, kvh, d) = (hp.n_embd, hp.n_head, hp.n_head_kv, hp.head_dim);
-    let half = d / 2;
-    let seq = Dim::Named("seq");
-    let total = Dim::Named("past+seq");
-    let ids = cx.b.input(io::INPUT_IDS, DataType::Int64, &[Dim::Fixed(1), Dim::Named("seq")]);
-    let pos = cx.b.input(io::POSITION_IDS, DataType::Int64, &[Dim::Fixed(1), Dim::Named("seq")]);
-    let bias = cx.b.input(io::ATTENTION_BIAS, DataType::Float, &[seq, total]);
-    let rows = cx.b.input(io::LOGITS_INDEX, DataType::Int64, &[Dim::Named("rows")]);
-    let kv_dims = |p: Dim| [Dim::Fixed(1), Dim::Fixed(kvh as i64), p, Dim::Fixed(d as i64)];
-    for i in 0..hp.n_layer {
-        cx.b.input(&io::past(i, false), DataType::Float, &kv_dims(Dim::Named("past")));
-        cx.b.input(&io::past(i, true), DataType::Float, &kv_dims(Dim::Named("past")));
-    }
-
-    // Embedding: an f32 table, gathered (standard operators: `embedding` writes no contrib lookup here).
-    let flat = cx.b.i64s(&[-1]);
-    let ids_flat = cx.b.op("Reshape", &[&ids, &flat], vec![]);
-    let (mut x, table) = cx.embedding(&ids_flat, hp)?;
-
-    // Rotation angles (position / scale) · base^(−2i/head_dim), as `[seq, 1, half, 1]`.
-    let inv: Vec<f32> = (0..half).map(|i| hp.rope_base.powf(-((2 * i) as f32) / d as f32) / hp.rope_scale).collect();
-    let inv = cx.b.f32s("rope.inv_freq", &[1, half as i64], &inv);
-    let col = cx.b.i64s(&[-1, 1]);
-    let pos_col = cx.b.op("Reshape", &[&pos, &col], vec![]);
-    let pos_f = cx.b.op("Cast", &[&pos_col], vec![attr_i("to", DataType::Float as i64)]);
-    let angles = cx.b.op("Mul", &[&pos_f, &inv], vec![]);
-    let rope_shape = cx.b.i64s(&[-1, 1, half as i64, 1]);
-    let cos = cx.b.op("Cos", &[&angles], vec![]);
-    let cos = cx.b.op("Reshape", &[&cos, &rope_shape], vec![]);
-    let sin = cx.b.op("Sin", &[&angles], vec![]);
-    let sin = cx.b.op("Reshape", &[&sin, &rope_shape], vec![]);
-    let scale = cx.b.scalar(1.0 / (d as f32).sqrt());
-
-    let q_pairs = cx.b.i64s(&[0, h as i64, half as i64, 2]);
-    let kv_pairs = cx.b.i64s(&[0, kvh as i64, half as i64, 2]);
-    let q_heads = cx.b.i64s(&[0, h as i64, d as i64]);
-    let kv_heads = cx.b.i64s(&[0, kvh as i64, d as i64]);
-    let cache_shape = cx.b.i64s(&[1, kvh as i64, -1, d as i64]);
-    let group = h / kvh;
-    let grouped = cx.b.i64s(&[kvh as i64, 1, -1, d as i64]);
-    let expand = cx.b.i64s(&[1, group as i64, 1, 1]);
-    let all_heads = cx.b.i64s(&[h as i64, -1, d as i64]);
-    let merged = cx.b.i64s(&[0, (h * d) as i64]);
-    for i in 0..hp.n_layer {
-        let blk = |n: &str| format!("blk.{i}.{n}.weight");
-        let n1 = cx.rms_norm(&x, &blk("attn_norm"), hp.eps, e)?;
-        let q = cx.linear(&n1, &blk("attn_q"))?;
-        let k = cx.linear(&n1, &blk("attn_k"))?;
-        let v = cx.linear(&n1, &blk("attn_v"))?;
-        let q = cx.b.op("Reshape", &[&q, &q_pairs], vec![]);
-        let q = cx.rope(&q, &cos, &sin);
-        let q = cx.b.op("Reshape", &[&q, &q_heads], vec![]);
-        let q = cx.b.op("Transpose", &[&q], vec![attr_ints("perm", &[1, 0, 2])]);
-        let k = cx.b.op("Reshape", &[&k, &kv_pairs], vec![]);
-        let k = cx.rope(&k, &cos, &sin);
-        let mut kv = Vec::new();
-        for (t, value) in [(k, false), (v, true)] {
-            let t = cx.b.op("Reshape", &[&t, &kv_heads], vec![]);
-            let t = cx.b.op("Transpose", &[&t], vec![attr_ints("perm", &[1, 0, 2])]);
-            let t = cx.b.op("Reshape", &[&t, &cache_shape], vec![]);
-            let present =
-                cx.b.op_to(&io::present(i, value), "Concat", &[&io::past(i, value), &t], vec![attr_i("axis", 2)]);
-            let t = if group > 1 {
-                let g = cx.b.op("Reshape", &[&present, &grouped], vec![]);
-                cx.b.op("Expand", &[&g, &expand], vec![])
-            } else {
-                present
-            };
-            kv.push(cx.b.op("Reshape", &[&t, &all_heads], vec![]));
-        }
-        let kt = cx.b.op("Transpose", &[&kv[0]], vec![attr_ints("perm", &[0, 2, 1])]);
-        let scores = cx.b.op("MatMul", &[&q, &kt], vec![]);
-        let scores = cx.b.op("Mul", &[&scores, &scale], vec![]);
-        let scores = cx.b.op("Add", &[&scores, &bias], vec![]);
-        let p = cx.b.op("Softmax", &[&scores], vec![attr_i("axis", -1)]);
-        let o = cx.b.op("MatMul", &[&p, &kv[1]], vec![]);
-        let o = cx.b.op("Transpose", &[&o], vec![attr_ints("perm", &[1, 0, 2])]);
-        let o = cx.b.op("Reshape", &[&o, &merged], vec![]);
-        let o = cx.linear(&o, &blk("attn_output"))?;
-        x = cx.b.op("Add", &[&x, &o], vec![]);
-
-        let n2 = cx.rms_norm(&x, &blk("ffn_norm"), hp.eps, e)?;
-        let g = cx.linear(&n2, &blk("ffn_gate"))?;
-        let u = cx.linear(&n2, &blk("ffn_up"))?;
-        let sg = cx.b.op("Sigmoid", &[&g], vec![]);
-        let silu = cx.b.op("Mul", &[&g, &sg], vec![]);
-        let a = cx.b.op("Mul", &[&silu, &u], vec![]);
-        let dn = cx.linear(&a, &blk("ffn_down"))?;
-        x = cx.b.op("Add", &[&x, &dn], vec![]);
-    }
-    let x = cx.b.op("Gather", &[&x, &rows], vec![attr_i("axis", 0)]);
-    let x = cx.rms_norm(&x, "output_norm.weight", hp.eps, e)?;
-    cx.logits_and_outputs(&x, table.as_deref(), hp)?;
-    Ok(())
 }
 
 mod erased {

@@ -93,6 +93,8 @@ struct NbitsRef<'a> {
     scales: &'a String,
     zero_points: Option<&'a String>,
     bits: i64,
+    /// Values per block.
+    block: usize,
     /// The zero points are `GatherBlockQuantized`'s default (8 or 128) and there are no block minimums.
     lookup_ok: bool,
 }
@@ -157,7 +159,7 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
                         && attr(node, "K") == Some(k as i64)
                         && attr(node, "N") == Some(all_n as i64)
                         && attr(node, "bits") == Some(q.bits)
-                        && attr(node, "block_size") == Some(weights::BLOCK as i64)
+                        && attr(node, "block_size") == Some(q.block as i64)
                 }
                 "GatherBlockQuantized" => {
                     q.lookup_ok
@@ -166,7 +168,7 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
                         && node.input.first() == Some(q.codes)
                         && reshaped_scales(node.input.get(2))
                         && attr(node, "bits") == Some(q.bits)
-                        && attr(node, "block_size") == Some(weights::BLOCK as i64)
+                        && attr(node, "block_size") == Some(q.block as i64)
                         && attr(node, "gather_axis") == Some(0)
                         && attr(node, "quantize_axis") == Some(2)
                 }
@@ -202,23 +204,27 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
                 }
                 v
             }
-            Repr::Nbits8 { codes, scales, zero_points, n, k } => {
-                let (n, k) = (*n, *k);
-                let nb = k / weights::BLOCK;
+            Repr::Nbits8 { codes, scales, zero_points, n, k, block } => {
+                let (n, k, block) = (*n, *k, *block);
+                if block == 0 || !k.is_multiple_of(block) {
+                    return Err(invalid(path, format!("{}: K={k} is not whole blocks of {block}", e.tensor)));
+                }
+                let nb = k / block;
                 let all_z = raw(init(zero_points)?, DataType::Uint8, rows_total.unwrap_or(n) * nb, path)?;
                 let lookup_ok = all_z.iter().all(|&z| z == 128);
-                let q = NbitsRef { codes, scales, zero_points: Some(zero_points), bits: 8, lookup_ok };
+                let q = NbitsRef { codes, scales, zero_points: Some(zero_points), bits: 8, block, lookup_ok };
                 let all_n = nbits_rows(e, q, n, k)?;
                 let (r0, r1) = (e.row0, e.row0 + n);
                 let c = &raw(init(codes)?, DataType::Uint8, all_n * k, path)?[r0 * k..r1 * k];
                 let s = &f32s(init(scales)?, all_n * nb, path)?[r0 * nb..r1 * nb];
                 let z = &all_z[r0 * nb..r1 * nb];
-                weights::decode_nbits8(c, s, z, n, k).map_err(|r| invalid(path, format!("{}: {r}", e.tensor)))?
+                weights::decode_nbits8(c, s, z, n, k, block).map_err(|r| invalid(path, format!("{}: {r}", e.tensor)))?
             }
             Repr::Nbits4 { codes, scales, zero_points, mins, n, k } => {
                 let (n, k) = (*n, *k);
                 let lookup_ok = zero_points.is_none() && mins.is_none();
-                let all_n = nbits_rows(e, NbitsRef { codes, scales, zero_points: None, bits: 4, lookup_ok }, n, k)?;
+                let q = NbitsRef { codes, scales, zero_points: None, bits: 4, block: weights::BLOCK, lookup_ok };
+                let all_n = nbits_rows(e, q, n, k)?;
                 let nb = k / weights::BLOCK;
                 let zp_row = nb.div_ceil(2);
                 let (r0, r1) = (e.row0, e.row0 + n);
@@ -258,6 +264,7 @@ mod tests {
     use super::*;
     use crate::export::{export, ExportOptions};
     use crate::io::GraphVariant;
+    use edgebench_gguf::arch::Arch;
     use edgebench_gguf::synth::{tiny_model, TinyConfig};
     use edgebench_gguf::{GgmlType, GgufFile};
     use prost::Message;
@@ -320,6 +327,87 @@ mod tests {
                 "{w}/{e} {o:?}"
             );
         }
+    }
+
+    /// A tiny model of `arch` with `weight_type` matrices (K-quants: widths of whole 256-value super-blocks).
+    fn tiny_arch(dir: &Path, arch: Arch, weight_type: GgmlType) -> GgufFile {
+        let path = dir.join(format!("tiny-{}-{weight_type}.gguf", arch.name()));
+        let k_quant = matches!(weight_type, GgmlType::Q4K | GgmlType::Q6K);
+        let cfg = TinyConfig {
+            arch,
+            rope_freqs: arch == Arch::Llama,
+            weight_type,
+            n_embd: if k_quant { 256 } else { 64 },
+            n_ff: if k_quant { 512 } else { 128 },
+            ..TinyConfig::default()
+        };
+        tiny_model(&cfg).unwrap().write(&path).unwrap();
+        GgufFile::open(&path).unwrap()
+    }
+
+    /// Every architecture's variations and every weight type the Gemma 3 Q4_K_M file holds, both graphs: the file
+    /// runs the GGUF's own values (exactly: the 8-bit types at int8 activations, Q4_K always), and says which types
+    /// were converted where.
+    #[test]
+    fn every_architecture_and_k_quant_round_trips_with_identical_fingerprints() {
+        let dir = tempfile::tempdir().unwrap();
+        let variants = [
+            ExportOptions { accuracy_level: 1, graph: GraphVariant::Primitive, untied_head: true },
+            ExportOptions { accuracy_level: 1, graph: GraphVariant::Fused, untied_head: false },
+            ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused, untied_head: false },
+        ];
+        let cases = Arch::ALL
+            .iter()
+            .flat_map(|&a| [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0].map(|t| (a, t)))
+            .chain([GgmlType::Q4K, GgmlType::Q6K].map(|t| (Arch::Gemma3, t)));
+        for (arch, w) in cases {
+            let g = tiny_arch(dir.path(), arch, w);
+            let source = edgebench_gguf::fingerprint::of_file(&g).unwrap();
+            for o in variants {
+                let ex = export(&g, o, "abc").unwrap();
+                let path = dir.path().join("m.onnx");
+                std::fs::write(&path, ex.model.encode_to_vec()).unwrap();
+                let back = read_model(&path).unwrap();
+                assert_eq!(fingerprint(&back, &path).unwrap(), source, "{arch:?} {w} {o:?}");
+                let f = file_facts(&back, &path).unwrap();
+                assert_eq!(f.graph.sliding_window.is_some(), arch == Arch::Gemma3);
+                let exact = w == GgmlType::Q4_0 || w == GgmlType::Q4K || o.accuracy_level == 4;
+                let weights_converted = f.converted.iter().any(|c| c.starts_with(&format!("{w} → f32")));
+                assert_eq!(weights_converted, !exact, "{arch:?} {w} {o:?}: {:?}", f.converted);
+                let block16 = back.graph.as_ref().unwrap().node.iter().any(|n| {
+                    n.op_type == "MatMulNBits" && n.attribute.iter().any(|a| a.name == "block_size" && a.i == 16)
+                });
+                assert_eq!(block16, w == GgmlType::Q6K && o.accuracy_level == 4, "{arch:?} {w} {o:?}");
+            }
+        }
+    }
+
+    /// A K-quant's carried values are checked too: a changed Q6_K code, a Q4_K block minimum, or a Q6_K product
+    /// read in blocks of 32 instead of 16.
+    #[test]
+    fn tampering_with_k_quants_changes_or_breaks_the_fingerprint() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.onnx");
+        let int8 = ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused, untied_head: false };
+        let q6 = tiny_arch(dir.path(), Arch::Gemma3, GgmlType::Q6K);
+        let model = export(&q6, int8, "x").unwrap().model;
+        assert_eq!(fingerprint(&model, &p).unwrap(), edgebench_gguf::fingerprint::of_file(&q6).unwrap());
+        let mut m = model.clone();
+        let codes = graph(&mut m).initializer.iter_mut().find(|t| t.name == "blk.1.ffn_down.weight.codes8").unwrap();
+        codes.raw_data[5] ^= 0x01;
+        assert_ne!(fingerprint(&m, &p).unwrap(), edgebench_gguf::fingerprint::of_file(&q6).unwrap());
+        let mut m = model.clone();
+        let down = |n: &&mut crate::pb::NodeProto| n.op_type == "MatMulNBits" && n.input[1].contains("ffn_down");
+        let node = graph(&mut m).node.iter_mut().find(down).unwrap();
+        node.attribute.iter_mut().find(|a| a.name == "block_size").unwrap().i = 32;
+        assert!(fingerprint(&m, &p).unwrap_err().to_string().contains("not the B input of a matching MatMulNBits"));
+
+        let q4 = tiny_arch(dir.path(), Arch::Gemma3, GgmlType::Q4K);
+        let mut m = export(&q4, ExportOptions::default(), "x").unwrap().model;
+        assert_eq!(fingerprint(&m, &p).unwrap(), edgebench_gguf::fingerprint::of_file(&q4).unwrap());
+        let mins = graph(&mut m).initializer.iter_mut().find(|t| t.name == "blk.0.attn_output.weight.mins").unwrap();
+        mins.raw_data[2] ^= 0x10;
+        assert_ne!(fingerprint(&m, &p).unwrap(), edgebench_gguf::fingerprint::of_file(&q4).unwrap());
     }
 
     fn graph(m: &mut ModelProto) -> &mut crate::pb::GraphProto {

@@ -1,12 +1,14 @@
-//! The fused graph (`GraphVariant::Fused`): a llama block the way ONNX Runtime's own model builder writes it for
-//! CPU — `SkipSimplifiedLayerNormalization` carrying the residual stream, one
-//! `MatMulNBits` for Q/K/V and one for gate/up, `GroupQueryAttention` (rotary on adjacent pairs, cos/sin tables
-//! as initializers, K/V heads shared without expansion, the KV cache appended inside the operator, in place when the
-//! caller binds one buffer as past and present), the embedding looked up in its quantized bytes where they exist
-//! (`GatherBlockQuantized`) — over the same weight initializers as the primitive graph, so the fingerprint still
-//! reads the GGUF's values.
+//! The fused graph (`GraphVariant::Fused`): a block the way ONNX Runtime's own model builder writes it for CPU —
+//! `SkipSimplifiedLayerNormalization` carrying the residual stream, one `MatMulNBits` for Q/K/V and one for
+//! gate/up, `GroupQueryAttention` (rotary inside on adjacent pairs or halves, cos/sin tables per rope base, the
+//! sliding layers' window as `local_window_size`, K/V heads shared without expansion, the KV cache appended inside
+//! the operator, in place when the caller binds one buffer as past and present), `FastGelu` for GELU gating, the
+//! embedding looked up in its quantized bytes where they exist (`GatherBlockQuantized`) — over the same weight
+//! initializers as the primitive graph, so the fingerprint still reads the GGUF's values. Q/K norms (written out
+//! before the operator's rotary) split the packed Q/K/V into the operator's three inputs; post norms sit before the
+//! residual adds the skip norms absorb.
 
-use edgebench_gguf::arch::ModelDesc as LlamaParams;
+use edgebench_gguf::arch::{names, ModelDesc, RopeStyle};
 
 use crate::export::Ctx;
 use crate::io;
@@ -14,12 +16,21 @@ use crate::pb::tensor_proto::DataType;
 use crate::proto::{attr_f, attr_i, Dim};
 use crate::OnnxError;
 
-/// Rotation tables `[positions, head_dim/2]`: angle = position · base^(−2i/head_dim) / scale, computed in f64.
-fn rope_tables(hp: &LlamaParams, positions: usize) -> (Vec<f32>, Vec<f32>) {
+/// Rotation tables `[positions, head_dim/2]` of layer `li`: angle = position · base^(−2i/head_dim) / scale, computed
+/// in f64 into initializers; with rope frequency factors, computed in the graph from the inverse frequencies divided
+/// by the file's factors (constant-folded by ONNX Runtime at load).
+fn rope_tables(cx: &mut Ctx<'_>, hp: &ModelDesc, li: usize, positions: usize) -> Result<(String, String), OnnxError> {
+    let (base, scale) = hp.rope(li);
     let half = hp.head_dim / 2;
-    let inv: Vec<f64> = (0..half)
-        .map(|i| (hp.rope_base as f64).powf(-((2 * i) as f64) / hp.head_dim as f64) / hp.rope_scale as f64)
-        .collect();
+    if hp.rope_freq_factors {
+        let p: Vec<f32> = (0..positions).map(|p| p as f32).collect();
+        let p = cx.b.f32s(&format!("rope.positions.{base}.{scale}"), &[positions as i64, 1], &p);
+        let inv = cx.inv_freq(hp, li)?;
+        let angles = cx.b.op("Mul", &[&p, &inv], vec![]);
+        return Ok((cx.b.op("Cos", &[&angles], vec![]), cx.b.op("Sin", &[&angles], vec![])));
+    }
+    let inv: Vec<f64> =
+        (0..half).map(|i| (base as f64).powf(-((2 * i) as f64) / hp.head_dim as f64) / scale as f64).collect();
     let mut cos = Vec::with_capacity(positions * half);
     let mut sin = Vec::with_capacity(positions * half);
     for p in 0..positions {
@@ -29,7 +40,9 @@ fn rope_tables(hp: &LlamaParams, positions: usize) -> (Vec<f32>, Vec<f32>) {
             sin.push(a.sin() as f32);
         }
     }
-    (cos, sin)
+    let dims = [positions as i64, half as i64];
+    let names = (format!("rope.cos.{base}.{scale}"), format!("rope.sin.{base}.{scale}"));
+    Ok((cx.b.f32s(&names.0, &dims, &cos), cx.b.f32s(&names.1, &dims, &sin)))
 }
 
 /// `SkipSimplifiedLayerNormalization(x, residual, gamma)`: returns (normalized sum, sum).
@@ -50,7 +63,7 @@ fn skip_norm(cx: &mut Ctx<'_>, x: &str, residual: &str, gamma: &str, eps: f32) -
 }
 
 /// Builds the fused graph's inputs, nodes and outputs into `cx`.
-pub(crate) fn build(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError> {
+pub(crate) fn build(cx: &mut Ctx<'_>, hp: &ModelDesc) -> Result<(), OnnxError> {
     let (e, h, kvh, d) = (hp.n_embd, hp.n_head, hp.n_head_kv, hp.head_dim);
     if d % 16 != 0 {
         return Err(OnnxError::Unsupported(format!(
@@ -71,33 +84,60 @@ pub(crate) fn build(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError>
     let flat = cx.b.i64s(&[-1]);
     let ids_flat = cx.b.op("Reshape", &[&ids, &flat], vec![]);
     let (embedded, table) = cx.embedding(&ids_flat, hp)?;
+    let embedded = cx.scale_embedding(embedded, hp);
 
-    let (cos, sin) = rope_tables(hp, hp.n_ctx.max(1));
-    let cos = cx.b.f32s("rope.cos", &[hp.n_ctx.max(1) as i64, (d / 2) as i64], &cos);
-    let sin = cx.b.f32s("rope.sin", &[hp.n_ctx.max(1) as i64, (d / 2) as i64], &sin);
+    // The tables of full-attention layers, and of sliding ones (their own rope base) where there are any.
+    let positions = hp.n_ctx.max(1);
+    let mut tables = Vec::new();
+    for slides in [false, true] {
+        if let Some(li) = (0..hp.n_layer).find(|&li| hp.slides(li) == slides) {
+            tables.push((slides, rope_tables(cx, hp, li, positions)?));
+        }
+    }
     let batched = cx.b.i64s(&[1, -1, ((h + 2 * kvh) * d) as i64]);
+    let batched_q = cx.b.i64s(&[1, -1, (h * d) as i64]);
+    let batched_kv = cx.b.i64s(&[1, -1, (kvh * d) as i64]);
     let unbatched = cx.b.i64s(&[-1, (h * d) as i64]);
-    let split = cx.b.i64s(&[hp.n_ff as i64, hp.n_ff as i64]);
 
     // The first norm has no residual to absorb; ONNX Runtime's SimplifiedLayerNormalization sits in the default
-    // domain, where onnx.checker refuses it, so it is written from standard operators (one norm of 61).
-    let mut normed = cx.rms_norm(&embedded, "blk.0.attn_norm.weight", hp.eps, e)?;
+    // domain, where onnx.checker refuses it, so it is written from standard operators (as are the Q/K and post
+    // norms, which ONNX Runtime's graph optimizer fuses).
+    let mut normed = cx.rms_norm(&embedded, &names::blk(0, "attn_norm.weight"), hp.eps, e)?;
     let mut residual = embedded;
     for i in 0..hp.n_layer {
-        let blk = |n: &str| format!("blk.{i}.{n}.weight");
-        let qkv = cx.linear_fused(&normed, &[blk("attn_q"), blk("attn_k"), blk("attn_v")])?;
-        let qkv = cx.b.op("Reshape", &[&qkv, &batched], vec![]);
+        let blk = |n: &str| names::blk(i, &format!("{n}.weight"));
+        let (_, (cos, sin)) = tables.iter().find(|t| t.0 == hp.slides(i)).expect("a table for each kind of layer");
+        let (cos, sin) = (cos.clone(), sin.clone());
+        let qkv = cx.qkv_packed(&normed, hp, i)?;
+        // Packed Q/K/V unless Q and K are normalized first: then the operator's separate query, key, value.
+        let (q, k, v) = if hp.qk_norm {
+            let [q, k, v]: [String; 3] =
+                cx.split(&qkv, &[hp.q_dim(), hp.kv_dim(), hp.kv_dim()]).try_into().expect("three parts");
+            let q = cx.head_norm(&q, hp, i, "attn_q_norm", h)?;
+            let k = cx.head_norm(&k, hp, i, "attn_k_norm", kvh)?;
+            let q = cx.b.op("Reshape", &[&q, &batched_q], vec![]);
+            let k = cx.b.op("Reshape", &[&k, &batched_kv], vec![]);
+            (q, k, cx.b.op("Reshape", &[&v, &batched_kv], vec![]))
+        } else {
+            (cx.b.op("Reshape", &[&qkv, &batched], vec![]), String::new(), String::new())
+        };
+        let mut attrs = vec![
+            attr_i("num_heads", h as i64),
+            attr_i("kv_num_heads", kvh as i64),
+            attr_i("do_rotary", 1),
+            attr_i("rotary_interleaved", (hp.rope_style == RopeStyle::Adjacent) as i64),
+            attr_f("scale", hp.attn_scale),
+        ];
+        if let Some(w) = hp.window(i) {
+            // ONNX Runtime ≥ 1.23 (microsoft/onnxruntime#25927): the query at p sees keys p − w + 1 ..= p, the
+            // window counting the query itself, as llama.cpp's does.
+            attrs.push(attr_i("local_window_size", w as i64));
+        }
         let attn = cx.b.op_in(
             "com.microsoft",
             "GroupQueryAttention",
-            &[&qkv, "", "", &io::past(i, false), &io::past(i, true), &seqlens, &total, &cos, &sin],
-            vec![
-                attr_i("num_heads", h as i64),
-                attr_i("kv_num_heads", kvh as i64),
-                attr_i("do_rotary", 1),
-                attr_i("rotary_interleaved", 1),
-                attr_f("scale", 1.0 / (d as f32).sqrt()),
-            ],
+            &[&q, &k, &v, &io::past(i, false), &io::past(i, true), &seqlens, &total, &cos, &sin],
+            attrs,
             3,
         );
         let node = cx.b.nodes.last_mut().expect("a node");
@@ -105,17 +145,15 @@ pub(crate) fn build(cx: &mut Ctx<'_>, hp: &LlamaParams) -> Result<(), OnnxError>
         node.output[2] = io::present(i, true);
         let o = cx.b.op("Reshape", &[&attn[0], &unbatched], vec![]);
         let o = cx.linear(&o, &blk("attn_output"))?;
+        let o = cx.post_norm(o, hp, i, "post_attention_norm")?;
         let g = cx.float_init(&blk("ffn_norm"), &[e as i64])?;
         (normed, residual) = skip_norm(cx, &o, &residual, &g, hp.eps);
 
-        let gu = cx.linear_fused(&normed, &[blk("ffn_gate"), blk("ffn_up")])?;
-        let halves = cx.b.op_in("", "Split", &[&gu, &split], vec![attr_i("axis", -1)], 2);
-        let sg = cx.b.op("Sigmoid", &[&halves[0]], vec![]);
-        let silu = cx.b.op("Mul", &[&halves[0], &sg], vec![]);
-        let a = cx.b.op("Mul", &[&silu, &halves[1]], vec![]);
+        let (gate, up) = cx.gate_up(&normed, hp, i, true)?;
+        let a = cx.gated(&gate, &up, hp.activation, true);
         let dn = cx.linear(&a, &blk("ffn_down"))?;
-        let next =
-            if i + 1 < hp.n_layer { format!("blk.{}.attn_norm.weight", i + 1) } else { "output_norm.weight".into() };
+        let dn = cx.post_norm(dn, hp, i, "post_ffw_norm")?;
+        let next = if i + 1 < hp.n_layer { names::blk(i + 1, "attn_norm.weight") } else { names::OUTPUT_NORM.into() };
         let g = cx.float_init(&next, &[e as i64])?;
         (normed, residual) = skip_norm(cx, &dn, &residual, &g, hp.eps);
     }

@@ -2,20 +2,29 @@
 //! names (`io`), the cache of exported files (`cache`), and the fingerprint of the weights an ONNX file carries
 //! (`fingerprint`), compared against the GGUF's own so "the same model" is checked, not assumed.
 //!
+//! Both graphs interpret every architecture `edgebench_gguf::arch::ModelDesc` describes (`export::RUNS`): llama,
+//! qwen2, qwen3, gemma3 and phi3 blocks, written as `primitive` (standard operators, tract) or `fused` (ONNX Runtime's
+//! contrib operators), their shared pieces in `block`.
+//!
 //! How each GGUF type is carried is decided in one place, `weights`: Q4_0 as com.microsoft `MatMulNBits` (4 bits,
-//! blocks of 32, default zero point 8: exactly `d·(q−8)`); Q4_1 as `MatMulNBits` with zero points 0 (`d·q`) plus
-//! its per-block minimum as a second, f32 product of the activations' block sums (exactly `d·q + m`); F32 and F16
-//! as f32 `Gemm` weights (exact); every other type (Q8_0, K-quants) dequantized to f32 — the same values, labelled
-//! "converted: <type> → f32". The embedding table is an f32 `Gather` table (the same values), except in the fused
-//! graph (ONNX Runtime only), which looks Q4_0 and quantized Q8_0 tables up with `GatherBlockQuantized` in the
-//! bytes the output product's `MatMulNBits` reads (`export::Ctx::embedding`).
+//! blocks of 32, default zero point 8: exactly `d·(q−8)`); Q4_1 and Q4_K as `MatMulNBits` with zero points 0 (`d·q`,
+//! Q4_K's per-32 scale `d·sc`) plus the per-block minimum (`m`; Q4_K's `−dmin·m`) as a second, f32 product of the
+//! activations' block sums (exact); Q8_0, Q5_0 and Q6_K as 8-bit `MatMulNBits` (zero points 128, 16 and 32; Q6_K in
+//! blocks of 16 with scales `d·sc`: exact) where products quantize activations to int8 (`accuracy_level=4`),
+//! otherwise dequantized to f32 — the same values, labelled "converted: <type> → f32"; F32 and F16 as f32 `Gemm`
+//! weights (exact); other types dequantized where the reference decoder reads them. The embedding table is an f32
+//! `Gather` table (the same values), except in the fused graph (ONNX Runtime only), which looks Q4_0 and quantized
+//! Q8_0 tables up with `GatherBlockQuantized` in the bytes the output product's `MatMulNBits` reads
+//! (`export::Ctx::embedding`).
 
 pub mod backend;
+mod block;
 pub mod cache;
 pub mod export;
 pub mod fingerprint;
 mod fused;
 pub mod io;
+mod primitive;
 mod proto;
 pub mod weights;
 

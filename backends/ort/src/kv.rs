@@ -133,7 +133,15 @@ mod tests {
 
     #[test]
     fn growing_keeps_each_heads_filled_positions() {
-        let g = GraphFacts { n_layer: 1, n_head_kv: 2, head_dim: 3, vocab: 8, n_ctx: 4, variant: Default::default() };
+        let g = GraphFacts {
+            n_layer: 1,
+            n_head_kv: 2,
+            head_dim: 3,
+            vocab: 8,
+            n_ctx: 4,
+            variant: Default::default(),
+            sliding_window: None,
+        };
         // Two heads, capacity 2, both positions filled: head h position p holds 10h + p in every lane.
         let src: Vec<f32> = (0..2).flat_map(|h| (0..2).flat_map(move |p| [(10 * h + p) as f32; 3])).collect();
         let mut dst = vec![f32::NAN; 2 * 4 * 3];

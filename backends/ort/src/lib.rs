@@ -363,7 +363,9 @@ impl Session for OrtSession<'_> {
     fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
         let g = &self.model.graph;
         let st = Step::new(self.pos, tokens, rows == Rows::All);
-        let bias = (g.variant == GraphVariant::Primitive).then(|| st.bias());
+        let primitive = g.variant == GraphVariant::Primitive;
+        let bias = primitive.then(|| st.bias());
+        let sliding = g.sliding_window.filter(|_| primitive).map(|w| st.bias_sliding(w));
         let Step { ids, positions, rows: index, seq: n, total } = st;
         let n_rows = index.len();
         let mut inputs = vec![input(io::INPUT_IDS, vec![1, n], ids)?, input(io::LOGITS_INDEX, vec![n_rows], index)?];
@@ -371,6 +373,9 @@ impl Session for OrtSession<'_> {
             Some(bias) => {
                 inputs.push(input(io::POSITION_IDS, vec![1, n], positions)?);
                 inputs.push(input(io::ATTENTION_BIAS, vec![n, total], bias)?);
+                if let Some(sliding) = sliding {
+                    inputs.push(input(io::ATTENTION_BIAS_SLIDING, vec![n, total], sliding)?);
+                }
             }
             None => {
                 inputs.push(input(io::SEQLENS_K, vec![1], vec![total as i32 - 1])?);

@@ -5,14 +5,17 @@
 use edgebench_backend_native::NativeBackend;
 use edgebench_backend_ort::OrtBackend;
 use edgebench_core::sampler::Sampler;
-use edgebench_core::tolerance::{LOGITS_CROSS_BACKEND, LOGITS_CROSS_BACKEND_INT8_BATCHED, LOGITS_FUSED_VS_PRIMITIVE};
-use edgebench_core::{Backend, ModelSpec, Support};
+use edgebench_core::tolerance::{
+    LOGITS_CROSS_BACKEND, LOGITS_CROSS_BACKEND_INT8_BATCHED, LOGITS_FUSED_VS_PRIMITIVE, TINY_MAX_ABS_LOGIT_DIFF,
+};
+use edgebench_core::{Backend, LoadedModel, ModelSpec, Support};
+use edgebench_gguf::arch::Arch;
 use edgebench_gguf::GgmlType;
 use edgebench_runner::workload;
 use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
-    compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model,
-    tiny_model as tiny, TINY_TYPES,
+    compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, registry_model,
+    tiny_arch_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
 };
 
 fn backend(dir: &std::path::Path) -> OrtBackend {
@@ -213,4 +216,153 @@ fn bad_requests_are_clear_errors() {
         .unwrap()
         .to_string();
     assert!(err.contains("bad.gguf"), "{err}");
+}
+
+/// The graph variants the architecture tests run: the default (fused, int8 activations), fused with f32
+/// activations, and the primitive graph.
+const VARIANTS: [(&str, &str); 3] = [("fused", "4"), ("fused", "1"), ("primitive", "1")];
+
+/// A tiny model of `arch` whose matrices are K-quants (`Q4_K` or `Q6_K`): widths of whole 256-value super-blocks.
+fn tiny_k_quant(dir: &std::path::Path, arch: Arch, weight_type: GgmlType) -> ModelSpec {
+    use edgebench_gguf::synth::{tiny_model, TinyConfig};
+    let path = dir.join(format!("tiny-{}-{weight_type}.gguf", arch.name()));
+    let cfg = TinyConfig { arch, weight_type, n_embd: 256, n_ff: 512, ..TinyConfig::default() };
+    tiny_model(&cfg).unwrap().write(&path).unwrap();
+    let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).unwrap();
+    ModelSpec { id: format!("tiny-{}-{weight_type}", arch.name()), path, sha256 }
+}
+
+/// Every architecture the description names (Llama 3.1's rope factors, Qwen2's biases, Qwen3's Q/K norms and wide
+/// heads, Gemma 3's post norms, GELU, embedding scale and sliding window, Phi-3's fused matrices) × Q4_0, Q5_0, Q8_0
+/// (and Q4_K, Q6_K on Llama and Gemma 3), each graph variant: the logits agree with the native engine's within the
+/// cross-backend tolerance and the tiny models' |Δlogit| bound, ONNX Runtime runs the GGUF's values, and the
+/// conformance suite passes.
+#[test]
+fn every_architecture_agrees_with_native_and_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    let mut specs: Vec<(String, ModelSpec)> = Vec::new();
+    for &(arch, rope_freqs) in TINY_ARCHS {
+        for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
+            let what = format!("{} {ty}{}", arch.name(), if rope_freqs { " (rope factors)" } else { "" });
+            specs.push((what, tiny_arch_model(dir.path(), arch, rope_freqs, ty)));
+        }
+    }
+    for arch in [Arch::Llama, Arch::Gemma3] {
+        for ty in [GgmlType::Q4K, GgmlType::Q6K] {
+            specs.push((format!("{} {ty}", arch.name()), tiny_k_quant(dir.path(), arch, ty)));
+        }
+    }
+    let mut worst = (0f64, 0f32);
+    for (what, spec) in &specs {
+        let native = NativeBackend.load(spec, &opts(&[])).unwrap();
+        for (graph, acc) in VARIANTS {
+            let o = opts(&[("graph", graph), ("accuracy_level", acc)]);
+            let m = ort.load(spec, &o).unwrap_or_else(|e| panic!("{what}, {graph} graph: {e}"));
+            let cmp = compare_short_exchange(native.as_ref(), m.as_ref());
+            eprintln!(
+                "{what}, {graph} graph, accuracy_level={acc}: mean KLD {:.6}, top-1 {:.0}%, max |Δlogit| {:.4}",
+                cmp.mean_kld(),
+                cmp.top1_agreement() * 100.0,
+                cmp.max_abs_diff
+            );
+            worst = (worst.0.max(cmp.mean_kld()), worst.1.max(cmp.max_abs_diff));
+            LOGITS_CROSS_BACKEND
+                .check(cmp.mean_kld(), cmp.top1_agreement())
+                .unwrap_or_else(|f| panic!("{what}, {graph} graph, accuracy_level={acc}: {f}"));
+            assert!(
+                cmp.max_abs_diff <= TINY_MAX_ABS_LOGIT_DIFF,
+                "{what}, {graph} graph, accuracy_level={acc}: max |Δlogit| {}",
+                cmp.max_abs_diff
+            );
+            let (fp, how) = m.weights_fingerprint().unwrap().unwrap();
+            assert_eq!(fp, source_fingerprint(spec), "{what}, {graph} graph: {how}");
+            if acc == "4" || graph == "primitive" {
+                conformance::run_all_with(&ort, spec, 2, &o)
+                    .unwrap_or_else(|f| panic!("{what}, {graph} graph, accuracy_level={acc}: {f}"));
+            }
+        }
+    }
+    eprintln!(
+        "worst over {} models × {} variants: mean KLD {:.6}, max |Δlogit| {:.4}",
+        specs.len(),
+        3,
+        worst.0,
+        worst.1
+    );
+}
+
+/// Greedy tokens of `m` against the native engine's from `prompt`: equal, or parting only at a near tie of the
+/// native engine's logits (`GREEDY_NEAR_TIE_LOGITS`), after the teacher-forced logits agreed within `tolerance`.
+fn greedy_matches_native(
+    native: &dyn LoadedModel,
+    m: &dyn LoadedModel,
+    prompt: &[u32],
+    tokens: usize,
+    tolerance: edgebench_core::tolerance::DriftTolerance,
+    what: &str,
+) {
+    use edgebench_core::tolerance::GREEDY_NEAR_TIE_LOGITS;
+    let vocab = native.facts().vocab_size;
+    let greedy = |m: &dyn LoadedModel| {
+        let mut s = m.new_session().unwrap();
+        workload::run_repetition(s.as_mut(), prompt, tokens - 1, Sampler::Greedy, vocab).unwrap().generated
+    };
+    let (want, got) = (greedy(native), greedy(m));
+    assert_eq!((want.len(), got.len()), (tokens, tokens));
+    eprint!("{what}: native vs ort teacher-forced ");
+    let cmp = compare_teacher_forced(native, m, prompt, &want[..tokens - 1]);
+    tolerance.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|f| panic!("{what}: {f}"));
+    let Some(d) = want.iter().zip(&got).position(|(a, b)| a != b) else {
+        eprintln!("{what}: the same {tokens} greedy tokens as native");
+        return;
+    };
+    let last = |m: &dyn LoadedModel| {
+        let mut s = m.new_session().unwrap();
+        let mut l = s.forward(prompt).unwrap();
+        for &t in &want[..d] {
+            l = s.forward(&[t]).unwrap();
+        }
+        l
+    };
+    let (ln, lo) = (last(native), last(m));
+    let (a, b) = (want[d] as usize, got[d] as usize);
+    let (margin_native, margin_ort) = (ln[a] - ln[b], lo[b] - lo[a]);
+    eprintln!(
+        "{what}: greedy tokens part at {d} of {tokens}: native {a} by {margin_native:.4} over {b}, ort {b} by \
+         {margin_ort:.4}"
+    );
+    assert!(
+        margin_native <= GREEDY_NEAR_TIE_LOGITS,
+        "{what}: the greedy tokens part at {d} where native's pick leads by {margin_native} logits, no near tie"
+    );
+}
+
+/// The real Gemma 3 270M Q4_K_M file (Q5_0, Q8_0, Q4_K, Q6_K matrices; sliding window 512 on 5 of 6 layers; tied
+/// 262144-row Q8_0 embedding): conformance, the GGUF's values, and 32 greedy tokens from the golden prompt equal to
+/// the native engine's (or parting at a near tie), for the default graph and the primitive one.
+#[test]
+fn gemma3_q4_k_m_conforms_and_matches_native_greedy_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    let spec = registry_model(Some(GEMMA3_ID));
+    let (_, prompt) = golden_prompt(&spec);
+    let native = NativeBackend.load(&spec, &opts(&[])).unwrap();
+    for (graph, acc) in [("fused", "4"), ("primitive", "1")] {
+        let o = opts(&[("graph", graph), ("accuracy_level", acc)]);
+        let what = format!("gemma3 {graph} graph, accuracy_level={acc}");
+        ort.prepare(&spec, &o).unwrap();
+        let m = ort.load(&spec, &o).unwrap();
+        let facts = m.facts();
+        eprintln!("{what}: {:?}; converted: {:?}", facts.notes[0], facts.converted);
+        if acc == "4" {
+            assert_eq!(facts.converted, None, "{what}: every type carried exactly at int8 activations");
+        }
+        let (fp, _) = m.weights_fingerprint().unwrap().unwrap();
+        assert_eq!(fp, source_fingerprint(&spec), "{what}: ort runs the GGUF's values");
+        let tolerance = if acc == "4" { LOGITS_CROSS_BACKEND_INT8_BATCHED } else { LOGITS_CROSS_BACKEND };
+        greedy_matches_native(native.as_ref(), m.as_ref(), &prompt, 32, tolerance, &what);
+        drop(m);
+        conformance::run_all_with(&ort, &spec, 2, &o).unwrap_or_else(|f| panic!("{what}: {f}"));
+    }
 }

@@ -58,7 +58,7 @@ fn print(title: &str, prof: &Profile, wall: Duration, calls: usize) {
         prof.iter().filter(|(k, _)| !k.starts_with("node ")).map(|(_, v)| v.1).sum::<usize>() / calls
     );
     let mut rows: Vec<_> = prof.iter().collect();
-    rows.sort_by(|a, b| b.1 .0.cmp(&a.1 .0));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.1 .0));
     for (op, (d, n)) in rows.into_iter().take(if std::env::var_os("PROFILE_NODES").is_some() { 30 } else { 12 }) {
         println!(
             "  {op:<28} {:>9.3} ms/call {:>5.1}%  x{}",

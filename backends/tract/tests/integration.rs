@@ -5,14 +5,15 @@
 use edgebench_backend_native::NativeBackend;
 use edgebench_backend_tract::TractBackend;
 use edgebench_core::sampler::Sampler;
-use edgebench_core::tolerance::LOGITS_CROSS_BACKEND;
-use edgebench_core::{Backend, ModelSpec, Support};
+use edgebench_core::tolerance::{LOGITS_CROSS_BACKEND, TINY_MAX_ABS_LOGIT_DIFF};
+use edgebench_core::{Backend, LoadedModel, ModelSpec, Support};
+use edgebench_gguf::arch::Arch;
 use edgebench_gguf::GgmlType;
 use edgebench_runner::workload;
 use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
-    compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model,
-    tiny_model as tiny, TINY_TYPES,
+    compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, registry_model,
+    tiny_arch_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
 };
 
 fn backend(dir: &std::path::Path) -> TractBackend {
@@ -100,4 +101,102 @@ fn bad_requests_are_clear_errors() {
         .unwrap()
         .to_string();
     assert!(err.contains("bad.gguf"), "{err}");
+}
+
+/// A tiny model of `arch` whose matrices are K-quants (`Q4_K` or `Q6_K`): widths of whole 256-value super-blocks.
+fn tiny_k_quant(dir: &std::path::Path, arch: Arch, weight_type: GgmlType) -> ModelSpec {
+    use edgebench_gguf::synth::{tiny_model, TinyConfig};
+    let path = dir.join(format!("tiny-{}-{weight_type}.gguf", arch.name()));
+    let cfg = TinyConfig { arch, weight_type, n_embd: 256, n_ff: 512, ..TinyConfig::default() };
+    tiny_model(&cfg).unwrap().write(&path).unwrap();
+    let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).unwrap();
+    ModelSpec { id: format!("tiny-{}-{weight_type}", arch.name()), path, sha256 }
+}
+
+/// Every architecture the description names × Q4_0, Q5_0, Q8_0 (and Q4_K, Q6_K on Llama and Gemma 3): tract's
+/// logits agree with the native engine's within the cross-backend tolerance and the tiny models' |Δlogit| bound,
+/// tract runs the GGUF's values, and the conformance suite passes.
+#[test]
+fn every_architecture_agrees_with_native_and_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    let tract = backend(dir.path());
+    let mut specs: Vec<(String, ModelSpec)> = Vec::new();
+    for &(arch, rope_freqs) in TINY_ARCHS {
+        for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
+            let what = format!("{} {ty}{}", arch.name(), if rope_freqs { " (rope factors)" } else { "" });
+            specs.push((what, tiny_arch_model(dir.path(), arch, rope_freqs, ty)));
+        }
+    }
+    for arch in [Arch::Llama, Arch::Gemma3] {
+        for ty in [GgmlType::Q4K, GgmlType::Q6K] {
+            specs.push((format!("{} {ty}", arch.name()), tiny_k_quant(dir.path(), arch, ty)));
+        }
+    }
+    let mut worst = (0f64, 0f32);
+    for (what, spec) in &specs {
+        let native = NativeBackend.load(spec, &opts(&[])).unwrap();
+        let m = tract.load(spec, &opts(&[])).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let cmp = compare_short_exchange(native.as_ref(), m.as_ref());
+        eprintln!(
+            "{what}: mean KLD {:.6}, top-1 {:.0}%, max |Δlogit| {:.4}",
+            cmp.mean_kld(),
+            cmp.top1_agreement() * 100.0,
+            cmp.max_abs_diff
+        );
+        worst = (worst.0.max(cmp.mean_kld()), worst.1.max(cmp.max_abs_diff));
+        LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|f| panic!("{what}: {f}"));
+        assert!(cmp.max_abs_diff <= TINY_MAX_ABS_LOGIT_DIFF, "{what}: max |Δlogit| {}", cmp.max_abs_diff);
+        let (fp, how) = m.weights_fingerprint().unwrap().unwrap();
+        assert_eq!(fp, source_fingerprint(spec), "{what}: {how}");
+        conformance::run_all(&tract, spec, 2).unwrap_or_else(|f| panic!("{what}: {f}"));
+    }
+    eprintln!("worst over {} models: mean KLD {:.6}, max |Δlogit| {:.4}", specs.len(), worst.0, worst.1);
+}
+
+/// The real Gemma 3 270M Q4_K_M file (Q5_0, Q8_0, Q4_K, Q6_K matrices; sliding window 512 on 5 of 6 layers; tied
+/// 262144-row Q8_0 embedding): conformance, the GGUF's values, and 32 greedy tokens from the golden prompt equal to
+/// the native engine's, or parting only at a near tie of native's logits (`GREEDY_NEAR_TIE_LOGITS`).
+#[test]
+fn gemma3_q4_k_m_conforms_and_matches_native_greedy_tokens() {
+    use edgebench_core::tolerance::GREEDY_NEAR_TIE_LOGITS;
+    let dir = tempfile::tempdir().unwrap();
+    let tract = backend(dir.path());
+    let spec = registry_model(Some(GEMMA3_ID));
+    tract.prepare(&spec, &opts(&[])).unwrap();
+    let m = tract.load(&spec, &opts(&[])).unwrap();
+    eprintln!("gemma3 on tract: {:?}; converted: {:?}", m.facts().notes, m.facts().converted);
+    let (fp, _) = m.weights_fingerprint().unwrap().unwrap();
+    assert_eq!(fp, source_fingerprint(&spec), "tract runs the GGUF's values");
+    let (_, prompt) = golden_prompt(&spec);
+    let native = NativeBackend.load(&spec, &opts(&[])).unwrap();
+    let tokens = 32;
+    let vocab = native.facts().vocab_size;
+    let greedy = |m: &dyn LoadedModel| {
+        let mut s = m.new_session().unwrap();
+        workload::run_repetition(s.as_mut(), &prompt, tokens - 1, Sampler::Greedy, vocab).unwrap().generated
+    };
+    let (want, got) = (greedy(native.as_ref()), greedy(m.as_ref()));
+    assert_eq!((want.len(), got.len()), (tokens, tokens));
+    eprint!("gemma3: native vs tract teacher-forced ");
+    let cmp = compare_teacher_forced(native.as_ref(), m.as_ref(), &prompt, &want[..tokens - 1]);
+    LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap_or_else(|f| panic!("{f}"));
+    match want.iter().zip(&got).position(|(a, b)| a != b) {
+        None => eprintln!("gemma3: the same {tokens} greedy tokens as native"),
+        Some(d) => {
+            let last = |m: &dyn LoadedModel| {
+                let mut s = m.new_session().unwrap();
+                let mut l = s.forward(&prompt).unwrap();
+                for &t in &want[..d] {
+                    l = s.forward(&[t]).unwrap();
+                }
+                l
+            };
+            let ln = last(native.as_ref());
+            let (a, b) = (want[d] as usize, got[d] as usize);
+            eprintln!("gemma3: greedy tokens part at {d} of {tokens}: native {a} by {:.4} over {b}", ln[a] - ln[b]);
+            assert!(ln[a] - ln[b] <= GREEDY_NEAR_TIE_LOGITS, "the greedy tokens part at {d}, no near tie");
+        }
+    }
+    drop(m);
+    conformance::run_all(&tract, &spec, 2).unwrap_or_else(|f| panic!("{f}"));
 }

@@ -1,6 +1,6 @@
 //! Scalar reference quantizers and dequantizers for the block formats edgebench writes and checks
 //! (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1), following ggml's reference rounding; Q4_K and Q6_K (the weights of
-//! the common Q4_K_M files) are decoded too, so such files can be requantized.
+//! the common Q4_K_M files) are decoded, and encoded in ggml's layout with simpler scale choices (for tests).
 
 use half::{bf16, f16};
 
@@ -77,9 +77,105 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, GgufError> {
                 push_q5(&mut out, &[f16::from_f32(d), f16::from_f32(min)], &q);
             }
         }
+        GgmlType::Q4K => x.chunks_exact(256).for_each(|b| quantize_q4_k(b, &mut out)),
+        GgmlType::Q6K => x.chunks_exact(256).for_each(|b| quantize_q6_k(b, &mut out)),
         other => return Err(unsupported(other, "quantizing to")),
     }
     Ok(out)
+}
+
+/// ggml's `nearest_int`: round half away from zero.
+fn nearest(v: f32) -> i32 {
+    v.round() as i32
+}
+
+/// One Q4_K super-block, as ggml's `quantize_row_q4_K_ref` lays it out and packs its 6-bit scales and minimums;
+/// each 32-value sub-block's (scale, minimum) comes from its range (`(max − min)/15`, minimum `−min` with `min ≤ 0`),
+/// without the iterative refinement of ggml's `make_qkx2_quants`.
+fn quantize_q4_k(x: &[f32], out: &mut Vec<u8>) {
+    let mut scales = [0f32; 8];
+    let mut mins = [0f32; 8];
+    for (j, b) in x.chunks_exact(32).enumerate() {
+        let min = b.iter().copied().fold(f32::INFINITY, f32::min).min(0.0);
+        let max = b.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        (scales[j], mins[j]) = if max > min { ((max - min) / 15.0, -min) } else { (0.0, -min) };
+    }
+    let max_scale = scales.iter().copied().fold(0f32, f32::max);
+    let max_min = mins.iter().copied().fold(0f32, f32::max);
+    let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let mut packed = [0u8; 12];
+    for j in 0..8 {
+        let ls = nearest(inv_scale * scales[j]).min(63) as u8;
+        let lm = nearest(inv_min * mins[j]).min(63) as u8;
+        if j < 4 {
+            packed[j] = ls;
+            packed[j + 4] = lm;
+        } else {
+            packed[j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+            packed[j - 4] |= (ls >> 4) << 6;
+            packed[j] |= (lm >> 4) << 6;
+        }
+    }
+    let (d, dmin) = (f16::from_f32(max_scale / 63.0), f16::from_f32(max_min / 63.0));
+    let mut l = [0u8; 256];
+    for (j, b) in x.chunks_exact(32).enumerate() {
+        let (sc, m) = q4_k_scale_min(j, &packed);
+        let step = d.to_f32() * sc as f32;
+        if step == 0.0 {
+            continue;
+        }
+        let dm = dmin.to_f32() * m as f32;
+        for (i, &v) in b.iter().enumerate() {
+            l[32 * j + i] = nearest((v + dm) / step).clamp(0, 15) as u8;
+        }
+    }
+    out.extend_from_slice(&d.to_le_bytes());
+    out.extend_from_slice(&dmin.to_le_bytes());
+    out.extend_from_slice(&packed);
+    for run in l.chunks_exact(64) {
+        out.extend((0..32).map(|i| run[i] | (run[i + 32] << 4)));
+    }
+}
+
+/// One Q6_K super-block, as ggml's `quantize_row_q6_K_ref` lays it out and scales it (one signed 8-bit scale per 16
+/// values relative to the block's largest, f16 `d`); each sub-block's scale is its signed largest magnitude over
+/// −32, without the refinement of ggml's `make_qx_quants`.
+fn quantize_q6_k(x: &[f32], out: &mut Vec<u8>) {
+    let mut scales = [0f32; 16];
+    let (mut max_scale, mut max_abs) = (0f32, 0f32);
+    for (ib, b) in x.chunks_exact(16).enumerate() {
+        let max = b.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+        scales[ib] = max / -32.0;
+        if scales[ib].abs() > max_abs {
+            (max_abs, max_scale) = (scales[ib].abs(), scales[ib]);
+        }
+    }
+    let mut block = [0u8; 210];
+    if max_abs >= 1e-15 {
+        let iscale = -128.0 / max_scale;
+        let d = f16::from_f32(1.0 / iscale);
+        let mut l = [0u8; 256];
+        for (ib, b) in x.chunks_exact(16).enumerate() {
+            let sc = nearest(iscale * scales[ib]).min(127) as i8;
+            block[192 + ib] = sc as u8;
+            let step = d.to_f32() * sc as f32;
+            for (i, &v) in b.iter().enumerate() {
+                l[16 * ib + i] = if step == 0.0 { 32 } else { (nearest(v / step).clamp(-32, 31) + 32) as u8 };
+            }
+        }
+        for half in 0..2 {
+            let l = &l[128 * half..128 * half + 128];
+            for i in 0..32 {
+                block[64 * half + i] = (l[i] & 0xf) | ((l[i + 64] & 0xf) << 4);
+                block[64 * half + i + 32] = (l[i + 32] & 0xf) | ((l[i + 96] & 0xf) << 4);
+                block[128 + 32 * half + i] =
+                    (l[i] >> 4) | ((l[i + 32] >> 4) << 2) | ((l[i + 64] >> 4) << 4) | ((l[i + 96] >> 4) << 6);
+            }
+        }
+        block[208..210].copy_from_slice(&d.to_le_bytes());
+    }
+    out.extend_from_slice(&block);
 }
 
 /// Decodes `n` values of type `ty` from `data`.
@@ -206,6 +302,35 @@ fn dequantize_q6_k(b: &[u8], out: &mut Vec<f32>) {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// The K-quant encoders write blocks the reference decoders read back close to the input: within a step of
+        /// the super-block's scale plus the 6- or 8-bit rounding of the sub-block scales (Q4_K: (max − min)/15 per
+        /// 32 values, at most 2·amax/15; Q6_K: amax/32, the positive extreme clamped a step short).
+        #[test]
+        fn k_quants_round_trip_within_a_step(x in prop::collection::vec(-4.0f32..4.0, 512)) {
+            for (ty, bound) in [(GgmlType::Q4K, 0.1f32), (GgmlType::Q6K, 0.05)] {
+                let data = quantize(ty, &x).unwrap();
+                prop_assert_eq!(data.len() as u64, ty.bytes_for(512).unwrap());
+                let y = dequantize(ty, &data, x.len()).unwrap();
+                for (xb, yb) in x.chunks(256).zip(y.chunks(256)) {
+                    let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+                    for (a, b) in xb.iter().zip(yb) {
+                        prop_assert!((a - b).abs() <= bound * amax + 1e-6, "{ty}: {a} -> {b} (amax {amax})");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn k_quants_of_zeros_and_partial_blocks() {
+        for ty in [GgmlType::Q4K, GgmlType::Q6K] {
+            let zeros = dequantize(ty, &quantize(ty, &[0.0; 256]).unwrap(), 256).unwrap();
+            assert!(zeros.iter().all(|v| *v == 0.0), "{ty}");
+            assert!(quantize(ty, &[0.0; 32]).is_err(), "{ty}: 32 values are not a super-block");
+        }
+    }
 
     /// Worst-case round-trip error per block, relative to the block's range (half a quantization step).
     fn step(ty: GgmlType, block: &[f32]) -> f32 {

@@ -1,6 +1,7 @@
 //! Requantizing a whole GGUF file: every 2-D weight decoded with the scalar reference dequantizer and re-encoded to
-//! one target type (like `llama-quantize --pure`); 1-D tensors (norms) keep their type; metadata is copied, with the
-//! file type updated and where the file came from recorded.
+//! one target type (like `llama-quantize --pure`), except that a K-quant target falls back where a row is not whole
+//! super-blocks of 256, as llama.cpp's quantizer does (Q4_K to Q5_0, Q6_K to Q8_0); 1-D tensors (norms) keep their
+//! type; metadata is copied, with the file type updated and where the file came from recorded.
 
 use std::collections::BTreeMap;
 
@@ -13,7 +14,27 @@ pub const KEY_FROM: &str = "edgebench.requantized_from";
 pub const KEY_SOURCE: &str = "edgebench.requantized_source";
 
 /// Types [`requantize`] writes.
-pub const TARGETS: &[GgmlType] = &[GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q4_1, GgmlType::F16, GgmlType::F32];
+pub const TARGETS: &[GgmlType] = &[
+    GgmlType::Q8_0,
+    GgmlType::Q6K,
+    GgmlType::Q5_0,
+    GgmlType::Q5_1,
+    GgmlType::Q4K,
+    GgmlType::Q4_0,
+    GgmlType::Q4_1,
+    GgmlType::F16,
+    GgmlType::F32,
+];
+
+/// The type a tensor with rows of `row` values gets for target `to`: `to`, or llama.cpp's fallback for a K-quant
+/// whose super-block of 256 does not divide the row (`llama_tensor_get_type`: Q4_K → Q5_0, Q6_K → Q8_0).
+pub fn target_for_row(to: GgmlType, row: u64) -> GgmlType {
+    match to {
+        GgmlType::Q4K if !row.is_multiple_of(256) => GgmlType::Q5_0,
+        GgmlType::Q6K if !row.is_multiple_of(256) => GgmlType::Q8_0,
+        t => t,
+    }
+}
 
 /// llama.cpp's `general.file_type` (`llama_ftype`) for a file whose weights are all `ty`.
 pub fn llama_file_type(ty: GgmlType) -> Option<u32> {
@@ -23,6 +44,11 @@ pub fn llama_file_type(ty: GgmlType) -> Option<u32> {
         GgmlType::Q4_0 => 2,
         GgmlType::Q4_1 => 3,
         GgmlType::Q8_0 => 7,
+        GgmlType::Q5_0 => 8,
+        GgmlType::Q5_1 => 9,
+        // llama.cpp's nearest "mostly" types: Q4_K_S and Q6_K.
+        GgmlType::Q4K => 14,
+        GgmlType::Q6K => 18,
         _ => return None,
     })
 }
@@ -47,9 +73,10 @@ pub struct RequantReport {
 
 /// Converts every 2-D weight of `file` to `to`; `source` (file name, SHA-256) is recorded under [`KEY_SOURCE`].
 pub fn requantize(file: &GgufFile, to: GgmlType, source: &str) -> Result<(GgufWriter, RequantReport), GgufError> {
-    let ftype = llama_file_type(to)
-        .filter(|_| TARGETS.contains(&to))
-        .ok_or_else(|| GgufError::Invalid(format!("cannot requantize to {to} (Q8_0, Q4_0, Q4_1, F16 or F32)")))?;
+    let ftype = llama_file_type(to).filter(|_| TARGETS.contains(&to)).ok_or_else(|| {
+        let names: Vec<&str> = TARGETS.iter().map(|t| t.name()).collect();
+        GgufError::Invalid(format!("cannot requantize to {to} ({})", names.join(", ")))
+    })?;
     let from = predominant_weight_type(file).ok_or_else(|| GgufError::Invalid("the file has no 2-D weights".into()))?;
     let mut w = GgufWriter::new();
     for (k, v) in &file.gguf.metadata {
@@ -62,6 +89,7 @@ pub fn requantize(file: &GgufFile, to: GgmlType, source: &str) -> Result<(GgufWr
     for t in &file.gguf.tensors {
         let data = file.read_tensor(t)?;
         let row = t.dims.first().copied().unwrap_or(0);
+        let to = target_for_row(to, row);
         let keep = |why: &str| (t.name.clone(), why.to_string());
         let reason = if t.dims.len() != 2 {
             Some(keep("not a 2-D weight"))
@@ -131,7 +159,36 @@ mod tests {
     #[test]
     fn refuses_what_it_cannot_write() {
         let dir = tempfile::tempdir().unwrap();
-        let e = requantize(&tiny(dir.path()), GgmlType::Q6K, "x").unwrap_err().to_string();
-        assert!(e.contains("cannot requantize to Q6_K"), "{e}");
+        let e = requantize(&tiny(dir.path()), GgmlType::Q3K, "x").unwrap_err().to_string();
+        assert!(e.contains("cannot requantize to Q3_K") && e.contains("Q4_K"), "{e}");
+    }
+
+    /// K-quant targets write rows of whole super-blocks as the target and fall back as llama.cpp does elsewhere.
+    #[test]
+    fn k_quant_targets_fall_back_where_rows_are_not_whole_super_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("wide.gguf");
+        // Rows of 256 (n_embd) and 128 (n_ff, the down projection's input).
+        let cfg = TinyConfig { n_embd: 256, n_ff: 128, n_head: 4, n_head_kv: 2, ..TinyConfig::default() };
+        tiny_model(&cfg).unwrap().write(&p).unwrap();
+        let src = GgufFile::open(&p).unwrap();
+        for (to, fallback) in [(GgmlType::Q4K, GgmlType::Q5_0), (GgmlType::Q6K, GgmlType::Q8_0)] {
+            let (w, report) = requantize(&src, to, "wide.gguf").unwrap();
+            let out = dir.path().join(format!("{to}.gguf"));
+            w.write(&out).unwrap();
+            let q = GgufFile::open(&out).unwrap();
+            assert_eq!(q.gguf.tensor("blk.0.attn_q.weight").unwrap().ty, to);
+            assert_eq!(q.gguf.tensor("blk.0.ffn_down.weight").unwrap().ty, fallback, "rows of 128");
+            assert!(report.converted.keys().any(|k| k.ends_with(&format!("→{fallback}"))), "{report:?}");
+            let (a, b) =
+                (src.gguf.tensor("blk.1.ffn_up.weight").unwrap(), q.gguf.tensor("blk.1.ffn_up.weight").unwrap());
+            let x = dequantize(a.ty, &src.read_tensor(a).unwrap(), a.n_elements as usize).unwrap();
+            let y = dequantize(b.ty, &q.read_tensor(b).unwrap(), b.n_elements as usize).unwrap();
+            let (num, den) = x
+                .iter()
+                .zip(&y)
+                .fold((0f64, 0f64), |(n, d), (p, q)| (n + ((p - q) as f64).powi(2), d + (*p as f64).powi(2)));
+            assert!((num / den).sqrt() < 0.1, "{to}: relative RMS error {}", (num / den).sqrt());
+        }
     }
 }
