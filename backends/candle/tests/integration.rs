@@ -99,9 +99,11 @@ fn k_quant_dequantizers_match_candles() {
         state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         (state >> 56) as u8
     };
-    for (ours, theirs, bytes, scale_at) in
-        [(GgmlType::Q4K, GgmlDType::Q4K, 144, &[0usize, 2][..]), (GgmlType::Q6K, GgmlDType::Q6K, 210, &[208][..])]
-    {
+    for (ours, theirs, bytes, scale_at) in [
+        (GgmlType::Q4K, GgmlDType::Q4K, 144, &[0usize, 2][..]),
+        (GgmlType::Q5K, GgmlDType::Q5K, 176, &[0usize, 2][..]),
+        (GgmlType::Q6K, GgmlDType::Q6K, 210, &[208][..]),
+    ] {
         let blocks = 8;
         let mut data: Vec<u8> = (0..blocks * bytes).map(|_| byte()).collect();
         for b in 0..blocks {

@@ -225,6 +225,7 @@ pub fn dequantize(ty: GgmlType, data: &[u8], n: usize) -> Result<Vec<f32>, GgufE
             }
         }
         GgmlType::Q4K => data.chunks_exact(144).for_each(|b| dequantize_q4_k(b, &mut out)),
+        GgmlType::Q5K => data.chunks_exact(176).for_each(|b| dequantize_q5_k(b, &mut out)),
         GgmlType::Q6K => data.chunks_exact(210).for_each(|b| dequantize_q6_k(b, &mut out)),
         other => return Err(unsupported(other, "dequantizing")),
     }
@@ -258,6 +259,23 @@ fn q4_k_scale_min(j: usize, s: &[u8]) -> (u8, u8) {
         (s[j] & 63, s[j + 4] & 63)
     } else {
         ((s[j + 4] & 0xf) | ((s[j - 4] >> 6) << 4), (s[j + 4] >> 4) | ((s[j] >> 6) << 4))
+    }
+}
+
+/// One Q5_K super-block (256 values): as Q4_K (f16 `d`, `dmin`, 8 six-bit (scale, minimum) pairs), then 32 bytes of
+/// fifth bits (bit `2r` of byte `l` for value `l` of 64-value run `r`'s first half, bit `2r + 1` for its second
+/// half), then 128 bytes of low 4 bits laid out as Q4_K's.
+fn dequantize_q5_k(b: &[u8], out: &mut Vec<f32>) {
+    let h = |i: usize| f16::from_le_bytes([b[i], b[i + 1]]).to_f32();
+    let (d, dmin) = (h(0), h(2));
+    let (scales, qh, qs) = (&b[4..16], &b[16..48], &b[48..176]);
+    for (run, q) in qs.chunks_exact(32).enumerate() {
+        let (sc1, m1) = q4_k_scale_min(2 * run, scales);
+        let (sc2, m2) = q4_k_scale_min(2 * run + 1, scales);
+        let (d1, min1, d2, min2) = (d * sc1 as f32, dmin * m1 as f32, d * sc2 as f32, dmin * m2 as f32);
+        let hi = |l: usize, bit: usize| if qh[l] >> bit & 1 == 1 { 16.0 } else { 0.0 };
+        out.extend(q.iter().enumerate().map(|(l, &v)| d1 * ((v & 0xf) as f32 + hi(l, 2 * run)) - min1));
+        out.extend(q.iter().enumerate().map(|(l, &v)| d2 * ((v >> 4) as f32 + hi(l, 2 * run + 1)) - min2));
     }
 }
 
