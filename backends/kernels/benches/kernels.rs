@@ -25,9 +25,12 @@ const COLS: usize = 4096;
 fn weights(ty: WeightType, rows: usize) -> Vec<u8> {
     let n = rows * COLS;
     match ty {
-        WeightType::Q4K | WeightType::Q6K => {
-            let (bytes, scale_at): (usize, &[usize]) =
-                if ty == WeightType::Q4K { (144, &[0, 2]) } else { (210, &[208]) };
+        WeightType::Q4K | WeightType::Q5K | WeightType::Q6K => {
+            let (bytes, scale_at): (usize, &[usize]) = match ty {
+                WeightType::Q4K => (144, &[0, 2]),
+                WeightType::Q5K => (176, &[0, 2]),
+                _ => (210, &[208]),
+            };
             let mut d: Vec<u8> =
                 (0..n / 256 * bytes).map(|i| (i as u32).wrapping_mul(2654435761).rotate_right(13) as u8).collect();
             for b in 0..n / 256 {
@@ -69,7 +72,7 @@ fn run(c: &mut Criterion, group: &str, rows: impl Fn(WeightType) -> usize, n: us
         let x: Vec<f32> = (0..n * COLS).map(|i| ((i * 31) % 997) as f32 / 500.0 - 1.0).collect();
         // As the native engine quantizes them: one scale per 256 values for K-quant weights, per 32 for the others.
         let mode = match ty {
-            WeightType::Q4K | WeightType::Q6K => ActQuant::Super256,
+            WeightType::Q4K | WeightType::Q5K | WeightType::Q6K => ActQuant::Super256,
             t if t.quantized() => ActQuant::Block32,
             _ => ActQuant::None,
         };

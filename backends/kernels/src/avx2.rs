@@ -52,7 +52,9 @@ pub unsafe fn matmul(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_
             }
             WeightType::Q4K if acts.iter().all(|a| a.super256) => rows_q4k_s(w, rows, acts, out),
             WeightType::Q6K if acts.iter().all(|a| a.super256) => rows_q6k_s(w, rows, acts, out),
+            WeightType::Q5K if acts.iter().all(|a| a.super256) => rows_q5k_s(w, rows, acts, out),
             WeightType::Q4K => rows_q4k(w, rows, acts, out),
+            WeightType::Q5K => rows_q5k(w, rows, acts, out),
             WeightType::Q6K => rows_q6k(w, rows, acts, out),
             WeightType::F32 => rows_f32(w, rows, acts, out),
             WeightType::F16 => rows_f16(w, rows, acts, out),
@@ -147,9 +149,11 @@ macro_rules! gemm_loop {
 gemm_loop!(rows_q4_0, q4_gemm4, q4_tile, false);
 gemm_loop!(rows_q4_1, q4_gemm4, q4_tile, true);
 gemm_loop!(rows_q8_0, q8_gemm4, q8_tile);
-row_loop!(rows_q4k, q4k_tile);
+row_loop!(rows_q4k, q4k_tile, false);
+row_loop!(rows_q5k, q4k_tile, true);
 row_loop!(rows_q6k, q6k_tile);
-row_loop!(rows_q4k_s, q4k_tile_s);
+row_loop!(rows_q4k_s, q4k_tile_s, false);
+row_loop!(rows_q5k_s, q4k_tile_s, true);
 row_loop!(rows_q6k_s, q6k_tile_s);
 row_loop!(rows_f32, float_tile, false);
 row_loop!(rows_f16, float_tile, true);
@@ -364,22 +368,21 @@ unsafe fn q8_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     std::array::from_fn(|j| hsum(_mm256_add_ps(acc0[j], acc1[j])))
 }
 
-/// Q4_K: per sub-block of 32, d·sc·d_a·Σ u·q_a − dmin·m·s_a.
+/// Q4_K (Q5_K with `FIVE`): per sub-block of 32, d·sc·d_a·Σ u·q_a − dmin·m·s_a.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
-    let mask = _mm256_set1_epi8(0x0F);
+unsafe fn q4k_tile<const N: usize, const FIVE: bool>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
+    let (bytes, qs) = k_layout(FIVE);
     let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     let mut corr = [0f32; N];
-    for (sb, blk) in w.chunks_exact(144).enumerate() {
+    for (sb, blk) in w.chunks_exact(bytes).enumerate() {
         // SAFETY: as in q4_tile; blk is one whole super-block.
         unsafe {
             let dd = f16s(blk.as_ptr(), true);
             let (d, dmin) = (_mm_cvtss_f32(dd), lane1(dd));
             let sm = q4k_scales_mins(&blk[4..16]);
             for c in 0..4 {
-                let raw = load32(blk.as_ptr().add(16 + 32 * c).cast());
-                let (lo, hi) = (_mm256_and_si256(raw, mask), _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask));
+                let (lo, hi) = k_codes::<FIVE>(blk, qs, c);
                 let (s0, s1) = (2 * c, 2 * c + 1);
                 let (b0, b1) = (sb * 8 + s0, sb * 8 + s1);
                 for j in 0..N {
@@ -400,20 +403,58 @@ unsafe fn q4k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     std::array::from_fn(|j| hsum(_mm256_add_ps(acc0[j], acc1[j])) + corr[j])
 }
 
-/// Q4_K against activations with one scale per 256 values (`ActRow::super256`, ggml's Q8_K): per super-block,
+/// Super-block bytes and where the 4-bit codes start: Q4_K (144, 16) or, with `five`, Q5_K (176, 48: its 32 bytes of
+/// fifth bits come first, at 16).
+#[inline]
+fn k_layout(five: bool) -> (usize, usize) {
+    if five {
+        (176, 48)
+    } else {
+        (144, 16)
+    }
+}
+
+/// The codes of 64-value run `c` of a Q4_K / Q5_K super-block: its first and second 32 values, each byte 0..=15 (or,
+/// for Q5_K, 0..=31 with the fifth bit from bit `2c` / `2c + 1` of the fifth-bit bytes).
+///
+/// # Safety
+/// `blk` is one whole super-block of that type; the CPU has avx2.
+#[inline]
+#[target_feature(enable = "avx2,fma,f16c")]
+unsafe fn k_codes<const FIVE: bool>(blk: &[u8], qs: usize, c: usize) -> (__m256i, __m256i) {
+    let mask = _mm256_set1_epi8(0x0F);
+    // SAFETY: the run lies inside the super-block (the caller's contract).
+    let raw = unsafe { load32(blk.as_ptr().add(qs + 32 * c).cast()) };
+    let (mut lo, mut hi) = (_mm256_and_si256(raw, mask), _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask));
+    if FIVE {
+        // SAFETY: the 32 fifth-bit bytes are at 16.
+        let qh = unsafe { load32(blk.as_ptr().add(16).cast()) };
+        let one = _mm256_set1_epi8(1);
+        // Bit k of every byte, moved to bit 4 (a shift within 16-bit lanes, then one bit kept per byte).
+        let bit = |k: usize| {
+            let v = _mm256_and_si256(_mm256_srl_epi16(qh, _mm_cvtsi32_si128(k as i32)), one);
+            _mm256_slli_epi16(v, 4)
+        };
+        lo = _mm256_or_si256(lo, bit(2 * c));
+        hi = _mm256_or_si256(hi, bit(2 * c + 1));
+    }
+    (lo, hi)
+}
+
+/// Q4_K (Q5_K with `FIVE`) against activations with one scale per 256 values (`ActRow::super256`, ggml's Q8_K): per super-block,
 /// d·d_a·Σ_i sc_i·(u_i·q_a_i), the sub-block scales applied in integers (`vpmaddwd`), minus dmin·Σ_i m_i·s_i
 /// accumulated in a vector (the eight `s_i` gathered from the activation's `(d, s)` pairs with one shuffle).
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn q4k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
-    let mask = _mm256_set1_epi8(0x0F);
+unsafe fn q4k_tile_s<const N: usize, const FIVE: bool>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
+    let (bytes, qs) = k_layout(FIVE);
     // The order the shuffle below leaves the eight `s_i` in, for the minimums to match.
     let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
     // vpshufb masks that repeat 16-bit element `i` of a 128-bit lane, for the scales of sub-blocks 2c and 2c + 1.
     let rep = |i: i8| _mm256_set1_epi16(i16::from_le_bytes([(2 * i) as u8, (2 * i + 1) as u8]));
     let mut acc = [_mm256_setzero_ps(); N];
     let mut macc = [_mm256_setzero_ps(); N];
-    for (sb, blk) in w.chunks_exact(144).enumerate() {
+    for (sb, blk) in w.chunks_exact(bytes).enumerate() {
         // SAFETY: as in q4_tile; blk is one whole super-block, each activation row holds its 256 values.
         unsafe {
             let dd = f16s(blk.as_ptr(), true);
@@ -427,8 +468,7 @@ unsafe fn q4k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] 
             let mins = _mm256_mul_ps(mins, _mm256_set1_ps(dmin));
             let mut isum = [_mm256_setzero_si256(); N];
             for c in 0..4 {
-                let raw = load32(blk.as_ptr().add(16 + 32 * c).cast());
-                let (lo, hi) = (_mm256_and_si256(raw, mask), _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask));
+                let (lo, hi) = k_codes::<FIVE>(blk, qs, c);
                 let sc0 = _mm256_shuffle_epi8(sc16, rep(2 * c as i8));
                 let sc1 = _mm256_shuffle_epi8(sc16, rep(2 * c as i8 + 1));
                 let b0 = sb * 8 + 2 * c;

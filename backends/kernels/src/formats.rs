@@ -23,6 +23,10 @@ pub enum WeightType {
     /// Super-blocks of 256: f16 `d`, f16 `dmin`, 12 bytes of 6-bit scales and minimums for 8 sub-blocks of 32,
     /// 128 bytes of 4-bit values; value = d·sc·u − dmin·m.
     Q4K,
+    /// Super-blocks of 256: as Q4_K (f16 `d`, `dmin`, 12 bytes of scales and minimums), then 32 bytes of fifth bits
+    /// (bit `2c` / `2c + 1` of byte `l` for value `l` of 64-value run `c`'s halves), then 128 bytes of low 4 bits;
+    /// value = d·sc·u − dmin·m.
+    Q5K,
     /// Super-blocks of 256: 128 bytes of low 4 bits, 64 bytes of high 2 bits, 16 signed 8-bit scales (one per 16
     /// values), f16 `d`; value = d·sc·(q − 32).
     Q6K,
@@ -30,8 +34,18 @@ pub enum WeightType {
 
 impl WeightType {
     /// Every type with a kernel.
-    pub const ALL: &[WeightType] =
-        &[Self::F32, Self::F16, Self::Q4_0, Self::Q4_1, Self::Q5_0, Self::Q5_1, Self::Q8_0, Self::Q4K, Self::Q6K];
+    pub const ALL: &[WeightType] = &[
+        Self::F32,
+        Self::F16,
+        Self::Q4_0,
+        Self::Q4_1,
+        Self::Q5_0,
+        Self::Q5_1,
+        Self::Q8_0,
+        Self::Q4K,
+        Self::Q5K,
+        Self::Q6K,
+    ];
 
     /// The kernel type for a GGUF tensor type, if there is one.
     pub fn from_ggml(t: GgmlType) -> Option<Self> {
@@ -44,6 +58,7 @@ impl WeightType {
             GgmlType::Q5_1 => Self::Q5_1,
             GgmlType::Q8_0 => Self::Q8_0,
             GgmlType::Q4K => Self::Q4K,
+            GgmlType::Q5K => Self::Q5K,
             GgmlType::Q6K => Self::Q6K,
             _ => return None,
         })
@@ -60,6 +75,7 @@ impl WeightType {
             Self::Q5_1 => GgmlType::Q5_1,
             Self::Q8_0 => GgmlType::Q8_0,
             Self::Q4K => GgmlType::Q4K,
+            Self::Q5K => GgmlType::Q5K,
             Self::Q6K => GgmlType::Q6K,
         }
     }

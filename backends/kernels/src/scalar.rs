@@ -66,22 +66,25 @@ pub fn dot(ty: WeightType, w: &[u8], a: &ActRow<'_>) -> f32 {
             }
             acc
         }
-        WeightType::Q4K => {
+        WeightType::Q4K | WeightType::Q5K => {
+            let five = ty == WeightType::Q5K;
+            let qs_at = if five { 48 } else { 16 };
             let mut acc = 0f32;
             for (sb, blk) in blocks.enumerate() {
                 let (d, dmin) = (f16_at(blk), f16_at(&blk[2..]));
-                let (scales, qs) = (&blk[4..16], &blk[16..144]);
+                let (scales, qs) = (&blk[4..16], &blk[qs_at..qs_at + 128]);
                 for c in 0..4 {
                     let raw = &qs[c * 32..(c + 1) * 32];
-                    for (half, u) in
-                        [raw.iter().map(|v| v & 0xF).collect::<Vec<_>>(), raw.iter().map(|v| v >> 4).collect()]
-                            .into_iter()
-                            .enumerate()
-                    {
+                    for half in 0..2 {
                         let sub = 2 * c + half;
+                        // Q5_K's fifth bit of value l of this half: bit `sub` of byte l of the 32 at 16.
+                        let u = raw.iter().enumerate().map(|(l, v)| {
+                            let low = if half == 0 { v & 0xF } else { v >> 4 };
+                            low | if five { ((blk[16 + l] >> sub) & 1) << 4 } else { 0 }
+                        });
                         let b = sb * 8 + sub;
                         let (sc, m) = q4k_scale_min(sub, scales);
-                        let isum = idot_u(u.into_iter(), &a.qs[b * QK..(b + 1) * QK]);
+                        let isum = idot_u(u, &a.qs[b * QK..(b + 1) * QK]);
                         acc += d * sc as f32 * a.ds[2 * b] * isum as f32 - dmin * m as f32 * a.ds[2 * b + 1];
                     }
                 }

@@ -25,8 +25,12 @@ impl Rng {
 /// quantizer, random bytes with finite scales for the K-quants.
 fn weights(ty: WeightType, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
     match ty {
-        WeightType::Q4K | WeightType::Q6K => {
-            let (bytes, scales): (usize, &[usize]) = if ty == WeightType::Q4K { (144, &[0, 2]) } else { (210, &[208]) };
+        WeightType::Q4K | WeightType::Q5K | WeightType::Q6K => {
+            let (bytes, scales): (usize, &[usize]) = match ty {
+                WeightType::Q4K => (144, &[0, 2]),
+                WeightType::Q5K => (176, &[0, 2]),
+                _ => (210, &[208]),
+            };
             let n = rows * cols / 256;
             let mut data: Vec<u8> = (0..n * bytes).map(|_| rng.next() as u8).collect();
             for b in 0..n {
@@ -64,7 +68,7 @@ fn acts_with(ks: &KernelSet, n: usize, k: usize, rng: &mut Rng, mode: ActQuant) 
 fn act_modes(ty: WeightType) -> &'static [ActQuant] {
     match ty {
         WeightType::F32 | WeightType::F16 => &[ActQuant::None],
-        WeightType::Q4K | WeightType::Q6K => &[ActQuant::Block32, ActQuant::Super256],
+        WeightType::Q4K | WeightType::Q5K | WeightType::Q6K => &[ActQuant::Block32, ActQuant::Super256],
         _ => &[ActQuant::Block32],
     }
 }

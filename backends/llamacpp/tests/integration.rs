@@ -8,6 +8,8 @@ use edgebench_backend_native::NativeBackend;
 use edgebench_core::sampler::Sampler;
 use edgebench_core::tolerance::{LOGITS_CROSS_BACKEND, TINY_MAX_ABS_LOGIT_DIFF};
 use edgebench_core::{Backend, BackendError, ModelSpec};
+use edgebench_gguf::arch::Arch;
+use edgebench_gguf::synth::TinyConfig;
 use edgebench_gguf::GgmlType;
 use edgebench_runner::workload;
 use edgebench_stats::drift::LogitComparison;
@@ -64,6 +66,30 @@ fn every_architecture_agrees_with_llama_cpp() {
             LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
             assert!(cmp.max_abs_diff <= TINY_MAX_ABS_LOGIT_DIFF, "candle against llama.cpp on {what}: {cmp:?}");
             conformance::run_all(&CandleBackend, &spec, 2).unwrap_or_else(|f| panic!("candle on {what}: {f}"));
+        }
+    }
+    // K-quants need rows of whole super-blocks of 256: tiny llama and gemma3 models 256 wide.
+    for arch in [Arch::Llama, Arch::Gemma3] {
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+            let path = dir.path().join(format!("tiny-{}-{ty}.gguf", arch.name()));
+            let cfg = TinyConfig { arch, weight_type: ty, n_embd: 256, n_ff: 256, ..TinyConfig::default() };
+            edgebench_gguf::synth::tiny_model(&cfg).unwrap().write(&path).unwrap();
+            let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).unwrap();
+            let spec = ModelSpec { id: "tiny-k".into(), path, sha256 };
+            let what = format!("{} ({ty})", arch.name());
+            let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
+            for b in [&NativeBackend as &dyn Backend, &CandleBackend] {
+                let m = b.load(&spec, &opts(&[])).unwrap();
+                let cmp = compare_short_exchange(reference.as_ref(), m.as_ref());
+                eprintln!(
+                    "{what}, {}: mean KLD {:.5}, max |Δlogit| {:.3}",
+                    m.facts().kernel_path,
+                    cmp.mean_kld(),
+                    cmp.max_abs_diff
+                );
+                LOGITS_CROSS_BACKEND.check(cmp.mean_kld(), cmp.top1_agreement()).unwrap();
+                assert!(cmp.max_abs_diff <= TINY_MAX_ABS_LOGIT_DIFF, "{what}: {cmp:?}");
+            }
         }
     }
 }

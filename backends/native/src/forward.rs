@@ -89,7 +89,7 @@ impl State {
 /// How activations read by the matrices `by` are quantized: one scale per 256 values when every one of them is a
 /// K-quant (as llama.cpp's Q8_K, so their kernels apply sub-block scales in integers), else per 32.
 fn act_quant(by: &[&Weight], k: usize) -> ActQuant {
-    let k_quant = |w: &&Weight| matches!(w.ty, WeightType::Q4K | WeightType::Q6K);
+    let k_quant = |w: &&Weight| matches!(w.ty, WeightType::Q4K | WeightType::Q5K | WeightType::Q6K);
     if k.is_multiple_of(QK_K) && by.iter().all(k_quant) {
         ActQuant::Super256
     } else {

@@ -128,7 +128,7 @@ impl TypedBackend for NativeBackend {
                     if w.interleaved > 0 && repack::supported(*t) { Layout::Interleaved4 } else { Layout::Plain };
                 let path = ks.isa().path_for(*t, layout).name();
                 let acts = match t {
-                    WeightType::Q4K | WeightType::Q6K => {
+                    WeightType::Q4K | WeightType::Q5K | WeightType::Q6K => {
                         "8-bit activations, one scale per 256 when every reader is a K-quant"
                     }
                     t if t.quantized() => "8-bit activations",

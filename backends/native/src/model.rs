@@ -140,9 +140,9 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
             }
             let ty = WeightType::from_ggml(info.ty).ok_or_else(|| {
                 BackendError::Unsupported(format!(
-                    "tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q6_K)",
-                    info.ty
-                ))
+                "tensor {name} has type {} (native kernels: F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K)",
+                info.ty
+            ))
             })?;
             if !cols.is_multiple_of(ty.block_len()) {
                 return Err(load_err(format!("tensor {name}: {cols} columns are not whole {} blocks", ty.name())));

@@ -128,7 +128,7 @@ fn every_architecture_agrees_with_native_and_conforms() {
         }
     }
     for arch in [Arch::Llama, Arch::Gemma3] {
-        for ty in [GgmlType::Q4K, GgmlType::Q6K] {
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
             specs.push((format!("{} {ty}", arch.name()), tiny_k_quant(dir.path(), arch, ty)));
         }
     }

@@ -272,8 +272,8 @@ pub enum ModelsCommand {
     /// Write a copy of a GGUF file with every 2-D weight re-encoded to one type (norms stay F32); the copy records
     /// the source's type and SHA-256. Readable by llama.cpp and candle. `--model ID@q8_0` does the same on the fly.
     Quantize {
-        /// Target type: Q8_0, Q6_K, Q5_0, Q5_1, Q4_K, Q4_0, Q4_1, F16 or F32 (a K-quant falls back, as llama.cpp does,
-        /// to Q5_0 / Q8_0 for rows that are not whole super-blocks of 256).
+        /// Target type: Q8_0, Q6_K, Q5_K, Q5_0, Q5_1, Q4_K, Q4_0, Q4_1, F16 or F32 (a K-quant falls back, as llama.cpp
+        /// does, to Q5_0 / Q5_1 / Q8_0 for rows that are not whole super-blocks of 256).
         #[arg(long)]
         to: String,
         /// Source: a GGUF file or a registry id.

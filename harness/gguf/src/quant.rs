@@ -78,6 +78,7 @@ pub fn quantize(ty: GgmlType, x: &[f32]) -> Result<Vec<u8>, GgufError> {
             }
         }
         GgmlType::Q4K => x.chunks_exact(256).for_each(|b| quantize_q4_k(b, &mut out)),
+        GgmlType::Q5K => x.chunks_exact(256).for_each(|b| quantize_qk_k(b, &mut out, true)),
         GgmlType::Q6K => x.chunks_exact(256).for_each(|b| quantize_q6_k(b, &mut out)),
         other => return Err(unsupported(other, "quantizing to")),
     }
@@ -93,12 +94,19 @@ fn nearest(v: f32) -> i32 {
 /// each 32-value sub-block's (scale, minimum) comes from its range (`(max − min)/15`, minimum `−min` with `min ≤ 0`),
 /// without the iterative refinement of ggml's `make_qkx2_quants`.
 fn quantize_q4_k(x: &[f32], out: &mut Vec<u8>) {
+    quantize_qk_k(x, out, false)
+}
+
+/// The Q4_K encoder with `five`: Q5_K (codes 0..=31 from each sub-block's range over 31 steps, their fifth bits in
+/// 32 bytes before the low nibbles, bit `2c` / `2c + 1` of byte `l` for value `l` of run `c`'s halves).
+fn quantize_qk_k(x: &[f32], out: &mut Vec<u8>, five: bool) {
+    let levels = if five { 31.0 } else { 15.0 };
     let mut scales = [0f32; 8];
     let mut mins = [0f32; 8];
     for (j, b) in x.chunks_exact(32).enumerate() {
         let min = b.iter().copied().fold(f32::INFINITY, f32::min).min(0.0);
         let max = b.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-        (scales[j], mins[j]) = if max > min { ((max - min) / 15.0, -min) } else { (0.0, -min) };
+        (scales[j], mins[j]) = if max > min { ((max - min) / levels, -min) } else { (0.0, -min) };
     }
     let max_scale = scales.iter().copied().fold(0f32, f32::max);
     let max_min = mins.iter().copied().fold(0f32, f32::max);
@@ -127,14 +135,17 @@ fn quantize_q4_k(x: &[f32], out: &mut Vec<u8>) {
         }
         let dm = dmin.to_f32() * m as f32;
         for (i, &v) in b.iter().enumerate() {
-            l[32 * j + i] = nearest((v + dm) / step).clamp(0, 15) as u8;
+            l[32 * j + i] = nearest((v + dm) / step).clamp(0, levels as i32) as u8;
         }
     }
     out.extend_from_slice(&d.to_le_bytes());
     out.extend_from_slice(&dmin.to_le_bytes());
     out.extend_from_slice(&packed);
+    if five {
+        out.extend((0..32).map(|i| (0..8).fold(0u8, |h, sub| h | ((l[32 * sub + i] >> 4) << sub))));
+    }
     for run in l.chunks_exact(64) {
-        out.extend((0..32).map(|i| run[i] | (run[i + 32] << 4)));
+        out.extend((0..32).map(|i| (run[i] & 0xf) | ((run[i + 32] & 0xf) << 4)));
     }
 }
 
@@ -327,7 +338,7 @@ mod tests {
         /// 32 values, at most 2·amax/15; Q6_K: amax/32, the positive extreme clamped a step short).
         #[test]
         fn k_quants_round_trip_within_a_step(x in prop::collection::vec(-4.0f32..4.0, 512)) {
-            for (ty, bound) in [(GgmlType::Q4K, 0.1f32), (GgmlType::Q6K, 0.05)] {
+            for (ty, bound) in [(GgmlType::Q4K, 0.1f32), (GgmlType::Q5K, 0.06), (GgmlType::Q6K, 0.05)] {
                 let data = quantize(ty, &x).unwrap();
                 prop_assert_eq!(data.len() as u64, ty.bytes_for(512).unwrap());
                 let y = dequantize(ty, &data, x.len()).unwrap();
@@ -343,7 +354,7 @@ mod tests {
 
     #[test]
     fn k_quants_of_zeros_and_partial_blocks() {
-        for ty in [GgmlType::Q4K, GgmlType::Q6K] {
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
             let zeros = dequantize(ty, &quantize(ty, &[0.0; 256]).unwrap(), 256).unwrap();
             assert!(zeros.iter().all(|v| *v == 0.0), "{ty}");
             assert!(quantize(ty, &[0.0; 32]).is_err(), "{ty}: 32 values are not a super-block");

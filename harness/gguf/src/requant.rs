@@ -19,6 +19,7 @@ pub const TARGETS: &[GgmlType] = &[
     GgmlType::Q6K,
     GgmlType::Q5_0,
     GgmlType::Q5_1,
+    GgmlType::Q5K,
     GgmlType::Q4K,
     GgmlType::Q4_0,
     GgmlType::Q4_1,
@@ -27,10 +28,11 @@ pub const TARGETS: &[GgmlType] = &[
 ];
 
 /// The type a tensor with rows of `row` values gets for target `to`: `to`, or llama.cpp's fallback for a K-quant
-/// whose super-block of 256 does not divide the row (`llama_tensor_get_type`: Q4_K → Q5_0, Q6_K → Q8_0).
+/// whose super-block of 256 does not divide the row (`llama_tensor_get_type`: Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0).
 pub fn target_for_row(to: GgmlType, row: u64) -> GgmlType {
     match to {
         GgmlType::Q4K if !row.is_multiple_of(256) => GgmlType::Q5_0,
+        GgmlType::Q5K if !row.is_multiple_of(256) => GgmlType::Q5_1,
         GgmlType::Q6K if !row.is_multiple_of(256) => GgmlType::Q8_0,
         t => t,
     }
@@ -48,6 +50,7 @@ pub fn llama_file_type(ty: GgmlType) -> Option<u32> {
         GgmlType::Q5_1 => 9,
         // llama.cpp's nearest "mostly" types: Q4_K_S and Q6_K.
         GgmlType::Q4K => 14,
+        GgmlType::Q5K => 16,
         GgmlType::Q6K => 18,
         _ => return None,
     })
@@ -172,7 +175,9 @@ mod tests {
         let cfg = TinyConfig { n_embd: 256, n_ff: 128, n_head: 4, n_head_kv: 2, ..TinyConfig::default() };
         tiny_model(&cfg).unwrap().write(&p).unwrap();
         let src = GgufFile::open(&p).unwrap();
-        for (to, fallback) in [(GgmlType::Q4K, GgmlType::Q5_0), (GgmlType::Q6K, GgmlType::Q8_0)] {
+        for (to, fallback) in
+            [(GgmlType::Q4K, GgmlType::Q5_0), (GgmlType::Q5K, GgmlType::Q5_1), (GgmlType::Q6K, GgmlType::Q8_0)]
+        {
             let (w, report) = requantize(&src, to, "wide.gguf").unwrap();
             let out = dir.path().join(format!("{to}.gguf"));
             w.write(&out).unwrap();

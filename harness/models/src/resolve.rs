@@ -27,7 +27,7 @@ pub enum ModelError {
         source: GgufError,
     },
     /// `--to` names no type `models quantize` writes.
-    #[error("--to {0}: expected Q8_0, Q6_K, Q5_0, Q5_1, Q4_K, Q4_0, Q4_1, F16 or F32")]
+    #[error("--to {0}: expected Q8_0, Q6_K, Q5_K, Q5_0, Q5_1, Q4_K, Q4_0, Q4_1, F16 or F32")]
     BadTarget(String),
     /// Requantizing failed.
     #[error("requantizing {path}: {source}")]
