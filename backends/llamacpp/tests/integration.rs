@@ -358,6 +358,72 @@ fn pre_tokenizers_agree_with_llama_cpp() {
     }
 }
 
+/// SentencePiece BPE (llama's, phi3's and gemma's `tokenizer.ggml.model = "llama"`) against llama.cpp on a tiny
+/// vocabulary with scores and byte fallback, with and without the space prefix llama and phi3 vocabularies ask for.
+#[test]
+fn sentencepiece_agrees_with_llama_cpp_with_and_without_space_prefix() {
+    use edgebench_backend_llamacpp::llama_cpp_tokenize;
+    use edgebench_gguf::synth::tiny_model;
+    use edgebench_gguf::{Value, ValueType};
+    use edgebench_models::tokenizer::Tokenizer;
+    const CASES: &[&str] = &["hello world", " hello  hello", "héllo wörld 🚀", "\n\thello\nworld\n", "ohello lol"];
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    let mut scores = vec![0f32; 3];
+    for b in 0u8..=255 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+        scores.push(0.0);
+    }
+    for (t, s) in [
+        ("▁", -1.0),
+        ("h", -2.0),
+        ("e", -2.0),
+        ("l", -2.0),
+        ("o", -2.0),
+        ("▁h", -0.5),
+        ("ll", -0.6),
+        ("llo", -0.4),
+        ("▁he", -0.3),
+        ("▁hello", -0.1),
+        ("w", -2.0),
+        ("r", -2.0),
+        ("d", -2.0),
+        ("▁w", -0.7),
+        ("or", -0.8),
+    ] {
+        tokens.push(t.into());
+        types.push(1);
+        scores.push(s);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = |v: &str| Value::String(v.into());
+    let mut first = Vec::new();
+    for prefix in [true, false] {
+        let path = dir.path().join(format!("tiny-spm-{prefix}.gguf"));
+        let mut w = tiny_model(&TinyConfig::default()).unwrap();
+        w.kv("tokenizer.ggml.model", s("llama"))
+            .kv("tokenizer.ggml.pre", s("default"))
+            .kv("tokenizer.ggml.tokens", Value::Array(ValueType::String, tokens.iter().map(|t| s(t)).collect()))
+            .kv("tokenizer.ggml.scores", Value::Array(ValueType::F32, scores.iter().map(|&v| Value::F32(v)).collect()))
+            .kv(
+                "tokenizer.ggml.token_type",
+                Value::Array(ValueType::I32, types.iter().map(|&t| Value::I32(t)).collect()),
+            )
+            .kv("tokenizer.ggml.unknown_token_id", Value::U32(0))
+            .kv("tokenizer.ggml.add_bos_token", Value::Bool(true))
+            .kv("tokenizer.ggml.add_space_prefix", Value::Bool(prefix));
+        w.write(&path).unwrap();
+        let tok = Tokenizer::from_gguf(&edgebench_gguf::GgufFile::open(&path).unwrap().gguf).unwrap();
+        for text in CASES {
+            let want = llama_cpp_tokenize(&path, text, true, false).unwrap();
+            assert_eq!(tok.encode(text, false), want, "space prefix {prefix}: {text:?}");
+        }
+        first.push(tok.encode(CASES[0], false));
+    }
+    assert_ne!(first[0], first[1], "the space prefix changes the tokens, so both settings are tested");
+}
+
 /// Greedy tokens of `backend` and llama.cpp from the golden prompt, the same until a near tie for llama.cpp, and
 /// teacher-forced logits within `LOGITS_CROSS_BACKEND`.
 fn matches_llama_cpp(backend: &dyn Backend, spec: &ModelSpec, tokens: usize) {
