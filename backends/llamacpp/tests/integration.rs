@@ -16,7 +16,7 @@ use edgebench_stats::drift::LogitComparison;
 use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
     compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, registry_model,
-    tiny_arch_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
+    tiny_arch_model, tiny_k_quant_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
 };
 
 #[test]
@@ -71,11 +71,7 @@ fn every_architecture_agrees_with_llama_cpp() {
     // K-quants need rows of whole super-blocks of 256: tiny llama and gemma3 models 256 wide.
     for arch in [Arch::Llama, Arch::Gemma3] {
         for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
-            let path = dir.path().join(format!("tiny-{}-{ty}.gguf", arch.name()));
-            let cfg = TinyConfig { arch, weight_type: ty, n_embd: 256, n_ff: 256, ..TinyConfig::default() };
-            edgebench_gguf::synth::tiny_model(&cfg).unwrap().write(&path).unwrap();
-            let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).unwrap();
-            let spec = ModelSpec { id: "tiny-k".into(), path, sha256 };
+            let spec = tiny_k_quant_model(dir.path(), arch, ty);
             let what = format!("{} ({ty})", arch.name());
             let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
             for b in [&NativeBackend as &dyn Backend, &CandleBackend] {
@@ -367,35 +363,7 @@ fn sentencepiece_agrees_with_llama_cpp_with_and_without_space_prefix() {
     use edgebench_gguf::{Value, ValueType};
     use edgebench_models::tokenizer::Tokenizer;
     const CASES: &[&str] = &["hello world", " hello  hello", "héllo wörld 🚀", "\n\thello\nworld\n", "ohello lol"];
-    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
-    let mut types = vec![2, 3, 3];
-    let mut scores = vec![0f32; 3];
-    for b in 0u8..=255 {
-        tokens.push(format!("<0x{b:02X}>"));
-        types.push(6);
-        scores.push(0.0);
-    }
-    for (t, s) in [
-        ("▁", -1.0),
-        ("h", -2.0),
-        ("e", -2.0),
-        ("l", -2.0),
-        ("o", -2.0),
-        ("▁h", -0.5),
-        ("ll", -0.6),
-        ("llo", -0.4),
-        ("▁he", -0.3),
-        ("▁hello", -0.1),
-        ("w", -2.0),
-        ("r", -2.0),
-        ("d", -2.0),
-        ("▁w", -0.7),
-        ("or", -0.8),
-    ] {
-        tokens.push(t.into());
-        types.push(1);
-        scores.push(s);
-    }
+    let (tokens, types, scores) = edgebench_gguf::synth::spm_vocabulary();
     let dir = tempfile::tempdir().unwrap();
     let s = |v: &str| Value::String(v.into());
     let mut first = Vec::new();

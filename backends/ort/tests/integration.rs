@@ -15,7 +15,7 @@ use edgebench_runner::workload;
 use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
     compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, registry_model,
-    tiny_arch_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
+    tiny_arch_model, tiny_k_quant_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
 };
 
 fn backend(dir: &std::path::Path) -> OrtBackend {
@@ -222,16 +222,6 @@ fn bad_requests_are_clear_errors() {
 /// activations, and the primitive graph.
 const VARIANTS: [(&str, &str); 3] = [("fused", "4"), ("fused", "1"), ("primitive", "1")];
 
-/// A tiny model of `arch` whose matrices are K-quants (`Q4_K` or `Q6_K`): widths of whole 256-value super-blocks.
-fn tiny_k_quant(dir: &std::path::Path, arch: Arch, weight_type: GgmlType) -> ModelSpec {
-    use edgebench_gguf::synth::{tiny_model, TinyConfig};
-    let path = dir.join(format!("tiny-{}-{weight_type}.gguf", arch.name()));
-    let cfg = TinyConfig { arch, weight_type, n_embd: 256, n_ff: 512, ..TinyConfig::default() };
-    tiny_model(&cfg).unwrap().write(&path).unwrap();
-    let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).unwrap();
-    ModelSpec { id: format!("tiny-{}-{weight_type}", arch.name()), path, sha256 }
-}
-
 /// Every architecture the description names (Llama 3.1's rope factors, Qwen2's biases, Qwen3's Q/K norms and wide
 /// heads, Gemma 3's post norms, GELU, embedding scale and sliding window, Phi-3's fused matrices) × Q4_0, Q5_0, Q8_0
 /// (and Q4_K, Q6_K on Llama and Gemma 3), each graph variant: the logits agree with the native engine's within the
@@ -250,7 +240,7 @@ fn every_architecture_agrees_with_native_and_conforms() {
     }
     for arch in [Arch::Llama, Arch::Gemma3] {
         for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
-            specs.push((format!("{} {ty}", arch.name()), tiny_k_quant(dir.path(), arch, ty)));
+            specs.push((format!("{} {ty}", arch.name()), tiny_k_quant_model(dir.path(), arch, ty)));
         }
     }
     let mut worst = (0f64, 0f32);

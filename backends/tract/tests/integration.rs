@@ -13,7 +13,7 @@ use edgebench_runner::workload;
 use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
     compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, registry_model,
-    tiny_arch_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
+    tiny_arch_model, tiny_k_quant_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
 };
 
 fn backend(dir: &std::path::Path) -> TractBackend {
@@ -103,16 +103,6 @@ fn bad_requests_are_clear_errors() {
     assert!(err.contains("bad.gguf"), "{err}");
 }
 
-/// A tiny model of `arch` whose matrices are K-quants (`Q4_K` or `Q6_K`): widths of whole 256-value super-blocks.
-fn tiny_k_quant(dir: &std::path::Path, arch: Arch, weight_type: GgmlType) -> ModelSpec {
-    use edgebench_gguf::synth::{tiny_model, TinyConfig};
-    let path = dir.join(format!("tiny-{}-{weight_type}.gguf", arch.name()));
-    let cfg = TinyConfig { arch, weight_type, n_embd: 256, n_ff: 512, ..TinyConfig::default() };
-    tiny_model(&cfg).unwrap().write(&path).unwrap();
-    let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).unwrap();
-    ModelSpec { id: format!("tiny-{}-{weight_type}", arch.name()), path, sha256 }
-}
-
 /// Every architecture the description names × Q4_0, Q5_0, Q8_0 (and Q4_K, Q6_K on Llama and Gemma 3): tract's
 /// logits agree with the native engine's within the cross-backend tolerance and the tiny models' |Δlogit| bound,
 /// tract runs the GGUF's values, and the conformance suite passes.
@@ -129,7 +119,7 @@ fn every_architecture_agrees_with_native_and_conforms() {
     }
     for arch in [Arch::Llama, Arch::Gemma3] {
         for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
-            specs.push((format!("{} {ty}", arch.name()), tiny_k_quant(dir.path(), arch, ty)));
+            specs.push((format!("{} {ty}", arch.name()), tiny_k_quant_model(dir.path(), arch, ty)));
         }
     }
     let mut worst = (0f64, 0f32);

@@ -72,6 +72,43 @@ pub fn vocabulary() -> Vec<String> {
     v
 }
 
+/// A tiny SentencePiece vocabulary (`tokenizer.ggml.model = "llama"`): tokens, GGUF token types (2 unknown,
+/// 3 control, 6 byte, 1 normal) and scores — `<unk>`, `<s>`, `</s>`, the 256 byte-fallback tokens, then pieces of
+/// "hello world" whose scores decide the merges.
+pub fn spm_vocabulary() -> (Vec<String>, Vec<i32>, Vec<f32>) {
+    let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+    let mut types = vec![2, 3, 3];
+    let mut scores = vec![0f32; 3];
+    for b in 0u8..=255 {
+        tokens.push(format!("<0x{b:02X}>"));
+        types.push(6);
+        scores.push(0.0);
+    }
+    let pieces = [
+        ("▁", -1.0),
+        ("h", -2.0),
+        ("e", -2.0),
+        ("l", -2.0),
+        ("o", -2.0),
+        ("▁h", -0.5),
+        ("ll", -0.6),
+        ("llo", -0.4),
+        ("▁he", -0.3),
+        ("▁hello", -0.1),
+        ("w", -2.0),
+        ("r", -2.0),
+        ("d", -2.0),
+        ("▁w", -0.7),
+        ("or", -0.8),
+    ];
+    for (t, s) in pieces {
+        tokens.push(t.into());
+        types.push(1);
+        scores.push(s);
+    }
+    (tokens, types, scores)
+}
+
 /// Window of the tiny Gemma 3's sliding layers, short so a test prompt outgrows it.
 pub const TINY_WINDOW: u32 = 8;
 

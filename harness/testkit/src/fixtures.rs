@@ -53,6 +53,16 @@ pub fn tiny_arch_model(dir: &Path, arch: Arch, rope_freqs: bool, weight_type: Gg
     ModelSpec { id: format!("tiny-{}", arch.name()), path, sha256 }
 }
 
+/// A tiny model of `arch` whose matrices are `weight_type`, a K-quant: 256 wide (whole super-blocks), written into
+/// `dir`.
+pub fn tiny_k_quant_model(dir: &Path, arch: Arch, weight_type: GgmlType) -> ModelSpec {
+    let path = dir.join(format!("tiny-{}-{weight_type}.gguf", arch.name()));
+    let cfg = TinyConfig { arch, weight_type, n_embd: 256, n_ff: 512, ..TinyConfig::default() };
+    synth::tiny_model(&cfg).expect("tiny model").write(&path).expect("writing a tiny model");
+    let sha256 = edgebench_gguf::fingerprint::sha256_file(&path).expect("hashing a tiny model");
+    ModelSpec { id: format!("tiny-{}-{weight_type}", arch.name()), path, sha256 }
+}
+
 /// The architecture variants every engine's tests cover beyond plain llama: Llama 3.1's rope factors, then each other
 /// architecture.
 pub const TINY_ARCHS: &[(Arch, bool)] =

@@ -14,33 +14,8 @@ fn pieces(t: &Tokenizer, ids: &[u32]) -> Vec<String> {
 }
 
 fn tiny_spm() -> Tokenizer {
-    let mut tokens = vec!["<unk>".to_string(), "<s>".into(), "</s>".into()];
-    let mut types = vec![TokenType::Unknown, TokenType::Control, TokenType::Control];
-    for b in 0u8..=255 {
-        tokens.push(format!("<0x{b:02X}>"));
-        types.push(TokenType::Byte);
-    }
-    let normal = [
-        ("▁", -1.0),
-        ("h", -2.0),
-        ("e", -2.0),
-        ("l", -2.0),
-        ("o", -2.0),
-        ("▁h", -0.5),
-        ("ll", -0.6),
-        ("llo", -0.4),
-        ("▁he", -0.3),
-        ("▁hello", -0.1),
-        ("w", -2.0),
-        ("r", -2.0),
-        ("d", -2.0),
-    ];
-    let mut scores = vec![0.0; tokens.len()];
-    for (t, s) in normal {
-        tokens.push(t.into());
-        types.push(TokenType::Normal);
-        scores.push(s);
-    }
+    let (tokens, types, scores) = edgebench_gguf::synth::spm_vocabulary();
+    let types = types.into_iter().map(|t| TokenType::from_code(t as i64)).collect();
     let vocab = Vocab::new(tokens, types, Some(1), Some(2), true);
     Tokenizer::Spm(spm::Spm::new(vocab, scores, true))
 }
