@@ -29,9 +29,11 @@ fn conforms_on_tiny_models_of_every_weight_type() {
 }
 
 /// Every architecture on tiny models, llama.cpp the oracle: llama.cpp passes the conformance suite; the native
-/// engine's (on its best and its scalar kernels) and candle's logits agree with llama.cpp's within
-/// `LOGITS_CROSS_BACKEND` and `TINY_MAX_ABS_LOGIT_DIFF` over an 11-token prompt (longer than the tiny Gemma 3's
-/// 8-position window) and three steps, for 4-bit, 5-bit and 8-bit weights; both pass the conformance suite.
+/// engine's (on its best and its scalar kernels), candle's, ort's (default: fused graph, int8 activations) and
+/// tract's logits agree with llama.cpp's within `LOGITS_CROSS_BACKEND` and `TINY_MAX_ABS_LOGIT_DIFF` over an
+/// 11-token prompt (longer than the tiny Gemma 3's 8-position window) and three steps, for Q4_0, Q5_0 and Q8_0
+/// weights and, on 256-wide llama and gemma3 models, Q4_K, Q5_K and Q6_K; native and candle pass the conformance
+/// suite (ort's and tract's own tests run it).
 #[test]
 fn every_architecture_agrees_with_llama_cpp() {
     let dir = tempfile::tempdir().unwrap();
@@ -68,13 +70,41 @@ fn every_architecture_agrees_with_llama_cpp() {
             conformance::run_all(&CandleBackend, &spec, 2).unwrap_or_else(|f| panic!("candle on {what}: {f}"));
         }
     }
+    // The ONNX backends on the same files, llama.cpp the oracle here too: ort at its default (fused graph, int8
+    // activations) and tract.
+    let ort = edgebench_backend_ort::OrtBackend::new(
+        dir.path().join("ort-cache"),
+        Box::new(|| {
+            let lib = edgebench_models::registry::library("onnxruntime").map_err(|e| e.to_string())?;
+            let path =
+                edgebench_models::registry::ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
+            Ok((path, format!("{} wheel", lib.package)))
+        }),
+    );
+    let tract = edgebench_backend_tract::TractBackend::new(dir.path().join("tract-cache"));
+    for &(arch, rope_freqs) in TINY_ARCHS {
+        for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
+            let spec = tiny_arch_model(dir.path(), arch, rope_freqs, ty);
+            let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
+            for (name, b) in [("ort", &ort as &dyn Backend), ("tract", &tract)] {
+                let m = b.load(&spec, &opts(&[])).unwrap_or_else(|e| panic!("{name} on {}: {e}", arch.name()));
+                let cmp = compare_short_exchange(reference.as_ref(), m.as_ref());
+                let what = format!("{} ({ty}), {name}", arch.name());
+                eprintln!("{what}: mean KLD {:.5}, max |Δlogit| {:.3}", cmp.mean_kld(), cmp.max_abs_diff);
+                LOGITS_CROSS_BACKEND
+                    .check(cmp.mean_kld(), cmp.top1_agreement())
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+                assert!(cmp.max_abs_diff <= TINY_MAX_ABS_LOGIT_DIFF, "{what}: {cmp:?}");
+            }
+        }
+    }
     // K-quants need rows of whole super-blocks of 256: tiny llama and gemma3 models 256 wide.
     for arch in [Arch::Llama, Arch::Gemma3] {
         for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
             let spec = tiny_k_quant_model(dir.path(), arch, ty);
             let what = format!("{} ({ty})", arch.name());
             let reference = LlamaCppBackend.load(&spec, &opts(&[])).unwrap();
-            for b in [&NativeBackend as &dyn Backend, &CandleBackend] {
+            for b in [&NativeBackend as &dyn Backend, &CandleBackend, &ort, &tract] {
                 let m = b.load(&spec, &opts(&[])).unwrap();
                 let cmp = compare_short_exchange(reference.as_ref(), m.as_ref());
                 eprintln!(
