@@ -7,13 +7,12 @@ use edgebench_backend_tract::TractBackend;
 use edgebench_core::sampler::Sampler;
 use edgebench_core::tolerance::{LOGITS_CROSS_BACKEND, TINY_MAX_ABS_LOGIT_DIFF};
 use edgebench_core::{Backend, LoadedModel, ModelSpec, Support};
-use edgebench_gguf::arch::Arch;
 use edgebench_gguf::GgmlType;
 use edgebench_runner::workload;
 use edgebench_testkit::conformance;
 use edgebench_testkit::fixtures::{
     compare_short_exchange, compare_teacher_forced, golden_prompt, llama_cpp_golden, opts, real_model, registry_model,
-    tiny_arch_model, tiny_k_quant_model, tiny_model as tiny, GEMMA3_ID, TINY_ARCHS, TINY_TYPES,
+    tiny_arch_specs, tiny_model as tiny, GEMMA3_ID, TINY_TYPES,
 };
 
 fn backend(dir: &std::path::Path) -> TractBackend {
@@ -103,25 +102,14 @@ fn bad_requests_are_clear_errors() {
     assert!(err.contains("bad.gguf"), "{err}");
 }
 
-/// Every architecture the description names × Q4_0, Q5_0, Q8_0 (and Q4_K, Q6_K on Llama and Gemma 3): tract's
+/// Every architecture the description names × Q4_0, Q5_0, Q8_0 (and Q4_K, Q5_K, Q6_K on Llama and Gemma 3): tract's
 /// logits agree with the native engine's within the cross-backend tolerance and the tiny models' |Δlogit| bound,
 /// tract runs the GGUF's values, and the conformance suite passes.
 #[test]
 fn every_architecture_agrees_with_native_and_conforms() {
     let dir = tempfile::tempdir().unwrap();
     let tract = backend(dir.path());
-    let mut specs: Vec<(String, ModelSpec)> = Vec::new();
-    for &(arch, rope_freqs) in TINY_ARCHS {
-        for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
-            let what = format!("{} {ty}{}", arch.name(), if rope_freqs { " (rope factors)" } else { "" });
-            specs.push((what, tiny_arch_model(dir.path(), arch, rope_freqs, ty)));
-        }
-    }
-    for arch in [Arch::Llama, Arch::Gemma3] {
-        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
-            specs.push((format!("{} {ty}", arch.name()), tiny_k_quant_model(dir.path(), arch, ty)));
-        }
-    }
+    let specs = tiny_arch_specs(dir.path());
     let mut worst = (0f64, 0f32);
     for (what, spec) in &specs {
         let native = NativeBackend.load(spec, &opts(&[])).unwrap();

@@ -63,6 +63,24 @@ pub fn tiny_k_quant_model(dir: &Path, arch: Arch, weight_type: GgmlType) -> Mode
     ModelSpec { id: format!("tiny-{}-{weight_type}", arch.name()), path, sha256 }
 }
 
+/// Every tiny model the architecture tests run, named: each of [`TINY_ARCHS`] with Q4_0, Q5_0 and Q8_0 matrices,
+/// then 256-wide llama and gemma3 models with Q4_K, Q5_K and Q6_K ones, written into `dir`.
+pub fn tiny_arch_specs(dir: &Path) -> Vec<(String, ModelSpec)> {
+    let mut specs = Vec::new();
+    for &(arch, rope_freqs) in TINY_ARCHS {
+        for ty in [GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q8_0] {
+            let what = format!("{} {ty}{}", arch.name(), if rope_freqs { " (rope factors)" } else { "" });
+            specs.push((what, tiny_arch_model(dir, arch, rope_freqs, ty)));
+        }
+    }
+    for arch in [Arch::Llama, Arch::Gemma3] {
+        for ty in [GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K] {
+            specs.push((format!("{} {ty}", arch.name()), tiny_k_quant_model(dir, arch, ty)));
+        }
+    }
+    specs
+}
+
 /// The architecture variants every engine's tests cover beyond plain llama: Llama 3.1's rope factors, then each other
 /// architecture.
 pub const TINY_ARCHS: &[(Arch, bool)] =
