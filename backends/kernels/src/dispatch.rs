@@ -6,6 +6,7 @@ use std::fmt;
 use crate::acts::ActRow;
 use crate::attention::KvSlice;
 use crate::formats::WeightType;
+use edgebench_gguf::arch::Activation;
 
 /// An instruction-set path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,25 +185,19 @@ impl KernelSet {
         }
     }
 
-    /// `out = silu(gate) · up` (SwiGLU).
-    pub fn swiglu(&self, out: &mut [f32], gate: &[f32], up: &[f32]) {
+    /// `out = act(gate) · up`: SwiGLU (`Activation::Silu`) or GeGLU (`Activation::GeluTanh`, GELU's tanh form).
+    pub fn glu(&self, act: Activation, out: &mut [f32], gate: &[f32], up: &[f32]) {
         assert!(gate.len() == out.len() && up.len() == out.len(), "gate, up and out differ in length");
+        let gelu = act == Activation::GeluTanh;
         match self.isa {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path is available; lengths checked.
+            Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni if gelu => unsafe { crate::avx2::glu::<true>(out, gate, up) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above.
             Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni => unsafe { crate::avx2::glu::<false>(out, gate, up) },
+            _ if gelu => crate::scalar::geglu(out, gate, up),
             _ => crate::scalar::swiglu(out, gate, up),
-        }
-    }
-
-    /// `out = gelu(gate) · up` (GeGLU, GELU's tanh approximation).
-    pub fn geglu(&self, out: &mut [f32], gate: &[f32], up: &[f32]) {
-        assert!(gate.len() == out.len() && up.len() == out.len(), "gate, up and out differ in length");
-        match self.isa {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the path is available; lengths checked.
-            Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni => unsafe { crate::avx2::glu::<true>(out, gate, up) },
-            _ => crate::scalar::geglu(out, gate, up),
         }
     }
 

@@ -6,6 +6,7 @@ use edgebench_gguf::quant::{dequantize, quantize};
 use proptest::prelude::*;
 
 use crate::acts::ActQuant;
+use edgebench_gguf::arch::Activation;
 
 use crate::{Isa, KernelSet, KvSlice, QuantActs, WeightType};
 
@@ -229,10 +230,10 @@ proptest! {
             let gate: Vec<f32> = (0..n).map(|i| rng.f() * if i % 5 == 0 { 100.0 } else { 6.0 }).collect();
             let up: Vec<f32> = (0..n).map(|_| rng.f() * 3.0).collect();
             let (mut a, mut b) = (vec![0f32; n], vec![0f32; n]);
-            best.swiglu(&mut a, &gate, &up);
+            best.glu(Activation::Silu, &mut a, &gate, &up);
             crate::scalar::swiglu(&mut b, &gate, &up);
             KERNEL_SIMD_VS_SCALAR.check(&a, &b).map_err(TestCaseError::fail)?;
-            best.geglu(&mut a, &gate, &up);
+            best.glu(Activation::GeluTanh, &mut a, &gate, &up);
             crate::scalar::geglu(&mut b, &gate, &up);
             KERNEL_SIMD_VS_SCALAR.check(&a, &b).map_err(TestCaseError::fail)?;
         }

@@ -5,7 +5,6 @@
 use std::sync::Mutex;
 
 use edgebench_core::BackendError;
-use edgebench_gguf::arch::Activation;
 use edgebench_gguf::quant;
 use edgebench_kernels::acts::QK_K;
 use edgebench_kernels::{matmul_rows, ActQuant, KernelSet, OutMatrix, QuantActs, WeightMatrix, WeightType};
@@ -312,10 +311,7 @@ impl Engine {
             let (g, u, ff, ks) = (&st.g, &st.u, hp.n_ff, &self.ks);
             self.fill_acts(pool, &mut st.acts, &[&layer.down], n, ff, &|j, row| {
                 let (g, u) = (&g[j * ff..(j + 1) * ff], &u[j * ff..(j + 1) * ff]);
-                match act {
-                    Activation::Silu => ks.swiglu(row, g, u),
-                    Activation::GeluTanh => ks.geglu(row, g, u),
-                }
+                ks.glu(act, row, g, u)
             })?;
             self.matmuls(pool, &st.acts, &mut [(&layer.down, &mut st.o)])?;
             if let Some([_, post_ffn]) = &layer.post_norms {
