@@ -5,7 +5,7 @@
 
 use edgebench_gguf::arch::{names, ModelDesc};
 
-use crate::export::Ctx;
+use crate::export::{Ctx, RopeTables};
 use crate::io;
 use crate::pb::tensor_proto::DataType;
 use crate::proto::{attr_i, attr_ints, Dim};
@@ -41,14 +41,14 @@ pub(crate) fn build(cx: &mut Ctx<'_>, hp: &ModelDesc) -> Result<(), OnnxError> {
     let col = cx.b.i64s(&[-1, 1]);
     let pos_col = cx.b.op("Reshape", &[&pos, &col], vec![]);
     let pos_f = cx.b.op("Cast", &[&pos_col], vec![attr_i("to", DataType::Float as i64)]);
-    let mut tables: Vec<(bool, String, String)> = Vec::new();
+    let mut tables: Vec<(bool, RopeTables)> = Vec::new();
     for slides in [false, true] {
         if let Some(li) = (0..hp.n_layer).find(|&li| hp.slides(li) == slides) {
             let inv = cx.inv_freq(hp, li)?;
             let angles = cx.b.op("Mul", &[&pos_f, &inv], vec![]);
             let cos = cx.b.op("Cos", &[&angles], vec![]);
             let sin = cx.b.op("Sin", &[&angles], vec![]);
-            tables.push((slides, cos, sin));
+            tables.push((slides, cx.rope_tables(&cos, &sin, d, hp.rope_style)));
         }
     }
     let scale = cx.b.scalar(hp.attn_scale);
@@ -62,19 +62,17 @@ pub(crate) fn build(cx: &mut Ctx<'_>, hp: &ModelDesc) -> Result<(), OnnxError> {
     let merged = cx.b.i64s(&[0, (h * d) as i64]);
     for i in 0..hp.n_layer {
         let blk = |n: &str| names::blk(i, &format!("{n}.weight"));
-        let (_, cos, sin) = tables.iter().find(|t| t.0 == hp.slides(i)).expect("a table for each kind of layer");
-        let (cos, sin) = (cos.clone(), sin.clone());
+        let (_, rope) = tables.iter().find(|t| t.0 == hp.slides(i)).expect("a table for each kind of layer");
         let n1 = cx.rms_norm(&x, &blk("attn_norm"), hp.eps, e)?;
         let [q, k, v] = cx.qkv_separate(&n1, hp, i)?;
         let q = cx.head_norm(&q, hp, i, "attn_q_norm", h)?;
-        let q = cx.rope(&q, &cos, &sin, h, d, hp.rope_style);
-        let q = cx.b.op("Transpose", &[&q], vec![attr_ints("perm", &[1, 0, 2])]);
+        let q = cx.rope(&q, rope, h, d);
         let k = cx.head_norm(&k, hp, i, "attn_k_norm", kvh)?;
-        let k = cx.rope(&k, &cos, &sin, kvh, d, hp.rope_style);
+        let k = cx.rope(&k, rope, kvh, d);
+        let v = cx.b.op("Reshape", &[&v, &kv_heads], vec![]);
+        let v = cx.b.op("Transpose", &[&v], vec![attr_ints("perm", &[1, 0, 2])]);
         let mut kv = Vec::new();
         for (t, value) in [(k, false), (v, true)] {
-            let t = cx.b.op("Reshape", &[&t, &kv_heads], vec![]);
-            let t = cx.b.op("Transpose", &[&t], vec![attr_ints("perm", &[1, 0, 2])]);
             let t = cx.b.op("Reshape", &[&t, &cache_shape], vec![]);
             let present =
                 cx.b.op_to(&io::present(i, value), "Concat", &[&io::past(i, value), &t], vec![attr_i("axis", 2)]);

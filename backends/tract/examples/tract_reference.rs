@@ -1,5 +1,5 @@
 //! tract's own API driving an ONNX export the way tract's documentation runs a stateful model: load, optimize, plan
-//! once, one spawned state, `state.run` per call with the previous call's `present` outputs as the next `past`
+//! once (with the symbol facts tract's LLM exports declare), one spawned state, `state.run` per call with the previous call's `present` outputs as the next `past`
 //! inputs. No edgebench code runs between the calls; `ci/tract-parity.sh` holds edgebench's tract backend against it.
 //!
 //! ```text
@@ -77,7 +77,13 @@ fn main() -> TractResult<()> {
         tract_linalg::multithread::set_default_executor(tract_linalg::multithread::Executor::multithread(threads));
     }
     let t0 = Instant::now();
-    let plan = tract_onnx::onnx().model_for_path(path)?.into_optimized()?.into_runnable()?;
+    // The symbol facts an ONNX file cannot carry (at least one token per call, a past never negative), declared the
+    // way tract's own LLM exports do with `tract_assert`; tract needs them to run element-wise operators as loops.
+    let model = tract_onnx::onnx().model_for_path(path)?;
+    for a in ["seq>=1", "past>=0"] {
+        model.symbols.add_assertion(a)?;
+    }
+    let plan = model.into_optimized()?.into_runnable()?;
     let load_s = t0.elapsed().as_secs_f64();
     let model = plan.model();
     // past_key_values inputs: [1, kv_heads, past, head_dim], from the fifth input on.

@@ -234,8 +234,9 @@ pub struct RunArgs {
 /// `edgebench export …`.
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
-    /// Write the ONNX graph of a llama GGUF model (KV cache in and out, Q4_0/Q4_1 as com.microsoft MatMulNBits,
-    /// other types dequantized to f32 and labelled converted) as DIR/model.onnx, with DIR/export.json describing
+    /// Write the ONNX graph of a GGUF model of any architecture edgebench reads (KV cache in and out, 4-bit and
+    /// 8-bit block types as com.microsoft MatMulNBits where exact, other types dequantized to f32 and labelled
+    /// converted) as DIR/model.onnx, with DIR/export.json describing
     /// it: how each type is carried, conversions, and the weight fingerprints of the file and of the GGUF.
     Onnx {
         /// Registry id, `ID@TYPE` variant or GGUF file (default: the default model).
