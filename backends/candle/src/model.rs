@@ -327,8 +327,10 @@ impl CandleModel {
             let (q, k) = (rope(&q, cos, sin)?, rope(&k, cos, sin)?);
             let (k, v) = cache.append(&k, &v)?;
             // Grouped-query attention without copying K/V: the `rep` query heads of each KV head become rows.
+            // K goes to the product as a transposed view of a contiguous copy (gemm takes the strides, as in
+            // candle-transformers): copying the transpose itself runs element by element in candle.
             let q = q.reshape((1, hp.n_head_kv, rep * n, hd))?;
-            let mut att = (q.matmul(&k.t()?.contiguous()?)? * hp.attn_scale as f64)?; // (1, kv, rep*n, t)
+            let mut att = (q.matmul(&k.contiguous()?.t()?)? * hp.attn_scale as f64)?; // (1, kv, rep*n, t)
             if let Some(m) = if slides { &local_mask } else { &full_mask } {
                 att = att.broadcast_add(m)?;
             }
