@@ -24,8 +24,12 @@
 # EDGEBENCH_OPTS adds arguments to edgebench's runs, e.g. "--backend-opt ort:accuracy_level=1" for the
 # f32-activation export, the one to read against `equal-f32`.
 #
+# Then (DRIFT=1, the default; DRIFT=0 skips it) edgebench's own drift check (`--suite accuracy`: the full built-in
+# set against the f32 reference of the file's weights) on its export and on each builder output, the latter run by
+# the ort backend itself (`--backend-opt ort:genai_model=DIR`), so each speed above has its cost in accuracy beside it.
+#
 # usage: ci/ort-genai-parity.sh [THREADS...]   (default: 1 2); env: EDGEBENCH_BIN, QUANT, EDGEBENCH_OPTS, REPS (5),
-# ROUNDS (2), WAIT_IDLE (0)
+# ROUNDS (2), WAIT_IDLE (0), DRIFT (1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=("$@")
@@ -185,3 +189,30 @@ json.dump({"rounds": rounds, "others": others, "rows": summary, "per_round": [{f
                                                              for f in per_round]},
           open(f"{out}/summary.json", "w"), indent=2)
 PY
+
+if [ "${DRIFT:-1}" != 0 ]; then
+    for what in edgebench "${configs[@]}"; do
+        echo "drift: $what" >&2
+        opts=("${extra_opts[@]}")
+        [ "$what" = edgebench ] || opts=(--backend-opt "ort:genai_model=$root/$what")
+        "$bin" run --suite accuracy --backend ort "${model_args[@]}" "${opts[@]}" --threads "${threads[0]}" --force \
+            --out "$out/drift-$what.json" --format json >/dev/null
+    done
+    python3 - "$out" edgebench "${configs[@]}" <<'PY' | tee -a "$out/table.txt"
+import json, sys
+out, names = sys.argv[1], sys.argv[2:]
+print("drift against the f32 reference of the file's weights (edgebench --suite accuracy; mean ± error)")
+print(f"{'model':>10} {'mean KLD':>18} {'same top-1':>16} {'PPL(Q)/PPL(base)':>18}  weights")
+for n in names:
+    cell = json.load(open(f"{out}/drift-{n}.json"))["cells"][0]
+    d = cell.get("drift") or {}
+    st = d.get("stats")
+    if d.get("status") != "measured" or not st:
+        sys.exit(f"{n}: drift not measured: {cell.get('status')} {d.get('status')}")
+    pm = lambda v, f: f"{v['value']:{f}} ± {v['err']:{f}}"
+    top = st["same_top1"]
+    top_s = pm({k: 100 * top[k] for k in ("value", "err")}, ".1f") + "%"
+    conv = "the builder's (re-quantized)" if (cell.get("backend") or {}).get("converted") else "the file's"
+    print(f"{n:>10} {pm(st['kld'], '.4f'):>18} {top_s:>16} {pm(st['ppl_ratio'], '.3f'):>18}  {conv}")
+PY
+fi

@@ -10,8 +10,10 @@
 //! quantizes activations to int8 as llama.cpp and the native backend do, but is not batch-consistent, see
 //! `ExportOptions`), `graph=fused|primitive` (default fused: the graph ONNX Runtime's own model builder writes,
 //! see `GraphVariant`), `kv_buffer=shared|copy` (fused graph; see `KvBuffer`), `ort_lib=PATH`, `spinning=on|off`
-//! (ORT's intra-op spin, default ORT's own: on).
+//! (ORT's intra-op spin, default ORT's own: on), `genai_model=DIR` (run a model onnxruntime-genai's builder wrote
+//! instead of the export, for comparison; see [`genai`]).
 
+pub mod genai;
 mod kv;
 mod library;
 
@@ -62,11 +64,22 @@ pub struct OrtOptions {
     pub graph: GraphVariant,
     /// How the KV cache passes between calls (absent: `shared` on the fused graph, `copy` on the primitive one).
     pub kv_buffer: Option<KvBuffer>,
+    /// A directory onnxruntime-genai's model builder wrote (`genai_config.json` and its graph): run that model
+    /// instead of edgebench's export of the GGUF, whose tokenizer still feeds it. Its weights are the builder's,
+    /// so the weight check says they differ; `accuracy_level` and `graph` are then the builder's own.
+    pub genai_model: Option<PathBuf>,
 }
 
 impl Default for OrtOptions {
     fn default() -> Self {
-        Self { accuracy_level: 4, ort_lib: None, spinning: None, graph: GraphVariant::Fused, kv_buffer: None }
+        Self {
+            accuracy_level: 4,
+            ort_lib: None,
+            spinning: None,
+            graph: GraphVariant::Fused,
+            kv_buffer: None,
+            genai_model: None,
+        }
     }
 }
 
@@ -138,6 +151,16 @@ impl TypedBackend for OrtBackend {
     fn check(&self, _model: &ModelSpec, req: Request<'_, OrtOptions>) -> Result<(), BackendError> {
         export_options(req.options)?;
         req.options.kv()?;
+        if let Some(dir) = &req.options.genai_model {
+            let d = OrtOptions::default();
+            if req.options.graph != d.graph || req.options.accuracy_level != d.accuracy_level {
+                return Err(unsupported(
+                    "ort options graph and accuracy_level choose edgebench's export; with genai_model the graph and \
+                     its accuracy levels are the builder's",
+                ));
+            }
+            genai::GenaiModel::read(dir)?;
+        }
         let provider = provider_for(req.device)?;
         library::init(&self.library, req.options.ort_lib.as_deref()).map_err(unsupported)?;
         match providers() {
@@ -152,6 +175,18 @@ impl TypedBackend for OrtBackend {
     }
 
     fn prepare(&self, model: &ModelSpec, req: Request<'_, OrtOptions>) -> Result<Preparation<PathBuf>, BackendError> {
+        if let Some(dir) = &req.options.genai_model {
+            let g = genai::GenaiModel::read(dir)?;
+            g.check_against(&model.path)?;
+            return Ok(Preparation {
+                value: g.graph_path,
+                notes: vec![format!(
+                    "onnxruntime-genai model {} (no export): vocabulary, layers, KV heads and head width checked \
+                     against the GGUF",
+                    dir.display()
+                )],
+            });
+        }
         prepare_export(&self.cache_root, model, export_options(req.options)?)
     }
 
@@ -201,60 +236,109 @@ impl TypedBackend for OrtBackend {
                 req.device
             )),
         })?;
-        // The metadata as ONNX Runtime read it from the file it loaded (decoding the file again would double the
-        // peak memory of the load).
-        let meta = session.metadata().map_err(|e| load_err(e.to_string()))?;
-        let file = edgebench_onnx::fingerprint::file_facts_from(|k| meta.custom(k), path)
-            .map_err(|e| load_err(e.to_string()))?;
-        drop(meta);
-        let g = file.graph.clone();
+        let kv_note = |n_ctx: usize| match kv {
+            KvBuffer::Shared => format!(
+                "KV cache f32 in one preallocated buffer per layer for K and for V, bound as both past input and \
+                 present output (onnxruntime-genai's past_present_share_buffer), {} positions at first, doubled when \
+                 a call outruns it",
+                kv::initial_capacity(n_ctx)
+            ),
+            KvBuffer::Copy => "KV cache f32, not shared (kv_buffer=copy): GroupQueryAttention appends to a copy of \
+                the past each step and the present outputs are handed back as the next call's past inputs"
+                .to_string(),
+        };
+        let (g, graph_desc, source_version, converted, mut notes, variance, origin) = match &req.options.genai_model {
+            None => {
+                // The metadata as ONNX Runtime read it from the file it loaded (decoding the file again would double
+                // the peak memory of the load).
+                let meta = session.metadata().map_err(|e| load_err(e.to_string()))?;
+                let file = edgebench_onnx::fingerprint::file_facts_from(|k| meta.custom(k), path)
+                    .map_err(|e| load_err(e.to_string()))?;
+                drop(meta);
+                let g = file.graph.clone();
+                let graph_note = match g.variant {
+                    GraphVariant::Fused => format!(
+                        "fused graph: GroupQueryAttention (rotary inside, K/V heads not expanded), \
+                        SkipSimplifiedLayerNormalization (residual adds absorbed), one MatMulNBits for Q/K/V and one \
+                        for gate/up; {}",
+                        kv_note(g.n_ctx)
+                    ),
+                    GraphVariant::Primitive => "primitive graph: standard ONNX operators (RMSNorm, rotary and \
+                        attention unfused, K/V heads expanded); KV cache f32: Concat of past and new each step; the \
+                        present outputs are handed back as the next call's past inputs"
+                        .into(),
+                };
+                let notes = vec![
+                    format!("weights carried as: {}", file.carried),
+                    "no MatMulInteger or QDQ nodes in the exported graph (the u8×s8 AVX2 overflow of MatMulInteger \
+                     cannot arise)"
+                        .into(),
+                    graph_note,
+                ];
+                (
+                    file.graph,
+                    format!("{} graph; MatMulNBits accuracy_level={acc}", g.variant.name()),
+                    file.exporter,
+                    (!file.converted.is_empty()).then(|| file.converted.join("; ")),
+                    notes,
+                    batch_variance(eo.accuracy_level),
+                    Origin::Export,
+                )
+            }
+            Some(dir) => {
+                let m = genai::GenaiModel::read(dir)?;
+                let summary = genai::GraphSummary::read(path)?;
+                let notes = vec![
+                    format!("onnxruntime-genai model builder's graph from {}: {}", dir.display(), summary.describe()),
+                    kv_note(m.graph.n_ctx),
+                    if summary.last_position_only {
+                        "logits: the builder's graph computes the last position's only (prune_lm_head), so a call \
+                         asking for every position's (the drift check) feeds its tokens one at a time"
+                            .into()
+                    } else {
+                        "logits: the builder's graph computes every position's; edgebench keeps the rows it asked for"
+                            .into()
+                    },
+                ];
+                (
+                    m.graph,
+                    format!("onnxruntime-genai builder graph ({} nodes)", summary.nodes),
+                    format!("onnxruntime-genai model builder ({})", dir.display()),
+                    Some(
+                        "weights re-quantized by onnxruntime-genai's model builder from the GGUF's values (not the \
+                         file's tensors)"
+                            .into(),
+                    ),
+                    notes,
+                    summary.int8_activations().then(|| batch_variance(4)).flatten(),
+                    Origin::Genai { position_ids: m.position_ids, last_only: summary.last_position_only },
+                )
+            }
+        };
+        notes.insert(
+            if origin == Origin::Export { 1 } else { 0 },
+            format!(
+                "graph optimization ORT_ENABLE_ALL, intra-op threads {threads}, inter-op 1, sequential; intra-op \
+                 spinning {}; session.qdq_matmulnbits_accuracy_level={acc}",
+                spinning.unwrap_or("ORT default (on)")
+            ),
+        );
+        notes.extend(variance.as_ref().map(|why| format!("batch-variant: {why}")));
         let facts = BackendFacts {
             versions: vec![
                 format!("onnxruntime {} ({})", lib.version, lib.source),
                 ORT_CRATE_VERSION.into(),
-                file.exporter.clone(),
+                source_version,
             ],
             kernel_path: format!(
-                "onnxruntime {provider}; {} graph; MatMulNBits accuracy_level={acc}; KV {}",
-                g.variant.name(),
+                "onnxruntime {provider}; {graph_desc}; KV {}",
                 if kv == KvBuffer::Shared { "shared buffer" } else { "copied" }
             ),
             threads,
             vocab_size: g.vocab,
             context_length: g.n_ctx,
-            converted: (!file.converted.is_empty()).then(|| file.converted.join("; ")),
-            notes: vec![
-                format!("weights carried as: {}", file.carried),
-                format!(
-                    "graph optimization ORT_ENABLE_ALL, intra-op threads {threads}, inter-op 1, sequential; intra-op spinning {}; \
-                     session.qdq_matmulnbits_accuracy_level={acc}",
-                    spinning.unwrap_or("ORT default (on)")
-                ),
-                "no MatMulInteger or QDQ nodes in the exported graph (the u8×s8 AVX2 overflow of MatMulInteger cannot arise)".into(),
-                match (g.variant, kv) {
-                    (GraphVariant::Fused, KvBuffer::Shared) => format!(
-                        "fused graph: GroupQueryAttention (rotary inside, K/V heads not expanded), \
-                        SkipSimplifiedLayerNormalization (residual adds absorbed), one MatMulNBits for Q/K/V and one \
-                        for gate/up; KV cache f32 in one preallocated buffer per layer for K and for V, bound as \
-                        both past input and present output (onnxruntime-genai's past_present_share_buffer), \
-                        {} positions at first, doubled when a call outruns it",
-                        kv::initial_capacity(g.n_ctx)
-                    ),
-                    (GraphVariant::Fused, KvBuffer::Copy) => "fused graph: GroupQueryAttention (rotary inside, K/V \
-                        heads not expanded), SkipSimplifiedLayerNormalization (residual adds absorbed), one \
-                        MatMulNBits for Q/K/V and one for gate/up; KV cache f32, not shared (kv_buffer=copy): \
-                        GroupQueryAttention appends to a copy of the past each step and the present outputs are \
-                        handed back as the next call's past inputs"
-                        .into(),
-                    (GraphVariant::Primitive, _) => "primitive graph: standard ONNX operators (RMSNorm, rotary and \
-                        attention unfused, K/V heads expanded); KV cache f32: Concat of past and new each step; the \
-                        present outputs are handed back as the next call's past inputs"
-                        .into(),
-                },
-            ]
-            .into_iter()
-            .chain(batch_variance(eo.accuracy_level).map(|why| format!("batch-variant: {why}")))
-            .collect(),
+            converted,
+            notes,
             weights: None,
         };
         Ok(Box::new(OrtModel {
@@ -262,8 +346,9 @@ impl TypedBackend for OrtBackend {
             graph: g,
             facts,
             path: path.to_path_buf(),
-            batch_variance: batch_variance(eo.accuracy_level),
+            batch_variance: variance,
             kv,
+            origin,
         }))
     }
 
@@ -303,6 +388,18 @@ struct OrtModel {
     path: PathBuf,
     batch_variance: Option<String>,
     kv: KvBuffer,
+    origin: Origin,
+}
+
+/// Where the graph a model runs came from, which decides its inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// edgebench's export: `logits_index` picks the rows, the fused graph takes `seqlens_k` and
+    /// `total_sequence_length`, the primitive one position ids and additive masks.
+    Export,
+    /// onnxruntime-genai's builder: `attention_mask` (and `position_ids` where its config lists them); logits for
+    /// every position, or for the last one only (`last_only`: built with `prune_lm_head`).
+    Genai { position_ids: bool, last_only: bool },
 }
 
 /// Why a graph at this accuracy level is batch-variant, if it is.
@@ -321,7 +418,15 @@ impl LoadedModel for OrtModel {
     }
 
     fn weights_fingerprint(&self) -> Result<Option<(String, String)>, BackendError> {
-        loaded_fingerprint(&self.path, "ONNX Runtime")
+        match self.origin {
+            Origin::Export => loaded_fingerprint(&self.path, "ONNX Runtime"),
+            Origin::Genai { .. } => Ok(Some((
+                format!("sha256:{}", genai::files_sha256(&self.path)?),
+                "not decoded: the weights onnxruntime-genai's model builder wrote (SHA-256 of its graph and data \
+                 files)"
+                    .into(),
+            ))),
+        }
     }
 
     fn batch_variance(&self) -> Option<String> {
@@ -349,6 +454,29 @@ fn input<T: ort::value::PrimitiveTensorElementType + Clone + std::fmt::Debug + '
     Ok((name.to_string(), Tensor::from_array((shape, data)).map_err(runtime)?.into_dyn()))
 }
 
+/// The inputs of edgebench's exported graphs for one call (everything but the KV cache).
+fn export_inputs(g: &GraphFacts, st: Step) -> Result<Vec<(String, DynValue)>, BackendError> {
+    let primitive = g.variant == GraphVariant::Primitive;
+    let bias = primitive.then(|| st.bias());
+    let sliding = g.sliding_window.filter(|_| primitive).map(|w| st.bias_sliding(w));
+    let Step { ids, positions, rows: index, seq: n, total } = st;
+    let mut inputs = vec![input(io::INPUT_IDS, vec![1, n], ids)?, input(io::LOGITS_INDEX, vec![index.len()], index)?];
+    match bias {
+        Some(bias) => {
+            inputs.push(input(io::POSITION_IDS, vec![1, n], positions)?);
+            inputs.push(input(io::ATTENTION_BIAS, vec![n, total], bias)?);
+            if let Some(sliding) = sliding {
+                inputs.push(input(io::ATTENTION_BIAS_SLIDING, vec![n, total], sliding)?);
+            }
+        }
+        None => {
+            inputs.push(input(io::SEQLENS_K, vec![1], vec![total as i32 - 1])?);
+            inputs.push(input(io::TOTAL_SEQUENCE_LENGTH, vec![], vec![total as i32])?);
+        }
+    }
+    Ok(inputs)
+}
+
 pub(crate) fn runtime(e: impl std::fmt::Display) -> BackendError {
     BackendError::Runtime(format!("onnxruntime: {e}"))
 }
@@ -359,36 +487,48 @@ struct OrtSession<'a> {
     pos: usize,
 }
 
-impl Session for OrtSession<'_> {
-    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
+impl OrtSession<'_> {
+    /// One call of the graph: the logits of every new position (`all`) or of the last.
+    fn call(&mut self, tokens: &[u32], all: bool) -> Result<Vec<f32>, BackendError> {
         let g = &self.model.graph;
-        let st = Step::new(self.pos, tokens, rows == Rows::All);
-        let primitive = g.variant == GraphVariant::Primitive;
-        let bias = primitive.then(|| st.bias());
-        let sliding = g.sliding_window.filter(|_| primitive).map(|w| st.bias_sliding(w));
-        let Step { ids, positions, rows: index, seq: n, total } = st;
-        let n_rows = index.len();
-        let mut inputs = vec![input(io::INPUT_IDS, vec![1, n], ids)?, input(io::LOGITS_INDEX, vec![n_rows], index)?];
-        match bias {
-            Some(bias) => {
-                inputs.push(input(io::POSITION_IDS, vec![1, n], positions)?);
-                inputs.push(input(io::ATTENTION_BIAS, vec![n, total], bias)?);
-                if let Some(sliding) = sliding {
-                    inputs.push(input(io::ATTENTION_BIAS_SLIDING, vec![n, total], sliding)?);
+        let st = Step::new(self.pos, tokens, all);
+        let (n, total, n_rows) = (st.seq, st.total, st.rows.len());
+        let (inputs, computed_rows) = match self.model.origin {
+            Origin::Export => (export_inputs(g, st)?, n_rows),
+            Origin::Genai { position_ids, last_only } => {
+                let mut inputs = vec![
+                    input(io::INPUT_IDS, vec![1, n], st.ids)?,
+                    input(genai::ATTENTION_MASK, vec![1, total], vec![1i64; total])?,
+                ];
+                if position_ids {
+                    inputs.push(input(io::POSITION_IDS, vec![1, n], st.positions)?);
                 }
+                (inputs, if last_only { 1 } else { n })
             }
-            None => {
-                inputs.push(input(io::SEQLENS_K, vec![1], vec![total as i32 - 1])?);
-                inputs.push(input(io::TOTAL_SEQUENCE_LENGTH, vec![], vec![total as i32])?);
-            }
-        }
+        };
         let mut session = self.model.session.lock().map_err(|_| runtime("a previous call panicked"))?;
-        let logits = self.kv.run(&mut session, g, inputs, self.pos, total)?;
+        let mut logits = self.kv.run(&mut session, g, inputs, self.pos, total)?;
         self.pos = total;
-        if logits.len() != n_rows * g.vocab {
-            return Err(runtime(format!("{} logits for {n_rows} rows", logits.len())));
+        if logits.len() != computed_rows * g.vocab {
+            return Err(runtime(format!("{} logits for {computed_rows} rows", logits.len())));
+        }
+        if computed_rows > n_rows {
+            logits.drain(..(computed_rows - n_rows) * g.vocab);
         }
         Ok(logits)
+    }
+}
+
+impl Session for OrtSession<'_> {
+    fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
+        if let (Origin::Genai { last_only: true, .. }, Rows::All) = (self.model.origin, rows) {
+            let mut all = Vec::with_capacity(tokens.len() * self.model.graph.vocab);
+            for t in tokens {
+                all.extend(self.call(std::slice::from_ref(t), false)?);
+            }
+            return Ok(all);
+        }
+        self.call(tokens, rows == Rows::All)
     }
 
     fn position(&self) -> usize {

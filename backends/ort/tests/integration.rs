@@ -6,7 +6,8 @@ use edgebench_backend_native::NativeBackend;
 use edgebench_backend_ort::OrtBackend;
 use edgebench_core::sampler::Sampler;
 use edgebench_core::tolerance::{
-    LOGITS_CROSS_BACKEND, LOGITS_CROSS_BACKEND_INT8_BATCHED, LOGITS_FUSED_VS_PRIMITIVE, TINY_MAX_ABS_LOGIT_DIFF,
+    LOGITS_BATCH_VS_INCREMENTAL, LOGITS_CROSS_BACKEND, LOGITS_CROSS_BACKEND_INT8_BATCHED, LOGITS_FUSED_VS_PRIMITIVE,
+    TINY_MAX_ABS_LOGIT_DIFF,
 };
 use edgebench_core::{Backend, LoadedModel, ModelSpec, Support};
 use edgebench_gguf::GgmlType;
@@ -215,6 +216,173 @@ fn bad_requests_are_clear_errors() {
         .unwrap()
         .to_string();
     assert!(err.contains("bad.gguf"), "{err}");
+}
+
+/// Rewires edgebench's fused export at `src` to onnxruntime-genai's builder I/O (an `attention_mask` input instead
+/// of `seqlens_k`, `total_sequence_length` and `logits_index`; logits for every position) and writes it with a
+/// `genai_config.json` into `dir`, as the builder lays a model out (logits `[1, positions, vocab]`).
+/// With `last_only`, the logits are the last position's only, as the builder writes them with `prune_lm_head`.
+fn write_builder_style_model(src: &std::path::Path, spec: &ModelSpec, dir: &std::path::Path, last_only: bool) {
+    use edgebench_onnx::pb::{tensor_proto::DataType, tensor_shape_proto::dimension, type_proto, NodeProto};
+    use edgebench_onnx::pb::{AttributeProto, TensorProto};
+    use prost::Message;
+    let mut m = edgebench_onnx::fingerprint::read_model(src).unwrap();
+    let g = m.graph.as_mut().unwrap();
+    let ids = g.input.iter().find(|i| i.name == "input_ids").unwrap().clone();
+    g.input.retain(|i| !["seqlens_k", "total_sequence_length", "logits_index"].contains(&i.name.as_str()));
+    let mut mask = ids;
+    mask.name = "attention_mask".into();
+    if let Some(type_proto::Value::TensorType(t)) = mask.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        t.shape.as_mut().unwrap().dim[1].value = Some(dimension::Value::DimParam("total".into()));
+    }
+    g.input.push(mask);
+    let int64 = |name: &str, dims: &[i64], v: i64| TensorProto {
+        name: name.into(),
+        dims: dims.to_vec(),
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![v],
+        ..Default::default()
+    };
+    g.initializer.extend([int64("g_one", &[], 1), int64("g_one_v", &[1], 1), int64("g_zero", &[], 0)]);
+    let node = |op: &str, inputs: &[&str], out: &str, attribute: Vec<AttributeProto>| NodeProto {
+        op_type: op.into(),
+        name: format!("genai_io_{out}"),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![out.into()],
+        attribute,
+        ..Default::default()
+    };
+    let to_i32 =
+        || vec![AttributeProto { name: "to".into(), r#type: 2, i: DataType::Int32 as i64, ..Default::default() }];
+    let prologue = vec![
+        node("Shape", &["attention_mask"], "g_mask_shape", vec![]),
+        node("Gather", &["g_mask_shape", "g_one"], "g_total", vec![]),
+        node("Cast", &["g_total"], "total_sequence_length", to_i32()),
+        node("Gather", &["g_mask_shape", "g_one_v"], "g_total_v", vec![]),
+        node("Sub", &["g_total_v", "g_one_v"], "g_past_v", vec![]),
+        node("Cast", &["g_past_v"], "seqlens_k", to_i32()),
+        node("Shape", &["input_ids"], "g_ids_shape", vec![]),
+        node("Gather", &["g_ids_shape", "g_one"], "g_seq", vec![]),
+        node("Range", &["g_zero", "g_seq", "g_one"], "g_all_rows", vec![]),
+        node("Gather", &["g_ids_shape", "g_one_v"], "g_seq_v", vec![]),
+        node("Sub", &["g_seq_v", "g_one_v"], "g_last_row", vec![]),
+        node("Identity", &[if last_only { "g_last_row" } else { "g_all_rows" }], "logits_index", vec![]),
+    ];
+    g.node.splice(0..0, prologue);
+    // Logits [rows, vocab] → [1, rows, vocab], rows fixed at 1 when only the last position's are computed.
+    let last = g.node.iter_mut().find(|n| n.output.iter().any(|o| o == "logits")).unwrap();
+    last.output = vec!["g_logits_2d".into()];
+    g.initializer.push(TensorProto {
+        name: "g_axes0".into(),
+        dims: vec![1],
+        data_type: DataType::Int64 as i32,
+        int64_data: vec![0],
+        ..Default::default()
+    });
+    g.node.push(node("Unsqueeze", &["g_logits_2d", "g_axes0"], "logits", vec![]));
+    let out = g.output.iter_mut().find(|o| o.name == "logits").unwrap();
+    if let Some(type_proto::Value::TensorType(t)) = out.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+        let dims = &mut t.shape.as_mut().unwrap().dim;
+        let rows = if last_only { dimension::Value::DimValue(1) } else { dimension::Value::DimParam("seq".into()) };
+        dims[0].value = Some(rows);
+        let one = Some(dimension::Value::DimValue(1));
+        dims.insert(0, edgebench_onnx::pb::tensor_shape_proto::Dimension { value: one, ..Default::default() });
+    }
+    std::fs::write(dir.join("model.onnx"), m.encode_to_vec()).unwrap();
+    let file = edgebench_gguf::GgufFile::open(&spec.path).unwrap();
+    let d = edgebench_gguf::arch::ModelDesc::from_gguf(&file.gguf).unwrap();
+    let config = serde_json::json!({"model": {
+        "context_length": d.n_ctx, "vocab_size": d.vocab, "type": "llama",
+        "decoder": {"filename": "model.onnx", "head_size": d.head_dim, "num_hidden_layers": d.n_layer,
+            "num_key_value_heads": d.n_head_kv,
+            "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask",
+                "past_key_names": "past_key_values.%d.key", "past_value_names": "past_key_values.%d.value"},
+            "outputs": {"logits": "logits", "present_key_names": "present.%d.key",
+                "present_value_names": "present.%d.value"}}}});
+    std::fs::write(dir.join("genai_config.json"), config.to_string()).unwrap();
+}
+
+/// `genai_model=DIR` runs a model laid out as onnxruntime-genai's builder writes it (here edgebench's own fused
+/// export rewired to the builder's I/O, so the numbers must not change): the same logits as the export through
+/// both KV modes, the conformance suite passes, and the results say the weights are the builder's, not the file's.
+/// A config that does not describe the GGUF, or options that choose edgebench's export, are refused by name.
+#[test]
+fn a_builder_written_model_runs_beside_the_export_and_is_labelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    let spec = tiny(dir.path(), GgmlType::Q4_0, GgmlType::Q8_0);
+    let f32_acts = [("accuracy_level", "1")];
+    ort.prepare(&spec, &opts(&f32_acts)).unwrap();
+    let mut dirs = vec![dir.path().join("cache")];
+    let mut export = None;
+    while let Some(d) = dirs.pop() {
+        for p in std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()) {
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|e| e == "onnx") {
+                export = Some(p);
+            }
+        }
+    }
+    let export = export.expect("the export in the cache");
+    let (genai, pruned) = (dir.path().join("genai"), dir.path().join("genai-pruned"));
+    for (d, last_only) in [(&genai, false), (&pruned, true)] {
+        std::fs::create_dir(d).unwrap();
+        write_builder_style_model(&export, &spec, d, last_only);
+    }
+    let gdir = genai.to_str().unwrap();
+    for (kv, model) in [("shared", &genai), ("copy", &genai), ("shared", &pruned)] {
+        let theirs = opts(&[("genai_model", model.to_str().unwrap()), ("kv_buffer", kv)]);
+        let a = ort.load(&spec, &opts(&[("accuracy_level", "1"), ("kv_buffer", kv)])).unwrap();
+        let b = ort.load(&spec, &theirs).unwrap();
+        let facts = b.facts();
+        assert!(facts.kernel_path.contains("onnxruntime-genai builder graph"), "{}", facts.kernel_path);
+        assert!(facts.converted.as_deref().is_some_and(|c| c.contains("onnxruntime-genai")), "{:?}", facts.converted);
+        let (fp, how) = b.weights_fingerprint().unwrap().unwrap();
+        assert!(fp.starts_with("sha256:") && fp != source_fingerprint(&spec), "{fp}: {how}");
+        assert_eq!(b.batch_variance(), None, "f32 activations: batch-consistent");
+        let one_at_a_time = facts.notes.iter().any(|n| n.contains("prune_lm_head"));
+        assert_eq!(one_at_a_time, model == &pruned, "{:?}", facts.notes);
+        let (mut sa, mut sb) = (a.new_session().unwrap(), b.new_session().unwrap());
+        let prompt: Vec<u32> = (1..12).collect();
+        // The pruned head feeds a prompt one token at a time, so from the prompt on its logits equal the export's
+        // to within float rounding only; the full head runs the export's very computation.
+        let same = |x: Vec<f32>, y: Vec<f32>, what: &str| {
+            let worst = x.iter().zip(&y).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+            assert_eq!(x.len(), y.len(), "KV {kv}, {what}");
+            if model == &pruned {
+                LOGITS_BATCH_VS_INCREMENTAL.check(&x, &y).unwrap_or_else(|f| panic!("pruned head, {what}: {f}"));
+            } else {
+                assert!(x == y, "KV {kv}, {what}: max |diff| {worst}");
+            }
+        };
+        same(sa.forward_all(&prompt).unwrap(), sb.forward_all(&prompt).unwrap(), "prompt");
+        for t in [5u32, 9, 2] {
+            same(sa.forward(&[t]).unwrap(), sb.forward(&[t]).unwrap(), "a step");
+        }
+        conformance::run_all_with(&ort, &spec, 2, &theirs).unwrap_or_else(|f| panic!("KV {kv}: {f}"));
+    }
+    let why = |o: &[(&str, &str)], spec: &ModelSpec| match ort.supports(spec, &opts(o)) {
+        Support::No(why) => why,
+        Support::Yes => match ort.prepare(spec, &opts(o)) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{o:?} accepted"),
+        },
+    };
+    let e = why(&[("genai_model", gdir), ("graph", "primitive")], &spec);
+    assert!(e.contains("genai_model"), "{e}");
+    // A config whose vocabulary is not the GGUF's.
+    let config = std::fs::read_to_string(genai.join("genai_config.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&config).unwrap();
+    v["model"]["vocab_size"] = serde_json::json!(v["model"]["vocab_size"].as_u64().unwrap() + 1);
+    std::fs::write(genai.join("genai_config.json"), v.to_string()).unwrap();
+    let e = why(&[("genai_model", gdir)], &spec);
+    assert!(
+        e.contains("genai_config.json") && e.contains("vocabulary") && e.contains("not a model of this file"),
+        "{e}"
+    );
+    let missing = why(&[("genai_model", "/nonexistent/genai")], &spec);
+    assert!(missing.contains("/nonexistent/genai/genai_config.json"), "{missing}");
 }
 
 /// The graph variants the architecture tests run: the default (fused, int8 activations), fused with f32
