@@ -59,6 +59,9 @@ fn paths(ty: WeightType) -> Vec<(String, KernelSet, Layout)> {
         if isa.interleaves() && repack::supported(ty) && isa.path_for(ty, Layout::Interleaved4) == isa {
             v.push((format!("{} interleaved", isa.name()), ks, Layout::Interleaved4));
         }
+        if isa.interleaves16() && repack::supported16(ty) {
+            v.push((format!("{} interleaved16", isa.name()), ks, Layout::Interleaved16));
+        }
     }
     v
 }
@@ -92,6 +95,7 @@ fn run(c: &mut Criterion, group: &str, rows: impl Fn(WeightType) -> usize, n: us
             let data = match layout {
                 Layout::Plain => plain.clone(),
                 Layout::Interleaved4 => repack::interleave(ty, rows, COLS, &plain).expect("interleave"),
+                Layout::Interleaved16 => repack::interleave16(ty, rows, COLS, &plain).expect("interleave by 16"),
             };
             let mut w = WeightMatrix::new(ty, rows, COLS, &data).expect("shape");
             w.layout = layout;
@@ -137,7 +141,7 @@ fn attention(c: &mut Criterion) {
 }
 
 fn kernels(c: &mut Criterion) {
-    run(c, "matvec", |ty| (64 << 20) / ty.row_bytes(COLS) / 4 * 4 + 4, 1);
+    run(c, "matvec", |ty| (64 << 20) / ty.row_bytes(COLS) / 16 * 16 + 16, 1);
     run(c, "matmul", |_| 256, 64);
     attention(c);
 }

@@ -888,7 +888,7 @@ pub(crate) use x4_loop;
 /// `q8_x4`) and which runs the AVX2 kernels for every other type and layout: its cache blocking, its row loops and its `matmul`.
 /// The AVX-512 and AVX-VNNI modules are such paths.
 macro_rules! x4_path {
-    ($feat:literal, pre = $pre:literal, $isa:literal) => {
+    ($feat:literal, pre = $pre:literal, $isa:literal $(, $lay:path, $ty:path => $f:ident)*) => {
         /// Weight rows per cache block, as in the AVX2 loops.
         const ROW_BLOCK: usize = 64;
 
@@ -899,6 +899,7 @@ macro_rules! x4_path {
             // SAFETY: forwarded from the caller; this path's CPU has avx2, fma and f16c too.
             unsafe {
                 match (w.layout, w.ty) {
+                    $(($lay, $ty) => $f(w, rows, acts, out),)*
                     (crate::Layout::Interleaved4, WeightType::Q4_0) => rows_x4_q4_0(w, rows, acts, out),
                     (crate::Layout::Interleaved4, WeightType::Q4_1) => rows_x4_q4_1(w, rows, acts, out),
                     (crate::Layout::Interleaved4, WeightType::Q5_0) => rows_x4_q5_0(w, rows, acts, out),

@@ -1,6 +1,7 @@
-//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products, one
-//! 512-bit register holding four weight rows of a block. Every other type and layout runs the AVX2 kernels (a CPU
-//! with this path has AVX2). The scalar reference in [`crate::scalar`] defines the result.
+//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 16-row interleaved Q4_0 and Q4_1 products (one 32-bit lane per
+//! row), the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products (one 512-bit register holding four weight
+//! rows of a block). Every other type and layout runs the AVX2 kernels (a CPU with this path has AVX2). The scalar
+//! reference in [`crate::scalar`] defines the result.
 
 use std::arch::x86_64::*;
 
@@ -13,7 +14,117 @@ use crate::matmul::{OutMatrix, WeightMatrix};
 
 // AVX2's loops over groups of four rows around this module's kernels, which broadcast each activation half as they
 // go (no precomputed broadcasts).
-x4_path!("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c", pre = false, "Avx512Vnni");
+x4_path!(
+    "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c",
+    pre = false,
+    "Avx512Vnni",
+    crate::Layout::Interleaved16,
+    WeightType::Q4_0 => rows_x16_q4_0,
+    crate::Layout::Interleaved16,
+    WeightType::Q4_1 => rows_x16_q4_1
+);
+
+/// Weight rows of a 16-row interleaved Q4_0 matrix against every activation row.
+///
+/// # Safety
+/// As `matmul`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn rows_x16_q4_0(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+    // SAFETY: forwarded.
+    unsafe { rows_x16::<false>(w, rows, acts, out) }
+}
+
+/// As [`rows_x16_q4_0`], for Q4_1.
+///
+/// # Safety
+/// As `matmul`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn rows_x16_q4_1(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+    // SAFETY: forwarded.
+    unsafe { rows_x16::<true>(w, rows, acts, out) }
+}
+
+/// The loop around [`q4_x16`]: groups of sixteen rows in cache blocks of `ROW_BLOCK` rows, activations in tiles of
+/// four (single rows for the rest), each tile's sixteen results per activation row stored as one run.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn rows_x16<const MIN: bool>(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+    let n = acts.len();
+    let gb = 16 * w.ty.row_bytes(w.cols);
+    let mut lanes = [0f32; 16];
+    let (mut g0, g_end) = (rows.start / 16, rows.end / 16);
+    while g0 < g_end {
+        let g1 = (g0 + ROW_BLOCK / 16).min(g_end);
+        let mut j0 = 0;
+        while j0 < n {
+            let four = n - j0 >= 4;
+            for g in g0..g1 {
+                let data = &w.data[g * gb..(g + 1) * gb];
+                let (v, na) = if four {
+                    let a: &[ActRow<'_>; 4] = acts[j0..j0 + 4].try_into().unwrap();
+                    // SAFETY: shapes checked by the caller; data is one whole group.
+                    (unsafe { q4_x16::<4, MIN>(data, a) }, 4)
+                } else {
+                    let a: &[ActRow<'_>; 1] = acts[j0..j0 + 1].try_into().unwrap();
+                    // SAFETY: as above.
+                    let [v] = unsafe { q4_x16::<1, MIN>(data, a) };
+                    ([v, v, v, v], 1)
+                };
+                for (dj, acc) in v.iter().take(na).enumerate() {
+                    // SAFETY: lanes holds sixteen f32.
+                    unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), *acc) };
+                    out.set_run(j0 + dj, 16 * g, &lanes);
+                }
+            }
+            j0 += if four { 4 } else { 1 };
+        }
+        g0 = g1;
+    }
+}
+
+/// Sixteen 16-row interleaved Q4_0 / Q4_1 rows ([`crate::repack::interleave16`]) against `NA` activation rows, one
+/// lane per row: per block, four registers hold four quant bytes of each row, and each `vpdpbusd` multiplies their
+/// low (or high) nibbles with four activation bytes broadcast to every lane, so a block ends in one integer sum per
+/// row and one conversion, one scale product and two FMAs finish it for all sixteen rows.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q4_x16<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512; NA] {
+    let (cb, qoff) = if MIN { (320, 64) } else { (288, 32) };
+    let nb = data.len() / cb;
+    let mask = _mm512_set1_epi8(0x0F);
+    let mut acc = [_mm512_setzero_ps(); NA];
+    for b in 0..nb {
+        // SAFETY: chunk b lies inside data; activation rows hold nb blocks (checked by the caller).
+        unsafe {
+            let ch = data.as_ptr().add(b * cb);
+            let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
+            let m16 = if MIN {
+                _mm512_cvtph_ps(_mm256_loadu_si256(ch.add(32).cast()))
+            } else {
+                _mm512_mul_ps(d16, _mm512_set1_ps(-8.0))
+            };
+            let (mut lo, mut hi) = ([_mm512_setzero_si512(); 4], [_mm512_setzero_si512(); 4]);
+            for c in 0..4 {
+                let x = _mm512_loadu_si512(ch.add(qoff + 64 * c).cast());
+                lo[c] = _mm512_and_si512(x, mask);
+                hi[c] = _mm512_and_si512(_mm512_srli_epi16::<4>(x), mask);
+            }
+            for j in 0..NA {
+                // Activation bytes 4c..4c+4 meet chunk c's low nibbles, bytes 16+4c.. its high ones.
+                let qa = a[j].qs.as_ptr().add(b * QK).cast::<i32>();
+                let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                for c in 0..4 {
+                    s0 = _mm512_dpbusd_epi32(s0, lo[c], _mm512_set1_epi32(qa.add(c).read_unaligned()));
+                    s1 = _mm512_dpbusd_epi32(s1, hi[c], _mm512_set1_epi32(qa.add(4 + c).read_unaligned()));
+                }
+                let da = _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b));
+                let sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+                acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(d16, da), acc[j]);
+                acc[j] = _mm512_fmadd_ps(m16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b + 1)), acc[j]);
+            }
+        }
+    }
+    acc
+}
 
 /// Lanes `[r0 ×4, r1 ×4, r2 ×4, r3 ×4]` of the four rows' f16 scales at `p`.
 #[inline]

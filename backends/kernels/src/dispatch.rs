@@ -96,6 +96,9 @@ impl Isa {
     /// kernels for the interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products and AVX2's for the rest (Q5 weights in
     /// file order run the scalar kernel); a path without a kernel runs the scalar one.
     pub fn path_for(self, ty: WeightType, layout: crate::Layout) -> Isa {
+        if layout == crate::Layout::Interleaved16 && self.interleaves16() && crate::repack::supported16(ty) {
+            return self;
+        }
         let interleaved = layout == crate::Layout::Interleaved4 && crate::repack::supported(ty);
         match self {
             // Q5 weights have kernels on the interleaved layout only.
@@ -117,6 +120,11 @@ impl Isa {
     /// Whether the path runs 4-row interleaved matrices ([`crate::repack`]).
     pub fn interleaves(self) -> bool {
         matches!(self, Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni)
+    }
+
+    /// Whether the path runs 16-row interleaved Q4_0 / Q4_1 matrices ([`crate::repack::interleave16`]).
+    pub fn interleaves16(self) -> bool {
+        self == Isa::Avx512Vnni
     }
 
     /// Every path, best first.

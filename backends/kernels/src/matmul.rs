@@ -18,6 +18,20 @@ pub enum Layout {
     Plain,
     /// Rows interleaved in groups of four ([`crate::repack`]); run only by the AVX2 and AVX-512 paths.
     Interleaved4,
+    /// Q4_0 / Q4_1 rows interleaved in groups of sixteen, four bytes of each row side by side
+    /// ([`crate::repack::interleave16`]); run only by the AVX-512 VNNI path.
+    Interleaved16,
+}
+
+impl Layout {
+    /// Rows per group: a range of rows handed to a kernel starts and ends on a multiple of it.
+    pub fn group_rows(self) -> usize {
+        match self {
+            Layout::Plain => 1,
+            Layout::Interleaved4 => 4,
+            Layout::Interleaved16 => 16,
+        }
+    }
 }
 
 /// A row-major weight matrix in one of the kernel formats: `rows` rows of `cols` values.
@@ -79,6 +93,15 @@ impl OutMatrix {
         Self { ptr: buf.as_mut_ptr(), len: buf.len(), stride }
     }
 
+    /// Writes elements (activation row `j`, weight rows `r0..r0 + v.len()`).
+    #[inline]
+    pub(crate) fn set_run(&self, j: usize, r0: usize, v: &[f32]) {
+        let i = j * self.stride + r0;
+        assert!(i + v.len() <= self.len && r0 + v.len() <= self.stride, "output run out of range");
+        // SAFETY: in bounds (asserted); the buffer is alive and these elements have one writer ([`matmul_rows`]).
+        unsafe { std::ptr::copy_nonoverlapping(v.as_ptr(), self.ptr.add(i), v.len()) }
+    }
+
     /// Writes element (activation row `j`, weight row `r`).
     #[inline]
     pub(crate) fn set(&self, j: usize, r: usize, v: f32) {
@@ -97,10 +120,13 @@ pub unsafe fn matmul_rows(ks: &KernelSet, w: &WeightMatrix<'_>, rows: Range<usiz
     assert_eq!(acts.k(), w.cols, "activation width");
     assert!(rows.end <= w.rows, "row range");
     assert!(!w.ty.quantized() || acts.is_quantized(), "{} weights need quantized activations", w.ty.name());
-    if w.layout == Layout::Interleaved4 {
-        assert!(ks.isa().interleaves(), "interleaved weights run on the avx2 and avx512 paths only");
-        assert!(rows.start.is_multiple_of(4) && rows.end.is_multiple_of(4), "interleaved rows go in groups of four");
+    match w.layout {
+        Layout::Plain => {}
+        Layout::Interleaved4 => assert!(ks.isa().interleaves(), "4-row interleaving runs on the x86 SIMD paths only"),
+        Layout::Interleaved16 => assert!(ks.isa().interleaves16(), "16-row interleaving runs on the avx512 path only"),
     }
+    let g = w.layout.group_rows();
+    assert!(rows.start.is_multiple_of(g) && rows.end.is_multiple_of(g), "interleaved rows go in groups of {g}");
     let act_rows: Vec<ActRow<'_>> = (0..acts.n()).map(|j| acts.row(j)).collect();
     crate::dispatch::check_acts(w.ty, w.cols, &act_rows);
     // SAFETY: shapes checked above; disjoint writes are the caller's contract.

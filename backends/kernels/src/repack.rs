@@ -4,6 +4,9 @@
 //! are the file's, only reordered: a group's scales load and convert with one instruction, two rows' 4-bit values
 //! fill one 256-bit register and the four rows' fifth bits of one nibble half make one 64-bit mask, so one
 //! activation block serves four rows at a time.
+//!
+//! The AVX-512 path has a second layout for Q4_0 and Q4_1 ([`interleave16`]): rows in groups of sixteen, so that one
+//! 512-bit register holds four bytes of each of sixteen rows and every 32-bit lane of a `vpdpbusd` sums one row.
 
 use crate::formats::WeightType;
 
@@ -64,6 +67,61 @@ pub fn row(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u8>
     }
 }
 
+/// Whether `ty` has the 16-row layout.
+pub fn supported16(ty: WeightType) -> bool {
+    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1)
+}
+
+/// Bytes of one block column of a 16-row group: the sixteen f16 scales, for Q4_1 the sixteen f16 minimums, then
+/// four chunks of 64 bytes (chunk `c` holds quant bytes `4c..4c+4` of rows 0 to 15 in turn).
+pub fn group16_block_bytes(ty: WeightType) -> usize {
+    16 * ty.block_bytes()
+}
+
+/// Interleaves `data` (`rows × cols` of `ty`, file layout) by sixteen rows; `None` when the type has no such layout
+/// or `rows` is not a multiple of sixteen. Quant byte `i` of a row holds value `i` (low nibble) and `i + 16` (high
+/// nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each row and its high nibbles values `16+4c..20+4c`.
+pub fn interleave16(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Option<Vec<u8>> {
+    if !supported16(ty) || !rows.is_multiple_of(16) || data.len() != rows * ty.row_bytes(cols) {
+        return None;
+    }
+    let (bb, nb) = (ty.block_bytes(), cols / ty.block_len());
+    let head = bb - 16;
+    let mut out = Vec::with_capacity(data.len());
+    for g in 0..rows / 16 {
+        for b in 0..nb {
+            let blk = |r: usize| &data[(16 * g + r) * nb * bb + b * bb..][..bb];
+            for field in (0..head).step_by(2) {
+                for r in 0..16 {
+                    out.extend_from_slice(&blk(r)[field..field + 2]);
+                }
+            }
+            for c in 0..4 {
+                for r in 0..16 {
+                    out.extend_from_slice(&blk(r)[head + 4 * c..][..4]);
+                }
+            }
+        }
+    }
+    Some(out)
+}
+
+/// Row `r` of a 16-row interleaved matrix in file layout, appended to `out`.
+pub fn row16(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u8>) {
+    let (bb, nb) = (ty.block_bytes(), cols / ty.block_len());
+    let head = bb - 16;
+    let (g, k) = (r / 16, r % 16);
+    for b in 0..nb {
+        let chunk = &data[(g * nb + b) * 16 * bb..][..16 * bb];
+        for field in 0..head / 2 {
+            out.extend_from_slice(&chunk[field * 32 + 2 * k..][..2]);
+        }
+        for c in 0..4 {
+            out.extend_from_slice(&chunk[16 * head + 64 * c + 4 * k..][..4]);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +142,27 @@ mod tests {
         }
         assert!(interleave(WeightType::Q4_1, 6, 32, &[0; 120]).is_none(), "rows not a multiple of four");
         assert!(interleave(WeightType::Q6K, 4, 256, &[0; 840]).is_none());
+    }
+
+    #[test]
+    fn interleaving_by_sixteen_round_trips_every_row() {
+        for ty in [WeightType::Q4_0, WeightType::Q4_1] {
+            let (rows, cols) = (32, 96);
+            let data: Vec<u8> = (0..rows * ty.row_bytes(cols)).map(|i| (i * 7 + i / 13) as u8).collect();
+            let x = interleave16(ty, rows, cols, &data).unwrap();
+            assert_eq!(x.len(), data.len());
+            assert_ne!(x, data);
+            // Row 5's scale is the sixth f16 of the first block column; its quant bytes 4..8 open chunk 1's sixth lane.
+            let (bb, head) = (ty.block_bytes(), ty.block_bytes() - 16);
+            assert_eq!(x[10..12], data[5 * 3 * bb..][..2]);
+            assert_eq!(x[16 * head + 64 + 20..][..4], data[5 * 3 * bb + head + 4..][..4]);
+            for r in 0..rows {
+                let mut got = Vec::new();
+                row16(ty, cols, &x, r, &mut got);
+                assert_eq!(got, &data[r * ty.row_bytes(cols)..(r + 1) * ty.row_bytes(cols)], "{} row {r}", ty.name());
+            }
+        }
+        assert!(interleave16(WeightType::Q4_0, 8, 32, &[0; 144]).is_none(), "rows not a multiple of sixteen");
+        assert!(interleave16(WeightType::Q8_0, 16, 32, &[0; 544]).is_none());
     }
 }

@@ -347,6 +347,48 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// The 16-row interleaved Q4_0 / Q4_1 products (AVX-512 VNNI; the paths without it are named as skipped by
+    /// `every_simd_path_is_tested_or_says_why_not`) equal the scalar reference on the file layout, for 1 to 9
+    /// activation rows (tiles of four and single rows) and a row range that skips the first group.
+    #[test]
+    fn interleaved16_kernels_match_the_scalar_reference(seed in any::<u64>(), n in 1usize..=9, blocks in 1usize..=4) {
+        for best in simd_paths().into_iter().filter(|ks| ks.isa().interleaves16()) {
+            let mut rng = Rng(seed);
+            let (rows, k) = (48, blocks * 32);
+            for ty in [WeightType::Q4_0, WeightType::Q4_1] {
+                let plain = weights(ty, rows, k, &mut rng);
+                let x = crate::repack::interleave16(ty, rows, k, &plain).unwrap();
+                let a = acts(&best, n, k, &mut rng, true);
+                let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+                let mut wx = crate::WeightMatrix::new(ty, rows, k, &x).unwrap();
+                wx.layout = crate::Layout::Interleaved16;
+                prop_assert_eq!(best.isa().path_for(ty, wx.layout), best.isa());
+                let wp = crate::WeightMatrix::new(ty, rows, k, &plain).unwrap();
+                // SAFETY: one writer per buffer, buffers outlive the calls.
+                unsafe {
+                    crate::matmul_rows(&best, &wx, 16..rows, &a, &crate::OutMatrix::new(&mut got, rows));
+                    crate::matmul_rows(&KernelSet::scalar(), &wp, 16..rows, &a, &crate::OutMatrix::new(&mut want, rows));
+                }
+                for j in 0..n {
+                    for r in 0..rows {
+                        let (_, abs) = f64_dot(ty, wp.row(r), &a.row(j), true);
+                        let (g, w) = (got[j * rows + r], want[j * rows + r]);
+                        if r < 16 {
+                            prop_assert_eq!((g, w), (0.0, 0.0), "rows outside the range stay untouched");
+                        }
+                        KERNEL_SIMD_VS_SCALAR.check_scaled(&[g], &[w], abs as f32).map_err(|e| {
+                            TestCaseError::fail(format!("{} 16-row {} row {r} act {j}: {e}", ty.name(), best.isa()))
+                        })?;
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn ties_round_to_even() {
     let mut x = [0f32; 32];

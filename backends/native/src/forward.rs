@@ -14,7 +14,8 @@ use crate::model::{Weight, Weights};
 use crate::ops;
 use crate::pool::{split, Pool};
 
-/// Weight rows per unit of work handed to a thread (the kernels' tile height).
+/// Weight rows per unit of work handed to a thread, at least (the 4-row kernels' tile height; a 16-row layout's
+/// group is larger).
 const ROW_ALIGN: usize = 4;
 
 /// What a forward pass needs from the loaded model.
@@ -125,14 +126,23 @@ impl Engine {
         let total: usize = mats.iter().map(|(m, _)| m.rows).sum();
         let nt = pool.threads();
         let ks = &self.ks;
+        // Threads split the concatenated rows, in units of the largest row group, unless a matrix would then be cut
+        // inside a group: then each matrix is split on its own.
+        let unit = mats.iter().map(|(m, _)| m.layout.group_rows()).max().unwrap_or(1).max(ROW_ALIGN);
+        let whole = mats.iter().all(|(m, _)| m.rows.is_multiple_of(unit));
         pool.run(&|tid| {
-            let mine = split(total, nt, tid, ROW_ALIGN);
+            let mine = split(total, nt, tid, unit);
             let mut base = 0;
             for (m, out) in &mats {
-                let (lo, hi) = (mine.start.max(base), mine.end.min(base + m.rows));
+                let (lo, hi) = if whole {
+                    (mine.start.max(base) - base, mine.end.min(base + m.rows).saturating_sub(base))
+                } else {
+                    let r = split(m.rows, nt, tid, m.layout.group_rows().max(ROW_ALIGN));
+                    (r.start, r.end)
+                };
                 if lo < hi {
-                    // SAFETY: each thread owns a disjoint row range of the concatenated outputs.
-                    unsafe { matmul_rows(ks, m, lo - base..hi - base, acts, out) };
+                    // SAFETY: each thread owns a disjoint row range of each output.
+                    unsafe { matmul_rows(ks, m, lo..hi, acts, out) };
                 }
                 base += m.rows;
             }

@@ -9,8 +9,9 @@
 //! head of its GQA group), and a pool of `--threads` compute threads (the caller included) splits every matrix
 //! product by weight rows and the attention by (block of positions, KV head). Option
 //! `kernels=scalar|avx2|avx512|avxvnni|neon` forces a path (default: the best this CPU has); on the AVX2 and AVX-512
-//! paths Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 matrices are interleaved by four rows at load (the same bytes, reordered;
-//! `interleave=off` keeps the file order, for comparison).
+//! paths Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 matrices are interleaved by four rows at load, and on the AVX-512 path
+//! Q4_0 and Q4_1 by sixteen (the same bytes, reordered; `interleave=four` keeps four rows, `interleave=off` the
+//! file order, for comparison).
 
 mod forward;
 mod kv;
@@ -23,7 +24,7 @@ use std::sync::Mutex;
 use edgebench_core::{
     BackendError, BackendFacts, Loaded, LoadedModel, ModelSpec, Request, Rows, Session, TypedBackend,
 };
-use edgebench_kernels::{repack, Isa, KernelSet, Layout, WeightType};
+use edgebench_kernels::{Isa, KernelSet, Layout, WeightType};
 use pool::Pool;
 use serde::Deserialize;
 
@@ -40,8 +41,9 @@ pub struct NativeBackend;
 pub struct NativeOptions {
     /// Force a kernel path (`auto`: the best this CPU has).
     pub kernels: Kernels,
-    /// Interleave Q4_0/Q4_1/Q8_0 matrices by four rows at load (`on`: where the AVX2 path runs).
-    pub interleave: OnOff,
+    /// Interleave matrices at load: `on` (default) by sixteen rows for Q4_0/Q4_1 on the AVX-512 path and by four for
+    /// the rest of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 on the x86 SIMD paths, `four` by four rows only, `off` file order.
+    pub interleave: Interleave,
     /// The KV cache's element type (`f16`, llama.cpp's default, or `f32`).
     pub kv: Kv,
 }
@@ -78,14 +80,16 @@ pub enum Kernels {
     Neon,
 }
 
-/// An `on` / `off` option.
+/// The `interleave` option.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum OnOff {
-    /// On.
+pub enum Interleave {
+    /// Every layout the kernel path has (16-row where it runs, else 4-row).
     #[default]
     On,
-    /// Off.
+    /// The 4-row layout only (for comparison with the 16-row one).
+    Four,
+    /// File order.
     Off,
 }
 
@@ -116,16 +120,21 @@ impl TypedBackend for NativeBackend {
 
     fn load(&self, model: &ModelSpec, req: Request<'_, NativeOptions>, _: &()) -> Loaded {
         let ks = kernel_set(req.options)?;
-        let interleave = req.options.interleave == OnOff::On && ks.isa().interleaves();
-        let w = model::load(&model.path, interleave)?;
+        let opt = req.options.interleave;
+        let interleave = opt != Interleave::Off && ks.isa().interleaves();
+        let w = model::load(&model.path, interleave, interleave && opt == Interleave::On && ks.isa().interleaves16())?;
         let pool = Pool::new(req.threads).map_err(|e| BackendError::Runtime(format!("starting threads: {e}")))?;
         let forced = if req.options.kernels == Kernels::Auto { "run-time dispatch" } else { "forced by option" };
         let types: Vec<String> = w
             .types
             .keys()
             .map(|t| {
-                let layout =
-                    if w.interleaved > 0 && repack::supported(*t) { Layout::Interleaved4 } else { Layout::Plain };
+                let layout = w
+                    .matrices()
+                    .filter(|m| m.ty == *t)
+                    .map(|m| m.layout)
+                    .max_by_key(|l| l.group_rows())
+                    .unwrap_or(Layout::Plain);
                 let path = ks.isa().path_for(*t, layout).name();
                 let acts = match t {
                     WeightType::Q4K | WeightType::Q5K | WeightType::Q6K => {
@@ -145,8 +154,10 @@ impl TypedBackend for NativeBackend {
             kv::KvType::F16 => "KV cache f16 (llama.cpp's default; kv=f32 keeps f32)".to_string(),
             kv::KvType::F32 => "KV cache f32 (kv=f32)".to_string(),
         }];
-        if w.interleaved > 0 {
-            notes.push(format!("{} matrices interleaved by four rows at load (same bytes, reordered)", w.interleaved));
+        for (n, by) in [(w.interleaved16, "sixteen"), (w.interleaved, "four")] {
+            if n > 0 {
+                notes.push(format!("{n} matrices interleaved by {by} rows at load (same bytes, reordered)"));
+            }
         }
         if w.output.is_none() {
             notes.push("output projection tied to token_embd".into());
@@ -157,7 +168,11 @@ impl TypedBackend for NativeBackend {
             kernel_path: format!(
                 "native {} ({forced}){}; {}",
                 ks.isa(),
-                if w.interleaved > 0 { ", 4-row interleaved Q4_0/Q4_1/Q5_0/Q5_1/Q8_0" } else { "" },
+                match (w.interleaved16 > 0, w.interleaved > 0) {
+                    (true, _) => ", 16-row interleaved Q4_0/Q4_1, 4-row interleaved Q5_0/Q5_1/Q8_0",
+                    (false, true) => ", 4-row interleaved Q4_0/Q4_1/Q5_0/Q5_1/Q8_0",
+                    (false, false) => "",
+                },
                 types.join("; ")
             ),
             threads: pool.threads(),

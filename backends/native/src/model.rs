@@ -14,7 +14,7 @@ pub use edgebench_gguf::arch::ModelDesc as Hparams;
 
 /// One weight matrix in its file format.
 pub struct Weight {
-    /// Block order (file order, or interleaved by four rows for the AVX2 kernels).
+    /// Block order (file order, or interleaved by four or sixteen rows for the SIMD kernels).
     pub layout: Layout,
     /// Block format.
     pub ty: WeightType,
@@ -36,9 +36,12 @@ impl Weight {
     pub fn row(&self, r: usize) -> std::borrow::Cow<'_, [u8]> {
         match self.layout {
             Layout::Plain => std::borrow::Cow::Borrowed(self.matrix().row(r)),
-            Layout::Interleaved4 => {
+            Layout::Interleaved4 | Layout::Interleaved16 => {
                 let mut out = Vec::with_capacity(self.ty.row_bytes(self.cols));
-                repack::row(self.ty, self.cols, &self.data, r, &mut out);
+                match self.layout {
+                    Layout::Interleaved16 => repack::row16(self.ty, self.cols, &self.data, r, &mut out),
+                    _ => repack::row(self.ty, self.cols, &self.data, r, &mut out),
+                }
                 std::borrow::Cow::Owned(out)
             }
         }
@@ -95,8 +98,10 @@ pub struct Weights {
     pub rope_freqs: Option<Vec<f32>>,
     /// Tensor count per type (for the facts).
     pub types: BTreeMap<WeightType, usize>,
-    /// Matrices stored interleaved.
+    /// Matrices stored interleaved by four rows.
     pub interleaved: usize,
+    /// Matrices stored interleaved by sixteen rows.
+    pub interleaved16: usize,
 }
 
 impl Weights {
@@ -112,8 +117,9 @@ impl Weights {
 }
 
 /// Reads and checks every tensor of a file the architecture description accepts; with `interleave`, reorders the
-/// blocks of every matrix that has an interleaved layout ([`repack`]).
-pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
+/// blocks of every matrix that has an interleaved layout ([`repack`]), by sixteen rows where `by16` and the type
+/// and row count allow it, else by four.
+pub fn load(path: &Path, interleave: bool, by16: bool) -> Result<Weights, BackendError> {
     let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
     let file = GgufFile::open(path).map_err(|e| load_err(e.to_string()))?;
     let hp = Hparams::from_gguf(&file.gguf).map_err(|e| match e {
@@ -152,6 +158,11 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
             let data = if (first, rows) == (0, total) { data } else { data[first * rb..(first + rows) * rb].to_vec() };
             if first == 0 {
                 *types.entry(ty).or_insert(0) += 1;
+            }
+            if interleave && by16 {
+                if let Some(x) = repack::interleave16(ty, rows, cols, &data) {
+                    return Ok(Weight { layout: Layout::Interleaved16, ty, rows, cols, data: x });
+                }
             }
             if interleave {
                 if let Some(x) = repack::interleave(ty, rows, cols, &data) {
@@ -232,7 +243,8 @@ pub fn load(path: &Path, interleave: bool) -> Result<Weights, BackendError> {
     }
     let output_norm = vector(names::OUTPUT_NORM, e)?;
     let rope_freqs = if hp.rope_freq_factors { Some(vector(names::ROPE_FREQS, hp.head_dim / 2)?) } else { None };
-    let mut w = Weights { hp, embd, layers, output_norm, output, rope_freqs, types, interleaved: 0 };
+    let mut w = Weights { hp, embd, layers, output_norm, output, rope_freqs, types, interleaved: 0, interleaved16: 0 };
     w.interleaved = w.matrices().filter(|m| m.layout == Layout::Interleaved4).count();
+    w.interleaved16 = w.matrices().filter(|m| m.layout == Layout::Interleaved16).count();
     Ok(w)
 }

@@ -18,12 +18,15 @@ use edgebench_testkit::fixtures::{
 };
 
 /// The kernel paths this CPU can run, as option sets: scalar always; every SIMD path it has, with and without
-/// interleaved weights.
+/// interleaved weights (and with 4-row interleaving only where the path also has the 16-row layout).
 fn paths() -> Vec<Vec<(&'static str, &'static str)>> {
     let mut p = vec![vec![("kernels", "scalar")]];
     for isa in Isa::ALL.into_iter().filter(|&i| i != Isa::Scalar && KernelSet::new(i).is_ok()) {
         p.push(vec![("kernels", isa.name())]);
         p.push(vec![("kernels", isa.name()), ("interleave", "off")]);
+        if isa.interleaves16() {
+            p.push(vec![("kernels", isa.name()), ("interleave", "four")]);
+        }
     }
     p
 }
@@ -51,11 +54,13 @@ fn tiny_model_logits_agree_with_candle_on_every_path() {
             let native = NativeBackend.load(&spec, &opts(&path)).unwrap();
             let kp = native.facts().kernel_path;
             assert!(kp.starts_with(&format!("native {}", path[0].1)), "{kp}");
-            let interleaved = Isa::parse(path[0].1).is_some_and(|i| i.interleaves())
-                && path.len() == 1
-                && w != GgmlType::F16
-                && w != GgmlType::F32;
-            assert_eq!(kp.contains("interleaved"), interleaved, "{kp}");
+            let isa = Isa::parse(path[0].1);
+            let quantized = w != GgmlType::F16 && w != GgmlType::F32;
+            let interleaved = isa.is_some_and(|i| i.interleaves()) && path.get(1) != Some(&("interleave", "off"));
+            assert_eq!(kp.contains("interleaved"), interleaved && quantized, "{kp}");
+            let by16 = isa.is_some_and(|i| i.interleaves16()) && path.len() == 1;
+            let q4 = matches!(w, GgmlType::Q4_0 | GgmlType::Q4_1);
+            assert_eq!(kp.contains("16-row interleaved"), by16 && q4, "{kp}");
             let candle = CandleBackend.load(&spec, &opts(&[])).unwrap();
             let cmp = compare_short_exchange(candle.as_ref(), native.as_ref());
             LOGITS_CROSS_BACKEND
