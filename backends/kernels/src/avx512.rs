@@ -1,5 +1,5 @@
-//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 16-row interleaved Q4_0 and Q4_1 products (one 32-bit lane per
-//! row), the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products (one 512-bit register holding four weight
+//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 16-row interleaved Q4_0, Q4_1 and Q8_0 products (one 32-bit
+//! lane per row), the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products (one 512-bit register holding four weight
 //! rows of a block). Every other type and layout runs the AVX2 kernels (a CPU with this path has AVX2). The scalar
 //! reference in [`crate::scalar`] defines the result.
 
@@ -21,8 +21,15 @@ x4_path!(
     crate::Layout::Interleaved16,
     WeightType::Q4_0 => rows_x16_q4_0,
     crate::Layout::Interleaved16,
-    WeightType::Q4_1 => rows_x16_q4_1
+    WeightType::Q4_1 => rows_x16_q4_1,
+    crate::Layout::Interleaved16,
+    WeightType::Q8_0 => rows_x16_q8_0
 );
+
+/// Which 16-row kernel a loop runs.
+const X16_Q4_0: u8 = 0;
+const X16_Q4_1: u8 = 1;
+const X16_Q8_0: u8 = 2;
 
 /// Weight rows of a 16-row interleaved Q4_0 matrix against every activation row.
 ///
@@ -31,7 +38,7 @@ x4_path!(
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn rows_x16_q4_0(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
     // SAFETY: forwarded.
-    unsafe { rows_x16::<false>(w, rows, acts, out) }
+    unsafe { rows_x16::<X16_Q4_0>(w, rows, acts, out) }
 }
 
 /// As [`rows_x16_q4_0`], for Q4_1.
@@ -41,13 +48,37 @@ unsafe fn rows_x16_q4_0(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn rows_x16_q4_1(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
     // SAFETY: forwarded.
-    unsafe { rows_x16::<true>(w, rows, acts, out) }
+    unsafe { rows_x16::<X16_Q4_1>(w, rows, acts, out) }
 }
 
-/// The loop around [`q4_x16`]: groups of sixteen rows in cache blocks of `ROW_BLOCK` rows, activations in tiles of
-/// four (single rows for the rest), each tile's sixteen results per activation row stored as one run.
+/// As [`rows_x16_q4_0`], for Q8_0.
+///
+/// # Safety
+/// As `matmul`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn rows_x16<const MIN: bool>(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+unsafe fn rows_x16_q8_0(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
+    // SAFETY: forwarded.
+    unsafe { rows_x16::<X16_Q8_0>(w, rows, acts, out) }
+}
+
+/// The 16-row kernel `K` against `NA` activation rows.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn x16<const NA: usize, const K: u8>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512; NA] {
+    // SAFETY: forwarded.
+    unsafe {
+        match K {
+            X16_Q4_0 => q4_x16::<NA, false>(data, a),
+            X16_Q4_1 => q4_x16::<NA, true>(data, a),
+            _ => q8_x16::<NA>(data, a),
+        }
+    }
+}
+
+/// The loop around the 16-row kernels: groups of sixteen rows in cache blocks of `ROW_BLOCK` rows, activations in
+/// tiles of four (single rows for the rest), each tile's sixteen results per activation row stored as one run.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn rows_x16<const K: u8>(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
     let n = acts.len();
     let gb = 16 * w.ty.row_bytes(w.cols);
     let mut lanes = [0f32; 16];
@@ -62,11 +93,11 @@ unsafe fn rows_x16<const MIN: bool>(w: &WeightMatrix<'_>, rows: Range<usize>, ac
                 let (v, na) = if four {
                     let a: &[ActRow<'_>; 4] = acts[j0..j0 + 4].try_into().unwrap();
                     // SAFETY: shapes checked by the caller; data is one whole group.
-                    (unsafe { q4_x16::<4, MIN>(data, a) }, 4)
+                    (unsafe { x16::<4, K>(data, a) }, 4)
                 } else {
                     let a: &[ActRow<'_>; 1] = acts[j0..j0 + 1].try_into().unwrap();
                     // SAFETY: as above.
-                    let [v] = unsafe { q4_x16::<1, MIN>(data, a) };
+                    let [v] = unsafe { x16::<1, K>(data, a) };
                     ([v, v, v, v], 1)
                 };
                 for (dj, acc) in v.iter().take(na).enumerate() {
@@ -202,6 +233,44 @@ unsafe fn q4_x4<const NA: usize, const MIN: bool, const FIVE: bool>(
     }
     paired_blocks!(nb, block; acc0; acc1);
     std::array::from_fn(|j| fold16(_mm512_add_ps(acc0[j], acc1[j]), cor[j]))
+}
+
+/// Sixteen 16-row interleaved Q8_0 rows against `NA` activation rows, one lane per row: per block, eight registers
+/// hold four quant bytes of each row, made unsigned by flipping their sign bit (`w + 128`, so `vpdpbusd` multiplies
+/// them with the signed activations), and the `128 · Σa` this adds comes off with the block's activation sum, as
+/// Q4_0's offset of 8 does.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q8_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512; NA] {
+    const CB: usize = 16 * 34;
+    let nb = data.len() / CB;
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let mut acc = [_mm512_setzero_ps(); NA];
+    for b in 0..nb {
+        // SAFETY: chunk b lies inside data; activation rows hold nb blocks (checked by the caller).
+        unsafe {
+            let ch = data.as_ptr().add(b * CB);
+            let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
+            let m16 = _mm512_mul_ps(d16, _mm512_set1_ps(-128.0));
+            let mut u = [_mm512_setzero_si512(); 8];
+            for (c, u) in u.iter_mut().enumerate() {
+                *u = _mm512_xor_si512(_mm512_loadu_si512(ch.add(32 + 64 * c).cast()), flip);
+            }
+            for j in 0..NA {
+                let qa = a[j].qs.as_ptr().add(b * QK).cast::<i32>();
+                let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                for c in (0..8).step_by(2) {
+                    s0 = _mm512_dpbusd_epi32(s0, u[c], _mm512_set1_epi32(qa.add(c).read_unaligned()));
+                    s1 = _mm512_dpbusd_epi32(s1, u[c + 1], _mm512_set1_epi32(qa.add(c + 1).read_unaligned()));
+                }
+                let da = _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b));
+                let sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+                acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(d16, da), acc[j]);
+                acc[j] = _mm512_fmadd_ps(m16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b + 1)), acc[j]);
+            }
+        }
+    }
+    acc
 }
 
 /// Four interleaved Q8_0 rows against `NA` activation rows: signed × signed as |w| × (a with w's sign), two rows'

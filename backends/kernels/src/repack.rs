@@ -5,8 +5,9 @@
 //! fill one 256-bit register and the four rows' fifth bits of one nibble half make one 64-bit mask, so one
 //! activation block serves four rows at a time.
 //!
-//! The AVX-512 path has a second layout for Q4_0 and Q4_1 ([`interleave16`]): rows in groups of sixteen, so that one
-//! 512-bit register holds four bytes of each of sixteen rows and every 32-bit lane of a `vpdpbusd` sums one row.
+//! The AVX-512 path has a second layout for Q4_0, Q4_1 and Q8_0 ([`interleave16`]): rows in groups of sixteen, so
+//! that one 512-bit register holds four bytes of each of sixteen rows and every 32-bit lane of a `vpdpbusd` sums one
+//! row.
 
 use crate::formats::WeightType;
 
@@ -69,24 +70,28 @@ pub fn row(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u8>
 
 /// Whether `ty` has the 16-row layout.
 pub fn supported16(ty: WeightType) -> bool {
-    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1)
+    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0)
 }
 
-/// Bytes of one block column of a 16-row group: the sixteen f16 scales, for Q4_1 the sixteen f16 minimums, then
-/// four chunks of 64 bytes (chunk `c` holds quant bytes `4c..4c+4` of rows 0 to 15 in turn).
-pub fn group16_block_bytes(ty: WeightType) -> usize {
-    16 * ty.block_bytes()
+/// Quant bytes of one block of `ty` (the rest of the block is its f16 header fields).
+fn quant_bytes(ty: WeightType) -> usize {
+    match ty {
+        WeightType::Q8_0 => 32,
+        _ => 16,
+    }
 }
 
 /// Interleaves `data` (`rows × cols` of `ty`, file layout) by sixteen rows; `None` when the type has no such layout
-/// or `rows` is not a multiple of sixteen. Quant byte `i` of a row holds value `i` (low nibble) and `i + 16` (high
-/// nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each row and its high nibbles values `16+4c..20+4c`.
+/// or `rows` is not a multiple of sixteen. A block column of a group holds the sixteen f16 scales, for Q4_1 the
+/// sixteen f16 minimums, then chunks of 64 bytes, chunk `c` holding quant bytes `4c..4c+4` of rows 0 to 15 in turn
+/// (four chunks for Q4_0 / Q4_1, eight for Q8_0). A 4-bit quant byte `i` holds value `i` (low nibble) and `i + 16`
+/// (high nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each row and its high nibbles `16+4c..20+4c`.
 pub fn interleave16(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Option<Vec<u8>> {
     if !supported16(ty) || !rows.is_multiple_of(16) || data.len() != rows * ty.row_bytes(cols) {
         return None;
     }
     let (bb, nb) = (ty.block_bytes(), cols / ty.block_len());
-    let head = bb - 16;
+    let head = bb - quant_bytes(ty);
     let mut out = Vec::with_capacity(data.len());
     for g in 0..rows / 16 {
         for b in 0..nb {
@@ -96,7 +101,7 @@ pub fn interleave16(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Op
                     out.extend_from_slice(&blk(r)[field..field + 2]);
                 }
             }
-            for c in 0..4 {
+            for c in 0..quant_bytes(ty) / 4 {
                 for r in 0..16 {
                     out.extend_from_slice(&blk(r)[head + 4 * c..][..4]);
                 }
@@ -109,14 +114,14 @@ pub fn interleave16(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Op
 /// Row `r` of a 16-row interleaved matrix in file layout, appended to `out`.
 pub fn row16(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u8>) {
     let (bb, nb) = (ty.block_bytes(), cols / ty.block_len());
-    let head = bb - 16;
+    let head = bb - quant_bytes(ty);
     let (g, k) = (r / 16, r % 16);
     for b in 0..nb {
         let chunk = &data[(g * nb + b) * 16 * bb..][..16 * bb];
         for field in 0..head / 2 {
             out.extend_from_slice(&chunk[field * 32 + 2 * k..][..2]);
         }
-        for c in 0..4 {
+        for c in 0..quant_bytes(ty) / 4 {
             out.extend_from_slice(&chunk[16 * head + 64 * c + 4 * k..][..4]);
         }
     }
@@ -146,14 +151,14 @@ mod tests {
 
     #[test]
     fn interleaving_by_sixteen_round_trips_every_row() {
-        for ty in [WeightType::Q4_0, WeightType::Q4_1] {
+        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0] {
             let (rows, cols) = (32, 96);
             let data: Vec<u8> = (0..rows * ty.row_bytes(cols)).map(|i| (i * 7 + i / 13) as u8).collect();
             let x = interleave16(ty, rows, cols, &data).unwrap();
             assert_eq!(x.len(), data.len());
             assert_ne!(x, data);
             // Row 5's scale is the sixth f16 of the first block column; its quant bytes 4..8 open chunk 1's sixth lane.
-            let (bb, head) = (ty.block_bytes(), ty.block_bytes() - 16);
+            let (bb, head) = (ty.block_bytes(), ty.block_bytes() - quant_bytes(ty));
             assert_eq!(x[10..12], data[5 * 3 * bb..][..2]);
             assert_eq!(x[16 * head + 64 + 20..][..4], data[5 * 3 * bb + head + 4..][..4]);
             for r in 0..rows {
@@ -163,6 +168,6 @@ mod tests {
             }
         }
         assert!(interleave16(WeightType::Q4_0, 8, 32, &[0; 144]).is_none(), "rows not a multiple of sixteen");
-        assert!(interleave16(WeightType::Q8_0, 16, 32, &[0; 544]).is_none());
+        assert!(interleave16(WeightType::Q5_0, 16, 32, &[0; 352]).is_none());
     }
 }

@@ -59,8 +59,8 @@ fn tiny_model_logits_agree_with_candle_on_every_path() {
             let interleaved = isa.is_some_and(|i| i.interleaves()) && path.get(1) != Some(&("interleave", "off"));
             assert_eq!(kp.contains("interleaved"), interleaved && quantized, "{kp}");
             let by16 = isa.is_some_and(|i| i.interleaves16()) && path.len() == 1;
-            let q4 = matches!(w, GgmlType::Q4_0 | GgmlType::Q4_1);
-            assert_eq!(kp.contains("16-row interleaved"), by16 && q4, "{kp}");
+            let by16_type = matches!(w, GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q8_0);
+            assert_eq!(kp.contains("16-row interleaved"), by16 && by16_type, "{kp}");
             let candle = CandleBackend.load(&spec, &opts(&[])).unwrap();
             let cmp = compare_short_exchange(candle.as_ref(), native.as_ref());
             LOGITS_CROSS_BACKEND
