@@ -70,22 +70,25 @@ pub fn row(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u8>
 
 /// Whether `ty` has the 16-row layout.
 pub fn supported16(ty: WeightType) -> bool {
-    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0)
+    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::Q4K | WeightType::Q5K)
 }
 
-/// Quant bytes of one block of `ty` (the rest of the block is its f16 header fields).
+/// Bytes after a block's f16 header fields (`d`; Q4_1's `m`; the K-quants' `dmin`), moved as 4-byte words: the
+/// quant bytes, and for Q4_K / Q5_K first their 12 packed scale bytes (and Q5_K's 32 fifth-bit bytes).
 fn quant_bytes(ty: WeightType) -> usize {
     match ty {
-        WeightType::Q8_0 => 32,
-        _ => 16,
+        WeightType::Q4_1 | WeightType::Q4K | WeightType::Q5K => ty.block_bytes() - 4,
+        _ => ty.block_bytes() - 2,
     }
 }
 
 /// Interleaves `data` (`rows × cols` of `ty`, file layout) by sixteen rows; `None` when the type has no such layout
 /// or `rows` is not a multiple of sixteen. A block column of a group holds the sixteen f16 scales, for Q4_1 the
-/// sixteen f16 minimums, then chunks of 64 bytes, chunk `c` holding quant bytes `4c..4c+4` of rows 0 to 15 in turn
-/// (four chunks for Q4_0 / Q4_1, eight for Q8_0). A 4-bit quant byte `i` holds value `i` (low nibble) and `i + 16`
-/// (high nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each row and its high nibbles `16+4c..20+4c`.
+/// sixteen f16 minimums (for Q4_K / Q5_K the sixteen `dmin`), then chunks of 64 bytes, chunk `c` holding the bytes
+/// `4c..4c+4` after the header of rows 0 to 15 in turn (four chunks for Q4_0 / Q4_1, eight for Q8_0; for Q4_K three
+/// of packed scales then 32 of quants, Q5_K with 8 of fifth bits between). A 4-bit quant byte `i` of Q4_0 / Q4_1
+/// holds value `i` (low nibble) and `i + 16` (high nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each
+/// row and its high nibbles `16+4c..20+4c`.
 pub fn interleave16(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Option<Vec<u8>> {
     if !supported16(ty) || !rows.is_multiple_of(16) || data.len() != rows * ty.row_bytes(cols) {
         return None;
@@ -151,8 +154,8 @@ mod tests {
 
     #[test]
     fn interleaving_by_sixteen_round_trips_every_row() {
-        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0] {
-            let (rows, cols) = (32, 96);
+        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0, WeightType::Q4K, WeightType::Q5K] {
+            let (rows, cols) = (32, 3 * ty.block_len());
             let data: Vec<u8> = (0..rows * ty.row_bytes(cols)).map(|i| (i * 7 + i / 13) as u8).collect();
             let x = interleave16(ty, rows, cols, &data).unwrap();
             assert_eq!(x.len(), data.len());
@@ -160,6 +163,7 @@ mod tests {
             // Row 5's scale is the sixth f16 of the first block column; its quant bytes 4..8 open chunk 1's sixth lane.
             let (bb, head) = (ty.block_bytes(), ty.block_bytes() - quant_bytes(ty));
             assert_eq!(x[10..12], data[5 * 3 * bb..][..2]);
+            assert_eq!(quant_bytes(ty) % 4, 0, "{} moves whole words", ty.name());
             assert_eq!(x[16 * head + 64 + 20..][..4], data[5 * 3 * bb + head + 4..][..4]);
             for r in 0..rows {
                 let mut got = Vec::new();

@@ -309,7 +309,7 @@ fn interleaved_case(
     layout: crate::Layout,
     ty: WeightType,
     n: usize,
-    k: usize,
+    (k, mode): (usize, ActQuant),
     rng: &mut Rng,
 ) -> Result<(), TestCaseError> {
     let g = layout.group_rows();
@@ -324,7 +324,7 @@ fn interleaved_case(
         crate::Layout::Interleaved16 => crate::repack::interleave16(ty, rows, k, &plain),
         _ => crate::repack::interleave(ty, rows, k, &plain),
     };
-    let a = acts(best, n, k, rng, true);
+    let a = acts_with(best, n, k, rng, mode);
     let (mut got, mut want) = (vec![0f32; n * rows], vec![0f32; n * rows]);
     let x = x.unwrap();
     let mut wx = crate::WeightMatrix::new(ty, rows, k, &x).unwrap();
@@ -344,7 +344,7 @@ fn interleaved_case(
                 prop_assert_eq!((got, want), (0.0, 0.0), "rows outside the range stay untouched");
             }
             KERNEL_SIMD_VS_SCALAR.check_scaled(&[got], &[want], abs as f32).map_err(|e| {
-                TestCaseError::fail(format!("{} {layout:?} {} row {r} act {j}: {e}", ty.name(), best.isa()))
+                TestCaseError::fail(format!("{} {layout:?} {} {mode:?} row {r} act {j}: {e}", ty.name(), best.isa()))
             })?;
         }
     }
@@ -354,19 +354,29 @@ fn interleaved_case(
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
-    /// The 4-row interleaved products (AVX2, AVX-VNNI and AVX-512 paths) and the 16-row ones (AVX-512 VNNI; the paths
-    /// a CPU lacks are named as skipped by `every_simd_path_is_tested_or_says_why_not`) equal the scalar reference on
-    /// the file layout, for 1 to 9 activation rows (full tiles of four and single rows) and a row range that skips
-    /// the first group.
+    /// The 4-row interleaved products (AVX2, AVX-VNNI and AVX-512 paths) and the 16-row ones (AVX-512 VNNI: Q4_0,
+    /// Q4_1, Q8_0, and Q4_K / Q5_K against both activation quantizations; the paths a CPU lacks are named as skipped
+    /// by `every_simd_path_is_tested_or_says_why_not`) equal the scalar reference on the file layout, for 1 to 9
+    /// activation rows (full tiles of four and single rows) and a row range that skips the first group.
     #[test]
     fn interleaved_kernels_match_the_scalar_reference(seed in any::<u64>(), n in 1usize..=9, blocks in 1usize..=4) {
-        let k = blocks * 32;
+        let k = (blocks * 32, ActQuant::Block32);
         for best in simd_paths().into_iter().filter(|ks| ks.isa().interleaves()) {
             let mut rng = Rng(seed);
             for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q5_0, WeightType::Q5_1, WeightType::Q8_0] {
                 interleaved_case(&best, crate::Layout::Interleaved4, ty, n, k, &mut rng)?;
                 if best.isa().interleaves16() && crate::repack::supported16(ty) {
                     interleaved_case(&best, crate::Layout::Interleaved16, ty, n, k, &mut rng)?;
+                }
+            }
+            if best.isa().interleaves16() {
+                // The K-quants' 16-row layout, against activations with a scale per 32 and per 256 (`super256`).
+                for (ty, mode) in [WeightType::Q4K, WeightType::Q5K]
+                    .into_iter()
+                    .flat_map(|t| [(t, ActQuant::Block32), (t, ActQuant::Super256)])
+                {
+                    let width = (blocks.min(2) * 256, mode);
+                    interleaved_case(&best, crate::Layout::Interleaved16, ty, n, width, &mut rng)?;
                 }
             }
         }
