@@ -1,5 +1,5 @@
-//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 16-row interleaved Q4_0, Q4_1, Q8_0, Q4_K and Q5_K products
-//! (one 32-bit lane per row), the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products (one 512-bit register holding four weight
+//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 16-row interleaved Q4_0, Q4_1, Q8_0 and Q4_K products (one
+//! 32-bit lane per row), the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products (one 512-bit register holding four weight
 //! rows of a block). Every other type and layout runs the AVX2 kernels (a CPU with this path has AVX2). The scalar
 //! reference in [`crate::scalar`] defines the result.
 
@@ -25,9 +25,7 @@ x4_path!(
     crate::Layout::Interleaved16,
     WeightType::Q8_0 => rows_x16_q8_0,
     crate::Layout::Interleaved16,
-    WeightType::Q4K => rows_x16_q4k,
-    crate::Layout::Interleaved16,
-    WeightType::Q5K => rows_x16_q5k
+    WeightType::Q4K => rows_x16_q4k
 );
 
 /// Which 16-row kernel a loop runs.
@@ -35,7 +33,6 @@ const X16_Q4_0: u8 = 0;
 const X16_Q4_1: u8 = 1;
 const X16_Q8_0: u8 = 2;
 const X16_Q4K: u8 = 3;
-const X16_Q5K: u8 = 4;
 
 /// Weight rows of a 16-row interleaved Q4_0 matrix against every activation row.
 ///
@@ -77,16 +74,6 @@ unsafe fn rows_x16_q4k(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<
     unsafe { rows_x16::<X16_Q4K>(w, rows, acts, out) }
 }
 
-/// As [`rows_x16_q4_0`], for Q5_K.
-///
-/// # Safety
-/// As `matmul`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn rows_x16_q5k(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
-    // SAFETY: forwarded.
-    unsafe { rows_x16::<X16_Q5K>(w, rows, acts, out) }
-}
-
 /// The 16-row kernel `K` against `NA` activation rows.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
@@ -97,35 +84,35 @@ unsafe fn x16<const NA: usize, const K: u8>(data: &[u8], a: &[ActRow<'_>; NA]) -
             X16_Q4_0 => q4_x16::<NA, false>(data, a),
             X16_Q4_1 => q4_x16::<NA, true>(data, a),
             X16_Q8_0 => q8_x16::<NA>(data, a),
-            X16_Q4K => q4k_x16::<NA, false>(data, a),
-            _ => q4k_x16::<NA, true>(data, a),
+            _ => q4k_x16::<NA>(data, a),
         }
     }
 }
 
-/// Sixteen 16-row interleaved Q4_K rows (Q5_K with `FIVE`) against `NA` activation rows, one lane per row. Per
-/// super-block: the rows' packed 6-bit scales and minimums unpack with word operations in every lane at once (ggml's
-/// packing, as [`crate::formats::q4k_scales_mins`]); per sub-block, eight chunks give four codes of each row (low
-/// or high nibbles of the pair's 32 bytes, Q5_K's fifth bit from its bit-plane chunk), eight `vpdpbusd` sum them
+/// Sixteen 16-row interleaved Q4_K rows against `NA` activation rows, one lane per row. Per super-block: the rows'
+/// packed 6-bit scales and minimums unpack with word operations in every lane at once (ggml's packing, as
+/// [`crate::formats::q4k_scales_mins`]); per sub-block, eight chunks give four codes of each row (low or high nibbles
+/// of the pair's 32 bytes), eight `vpdpbusd` sum them
 /// against the activation, and the row's sub-block scale multiplies the sum in integers when the activations share
 /// one scale per 256 (`super256`: one conversion per super-block) or in floats per sub-block otherwise; the minimums
 /// come off in floats with the activation's per-sub-block sums.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q4k_x16<const NA: usize, const FIVE: bool>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512; NA] {
-    let cb = if FIVE { 16 * 176 } else { 16 * 144 };
-    let qs_at = if FIVE { 256 + 512 } else { 256 };
-    let nsb = data.len() / cb;
+unsafe fn q4k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512; NA] {
+    const CB: usize = 16 * 144;
+    // d, dmin, then three chunks of packed scales before the codes.
+    const QS_AT: usize = 256;
+    let nsb = data.len() / CB;
     let (low4, low6, low2) =
         (_mm512_set1_epi32(0x0f0f_0f0f), _mm512_set1_epi32(0x3f3f_3f3f), _mm512_set1_epi32(0x0303_0303));
-    let (nib, bit) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x01));
+    let nib = _mm512_set1_epi8(0x0F);
     let byte = _mm512_set1_epi32(0xFF);
     let sup = a.iter().all(|r| r.super256);
     let mut acc = [_mm512_setzero_ps(); NA];
     for sb in 0..nsb {
         // SAFETY: super-block sb lies inside data; activation rows hold nsb · 256 values (checked by the caller).
         unsafe {
-            let ch = data.as_ptr().add(sb * cb);
+            let ch = data.as_ptr().add(sb * CB);
             let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
             let dmin16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.add(32).cast()));
             let w0 = _mm512_loadu_si512(ch.add(64).cast());
@@ -147,39 +134,42 @@ unsafe fn q4k_x16<const NA: usize, const FIVE: bool>(data: &[u8], a: &[ActRow<'_
                 ),
             ];
             let mut isum = [_mm512_setzero_si512(); NA];
-            for sub in 0..8 {
-                let b = sb * 8 + sub;
-                let shift = _mm_cvtsi32_si128(8 * (sub as i32 % 4));
-                let scale = _mm512_and_si512(_mm512_srl_epi32(sc[sub / 4], shift), byte);
-                let min = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srl_epi32(mn[sub / 4], shift), byte));
-                let min = _mm512_mul_ps(min, dmin16);
-                let (pair, half) = (sub / 2, sub % 2);
-                let mut v = [_mm512_setzero_si512(); 8];
-                for (k, v) in v.iter_mut().enumerate() {
-                    let x = _mm512_loadu_si512(ch.add(qs_at + 64 * (8 * pair + k)).cast());
-                    *v = _mm512_and_si512(if half == 0 { x } else { _mm512_srli_epi16::<4>(x) }, nib);
-                    if FIVE {
-                        // Bit `sub` of fifth-bit byte l is value l's fifth bit; chunk k holds bytes 4k..4k+4.
-                        let h = _mm512_loadu_si512(ch.add(256 + 64 * k).cast());
-                        let f = _mm512_and_si512(_mm512_srl_epi16(h, _mm_cvtsi32_si128(sub as i32)), bit);
-                        *v = _mm512_or_si512(*v, _mm512_slli_epi16::<4>(f));
+            // One activation row loads each code chunk once for both nibble halves; a tile of several keeps one
+            // sub-block's eight chunks in registers at a time (both halves' sixteen would spill).
+            let per_pass = if NA == 1 { 2 } else { 1 };
+            for first in (0..8).step_by(per_pass) {
+                let pair = first / 2;
+                let mut v = [[_mm512_setzero_si512(); 8]; 2];
+                for k in 0..8 {
+                    let x = _mm512_loadu_si512(ch.add(QS_AT + 64 * (8 * pair + k)).cast());
+                    for (vp, sub) in v.iter_mut().zip(first..first + per_pass) {
+                        let c = if sub % 2 == 0 { x } else { _mm512_srli_epi16::<4>(x) };
+                        vp[k] = _mm512_and_si512(c, nib);
                     }
                 }
-                for j in 0..NA {
-                    let qa = a[j].qs.as_ptr().add(b * QK).cast::<i32>();
-                    let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-                    for k in (0..8).step_by(2) {
-                        s0 = _mm512_dpbusd_epi32(s0, v[k], _mm512_set1_epi32(qa.add(k).read_unaligned()));
-                        s1 = _mm512_dpbusd_epi32(s1, v[k + 1], _mm512_set1_epi32(qa.add(k + 1).read_unaligned()));
+                for (p, v) in v.iter().take(per_pass).enumerate() {
+                    let sub = first + p;
+                    let b = sb * 8 + sub;
+                    let shift = _mm_cvtsi32_si128(8 * (sub as i32 % 4));
+                    let scale = _mm512_and_si512(_mm512_srl_epi32(sc[sub / 4], shift), byte);
+                    let min = _mm512_cvtepi32_ps(_mm512_and_si512(_mm512_srl_epi32(mn[sub / 4], shift), byte));
+                    let min = _mm512_mul_ps(min, dmin16);
+                    for j in 0..NA {
+                        let qa = a[j].qs.as_ptr().add(b * QK).cast::<i32>();
+                        let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+                        for k in (0..8).step_by(2) {
+                            s0 = _mm512_dpbusd_epi32(s0, v[k], _mm512_set1_epi32(qa.add(k).read_unaligned()));
+                            s1 = _mm512_dpbusd_epi32(s1, v[k + 1], _mm512_set1_epi32(qa.add(k + 1).read_unaligned()));
+                        }
+                        let s = _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), scale);
+                        if sup {
+                            isum[j] = _mm512_add_epi32(isum[j], s);
+                        } else {
+                            let da = _mm512_mul_ps(d16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b)));
+                            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), da, acc[j]);
+                        }
+                        acc[j] = _mm512_fnmadd_ps(min, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b + 1)), acc[j]);
                     }
-                    let s = _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), scale);
-                    if sup {
-                        isum[j] = _mm512_add_epi32(isum[j], s);
-                    } else {
-                        let da = _mm512_mul_ps(d16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b)));
-                        acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), da, acc[j]);
-                    }
-                    acc[j] = _mm512_fnmadd_ps(min, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b + 1)), acc[j]);
                 }
             }
             if sup {

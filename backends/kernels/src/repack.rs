@@ -5,7 +5,7 @@
 //! fill one 256-bit register and the four rows' fifth bits of one nibble half make one 64-bit mask, so one
 //! activation block serves four rows at a time.
 //!
-//! The AVX-512 path has a second layout for Q4_0, Q4_1 and Q8_0 ([`interleave16`]): rows in groups of sixteen, so
+//! The AVX-512 path has a second layout for Q4_0, Q4_1, Q8_0 and Q4_K ([`interleave16`]): rows in groups of sixteen, so
 //! that one 512-bit register holds four bytes of each of sixteen rows and every 32-bit lane of a `vpdpbusd` sums one
 //! row.
 
@@ -70,23 +70,23 @@ pub fn row(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u8>
 
 /// Whether `ty` has the 16-row layout.
 pub fn supported16(ty: WeightType) -> bool {
-    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::Q4K | WeightType::Q5K)
+    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::Q4K)
 }
 
-/// Bytes after a block's f16 header fields (`d`; Q4_1's `m`; the K-quants' `dmin`), moved as 4-byte words: the
-/// quant bytes, and for Q4_K / Q5_K first their 12 packed scale bytes (and Q5_K's 32 fifth-bit bytes).
+/// Bytes after a block's f16 header fields (`d`; Q4_1's `m`; Q4_K's `dmin`), moved as 4-byte words: the quant
+/// bytes, and for Q4_K first its 12 packed scale bytes.
 fn quant_bytes(ty: WeightType) -> usize {
     match ty {
-        WeightType::Q4_1 | WeightType::Q4K | WeightType::Q5K => ty.block_bytes() - 4,
+        WeightType::Q4_1 | WeightType::Q4K => ty.block_bytes() - 4,
         _ => ty.block_bytes() - 2,
     }
 }
 
 /// Interleaves `data` (`rows × cols` of `ty`, file layout) by sixteen rows; `None` when the type has no such layout
 /// or `rows` is not a multiple of sixteen. A block column of a group holds the sixteen f16 scales, for Q4_1 the
-/// sixteen f16 minimums (for Q4_K / Q5_K the sixteen `dmin`), then chunks of 64 bytes, chunk `c` holding the bytes
+/// sixteen f16 minimums (for Q4_K the sixteen `dmin`), then chunks of 64 bytes, chunk `c` holding the bytes
 /// `4c..4c+4` after the header of rows 0 to 15 in turn (four chunks for Q4_0 / Q4_1, eight for Q8_0; for Q4_K three
-/// of packed scales then 32 of quants, Q5_K with 8 of fifth bits between). A 4-bit quant byte `i` of Q4_0 / Q4_1
+/// of packed scales then 32 of quants). A 4-bit quant byte `i` of Q4_0 / Q4_1
 /// holds value `i` (low nibble) and `i + 16` (high nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each
 /// row and its high nibbles `16+4c..20+4c`.
 pub fn interleave16(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Option<Vec<u8>> {
@@ -154,7 +154,7 @@ mod tests {
 
     #[test]
     fn interleaving_by_sixteen_round_trips_every_row() {
-        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0, WeightType::Q4K, WeightType::Q5K] {
+        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0, WeightType::Q4K] {
             let (rows, cols) = (32, 3 * ty.block_len());
             let data: Vec<u8> = (0..rows * ty.row_bytes(cols)).map(|i| (i * 7 + i / 13) as u8).collect();
             let x = interleave16(ty, rows, cols, &data).unwrap();
