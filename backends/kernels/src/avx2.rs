@@ -888,7 +888,7 @@ pub(crate) use x4_loop;
 /// `q8_x4`) and which runs the AVX2 kernels for every other type and layout: its cache blocking, its row loops and its `matmul`.
 /// The AVX-512 and AVX-VNNI modules are such paths.
 macro_rules! x4_path {
-    ($feat:literal, pre = $pre:literal, $isa:literal $(, $lay:path, $ty:path => $f:ident)*) => {
+    ($feat:literal, pre = $pre:literal, $isa:literal $(, $lay:path, $ty:path => $f:path)*) => {
         /// Weight rows per cache block, as in the AVX2 loops.
         const ROW_BLOCK: usize = 64;
 

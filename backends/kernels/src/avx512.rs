@@ -19,13 +19,13 @@ x4_path!(
     pre = false,
     "Avx512Vnni",
     crate::Layout::Interleaved16,
-    WeightType::Q4_0 => rows_x16_q4_0,
+    WeightType::Q4_0 => rows_x16::<X16_Q4_0>,
     crate::Layout::Interleaved16,
-    WeightType::Q4_1 => rows_x16_q4_1,
+    WeightType::Q4_1 => rows_x16::<X16_Q4_1>,
     crate::Layout::Interleaved16,
-    WeightType::Q8_0 => rows_x16_q8_0,
+    WeightType::Q8_0 => rows_x16::<X16_Q8_0>,
     crate::Layout::Interleaved16,
-    WeightType::Q4K => rows_x16_q4k
+    WeightType::Q4K => rows_x16::<X16_Q4K>
 );
 
 /// Which 16-row kernel a loop runs.
@@ -33,46 +33,6 @@ const X16_Q4_0: u8 = 0;
 const X16_Q4_1: u8 = 1;
 const X16_Q8_0: u8 = 2;
 const X16_Q4K: u8 = 3;
-
-/// Weight rows of a 16-row interleaved Q4_0 matrix against every activation row.
-///
-/// # Safety
-/// As `matmul`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn rows_x16_q4_0(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
-    // SAFETY: forwarded.
-    unsafe { rows_x16::<X16_Q4_0>(w, rows, acts, out) }
-}
-
-/// As [`rows_x16_q4_0`], for Q4_1.
-///
-/// # Safety
-/// As `matmul`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn rows_x16_q4_1(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
-    // SAFETY: forwarded.
-    unsafe { rows_x16::<X16_Q4_1>(w, rows, acts, out) }
-}
-
-/// As [`rows_x16_q4_0`], for Q8_0.
-///
-/// # Safety
-/// As `matmul`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn rows_x16_q8_0(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
-    // SAFETY: forwarded.
-    unsafe { rows_x16::<X16_Q8_0>(w, rows, acts, out) }
-}
-
-/// As [`rows_x16_q4_0`], for Q4_K.
-///
-/// # Safety
-/// As `matmul`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn rows_x16_q4k(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
-    // SAFETY: forwarded.
-    unsafe { rows_x16::<X16_Q4K>(w, rows, acts, out) }
-}
 
 /// The 16-row kernel `K` against `NA` activation rows.
 #[inline]
@@ -183,8 +143,12 @@ unsafe fn q4k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
     acc
 }
 
-/// The loop around the 16-row kernels: groups of sixteen rows in cache blocks of `ROW_BLOCK` rows, activations in
-/// tiles of four (single rows for the rest), each tile's sixteen results per activation row stored as one run.
+/// Weight rows `rows` of a 16-row interleaved matrix against every activation row, through kernel `K`: groups of
+/// sixteen rows in cache blocks of `ROW_BLOCK` rows, activations in tiles of four (single rows for the rest), each
+/// tile's sixteen results per activation row stored as one run.
+///
+/// # Safety
+/// As `matmul`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 unsafe fn rows_x16<const K: u8>(w: &WeightMatrix<'_>, rows: Range<usize>, acts: &[ActRow<'_>], out: &OutMatrix) {
     let n = acts.len();
