@@ -134,19 +134,28 @@ pub fn row16(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u
 mod tests {
     use super::*;
 
+    type Pack = fn(WeightType, usize, usize, &[u8]) -> Option<Vec<u8>>;
+    type Unpack = fn(WeightType, usize, &[u8], usize, &mut Vec<u8>);
+
+    /// Packs a patterned `rows × cols` matrix of `ty` and checks that every row reads back as stored; returns the
+    /// source and the packed bytes.
+    fn round_trip(ty: WeightType, rows: usize, cols: usize, pack: Pack, unpack: Unpack) -> (Vec<u8>, Vec<u8>) {
+        let data: Vec<u8> = (0..rows * ty.row_bytes(cols)).map(|i| (i * 7 + i / 13) as u8).collect();
+        let x = pack(ty, rows, cols, &data).unwrap();
+        assert_eq!(x.len(), data.len());
+        assert_ne!(x, data);
+        for r in 0..rows {
+            let mut got = Vec::new();
+            unpack(ty, cols, &x, r, &mut got);
+            assert_eq!(got, &data[r * ty.row_bytes(cols)..(r + 1) * ty.row_bytes(cols)], "{} row {r}", ty.name());
+        }
+        (data, x)
+    }
+
     #[test]
     fn interleaving_round_trips_every_row() {
         for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q5_0, WeightType::Q5_1, WeightType::Q8_0] {
-            let (rows, cols) = (8, 96);
-            let data: Vec<u8> = (0..rows * ty.row_bytes(cols)).map(|i| (i * 7 + i / 13) as u8).collect();
-            let x = interleave(ty, rows, cols, &data).unwrap();
-            assert_eq!(x.len(), data.len());
-            assert_ne!(x, data);
-            for r in 0..rows {
-                let mut got = Vec::new();
-                row(ty, cols, &x, r, &mut got);
-                assert_eq!(got, &data[r * ty.row_bytes(cols)..(r + 1) * ty.row_bytes(cols)], "{} row {r}", ty.name());
-            }
+            round_trip(ty, 8, 96, interleave, row);
         }
         assert!(interleave(WeightType::Q4_1, 6, 32, &[0; 120]).is_none(), "rows not a multiple of four");
         assert!(interleave(WeightType::Q6K, 4, 256, &[0; 840]).is_none());
@@ -155,21 +164,12 @@ mod tests {
     #[test]
     fn interleaving_by_sixteen_round_trips_every_row() {
         for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0, WeightType::Q4K] {
-            let (rows, cols) = (32, 3 * ty.block_len());
-            let data: Vec<u8> = (0..rows * ty.row_bytes(cols)).map(|i| (i * 7 + i / 13) as u8).collect();
-            let x = interleave16(ty, rows, cols, &data).unwrap();
-            assert_eq!(x.len(), data.len());
-            assert_ne!(x, data);
+            assert_eq!(quant_bytes(ty) % 4, 0, "{} moves whole words", ty.name());
+            let (data, x) = round_trip(ty, 32, 3 * ty.block_len(), interleave16, row16);
             // Row 5's scale is the sixth f16 of the first block column; its quant bytes 4..8 open chunk 1's sixth lane.
             let (bb, head) = (ty.block_bytes(), ty.block_bytes() - quant_bytes(ty));
             assert_eq!(x[10..12], data[5 * 3 * bb..][..2]);
-            assert_eq!(quant_bytes(ty) % 4, 0, "{} moves whole words", ty.name());
             assert_eq!(x[16 * head + 64 + 20..][..4], data[5 * 3 * bb + head + 4..][..4]);
-            for r in 0..rows {
-                let mut got = Vec::new();
-                row16(ty, cols, &x, r, &mut got);
-                assert_eq!(got, &data[r * ty.row_bytes(cols)..(r + 1) * ty.row_bytes(cols)], "{} row {r}", ty.name());
-            }
         }
         assert!(interleave16(WeightType::Q4_0, 8, 32, &[0; 144]).is_none(), "rows not a multiple of sixteen");
         assert!(interleave16(WeightType::Q5_0, 16, 32, &[0; 352]).is_none());

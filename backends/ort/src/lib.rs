@@ -236,85 +236,11 @@ impl TypedBackend for OrtBackend {
                 req.device
             )),
         })?;
-        let kv_note = |n_ctx: usize| match kv {
-            KvBuffer::Shared => format!(
-                "KV cache f32 in one preallocated buffer per layer for K and for V, bound as both past input and \
-                 present output (onnxruntime-genai's past_present_share_buffer), {} positions at first, doubled when \
-                 a call outruns it",
-                kv::initial_capacity(n_ctx)
-            ),
-            KvBuffer::Copy => "KV cache f32, not shared (kv_buffer=copy): GroupQueryAttention appends to a copy of \
-                the past each step and the present outputs are handed back as the next call's past inputs"
-                .to_string(),
-        };
-        let (g, graph_desc, source_version, converted, mut notes, variance, origin) = match &req.options.genai_model {
-            None => {
-                // The metadata as ONNX Runtime read it from the file it loaded (decoding the file again would double
-                // the peak memory of the load).
-                let meta = session.metadata().map_err(|e| load_err(e.to_string()))?;
-                let file = edgebench_onnx::fingerprint::file_facts_from(|k| meta.custom(k), path)
-                    .map_err(|e| load_err(e.to_string()))?;
-                drop(meta);
-                let g = file.graph.clone();
-                let graph_note = match g.variant {
-                    GraphVariant::Fused => format!(
-                        "fused graph: GroupQueryAttention (rotary inside, K/V heads not expanded), \
-                        SkipSimplifiedLayerNormalization (residual adds absorbed), one MatMulNBits for Q/K/V and one \
-                        for gate/up; {}",
-                        kv_note(g.n_ctx)
-                    ),
-                    GraphVariant::Primitive => "primitive graph: standard ONNX operators (RMSNorm, rotary and \
-                        attention unfused, K/V heads expanded); KV cache f32: Concat of past and new each step; the \
-                        present outputs are handed back as the next call's past inputs"
-                        .into(),
-                };
-                let notes = vec![
-                    format!("weights carried as: {}", file.carried),
-                    "no MatMulInteger or QDQ nodes in the exported graph (the u8×s8 AVX2 overflow of MatMulInteger \
-                     cannot arise)"
-                        .into(),
-                    graph_note,
-                ];
-                (
-                    file.graph,
-                    format!("{} graph; MatMulNBits accuracy_level={acc}", g.variant.name()),
-                    file.exporter,
-                    (!file.converted.is_empty()).then(|| file.converted.join("; ")),
-                    notes,
-                    batch_variance(eo.accuracy_level),
-                    Origin::Export,
-                )
-            }
-            Some(dir) => {
-                let m = genai::GenaiModel::read(dir)?;
-                let summary = genai::GraphSummary::read(path)?;
-                let notes = vec![
-                    format!("onnxruntime-genai model builder's graph from {}: {}", dir.display(), summary.describe()),
-                    kv_note(m.graph.n_ctx),
-                    if summary.last_position_only {
-                        "logits: the builder's graph computes the last position's only (prune_lm_head), so a call \
-                         asking for every position's (the drift check) feeds its tokens one at a time"
-                            .into()
-                    } else {
-                        "logits: the builder's graph computes every position's; edgebench keeps the rows it asked for"
-                            .into()
-                    },
-                ];
-                (
-                    m.graph,
-                    format!("onnxruntime-genai builder graph ({} nodes)", summary.nodes),
-                    format!("onnxruntime-genai model builder ({})", dir.display()),
-                    Some(
-                        "weights re-quantized by onnxruntime-genai's model builder from the GGUF's values (not the \
-                         file's tensors)"
-                            .into(),
-                    ),
-                    notes,
-                    summary.int8_activations().then(|| batch_variance(4)).flatten(),
-                    Origin::Genai { position_ids: m.position_ids, last_only: summary.last_position_only },
-                )
-            }
-        };
+        let GraphSource { graph: g, desc: graph_desc, version: source_version, converted, mut notes, variance, origin } =
+            match &req.options.genai_model {
+                None => export_source(&session, path, &acc, eo.accuracy_level, kv)?,
+                Some(dir) => genai_source(dir, path, kv)?,
+            };
         notes.insert(
             if origin == Origin::Export { 1 } else { 0 },
             format!(
@@ -379,6 +305,107 @@ impl TypedBackend for OrtBackend {
     fn versions(&self) -> Vec<String> {
         vec![ORT_CRATE_VERSION.into(), format!("onnxruntime {ORT_VERSION_PINNED} wheel unless ort_lib names another")]
     }
+}
+
+/// What the graph a model runs says about itself, for the results.
+struct GraphSource {
+    graph: GraphFacts,
+    /// The graph's part of `kernel_path`.
+    desc: String,
+    /// Who wrote the graph (a `versions` entry).
+    version: String,
+    converted: Option<String>,
+    notes: Vec<String>,
+    variance: Option<String>,
+    origin: Origin,
+}
+
+/// How the KV cache passes between calls, for the notes.
+fn kv_note(kv: KvBuffer, n_ctx: usize) -> String {
+    match kv {
+        KvBuffer::Shared => format!(
+            "KV cache f32 in one preallocated buffer per layer for K and for V, bound as both past input and present \
+             output (onnxruntime-genai's past_present_share_buffer), {} positions at first, doubled when a call \
+             outruns it",
+            kv::initial_capacity(n_ctx)
+        ),
+        KvBuffer::Copy => {
+            "KV cache f32, not shared (kv_buffer=copy): GroupQueryAttention appends to a copy of the past \
+            each step and the present outputs are handed back as the next call's past inputs"
+                .to_string()
+        }
+    }
+}
+
+/// edgebench's export, described from the metadata ONNX Runtime read from the file it loaded (decoding the file
+/// again would double the peak memory of the load).
+fn export_source(
+    session: &ort::session::Session,
+    path: &Path,
+    acc: &str,
+    accuracy_level: u8,
+    kv: KvBuffer,
+) -> Result<GraphSource, BackendError> {
+    let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
+    let meta = session.metadata().map_err(|e| load_err(e.to_string()))?;
+    let file =
+        edgebench_onnx::fingerprint::file_facts_from(|k| meta.custom(k), path).map_err(|e| load_err(e.to_string()))?;
+    drop(meta);
+    let g = &file.graph;
+    let graph_note = match g.variant {
+        GraphVariant::Fused => format!(
+            "fused graph: GroupQueryAttention (rotary inside, K/V heads not expanded), SkipSimplifiedLayerNormalization \
+             (residual adds absorbed), one MatMulNBits for Q/K/V and one for gate/up; {}",
+            kv_note(kv, g.n_ctx)
+        ),
+        GraphVariant::Primitive => "primitive graph: standard ONNX operators (RMSNorm, rotary and attention unfused, \
+            K/V heads expanded); KV cache f32: Concat of past and new each step; the present outputs are handed back \
+            as the next call's past inputs"
+            .into(),
+    };
+    Ok(GraphSource {
+        desc: format!("{} graph; MatMulNBits accuracy_level={acc}", g.variant.name()),
+        notes: vec![
+            format!("weights carried as: {}", file.carried),
+            "no MatMulInteger or QDQ nodes in the exported graph (the u8×s8 AVX2 overflow of MatMulInteger cannot \
+             arise)"
+                .into(),
+            graph_note,
+        ],
+        converted: (!file.converted.is_empty()).then(|| file.converted.join("; ")),
+        variance: batch_variance(accuracy_level),
+        origin: Origin::Export,
+        graph: file.graph,
+        version: file.exporter,
+    })
+}
+
+/// A model onnxruntime-genai's builder wrote in `dir`, its graph at `path`.
+fn genai_source(dir: &Path, path: &Path, kv: KvBuffer) -> Result<GraphSource, BackendError> {
+    let m = genai::GenaiModel::read(dir)?;
+    let summary = genai::GraphSummary::read(path)?;
+    let logits = if summary.last_position_only {
+        "logits: the builder's graph computes the last position's only (prune_lm_head), so a call asking for every \
+         position's (the drift check) feeds its tokens one at a time"
+    } else {
+        "logits: the builder's graph computes every position's; edgebench keeps the rows it asked for"
+    };
+    Ok(GraphSource {
+        desc: format!("onnxruntime-genai builder graph ({} nodes)", summary.nodes),
+        version: format!("onnxruntime-genai model builder ({})", dir.display()),
+        converted: Some(
+            "weights re-quantized by onnxruntime-genai's model builder from the GGUF's values (not the file's tensors)"
+                .into(),
+        ),
+        notes: vec![
+            format!("onnxruntime-genai model builder's graph from {}: {}", dir.display(), summary.describe()),
+            kv_note(kv, m.graph.n_ctx),
+            logits.into(),
+        ],
+        variance: summary.int8_activations().then(|| batch_variance(4)).flatten(),
+        origin: Origin::Genai { position_ids: m.position_ids, last_only: summary.last_position_only },
+        graph: m.graph,
+    })
 }
 
 struct OrtModel {
