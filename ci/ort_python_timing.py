@@ -96,7 +96,7 @@ def main():
                 tg.append(128 / tg_s)
         print(json.dumps({"threads": threads, "onnxruntime": ort.__version__, "graph": f["variant"],
                           "accuracy_level": f["accuracy_level"], "pp512_tps": statistics.median(pp),
-                          "tg128_tps": statistics.median(tg), "pp512_all": pp, "tg128_all": tg}), flush=True)
+                          "tg128_tps": statistics.median(tg), "pp512_samples": pp, "tg128_samples": tg}), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Summary of an ABBA parity run (ci/tract-parity.sh, ci/candle-parity.sh): per figure and thread count, the medians
+"""Summary of an ABBA parity run (ci/tract-parity.sh, ci/candle-parity.sh, ci/ort-python-parity.sh): per figure and thread count, the medians
 of edgebench's and the reference tool's t/s and the median of the per-round ratios edgebench / tool.
 
 usage: parity_summary.py OUT ROUNDS MIN_RATIO TOOL   (OUT holds reference-R.jsonl and edgebench-R.json per round R)
