@@ -10,6 +10,7 @@ pub mod export;
 mod fixtures;
 pub mod html;
 pub mod markdown;
+pub mod recommend;
 pub mod rows;
 mod table;
 pub mod text;

@@ -325,6 +325,30 @@ pub fn terminal_table_with(results: &RunResults, width: Width) -> String {
     notes.push(format!("model: {}", models.join(", ")));
     notes.extend(ids.shared_line(results));
     notes.push(format!("device: {} ({} logical CPUs)", results.device.cpu_model, results.device.logical_cpus));
+    if let Some(l) = &results.device.limits {
+        let per_cell: Vec<String> = results
+            .cells
+            .iter()
+            .filter_map(|c| {
+                let g = c.cgroup.as_ref()?;
+                Some(format!(
+                    "{} {} major faults, page cache {}, peak {}{}",
+                    c.key.label(),
+                    g.major_faults,
+                    edgebench_core::text::bytes_iec(g.page_cache_bytes),
+                    edgebench_core::text::bytes_iec(g.peak_bytes),
+                    if g.oom_kills > 0 { ", OOM-killed" } else { "" }
+                ))
+            })
+            .collect();
+        notes.push(format!(
+            "limits: {} per cell ({}; a memory limit's cells start with the model file out of the page cache){}{}",
+            l.describe(),
+            l.mechanism,
+            if per_cell.is_empty() { "" } else { ": " },
+            per_cell.join("; ")
+        ));
+    }
     for r in &results.manifest.resumed {
         notes.push(format!(
             "resumed at {}: {} cell(s) kept from before, {} left to measure then",

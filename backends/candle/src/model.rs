@@ -242,6 +242,7 @@ impl CandleModel {
             context_length: hp.n_ctx,
             converted,
             notes,
+            kv_cache: Some("f32".into()),
             weights: None,
         };
         if !converted_digests.is_empty() {

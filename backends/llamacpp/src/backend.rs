@@ -173,6 +173,8 @@ impl LlamaCppModel {
             vocab_size: n_vocab,
             context_length: first.n_ctx(),
             converted: None,
+            // The context parameters leave type_k / type_v at llama.cpp's default, F16.
+            kv_cache: Some("f16".into()),
             weights: None,
             notes: vec![
                 format!("model: {}", model.desc()),

@@ -155,6 +155,7 @@ impl LoadedModel for MockModel {
             context_length: self.0.context,
             converted: None,
             notes: vec!["mock backend: numbers are synthetic".into()],
+            kv_cache: None,
             weights: None,
         }
     }

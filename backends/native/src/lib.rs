@@ -185,6 +185,10 @@ impl TypedBackend for NativeBackend {
             context_length: w.hp.n_ctx,
             converted: None,
             notes,
+            kv_cache: Some(match kv {
+                kv::KvType::F16 => "f16".into(),
+                kv::KvType::F32 => "f32".into(),
+            }),
             weights: None,
         };
         Ok(Box::new(NativeModel { engine: forward::Engine { w, ks, pool: Mutex::new(pool) }, facts, kv }))

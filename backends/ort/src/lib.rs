@@ -265,6 +265,7 @@ impl TypedBackend for OrtBackend {
             context_length: g.n_ctx,
             converted,
             notes,
+            kv_cache: Some("f32".into()),
             weights: None,
         };
         Ok(Box::new(OrtModel {

@@ -136,6 +136,7 @@ impl TractModel {
                     .to_string()
             }))
             .collect(),
+            kv_cache: Some("f32".into()),
             weights: None,
         };
         Ok(TractModel { plan, graph: g, facts, path, states: AtomicUsize::new(0) })

@@ -41,9 +41,84 @@ pub enum Command {
     Compare(CompareArgs),
     /// Gate CI on regressions: like compare, but exits 1 when any metric regressed (0 pass, 2 error).
     Gate(GateArgs),
+    /// What to ship on this device: the measured candidates (model variant × backend × threads) of results files
+    /// checked against a budget on their unfavourable bounds, the Pareto front, the pick, what it trades and what
+    /// would change it (exit 0 with a pick, 1 when no candidate meets the budget, 2 on error).
+    Recommend(RecommendArgs),
     /// Internal: run one cell (spec as JSON on stdin), speaking JSON lines on stdout.
     #[command(hide = true)]
     Cell,
+}
+
+/// Options of `edgebench recommend`.
+#[derive(Debug, Args)]
+pub struct RecommendArgs {
+    /// Results files (`edgebench run --out`), from this device or others.
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// Memory available, MiB: peak RSS plus the KV cache at --ctx must fit.
+    #[arg(long, value_name = "MIB")]
+    pub ram_mib: Option<f64>,
+    /// Least decode speed, t/s (checked on the lower 95% limit, derated where a sustained run throttled).
+    #[arg(long, value_name = "TPS")]
+    pub min_decode_tps: Option<f64>,
+    /// Longest time to first token, ms (upper limit, over the workloads counted).
+    #[arg(long, value_name = "MS")]
+    pub max_ttft_ms: Option<f64>,
+    /// Largest accuracy drift: mean KL divergence against the reference, plus its standard error.
+    #[arg(long, value_name = "NATS")]
+    pub max_kld: Option<f64>,
+    /// Largest decode energy per token, J (upper limit; unknown without an energy meter).
+    #[arg(long, value_name = "J")]
+    pub max_j_per_token: Option<f64>,
+    /// Context length the KV cache must hold on top of the measured peak, tokens.
+    #[arg(long, value_name = "TOKENS")]
+    pub ctx: Option<u64>,
+    /// What the pick optimizes among the feasible candidates.
+    #[arg(long, value_enum, default_value_t = ObjectiveArg::Speed)]
+    pub objective: ObjectiveArg,
+    /// Count only this workload's cells (default: every workload, each figure at its worst).
+    #[arg(long)]
+    pub workload: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = RecommendFormat::Table)]
+    pub format: RecommendFormat,
+    /// Output file (default: stdout; recommend.html for html).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print only the runs that would measure what is unknown (drift, throttling, missing workloads).
+    #[arg(long)]
+    pub measure_missing: bool,
+    /// With --measure-missing: make those runs (results next to --out, or in results/), then answer again with
+    /// them added.
+    #[arg(long, requires = "measure_missing")]
+    pub run: bool,
+}
+
+/// `--objective` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ObjectiveArg {
+    /// Highest decode t/s.
+    Speed,
+    /// Least drift.
+    Quality,
+    /// Least memory.
+    Memory,
+    /// Least decode energy per token.
+    Energy,
+}
+
+/// Formats of `edgebench recommend`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RecommendFormat {
+    /// Terminal text.
+    Table,
+    /// Markdown.
+    Markdown,
+    /// JSON (every candidate, each input file's SHA-256 and cell keys).
+    Json,
+    /// Self-contained HTML with the chart.
+    Html,
 }
 
 /// Options of `edgebench report`.
@@ -218,6 +293,15 @@ pub struct RunArgs {
     /// At most this many --eval-text chunks in a full check (default: every whole chunk; a short check scores one).
     #[arg(long)]
     pub eval_chunks: Option<usize>,
+    /// Run each cell's process in a control group of its own with this memory limit (anonymous memory and page
+    /// cache, as the kernel charges them; e.g. 1GiB, 96MiB): a device with less memory than this one. Recorded in
+    /// the results and the device fingerprint; refused where cgroups are not writable.
+    #[arg(long, value_name = "SIZE", value_parser = edgebench_core::text::parse_bytes)]
+    pub memory_limit: Option<u64>,
+    /// Run each cell's process under this CPU quota, in CPUs (e.g. 1.5: one and a half CPUs' time per 100 ms
+    /// period), in a control group of its own; refused where cgroups are not writable.
+    #[arg(long, value_name = "CPUS", value_parser = parse_cpu_quota)]
+    pub cpu_quota: Option<f64>,
     /// Backend that computes the reference log-probabilities.
     #[arg(long, default_value = "candle")]
     pub reference_backend: String,
@@ -287,4 +371,11 @@ pub enum ModelsCommand {
         /// The file (or a registry id that is cached).
         file: String,
     },
+}
+
+fn parse_cpu_quota(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(q) if (0.01..=4096.0).contains(&q) => Ok(q),
+        _ => Err(format!("`{s}` is not a CPU quota (a number of CPUs from 0.01, e.g. 1.5)")),
+    }
 }

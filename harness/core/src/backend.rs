@@ -104,6 +104,10 @@ pub struct BackendFacts {
     pub converted: Option<String>,
     /// Anything else a reader of the results should know.
     pub notes: Vec<String>,
+    /// Element type of the KV cache (`f16`, `f32`), which sizes the memory a longer context costs; `None` when the
+    /// backend does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache: Option<String>,
     /// Whether the weights that ran are the file's: set by the harness after loading, never by a backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<WeightsCheck>,

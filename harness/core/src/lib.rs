@@ -9,6 +9,7 @@ pub mod energy;
 mod error;
 pub mod limits;
 pub mod metrics;
+pub mod recommend;
 pub mod results;
 pub mod sampler;
 pub mod text;

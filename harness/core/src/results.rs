@@ -120,6 +120,57 @@ pub struct DeviceFingerprint {
     /// Temperature sensors and CPU-frequency sources found.
     #[serde(default)]
     pub thermal_sensors: Vec<String>,
+    /// Limits every cell ran under (`edgebench run --memory-limit / --cpu-quota`): the device the results describe
+    /// is this machine cut down to them. Absent for an unconstrained run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<ResourceLimits>,
+}
+
+/// Resource limits of a constrained run, enforced per cell by a control group of its own.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceLimits {
+    /// Memory limit in bytes (anonymous memory and page cache together, as the kernel charges them).
+    pub memory_bytes: Option<u64>,
+    /// CPU quota in CPUs (1.5: one and a half CPUs' time per period).
+    pub cpu_quota: Option<f64>,
+    /// How the limits were enforced, e.g. `cgroup v1 (memory, cpu)`.
+    pub mechanism: String,
+}
+
+impl ResourceLimits {
+    /// `memory 1 GiB, cpu 1.5`: how the limits are named in tables and device labels.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = self.memory_bytes {
+            parts.push(format!("memory {}", crate::text::bytes_iec(b)));
+        }
+        if let Some(q) = self.cpu_quota {
+            parts.push(format!("cpu {q}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// What a cell's own control group recorded (constrained runs only).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CgroupReading {
+    /// Highest memory charged to the cell (anonymous and page cache), bytes.
+    pub peak_bytes: u64,
+    /// Page cache charged to the cell when it ended, bytes (file pages it read, mmap'd weights among them).
+    pub page_cache_bytes: u64,
+    /// Of which mapped into the process, bytes.
+    pub mapped_file_bytes: u64,
+    /// Major page faults (a page read from storage) of the cell's processes.
+    pub major_faults: u64,
+    /// Kills by the control group's OOM killer.
+    pub oom_kills: u64,
+    /// Times the memory limit was hit (the kernel then reclaimed, e.g. evicted page cache).
+    pub limit_hits: u64,
+    /// Whether the model file's pages were dropped from the page cache before the cell (a memory limit's cells
+    /// start cold, so the pages they read are charged to their own group, not to whoever cached them first).
+    #[serde(default)]
+    pub model_evicted: bool,
 }
 
 /// A model as run.
@@ -139,6 +190,10 @@ pub struct ModelInfo {
     pub name: Option<String>,
     /// Total weights.
     pub parameters: u64,
+    /// Key and value numbers cached per token over all layers (2 × layers × KV width), from the file's
+    /// hyper-parameters; times the backend's KV element size it is the cache's bytes per token of context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_values_per_token: Option<u64>,
     /// Tensor count per ggml type, e.g. `{"Q4_1": 210, "F32": 61, "Q8_0": 1}`.
     pub tensor_types: BTreeMap<String, usize>,
     /// For a file `edgebench models quantize` wrote: the source's weight type and the source file, e.g.
@@ -303,6 +358,9 @@ pub struct CellResult {
     /// Accuracy drift against the reference (absent when the run asked for none, or in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<crate::drift::Drift>,
+    /// The cell's control group (runs with `--memory-limit` / `--cpu-quota` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<CgroupReading>,
 }
 
 impl CellResult {
@@ -323,6 +381,7 @@ impl CellResult {
             thermal: None,
             sustained: None,
             drift: None,
+            cgroup: None,
         }
     }
 

@@ -16,6 +16,9 @@ use crate::{quant, GgufError, GgufFile};
 /// Prefix of every fingerprint, naming the definition above.
 pub const SCHEME: &str = "wfp1";
 
+/// Values dequantized at a time by [`add_file`] (whole rows; 1 MiB of f32).
+const CHUNK_VALUES: u64 = 1 << 18;
+
 /// The digest of one tensor's values.
 pub fn tensor_digest(values: &[f32]) -> [u8; 32] {
     let mut h = Sha256::new();
@@ -98,9 +101,33 @@ pub fn add_file(fp: &mut Fingerprinter, file: &GgufFile) -> Result<(), GgufError
         if fp.contains(&t.name) {
             continue;
         }
-        let data = file.read_tensor(t)?;
-        let values = quant::dequantize(t.ty, &data, t.n_elements as usize).map_err(|e| e.in_file(&file.path))?;
-        fp.tensor(&t.name, &t.dims, &values)?;
+        // Rows at a time, so the check costs a few MiB whatever the tensor's size (a cell run under a memory
+        // limit must not be killed by its own fingerprint); the digest is the one over the whole tensor.
+        let row = t.dims.first().copied().unwrap_or(1).max(1);
+        let rows = t.n_elements / row;
+        let per_chunk = (CHUNK_VALUES / row).max(1);
+        let mut h = Sha256::new();
+        let mut buf = Vec::new();
+        let mut done = 0;
+        while done < rows {
+            let n = per_chunk.min(rows - done);
+            let bytes =
+                t.ty.bytes_for(n * row).ok_or_else(|| GgufError::Invalid(format!("tensor {:?}: size", t.name)))?;
+            let at =
+                t.ty.bytes_for(done * row).ok_or_else(|| GgufError::Invalid(format!("tensor {:?}: size", t.name)))?;
+            buf.resize(bytes as usize, 0);
+            file.read_at(&mut buf, t.offset + at)?;
+            let values = quant::dequantize(t.ty, &buf, (n * row) as usize).map_err(|e| e.in_file(&file.path))?;
+            h.update(values.iter().flat_map(|v| v.to_bits().to_le_bytes()).collect::<Vec<u8>>());
+            done += n;
+        }
+        if rows * row != t.n_elements {
+            return Err(GgufError::Invalid(format!(
+                "tensor {:?}: {} values are not whole rows of {row}",
+                t.name, t.n_elements
+            )));
+        }
+        fp.digest(&t.name, &t.dims, h.finalize().into())?;
     }
     Ok(())
 }

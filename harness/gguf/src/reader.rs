@@ -373,6 +373,13 @@ impl GgufFile {
         Ok(Self { path, gguf, file })
     }
 
+    /// Fills `buf` from the tensor data section at `offset` (relative to its start).
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.file
+            .read_exact_at(buf, self.gguf.data_offset + offset)
+            .map_err(|source| GgufError::Io { path: self.path.clone(), source })
+    }
+
     /// Reads the data of one tensor.
     pub fn read_tensor(&self, t: &TensorInfo) -> Result<Vec<u8>> {
         let mut buf = vec![0u8; t.n_bytes as usize];

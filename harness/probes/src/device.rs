@@ -112,6 +112,7 @@ pub fn fingerprint(energy: &crate::energy::EnergySpec) -> DeviceFingerprint {
         power_source: crate::energy::power_source(root),
         energy_meters,
         thermal_sensors,
+        limits: None,
     }
 }
 

@@ -116,6 +116,12 @@ pub fn resume_mismatches(
             pd.cpu_model, pd.logical_cpus, fd.cpu_model, fd.logical_cpus
         ));
     }
+    if pd.limits != fd.limits {
+        let show = |l: &Option<edgebench_core::results::ResourceLimits>| {
+            l.as_ref().map_or("no limits".to_string(), |l| l.describe())
+        };
+        out.push(format!("measured with {}, this run has {}", show(&pd.limits), show(&fd.limits)));
+    }
     for (id, m) in &fresh.models {
         if let Some(p) = prior.models.get(id) {
             if p.sha256 != m.sha256 {
@@ -176,7 +182,8 @@ impl Run {
     /// A run of `suite` (the one loaded from `suite_ref`, flags applied) over `axes`; each cell runs as `child`.
     /// Reads the device fingerprint now, so [`Run::device`] can serve estimates before anything runs.
     pub fn new(suite: Suite, suite_ref: edgebench_core::results::SuiteRef, axes: Axes, child: ChildCommand) -> Self {
-        let device = edgebench_probes::device::fingerprint(&axes.energy);
+        let mut device = edgebench_probes::device::fingerprint(&axes.energy);
+        device.limits = child.constrain.as_ref().map(|e| e.describe());
         let timeout = Duration::from_secs(suite.timeout_s);
         Run {
             suite,

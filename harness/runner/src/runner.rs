@@ -31,6 +31,9 @@ pub struct ChildCommand {
     pub program: PathBuf,
     /// Arguments; the cell spec goes to stdin.
     pub args: Vec<String>,
+    /// Limits each cell's child runs under, in a control group of its own (`--memory-limit`, `--cpu-quota`); the
+    /// drift reference's child runs unconstrained.
+    pub constrain: Option<edgebench_probes::cgroup::Enforcer>,
 }
 
 /// Progress notifications for a user interface.
@@ -132,6 +135,13 @@ fn kill_group(pgid: u32) {
     }
 }
 
+/// A control group name unique to this process and cell.
+fn cell_group_name() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("edgebench-{}-cell{n}", std::process::id())
+}
+
 /// How often the wait loop looks for SIGINT/SIGTERM while a child is silent.
 const INTERRUPT_POLL: Duration = Duration::from_millis(100);
 
@@ -139,6 +149,7 @@ fn spawn_and_watch(
     child: &ChildCommand,
     job: &Job,
     timeout: Duration,
+    group: Option<&edgebench_probes::cgroup::CellGroup>,
     on_phase: &mut dyn FnMut(&str),
 ) -> std::io::Result<ChildRun> {
     use std::os::unix::process::CommandExt;
@@ -154,6 +165,15 @@ fn spawn_and_watch(
         // at the terminal reaches only the parent, which decides.
         .process_group(0);
     probes::die_with_parent(&mut cmd);
+    if let Some(g) = group {
+        let procs: Vec<std::ffi::CString> = g
+            .procs_files()
+            .iter()
+            .map(|p| std::ffi::CString::new(p.as_os_str().as_encoded_bytes()))
+            .collect::<Result<_, _>>()?;
+        // SAFETY: join_in_child makes only async-signal-safe calls on strings made before the fork.
+        unsafe { cmd.pre_exec(move || edgebench_probes::cgroup::join_in_child(&procs)) };
+    }
     let mut proc = cmd.spawn()?;
     let pgid = proc.id();
     let t0 = Instant::now();
@@ -346,7 +366,19 @@ pub fn run_cell(
     let load_before = probes::loadavg1();
     let machine0 = probes::machine_cpu_seconds();
     let oom_before = probes::cgroup_oom_kills();
-    let run = spawn_and_watch(child, &Job::Cell(spec.clone()), timeout, on_phase);
+    let group = match child.constrain.as_ref().map(|e| e.group(&cell_group_name())).transpose() {
+        Ok(g) => g,
+        Err(e) => {
+            let mut result = CellResult::new(spec.key.clone(), CellStatus::Ok);
+            result.status = CellStatus::Failed { kind: FailureKind::Error, message: format!("not run: {e}") };
+            return result;
+        }
+    };
+    let evicted = child.constrain.as_ref().is_some_and(|e| e.limits_memory())
+        && edgebench_probes::cgroup::evict_from_page_cache(&spec.model.path).is_ok();
+    let run = spawn_and_watch(child, &Job::Cell(spec.clone()), timeout, group.as_ref(), on_phase);
+    let reading = group.as_ref().map(|g| edgebench_core::results::CgroupReading { model_evicted: evicted, ..g.read() });
+    drop(group);
     let machine1 = probes::machine_cpu_seconds();
     let mut result = CellResult {
         workload: serde_json::to_value(&spec.workload).unwrap_or_default(),
@@ -365,6 +397,21 @@ pub fn run_cell(
         }
     };
     result.status = classify(&run, oom_before, timeout);
+    if let (Some(r), Some(limits)) = (&reading, child.constrain.as_ref()) {
+        let killed =
+            matches!(result.status, CellStatus::Failed { kind: FailureKind::Signal | FailureKind::OutOfMemory, .. });
+        if killed && r.oom_kills > 0 {
+            result.status = CellStatus::Failed {
+                kind: FailureKind::OutOfMemory,
+                message: format!(
+                    "killed by its cgroup's OOM killer ({}; peak {})",
+                    limits.describe().describe(),
+                    edgebench_core::text::bytes_iec(r.peak_bytes)
+                ),
+            };
+        }
+    }
+    result.cgroup = reading;
     result.wall_s = run.wall_s;
     result.metrics = aggregate(&run.events);
     result.energy = run.events.iter().find_map(|e| match e {
@@ -466,7 +513,7 @@ pub fn run_reference(
     on_line: &mut dyn FnMut(&str),
 ) -> Result<DriftPlan, ReferenceRefused> {
     let oom_before = probes::cgroup_oom_kills();
-    let run = match spawn_and_watch(child, &Job::Reference(spec.clone()), timeout, on_line) {
+    let run = match spawn_and_watch(child, &Job::Reference(spec.clone()), timeout, None, on_line) {
         Ok(r) => r,
         Err(e) => {
             return Ok(DriftPlan::Skip {

@@ -7,6 +7,7 @@
 pub mod compare;
 pub mod drift;
 pub mod gate;
+pub mod recommend;
 pub mod verify;
 
 use edgebench_core::results::Summary;

@@ -6,6 +6,7 @@ mod compare;
 mod export;
 mod info;
 mod models;
+mod recommend;
 mod report;
 mod run;
 
@@ -29,6 +30,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Report(a) => report::report(&a),
         Command::Compare(a) => compare::compare(std::slice::from_ref(&a.base), &a.current, &a.opts, false),
         Command::Gate(a) => compare::compare(&a.baseline, &a.current, &a.opts, true),
+        Command::Recommend(a) => recommend::recommend(&a),
         Command::Cell => cell::cell(),
     }
 }

@@ -204,9 +204,24 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         sha256: registry::sha256_hex(loaded.text.as_bytes()),
         resolved: serde_json::to_value(&s)?,
     };
+    let constrain = if a.memory_limit.is_some() || a.cpu_quota.is_some() {
+        let limits = edgebench_probes::cgroup::Limits { memory_bytes: a.memory_limit, cpu_quota: a.cpu_quota };
+        let flags = match (a.memory_limit, a.cpu_quota) {
+            (Some(_), Some(_)) => "--memory-limit / --cpu-quota",
+            (Some(_), None) => "--memory-limit",
+            _ => "--cpu-quota",
+        };
+        let e = edgebench_probes::cgroup::Enforcer::new(std::path::Path::new("/sys/fs/cgroup"), limits)
+            .with_context(|| format!("flag {flags}: refused, the run would not be constrained"))?;
+        eprintln!("limits: {} per cell, enforced by {}", e.describe().describe(), e.describe().mechanism);
+        Some(e)
+    } else {
+        None
+    };
     let child = ChildCommand {
         program: std::env::current_exe().context("locating the edgebench binary")?,
         args: vec!["cell".into()],
+        constrain,
     };
     let mut run = Run::new(s, suite_ref, axes, child).timeout(timeout).manifest(crate::build_info::manifest());
     if let Some(d) = drift {

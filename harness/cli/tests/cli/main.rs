@@ -2,6 +2,7 @@
 
 mod basics;
 mod common;
+mod constrained;
 mod model_cache;
 mod no_data_loss;
 mod strict_gate;
