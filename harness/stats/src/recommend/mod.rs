@@ -388,6 +388,11 @@ pub fn recommend(
                 .push((i, cell));
         }
     }
+    let several_devices = {
+        let mut d: Vec<String> = groups.keys().map(|k| k.0.clone()).collect();
+        d.dedup();
+        d.len() > 1
+    };
     let mut candidates = Vec::new();
     for g in groups.values() {
         let k = &g.first.key;
@@ -401,8 +406,10 @@ pub fn recommend(
         for (key, v) in &options {
             label.push_str(&format!(" {key}={v}"));
         }
-        if let Evidence::Elsewhere { device } = &evidence {
-            label.push_str(&format!(" [on {device}]"));
+        // Named in the label only when the inputs come from several devices (else the header names the one).
+        match &evidence {
+            Evidence::Elsewhere { device } if several_devices => label.push_str(&format!(" [on {device}]")),
+            _ => {}
         }
         let mut c = Candidate {
             label,
@@ -427,6 +434,11 @@ pub fn recommend(
         };
         c.command = c.run.command(None, &[&k.backend], &[k.threads], &[]);
         figures(g, budget, &mut c);
+        if g.cells.iter().all(|(_, cell)| cell.status != CellStatus::Ok) {
+            for why in c.unknown.values_mut() {
+                *why = "no cell of it finished".into();
+            }
+        }
         let failed: Vec<String> = g
             .cells
             .iter()
