@@ -81,10 +81,10 @@ fn recommend_answers_from_a_run_and_never_passes_an_unknown() {
     let o = edgebench(&["recommend", file], &[]);
     assert!(o.status.success(), "{}", text(&o));
     let t = text(&o);
-    assert!(
-        t.contains("PICK: ") && t.contains("mock cpu t1") && t.contains("reproduce: edgebench run --suite tiny"),
-        "{t}"
-    );
+    let s = dir.path().join("tiny.toml");
+    let reproduce =
+        format!("reproduce: edgebench run --suite {} --model {}", s.display(), dir.path().join("ok.gguf").display());
+    assert!(t.contains("PICK: ") && t.contains("mock cpu t1") && t.contains(&reproduce), "{t}");
     // A drift budget with no drift measured: unknown, rejected, exit 1, and the run that would measure it.
     let o = edgebench(&["recommend", file, "--max-kld", "0.1", "--max-j-per-token", "1"], &[]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -92,6 +92,17 @@ fn recommend_answers_from_a_run_and_never_passes_an_unknown() {
     assert!(t.contains("PICK: none") && t.contains("KLD ≤ 0.1: unknown"), "{t}");
     let o = edgebench(&["recommend", file, "--max-kld", "0.1", "--measure-missing"], &[]);
     assert!(text(&o).contains("--backend mock --device cpu --threads 1 --drift short"), "{}", text(&o));
+    // --run makes that run and answers again with its results added.
+    let out2 = dir.path().join("answer.txt");
+    let o = edgebench(
+        &["recommend", file, "--max-kld", "0.1", "--measure-missing", "--run", "--out", out2.to_str().unwrap()],
+        &[("EDGEBENCH_CACHE", dir.path().join("cache").to_str().unwrap())],
+    );
+    // The mock against the default (candle) reference drifts far: measured now, the budget fails instead of
+    // being unknown.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let answer = std::fs::read_to_string(&out2).unwrap();
+    assert!(answer.contains("input [2]") && answer.contains("KLD ≤ 0.1: fail"), "{answer}");
     // JSON cites the input file's SHA-256 and each candidate's cells.
     let o = edgebench(&["recommend", file, "--format", "json"], &[]);
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();

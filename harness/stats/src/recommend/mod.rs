@@ -91,8 +91,12 @@ struct Group<'a> {
 
 fn run_args(g: &Group<'_>, options: &BTreeMap<String, String>) -> RunArgs {
     let k = &g.first.key;
-    let file_name = std::path::Path::new(&g.model.path).file_name().and_then(|n| n.to_str());
-    let model = if file_name == Some(g.model.id.as_str()) { g.model.path.clone() } else { g.model.id.clone() };
+    // A local file (its id is the file's name, or that name before a variant's `@TYPE`) is named by its path (for a
+    // variant, the copy that ran); a registry id by itself, so the command works on another machine.
+    let file_name = std::path::Path::new(&g.model.path).file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let base = g.model.id.split('@').next().unwrap_or("");
+    let local = !base.is_empty() && (file_name == g.model.id || file_name.split('.').next() == Some(base));
+    let model = if local { g.model.path.clone() } else { g.model.id.clone() };
     let mut limit_flags = Vec::new();
     if let Some(l) = &g.device.limits {
         if let Some(b) = l.memory_bytes {
@@ -380,7 +384,12 @@ pub fn recommend(
                 .or_insert_with(|| Group {
                     first: cell,
                     device: &s.results.device,
-                    suite: s.results.manifest.suite.name.clone(),
+                    // A built-in suite by name, a suite file by its path.
+                    suite: match s.results.manifest.suite.path.strip_prefix("builtin:") {
+                        Some(name) => name.to_string(),
+                        None if s.results.manifest.suite.path.is_empty() => s.results.manifest.suite.name.clone(),
+                        None => s.results.manifest.suite.path.clone(),
+                    },
                     cells: Vec::new(),
                     model: model.clone(),
                 })
