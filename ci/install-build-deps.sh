@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what optional parts need, through apt on Debian/Ubuntu; elsewhere it says what is missing.
-#   ci/install-build-deps.sh [llamacpp] [chromium]      (default: llamacpp)
+#   ci/install-build-deps.sh [llamacpp] [chromium] [sshd]      (default: llamacpp)
 #   llamacpp: CMake and libclang, to build llama.cpp from source (feature `llamacpp`)
 #   chromium: headless Chromium, for the HTML report's render test (`cargo test -p edgebench-reports -- --ignored`)
+#   sshd: OpenSSH's server, for the fleet test's loopback devices (ci/fleet-test.sh)
 # Does nothing for what is already present.
 set -euo pipefail
 # bindgen (through clang-sys) loads libclang.so, libclang-N.so, libclang.so.N or libclang-N.so.N; libclang-cpp (the
@@ -25,7 +26,8 @@ for part in "${@:-llamacpp}"; do
             have_libclang || missing+=(libclang-dev)
             ;;
         chromium) [ -x /usr/bin/chromium ] || missing+=(chromium) ;;
-        *) echo "unknown part $part (expected llamacpp or chromium)" >&2; exit 2 ;;
+        sshd) [ -x /usr/sbin/sshd ] || missing+=(openssh-server) ;;
+        *) echo "unknown part $part (expected llamacpp, chromium or sshd)" >&2; exit 2 ;;
     esac
 done
 [ ${#missing[@]} -eq 0 ] && { echo "present: ${*:-llamacpp} dependencies"; exit 0; }

@@ -45,9 +45,32 @@ pub enum Command {
     /// checked against a budget on their unfavourable bounds, the Pareto front, the pick, what it trades and what
     /// would change it (exit 0 with a pick, 1 when no candidate meets the budget, 2 on error).
     Recommend(RecommendArgs),
+    /// Device fleets through Ansible: plan the inventory from a fleet file, collect what came back.
+    #[command(subcommand)]
+    Fleet(FleetCommand),
     /// Internal: run one cell (spec as JSON on stdin), speaking JSON lines on stdout.
     #[command(hide = true)]
     Cell,
+}
+
+/// `edgebench fleet …`.
+#[derive(Debug, Subcommand)]
+pub enum FleetCommand {
+    /// Turn FLEET.toml into DIR/inventory.json (an Ansible inventory with each device's binary, models, suite and
+    /// command) and DIR/plan.json, then print the ansible-playbook command that runs it.
+    Plan {
+        /// The fleet file.
+        fleet: PathBuf,
+        /// The fleet folder (results and statuses come back into it).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Check the results the playbook fetched into DIR against the plan (valid results, device fingerprints as the
+    /// fleet file says) and write DIR/fleet.json, which `report` and `gate` read (exit 2 when a device failed).
+    Collect {
+        /// The fleet folder.
+        dir: PathBuf,
+    },
 }
 
 /// Options of `edgebench recommend`.
@@ -124,7 +147,7 @@ pub enum RecommendFormat {
 /// Options of `edgebench report`.
 #[derive(Debug, Args)]
 pub struct ReportArgs {
-    /// Results files (`edgebench run --out`), combined in one report.
+    /// Results files (`edgebench run --out`) or fleet indexes (`fleet.json`), combined in one report.
     #[arg(required = true)]
     pub results: Vec<PathBuf>,
     /// Output format.
@@ -299,7 +322,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SIZE", value_parser = edgebench_core::text::parse_bytes)]
     pub memory_limit: Option<u64>,
     /// Run each cell's process under this CPU quota, in CPUs (e.g. 1.5: one and a half CPUs' time per 100 ms
-    /// period), in a control group of its own; refused where cgroups are not writable.
+    /// period), in a control group of its own; refused where cgroups are not writable. The default thread count
+    /// is then at most the quota rounded up.
     #[arg(long, value_name = "CPUS", value_parser = parse_cpu_quota)]
     pub cpu_quota: Option<f64>,
     /// Backend that computes the reference log-probabilities.

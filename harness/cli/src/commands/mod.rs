@@ -4,6 +4,7 @@ mod backend_opts;
 mod cell;
 mod compare;
 mod export;
+mod fleet;
 mod info;
 mod models;
 mod recommend;
@@ -12,7 +13,7 @@ mod run;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, ExportCommand, ModelsCommand};
+use crate::cli::{Cli, Command, ExportCommand, FleetCommand, ModelsCommand};
 
 /// Runs the parsed command and returns its exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -31,6 +32,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(a) => compare::compare(std::slice::from_ref(&a.base), &a.current, &a.opts, false),
         Command::Gate(a) => compare::compare(&a.baseline, &a.current, &a.opts, true),
         Command::Recommend(a) => recommend::recommend(&a),
+        Command::Fleet(FleetCommand::Plan { fleet, out }) => fleet::plan(&fleet, &out),
+        Command::Fleet(FleetCommand::Collect { dir }) => fleet::collect(&dir),
         Command::Cell => cell::cell(),
     }
 }

@@ -6,17 +6,12 @@ use std::process::ExitCode;
 use anyhow::Context;
 use edgebench_reports::export::{export, Export};
 use edgebench_reports::{terminal_table_with, Width};
-use edgebench_runner::results_io;
 
 use crate::cli::{RenderFormat, ReportArgs};
 
 /// Renders `args.results` in `args.format`.
 pub fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let runs = args
-        .results
-        .iter()
-        .map(|p| results_io::read(p).with_context(|| format!("reading {}", p.display())))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let runs = super::fleet::read_runs(&args.results)?;
     if let Some(out) = &args.out {
         let inputs: Vec<_> = args.results.iter().map(|p| ("results file".to_string(), p.clone())).collect();
         super::refuse_input_as_output("--out", out, &inputs)?;

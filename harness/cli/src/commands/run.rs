@@ -179,7 +179,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
         .map(|d| DeviceRequest::parse(d).map_err(|e| anyhow::anyhow!("--device: {e}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let options = super::backend_opts::route(&a.backend_opt, &backend_names)?;
-    let threads = if a.threads.is_empty() { vec![probes::free_cpus()] } else { a.threads.clone() };
+    // Default: the CPUs not busy with other work, and no more than a --cpu-quota grants (rounded up).
+    let quota_cpus = a.cpu_quota.map_or(usize::MAX, |q| (q.ceil() as usize).max(1));
+    let threads = if a.threads.is_empty() { vec![probes::free_cpus().min(quota_cpus)] } else { a.threads.clone() };
     if threads.contains(&0) {
         bail!("--threads: thread counts must be at least 1");
     }

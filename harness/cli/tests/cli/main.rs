@@ -3,6 +3,7 @@
 mod basics;
 mod common;
 mod constrained;
+mod fleet;
 mod model_cache;
 mod no_data_loss;
 mod strict_gate;
