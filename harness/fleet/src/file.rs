@@ -155,8 +155,11 @@ impl FleetFile {
         d.settings.over(&class.over(&self.fleet.defaults))
     }
 
-    /// A path from the fleet file, relative to its folder.
+    /// A path from the fleet file: `~/…` in the home folder, else relative to the fleet file's folder.
     pub fn path(&self, p: &str) -> PathBuf {
+        if let (Some(rest), Some(home)) = (p.strip_prefix("~/"), std::env::var_os("HOME")) {
+            return PathBuf::from(home).join(rest);
+        }
         let p = Path::new(p);
         if p.is_absolute() {
             p.to_path_buf()

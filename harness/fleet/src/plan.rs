@@ -77,8 +77,7 @@ pub fn plan(fleet: &FleetFile, fleet_path: &Path, out: &Path, version: &str) -> 
         if !binary.is_file() {
             return Err(dev_err(format!("its {} binary {} does not exist", d.arch, binary.display())));
         }
-        let mut files =
-            vec![json!({"src": binary.canonicalize().map_err(io(&binary))?, "dest": "edgebench", "mode": "0755"})];
+        let mut files = vec![json!({"src": binary.canonicalize().map_err(io(&binary))?, "dest": "edgebench"})];
         let suite = s.suite.clone().unwrap_or_else(|| "quick".into());
         let suite_arg = if suite.ends_with(".toml") {
             let p = fleet.path(&suite);
@@ -86,7 +85,7 @@ pub fn plan(fleet: &FleetFile, fleet_path: &Path, out: &Path, version: &str) -> 
                 return Err(dev_err(format!("suite file {} does not exist", p.display())));
             }
             let name = format!("suite-{}", file_name(&p));
-            files.push(json!({"src": p.canonicalize().map_err(io(&p))?, "dest": name, "mode": "0644"}));
+            files.push(json!({"src": p.canonicalize().map_err(io(&p))?, "dest": name}));
             format!("{remote_dir}/{name}")
         } else {
             suite.clone()
@@ -113,10 +112,9 @@ pub fn plan(fleet: &FleetFile, fleet_path: &Path, out: &Path, version: &str) -> 
                     .map_err(|e| dev_err(format!("model {}: {e}", m.as_deref().unwrap_or("(the default model)"))))?;
                 resolved.insert(key.clone(), r);
             }
-            let arg = key;
-            let r = &resolved[&arg];
+            let r = &resolved[&key];
             let name = file_name(&r.spec.path);
-            files.push(json!({"src": r.spec.path, "dest": format!("models/{name}"), "mode": "0644"}));
+            files.push(json!({"src": r.spec.path, "dest": format!("models/{name}")}));
             args.extend(["--model".into(), format!("{remote_dir}/models/{name}")]);
             let id = Path::new(&name).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or(name);
             models.push((id, r.spec.sha256.clone()));
