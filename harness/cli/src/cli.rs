@@ -76,7 +76,7 @@ pub enum FleetCommand {
 /// Options of `edgebench recommend`.
 #[derive(Debug, Args)]
 pub struct RecommendArgs {
-    /// Results files (`edgebench run --out`), from this device or others.
+    /// Results files (`edgebench run --out`) or fleet indexes (`fleet.json`), from this device or others.
     #[arg(required = true)]
     pub results: Vec<PathBuf>,
     /// Memory available, MiB: peak RSS plus the KV cache at --ctx must fit.

@@ -35,8 +35,16 @@ fn compute(paths: &[PathBuf], a: &RecommendArgs, budget: &Budget) -> anyhow::Res
     let mut read = Vec::new();
     for p in paths {
         let bytes = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        let sha = edgebench_models::registry::sha256_hex(&bytes);
+        if edgebench_fleet::collect::is_index(p) {
+            // A fleet index: one source per device (its results file is pinned by the index's SHA-256).
+            for (device, results) in edgebench_fleet::load_index(p)? {
+                read.push((format!("{} ({device})", p.display()), sha.clone(), results));
+            }
+            continue;
+        }
         let results = results_io::read(p).with_context(|| format!("reading {}", p.display()))?;
-        read.push((p.display().to_string(), edgebench_models::registry::sha256_hex(&bytes), results));
+        read.push((p.display().to_string(), sha, results));
     }
     if let Some(w) = &a.workload {
         if !read.iter().any(|(_, _, r)| r.cells.iter().any(|c| &c.key.workload == w)) {

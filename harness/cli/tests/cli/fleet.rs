@@ -182,6 +182,9 @@ fn a_fleet_of_three_devices_through_ansible() {
     let o = edgebench(&["gate", "--baseline", fx.to_str().unwrap(), "--current", fx.to_str().unwrap()], &[]);
     assert!(o.status.success(), "{}", text(&o));
     assert!(text(&o).contains("== device dev2: compared"), "{}", text(&o));
+    // recommend reads the fleet index too: one source per device.
+    let o = edgebench(&["recommend", fx.to_str().unwrap()], &[]);
+    assert!(o.status.success() && text(&o).contains("fleet.json (dev3)"), "{}", text(&o));
 
     // A device lost mid-run: dev2's sshd and every process of its user are killed while it measures; the others
     // finish and dev2's cells are failed with the reason.

@@ -186,14 +186,14 @@ fn relax(r: &Recommendation, pick: Option<usize>) -> Vec<BudgetChange> {
         }
         let w = &cs[winner];
         let value = match flag.as_str() {
-            "--min-decode-tps" => w.decode_tps.as_ref().map(|b| (b.value * 0.999, false)),
-            "--max-ttft-ms" => w.ttft_ms.as_ref().map(|b| (b.value * 1.001, true)),
-            "--ram-mib" => w.ram_mib.as_ref().map(|b| (b.value * 1.001, true)),
-            "--max-kld" => w.kld.as_ref().map(|b| (b.value * 1.001, true)),
-            "--max-j-per-token" => w.j_per_token.as_ref().map(|b| (b.value * 1.001, true)),
+            "--min-decode-tps" => w.decode_tps.as_ref().map(|b| b.value * 0.999),
+            "--max-ttft-ms" => w.ttft_ms.as_ref().map(|b| b.value * 1.001),
+            "--ram-mib" => w.ram_mib.as_ref().map(|b| b.value * 1.001),
+            "--max-kld" => w.kld.as_ref().map(|b| b.value * 1.001),
+            "--max-j-per-token" => w.j_per_token.as_ref().map(|b| b.value * 1.001),
             _ => None,
         };
-        let Some((v, _)) = value else { continue };
+        let Some(v) = value else { continue };
         let then = match pick {
             Some(p) => format!("picks {}: {} than the current pick", w.label, versus(w, &cs[p])),
             None => format!("picks {}", w.label),
@@ -266,7 +266,9 @@ fn missing(r: &Recommendation) -> Vec<Missing> {
         let what = format!("{field} unknown for {whom} ({why})");
         if field == "j_per_token" {
             out.push(Missing {
-                what: format!("{what}: attach a meter (`edgebench run --energy-meter CMD`) on a device that has one"),
+                what: format!(
+                    "{what}: attach a meter (`edgebench run --energy-cmd CMD`) or measure on a device that has one"
+                ),
                 command: None,
             });
             continue;
@@ -300,23 +302,17 @@ fn missing(r: &Recommendation) -> Vec<Missing> {
 pub(super) fn choose(mut r: Recommendation) -> Recommendation {
     let o = r.objective;
     r.candidates.sort_by(|a, b| rank(a, b, o));
+    let feasible: Vec<usize> = (0..r.candidates.len()).filter(|&i| r.candidates[i].feasible()).collect();
+    // The pick leads the ranking.
+    let pick = best(&r.candidates, &feasible, o);
+    if let Some(p) = pick {
+        let c = r.candidates.remove(p);
+        r.candidates.insert(0, c);
+    }
     let cs = &r.candidates;
     let feasible: Vec<usize> = (0..cs.len()).filter(|&i| cs[i].feasible()).collect();
     r.front =
         feasible.iter().copied().filter(|&i| !feasible.iter().any(|&j| j != i && dominates(&cs[j], &cs[i]))).collect();
-    let pick = best(cs, &feasible, o);
-    // The pick leads the ranking.
-    if let Some(p) = pick {
-        let c = r.candidates.remove(p);
-        r.candidates.insert(0, c);
-        let cs = &r.candidates;
-        let feasible: Vec<usize> = (0..cs.len()).filter(|&i| cs[i].feasible()).collect();
-        r.front = feasible
-            .iter()
-            .copied()
-            .filter(|&i| !feasible.iter().any(|&j| j != i && dominates(&cs[j], &cs[i])))
-            .collect();
-    }
     let pick = pick.map(|_| 0);
     r.pick = pick;
     let cs = &r.candidates;
