@@ -301,6 +301,42 @@ mod tests {
         assert_eq!(stat_field(stat, "rss"), None);
     }
 
+    /// The v2 path on a fake tree (this project's machines expose v1 only): a delegating group is chosen, the cell's
+    /// group gets `memory.max`, `memory.swap.max` and `cpu.max`, and the v2 counters are read by their v2 names.
+    #[test]
+    fn cgroup_v2_layout_on_a_fake_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let own = root.path().join("user.slice");
+        std::fs::create_dir_all(&own).unwrap();
+        std::fs::write(own.join("cgroup.subtree_control"), "memory cpu\n").unwrap();
+        std::fs::write(own.join("cgroup.controllers"), "cpuset cpu io memory pids\n").unwrap();
+        let limits = Limits { memory_bytes: Some(1 << 30), cpu_quota: Some(1.5) };
+        let layout = Enforcer::find(root.path(), "0::/user.slice\n", limits).unwrap();
+        assert_eq!(layout, Layout::V2 { parent: own.clone() });
+        let e = Enforcer { layout, limits };
+        assert!(e.describe().mechanism.starts_with("cgroup v2 under"), "{:?}", e.describe());
+        let g = e.group("cell0").unwrap();
+        let dir = own.join("cell0");
+        assert_eq!(std::fs::read_to_string(dir.join("memory.max")).unwrap(), (1u64 << 30).to_string());
+        assert_eq!(std::fs::read_to_string(dir.join("memory.swap.max")).unwrap(), "0");
+        assert_eq!(std::fs::read_to_string(dir.join("cpu.max")).unwrap(), "150000 100000");
+        assert_eq!(g.procs_files(), [dir.join("cgroup.procs")]);
+        std::fs::write(dir.join("memory.peak"), "123456\n").unwrap();
+        std::fs::write(dir.join("memory.stat"), "anon 1\nfile 4096\nfile_mapped 2048\npgmajfault 9\n").unwrap();
+        std::fs::write(dir.join("memory.events"), "low 0\nhigh 0\nmax 3\noom 1\noom_kill 1\n").unwrap();
+        let r = g.read();
+        assert_eq!((r.peak_bytes, r.page_cache_bytes, r.mapped_file_bytes), (123456, 4096, 2048));
+        assert_eq!((r.major_faults, r.oom_kills, r.limit_hits), (9, 1, 3));
+        // Without the cpu controller delegated, v2 is not chosen; and no v1 hierarchy here: refused, named.
+        std::fs::write(own.join("cgroup.controllers"), "memory pids\n").unwrap();
+        let err = Enforcer::find(root.path(), "0::/user.slice\n", limits).unwrap_err();
+        assert!(err.to_string().contains("memory"), "{err}");
+        // Files the fake tree left in the group keep the real rmdir from removing it: clean up here.
+        for f in ["memory.max", "memory.swap.max", "cpu.max", "memory.peak", "memory.stat", "memory.events"] {
+            let _ = std::fs::remove_file(dir.join(f));
+        }
+    }
+
     #[test]
     fn missing_hierarchy_is_refused_with_the_controller_named() {
         let tmp = tempfile::tempdir().unwrap();
