@@ -348,7 +348,7 @@ mod tests {
     };
 
     fn candidate(label: &str, decode: f64, kld: Option<f64>, checks: Vec<Check>) -> Candidate {
-        let b = |value: f64| Some(Bound { value, how: "chat: lower 95% limit of the median".into() });
+        let b = |value: f64| Some(Bound { value, how: "chat: lower 95% limit of the median".into(), interval: None });
         Candidate {
             label: label.into(),
             model: "m".into(),

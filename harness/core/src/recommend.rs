@@ -70,6 +70,10 @@ pub struct Bound {
     pub value: f64,
     /// How: which workload, which bound, any derating.
     pub how: String,
+    /// The figure's uncertainty: the 95% interval of the median (derated like the value), or mean ± standard error
+    /// for drift; `None` for a single sample. Two candidates whose intervals overlap tie on that figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<[f64; 2]>,
 }
 
 /// A constraint's verdict for one candidate.

@@ -1,7 +1,8 @@
 //! From checked candidates to an answer: ranking (feasible first, measured here before elsewhere, then the
-//! objective), the Pareto front of the feasible ones, the pick (a tie within 1% on the objective is decided by the
-//! other figures, in a fixed order), what the pick trades against its neighbours, the budget changes that would
-//! change it, and the runs that would measure what is unknown.
+//! objective), the Pareto front of the feasible ones, the pick (candidates whose objective figures are
+//! indistinguishable — 95% intervals overlapping, or within 1% where a figure has no interval — tie, and the tie is
+//! decided by the other figures in a fixed order), what the pick trades against its neighbours, the budget changes
+//! that would change it, and the runs that would measure what is unknown.
 
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -10,8 +11,30 @@ use edgebench_core::recommend::{BudgetChange, Candidate, Evidence, Missing, Obje
 
 use super::sig;
 
-/// Two objective figures within this relative distance are a tie, decided by the other figures.
+/// Two objective figures without intervals within this relative distance are a tie, decided by the other figures.
 pub const TIE: f64 = 0.01;
+
+/// A candidate's figure for `o` as measured.
+fn bound(c: &Candidate, o: Objective) -> Option<&edgebench_core::recommend::Bound> {
+    match o {
+        Objective::Speed => c.decode_tps.as_ref(),
+        Objective::Quality => c.kld.as_ref(),
+        Objective::Memory => c.ram_mib.as_ref(),
+        Objective::Energy => c.j_per_token.as_ref(),
+    }
+}
+
+/// Whether `a` and `b` cannot be told apart on `o`: their intervals overlap, or, where one has none, their figures
+/// are within [`TIE`].
+fn tied(a: &Candidate, b: &Candidate, o: Objective) -> bool {
+    match (bound(a, o), bound(b, o)) {
+        (Some(x), Some(y)) => match (x.interval, y.interval) {
+            (Some([a0, a1]), Some([b0, b1])) => a0 <= b1 && b0 <= a1,
+            _ => near(x.value, y.value),
+        },
+        _ => false,
+    }
+}
 
 /// A candidate's figure for `o`, oriented so that larger is better; `None` when unknown.
 fn score(c: &Candidate, o: Objective) -> Option<f64> {
@@ -135,14 +158,20 @@ pub(crate) fn versus(p: &Candidate, q: &Candidate) -> String {
 /// The best candidate of `pool` (indices into `cs`) for `o`: the highest score, a tie within [`TIE`] decided by
 /// the other objectives in order (and by whether it was measured here).
 fn best(cs: &[Candidate], pool: &[usize], o: Objective) -> Option<usize> {
+    best_of_tie(cs, pool, o).0
+}
+
+/// [`best`], and the candidates tied with the leader on `o` (the pick among them).
+fn best_of_tie(cs: &[Candidate], pool: &[usize], o: Objective) -> (Option<usize>, Vec<usize>) {
     let here: Vec<usize> = pool.iter().copied().filter(|&i| cs[i].evidence == Evidence::Here).collect();
     let pool = if here.is_empty() { pool.to_vec() } else { here };
     let top = pool
         .iter()
-        .filter_map(|&i| score(&cs[i], o))
-        .fold(None, |m: Option<f64>, s| Some(m.map_or(s, |m| m.max(s))))?;
-    let mut tied: Vec<usize> =
-        pool.iter().copied().filter(|&i| score(&cs[i], o).is_some_and(|s| near(s, top))).collect();
+        .copied()
+        .filter(|&i| score(&cs[i], o).is_some())
+        .max_by(|&a, &b| score(&cs[a], o).unwrap_or(f64::MIN).total_cmp(&score(&cs[b], o).unwrap_or(f64::MIN)));
+    let Some(top) = top else { return (None, Vec::new()) };
+    let mut tied: Vec<usize> = pool.iter().copied().filter(|&i| i == top || tied(&cs[i], &cs[top], o)).collect();
     tied.sort_by(|&a, &b| {
         order(o)
             .into_iter()
@@ -152,7 +181,7 @@ fn best(cs: &[Candidate], pool: &[usize], o: Objective) -> Option<usize> {
             .unwrap_or(Ordering::Equal)
             .then_with(|| cs[a].label.cmp(&cs[b].label))
     });
-    tied.first().copied()
+    (tied.first().copied(), tied)
 }
 
 fn relax(r: &Recommendation, pick: Option<usize>) -> Vec<BudgetChange> {
@@ -304,7 +333,9 @@ pub(super) fn choose(mut r: Recommendation) -> Recommendation {
     r.candidates.sort_by(|a, b| rank(a, b, o));
     let feasible: Vec<usize> = (0..r.candidates.len()).filter(|&i| r.candidates[i].feasible()).collect();
     // The pick leads the ranking.
-    let pick = best(&r.candidates, &feasible, o);
+    let (pick, tie) = best_of_tie(&r.candidates, &feasible, o);
+    let tied_labels: Vec<String> =
+        tie.iter().filter(|&&i| Some(i) != pick).map(|&i| r.candidates[i].label.clone()).collect();
     if let Some(p) = pick {
         let c = r.candidates.remove(p);
         r.candidates.insert(0, c);
@@ -335,17 +366,13 @@ pub(super) fn choose(mut r: Recommendation) -> Recommendation {
                 c.label,
                 figure.unwrap_or_else(|| "its figure is unknown".into())
             ));
-            let tied: Vec<&str> = (0..cs.len())
-                .filter(|&i| i != p && cs[i].feasible() && cs[i].evidence == c.evidence)
-                .filter(|&i| matches!((score(&cs[i], o), score(c, o)), (Some(a), Some(b)) if near(a, b)))
-                .map(|i| cs[i].label.as_str())
-                .collect();
-            if !tied.is_empty() {
+            if !tied_labels.is_empty() {
                 r.trade_offs.push(format!(
-                    "tie on {} (within {:.0}%) with {}: decided by the other figures in the order {}",
+                    "tie on {} (95% intervals overlap, or within {:.0}% without one) with {}: decided by the other \
+                     figures in the order {}",
                     o.name(),
                     100.0 * TIE,
-                    tied.join(", "),
+                    tied_labels.join(", "),
                     order(o).iter().skip(1).map(|x| x.name()).collect::<Vec<_>>().join(", ")
                 ));
             }

@@ -71,6 +71,11 @@ fn upper(m: &Metric) -> (f64, &'static str) {
     }
 }
 
+/// The metric's 95% interval of the median, else the range of its samples.
+fn interval(m: &Metric) -> [f64; 2] {
+    m.summary.median_ci95.unwrap_or([m.summary.min, m.summary.max])
+}
+
 /// Significant figures for thresholds and figures in sentences.
 pub(crate) fn sig(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
@@ -144,20 +149,24 @@ fn figures(g: &Group<'_>, budget: &Budget, c: &mut Candidate) {
     // Decode: the lowest lower limit over the workloads, derated by the worst sustained end/start ratio.
     let decode = ok
         .iter()
-        .filter_map(|cell| cell.metrics.get("decode_tps").map(|m| (lower(m), &cell.key.workload)))
-        .min_by(|a, b| a.0 .0.total_cmp(&b.0 .0));
+        .filter_map(|cell| cell.metrics.get("decode_tps").map(|m| ((lower(m), interval(m)), &cell.key.workload)))
+        .min_by(|a, b| a.0 .0 .0.total_cmp(&b.0 .0 .0));
     let throttle = ok
         .iter()
         .filter_map(|cell| cell.sustained.as_ref().and_then(|s| s.decode_tps_ratio).map(|r| (r, &cell.key.workload)))
         .min_by(|a, b| a.0.total_cmp(&b.0));
     match decode {
-        Some(((v, how), wl)) => {
-            let (value, derate) = match throttle {
-                Some((r, swl)) if r < 1.0 => (v * r, format!(", derated ×{r:.3} (sustained {swl}: end / start)")),
-                Some((r, swl)) => (v, format!("; sustained {swl} did not throttle (end / start {r:.3})")),
-                None => (v, "; not checked for throttling (no sustained run)".to_string()),
+        Some((((v, how), [lo, hi]), wl)) => {
+            let (factor, derate) = match throttle {
+                Some((r, swl)) if r < 1.0 => (r, format!(", derated ×{r:.3} (sustained {swl}: end / start)")),
+                Some((r, swl)) => (1.0, format!("; sustained {swl} did not throttle (end / start {r:.3})")),
+                None => (1.0, "; not checked for throttling (no sustained run)".to_string()),
             };
-            c.decode_tps = Some(Bound { value, how: format!("{wl}: {how}{derate}") });
+            c.decode_tps = Some(Bound {
+                value: v * factor,
+                how: format!("{wl}: {how}{derate}"),
+                interval: Some([lo * factor, hi * factor]),
+            });
         }
         None => {
             c.unknown.insert("decode_tps".into(), "no workload that decodes (run the standard suite)".into());
@@ -165,10 +174,12 @@ fn figures(g: &Group<'_>, budget: &Budget, c: &mut Candidate) {
     }
     match ok
         .iter()
-        .filter_map(|cell| cell.metrics.get("ttft_ms").map(|m| (upper(m), &cell.key.workload)))
-        .max_by(|a, b| a.0 .0.total_cmp(&b.0 .0))
+        .filter_map(|cell| cell.metrics.get("ttft_ms").map(|m| ((upper(m), interval(m)), &cell.key.workload)))
+        .max_by(|a, b| a.0 .0 .0.total_cmp(&b.0 .0 .0))
     {
-        Some(((v, how), wl)) => c.ttft_ms = Some(Bound { value: v, how: format!("{wl}: {how}") }),
+        Some((((v, how), iv), wl)) => {
+            c.ttft_ms = Some(Bound { value: v, how: format!("{wl}: {how}"), interval: Some(iv) })
+        }
         None => {
             c.unknown.insert("ttft_ms".into(), "no time to first token measured".into());
         }
@@ -184,7 +195,8 @@ fn figures(g: &Group<'_>, budget: &Budget, c: &mut Candidate) {
             c.unknown.insert("ram_mib".into(), "no peak RSS measured".into());
         }
         (Some((v, cell)), None) => {
-            c.ram_mib = Some(Bound { value: v, how: format!("{}: largest peak RSS", cell.key.workload) })
+            c.ram_mib =
+                Some(Bound { value: v, how: format!("{}: largest peak RSS", cell.key.workload), interval: None })
         }
         (Some((v, cell)), Some(ctx)) => {
             let kv_type = cell.backend.as_ref().and_then(|b| b.kv_cache.clone());
@@ -192,6 +204,7 @@ fn figures(g: &Group<'_>, budget: &Budget, c: &mut Candidate) {
                 (Some(values), Some((ty, bytes))) => {
                     let kv_mib = values as f64 * bytes * ctx as f64 / (1u64 << 20) as f64;
                     c.ram_mib = Some(Bound {
+                        interval: None,
                         value: v + kv_mib,
                         how: format!(
                             "{}: largest peak RSS {} MiB + KV cache of {ctx} tokens at {ty} ({} MiB)",
@@ -221,12 +234,13 @@ fn figures(g: &Group<'_>, budget: &Budget, c: &mut Candidate) {
     }
     // Drift: the largest mean KL divergence plus its standard error over the cells that measured it.
     let mut drift_why = None;
-    let mut kld: Option<(f64, String)> = None;
+    let mut kld: Option<(f64, String, [f64; 2])> = None;
     for cell in &ok {
         match &cell.drift {
             Some(Drift::Measured(d)) => {
                 let v = d.stats.kld.value + d.stats.kld.err;
-                if kld.as_ref().is_none_or(|(k, _)| v > *k) {
+                if kld.as_ref().is_none_or(|(k, _, _)| v > *k) {
+                    let (mean, err) = (d.stats.kld.value, d.stats.kld.err);
                     kld = Some((
                         v,
                         format!(
@@ -240,6 +254,7 @@ fn figures(g: &Group<'_>, budget: &Budget, c: &mut Candidate) {
                                 .and_then(|v| v.as_str().map(str::to_string))
                                 .unwrap_or_default()
                         ),
+                        [mean - err, mean + err],
                     ));
                 }
             }
@@ -249,7 +264,7 @@ fn figures(g: &Group<'_>, budget: &Budget, c: &mut Candidate) {
         }
     }
     match kld {
-        Some((value, how)) => c.kld = Some(Bound { value, how }),
+        Some((value, how, iv)) => c.kld = Some(Bound { value, how, interval: Some(iv) }),
         None => {
             c.unknown.insert(
                 "kld".into(),
@@ -259,10 +274,14 @@ fn figures(g: &Group<'_>, budget: &Budget, c: &mut Candidate) {
     }
     match ok
         .iter()
-        .filter_map(|cell| cell.metrics.get("decode_j_per_token").map(|m| (upper(m), &cell.key.workload)))
-        .max_by(|a, b| a.0 .0.total_cmp(&b.0 .0))
+        .filter_map(|cell| {
+            cell.metrics.get("decode_j_per_token").map(|m| ((upper(m), interval(m)), &cell.key.workload))
+        })
+        .max_by(|a, b| a.0 .0 .0.total_cmp(&b.0 .0 .0))
     {
-        Some(((v, how), wl)) => c.j_per_token = Some(Bound { value: v, how: format!("{wl}: {how}") }),
+        Some((((v, how), iv), wl)) => {
+            c.j_per_token = Some(Bound { value: v, how: format!("{wl}: {how}"), interval: Some(iv) })
+        }
         None => {
             let meters: Vec<&str> = g
                 .device

@@ -185,16 +185,20 @@ fn the_front_drops_dominated_candidates_and_the_pick_trades_against_it() {
 
 #[test]
 fn a_tie_on_the_objective_is_decided_by_the_next_figure() {
-    let run = results(
-        device("EPYC"),
-        vec![
-            cell("m", "a", (100.0, [99.5, 101.0]), 150.0, Some((0.30, 0.0))),
-            cell("m", "b", (100.0, [99.0, 101.0]), 150.0, Some((0.05, 0.0))),
-        ],
-    );
-    let r = answer(&[run], Budget::default(), Objective::Speed);
-    assert_eq!(pick(&r), "m b cpu t2", "within 1% on speed: less drift wins");
-    assert!(r.trade_offs.iter().any(|t| t.starts_with("tie on speed")), "{:?}", r.trade_offs);
+    let pick_of = |a: (f64, [f64; 2]), b: (f64, [f64; 2])| {
+        let run = results(
+            device("EPYC"),
+            vec![cell("m", "a", a, 150.0, Some((0.30, 0.0))), cell("m", "b", b, 150.0, Some((0.05, 0.0)))],
+        );
+        let r = answer(&[run], Budget::default(), Objective::Speed);
+        (pick(&r).to_string(), r.trade_offs.iter().any(|t| t.starts_with("tie on speed")))
+    };
+    // Overlapping 95% intervals: a tie, and the candidate with less drift wins.
+    assert_eq!(pick_of((100.0, [99.5, 101.0]), (100.0, [99.0, 101.0])), ("m b cpu t2".into(), true));
+    // 3% slower on the lower limit, but the intervals overlap: still a tie.
+    assert_eq!(pick_of((100.0, [95.0, 105.0]), (97.0, [93.0, 101.0])), ("m b cpu t2".into(), true));
+    // Within 1%, but the intervals are apart: the faster one wins on speed.
+    assert_eq!(pick_of((100.0, [99.8, 100.2]), (99.5, [99.3, 99.6])), ("m a cpu t2".into(), false));
 }
 
 #[test]
