@@ -79,46 +79,16 @@ mod tests {
     #[test]
     #[ignore = "needs /usr/bin/chromium; .ci/run installs it and runs this with --ignored"]
     fn html_report_renders_in_headless_chromium() {
-        let dir = tempfile::tempdir().unwrap();
-        let page = dir.path().join("report.html");
-        std::fs::write(&page, super::html::html_report(&[run("r1", "AMD EPYC"), run("r2", "Pi")])).unwrap();
-        let chromium = std::env::var("EDGEBENCH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        let run_chromium = |extra: &[&str]| {
-            let profile = dir.path().join(format!("profile-{}", extra.len()));
-            let mut args = vec![
-                "--headless".to_string(),
-                "--no-sandbox".into(),
-                "--disable-gpu".into(),
-                "--disable-quic".into(),
-                "--no-first-run".into(),
-                "--disable-background-networking".into(),
-                "--disable-component-update".into(),
-                "--disable-sync".into(),
-                "--enable-logging=stderr".into(),
-                "--v=0".into(),
-                format!("--user-data-dir={}", profile.display()),
-            ];
-            args.extend(extra.iter().map(|s| s.to_string()));
-            args.push(format!("file://{}", page.display()));
-            let out = std::process::Command::new(&chromium)
-                .args(&args)
-                .output()
-                .unwrap_or_else(|e| panic!("{chromium}: {e}"));
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-        };
-        let (dom, log) = run_chromium(&["--dump-dom"]);
-        assert_eq!(dom.matches("<svg").count(), 6, "charts in the rendered DOM");
-        assert!(dom.contains("Speed against drift") && dom.contains("[2] llamacpp cpu t2 chat"));
-        let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
-        assert!(console.is_empty(), "console messages: {console:?}");
-        let shot = dir.path().join("shot.png");
-        run_chromium(&["--window-size=1200,2400", &format!("--screenshot={}", shot.display())]);
-        let png = std::fs::read(&shot).unwrap();
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 50_000, "screenshot of {} bytes", png.len());
-        if let Ok(keep) = std::env::var("EDGEBENCH_KEEP_SCREENSHOT") {
-            std::fs::copy(&shot, keep).unwrap();
-        }
+        let html = super::html::html_report(&[run("r1", "AMD EPYC"), run("r2", "Pi")]);
+        let shown = crate::fixtures::render_in_chromium(&html, "1200,2400");
+        assert_eq!(shown.dom.matches("<svg").count(), 6, "charts in the rendered DOM");
+        assert!(shown.dom.contains("Speed against drift") && shown.dom.contains("[2] llamacpp cpu t2 chat"));
+        assert!(shown.console.is_empty(), "console messages: {:?}", shown.console);
+        assert!(
+            shown.png.starts_with(b"\x89PNG") && shown.png.len() > 50_000,
+            "screenshot of {} bytes",
+            shown.png.len()
+        );
     }
 
     #[test]

@@ -432,40 +432,15 @@ mod tests {
     #[test]
     #[ignore = "needs /usr/bin/chromium; .ci/run installs it and runs this with --include-ignored"]
     fn html_renders_in_headless_chromium() {
-        let dir = tempfile::tempdir().unwrap();
-        let page = dir.path().join("recommend.html");
-        std::fs::write(&page, super::html(&answer())).unwrap();
-        let chromium = std::env::var("EDGEBENCH_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-        let run = |extra: &[&str]| {
-            let mut args: Vec<String> = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
-                .into_iter()
-                .map(String::from)
-                .collect();
-            args.push("--disable-background-networking".into());
-            args.push("--enable-logging=stderr".into());
-            args.push("--v=0".into());
-            args.push(format!("--user-data-dir={}", dir.path().join(format!("profile-{}", extra.len())).display()));
-            args.extend(extra.iter().map(|s| s.to_string()));
-            args.push(format!("file://{}", page.display()));
-            let out = std::process::Command::new(&chromium)
-                .args(&args)
-                .output()
-                .unwrap_or_else(|e| panic!("{chromium}: {e}"));
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-            (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-        };
-        let (dom, log) = run(&["--dump-dom"]);
-        assert_eq!(dom.matches("<svg").count(), 1, "the chart in the rendered DOM");
-        assert!(dom.contains("Pick: m native &lt;b&gt;|pick"), "{dom}");
-        let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE")).collect();
-        assert!(console.is_empty(), "console messages: {console:?}");
-        let shot = dir.path().join("shot.png");
-        run(&["--window-size=1200,1400", &format!("--screenshot={}", shot.display())]);
-        let png = std::fs::read(&shot).unwrap();
-        assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot of {} bytes", png.len());
-        if let Ok(keep) = std::env::var("EDGEBENCH_KEEP_SCREENSHOT") {
-            std::fs::copy(&shot, keep).unwrap();
-        }
+        let shown = crate::fixtures::render_in_chromium(&super::html(&answer()), "1200,1400");
+        assert_eq!(shown.dom.matches("<svg").count(), 1, "the chart in the rendered DOM");
+        assert!(shown.dom.contains("Pick: m native &lt;b&gt;|pick"), "{}", shown.dom);
+        assert!(shown.console.is_empty(), "console messages: {:?}", shown.console);
+        assert!(
+            shown.png.starts_with(b"\x89PNG") && shown.png.len() > 20_000,
+            "screenshot of {} bytes",
+            shown.png.len()
+        );
     }
 
     #[test]

@@ -165,27 +165,37 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    /// The command line for `backends` × `threads`, with `extra` flags.
-    pub fn command(&self, suite: Option<&str>, backends: &[&str], threads: &[usize], extra: &[&str]) -> String {
-        let w = crate::text::shell_word;
+    /// The `edgebench` arguments (from `run`) for `backends` × `threads`, with `extra` flags.
+    pub fn argv(&self, suite: Option<&str>, backends: &[&str], threads: &[usize], extra: &[&str]) -> Vec<String> {
         let threads: Vec<String> = threads.iter().map(usize::to_string).collect();
-        let mut c = format!(
-            "edgebench run --suite {} --model {} --backend {} --device {} --threads {}",
-            w(suite.unwrap_or(&self.suite)),
-            w(&self.model),
-            w(&backends.join(",")),
-            w(&self.device),
-            threads.join(",")
-        );
+        let mut a: Vec<String> = vec![
+            "run".into(),
+            "--suite".into(),
+            suite.unwrap_or(&self.suite).into(),
+            "--model".into(),
+            self.model.clone(),
+            "--backend".into(),
+            backends.join(","),
+            "--device".into(),
+            self.device.clone(),
+            "--threads".into(),
+            threads.join(","),
+        ];
         for o in &self.backend_opts {
-            c.push_str(&format!(" --backend-opt {}", w(o)));
+            a.extend(["--backend-opt".to_string(), o.clone()]);
         }
-        for f in self.limit_flags.iter().map(String::as_str).chain(extra.iter().copied()) {
-            c.push(' ');
-            c.push_str(&w(f));
-        }
-        c
+        a.extend(self.limit_flags.iter().cloned());
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a
     }
+}
+
+/// `argv` as a shell command line: `edgebench` and each argument quoted where it needs to be.
+pub fn command_line(argv: &[String]) -> String {
+    std::iter::once("edgebench".to_string())
+        .chain(argv.iter().map(|a| crate::text::shell_word(a)))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Candidate {
@@ -224,6 +234,9 @@ pub struct Missing {
     pub what: String,
     /// The command that fills it (`None` when no command can, e.g. no energy meter on the device).
     pub command: Option<String>,
+    /// Its arguments after `edgebench` (empty without a command), for `--run`.
+    #[serde(skip)]
+    pub argv: Vec<String>,
 }
 
 /// The whole answer.

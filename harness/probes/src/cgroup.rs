@@ -266,14 +266,14 @@ impl Enforcer {
     }
 }
 
-/// Whether constrained runs work here, for tests: `Err(reason)` where cgroups are not writable.
-pub fn available(limits: Limits) -> Result<Enforcer, String> {
-    Enforcer::new(Path::new("/sys/fs/cgroup"), limits).map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether constrained runs work here: `Err(reason)` where cgroups are not writable.
+    fn available(limits: Limits) -> Result<Enforcer, String> {
+        Enforcer::new(Path::new("/sys/fs/cgroup"), limits).map_err(|e| e.to_string())
+    }
 
     #[test]
     fn own_group_reads_v1_and_v2_lines() {

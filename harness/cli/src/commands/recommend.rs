@@ -65,46 +65,6 @@ fn compute(paths: &[PathBuf], a: &RecommendArgs, budget: &Budget) -> anyhow::Res
     Ok(answer(&sources, &here, budget, objective, a.workload.as_deref()))
 }
 
-/// Splits a command line made by `RunArgs::command` (words plain or single-quoted) into arguments.
-fn words(cmd: &str) -> anyhow::Result<Vec<String>> {
-    let (mut out, mut cur, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
-    let mut chars = cmd.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\'' if quoted => {
-                // `'\''` inside a quoted word is a literal quote.
-                if chars.peek() == Some(&'\\') {
-                    let rest: String = chars.clone().take(3).collect();
-                    if rest == "\\''" {
-                        chars.nth(2);
-                        cur.push('\'');
-                        continue;
-                    }
-                }
-                quoted = false;
-            }
-            '\'' => {
-                quoted = true;
-                any = true;
-            }
-            ' ' if !quoted => {
-                if any || !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                    any = false;
-                }
-            }
-            c => cur.push(c),
-        }
-    }
-    if quoted {
-        bail!("unbalanced quote in {cmd}");
-    }
-    if any || !cur.is_empty() {
-        out.push(cur);
-    }
-    Ok(out)
-}
-
 /// Answers `a` (exit 0 with a pick, 1 without one).
 pub fn recommend(a: &RecommendArgs) -> anyhow::Result<ExitCode> {
     let budget = check_budget(a)?;
@@ -115,7 +75,8 @@ pub fn recommend(a: &RecommendArgs) -> anyhow::Result<ExitCode> {
     }
     let mut r = compute(&paths, a, &budget)?;
     if a.measure_missing {
-        let commands: Vec<&str> = r.missing.iter().filter_map(|m| m.command.as_deref()).collect();
+        let runs: Vec<(&str, &[String])> =
+            r.missing.iter().filter_map(|m| m.command.as_deref().map(|c| (c, m.argv.as_slice()))).collect();
         for m in &r.missing {
             match &m.command {
                 Some(c) => println!("# {}\n{c}", m.what),
@@ -125,7 +86,7 @@ pub fn recommend(a: &RecommendArgs) -> anyhow::Result<ExitCode> {
         if r.missing.is_empty() {
             println!("# nothing the answer needs is unknown");
         }
-        if !a.run || commands.is_empty() {
+        if !a.run || runs.is_empty() {
             return Ok(ExitCode::SUCCESS);
         }
         let dir = a.out.as_ref().and_then(|o| o.parent().map(PathBuf::from)).filter(|d| !d.as_os_str().is_empty());
@@ -133,10 +94,9 @@ pub fn recommend(a: &RecommendArgs) -> anyhow::Result<ExitCode> {
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let exe = std::env::current_exe().context("locating the edgebench binary")?;
         let stamp = edgebench_runner::run::new_run_id();
-        for (i, c) in commands.iter().enumerate() {
+        for (i, (c, argv)) in runs.iter().enumerate() {
             let out = dir.join(format!("missing-{stamp}-{}.json", i + 1));
-            let mut args = words(c)?;
-            args.remove(0); // `edgebench`
+            let mut args = argv.to_vec();
             args.extend(["--out".to_string(), out.display().to_string()]);
             eprintln!("running: {c} --out {}", out.display());
             let status =
@@ -165,18 +125,4 @@ pub fn recommend(a: &RecommendArgs) -> anyhow::Result<ExitCode> {
         RecommendFormat::Html => write(Some("recommend.html"), &edgebench_reports::recommend::html(&r))?,
     }
     Ok(if r.pick.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn commands_split_back_into_their_words() {
-        let w = super::words("edgebench run --model '/tmp/my model.gguf' --backend-opt 'x:k=it'\\''s' --threads 1,2")
-            .unwrap();
-        assert_eq!(
-            w,
-            ["edgebench", "run", "--model", "/tmp/my model.gguf", "--backend-opt", "x:k=it's", "--threads", "1,2"]
-        );
-        assert!(super::words("a 'b").is_err());
-    }
 }

@@ -7,7 +7,9 @@
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
-use edgebench_core::recommend::{BudgetChange, Candidate, Evidence, Missing, Objective, Recommendation, Verdict};
+use edgebench_core::recommend::{
+    command_line, BudgetChange, Candidate, Evidence, Missing, Objective, Recommendation, Verdict,
+};
 
 use super::sig;
 
@@ -299,6 +301,7 @@ fn missing(r: &Recommendation) -> Vec<Missing> {
                     "{what}: attach a meter (`edgebench run --energy-cmd CMD`) or measure on a device that has one"
                 ),
                 command: None,
+                argv: Vec::new(),
             });
             continue;
         }
@@ -316,11 +319,11 @@ fn missing(r: &Recommendation) -> Vec<Missing> {
             }
         }
         for (c, backends, threads) in runs.into_values() {
-            let cmd = match field {
-                "kld" => c.run.command(None, &backends, &threads, &["--drift", "short"]),
-                _ => c.run.command(Some("standard"), &backends, &threads, &[]),
+            let argv = match field {
+                "kld" => c.run.argv(None, &backends, &threads, &["--drift", "short"]),
+                _ => c.run.argv(Some("standard"), &backends, &threads, &[]),
             };
-            out.push(Missing { what: what.clone(), command: Some(cmd) });
+            out.push(Missing { what: what.clone(), command: Some(command_line(&argv)), argv });
         }
     }
     out

@@ -460,7 +460,7 @@ pub fn recommend(
             command: String::new(),
             run: run_args(g, &options),
         };
-        c.command = c.run.command(None, &[&k.backend], &[k.threads], &[]);
+        c.command = edgebench_core::recommend::command_line(&c.run.argv(None, &[&k.backend], &[k.threads], &[]));
         figures(g, budget, &mut c);
         if g.cells.iter().all(|(_, cell)| cell.status != CellStatus::Ok) {
             for why in c.unknown.values_mut() {
