@@ -408,6 +408,7 @@ mod tests {
             missing: vec![Missing {
                 what: "kld unknown for m tract".into(),
                 command: Some("edgebench run … --drift short".into()),
+                argv: Vec::new(),
             }],
         }
     }
