@@ -243,6 +243,7 @@ impl CandleModel {
             converted,
             notes,
             kv_cache: Some("f32".into()),
+            coverage: None,
             weights: None,
         };
         if !converted_digests.is_empty() {

@@ -175,6 +175,7 @@ impl LlamaCppModel {
             converted: None,
             // The context parameters leave type_k / type_v at llama.cpp's default, F16.
             kv_cache: Some("f16".into()),
+            coverage: None,
             weights: None,
             notes: vec![
                 format!("model: {}", model.desc()),

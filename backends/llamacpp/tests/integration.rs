@@ -74,12 +74,7 @@ fn every_architecture_agrees_with_llama_cpp() {
     // activations) and tract.
     let ort = edgebench_backend_ort::OrtBackend::new(
         dir.path().join("ort-cache"),
-        Box::new(|| {
-            let lib = edgebench_models::registry::library("onnxruntime").map_err(|e| e.to_string())?;
-            let path =
-                edgebench_models::registry::ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
-            Ok((path, format!("{} wheel", lib.package)))
-        }),
+        Box::new(edgebench_models::registry::library_file),
     );
     let tract = edgebench_backend_tract::TractBackend::new(dir.path().join("tract-cache"));
     for &(arch, rope_freqs) in TINY_ARCHS {

@@ -156,6 +156,7 @@ impl LoadedModel for MockModel {
             converted: None,
             notes: vec!["mock backend: numbers are synthetic".into()],
             kv_cache: None,
+            coverage: None,
             weights: None,
         }
     }

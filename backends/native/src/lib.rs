@@ -189,6 +189,7 @@ impl TypedBackend for NativeBackend {
                 kv::KvType::F16 => "f16".into(),
                 kv::KvType::F32 => "f32".into(),
             }),
+            coverage: None,
             weights: None,
         };
         Ok(Box::new(NativeModel { engine: forward::Engine { w, ks, pool: Mutex::new(pool) }, facts, kv }))

@@ -26,6 +26,7 @@ mod fused;
 pub mod io;
 mod primitive;
 mod proto;
+pub mod scan;
 pub mod weights;
 
 use std::path::PathBuf;

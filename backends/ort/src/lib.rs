@@ -3,19 +3,24 @@
 //! `onnxruntime` wheel (fetched by the CLI with `pip download`, SHA-256 pinned and cached like models) or a file the
 //! user names (`--backend-opt ort_lib=PATH`).
 //!
-//! Execution providers: `--device cpu` runs the CPU provider; `cuda[:N]`, `openvino`, `qnn`, `coreml` and
-//! `directml` register that provider with errors on failure *and* `session.disable_cpu_ep_fallback=1`, so a session
-//! whose nodes would fall back to the CPU is refused (a skipped cell naming the reason), never measured as that
-//! device. Options: `accuracy_level=0|1|4` (the exported `MatMulNBits` nodes' own setting, default 1: f32; 4
-//! quantizes activations to int8 as llama.cpp and the native backend do, but is not batch-consistent, see
-//! `ExportOptions`), `graph=fused|primitive` (default fused: the graph ONNX Runtime's own model builder writes,
-//! see `GraphVariant`), `kv_buffer=shared|copy` (fused graph; see `KvBuffer`), `ort_lib=PATH`, `spinning=on|off`
-//! (ORT's intra-op spin, default ORT's own: on), `genai_model=DIR` (run a model onnxruntime-genai's builder wrote
-//! instead of the export, for comparison; see [`genai`]).
+//! Execution providers: `--device cpu` runs the CPU provider; `cuda[:N]`, `openvino[:CPU|GPU|NPU]` (OpenVINO's own
+//! build of ONNX Runtime, `library`), `qnn[:htp|gpu|cpu]` (the QNN plugin registered with the default library),
+//! `coreml` and `directml` register that provider with errors on failure *and* `session.disable_cpu_ep_fallback=1`,
+//! so a session whose nodes would fall back to the CPU is refused — a skipped cell naming the reason and carrying the
+//! provider's coverage (`coverage`) — never measured as that device, unless `allow_cpu_fallback=true` labels it
+//! partial. Accelerators default to the primitive graph at `accuracy_level=1`; QNN and OpenVINO's NPU run static
+//! shapes (`window`). Options: see [`OrtOptions`]; `accuracy_level=4` (the CPU provider's default) quantizes
+//! activations to int8 as llama.cpp and the native backend do, but is not batch-consistent (see `ExportOptions`);
+//! `graph=fused` (the CPU provider's default) is the graph ONNX Runtime's own model builder writes (see
+//! `GraphVariant`); `genai_model=DIR` runs a model onnxruntime-genai's builder wrote instead of the export, for
+//! comparison (see [`genai`]).
 
+mod coverage;
 pub mod genai;
 mod kv;
 mod library;
+pub mod probe;
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -53,32 +58,63 @@ impl OrtBackend {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrtOptions {
-    /// `accuracy_level` of the exported `MatMulNBits` nodes (0 unset, 1 f32, 2 f16, 3 bf16, 4 int8 activations).
-    pub accuracy_level: u8,
+    /// `accuracy_level` of the exported `MatMulNBits` nodes (0 unset, 1 f32, 2 f16, 3 bf16, 4 int8 activations;
+    /// absent: 4 on the CPU provider, as ONNX Runtime's own toolchain, and 1 on an accelerator, whose toolchain
+    /// decides its own arithmetic).
+    pub accuracy_level: Option<u8>,
     /// The ONNX Runtime shared library to load instead of the pinned wheel's.
     pub ort_lib: Option<PathBuf>,
     /// ONNX Runtime's intra-op spinning (absent: ORT's own default, on).
     pub spinning: Option<Spinning>,
-    /// Which exported graph runs: `fused` (default: ONNX Runtime's contrib operators, as its own model builder
-    /// writes) or `primitive` (standard operators, the graph tract runs).
-    pub graph: GraphVariant,
+    /// Which exported graph runs: `fused` (ONNX Runtime's contrib operators, as its own model builder writes: the
+    /// default on the CPU provider) or `primitive` (standard operators, the graph tract runs: the default on
+    /// OpenVINO and QNN, which do not take the contrib operators).
+    pub graph: Option<GraphVariant>,
     /// How the KV cache passes between calls (absent: `shared` on the fused graph, `copy` on the primitive one).
     pub kv_buffer: Option<KvBuffer>,
     /// A directory onnxruntime-genai's model builder wrote (`genai_config.json` and its graph): run that model
     /// instead of edgebench's export of the GGUF, whose tokenizer still feeds it. Its weights are the builder's,
     /// so the weight check says they differ; `accuracy_level` and `graph` are then the builder's own.
     pub genai_model: Option<PathBuf>,
+    /// On an accelerator: measure the graph even when its provider leaves nodes to ONNX Runtime's CPU provider (the
+    /// cell is then labelled `partial: N% on <device>`); by default such a graph is a skipped cell with its coverage.
+    pub allow_cpu_fallback: bool,
+    /// OpenVINO's `precision` for its device (`FP32`, `FP16`, `ACCURACY`; absent: OpenVINO's own default).
+    pub openvino_precision: Option<String>,
+    /// The QNN execution provider plugin library to register instead of the pinned `onnxruntime-qnn` wheel's.
+    pub qnn_lib: Option<PathBuf>,
+    /// Static shapes with a KV window of this many positions, one token per call (see `window`); 0 keeps the
+    /// dynamic shapes. Absent: [`DEFAULT_WINDOW`] on QNN and OpenVINO's NPU, which compile static graphs only,
+    /// dynamic elsewhere.
+    pub static_window: Option<usize>,
+    /// QNN's HTP: run float graphs in fp16 (`enable_htp_fp16_precision`, default true: HTP has no f32 arithmetic).
+    pub qnn_htp_fp16: Option<bool>,
+    /// QNN's `soc_model` and `htp_arch`, which chip the HTP graph is prepared for (default 60 and 75; QNN's ids).
+    pub qnn_soc_model: Option<u32>,
+    /// See `qnn_soc_model`.
+    pub qnn_htp_arch: Option<u32>,
 }
+
+/// The static KV window on QNN and OpenVINO's NPU unless `static_window` says otherwise: enough for the standard
+/// suite's 512-token prompt and 128 generated tokens.
+pub const DEFAULT_WINDOW: usize = 1024;
 
 impl Default for OrtOptions {
     fn default() -> Self {
         Self {
-            accuracy_level: 4,
+            accuracy_level: None,
             ort_lib: None,
             spinning: None,
-            graph: GraphVariant::Fused,
+            graph: None,
             kv_buffer: None,
             genai_model: None,
+            allow_cpu_fallback: false,
+            openvino_precision: None,
+            qnn_lib: None,
+            static_window: None,
+            qnn_htp_fp16: None,
+            qnn_soc_model: None,
+            qnn_htp_arch: None,
         }
     }
 }
@@ -96,10 +132,42 @@ pub enum KvBuffer {
     Copy,
 }
 
+/// Whether a device runs on an accelerator's provider (whose defaults differ from the CPU provider's).
+fn accelerator(device: &DeviceRequest) -> bool {
+    matches!(device.kind.as_str(), "openvino" | "qnn")
+}
+
 impl OrtOptions {
+    /// The graph that runs on `device`.
+    fn graph_for(&self, device: &DeviceRequest) -> GraphVariant {
+        self.graph.unwrap_or(if accelerator(device) { GraphVariant::Primitive } else { GraphVariant::Fused })
+    }
+
+    /// The `MatMulNBits` accuracy level on `device`.
+    fn accuracy_for(&self, device: &DeviceRequest) -> u8 {
+        self.accuracy_level.unwrap_or(if accelerator(device) { 1 } else { 4 })
+    }
+
+    /// The static KV window on `device`, if it runs static shapes.
+    fn window_for(&self, device: &DeviceRequest) -> Option<usize> {
+        let needs_static =
+            device.kind == "qnn" || (device.kind == "openvino" && device.target.as_deref() == Some("NPU"));
+        match self.static_window {
+            Some(0) => None,
+            Some(w) => Some(w),
+            None => needs_static.then_some(DEFAULT_WINDOW),
+        }
+    }
+
     /// The KV passing this graph runs with, or why the combination cannot run.
-    fn kv(&self) -> Result<KvBuffer, BackendError> {
-        match (self.graph, self.kv_buffer) {
+    fn kv(&self, device: &DeviceRequest) -> Result<KvBuffer, BackendError> {
+        if self.window_for(device).is_some() && self.graph_for(device) != GraphVariant::Primitive {
+            return Err(unsupported(format!(
+                "static shapes (static_window; on {device} by default, which compiles static graphs only) need \
+                 graph=primitive"
+            )));
+        }
+        match (self.graph_for(device), self.kv_buffer) {
             (GraphVariant::Primitive, Some(KvBuffer::Shared)) => Err(unsupported(
                 "ort option kv_buffer=shared needs graph=fused (the primitive graph concatenates its KV cache)",
             )),
@@ -123,9 +191,22 @@ pub(crate) fn unsupported(m: impl Into<String>) -> BackendError {
     BackendError::Unsupported(m.into())
 }
 
-fn export_options(o: &OrtOptions) -> Result<ExportOptions, BackendError> {
-    match o.accuracy_level {
-        0..=4 => Ok(ExportOptions { accuracy_level: o.accuracy_level, graph: o.graph, untied_head: false }),
+fn export_options(o: &OrtOptions, device: &DeviceRequest) -> Result<ExportOptions, BackendError> {
+    if let Some(p) = &o.openvino_precision {
+        if !["FP32", "FP16", "ACCURACY"].contains(&p.as_str()) {
+            return Err(unsupported(format!("ort option openvino_precision={p} (FP32, FP16 or ACCURACY)")));
+        }
+        if device.kind != "openvino" {
+            return Err(unsupported(format!("ort option openvino_precision is for --device openvino, not {device}")));
+        }
+    }
+    let qnn_opts =
+        o.qnn_htp_fp16.is_some() || o.qnn_soc_model.is_some() || o.qnn_htp_arch.is_some() || o.qnn_lib.is_some();
+    if qnn_opts && device.kind != "qnn" {
+        return Err(unsupported(format!("ort options qnn_* are for --device qnn, not {device}")));
+    }
+    match o.accuracy_for(device) {
+        v @ 0..=4 => Ok(ExportOptions { accuracy_level: v, graph: o.graph_for(device), untied_head: false }),
         v => Err(unsupported(format!("ort option accuracy_level={v} (0, 1, 2, 3 or 4)"))),
     }
 }
@@ -149,11 +230,10 @@ impl TypedBackend for OrtBackend {
     const NAME: &'static str = "ort";
 
     fn check(&self, _model: &ModelSpec, req: Request<'_, OrtOptions>) -> Result<(), BackendError> {
-        export_options(req.options)?;
-        req.options.kv()?;
+        export_options(req.options, req.device)?;
+        req.options.kv(req.device)?;
         if let Some(dir) = &req.options.genai_model {
-            let d = OrtOptions::default();
-            if req.options.graph != d.graph || req.options.accuracy_level != d.accuracy_level {
+            if req.options.graph.is_some() || req.options.accuracy_level.is_some() {
                 return Err(unsupported(
                     "ort options graph and accuracy_level choose edgebench's export; with genai_model the graph and \
                      its accuracy levels are the builder's",
@@ -162,8 +242,11 @@ impl TypedBackend for OrtBackend {
             genai::GenaiModel::read(dir)?;
         }
         let provider = provider_for(req.device)?;
-        library::init(&self.library, req.options.ort_lib.as_deref()).map_err(unsupported)?;
-        match providers() {
+        let lib = library::init(&self.library, req.options.ort_lib.as_deref(), req.device).map_err(unsupported)?;
+        if req.device.kind == "qnn" {
+            library::qnn_plugin(&self.library, req.options.qnn_lib.as_deref(), lib).map_err(unsupported)?;
+        }
+        match providers(lib) {
             Ok(have) if have.iter().any(|p| p == provider) => Ok(()),
             Ok(have) => Err(unsupported(format!(
                 "this ONNX Runtime library has no {provider} (it offers {}); no CPU fallback is measured as {}",
@@ -187,20 +270,38 @@ impl TypedBackend for OrtBackend {
                 )],
             });
         }
-        prepare_export(&self.cache_root, model, export_options(req.options)?)
+        prepare_export(&self.cache_root, model, export_options(req.options, req.device)?)
     }
 
     fn load(&self, _model: &ModelSpec, req: Request<'_, OrtOptions>, path: &PathBuf) -> Loaded {
-        let eo = export_options(req.options)?;
-        let kv = req.options.kv()?;
+        let eo = export_options(req.options, req.device)?;
+        let kv = req.options.kv(req.device)?;
         let provider = provider_for(req.device)?;
-        let lib = library::init(&self.library, req.options.ort_lib.as_deref()).map_err(unsupported)?;
+        let lib = library::init(&self.library, req.options.ort_lib.as_deref(), req.device).map_err(unsupported)?;
+        let qnn = match req.device.kind.as_str() {
+            "qnn" => {
+                Some(library::qnn_plugin(&self.library, req.options.qnn_lib.as_deref(), lib).map_err(unsupported)?)
+            }
+            _ => None,
+        };
+        let placement = library::Placement {
+            device: req.device,
+            threads: req.threads,
+            allow_cpu_fallback: req.options.allow_cpu_fallback,
+            openvino_precision: req.options.openvino_precision.as_deref(),
+            qnn_htp: Some((
+                req.options.qnn_htp_fp16.unwrap_or(true),
+                req.options.qnn_soc_model.unwrap_or(60),
+                req.options.qnn_htp_arch.unwrap_or(75),
+            )),
+        };
+        let window = req.options.window_for(req.device);
         let path: &Path = path;
         let load_err = |m: String| BackendError::Load { path: path.display().to_string(), message: m };
         let threads = req.threads;
         let spinning = req.options.spinning.map(|v| if v == Spinning::On { "on" } else { "off" });
         let acc = eo.accuracy_level.to_string();
-        let build = || -> Result<ort::session::builder::SessionBuilder, String> {
+        let build = |placement: &library::Placement<'_>| -> Result<ort::session::builder::SessionBuilder, String> {
             let s = |e: ort::Error<ort::session::builder::SessionBuilder>| e.to_string();
             let mut b = ort::session::Session::builder(&lib.env)
                 .map_err(|e| e.to_string())?
@@ -223,19 +324,53 @@ impl TypedBackend for OrtBackend {
                     .with_config_entry("session.intra_op.allow_spinning", if v == "on" { "1" } else { "0" })
                     .map_err(s)?;
             }
+            for (dim, size) in window.map(window::overrides).into_iter().flatten() {
+                b = b.with_dimension_override(dim, size).map_err(s)?;
+            }
             if req.device.kind != "cpu" {
-                b = library::register(b, req.device).map_err(|e| e.to_string())?;
+                b = library::register(b, lib, placement).map_err(|e| e.to_string())?;
             }
             Ok(b)
         };
-        let mut b = build().map_err(load_err)?;
-        let session = b.commit_from_file(path).map_err(|e| match req.device.kind.as_str() {
-            "cpu" => load_err(e.to_string()),
-            _ => unsupported(format!(
-                "{provider} could not take the whole graph on {} (CPU fallback disabled, so it is not measured): {e}",
-                req.device
-            )),
-        })?;
+        let mark = library::log_mark();
+        let said = |mark: usize| {
+            let e = library::errors_since(mark);
+            if e.is_empty() {
+                String::new()
+            } else {
+                format!("; ONNX Runtime logged: {}", e.join(" | "))
+            }
+        };
+        let mut builder = match build(&placement) {
+            Ok(b) => b,
+            Err(e) if req.device.kind == "cpu" => return Err(load_err(e)),
+            Err(e) => return Err(unsupported(format!("{provider} on {}: {e}{}", req.device, said(mark)))),
+        };
+        let session = match builder.commit_from_file(path) {
+            Ok(s) => s,
+            Err(e) if req.device.kind == "cpu" => return Err(load_err(e.to_string())),
+            Err(e) if req.options.allow_cpu_fallback || !e.to_string().contains("fallback to CPU EP") => {
+                return Err(unsupported(format!("{provider} on {}: {e}{}", req.device, said(mark))))
+            }
+            Err(e) => {
+                // Which nodes it did not take: the same graph again, the fallback allowed, only to read the
+                // partitioning (not measured).
+                let report = build(&library::Placement { allow_cpu_fallback: true, ..placement })
+                    .and_then(|mut b| b.commit_from_file(path).map_err(|e| e.to_string()))
+                    .and_then(|s| coverage_of(&s, path, provider, req.device))
+                    .map_or_else(|e| format!("coverage unknown: {e}"), |c| c.summary());
+                return Err(unsupported(format!(
+                    "{provider} could not take the whole graph on {} (CPU fallback disabled, so it is not measured; \
+                     --backend-opt ort:allow_cpu_fallback=true measures the mixed graph): {report}. ONNX Runtime: {e}{}",
+                    req.device,
+                    said(mark)
+                )));
+            }
+        };
+        let coverage = match req.device.kind.as_str() {
+            "cpu" => None,
+            _ => Some(coverage_of(&session, path, provider, req.device).map_err(load_err)?),
+        };
         let GraphSource { graph: g, desc: graph_desc, version: source_version, converted, mut notes, variance, origin } =
             match &req.options.genai_model {
                 None => export_source(&session, path, &acc, eo.accuracy_level, kv)?,
@@ -250,15 +385,40 @@ impl TypedBackend for OrtBackend {
             ),
         );
         notes.extend(variance.as_ref().map(|why| format!("batch-variant: {why}")));
+        if let Some(c) = &coverage {
+            notes.insert(0, format!("coverage: {}", c.summary()));
+        }
+        notes.extend(accelerator_notes(req.device, &req.options, eo.graph, eo.accuracy_level));
+        if let Some(w) = window {
+            notes.push(format!(
+                "static shapes: one token per call (prompts too), the KV cache a fixed window of {w} positions with the \
+                 empty ones masked (symbolic dimensions fixed by ONNX Runtime: seq=1, past={w}, past+seq={}, rows=1)",
+                w + 1
+            ));
+        }
+        let mut versions =
+            vec![format!("onnxruntime {} ({})", lib.version, lib.source), ORT_CRATE_VERSION.into(), source_version];
+        if let Some((qnn_path, origin)) = qnn {
+            versions.push(format!("QNN execution provider plugin {} ({origin})", qnn_path.display()));
+        }
+        let partial = coverage.as_ref().filter(|c| !c.complete()).map(|c| {
+            format!(
+                "partial: {:.1}% of nodes on {} (the rest on ONNX Runtime's CPU provider); ",
+                100.0 * c.node_share(),
+                req.device
+            )
+        });
         let facts = BackendFacts {
-            versions: vec![
-                format!("onnxruntime {} ({})", lib.version, lib.source),
-                ORT_CRATE_VERSION.into(),
-                source_version,
-            ],
+            versions,
             kernel_path: format!(
-                "onnxruntime {provider}; {graph_desc}; KV {}",
-                if kv == KvBuffer::Shared { "shared buffer" } else { "copied" }
+                "{}onnxruntime {provider}{}; {graph_desc}; KV {}",
+                partial.unwrap_or_default(),
+                req.device.target.as_deref().map(|t| format!(" ({t})")).unwrap_or_default(),
+                match (window, kv) {
+                    (Some(w), _) => format!("static window of {w} positions, one token per call"),
+                    (None, KvBuffer::Shared) => "shared buffer".into(),
+                    (None, KvBuffer::Copy) => "copied".into(),
+                }
             ),
             threads,
             vocab_size: g.vocab,
@@ -266,6 +426,7 @@ impl TypedBackend for OrtBackend {
             converted,
             notes,
             kv_cache: Some("f32".into()),
+            coverage,
             weights: None,
         };
         Ok(Box::new(OrtModel {
@@ -276,13 +437,14 @@ impl TypedBackend for OrtBackend {
             batch_variance: variance,
             kv,
             origin,
+            window,
         }))
     }
 
     fn devices(&self) -> Vec<String> {
-        match library::init(&self.library, None)
+        match library::init(&self.library, None, &DeviceRequest::cpu())
             .map_err(|e| e.to_string())
-            .and_then(|_| providers().map_err(|e| e.to_string()))
+            .and_then(|lib| providers(lib).map_err(|e| e.to_string()))
         {
             Ok(p) => p
                 .iter()
@@ -304,8 +466,69 @@ impl TypedBackend for OrtBackend {
     }
 
     fn versions(&self) -> Vec<String> {
-        vec![ORT_CRATE_VERSION.into(), format!("onnxruntime {ORT_VERSION_PINNED} wheel unless ort_lib names another")]
+        vec![
+            ORT_CRATE_VERSION.into(),
+            format!(
+                "onnxruntime {ORT_VERSION_PINNED} wheel unless ort_lib names another (openvino: the onnxruntime-openvino \
+                 wheel's; qnn: the onnxruntime-qnn plugin on the default)"
+            ),
+        ]
     }
+}
+
+/// The share of the graph `provider` took in `session`, weighed by the weight bytes of the file at `path`.
+fn coverage_of(
+    session: &ort::session::Session,
+    path: &Path,
+    provider: &str,
+    device: &DeviceRequest,
+) -> Result<edgebench_core::ProviderCoverage, String> {
+    let subgraphs =
+        coverage::assignment(session).map_err(|e| format!("reading ONNX Runtime's node assignment: {e}"))?;
+    let weights = edgebench_onnx::scan::weight_bytes(path).map_err(|e| e.to_string())?;
+    // The plugin QNN provider calls itself `QNN`; the built-in one `QNNExecutionProvider`.
+    let name =
+        if subgraphs.iter().any(|s| s.provider == library::QNN_PLUGIN_EP) { library::QNN_PLUGIN_EP } else { provider };
+    Ok(coverage::summarize(&subgraphs, name, &device.to_string(), &weights))
+}
+
+/// What a reader of an accelerator's result must know about how it ran.
+fn accelerator_notes(device: &DeviceRequest, o: &OrtOptions, graph: GraphVariant, acc: u8) -> Vec<String> {
+    let mut notes = Vec::new();
+    if !accelerator(device) {
+        return notes;
+    }
+    if o.graph.is_none() {
+        notes.push(format!(
+            "graph {} (the default on {}: the fused graph's com.microsoft operators are ONNX Runtime's own CPU \
+             kernels, which this provider does not take)",
+            graph.name(),
+            device.kind
+        ));
+    }
+    if o.accuracy_level.is_none() {
+        notes.push(format!(
+            "MatMulNBits accuracy_level={acc} (the default on an accelerator: its toolchain, not ONNX Runtime's CPU \
+             kernel, decides the arithmetic)"
+        ));
+    }
+    match device.kind.as_str() {
+        "openvino" => notes.push(match &o.openvino_precision {
+            Some(p) => format!("OpenVINO precision {p} (--backend-opt ort:openvino_precision)"),
+            None => "OpenVINO precision: its own default for the device (on a CPU with AVX-512 BF16 or AMX, \
+                     OpenVINO's CPU plugin infers in bf16 unless told otherwise); num_of_threads = the cell's threads"
+                .into(),
+        }),
+        "qnn" => notes.push(if std::env::consts::ARCH == "x86_64" {
+            "emulated: QNN's backends on x86-64 run the accelerator's graph in a software model of it, so its speed \
+             says nothing about the real device (compare its drift, not its speed)"
+                .into()
+        } else {
+            format!("QNN backend {}", device.target.as_deref().unwrap_or("htp"))
+        }),
+        _ => {}
+    }
+    notes
 }
 
 /// What the graph a model runs says about itself, for the results.
@@ -417,6 +640,8 @@ struct OrtModel {
     batch_variance: Option<String>,
     kv: KvBuffer,
     origin: Origin,
+    /// The static KV window, when the graph runs with static shapes.
+    window: Option<usize>,
 }
 
 /// Where the graph a model runs came from, which decides its inputs.
@@ -469,7 +694,8 @@ impl LoadedModel for OrtModel {
             }
             KvBuffer::Copy => kv::Kv::handed(&self.graph)?,
         };
-        Ok(Box::new(OrtSession { model: self, kv, pos: 0 }))
+        let window = self.window.map(|w| window::Window::new(&self.graph, w)).transpose()?;
+        Ok(Box::new(OrtSession { model: self, kv, window, pos: 0 }))
     }
 }
 
@@ -512,6 +738,8 @@ pub(crate) fn runtime(e: impl std::fmt::Display) -> BackendError {
 struct OrtSession<'a> {
     model: &'a OrtModel,
     kv: kv::Kv,
+    /// Static shapes: the windowed cache (then `kv` is unused).
+    window: Option<window::Window>,
     pos: usize,
 }
 
@@ -549,6 +777,18 @@ impl OrtSession<'_> {
 
 impl Session for OrtSession<'_> {
     fn run(&mut self, tokens: &[u32], rows: Rows) -> Result<Vec<f32>, BackendError> {
+        if let Some(w) = &mut self.window {
+            let mut session = self.model.session.lock().map_err(|_| runtime("a previous call panicked"))?;
+            let mut out = Vec::with_capacity(if rows == Rows::All { tokens.len() } else { 1 } * self.model.graph.vocab);
+            for (i, &t) in tokens.iter().enumerate() {
+                let logits = w.step(&mut session, &self.model.graph, t)?;
+                self.pos += 1;
+                if rows == Rows::All || i + 1 == tokens.len() {
+                    out.extend(logits);
+                }
+            }
+            return Ok(out);
+        }
         if let (Origin::Genai { last_only: true, .. }, Rows::All) = (self.model.origin, rows) {
             let mut all = Vec::with_capacity(tokens.len() * self.model.graph.vocab);
             for t in tokens {

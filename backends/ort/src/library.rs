@@ -12,10 +12,19 @@ use ort::session::builder::SessionBuilder;
 /// The onnxruntime release the CLI fetches by default (the `onnxruntime` wheel of this version).
 pub const ORT_VERSION_PINNED: &str = "1.31.1";
 
-/// Where the library comes from when neither `ort_lib` nor `ORT_DYLIB_PATH` names one: returns the file and a
-/// description of its origin (e.g. `onnxruntime==1.31.1 wheel, SHA-256 verified`).
-pub type LibrarySource = Box<dyn Fn() -> Result<(PathBuf, String), String> + Send + Sync>;
+/// Where a library comes from when neither `ort_lib` nor `ORT_DYLIB_PATH` names one: given a registry id
+/// (`onnxruntime`, `onnxruntime-openvino`, `onnxruntime-qnn`), returns the file and a description of its origin (e.g.
+/// `onnxruntime==1.31.1 wheel, SHA-256 verified`).
+pub type LibrarySource = Box<dyn Fn(&str) -> Result<(PathBuf, String), String> + Send + Sync>;
 
+/// The registry id of the ONNX Runtime library a device runs on: OpenVINO's own build for `openvino`, the default
+/// one otherwise (QNN's provider is a plugin registered with it, see [`qnn_plugin`]).
+pub fn library_for(device: &DeviceRequest) -> &'static str {
+    match device.kind.as_str() {
+        "openvino" => "onnxruntime-openvino",
+        _ => "onnxruntime",
+    }
+}
 /// The library this process loaded, and its environment.
 pub struct Loaded {
     /// Its file.
@@ -29,14 +38,44 @@ pub struct Loaded {
 }
 
 static LOADED: OnceLock<Loaded> = OnceLock::new();
+/// Warnings and errors ONNX Runtime and its providers logged in this process (also written to stderr).
+static LOG: Mutex<Vec<(ort::logging::LogLevel, String)>> = Mutex::new(Vec::new());
+
+/// A point in the log, for [`errors_since`].
+pub fn log_mark() -> usize {
+    LOG.lock().map_or(0, |l| l.len())
+}
+
+/// The errors ONNX Runtime or a provider logged since `mark`: a provider's own reason for refusing a device or a
+/// graph often reaches the log only, not the error ONNX Runtime returns.
+pub fn errors_since(mark: usize) -> Vec<String> {
+    let Ok(log) = LOG.lock() else { return Vec::new() };
+    let mut seen = Vec::new();
+    for (level, m) in log.iter().skip(mark) {
+        const KEEP: usize = 400;
+        let m = match m.char_indices().nth(KEEP) {
+            Some((cut, _)) => format!("{}… ({} characters)", &m[..cut], m.chars().count()),
+            None => m.clone(),
+        };
+        if *level >= ort::logging::LogLevel::Error && !seen.contains(&m) {
+            seen.push(m);
+        }
+    }
+    seen
+}
 static INIT: Mutex<()> = Mutex::new(());
 
-/// Loads the library once (`ort_lib`, else `ORT_DYLIB_PATH`, else `source`); later calls must name the same file.
-pub fn init(source: &LibrarySource, ort_lib: Option<&std::path::Path>) -> Result<&'static Loaded, String> {
+/// Loads the library once (`ort_lib`, else `ORT_DYLIB_PATH`, else `source`'s library for `device`); later calls
+/// must name the same file.
+pub fn init(
+    source: &LibrarySource,
+    ort_lib: Option<&std::path::Path>,
+    device: &DeviceRequest,
+) -> Result<&'static Loaded, String> {
     let (path, origin) = match (ort_lib, std::env::var_os("ORT_DYLIB_PATH")) {
         (Some(p), _) => (p.to_path_buf(), format!("--backend-opt ort_lib={}", p.display())),
         (None, Some(p)) if !p.is_empty() => (PathBuf::from(&p), format!("ORT_DYLIB_PATH={}", p.to_string_lossy())),
-        _ => source()?,
+        _ => source(library_for(device))?,
     };
     if let Some(l) = LOADED.get() {
         return if l.path == path {
@@ -60,19 +99,32 @@ pub fn init(source: &LibrarySource, ort_lib: Option<&std::path::Path>) -> Result
         .map_err(|e| format!("loading ONNX Runtime from {} ({origin}): {e}", path.display()))?
         .with_name("edgebench")
         .with_telemetry(false)
+        .with_logger(std::sync::Arc::new(|level, _category, _id, location, message| {
+            if level >= ort::logging::LogLevel::Warning {
+                eprintln!("onnxruntime {level:?} {location}: {message}");
+                if let Ok(mut log) = LOG.lock() {
+                    log.push((level, message.trim().to_string()));
+                }
+            }
+        }))
         .build()
         .map_err(|e| format!("starting ONNX Runtime from {}: {e}", path.display()))?;
     let info = ort::info();
+    // Release builds name their branch `rel-X.Y.Z`; others (the 1.31.1 wheel's: `HEAD`) leave the version to the
+    // file name (`libonnxruntime.so.1.31.1`).
+    let from_name = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.split_once(".so.")).map(|(_, v)| v);
     let version = info
         .split([',', ' '])
         .find_map(|p| p.strip_prefix("git-branch=rel-"))
+        .or(from_name)
         .map(str::to_string)
         .unwrap_or_else(|| info.chars().take(80).collect());
     Ok(LOADED.get_or_init(|| Loaded { path, source: origin, version, env: e }))
 }
 
-/// The execution providers the loaded library was built with, by ONNX Runtime's names.
-pub fn providers() -> ort::Result<Vec<String>> {
+/// The execution providers the loaded library was built with, by ONNX Runtime's names, and the plugin providers
+/// registered with it (QNN's).
+pub fn providers(lib: &Loaded) -> ort::Result<Vec<String>> {
     let mut have = Vec::new();
     let mut check = |name: &str, available: ort::Result<bool>| -> ort::Result<()> {
         if available? {
@@ -89,20 +141,96 @@ pub fn providers() -> ort::Result<Vec<String>> {
     check(ep::DirectML::NAME, ep::DirectML::is_available())?;
     check(ep::ROCm::NAME, ep::ROCm::is_available())?;
     check(ep::XNNPACK::NAME, ep::XNNPACK::is_available())?;
+    for d in lib.env.devices() {
+        let name = d.ep()?;
+        if name == QNN_PLUGIN_EP && !have.iter().any(|h| h == ep::QNN::NAME) {
+            have.push(ep::QNN::NAME.to_string());
+        }
+    }
     Ok(have)
 }
 
-/// Registers the provider `device` asks for, failing if it cannot be registered, and forbids the CPU fallback:
-/// session creation then fails when any node would run on the CPU.
-pub fn register(b: SessionBuilder, device: &DeviceRequest) -> ort::Result<SessionBuilder> {
-    let dispatch = match device.kind.as_str() {
-        "cuda" => ep::CUDA::default().with_device_id(device.index as i32).build(),
-        "openvino" => ep::OpenVINO::default().build(),
-        "qnn" => ep::QNN::default().build(),
-        "coreml" => ep::CoreML::default().build(),
-        "directml" => ep::DirectML::default().with_device_id(device.index as i32).build(),
-        other => return Err(ort::Error::new(format!("no execution provider for device {other}"))),
+/// The name ONNX Runtime's QNN plugin library gives its provider (the built-in one is `QNNExecutionProvider`).
+pub const QNN_PLUGIN_EP: &str = "QNN";
+
+static QNN: OnceLock<Result<(PathBuf, String), String>> = OnceLock::new();
+
+/// Registers the QNN execution provider plugin (the `onnxruntime-qnn` wheel's library, or `qnn_lib`) with the
+/// loaded library, once per process; returns its file and origin.
+pub fn qnn_plugin(
+    source: &LibrarySource,
+    qnn_lib: Option<&std::path::Path>,
+    lib: &Loaded,
+) -> Result<&'static (PathBuf, String), String> {
+    QNN.get_or_init(|| {
+        let (path, origin) = match qnn_lib {
+            Some(p) => (p.to_path_buf(), format!("--backend-opt qnn_lib={}", p.display())),
+            None => source("onnxruntime-qnn")?,
+        };
+        lib.env
+            .register_ep_library(QNN_PLUGIN_EP, &path)
+            .map_err(|e| format!("registering the QNN provider library {} ({origin}): {e}", path.display()))?;
+        Ok((path, origin))
+    })
+    .as_ref()
+    .map_err(Clone::clone)
+}
+
+/// How a session places its nodes on a non-CPU provider.
+pub struct Placement<'a> {
+    /// The device asked for.
+    pub device: &'a DeviceRequest,
+    /// Compute threads (OpenVINO's `num_of_threads`).
+    pub threads: usize,
+    /// Let nodes the provider does not take run on ONNX Runtime's CPU provider (default: refused).
+    pub allow_cpu_fallback: bool,
+    /// OpenVINO's `precision` option (absent: OpenVINO's own default for the device).
+    pub openvino_precision: Option<&'a str>,
+    /// QNN's HTP options: fp16 arithmetic for float graphs, and the chip (`soc_model`, `htp_arch`) it prepares for.
+    pub qnn_htp: Option<(bool, u32, u32)>,
+}
+
+/// Registers the provider `device` asks for, failing if it cannot be registered; forbids the CPU fallback unless
+/// allowed (session creation then fails when any node would run on the CPU); asks ONNX Runtime to record which
+/// provider runs each node (see `coverage`).
+pub fn register(b: SessionBuilder, lib: &Loaded, p: &Placement<'_>) -> ort::Result<SessionBuilder> {
+    let device = p.device;
+    let target = device.target.as_deref().unwrap_or_default();
+    let b = match device.kind.as_str() {
+        "qnn" => {
+            let devices: Vec<_> = lib.env.devices().filter(|d| d.ep().is_ok_and(|n| n == QNN_PLUGIN_EP)).collect();
+            if devices.is_empty() {
+                return Err(ort::Error::new("the QNN provider library is registered but offers no device"));
+            }
+            let mut options = vec![(format!("{QNN_PLUGIN_EP}.backend_type"), target.to_string())];
+            if let (Some((fp16, soc, arch)), "htp") = (p.qnn_htp, target) {
+                for (k, v) in [
+                    ("enable_htp_fp16_precision", if fp16 { "1".to_string() } else { "0".into() }),
+                    ("soc_model", soc.to_string()),
+                    ("htp_arch", arch.to_string()),
+                ] {
+                    options.push((format!("{QNN_PLUGIN_EP}.{k}"), v));
+                }
+            }
+            b.with_devices(devices, Some(&options[..]))?
+        }
+        kind => {
+            let dispatch = match kind {
+                "cuda" => ep::CUDA::default().with_device_id(device.index as i32).build(),
+                "openvino" => {
+                    let mut ov = ep::OpenVINO::default().with_device_type(target).with_num_threads(p.threads);
+                    if let Some(precision) = p.openvino_precision {
+                        ov = ov.with_precision(precision);
+                    }
+                    ov.build()
+                }
+                "coreml" => ep::CoreML::default().build(),
+                "directml" => ep::DirectML::default().with_device_id(device.index as i32).build(),
+                other => return Err(ort::Error::new(format!("no execution provider for device {other}"))),
+            };
+            b.with_execution_providers([dispatch.error_on_failure()])?
+        }
     };
-    Ok(b.with_execution_providers([dispatch.error_on_failure()])?
-        .with_config_entry("session.disable_cpu_ep_fallback", "1")?)
+    Ok(b.with_config_entry("session.disable_cpu_ep_fallback", if p.allow_cpu_fallback { "0" } else { "1" })?
+        .with_config_entry("session.record_ep_graph_assignment_info", "1")?)
 }

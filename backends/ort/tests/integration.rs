@@ -19,15 +19,7 @@ use edgebench_testkit::fixtures::{
 };
 
 fn backend(dir: &std::path::Path) -> OrtBackend {
-    OrtBackend::new(
-        dir.join("cache"),
-        Box::new(|| {
-            let lib = edgebench_models::registry::library("onnxruntime").map_err(|e| e.to_string())?;
-            let path =
-                edgebench_models::registry::ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
-            Ok((path, format!("{} wheel", lib.package)))
-        }),
-    )
+    OrtBackend::new(dir.join("cache"), Box::new(edgebench_models::registry::library_file))
 }
 
 fn source_fingerprint(spec: &ModelSpec) -> String {
@@ -144,6 +136,39 @@ fn a_shared_kv_buffer_gives_the_logits_of_a_handed_back_one() {
     match ort.supports(&spec, &primitive) {
         Support::No(why) => assert!(why.contains("kv_buffer=shared needs graph=fused"), "{why}"),
         Support::Yes => panic!("a shared KV buffer on the primitive graph was accepted"),
+    }
+}
+
+/// Static shapes (a fixed KV window, one token per call, as QNN's HTP and OpenVINO's NPU need) compute what the
+/// dynamic graph computes, prompt rows and decode steps alike, on the CPU provider where both run; a window too
+/// short for the call is a clear error, and the window needs the primitive graph.
+#[test]
+fn a_static_kv_window_gives_the_logits_of_dynamic_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    let spec = real_model();
+    let base = [("graph", "primitive"), ("accuracy_level", "1")];
+    let dynamic = ort.load(&spec, &opts(&base)).unwrap();
+    let windowed = ort.load(&spec, &opts(&[base[0], base[1], ("static_window", "24")])).unwrap();
+    let kp = windowed.facts().kernel_path;
+    assert!(kp.contains("static window of 24 positions"), "{kp}");
+    let (mut a, mut b) = (dynamic.new_session().unwrap(), windowed.new_session().unwrap());
+    let prompt: Vec<u32> = (0..13).map(|i| 100 + i * 37).collect();
+    let mut calls = vec![(a.forward_all(&prompt).unwrap(), b.forward_all(&prompt).unwrap())];
+    let mut next = 7u32;
+    for _ in 0..11 {
+        let (x, y) = (a.forward(&[next]).unwrap(), b.forward(&[next]).unwrap());
+        next = edgebench_stats::drift::argmax(&x).unwrap() as u32;
+        calls.push((x, y));
+    }
+    for (i, (x, y)) in calls.iter().enumerate() {
+        LOGITS_BATCH_VS_INCREMENTAL.check(x, y).unwrap_or_else(|f| panic!("call {i}: {f}"));
+    }
+    let full = b.forward(&[next]).err().expect("a 25th position in a window of 24").to_string();
+    assert!(full.contains("static KV window of 24 positions is full") && full.contains("static_window=N"), "{full}");
+    match ort.supports(&spec, &opts(&[("graph", "fused"), ("static_window", "24")])) {
+        Support::No(why) => assert!(why.contains("static_window") && why.contains("graph=primitive"), "{why}"),
+        Support::Yes => panic!("a static window on the fused graph was accepted"),
     }
 }
 

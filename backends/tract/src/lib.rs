@@ -137,6 +137,7 @@ impl TractModel {
             }))
             .collect(),
             kv_cache: Some("f32".into()),
+            coverage: None,
             weights: None,
         };
         Ok(TractModel { plan, graph: g, facts, path, states: AtomicUsize::new(0) })

@@ -38,7 +38,7 @@ backends! {
     "candle" => "candle": edgebench_backend_candle::CandleBackend,
     "native" => always: edgebench_backend_native::NativeBackend,
     "llamacpp" => "llamacpp": edgebench_backend_llamacpp::LlamaCppBackend,
-    "ort" => "ort": edgebench_backend_ort::OrtBackend::new(cache_dir(), Box::new(ort_library)),
+    "ort" => "ort": edgebench_backend_ort::OrtBackend::new(cache_dir(), Box::new(edgebench_models::registry::library_file)),
     "tract" => "tract": edgebench_backend_tract::TractBackend::new(cache_dir()),
     "mock" => always: edgebench_backend_mock::MockBackend,
 }
@@ -96,14 +96,13 @@ pub fn versions() -> std::collections::BTreeMap<String, Vec<String>> {
     KNOWN.iter().filter(|(_, _, on)| *on).filter_map(|(n, _, _)| Some((n.to_string(), make(n)?.versions()))).collect()
 }
 
-/// The ONNX Runtime library pinned in the registry for this platform: fetched with pip on first use, SHA-256
-/// verified and cached like models.
-#[cfg(feature = "ort")]
-fn ort_library() -> Result<(std::path::PathBuf, String), String> {
-    use edgebench_models::registry;
-    let lib = registry::library("onnxruntime").map_err(|e| e.to_string())?;
-    let path = registry::ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
-    Ok((path, format!("{} wheel, SHA-256 verified", lib.package)))
+/// The devices of one accelerator library (`openvino`, `qnn`), probed in this process.
+pub fn ort_probe(kind: &str) -> Vec<String> {
+    #[cfg(feature = "ort")]
+    return edgebench_backend_ort::OrtBackend::new(cache_dir(), Box::new(edgebench_models::registry::library_file))
+        .probe(kind);
+    #[cfg(not(feature = "ort"))]
+    return vec![format!("{kind}: ort is not compiled in: rebuild with --features ort")];
 }
 
 #[cfg(test)]

@@ -30,8 +30,9 @@ pub enum Command {
         format: Format,
     },
     /// List backends, whether each is compiled in, and the devices it can use here (for ort: the execution
-    /// providers of the ONNX Runtime library).
-    Backends,
+    /// providers of the ONNX Runtime library, then each accelerator library — OpenVINO's build, QNN's plugin —
+    /// with its devices present or absent and why; those libraries are fetched, SHA-256 pinned, if missing).
+    Backends(BackendsArgs),
     /// Export a model to another format the backends read.
     #[command(subcommand)]
     Export(ExportCommand),
@@ -255,7 +256,8 @@ pub struct RunArgs {
     /// Thread counts, comma-separated (default: CPUs not busy with other work).
     #[arg(long, value_delimiter = ',')]
     pub threads: Vec<usize>,
-    /// Devices, comma-separated: cpu, cuda[:N], metal.
+    /// Devices, comma-separated: cpu, cuda[:N], metal; for the ort backend also openvino[:CPU|GPU|NPU] (OpenVINO's
+    /// build of ONNX Runtime), qnn[:htp|gpu|cpu] (the QNN provider plugin), coreml, directml[:N].
     #[arg(long, value_delimiter = ',', default_value = "cpu")]
     pub device: Vec<String>,
     /// Override the suite's measured repetitions.
@@ -402,4 +404,12 @@ fn parse_cpu_quota(s: &str) -> Result<f64, String> {
         Ok(q) if (0.01..=4096.0).contains(&q) => Ok(q),
         _ => Err(format!("`{s}` is not a CPU quota (a number of CPUs from 0.01, e.g. 1.5)")),
     }
+}
+
+/// `edgebench backends`.
+#[derive(clap::Args, Debug)]
+pub struct BackendsArgs {
+    /// Internal: probe one accelerator library's devices in this process (`openvino` or `qnn`).
+    #[arg(long, hide = true)]
+    pub ort_probe: Option<String>,
 }

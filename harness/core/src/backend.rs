@@ -22,45 +22,71 @@ pub struct ModelSpec {
     pub sha256: String,
 }
 
-/// Where to run: `cpu`, `cuda:0`, `metal`, …
+/// Where to run: `cpu`, `cuda:0`, `metal`, `openvino:NPU`, `qnn:htp`, …
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRequest {
-    /// Device kind (`cpu`, `cuda`, `metal`, …).
+    /// Device kind (`cpu`, `cuda`, `metal`, `openvino`, `qnn`, …).
     pub kind: String,
     /// Ordinal for multi-device kinds.
     pub index: usize,
+    /// The toolchain's own device name, for kinds that address devices by name rather than ordinal: OpenVINO's
+    /// `CPU`, `GPU`, `NPU` (`GPU.1`, …) and QNN's backends `htp`, `cpu`, `gpu`. Always set for those kinds (their
+    /// defaults: `CPU`, `htp`), never for the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl DeviceRequest {
     /// The host CPU.
     pub fn cpu() -> Self {
-        Self { kind: "cpu".into(), index: 0 }
+        Self { kind: "cpu".into(), index: 0, target: None }
     }
 
-    /// Parses `cpu`, `cuda`, `cuda:1`, `metal`, and the ONNX Runtime provider devices `openvino`, `qnn`, `coreml`,
-    /// `directml[:N]`.
+    /// Parses `cpu`, `cuda`, `cuda:1`, `metal`, and the ONNX Runtime provider devices `openvino[:CPU|GPU|NPU]`,
+    /// `qnn[:htp|cpu|gpu]`, `coreml`, `directml[:N]`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (kind, index) = match s.split_once(':') {
-            Some((k, i)) => (k, i.parse().map_err(|_| format!("bad device ordinal in {s:?}"))?),
-            None => (s, 0),
+        let (kind, suffix) = match s.split_once(':') {
+            Some((k, rest)) => (k, Some(rest)),
+            None => (s, None),
+        };
+        let ordinal = |suffix: Option<&str>| -> Result<usize, String> {
+            suffix.map_or(Ok(0), |i| i.parse().map_err(|_| format!("bad device ordinal in {s:?}")))
         };
         match kind {
-            "cpu" | "cuda" | "metal" | "openvino" | "qnn" | "coreml" | "directml" => {
-                Ok(Self { kind: kind.into(), index })
+            "cpu" | "cuda" | "metal" | "coreml" | "directml" => {
+                Ok(Self { kind: kind.into(), index: ordinal(suffix)?, target: None })
             }
-            _ => {
-                Err(format!("unknown device {s:?} (expected cpu, cuda[:N], metal, openvino, qnn, coreml or directml)"))
+            "openvino" => {
+                let t = suffix.unwrap_or("CPU").to_ascii_uppercase();
+                let known = ["CPU", "GPU", "NPU"].iter().any(|d| {
+                    t == *d || t.strip_prefix(d).and_then(|r| r.strip_prefix('.')).is_some_and(|n| n.parse::<u32>().is_ok())
+                });
+                if !known {
+                    return Err(format!("unknown OpenVINO device in {s:?} (expected openvino:CPU, GPU[.N] or NPU)"));
+                }
+                Ok(Self { kind: kind.into(), index: 0, target: Some(t) })
             }
+            "qnn" => {
+                let t = suffix.unwrap_or("htp").to_ascii_lowercase();
+                if !["htp", "cpu", "gpu"].contains(&t.as_str()) {
+                    return Err(format!("unknown QNN backend in {s:?} (expected qnn:htp, qnn:cpu or qnn:gpu)"));
+                }
+                Ok(Self { kind: kind.into(), index: 0, target: Some(t) })
+            }
+            _ => Err(format!(
+                "unknown device {s:?} (expected cpu, cuda[:N], metal, openvino[:CPU|GPU|NPU], qnn[:htp|cpu|gpu], coreml \
+                 or directml[:N])"
+            )),
         }
     }
 }
 
 impl fmt::Display for DeviceRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.kind == "cpu" {
-            f.write_str("cpu")
-        } else {
-            write!(f, "{}:{}", self.kind, self.index)
+        match (&self.target, self.kind.as_str()) {
+            (_, "cpu") => f.write_str("cpu"),
+            (Some(t), k) => write!(f, "{k}:{t}"),
+            (None, k) => write!(f, "{k}:{}", self.index),
         }
     }
 }
@@ -108,6 +134,9 @@ pub struct BackendFacts {
     /// backend does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_cache: Option<String>,
+    /// For an accelerator's execution provider: which share of the graph it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<crate::ProviderCoverage>,
     /// Whether the weights that ran are the file's: set by the harness after loading, never by a backend.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights: Option<WeightsCheck>,
@@ -238,5 +267,52 @@ pub trait Session {
     /// Appends `tokens` and returns the logits of every one of them.
     fn forward_all(&mut self, tokens: &[u32]) -> Result<Vec<f32>, BackendError> {
         self.run(tokens, Rows::All)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DeviceRequest;
+
+    #[test]
+    fn devices_parse_and_print_back_the_same() {
+        for (given, shown) in [
+            ("cpu", "cpu"),
+            ("cuda", "cuda:0"),
+            ("cuda:1", "cuda:1"),
+            ("openvino", "openvino:CPU"),
+            ("openvino:npu", "openvino:NPU"),
+            ("openvino:GPU.1", "openvino:GPU.1"),
+            ("qnn", "qnn:htp"),
+            ("qnn:GPU", "qnn:gpu"),
+            ("directml:2", "directml:2"),
+        ] {
+            let d = DeviceRequest::parse(given).unwrap();
+            assert_eq!(d.to_string(), shown, "{given}");
+            assert_eq!(DeviceRequest::parse(shown).unwrap(), d, "{shown} parses back");
+        }
+    }
+
+    #[test]
+    fn unknown_devices_and_targets_are_refused_by_name() {
+        for (bad, says) in [
+            ("tpu", "unknown device \"tpu\""),
+            ("cuda:x", "bad device ordinal"),
+            ("openvino:VPU", "unknown OpenVINO device"),
+            ("openvino:GPU.x", "unknown OpenVINO device"),
+            ("qnn:dsp", "unknown QNN backend"),
+        ] {
+            let e = DeviceRequest::parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_named_target_survives_json_and_others_omit_it() {
+        let ov = DeviceRequest::parse("openvino:NPU").unwrap();
+        let j = serde_json::to_string(&ov).unwrap();
+        assert!(j.contains("\"target\":\"NPU\""), "{j}");
+        assert_eq!(serde_json::from_str::<DeviceRequest>(&j).unwrap(), ov);
+        assert!(!serde_json::to_string(&DeviceRequest::cpu()).unwrap().contains("target"));
     }
 }

@@ -4,6 +4,7 @@
 
 mod backend;
 pub mod comparison;
+mod coverage;
 pub mod drift;
 pub mod energy;
 mod error;
@@ -21,5 +22,6 @@ pub use backend::{
     Backend, BackendFacts, DeviceRequest, LoadOptions, LoadedModel, ModelSpec, Prepared, Rows, Session, Support,
     WeightsCheck,
 };
+pub use coverage::ProviderCoverage;
 pub use error::BackendError;
 pub use typed::{parse_options, Loaded, NoOptions, Preparation, Request, TypedBackend};

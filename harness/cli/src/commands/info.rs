@@ -2,6 +2,8 @@
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+
 use crate::backends;
 use crate::cli::Format;
 
@@ -38,7 +40,13 @@ pub fn device(format: Format) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn backends() -> anyhow::Result<ExitCode> {
+pub fn backends(ort_probe: Option<&str>) -> anyhow::Result<ExitCode> {
+    if let Some(kind) = ort_probe {
+        for line in backends::ort_probe(kind) {
+            println!("{line}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     for (name, feature, compiled) in backends::KNOWN {
         let b = backends::get(name)?;
         if *compiled {
@@ -46,6 +54,26 @@ pub fn backends() -> anyhow::Result<ExitCode> {
             println!("{name:<8} compiled in   devices here: {:<16} {v}", b.devices().join(", "));
         } else {
             println!("{name:<8} not compiled in: rebuild with --features {feature}");
+        }
+    }
+    if backends::KNOWN.iter().any(|(n, _, on)| *n == "ort" && *on) {
+        // One ONNX Runtime library per process: each accelerator's is asked in a child of its own.
+        println!("ort accelerator libraries:");
+        let exe = std::env::current_exe().context("finding the edgebench binary to probe ONNX Runtime libraries")?;
+        for kind in ["openvino", "qnn"] {
+            let out = std::process::Command::new(&exe)
+                .args(["backends", "--ort-probe", kind])
+                .stderr(std::process::Stdio::piped())
+                .output()
+                .with_context(|| format!("probing the {kind} library"))?;
+            // Only the probe's own lines: a vendor library may print to stdout too (QNN's does).
+            for line in String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.starts_with(kind)) {
+                println!("  {line}");
+            }
+            if !out.status.success() {
+                let err = String::from_utf8_lossy(&out.stderr);
+                println!("  {kind}: the probe failed ({}): {}", out.status, err.lines().last().unwrap_or(""));
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -24,7 +24,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(ModelsCommand::Inspect { file }) => models::inspect(&file),
         Command::Models(ModelsCommand::Quantize { to, src, out }) => models::quantize(&to, &src, &out),
         Command::Device { format } => info::device(format),
-        Command::Backends => info::backends(),
+        Command::Backends(a) => info::backends(a.ort_probe.as_deref()),
         Command::Export(ExportCommand::Onnx { model, out, accuracy_level, graph, untied_head }) => {
             export::onnx(model.as_deref(), &out, accuracy_level, &graph, untied_head)
         }

@@ -1,5 +1,6 @@
 //! The `edgebench` binary end to end, one module per concern; one test binary for the crate.
 
+mod accelerators;
 mod basics;
 mod common;
 mod constrained;
