@@ -95,6 +95,11 @@ pub struct OrtOptions {
     pub qnn_htp_arch: Option<u32>,
 }
 
+/// QNN's HTP: the `soc_model` and `htp_arch` a graph is prepared for unless the options say otherwise (QNN's ids).
+pub const QNN_SOC_MODEL: u32 = 60;
+/// See [`QNN_SOC_MODEL`].
+pub const QNN_HTP_ARCH: u32 = 75;
+
 /// The static KV window on QNN and OpenVINO's NPU unless `static_window` says otherwise: enough for the standard
 /// suite's 512-token prompt and 128 generated tokens.
 pub const DEFAULT_WINDOW: usize = 1024;
@@ -291,8 +296,8 @@ impl TypedBackend for OrtBackend {
             openvino_precision: req.options.openvino_precision.as_deref(),
             qnn_htp: Some((
                 req.options.qnn_htp_fp16.unwrap_or(true),
-                req.options.qnn_soc_model.unwrap_or(60),
-                req.options.qnn_htp_arch.unwrap_or(75),
+                req.options.qnn_soc_model.unwrap_or(QNN_SOC_MODEL),
+                req.options.qnn_htp_arch.unwrap_or(QNN_HTP_ARCH),
             )),
         };
         let window = req.options.window_for(req.device);
@@ -514,18 +519,34 @@ fn accelerator_notes(device: &DeviceRequest, o: &OrtOptions, graph: GraphVariant
     }
     match device.kind.as_str() {
         "openvino" => notes.push(match &o.openvino_precision {
-            Some(p) => format!("OpenVINO precision {p} (--backend-opt ort:openvino_precision)"),
-            None => "OpenVINO precision: its own default for the device (on a CPU with AVX-512 BF16 or AMX, \
-                     OpenVINO's CPU plugin infers in bf16 unless told otherwise); num_of_threads = the cell's threads"
-                .into(),
+            Some(p) => format!(
+                "OpenVINO precision {p} (--backend-opt ort:openvino_precision); num_of_threads = the cell's threads"
+            ),
+            None => {
+                "OpenVINO precision: its own default for the device (which may trade accuracy for speed; \
+                     --backend-opt ort:openvino_precision=ACCURACY turns that off); num_of_threads = the cell's threads"
+                    .into()
+            }
         }),
-        "qnn" => notes.push(if std::env::consts::ARCH == "x86_64" {
-            "emulated: QNN's backends on x86-64 run the accelerator's graph in a software model of it, so its speed \
-             says nothing about the real device (compare its drift, not its speed)"
-                .into()
-        } else {
-            format!("QNN backend {}", device.target.as_deref().unwrap_or("htp"))
-        }),
+        "qnn" => {
+            if std::env::consts::ARCH == "x86_64" {
+                notes.push(
+                    "emulated: QNN's backends on x86-64 run the accelerator's graph in a software model of it, so \
+                     its speed says nothing about the real device (compare its drift, not its speed)"
+                        .into(),
+                );
+            }
+            if device.target.as_deref() == Some("htp") {
+                notes.push(format!(
+                    "QNN HTP options: enable_htp_fp16_precision={} (float graphs in fp16), soc_model={}, htp_arch={} \
+                     (the chip the graph is prepared for, QNN's ids; --backend-opt ort:qnn_htp_fp16, qnn_soc_model, \
+                     qnn_htp_arch)",
+                    u8::from(o.qnn_htp_fp16.unwrap_or(true)),
+                    o.qnn_soc_model.unwrap_or(QNN_SOC_MODEL),
+                    o.qnn_htp_arch.unwrap_or(QNN_HTP_ARCH)
+                ));
+            }
+        }
         _ => {}
     }
     notes

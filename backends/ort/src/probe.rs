@@ -93,7 +93,7 @@ impl OrtBackend {
                 threads: 1,
                 allow_cpu_fallback: false,
                 openvino_precision: None,
-                qnn_htp: Some((true, 60, 75)),
+                qnn_htp: Some((true, crate::QNN_SOC_MODEL, crate::QNN_HTP_ARCH)),
             };
             let mark = library::log_mark();
             let outcome = ort::session::Session::builder(&lib.env)
