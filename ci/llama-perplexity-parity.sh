@@ -25,6 +25,9 @@ threads=$(nproc)
 
 cat ARCHITECTURE.md docs/results-schema.md >"$out/eval.txt"
 candidate="$out/candidate-Q4_0.gguf"
+# The logs, the text and edgebench's results stay for inspection; the ~0.8 GB of intermediates (the Q4_0 copy,
+# llama-perplexity's base log-probabilities, edgebench's cache) would otherwise pile up on a machine running CI often.
+trap 'rm -rf "$out/cache" "$out/base.kld" "$candidate"' EXIT
 "$bin/llama-quantize" --allow-requantize "$model" "$candidate" Q4_0 "$threads" >"$out/quantize.log" 2>&1
 echo "reference: $model; candidate: $candidate (llama-quantize Q4_0); text: $out/eval.txt; ctx $ctx"
 

@@ -52,10 +52,12 @@ pub fn errors_since(mark: usize) -> Vec<String> {
     let Ok(log) = LOG.lock() else { return Vec::new() };
     let mut seen = Vec::new();
     for (level, m) in log.iter().skip(mark) {
+        // A provider's message after its C++ source location and signature (OpenVINO's `… [ERROR] [OpenVINO] …`).
+        let m = m.split_once("[ERROR] ").map_or(m.as_str(), |(_, rest)| rest);
         const KEEP: usize = 400;
         let m = match m.char_indices().nth(KEEP) {
             Some((cut, _)) => format!("{}… ({} characters)", &m[..cut], m.chars().count()),
-            None => m.clone(),
+            None => m.to_string(),
         };
         if *level >= ort::logging::LogLevel::Error && !seen.contains(&m) {
             seen.push(m);
