@@ -1,6 +1,7 @@
-//! The ONNX Runtime shared library: which file (the `ort_lib` option, else `ORT_DYLIB_PATH`, else the CLI's pinned
-//! wheel), loading it once per process (`ort` with `load-dynamic`), the execution providers it offers, and
-//! registering a non-CPU provider so that a fallback to the CPU is an error.
+//! The ONNX Runtime shared library: which file (the `ort_lib` option, else `ORT_DYLIB_PATH`, else the pinned wheel
+//! for the device: the default, or OpenVINO's build), loading it once per process (`ort` with `load-dynamic`), the
+//! QNN plugin registered with it, the execution providers it offers, the errors it logs (a provider's own reasons),
+//! and registering a non-CPU provider so that a fallback to the CPU is an error.
 
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -25,6 +26,7 @@ pub fn library_for(device: &DeviceRequest) -> &'static str {
         _ => "onnxruntime",
     }
 }
+
 /// The library this process loaded, and its environment.
 pub struct Loaded {
     /// Its file.
@@ -38,7 +40,7 @@ pub struct Loaded {
 }
 
 static LOADED: OnceLock<Loaded> = OnceLock::new();
-/// Warnings and errors ONNX Runtime and its providers logged in this process (also written to stderr).
+/// Errors ONNX Runtime and its providers logged in this process (they and the warnings also go to stderr).
 static LOG: Mutex<Vec<(ort::logging::LogLevel, String)>> = Mutex::new(Vec::new());
 
 /// A point in the log, for [`errors_since`].
@@ -104,8 +106,10 @@ pub fn init(
         .with_logger(std::sync::Arc::new(|level, _category, _id, location, message| {
             if level >= ort::logging::LogLevel::Warning {
                 eprintln!("onnxruntime {level:?} {location}: {message}");
-                if let Ok(mut log) = LOG.lock() {
-                    log.push((level, message.trim().to_string()));
+                if level >= ort::logging::LogLevel::Error {
+                    if let Ok(mut log) = LOG.lock() {
+                        log.push((level, message.trim().to_string()));
+                    }
                 }
             }
         }))
