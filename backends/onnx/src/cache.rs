@@ -47,6 +47,9 @@ pub fn ensure(cache_root: &Path, gguf: &Path, sha: &str, opts: ExportOptions) ->
     if opts.untied_head {
         variant.push_str("-untied");
     }
+    if opts.fp16_safe_norm {
+        variant.push_str("-fp16norm");
+    }
     let dir =
         cache_root.join("onnx").join(format!("{}-g{EXPORTER_VERSION}-acc{}{variant}", &sha[..16], opts.accuracy_level));
     let path = dir.join("model.onnx");

@@ -35,7 +35,15 @@ pub struct ExportOptions {
     /// re-packs a constant two nodes share at every call, and merges equal constants).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub untied_head: bool,
+    /// RMS norms divide their input by 256 before squaring it (and their epsilon by 256²): the same function, exact
+    /// in binary floating point (a power of two), but the mean of squares stays within fp16's range (largest
+    /// 65,504) where a model's residual stream reaches tens of thousands, as on fp16 accelerators (QNN's HTP).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fp16_safe_norm: bool,
 }
+
+/// The power of two [`ExportOptions::fp16_safe_norm`] divides a norm's input by.
+pub const FP16_SAFE_NORM_SCALE: f32 = 256.0;
 
 fn is_primitive(g: &GraphVariant) -> bool {
     *g == GraphVariant::Primitive
@@ -43,7 +51,7 @@ fn is_primitive(g: &GraphVariant) -> bool {
 
 impl Default for ExportOptions {
     fn default() -> Self {
-        Self { accuracy_level: 1, graph: GraphVariant::Primitive, untied_head: false }
+        Self { accuracy_level: 1, graph: GraphVariant::Primitive, untied_head: false, fp16_safe_norm: false }
     }
 }
 
@@ -581,13 +589,20 @@ impl Ctx<'_> {
 
     pub(crate) fn rms_norm(&mut self, x: &str, weight: &str, eps: f32, width: usize) -> Result<String, OnnxError> {
         let w = self.float_init(weight, &[width as i64])?;
-        let sq = self.b.op("Mul", &[x, x], vec![]);
+        // x/s / sqrt(mean((x/s)²) + eps/s²) = x / sqrt(mean(x²) + eps), exactly, for s a power of two.
+        let (x, eps) = if self.opts.fp16_safe_norm {
+            let s = self.b.scalar(1.0 / FP16_SAFE_NORM_SCALE);
+            (self.b.op("Mul", &[x, &s], vec![]), eps / (FP16_SAFE_NORM_SCALE * FP16_SAFE_NORM_SCALE))
+        } else {
+            (x.to_string(), eps)
+        };
+        let sq = self.b.op("Mul", &[&x, &x], vec![]);
         let mean = self.b.op("ReduceMean", &[&sq], vec![attr_ints("axes", &[-1]), attr_i("keepdims", 1)]);
         let e = self.b.scalar(eps);
         let var = self.b.op("Add", &[&mean, &e], vec![]);
         let std = self.b.op("Sqrt", &[&var], vec![]);
         let inv = self.b.op("Reciprocal", &[&std], vec![]);
-        let y = self.b.op("Mul", &[x, &inv], vec![]);
+        let y = self.b.op("Mul", &[&x, &inv], vec![]);
         Ok(self.b.op("Mul", &[&y, &w], vec![]))
     }
 

@@ -282,9 +282,9 @@ mod tests {
         let variants = [
             ExportOptions::default(),
             ExportOptions { untied_head: true, ..ExportOptions::default() },
-            ExportOptions { accuracy_level: 1, graph: GraphVariant::Fused, untied_head: false },
+            ExportOptions { accuracy_level: 1, graph: GraphVariant::Fused, untied_head: false, fp16_safe_norm: false },
             // 8-bit MatMulNBits for Q8_0 (int8 activations only).
-            ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused, untied_head: false },
+            ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused, untied_head: false, fp16_safe_norm: false },
         ];
         let types = [
             (GgmlType::Q4_1, GgmlType::Q8_0),
@@ -352,9 +352,14 @@ mod tests {
     fn every_architecture_and_k_quant_round_trips_with_identical_fingerprints() {
         let dir = tempfile::tempdir().unwrap();
         let variants = [
-            ExportOptions { accuracy_level: 1, graph: GraphVariant::Primitive, untied_head: true },
-            ExportOptions { accuracy_level: 1, graph: GraphVariant::Fused, untied_head: false },
-            ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused, untied_head: false },
+            ExportOptions {
+                accuracy_level: 1,
+                graph: GraphVariant::Primitive,
+                untied_head: true,
+                fp16_safe_norm: false,
+            },
+            ExportOptions { accuracy_level: 1, graph: GraphVariant::Fused, untied_head: false, fp16_safe_norm: false },
+            ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused, untied_head: false, fp16_safe_norm: false },
         ];
         let cases = Arch::ALL
             .iter()
@@ -388,7 +393,8 @@ mod tests {
     fn tampering_with_k_quants_changes_or_breaks_the_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("m.onnx");
-        let int8 = ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused, untied_head: false };
+        let int8 =
+            ExportOptions { accuracy_level: 4, graph: GraphVariant::Fused, untied_head: false, fp16_safe_norm: false };
         let q6 = tiny_arch(dir.path(), Arch::Gemma3, GgmlType::Q6K);
         let model = export(&q6, int8, "x").unwrap().model;
         assert_eq!(fingerprint(&model, &p).unwrap(), edgebench_gguf::fingerprint::of_file(&q6).unwrap());

@@ -89,6 +89,9 @@ pub struct OrtOptions {
     pub static_window: Option<usize>,
     /// QNN's HTP: run float graphs in fp16 (`enable_htp_fp16_precision`, default true: HTP has no f32 arithmetic).
     pub qnn_htp_fp16: Option<bool>,
+    /// Export RMS norms that stay within fp16's range (see `ExportOptions::fp16_safe_norm`; absent: on for QNN,
+    /// whose HTP runs float graphs in fp16, off elsewhere).
+    pub fp16_safe_norm: Option<bool>,
     /// QNN's `soc_model` and `htp_arch`, which chip the HTP graph is prepared for (default 60 and 75; QNN's ids).
     pub qnn_soc_model: Option<u32>,
     /// See `qnn_soc_model`.
@@ -118,6 +121,7 @@ impl Default for OrtOptions {
             qnn_lib: None,
             static_window: None,
             qnn_htp_fp16: None,
+            fp16_safe_norm: None,
             qnn_soc_model: None,
             qnn_htp_arch: None,
         }
@@ -151,6 +155,11 @@ impl OrtOptions {
     /// The `MatMulNBits` accuracy level on `device`.
     fn accuracy_for(&self, device: &DeviceRequest) -> u8 {
         self.accuracy_level.unwrap_or(if accelerator(device) { 1 } else { 4 })
+    }
+
+    /// Whether the exported norms are fp16-safe on `device`.
+    fn fp16_safe_norm_for(&self, device: &DeviceRequest) -> bool {
+        self.fp16_safe_norm.unwrap_or(device.kind == "qnn")
     }
 
     /// The static KV window on `device`, if it runs static shapes.
@@ -210,8 +219,18 @@ fn export_options(o: &OrtOptions, device: &DeviceRequest) -> Result<ExportOption
     if qnn_opts && device.kind != "qnn" {
         return Err(unsupported(format!("ort options qnn_* are for --device qnn, not {device}")));
     }
+    if o.fp16_safe_norm_for(device) && o.graph_for(device) != GraphVariant::Primitive {
+        return Err(unsupported(
+            "ort option fp16_safe_norm needs graph=primitive (the fused graph's norms are ONNX Runtime's own operators)",
+        ));
+    }
     match o.accuracy_for(device) {
-        v @ 0..=4 => Ok(ExportOptions { accuracy_level: v, graph: o.graph_for(device), untied_head: false }),
+        v @ 0..=4 => Ok(ExportOptions {
+            accuracy_level: v,
+            graph: o.graph_for(device),
+            untied_head: false,
+            fp16_safe_norm: o.fp16_safe_norm_for(device),
+        }),
         v => Err(unsupported(format!("ort option accuracy_level={v} (0, 1, 2, 3 or 4)"))),
     }
 }
@@ -394,6 +413,14 @@ impl TypedBackend for OrtBackend {
             notes.insert(0, format!("coverage: {}", c.summary()));
         }
         notes.extend(accelerator_notes(req.device, &req.options, eo.graph, eo.accuracy_level));
+        if eo.fp16_safe_norm {
+            notes.push(format!(
+                "fp16-safe RMS norms: each norm's input is divided by {} before it is squared and its epsilon by the \
+                 square (the same function, exact in binary floating point), so the mean of squares stays within \
+                 fp16's range (--backend-opt ort:fp16_safe_norm=false exports the plain norms)",
+                edgebench_onnx::export::FP16_SAFE_NORM_SCALE
+            ));
+        }
         if let Some(w) = window {
             notes.push(format!(
                 "static shapes: one token per call (prompts too), the KV cache a fixed window of {w} positions with the \

@@ -172,6 +172,31 @@ fn a_static_kv_window_gives_the_logits_of_dynamic_shapes() {
     }
 }
 
+/// The fp16-safe norms (input scaled by a power of two before squaring) are the same function as the plain ones:
+/// with f32 arithmetic the logits agree as closely as batch and incremental calls do; the option is labelled.
+#[test]
+fn fp16_safe_norms_give_the_logits_of_plain_norms() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    let spec = real_model();
+    let base = [("graph", "primitive"), ("accuracy_level", "1")];
+    let plain = ort.load(&spec, &opts(&base)).unwrap();
+    let safe = ort.load(&spec, &opts(&[base[0], base[1], ("fp16_safe_norm", "true")])).unwrap();
+    let notes = safe.facts().notes.join("\n");
+    assert!(notes.contains("fp16-safe RMS norms"), "{notes}");
+    assert!(!plain.facts().notes.join("\n").contains("fp16-safe"));
+    let (fp, _) = safe.weights_fingerprint().unwrap().unwrap();
+    assert_eq!(fp, source_fingerprint(&spec), "the fp16-safe graph carries the GGUF's values");
+    let (mut a, mut b) = (plain.new_session().unwrap(), safe.new_session().unwrap());
+    let prompt: Vec<u32> = (0..9).map(|i| 200 + i * 41).collect();
+    LOGITS_BATCH_VS_INCREMENTAL.check(&a.forward_all(&prompt).unwrap(), &b.forward_all(&prompt).unwrap()).unwrap();
+    LOGITS_BATCH_VS_INCREMENTAL.check(&a.forward(&[5]).unwrap(), &b.forward(&[5]).unwrap()).unwrap();
+    match ort.supports(&spec, &opts(&[("graph", "fused"), ("fp16_safe_norm", "true")])) {
+        Support::No(why) => assert!(why.contains("fp16_safe_norm") && why.contains("graph=primitive"), "{why}"),
+        Support::Yes => panic!("fp16-safe norms on the fused graph were accepted"),
+    }
+}
+
 /// Both graphs with f32 activations reproduce llama.cpp's greedy tokens; the default (fused, int8 activations)
 /// conforms and matches native's distributions, but its greedy text may part from llama.cpp's at a near-tie (it
 /// did at the 17th token of the golden prompt with ONNX Runtime 1.31.1 on AVX2), so it is not held to the tokens.

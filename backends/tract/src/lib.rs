@@ -21,8 +21,12 @@ pub const TRACT_VERSION: &str = "tract-onnx 0.23.9";
 /// The graph tract runs: standard operators, and a tied f32 output product with its own copy of the table (tract
 /// pre-packs a constant matrix at load only when one node reads it or it is under 4 MiB; shared with the embedding
 /// lookup, the default model's 113 MB table was re-packed at every call, 64 of 123 ms per decode step).
-const EXPORT: ExportOptions =
-    ExportOptions { accuracy_level: 1, graph: edgebench_onnx::io::GraphVariant::Primitive, untied_head: true };
+const EXPORT: ExportOptions = ExportOptions {
+    accuracy_level: 1,
+    graph: edgebench_onnx::io::GraphVariant::Primitive,
+    untied_head: true,
+    fp16_safe_norm: false,
+};
 
 /// Facts about the graph's symbols that an ONNX file cannot state and tract needs: every call feeds at least one
 /// token and the past is never negative. With them tract proves the shapes of an element-wise operation's operands

@@ -29,8 +29,9 @@ pub fn onnx(
     let src = Path::new(&m.info.path);
     let path = out.join("model.onnx");
     let t = std::time::Instant::now();
-    let exported = cache::export_file(src, ExportOptions { accuracy_level, graph, untied_head }, &path)
-        .with_context(|| format!("exporting {} to {}", src.display(), path.display()))?;
+    let exported =
+        cache::export_file(src, ExportOptions { accuracy_level, graph, untied_head, fp16_safe_norm: false }, &path)
+            .with_context(|| format!("exporting {} to {}", src.display(), path.display()))?;
     let export_s = t.elapsed().as_secs_f64();
     let written = fingerprint::read_model(&path)?;
     let onnx_fp = fingerprint::fingerprint(&written, &path)?;
