@@ -51,15 +51,31 @@ pub enum Requantize {
 fn device(req: &DeviceRequest) -> Result<Device, BackendError> {
     match req.kind.as_str() {
         "cpu" => Ok(Device::Cpu),
-        "cuda" if cfg!(feature = "cuda") => {
-            Device::new_cuda(req.index).map_err(|e| BackendError::Runtime(e.to_string()))
-        }
+        "cuda" if cfg!(feature = "cuda") => Device::new_cuda(req.index).map_err(|e| cuda_error(req, &e.to_string())),
         "cuda" => Err(BackendError::NotCompiled { backend: "candle (cuda)".into(), feature: "cuda".into() }),
         "metal" if cfg!(feature = "metal") => {
             Device::new_metal(req.index).map_err(|e| BackendError::Runtime(e.to_string()))
         }
         "metal" => Err(BackendError::NotCompiled { backend: "candle (metal)".into(), feature: "metal".into() }),
         other => Err(BackendError::Unsupported(format!("candle cannot run on {other}"))),
+    }
+}
+
+/// The driver's answers that mean "no such device here" (a skipped cell), not a failure of one that exists.
+const CUDA_ABSENT: [&str; 5] = [
+    "CUDA_ERROR_NO_DEVICE",
+    "CUDA_ERROR_INVALID_DEVICE",
+    "CUDA_ERROR_STUB_LIBRARY",
+    "CUDA_ERROR_INSUFFICIENT_DRIVER",
+    "CUDA_ERROR_NOT_SUPPORTED",
+];
+
+fn cuda_error(req: &DeviceRequest, e: &str) -> BackendError {
+    let first = e.lines().next().unwrap_or_default();
+    if CUDA_ABSENT.iter().any(|code| first.contains(code)) {
+        BackendError::Unsupported(format!("no CUDA device {req} here (the CUDA driver answers {first})"))
+    } else {
+        BackendError::Runtime(format!("CUDA device {req}: {first}"))
     }
 }
 
@@ -79,8 +95,11 @@ impl TypedBackend for CandleBackend {
 
     fn devices(&self) -> Vec<String> {
         let mut d = vec!["cpu".to_string()];
-        if cfg!(feature = "cuda") && Device::new_cuda(0).is_ok() {
-            d.push("cuda:0".into());
+        if cfg!(feature = "cuda") {
+            match Device::new_cuda(0) {
+                Ok(_) => d.push("cuda:0".into()),
+                Err(e) => d.push(format!("no CUDA device ({})", e.to_string().lines().next().unwrap_or_default())),
+            }
         }
         if cfg!(feature = "metal") && Device::new_metal(0).is_ok() {
             d.push("metal".into());
@@ -90,5 +109,30 @@ impl TypedBackend for CandleBackend {
 
     fn versions(&self) -> Vec<String> {
         vec![CANDLE_VERSION.into(), CANDLE_VERSION.replace("candle-core", "candle-nn")]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_absent_cuda_device_is_unsupported_and_a_failing_one_an_error() {
+        let req = DeviceRequest::parse("cuda:0").unwrap();
+        let stub =
+            cuda_error(&req, "DriverError(CUDA_ERROR_STUB_LIBRARY, \"<Failure when calling cuGetErrorString()>\")");
+        assert!(matches!(&stub, BackendError::Unsupported(m) if m.starts_with("no CUDA device cuda:0 here")), "{stub}");
+        let oom = cuda_error(&req, "DriverError(CUDA_ERROR_OUT_OF_MEMORY, \"out of memory\")");
+        assert!(matches!(&oom, BackendError::Runtime(m) if m.contains("CUDA_ERROR_OUT_OF_MEMORY")), "{oom}");
+    }
+
+    #[test]
+    fn cuda_without_the_feature_says_which_feature() {
+        if cfg!(feature = "cuda") {
+            eprintln!("skipped: built with the cuda feature");
+            return;
+        }
+        let e = device(&DeviceRequest::parse("cuda:0").unwrap()).unwrap_err();
+        assert!(e.to_string().contains("--features cuda"), "{e}");
     }
 }

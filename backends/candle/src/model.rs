@@ -94,6 +94,25 @@ fn cpu_kernel(t: GgmlType) -> &'static str {
     }
 }
 
+/// The products candle-core 0.11.1 dispatches a weight type to on CUDA (`QCudaStorage::fwd`: its MMVQ kernels for
+/// 1 to 8 rows, MMQ for more, both with activations quantized to q8_1 — the kernels llama.cpp's CUDA backend uses).
+fn cuda_kernel(t: GgmlType) -> &'static str {
+    match t {
+        GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => "dequantized to f32 at load, cuBLAS",
+        GgmlType::Q4_0
+        | GgmlType::Q4_1
+        | GgmlType::Q5_0
+        | GgmlType::Q5_1
+        | GgmlType::Q8_0
+        | GgmlType::Q2K
+        | GgmlType::Q3K
+        | GgmlType::Q4K
+        | GgmlType::Q5K
+        | GgmlType::Q6K => "MMVQ for 1-8 rows, MMQ above, q8_1 activations (candle-kernels, compiled sm_90a)",
+        _ => "dequantized, cuBLAS",
+    }
+}
+
 fn avx2_fma() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
@@ -222,9 +241,13 @@ impl CandleModel {
         let rope = tables(hp.rope_base, hp.rope_scale)?;
         let rope_local = hp.sliding.as_ref().map(|s| tables(s.rope_base, s.rope_scale)).transpose()?;
 
-        let kernels: Vec<String> = types.keys().map(|t| format!("{t}: {}", cpu_kernel(*t))).collect();
-        let kernel_path =
-            if device.is_cpu() { format!("candle cpu; {}", kernels.join("; ")) } else { format!("candle {device:?}") };
+        let kernel = if device.is_cuda() { cuda_kernel } else { cpu_kernel };
+        let kernels: Vec<String> = types.keys().map(|t| format!("{t}: {}", kernel(*t))).collect();
+        let kernel_path = match device.location() {
+            candle_core::DeviceLocation::Cpu => format!("candle cpu; {}", kernels.join("; ")),
+            candle_core::DeviceLocation::Cuda { gpu_id } => format!("candle cuda:{gpu_id}; {}", kernels.join("; ")),
+            other => format!("candle {other:?}"),
+        };
         let converted = (!requantized.is_empty()).then(|| {
             let parts: Vec<String> = requantized.iter().map(|(k, n)| format!("{n} tensors {k}")).collect();
             let verb = if float_target { "dequantized" } else { "requantized" };

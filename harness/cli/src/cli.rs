@@ -367,6 +367,10 @@ pub enum ExportCommand {
         /// tract re-packs a table two nodes share at every call).
         #[arg(long)]
         untied_head: bool,
+        /// RMS norms scaled by 1/256 before squaring, so they stay within fp16's range (what the ort backend runs on
+        /// QNN); primitive graph only.
+        #[arg(long)]
+        fp16_safe_norm: bool,
     },
 }
 

@@ -16,6 +16,7 @@ pub fn onnx(
     accuracy_level: u8,
     graph: &str,
     untied_head: bool,
+    fp16_safe_norm: bool,
 ) -> anyhow::Result<ExitCode> {
     if ![0, 1, 2, 3, 4].contains(&accuracy_level) {
         bail!("--accuracy-level {accuracy_level}: expected 0, 1, 2, 3 or 4");
@@ -25,13 +26,15 @@ pub fn onnx(
         "primitive" => GraphVariant::Primitive,
         other => bail!("--graph {other}: expected fused or primitive"),
     };
+    if fp16_safe_norm && graph != GraphVariant::Primitive {
+        bail!("--fp16-safe-norm needs --graph primitive (the fused graph's norms are ONNX Runtime's own operators)");
+    }
     let m = edgebench_models::resolve(model, &mut |l| eprintln!("{l}"))?;
     let src = Path::new(&m.info.path);
     let path = out.join("model.onnx");
     let t = std::time::Instant::now();
-    let exported =
-        cache::export_file(src, ExportOptions { accuracy_level, graph, untied_head, fp16_safe_norm: false }, &path)
-            .with_context(|| format!("exporting {} to {}", src.display(), path.display()))?;
+    let exported = cache::export_file(src, ExportOptions { accuracy_level, graph, untied_head, fp16_safe_norm }, &path)
+        .with_context(|| format!("exporting {} to {}", src.display(), path.display()))?;
     let export_s = t.elapsed().as_secs_f64();
     let written = fingerprint::read_model(&path)?;
     let onnx_fp = fingerprint::fingerprint(&written, &path)?;

@@ -25,8 +25,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Models(ModelsCommand::Quantize { to, src, out }) => models::quantize(&to, &src, &out),
         Command::Device { format } => info::device(format),
         Command::Backends(a) => info::backends(a.ort_probe.as_deref()),
-        Command::Export(ExportCommand::Onnx { model, out, accuracy_level, graph, untied_head }) => {
-            export::onnx(model.as_deref(), &out, accuracy_level, &graph, untied_head)
+        Command::Export(ExportCommand::Onnx { model, out, accuracy_level, graph, untied_head, fp16_safe_norm }) => {
+            export::onnx(model.as_deref(), &out, accuracy_level, &graph, untied_head, fp16_safe_norm)
         }
         Command::Report(a) => report::report(&a),
         Command::Compare(a) => compare::compare(std::slice::from_ref(&a.base), &a.current, &a.opts, false),

@@ -109,3 +109,11 @@ fn backends_lists_each_accelerator_librarys_devices_present_or_absent() {
     assert!(t.contains("qnn:htp: present (emulated"), "{t}");
     assert!(t.contains("qnn:cpu: absent:") && t.contains("libQnnCpu.so"), "{t}");
 }
+
+#[test]
+fn export_refuses_fp16_safe_norms_on_the_fused_graph() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = edgebench(&["export", "onnx", "--out", dir.path().to_str().unwrap(), "--fp16-safe-norm"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--fp16-safe-norm needs --graph primitive"), "{}", text(&o));
+}
