@@ -89,8 +89,8 @@ pub struct OrtOptions {
     pub static_window: Option<usize>,
     /// QNN's HTP: run float graphs in fp16 (`enable_htp_fp16_precision`, default true: HTP has no f32 arithmetic).
     pub qnn_htp_fp16: Option<bool>,
-    /// Export RMS norms that stay within fp16's range (see `ExportOptions::fp16_safe_norm`; absent: on for QNN,
-    /// whose HTP runs float graphs in fp16, off elsewhere).
+    /// Export RMS norms that stay within fp16's range (see `ExportOptions::fp16_safe_norm`; absent: on for QNN's
+    /// primitive graph, since its HTP runs float graphs in fp16, off elsewhere).
     pub fp16_safe_norm: Option<bool>,
     /// QNN's `soc_model` and `htp_arch`, which chip the HTP graph is prepared for (default 60 and 75; QNN's ids).
     pub qnn_soc_model: Option<u32>,
@@ -159,7 +159,7 @@ impl OrtOptions {
 
     /// Whether the exported norms are fp16-safe on `device`.
     fn fp16_safe_norm_for(&self, device: &DeviceRequest) -> bool {
-        self.fp16_safe_norm.unwrap_or(device.kind == "qnn")
+        self.fp16_safe_norm.unwrap_or(device.kind == "qnn" && self.graph_for(device) == GraphVariant::Primitive)
     }
 
     /// The static KV window on `device`, if it runs static shapes.
@@ -849,5 +849,24 @@ impl Session for OrtSession<'_> {
 
     fn position(&self) -> usize {
         self.pos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fp16_safe_norms_are_the_default_on_qnns_primitive_graph_only() {
+        let qnn = DeviceRequest::parse("qnn").unwrap();
+        let d = OrtOptions::default();
+        assert!(export_options(&d, &qnn).unwrap().fp16_safe_norm);
+        assert!(!export_options(&d, &DeviceRequest::cpu()).unwrap().fp16_safe_norm);
+        assert!(!export_options(&d, &DeviceRequest::parse("openvino").unwrap()).unwrap().fp16_safe_norm);
+        // The fused graph on QNN (with dynamic shapes) is not refused for a default the user did not ask for.
+        let fused = OrtOptions { graph: Some(GraphVariant::Fused), static_window: Some(0), ..OrtOptions::default() };
+        assert!(!export_options(&fused, &qnn).unwrap().fp16_safe_norm);
+        let asked = OrtOptions { fp16_safe_norm: Some(true), ..fused };
+        assert!(export_options(&asked, &qnn).unwrap_err().to_string().contains("needs graph=primitive"));
     }
 }
