@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Runs on the GPU machine (issue 25, part 2), from the repository root with the two parts ci/gpu-bundle.sh staged in
-# .gpu/a and .gpu/b: joins and checks the model, finds CUDA's libraries, and writes into OUTDIR what the device,
-# the backends and the standard suite say, on cuda:0 and on the CPU.
+# Runs on the GPU machine (issue 25, part 2), from the folder where the pieces ci/gpu-bundle.sh made were gathered
+# (payload.tar.xz.00, .01, …, payload.sha256 and this script): joins and checks them, unpacks the two binaries
+# (edgebench: candle's CUDA backend; edgebench-llamacpp: llama.cpp's, with its libraries in lib/) and the default
+# model, finds CUDA's libraries, and writes into OUTDIR what the device, the backends and the standard suite say, on
+# cuda:0 and on the CPU: results-candle.json, results-llamacpp.json and report.md (both in one table).
 #
-#   bash .gpu/a/gpu-run.sh OUTDIR
+#   bash /tmp/eb/gpu-run.sh OUTDIR
 #
 # EDGEBENCH_GPU_LIBS: the folders holding libcudart/libcublas/libcurand/libnvrtc (default: the first found of CUDA's
 # pip packages and /usr/local/cuda); GPU_RUN_SUITE: the suite (default standard); GPU_RUN_THREADS: the CPU cells'
@@ -11,13 +13,19 @@
 set -euo pipefail
 out="${1:?usage: gpu-run.sh OUTDIR}"
 mkdir -p "$out"
+out="$(cd "$out" && pwd)"
 here="$(cd "$(dirname "$0")" && pwd)"
-model=/tmp/edgebench-model/$(awk '{print $2}' "$here/model.sha256")
-mkdir -p "$(dirname "$model")"
-if ! (cd "$(dirname "$model")" && sha256sum --status -c "$here/model.sha256" 2>/dev/null); then
-    cat "$here/model.part1" "$here/../b/model.part2" >"$model"
-    (cd "$(dirname "$model")" && sha256sum -c "$here/model.sha256") || { echo "the model's parts do not join" >&2; exit 2; }
+eb=/tmp/edgebench-gpu
+if ! [ -x "$eb/edgebench" ] || ! cmp -s "$here/payload.sha256" "$eb/payload.sha256"; then
+    rm -rf "$eb"
+    mkdir -p "$eb"
+    cat "$here"/payload.tar.xz.[0-9][0-9] >"$eb/payload.tar.xz"
+    (cd "$eb" && sha256sum -c "$here/payload.sha256") || { echo "the pieces do not join: one is missing or damaged" >&2; exit 2; }
+    tar -C "$eb" -xJf "$eb/payload.tar.xz"
+    rm "$eb/payload.tar.xz"
+    cp "$here/payload.sha256" "$eb/"
 fi
+model="$(ls "$eb"/*.gguf | head -1)"
 if [ -z "${EDGEBENCH_GPU_LIBS:-}" ]; then
     # Each library the binary needs, from the first place that has it: CUDA's pip packages (where that machine's
     # Python keeps them), then a system toolkit. The driver (libcuda.so.1) is the system's own.
@@ -36,21 +44,27 @@ print(":".join(dirs))
 EOF
 )"
 fi
-export LD_LIBRARY_PATH="${EDGEBENCH_GPU_LIBS:-}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-eb=/tmp/edgebench-gpu/edgebench
-mkdir -p "$(dirname "$eb")"
-xz -dc "$here/edgebench.xz" >"$eb" 2>/dev/null ||
-    python3 -c 'import lzma, sys; sys.stdout.buffer.write(lzma.open(sys.argv[1]).read())' "$here/edgebench.xz" >"$eb"
-chmod +x "$eb"
+export LD_LIBRARY_PATH="$eb/lib${EDGEBENCH_GPU_LIBS:+:$EDGEBENCH_GPU_LIBS}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+ebl="$eb/edgebench-llamacpp"
+eb="$eb/edgebench"
 {
     echo "LD_LIBRARY_PATH=$LD_LIBRARY_PATH"
-    ldd "$eb" | grep -E 'cuda|cublas|curand|nvrtc' || true
+    ldd "$ebl" "$(dirname "$eb")"/lib/libggml-cuda.so* | grep -E 'cuda|cublas|llama|ggml|not found' || true
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv 2>&1 || true
 } >"$out/environment.txt" 2>&1
 "$eb" device >"$out/device.txt" 2>&1 || true
-"$eb" backends >"$out/backends.txt" 2>&1 || true
+{ "$eb" backends; "$ebl" backends; } >"$out/backends.txt" 2>&1 || true
 threads="${GPU_RUN_THREADS:-$(nproc)}"
-# One run: the CUDA cells and the CPU cells side by side, with energy (NVML for cuda:0) and the drift check.
-"$eb" run --suite "${GPU_RUN_SUITE:-standard}" --backend candle --device cuda:0,cpu --threads "$threads" \
-    --model "$model" --out "$out/results.json" --force >"$out/run.txt" 2>&1 || echo "run exit $?" >>"$out/run.txt"
-tail -n 40 "$out/run.txt"
+# Per backend, its CUDA cells and its CPU cells side by side, with energy (NVML for cuda:0) and the drift check;
+# EDGEBENCH_LLAMACPP_LOG keeps llama.cpp's own log (its CUDA device, layers offloaded) in run-llamacpp.txt.
+# The llama.cpp binary has no candle for the default drift reference: its reference is llama.cpp on the CPU running
+# the model's f32 copy (every weight dequantized: the values candle's reference runs).
+for b in candle llamacpp; do
+    bin="$eb" ref=()
+    [ "$b" = llamacpp ] && bin="$ebl" ref=(--reference-backend llamacpp --reference-model "$model@f32")
+    EDGEBENCH_LLAMACPP_LOG=1 "$bin" run --suite "${GPU_RUN_SUITE:-standard}" --backend "$b" --device cuda:0,cpu \
+        --threads "$threads" --model "$model" "${ref[@]}" --out "$out/results-$b.json" --force >"$out/run-$b.txt" 2>&1 ||
+        echo "run exit $?" >>"$out/run-$b.txt"
+    grep -v '^llama.cpp: ' "$out/run-$b.txt" | tail -n 25
+done
+"$eb" report "$out"/results-candle.json "$out"/results-llamacpp.json --format markdown --wide >"$out/report.md" 2>&1 || true

@@ -71,6 +71,9 @@ if [ ! -f "$stub/libcuda.so.1" ]; then
     gcc -shared -fPIC -o "$stub/libcuda.so.1" -Wl,-soname,libcuda.so.1 "$stub/stub.c"
     ln -sf libcuda.so.1 "$stub/libcuda.so"
 fi
+# Where CMake's FindCUDAToolkit looks for the driver's stub (llama.cpp's CUDA backend links CUDA::cuda_driver).
+mkdir -p "$tk/lib/stubs"
+ln -sf "$stub/libcuda.so" "$tk/lib/stubs/libcuda.so"
 # A link line asks for libNAME.so; the wheels ship the sonames only.
 for so in "$tk"/lib/lib*.so.[0-9]*; do
     base="${so%%.so.*}.so"

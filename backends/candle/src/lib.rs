@@ -10,6 +10,7 @@
 //! Threads: candle runs on rayon's global pool, sized once per process from `RAYON_NUM_THREADS`; the runner sets it
 //! in each cell's child. The facts report the pool size candle actually uses.
 
+mod cuda_libs;
 mod model;
 
 use candle_core::Device;
@@ -51,7 +52,10 @@ pub enum Requantize {
 fn device(req: &DeviceRequest) -> Result<Device, BackendError> {
     match req.kind.as_str() {
         "cpu" => Ok(Device::Cpu),
-        "cuda" if cfg!(feature = "cuda") => Device::new_cuda(req.index).map_err(|e| cuda_error(req, &e.to_string())),
+        "cuda" if cfg!(feature = "cuda") => {
+            cuda_libs::check()?;
+            Device::new_cuda(req.index).map_err(|e| cuda_error(req, &e.to_string()))
+        }
         "cuda" => Err(BackendError::NotCompiled { backend: "candle (cuda)".into(), feature: "cuda".into() }),
         "metal" if cfg!(feature = "metal") => {
             Device::new_metal(req.index).map_err(|e| BackendError::Runtime(e.to_string()))
@@ -96,9 +100,9 @@ impl TypedBackend for CandleBackend {
     fn devices(&self) -> Vec<String> {
         let mut d = vec!["cpu".to_string()];
         if cfg!(feature = "cuda") {
-            match Device::new_cuda(0) {
+            match device(&DeviceRequest::parse("cuda:0").expect("a valid device")) {
                 Ok(_) => d.push("cuda:0".into()),
-                Err(e) => d.push(format!("no CUDA device ({})", e.to_string().lines().next().unwrap_or_default())),
+                Err(e) => d.push(format!("no CUDA device ({e})")),
             }
         }
         if cfg!(feature = "metal") && Device::new_metal(0).is_ok() {

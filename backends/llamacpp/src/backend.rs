@@ -64,6 +64,45 @@ fn compiled(system_info: &str, name: &str) -> bool {
         .any(|(k, v)| k.rsplit(':').next().is_some_and(|k| k.trim() == name) && v.trim() == "1")
 }
 
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The GPU a cell asks for, among those llama.cpp's GPU backend found; why not, as a skipped cell's reason.
+fn gpu_for(device: &edgebench_core::DeviceRequest) -> Result<ffi::GpuDevice, BackendError> {
+    let gpus = ffi::gpu_devices();
+    gpus.get(device.index).cloned().ok_or_else(|| {
+        let seen = gpus.iter().map(|g| format!("{} ({})", g.name, g.description)).collect::<Vec<_>>().join(", ");
+        let log = ffi::take_recent_log();
+        BackendError::Unsupported(format!(
+            "no {device} here: llama.cpp's GPU backend found {} GPU(s){}{}",
+            gpus.len(),
+            if seen.is_empty() { String::new() } else { format!(": {seen}") },
+            if log.is_empty() { String::new() } else { format!(" ({log})") }
+        ))
+    })
+}
+
+/// Layers offloaded and offloadable, from llama.cpp's `load_tensors: offloaded 31/31 layers to GPU`.
+fn offloaded_layers(line: &str) -> Option<(u32, u32)> {
+    let after = line.split("offloaded").nth(1)?.trim_start();
+    let (n, rest) = after.split_once('/')?;
+    let m = rest.split_whitespace().next()?;
+    Some((n.trim().parse().ok()?, m.parse().ok()?))
+}
+
+/// A GPU cell measures the GPU: every layer offloaded, or no cell (llama.cpp would run the rest on the CPU).
+fn require_full_offload(line: Option<&str>, device: &str) -> Result<String, BackendError> {
+    match line.and_then(offloaded_layers) {
+        Some((n, m)) if n == m && m > 0 => Ok(format!("offloaded {n}/{m} layers to {device}")),
+        Some((n, m)) => Err(BackendError::Runtime(format!(
+            "llama.cpp put only {n} of {m} layers on {device}: the rest would run on the CPU, which is not a {device} \
+             measurement"
+        ))),
+        None => Err(BackendError::Runtime(format!(
+            "llama.cpp did not say how many layers it offloaded to {device}: refusing to measure a possible CPU fallback"
+        ))),
+    }
+}
+
 /// CPU extensions llama.cpp was compiled to use (from its system info) that this CPU lacks: running would SIGILL.
 pub fn missing_cpu_features(system_info: &str) -> Vec<&'static str> {
     x86_extensions().into_iter().filter(|&(name, has)| !has && compiled(system_info, name)).map(|(n, _)| n).collect()
@@ -99,6 +138,9 @@ impl TypedBackend for LlamaCppBackend {
     fn check(&self, _model: &ModelSpec, req: Request<'_, Options>) -> Result<(), BackendError> {
         if let Some(why) = device_problem(&req.device.kind) {
             return Err(BackendError::Unsupported(why));
+        }
+        if req.device.kind != "cpu" {
+            gpu_for(req.device)?;
         }
         let missing = missing_cpu_features(&ffi::system_info());
         if !missing.is_empty() {
@@ -145,7 +187,21 @@ impl LlamaCppModel {
             main_gpu: req.device.index as i32,
             vocab_only: false,
         };
+        let gpu_device = if gpu { Some(gpu_for(req.device)?) } else { None };
         let model = Model::load(&spec.path, mp).map_err(load_err)?;
+        let offload = match &gpu_device {
+            Some(g) => Some(
+                require_full_offload(
+                    ffi::take_offloaded_line().as_deref(),
+                    &format!("{} ({})", g.name, g.description),
+                )? + &format!(
+                    "; device memory {:.1} GiB, {:.1} GiB free before the load",
+                    g.memory.1 as f64 / GIB,
+                    g.memory.0 as f64 / GIB
+                ),
+            ),
+            None => None,
+        };
         let n_ctx = o.ctx.unwrap_or(DEFAULT_CTX.min(model.n_ctx_train().max(1) as u32));
         let ctx_params = ContextParams {
             n_ctx,
@@ -168,7 +224,10 @@ impl LlamaCppModel {
                 ),
                 format!("ggml {ggml} (build commit: {commit})"),
             ],
-            kernel_path: format!("llama.cpp {}", compact_system_info(&info)),
+            kernel_path: match &gpu_device {
+                Some(g) => format!("llama.cpp {} ({}); CPU side {}", g.name, g.description, compact_system_info(&info)),
+                None => format!("llama.cpp {}", compact_system_info(&info)),
+            },
             threads: req.threads,
             vocab_size: n_vocab,
             context_length: first.n_ctx(),
@@ -193,7 +252,10 @@ impl LlamaCppModel {
                 ),
                 format!("device {}, OpenMP threads {}", req.device, req.threads),
                 cpu_build_note(&info),
-            ],
+            ]
+            .into_iter()
+            .chain(offload)
+            .collect(),
         };
         Ok(LlamaCppModel { pool: RefCell::new(vec![first]), model, ctx_params, n_vocab, facts })
     }
@@ -329,6 +391,28 @@ mod tests {
         if !has.is_empty() {
             assert!(cpu_build_note(none).contains("NOT llama.cpp's best") && cpu_build_note(none).contains(has[0]));
         }
+    }
+
+    #[test]
+    fn a_gpu_cell_needs_every_layer_offloaded() {
+        let line = "load_tensors: offloaded 31/31 layers to GPU";
+        assert_eq!(offloaded_layers(line), Some((31, 31)));
+        assert_eq!(require_full_offload(Some(line), "CUDA0").unwrap(), "offloaded 31/31 layers to CUDA0");
+        let partial = require_full_offload(Some("load_tensors: offloaded 20/31 layers to GPU"), "CUDA0").unwrap_err();
+        assert!(partial.to_string().contains("only 20 of 31 layers on CUDA0"), "{partial}");
+        assert!(require_full_offload(None, "CUDA0").is_err());
+        assert_eq!(offloaded_layers("load_tensors: offloading 30 repeating layers to GPU"), None);
+    }
+
+    #[test]
+    fn a_cpu_only_build_finds_no_gpu_and_refuses_a_gpu_cell() {
+        if cfg!(any(feature = "cuda", feature = "metal")) {
+            eprintln!("skipped: built with a GPU backend (its devices depend on this machine)");
+            return;
+        }
+        assert!(ffi::gpu_devices().is_empty(), "{:?}", ffi::gpu_devices());
+        let e = gpu_for(&edgebench_core::DeviceRequest::parse("cuda:0").unwrap()).unwrap_err();
+        assert!(matches!(&e, BackendError::Unsupported(m) if m.contains("found 0 GPU(s)")), "{e}");
     }
 
     #[test]

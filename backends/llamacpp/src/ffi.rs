@@ -13,6 +13,8 @@ static INIT: Once = Once::new();
 /// The last warnings and errors llama.cpp logged, so a failed call can say why.
 static RECENT: Mutex<Vec<String>> = Mutex::new(Vec::new());
 const RECENT_KEEP: usize = 8;
+/// llama.cpp's last `offloaded N/M layers to GPU` line: how much of a model a GPU took.
+static OFFLOADED: Mutex<Option<String>> = Mutex::new(None);
 
 unsafe extern "C" fn log_callback(level: sys::ggml_log_level, text: *const c_char, _: *mut c_void) {
     if text.is_null() {
@@ -21,6 +23,11 @@ unsafe extern "C" fn log_callback(level: sys::ggml_log_level, text: *const c_cha
     // SAFETY: llama.cpp passes a NUL-terminated string valid for the duration of the call.
     let line = unsafe { CStr::from_ptr(text) }.to_string_lossy();
     let line = line.trim_end();
+    if line.contains("layers to GPU") && line.contains("offloaded") {
+        if let Ok(mut o) = OFFLOADED.lock() {
+            *o = Some(line.to_string());
+        }
+    }
     let important = level == sys::GGML_LOG_LEVEL_WARN || level == sys::GGML_LOG_LEVEL_ERROR;
     if important && !line.is_empty() {
         if let Ok(mut recent) = RECENT.lock() {
@@ -72,6 +79,53 @@ pub fn system_info() -> String {
     .clone()
 }
 
+/// llama.cpp's `offloaded N/M layers to GPU` line since the last call, if it logged one.
+pub fn take_offloaded_line() -> Option<String> {
+    OFFLOADED.lock().ok().and_then(|mut o| o.take())
+}
+
+/// One GPU among ggml's registered devices.
+#[derive(Debug, Clone)]
+pub struct GpuDevice {
+    /// ggml's name for it (`CUDA0`).
+    pub name: String,
+    /// The device's own name (`NVIDIA H200`).
+    pub description: String,
+    /// Device memory in bytes, free and total, when asked.
+    pub memory: (usize, usize),
+}
+
+/// ggml's GPU devices, in ggml's order.
+fn gpu_handles() -> Vec<sys::ggml_backend_dev_t> {
+    init();
+    // SAFETY: the registry is built by llama_backend_init; its handles live as long as the process.
+    unsafe {
+        (0..sys::ggml_backend_dev_count())
+            .map(|i| sys::ggml_backend_dev_get(i))
+            .filter(|&d| !d.is_null() && sys::ggml_backend_dev_type(d) == sys::GGML_BACKEND_DEVICE_TYPE_GPU)
+            .collect()
+    }
+}
+
+/// The GPUs ggml's backends found, in ggml's order (a CPU-only build has none).
+pub fn gpu_devices() -> Vec<GpuDevice> {
+    // SAFETY: handles from the registry; the strings they return live as long as it.
+    unsafe {
+        gpu_handles()
+            .into_iter()
+            .map(|d| {
+                let (mut free, mut total) = (0usize, 0usize);
+                sys::ggml_backend_dev_memory(d, &mut free, &mut total);
+                GpuDevice {
+                    name: c_str(sys::ggml_backend_dev_name(d)),
+                    description: c_str(sys::ggml_backend_dev_description(d)),
+                    memory: (free, total),
+                }
+            })
+            .collect()
+    }
+}
+
 /// ggml's version and commit as compiled in.
 pub fn ggml_version() -> (String, String) {
     // SAFETY: static strings.
@@ -87,7 +141,8 @@ pub struct ModelParams {
     pub repack: bool,
     /// Layers to offload to a GPU (0 = CPU only, -1 = all).
     pub n_gpu_layers: i32,
-    /// GPU ordinal.
+    /// The GPU to offload to, as an ordinal among ggml's GPUs (the only device the model may use); with
+    /// `n_gpu_layers` 0 the model may use no GPU at all, not even for llama.cpp's offload of large batches.
     pub main_gpu: i32,
     /// Load the vocabulary only (no tensors): for tokenizing.
     pub vocab_only: bool,
@@ -102,13 +157,23 @@ impl Model {
         init();
         let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| "path contains a NUL byte")?;
         take_recent_log();
-        // SAFETY: default params are plain data; the path outlives the call.
+        take_offloaded_line();
+        // The devices the model may use: a NULL-terminated list llama.cpp copies at load (NULL itself: every GPU).
+        let mut devices: Vec<sys::ggml_backend_dev_t> = vec![std::ptr::null_mut()];
+        if p.n_gpu_layers != 0 {
+            let gpu = gpu_handles().get(p.main_gpu.max(0) as usize).copied();
+            devices.insert(0, gpu.ok_or_else(|| format!("no GPU {} among ggml's devices", p.main_gpu))?);
+        }
+        // SAFETY: default params are plain data; the path and the device list outlive the call.
         let raw = unsafe {
             let mut mp = sys::llama_model_default_params();
             mp.load_mode = if p.mmap { sys::LLAMA_LOAD_MODE_MMAP } else { sys::LLAMA_LOAD_MODE_NONE };
             mp.use_extra_bufts = p.repack;
             mp.n_gpu_layers = p.n_gpu_layers;
-            mp.main_gpu = p.main_gpu;
+            mp.devices = devices.as_mut_ptr();
+            // One device, the one asked for (index 0 of the list): no layers split across other GPUs.
+            mp.split_mode = sys::LLAMA_SPLIT_MODE_NONE;
+            mp.main_gpu = 0;
             mp.vocab_only = p.vocab_only;
             sys::llama_model_load_from_file(cpath.as_ptr(), mp)
         };

@@ -13,11 +13,7 @@ use crate::{library, OrtBackend};
 
 /// The devices an accelerator kind (`openvino`, `qnn`) names, in the order they are probed.
 pub fn targets(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "openvino" => &["CPU", "GPU", "NPU"],
-        "qnn" => &["htp", "gpu", "cpu"],
-        _ => &[],
-    }
+    edgebench_core::DeviceRequest::named_targets(kind)
 }
 
 /// `x[1,8] · W[8,8] + b`, every dimension fixed, as ONNX bytes.

@@ -42,6 +42,16 @@ impl DeviceRequest {
         Self { kind: "cpu".into(), index: 0, target: None }
     }
 
+    /// The device names a kind addresses its devices by, default first (OpenVINO's `CPU`, `GPU`, `NPU`; QNN's
+    /// backends `htp`, `gpu`, `cpu`); empty for kinds addressed by ordinal.
+    pub fn named_targets(kind: &str) -> &'static [&'static str] {
+        match kind {
+            "openvino" => &["CPU", "GPU", "NPU"],
+            "qnn" => &["htp", "gpu", "cpu"],
+            _ => &[],
+        }
+    }
+
     /// Parses `cpu`, `cuda`, `cuda:1`, `metal`, and the ONNX Runtime provider devices `openvino[:CPU|GPU|NPU]`,
     /// `qnn[:htp|cpu|gpu]`, `coreml`, `directml[:N]`.
     pub fn parse(s: &str) -> Result<Self, String> {
@@ -57,8 +67,8 @@ impl DeviceRequest {
                 Ok(Self { kind: kind.into(), index: ordinal(suffix)?, target: None })
             }
             "openvino" => {
-                let t = suffix.unwrap_or("CPU").to_ascii_uppercase();
-                let known = ["CPU", "GPU", "NPU"].iter().any(|d| {
+                let t = suffix.unwrap_or(Self::named_targets(kind)[0]).to_ascii_uppercase();
+                let known = Self::named_targets(kind).iter().any(|d| {
                     t == *d || t.strip_prefix(d).and_then(|r| r.strip_prefix('.')).is_some_and(|n| n.parse::<u32>().is_ok())
                 });
                 if !known {
@@ -67,8 +77,8 @@ impl DeviceRequest {
                 Ok(Self { kind: kind.into(), index: 0, target: Some(t) })
             }
             "qnn" => {
-                let t = suffix.unwrap_or("htp").to_ascii_lowercase();
-                if !["htp", "cpu", "gpu"].contains(&t.as_str()) {
+                let t = suffix.unwrap_or(Self::named_targets(kind)[0]).to_ascii_lowercase();
+                if !Self::named_targets(kind).contains(&t.as_str()) {
                     return Err(format!("unknown QNN backend in {s:?} (expected qnn:htp, qnn:cpu or qnn:gpu)"));
                 }
                 Ok(Self { kind: kind.into(), index: 0, target: Some(t) })
