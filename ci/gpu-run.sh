@@ -67,4 +67,23 @@ for b in candle llamacpp; do
         echo "run exit $?" >>"$out/run-$b.txt"
     grep -v '^llama.cpp: ' "$out/run-$b.txt" | tail -n 25
 done
+# Greedy output on the GPU against the CPU's, per backend (same prompt, greedy sampling): equal, or where it diverges.
+python3 - "$out"/results-candle.json "$out"/results-llamacpp.json >"$out/greedy.txt" 2>&1 <<'EOF' || true
+import json, sys
+for path in sys.argv[1:]:
+    cells = json.load(open(path))["cells"]
+    for gpu in (c for c in cells if c["key"]["device"].startswith("cuda")):
+        cpu = [c for c in cells if c["key"]["device"] == "cpu" and c["key"]["backend"] == gpu["key"]["backend"]]
+        name = f'{gpu["key"]["backend"]} {gpu["key"]["device"]}'
+        if gpu["status"] != "ok" or not cpu or cpu[0]["status"] != "ok":
+            print(f"{name}: not compared (GPU cell {gpu['status']}, CPU cell {cpu[0]['status'] if cpu else 'absent'})")
+            continue
+        a, b = gpu.get("sample_output", ""), cpu[0].get("sample_output", "")
+        if a == b:
+            print(f"{name}: greedy output equal to the CPU's ({len(a)} characters)")
+        else:
+            n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            print(f"{name}: diverges from the CPU's at character {n}: GPU {a[n:n + 40]!r} / CPU {b[n:n + 40]!r}")
+EOF
+cat "$out/greedy.txt"
 "$eb" report "$out"/results-candle.json "$out"/results-llamacpp.json --format markdown --wide >"$out/report.md" 2>&1 || true
