@@ -157,6 +157,27 @@ impl TypedBackend for LlamaCppBackend {
         Ok(Box::new(LlamaCppModel::load(spec, req)?))
     }
 
+    fn devices(&self) -> Vec<String> {
+        let mut d = vec!["cpu".to_string()];
+        let kind = if cfg!(feature = "cuda") {
+            "cuda"
+        } else if cfg!(feature = "metal") {
+            "metal"
+        } else {
+            return d;
+        };
+        let gpus = ffi::gpu_devices();
+        if gpus.is_empty() {
+            let log = ffi::take_recent_log();
+            d.push(format!(
+                "no {kind} device (llama.cpp's GPU backend found none{})",
+                if log.is_empty() { String::new() } else { format!(": {log}") }
+            ));
+        }
+        d.extend(gpus.iter().enumerate().map(|(i, g)| format!("{kind}:{i} ({}, {})", g.name, g.description)));
+        d
+    }
+
     fn versions(&self) -> Vec<String> {
         vec![format!("llama.cpp vendored in llama-cpp-sys-2 {}", crate::LLAMA_CPP_SYS_VERSION)]
     }
