@@ -168,11 +168,9 @@ impl TypedBackend for LlamaCppBackend {
         };
         let gpus = ffi::gpu_devices();
         if gpus.is_empty() {
-            let log = ffi::take_recent_log();
-            d.push(format!(
-                "no {kind} device (llama.cpp's GPU backend found none{})",
-                if log.is_empty() { String::new() } else { format!(": {log}") }
-            ));
+            // The reason a cell on the first device would be skipped with.
+            let first = edgebench_core::DeviceRequest::parse(kind).expect("a device kind");
+            d.push(format!("no {kind} device ({})", gpu_for(&first).err().map(|e| e.to_string()).unwrap_or_default()));
         }
         d.extend(gpus.iter().enumerate().map(|(i, g)| format!("{kind}:{i} ({}, {})", g.name, g.description)));
         d
