@@ -24,6 +24,14 @@ pub fn manifest() -> Manifest {
         backend_versions: crate::backends::versions(),
         suite: Default::default(),
         command_line: std::env::args().collect(),
+        binary_sha256: binary_sha256(),
         resumed: Vec::new(),
     }
+}
+
+/// SHA-256 of the running binary (`/proc/self/exe`), which a leaderboard matches against the versions it accepts;
+/// `None` when the file cannot be read (then `submit` refuses to sign the results).
+pub fn binary_sha256() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    edgebench_models::registry::sha256_file(&exe).ok()
 }

@@ -49,9 +49,83 @@ pub enum Command {
     /// Device fleets through Ansible: plan the inventory from a fleet file, collect what came back.
     #[command(subcommand)]
     Fleet(FleetCommand),
+    /// Make an ed25519 key pair for signing submissions: KEY (private, PKCS#8 PEM, mode 0600) and KEY.pub (public,
+    /// SPKI PEM, what a leaderboard's keys/keys.toml lists). OpenSSL's `genpkey -algorithm ed25519` keys work too.
+    Keygen {
+        /// Where to write the private key (KEY.pub beside it); never overwritten.
+        key: PathBuf,
+    },
+    /// Sign a results file into a leaderboard checkout: submissions/<device>/<run>.json beside its DSSE envelope
+    /// (an in-toto statement naming the file's SHA-256, this binary's SHA-256 and version, and the signer).
+    Submit(SubmitArgs),
+    /// Leaderboards: verify every submission's trust tier, build the static site, draw a submission's cells for a
+    /// maintainer to re-run.
+    #[command(subcommand)]
+    Leaderboard(LeaderboardCommand),
     /// Internal: run one cell (spec as JSON on stdin), speaking JSON lines on stdout.
     #[command(hide = true)]
     Cell,
+}
+
+/// Options of `edgebench submit`.
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// The results file (`edgebench run --out`).
+    pub results: PathBuf,
+    /// The private key to sign with.
+    #[arg(long)]
+    pub key: PathBuf,
+    /// Your name, as the leaderboard's keys/keys.toml lists your key.
+    #[arg(long)]
+    pub signer: String,
+    /// The leaderboard checkout to write into.
+    #[arg(long, default_value = ".")]
+    pub leaderboard: PathBuf,
+    /// Device folder name (default: made from the CPU model and CPU count).
+    #[arg(long = "device-name")]
+    pub device_name: Option<String>,
+    /// A maintainer's re-run: the submission it reproduces (submissions/<device>/<run>.json) ...
+    #[arg(long, requires = "beacon")]
+    pub reproduces: Option<String>,
+    /// ... and the beacon that drew its cells (`edgebench leaderboard sample`).
+    #[arg(long, requires = "reproduces")]
+    pub beacon: Option<String>,
+}
+
+/// `edgebench leaderboard …`.
+#[derive(Debug, Subcommand)]
+pub enum LeaderboardCommand {
+    /// Check every submission of DIR and print its tier with the reasons it is not higher (exit 1 when a submission
+    /// or reproduction is rejected, or a submission no longer reaches the tier tiers.json records; 2 on error).
+    Verify {
+        /// The leaderboard.
+        dir: PathBuf,
+        /// Write the tiers reached into DIR/tiers.json (what the site publishes; commit it).
+        #[arg(long)]
+        record: bool,
+        /// Also write the whole verification as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Verify DIR and write the static site (self-contained, deterministic) into --out.
+    Build {
+        /// The leaderboard.
+        dir: PathBuf,
+        /// The site folder.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// The cells of a submission a maintainer must re-run for tier 3, drawn by the submission's SHA-256 and a beacon
+    /// published after it, with the commands that re-run them.
+    Sample {
+        /// The leaderboard.
+        dir: PathBuf,
+        /// The submission (submissions/<device>/<run>.json).
+        submission: String,
+        /// A value published after the submission (e.g. the leaderboard's next commit id).
+        #[arg(long)]
+        beacon: String,
+    },
 }
 
 /// `edgebench fleet …`.

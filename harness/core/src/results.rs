@@ -53,6 +53,9 @@ pub struct Manifest {
     pub suite: SuiteRef,
     /// The command line.
     pub command_line: Vec<String>,
+    /// SHA-256 of the edgebench binary that ran (absent in files written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary_sha256: Option<String>,
     /// Each time `edgebench run --resume` continued this run: when, with what command, and what it kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resumed: Vec<Resumption>,

@@ -66,7 +66,13 @@ pub fn read(path: &Path) -> Result<RunResults, ResultsIoError> {
         },
         ReadError::NotText { .. } => ResultsIoError::Invalid { path: path.into(), message: "not UTF-8 text".into() },
     })?;
-    let v: serde_json::Value = serde_json::from_str(&text)
+    parse(path, &text)
+}
+
+/// Parses and checks a results file's text as [`read`] does (`path` names it in errors). JSON nested deeper than
+/// 128 levels, NaN and infinite numbers are not JSON that parses: [`ResultsIoError::Invalid`].
+pub fn parse(path: &Path, text: &str) -> Result<RunResults, ResultsIoError> {
+    let v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| ResultsIoError::Invalid { path: path.into(), message: e.to_string() })?;
     let found = v.get("schema_version").and_then(|x| x.as_u64()).unwrap_or(0);
     if found != SCHEMA_VERSION as u64 {

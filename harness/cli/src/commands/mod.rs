@@ -6,6 +6,7 @@ mod compare;
 mod export;
 mod fleet;
 mod info;
+mod leaderboard;
 mod models;
 mod recommend;
 mod report;
@@ -13,7 +14,7 @@ mod run;
 
 use std::process::ExitCode;
 
-use crate::cli::{Cli, Command, ExportCommand, FleetCommand, ModelsCommand};
+use crate::cli::{Cli, Command, ExportCommand, FleetCommand, LeaderboardCommand, ModelsCommand};
 
 /// Runs the parsed command and returns its exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -34,6 +35,15 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Recommend(a) => recommend::recommend(&a),
         Command::Fleet(FleetCommand::Plan { fleet, out }) => fleet::plan(&fleet, &out),
         Command::Fleet(FleetCommand::Collect { dir }) => fleet::collect(&dir),
+        Command::Keygen { key } => leaderboard::keygen(&key),
+        Command::Submit(a) => leaderboard::submit(&a),
+        Command::Leaderboard(LeaderboardCommand::Verify { dir, record, json }) => {
+            leaderboard::verify(&dir, record, json.as_deref())
+        }
+        Command::Leaderboard(LeaderboardCommand::Build { dir, out }) => leaderboard::build(&dir, &out),
+        Command::Leaderboard(LeaderboardCommand::Sample { dir, submission, beacon }) => {
+            leaderboard::sample(&dir, &submission, &beacon)
+        }
         Command::Cell => cell::cell(),
     }
 }
