@@ -65,6 +65,7 @@ pub fn tier1(r: &RunResults, policy: &Policy) -> Outcome {
         fail(&mut out, format!("suite {:?} (sha256 {}) is not registered", m.suite.name, m.suite.sha256));
     }
     out.failures.extend(isa_mismatch(&r.device.arch, &r.device.cpu_model, &r.device.isa_features));
+    out.failures.extend(isa_against_family(&r.device.cpu_model, &r.device.isa_features, &policy.isa));
     for c in r.cells.iter().filter(|c| c.status == CellStatus::Ok) {
         let v = cell(r, c, policy, &mut out.failures);
         out.cells.push(v);
@@ -165,7 +166,7 @@ fn cell(r: &RunResults, c: &CellResult, policy: &Policy, failures: &mut Vec<Stri
     CellVerdict { key: c.key.clone(), ranked: reasons.is_empty(), reasons }
 }
 
-const X86: &[&str] = &["sse", "avx", "fma", "f16c", "bmi", "amx", "popcnt", "aes", "pclmul", "sha"];
+const X86: &[&str] = &["sse", "avx", "fma", "f16c", "bmi", "amx"];
 const ARM: &[&str] = &["neon", "asimd", "sve", "dotprod", "i8mm", "bf16_arm", "fhm", "jscvt"];
 
 /// ISA features or a CPU vendor that cannot belong to the architecture the results name.
@@ -193,6 +194,24 @@ pub fn isa_mismatch(arch: &str, cpu: &str, features: &[String]) -> Vec<String> {
     out
 }
 
+/// Features the policy's table says this CPU family must report but it does not, or cannot have but it does.
+pub fn isa_against_family(cpu: &str, features: &[String], rules: &[crate::policy::IsaRule]) -> Vec<String> {
+    let c = cpu.to_lowercase();
+    let has = |f: &String| features.iter().any(|x| x == f);
+    let mut out = Vec::new();
+    for r in rules.iter().filter(|r| c.contains(&r.cpu.to_lowercase())) {
+        let missing: Vec<&String> = r.requires.iter().filter(|f| !has(f)).collect();
+        let extra: Vec<&String> = r.forbids.iter().filter(|f| has(f)).collect();
+        if !missing.is_empty() {
+            out.push(format!("CPU {cpu:?} does not report {missing:?}, which every {:?} has ({})", r.cpu, r.source));
+        }
+        if !extra.is_empty() {
+            out.push(format!("CPU {cpu:?} reports {extra:?}, which no {:?} has ({})", r.cpu, r.source));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,5 +224,14 @@ mod tests {
         assert_eq!(isa_mismatch("aarch64", "Intel Xeon", &f(&["neon"])).len(), 1);
         assert!(isa_mismatch("aarch64", "Cortex-A76", &f(&["neon", "dotprod"])).is_empty());
         assert_eq!(isa_mismatch("riscv64", "x", &[]).len(), 1);
+        let rules = [crate::policy::IsaRule {
+            cpu: "EPYC 7".into(),
+            requires: vec!["avx2".into()],
+            forbids: vec!["avx512f".into()],
+            source: "s".into(),
+        }];
+        assert!(isa_against_family("AMD EPYC 7R13", &f(&["avx2"]), &rules).is_empty());
+        assert_eq!(isa_against_family("AMD EPYC 7R13", &f(&["avx512f"]), &rules).len(), 2);
+        assert!(isa_against_family("AMD EPYC 9R14", &f(&["avx512f"]), &rules).is_empty());
     }
 }

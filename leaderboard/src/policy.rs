@@ -29,6 +29,9 @@ pub struct Policy {
     /// Plausible memory bandwidth per CPU family (first match wins).
     #[serde(default)]
     pub bandwidth: Vec<Bandwidth>,
+    /// ISA facts per CPU family: features a CPU of that name must or cannot report (every matching entry applies).
+    #[serde(default)]
+    pub isa: Vec<IsaRule>,
     /// Tier 2's rule.
     #[serde(default)]
     pub corroboration: Corroboration,
@@ -91,6 +94,22 @@ pub struct Bandwidth {
     /// Highest plausible read bandwidth (GB/s), caches included.
     pub gb_per_s: f64,
     /// Where the figure comes from.
+    pub source: String,
+}
+
+/// What a CPU family's ISA has and lacks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IsaRule {
+    /// Case-insensitive substring of the CPU model.
+    pub cpu: String,
+    /// Features every CPU of the family reports.
+    #[serde(default)]
+    pub requires: Vec<String>,
+    /// Features no CPU of the family has.
+    #[serde(default)]
+    pub forbids: Vec<String>,
+    /// Where the fact comes from.
     pub source: String,
 }
 

@@ -285,9 +285,12 @@ fn samples_digest(r: &RunResults) -> String {
     crate::sha256_hex(s.as_bytes())
 }
 
+/// Rejects every copy of a results file, or of its raw samples, that another submission holds — whatever that other
+/// one's own state (a revoked key's file re-signed by another key is a replay too). The copy `tiers.json` published
+/// first keeps its place; with none published, none does.
 fn replays(entries: &mut [Entry]) {
     let mut by: BTreeMap<String, Vec<usize>> = BTreeMap::new();
-    for (i, e) in entries.iter().enumerate().filter(|(_, e)| e.tier != Tier::Rejected) {
+    for (i, e) in entries.iter().enumerate() {
         if let Some(sha) = &e.results_sha256 {
             by.entry(format!("the same results file (sha256 {sha})")).or_default().push(i);
         }
@@ -304,7 +307,6 @@ fn replays(entries: &mut [Entry]) {
         if idx.len() < 2 {
             continue;
         }
-        // The one published earlier keeps its place; with none published, none does.
         let keep: Vec<usize> =
             idx.iter().copied().filter(|&i| entries[i].recorded.is_some_and(|t| t != Tier::Rejected)).collect();
         let keep = if keep.len() == 1 { Some(keep[0]) } else { None };
@@ -322,8 +324,11 @@ fn replays(entries: &mut [Entry]) {
     }
     for (i, why) in reject {
         let e = &mut entries[i];
-        e.tier = Tier::Rejected;
-        e.reasons = why;
+        if e.tier != Tier::Rejected {
+            e.tier = Tier::Rejected;
+            e.reasons.clear();
+        }
+        e.reasons.extend(why);
     }
 }
 

@@ -288,6 +288,10 @@ fn the_hostile_corpus_is_rejected_with_reasons() {
     copied.run_id = "mine".into();
     b.sign_raw("replay2", "mine.json", pretty(&copied).as_bytes(), "bob", "mine.json");
     cases.push(("submissions/replay2/mine.json", "replay: the same raw samples"));
+    // mallory's (revoked) file re-signed by bob: still a replay.
+    let m = b.path().join("submissions/revoked/revoked.json");
+    b.sign_raw("replay3", "revoked.json", &std::fs::read(&m).unwrap(), "bob", "revoked.json");
+    cases.push(("submissions/replay3/revoked.json", "replay: the same results file"));
     // Names: an envelope signing a path, a link, a folder with an unsafe name.
     let r = pretty(&results("trav", "AMD EPYC 9R14", 100.0));
     b.sign_raw("trav", "trav.json", r.as_bytes(), "alice", "../../keys/keys.toml");

@@ -1,6 +1,6 @@
-//! How many weight bytes each node of an ONNX file reads, found by walking the file's protobuf fields and skipping
-//! over tensor data, so that a coverage report on a 300 MB graph neither loads it nor shows up in the peak RAM of the
-//! cell that asks.
+//! How many weight bytes each node of an ONNX file reads, and how many FLOPs per token its weight product costs,
+//! found by walking the file's protobuf fields and skipping over tensor data, so that a coverage report on a 300 MB
+//! graph neither loads it nor shows up in the peak RAM of the cell that asks.
 
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Seek};
@@ -20,6 +20,10 @@ pub struct WeightBytes {
     pub total: u64,
     /// Nodes in the graph.
     pub nodes: usize,
+    /// Node name → FLOPs per token of its product with a weight matrix (2·K·N for `MatMul` / `Gemm` with a 2-D
+    /// initializer, `MatMulNBits` by its `K` and `N`); nodes without one are absent. Attention's FLOPs grow with the
+    /// context and read no weights: not counted.
+    pub flops: HashMap<String, u64>,
 }
 
 impl WeightBytes {
@@ -37,6 +41,28 @@ impl WeightBytes {
     }
 }
 
+impl WeightBytes {
+    /// FLOPs per token of every weight product in the graph.
+    pub fn flops_total(&self) -> u64 {
+        self.flops.values().sum()
+    }
+
+    /// FLOPs per token of the weight products among `nodes`.
+    pub fn flops_of<'a>(&self, nodes: impl IntoIterator<Item = &'a str>) -> u64 {
+        nodes.into_iter().filter_map(|n| self.flops.get(n)).sum()
+    }
+}
+
+/// A node as the scan reads it.
+#[derive(Default)]
+struct ScannedNode {
+    name: String,
+    op: String,
+    inputs: Vec<String>,
+    /// Integer attributes (`K`, `N`, `transB`, …).
+    ints: HashMap<String, i64>,
+}
+
 /// Reads `path` (an ONNX `ModelProto`, external data not followed) and counts its weight bytes per node.
 pub fn weight_bytes(path: &Path) -> Result<WeightBytes, OnnxError> {
     let f = std::fs::File::open(path).map_err(io_err(path))?;
@@ -44,7 +70,8 @@ pub fn weight_bytes(path: &Path) -> Result<WeightBytes, OnnxError> {
     let mut r = Fields { r: BufReader::with_capacity(1 << 16, f), pos: 0 };
     let bad = |reason: String| OnnxError::Invalid { path: path.to_path_buf(), reason };
     let mut inits: HashMap<String, u64> = HashMap::new();
-    let mut nodes: Vec<(String, Vec<String>)> = Vec::new();
+    let mut dims: HashMap<String, Vec<i64>> = HashMap::new();
+    let mut nodes: Vec<ScannedNode> = Vec::new();
     let mut found_graph = false;
     while r.pos < len {
         let (field, wire) = r.key().map_err(|e| bad(format!("reading the model: {e}")))?;
@@ -61,8 +88,10 @@ pub fn weight_bytes(path: &Path) -> Result<WeightBytes, OnnxError> {
                     (5, 2) => {
                         let t_end = r.len_end().map_err(|e| bad(format!("reading an initializer: {e}")))?;
                         let start = r.pos;
-                        let name = r.tensor_name(t_end).map_err(|e| bad(format!("reading an initializer: {e}")))?;
-                        inits.insert(name, t_end - start);
+                        let (name, d) =
+                            r.tensor_name(t_end).map_err(|e| bad(format!("reading an initializer: {e}")))?;
+                        inits.insert(name.clone(), t_end - start);
+                        dims.insert(name, d);
                     }
                     _ => r.skip(gw).map_err(|e| bad(format!("reading the graph: {e}")))?,
                 }
@@ -75,11 +104,30 @@ pub fn weight_bytes(path: &Path) -> Result<WeightBytes, OnnxError> {
         return Err(bad("no graph in the model".into()));
     }
     let n = nodes.len();
+    let mut flops = HashMap::new();
+    for node in &nodes {
+        if let Some(f) = product_flops(node, &dims) {
+            flops.insert(node.name.clone(), f);
+        }
+    }
     let by_node = nodes
         .into_iter()
-        .map(|(name, inputs)| (name, inputs.into_iter().filter(|i| inits.contains_key(i)).collect()))
+        .map(|nd| (nd.name, nd.inputs.into_iter().filter(|i| inits.contains_key(i)).collect()))
         .collect();
-    Ok(WeightBytes { by_node, total: inits.values().sum(), sizes: inits, nodes: n })
+    Ok(WeightBytes { by_node, total: inits.values().sum(), sizes: inits, nodes: n, flops })
+}
+
+/// FLOPs per token (one row of activations) of a node's product with a weight matrix, if it has one.
+fn product_flops(n: &ScannedNode, dims: &HashMap<String, Vec<i64>>) -> Option<u64> {
+    let kn = match n.op.as_str() {
+        "MatMulNBits" => Some((*n.ints.get("K")?, *n.ints.get("N")?)),
+        "MatMul" | "Gemm" => match n.inputs.get(1).and_then(|b| dims.get(b)).map(Vec::as_slice) {
+            Some(&[k, m]) => Some((k, m)),
+            _ => None,
+        },
+        _ => None,
+    }?;
+    u64::try_from(kn.0).ok().zip(u64::try_from(kn.1).ok()).map(|(k, m)| 2 * k * m)
 }
 
 /// A protobuf field reader over a seekable stream, tracking its offset.
@@ -146,29 +194,51 @@ impl<R: Read + Seek> Fields<R> {
         String::from_utf8(b).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "a name is not UTF-8"))
     }
 
-    /// A `NodeProto` up to `end`: its name (field 3) and inputs (field 1).
-    fn node(&mut self, end: u64) -> std::io::Result<(String, Vec<String>)> {
-        let (mut name, mut inputs) = (String::new(), Vec::new());
+    /// A `NodeProto` up to `end`: its inputs (field 1), name (3), op type (4) and integer attributes (5).
+    fn node(&mut self, end: u64) -> std::io::Result<ScannedNode> {
+        let mut n = ScannedNode::default();
         while self.pos < end {
             match self.key()? {
-                (1, 2) => inputs.push(self.string()?),
-                (3, 2) => name = self.string()?,
+                (1, 2) => n.inputs.push(self.string()?),
+                (3, 2) => n.name = self.string()?,
+                (4, 2) => n.op = self.string()?,
+                (5, 2) => {
+                    let a_end = self.len_end()?;
+                    let (mut key, mut int) = (String::new(), None);
+                    while self.pos < a_end {
+                        match self.key()? {
+                            (1, 2) => key = self.string()?,
+                            (3, 0) => int = Some(self.varint()? as i64),
+                            (_, w) => self.skip(w)?,
+                        }
+                    }
+                    if let Some(v) = int {
+                        n.ints.insert(key, v);
+                    }
+                }
                 (_, w) => self.skip(w)?,
             }
         }
-        Ok((name, inputs))
+        Ok(n)
     }
 
-    /// A `TensorProto` up to `end`: its name (field 8), the data skipped.
-    fn tensor_name(&mut self, end: u64) -> std::io::Result<String> {
-        let mut name = String::new();
+    /// A `TensorProto` up to `end`: its name (field 8) and dims (field 1, packed or not), the data skipped.
+    fn tensor_name(&mut self, end: u64) -> std::io::Result<(String, Vec<i64>)> {
+        let (mut name, mut dims) = (String::new(), Vec::new());
         while self.pos < end {
             match self.key()? {
                 (8, 2) => name = self.string()?,
+                (1, 0) => dims.push(self.varint()? as i64),
+                (1, 2) => {
+                    let d_end = self.len_end()?;
+                    while self.pos < d_end {
+                        dims.push(self.varint()? as i64);
+                    }
+                }
                 (_, w) => self.skip(w)?,
             }
         }
-        Ok(name)
+        Ok((name, dims))
     }
 }
 
@@ -205,6 +275,9 @@ mod tests {
         assert_eq!(got.read_by(["Relu_3", "nonesuch"]), 0);
         assert_eq!(got.read_by(["MatMul_1", "MatMul_4"]), wb, "a shared initializer counts once");
         assert_eq!(got.read_by(["MatMul_4", "Mul_2"]), wb + sb);
+        // FLOPs per token: each MatMul with the 64×32 weight is 2·64·32; the Mul and Relu read no weight matrix.
+        assert_eq!(got.flops_total(), 2 * 2 * 64 * 32);
+        assert_eq!(got.flops_of(["MatMul_1", "Mul_2", "Relu_3"]), 2 * 64 * 32);
 
         std::fs::write(&path, &model.encode_to_vec()[..100]).unwrap();
         let e = weight_bytes(&path).unwrap_err().to_string();

@@ -88,6 +88,7 @@ pub fn summarize(subgraphs: &[Subgraph], provider: &str, device: &str, weights: 
         provider: provider.into(),
         device: device.into(),
         weight_bytes_total: weights.total,
+        flops_per_token_total: weights.flops_total(),
         nodes_in_file: weights.nodes,
         ..Default::default()
     };
@@ -107,6 +108,7 @@ pub fn summarize(subgraphs: &[Subgraph], provider: &str, device: &str, weights: 
             }
         }
     }
+    c.flops_per_token_on_device = weights.flops_of(taken.iter().copied());
     c.weight_bytes_on_device = weights.read_by(taken);
     c.rejected = rejected.into_iter().collect();
     c
@@ -141,10 +143,12 @@ mod tests {
             sizes: [("w1", 600), ("w4", 300), ("g", 100)].map(|(i, b)| (i.to_string(), b)).into(),
             total: 1000,
             nodes: 5,
+            flops: [("MatMul_1", 3000), ("MatMul_4", 1000)].map(|(n, f)| (n.to_string(), f)).into(),
         };
         let c = summarize(&sgs, "OpenVINOExecutionProvider", "openvino:CPU", &weights);
         assert_eq!((c.nodes, c.nodes_on_device, c.partitions), (5, 2, 2));
         assert_eq!((c.weight_bytes_on_device, c.weight_bytes_total), (900, 1000));
+        assert_eq!((c.flops_per_token_on_device, c.flops_per_token_total), (4000, 4000));
         assert_eq!(
             c.rejected,
             vec![

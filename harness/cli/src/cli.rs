@@ -75,9 +75,10 @@ pub struct SubmitArgs {
     /// The private key to sign with.
     #[arg(long)]
     pub key: PathBuf,
-    /// Your name, as the leaderboard's keys/keys.toml lists your key.
+    /// Your name, as the leaderboard's keys/keys.toml lists your key (default: the key file's name without its
+    /// extension, `alice` for `alice.key`).
     #[arg(long)]
-    pub signer: String,
+    pub signer: Option<String>,
     /// The leaderboard checkout to write into.
     #[arg(long, default_value = ".")]
     pub leaderboard: PathBuf,

@@ -22,6 +22,13 @@ pub struct ProviderCoverage {
     pub weight_bytes_total: u64,
     /// Of those, bytes read by nodes the provider took.
     pub weight_bytes_on_device: u64,
+    /// FLOPs per token of the graph's weight products (2·K·N per `MatMul` / `Gemm` / `MatMulNBits` with a weight
+    /// matrix; attention, whose FLOPs grow with the context, is not counted). 0 in files from before it was.
+    #[serde(default)]
+    pub flops_per_token_total: u64,
+    /// Of those, the FLOPs of nodes the provider took.
+    #[serde(default)]
+    pub flops_per_token_on_device: u64,
     /// Operators left to another provider, `domain.op (to provider)`, with their counts. The runtime records that
     /// the provider did not claim them, not why.
     pub rejected: Vec<(String, usize)>,
@@ -51,7 +58,16 @@ impl ProviderCoverage {
         }
     }
 
-    /// One line: nodes, partitions, weight bytes, rejected operators.
+    /// Share of the weight products' FLOPs per token on the device, 0–1.
+    pub fn flops_share(&self) -> f64 {
+        if self.flops_per_token_total == 0 {
+            0.0
+        } else {
+            self.flops_per_token_on_device as f64 / self.flops_per_token_total as f64
+        }
+    }
+
+    /// One line: nodes, partitions, weight bytes, FLOPs, rejected operators.
     pub fn summary(&self) -> String {
         let mut s = format!(
             "{} took {} of {} nodes ({:.1}%) in {} partition{}, reading {:.1}% of the weight bytes ({} of {} MB)",
@@ -65,6 +81,14 @@ impl ProviderCoverage {
             self.weight_bytes_on_device / 1_000_000,
             self.weight_bytes_total / 1_000_000,
         );
+        if self.flops_per_token_total > 0 {
+            s.push_str(&format!(
+                " and {:.1}% of the weight products' FLOPs per token ({:.1} of {:.1} MFLOP)",
+                100.0 * self.flops_share(),
+                self.flops_per_token_on_device as f64 / 1e6,
+                self.flops_per_token_total as f64 / 1e6
+            ));
+        }
         if !self.rejected.is_empty() {
             let list: Vec<String> = self.rejected.iter().map(|(op, n)| format!("{n} {op}")).collect();
             s.push_str(&format!(

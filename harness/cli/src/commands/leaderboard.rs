@@ -21,10 +21,19 @@ pub fn keygen(key: &Path) -> anyhow::Result<ExitCode> {
 /// Signs a results file into a leaderboard checkout.
 pub fn submit(a: &SubmitArgs) -> anyhow::Result<ExitCode> {
     let sha = crate::build_info::binary_sha256().context("this edgebench binary cannot read itself to hash it")?;
+    let signer = match &a.signer {
+        Some(s) => s.clone(),
+        None => a
+            .key
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty())
+            .context("--signer: the key file has no name to use; pass --signer NAME")?,
+    };
     let req = edgebench_leaderboard::submit::Request {
         results: &a.results,
         key: &a.key,
-        signer: &a.signer,
+        signer: &signer,
         leaderboard: &a.leaderboard,
         device: a.device_name.as_deref(),
         reproduces: a.reproduces.as_deref().zip(a.beacon.as_deref()),

@@ -39,7 +39,8 @@ fn keygen_submit_verify_build_and_exit_codes() {
     std::fs::write(b.join("keys/keys.toml"), "[[key]]\nname = \"alice\"\nfile = \"alice.pub\"\nrole = \"submitter\"\n")
         .unwrap();
     let submit = |extra: &[&str]| {
-        let mut a = vec!["submit", out.to_str().unwrap(), "--key", key.to_str().unwrap(), "--signer", "alice"];
+        // No --signer: the key file's name (alice.key → alice), as keys.toml lists it.
+        let mut a = vec!["submit", out.to_str().unwrap(), "--key", key.to_str().unwrap()];
         a.extend(["--leaderboard", b.to_str().unwrap(), "--device-name", "dev1"]);
         a.extend(extra);
         edgebench(&a, &[])
