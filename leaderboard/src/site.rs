@@ -280,16 +280,7 @@ pub fn build(v: &Verification, policy: &Policy, out: &Path) -> Result<Vec<String
         files.insert(report, edgebench_reports::html::html_report(std::slice::from_ref(r)));
     }
 
-    let count = |t: Tier| v.entries.iter().filter(|e| e.tier == t).count();
-    let counts = format!(
-        "{} submissions: {} at T3, {} at T2, {} at T1, {} at T0, {} rejected.",
-        v.entries.len(),
-        count(Tier::T3),
-        count(Tier::T2),
-        count(Tier::T1),
-        count(Tier::T0),
-        count(Tier::Rejected)
-    );
+    let counts = v.counts();
     let submissions: Vec<minijinja::Value> = v.entries.iter().map(sub_ctx).collect();
     let reproductions: Vec<minijinja::Value> = v
         .reproductions

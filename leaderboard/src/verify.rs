@@ -77,6 +77,22 @@ impl Verification {
             || self.reproductions.iter().any(|r| !r.ok)
     }
 
+    /// `7 submissions: 1 at T3, 1 at T2, 2 at T1, 2 at T0, 1 rejected; 2 reproductions; 0 unmet claims`.
+    pub fn counts(&self) -> String {
+        let n = |t: Tier| self.entries.iter().filter(|e| e.tier == t).count();
+        format!(
+            "{} submissions: {} at T3, {} at T2, {} at T1, {} at T0, {} rejected; {} reproductions; {} unmet claims",
+            self.entries.len(),
+            n(Tier::T3),
+            n(Tier::T2),
+            n(Tier::T1),
+            n(Tier::T0),
+            n(Tier::Rejected),
+            self.reproductions.len(),
+            self.unmet_claims.len()
+        )
+    }
+
     /// The tiers as `tiers.json` records them (rejected entries are not recorded).
     pub fn recorded(&self) -> Recorded {
         Recorded {

@@ -81,6 +81,10 @@ pub struct OrtOptions {
     pub allow_cpu_fallback: bool,
     /// OpenVINO's `precision` for its device (`FP32`, `FP16`, `ACCURACY`; absent: OpenVINO's own default).
     pub openvino_precision: Option<String>,
+    /// OpenVINO's compile cache (`cache_dir`, beside the export, one folder per OpenVINO device): a load reads the
+    /// compiled graph an earlier load wrote instead of compiling again, as OpenVINO's model caching does for its own
+    /// applications. Absent: off, ONNX Runtime's default, so every load compiles (and the load time says so).
+    pub openvino_cache: Option<bool>,
     /// The QNN execution provider plugin library to register instead of the pinned `onnxruntime-qnn` wheel's.
     pub qnn_lib: Option<PathBuf>,
     /// Static shapes with a KV window of this many positions, one token per call (see `window`); 0 keeps the
@@ -118,6 +122,7 @@ impl Default for OrtOptions {
             genai_model: None,
             allow_cpu_fallback: false,
             openvino_precision: None,
+            openvino_cache: None,
             qnn_lib: None,
             static_window: None,
             qnn_htp_fp16: None,
@@ -214,6 +219,9 @@ fn export_options(o: &OrtOptions, device: &DeviceRequest) -> Result<ExportOption
             return Err(unsupported(format!("ort option openvino_precision is for --device openvino, not {device}")));
         }
     }
+    if o.openvino_cache.is_some() && device.kind != "openvino" {
+        return Err(unsupported(format!("ort option openvino_cache is for --device openvino, not {device}")));
+    }
     let qnn_opts =
         o.qnn_htp_fp16.is_some() || o.qnn_soc_model.is_some() || o.qnn_htp_arch.is_some() || o.qnn_lib.is_some();
     if qnn_opts && device.kind != "qnn" {
@@ -308,11 +316,14 @@ impl TypedBackend for OrtBackend {
             }
             _ => None,
         };
+        let ov_cache = (req.options.openvino_cache == Some(true)).then(|| openvino_cache_dir(path, req.device));
+        let cached_before = ov_cache.as_deref().map(files_in);
         let placement = library::Placement {
             device: req.device,
             threads: req.threads,
             allow_cpu_fallback: req.options.allow_cpu_fallback,
             openvino_precision: req.options.openvino_precision.as_deref(),
+            openvino_cache: ov_cache.as_deref(),
             qnn_htp: Some((
                 req.options.qnn_htp_fp16.unwrap_or(true),
                 req.options.qnn_soc_model.unwrap_or(QNN_SOC_MODEL),
@@ -413,6 +424,9 @@ impl TypedBackend for OrtBackend {
             notes.insert(0, format!("coverage: {}", c.summary()));
         }
         notes.extend(accelerator_notes(req.device, &req.options, eo.graph, eo.accuracy_level));
+        if let (Some(dir), Some(before)) = (&ov_cache, cached_before) {
+            notes.push(compile_cache_note(dir, before, files_in(dir)));
+        }
         if eo.fp16_safe_norm {
             notes.push(format!(
                 "fp16-safe RMS norms: each norm's input is divided by {} before it is squared and its epsilon by the \
@@ -522,6 +536,32 @@ fn coverage_of(
     let name =
         if subgraphs.iter().any(|s| s.provider == library::QNN_PLUGIN_EP) { library::QNN_PLUGIN_EP } else { provider };
     Ok(coverage::summarize(&subgraphs, name, &device.to_string(), &weights))
+}
+
+/// OpenVINO's compile cache for the export at `path` on `device`: a folder beside the export, per OpenVINO device.
+fn openvino_cache_dir(path: &Path, device: &DeviceRequest) -> PathBuf {
+    let target = device.target.as_deref().unwrap_or("default");
+    path.parent().unwrap_or(Path::new(".")).join(format!("openvino-cache-{target}"))
+}
+
+/// Files in `dir` (0 when it does not exist yet).
+fn files_in(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| d.flatten().filter(|e| e.path().is_file()).count())
+}
+
+/// Whether this load compiled the graph or read what an earlier load compiled, from the cache folder's files
+/// before and after it.
+fn compile_cache_note(dir: &Path, before: usize, after: usize) -> String {
+    let what = match (before, after) {
+        (0, 0) => "nothing written: OpenVINO did not cache this graph, so the load compiled it".to_string(),
+        (b, a) if a > b => format!("a miss: the load compiled the graph and wrote {} file(s)", a - b),
+        (b, _) => format!("a hit: the load read the compiled graph from the {b} file(s) an earlier load wrote"),
+    };
+    format!(
+        "OpenVINO compile cache {} (--backend-opt ort:openvino_cache=true), at the load these facts come from: \
+         {what}; load times include the cache's reads and writes",
+        dir.display()
+    )
 }
 
 /// What a reader of an accelerator's result must know about how it ran.
@@ -863,10 +903,22 @@ mod tests {
         assert!(export_options(&d, &qnn).unwrap().fp16_safe_norm);
         assert!(!export_options(&d, &DeviceRequest::cpu()).unwrap().fp16_safe_norm);
         assert!(!export_options(&d, &DeviceRequest::parse("openvino").unwrap()).unwrap().fp16_safe_norm);
+
         // The fused graph on QNN (with dynamic shapes) is not refused for a default the user did not ask for.
         let fused = OrtOptions { graph: Some(GraphVariant::Fused), static_window: Some(0), ..OrtOptions::default() };
         assert!(!export_options(&fused, &qnn).unwrap().fp16_safe_norm);
         let asked = OrtOptions { fp16_safe_norm: Some(true), ..fused };
         assert!(export_options(&asked, &qnn).unwrap_err().to_string().contains("needs graph=primitive"));
+    }
+
+    #[test]
+    fn openvino_cache_is_for_openvino_and_says_hit_or_miss() {
+        let cached = OrtOptions { openvino_cache: Some(true), ..Default::default() };
+        assert!(export_options(&cached, &DeviceRequest::parse("cpu").unwrap()).is_err());
+        assert!(export_options(&cached, &DeviceRequest::parse("openvino").unwrap()).is_ok());
+        let dir = Path::new("/c");
+        assert!(compile_cache_note(dir, 0, 3).contains("a miss: the load compiled the graph and wrote 3 file(s)"));
+        assert!(compile_cache_note(dir, 3, 3).contains("a hit: the load read the compiled graph from the 3 file(s)"));
+        assert!(compile_cache_note(dir, 0, 0).contains("did not cache"));
     }
 }

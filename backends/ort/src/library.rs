@@ -3,7 +3,7 @@
 //! QNN plugin registered with it, the execution providers it offers, the errors it logs (a provider's own reasons),
 //! and registering a non-CPU provider so that a fallback to the CPU is an error.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 use edgebench_core::DeviceRequest;
@@ -192,6 +192,8 @@ pub struct Placement<'a> {
     pub allow_cpu_fallback: bool,
     /// OpenVINO's `precision` option (absent: OpenVINO's own default for the device).
     pub openvino_precision: Option<&'a str>,
+    /// OpenVINO's `cache_dir` (absent: no compile cache, ONNX Runtime's default).
+    pub openvino_cache: Option<&'a Path>,
     /// QNN's HTP options: fp16 arithmetic for float graphs, and the chip (`soc_model`, `htp_arch`) it prepares for.
     pub qnn_htp: Option<(bool, u32, u32)>,
 }
@@ -227,6 +229,9 @@ pub fn register(b: SessionBuilder, lib: &Loaded, p: &Placement<'_>) -> ort::Resu
                     let mut ov = ep::OpenVINO::default().with_device_type(target).with_num_threads(p.threads);
                     if let Some(precision) = p.openvino_precision {
                         ov = ov.with_precision(precision);
+                    }
+                    if let Some(dir) = p.openvino_cache {
+                        ov = ov.with_cache_dir(dir.display());
                     }
                     ov.build()
                 }

@@ -89,6 +89,7 @@ impl OrtBackend {
                 threads: 1,
                 allow_cpu_fallback: false,
                 openvino_precision: None,
+                openvino_cache: None,
                 qnn_htp: Some((true, crate::QNN_SOC_MODEL, crate::QNN_HTP_ARCH)),
             };
             let mark = library::log_mark();

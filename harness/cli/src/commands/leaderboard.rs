@@ -62,18 +62,7 @@ fn print(v: &Verification) {
     for u in &v.unmet_claims {
         println!("UNMET    {}", terminal_safe(u));
     }
-    let n = |t: Tier| v.entries.iter().filter(|e| e.tier == t).count();
-    println!(
-        "{} submissions: T3 {}, T2 {}, T1 {}, T0 {}, rejected {}; {} reproductions; {} unmet claims",
-        v.entries.len(),
-        n(Tier::T3),
-        n(Tier::T2),
-        n(Tier::T1),
-        n(Tier::T0),
-        n(Tier::Rejected),
-        v.reproductions.len(),
-        v.unmet_claims.len()
-    );
+    println!("{}", v.counts());
 }
 
 /// Verifies a leaderboard: exit 1 when anything is rejected or a recorded tier is no longer reached.

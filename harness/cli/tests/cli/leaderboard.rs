@@ -61,7 +61,7 @@ fn keygen_submit_verify_build_and_exit_codes() {
     let o = verify(&["--record"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let t = text(&o);
-    assert!(t.contains("1 submissions") && t.contains("rejected 0"), "{t}");
+    assert!(t.contains("1 submissions") && t.contains("0 rejected"), "{t}");
     let tiers = std::fs::read_to_string(b.join("tiers.json")).unwrap();
     assert!(tiers.contains("submissions/dev1/"), "{tiers}");
     let site = dir.path().join("site");
