@@ -51,17 +51,18 @@ pub(crate) fn invalid(path: &Path, message: impl Into<String>) -> LeaderboardErr
     LeaderboardError::Invalid { path: path.to_path_buf(), message: message.into() }
 }
 
-/// Lowercase hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    let d = sha2::Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// Lowercase hex SHA-256 of `bytes` (the registry's, so every SHA-256 edgebench writes is spelled one way).
+pub use edgebench_models::registry::sha256_hex;
 
 /// Reads a small text file the leaderboard needs (policy, keys, envelope), at most `limit` bytes.
 pub(crate) fn read_small(path: &Path, limit: u64, what: &'static str) -> Result<String, LeaderboardError> {
     edgebench_core::limits::read_text(path, limit, what)
         .map_err(|e| LeaderboardError::Io { path: path.to_path_buf(), message: e.to_string() })
+}
+
+/// SHA-256 of the file behind a run's model id (empty when the run does not list it).
+pub(crate) fn model_sha<'a>(r: &'a edgebench_core::results::RunResults, model: &str) -> &'a str {
+    r.models.get(model).map_or("", |m| m.sha256.as_str())
 }
 
 /// Size limit of `policy.toml`, `keys/keys.toml`, `tiers.json` and a key file.

@@ -30,7 +30,7 @@ pub fn groups(r: &RunResults) -> Vec<Group> {
         .filter(|c| c.status == CellStatus::Ok)
         .map(|c| Group {
             model: c.key.model.clone(),
-            model_sha256: r.models.get(&c.key.model).map(|m| m.sha256.clone()).unwrap_or_default(),
+            model_sha256: crate::model_sha(r, &c.key.model).to_string(),
             backend: c.key.backend.clone(),
             device: c.key.device.clone(),
             threads: c.key.threads,

@@ -96,7 +96,7 @@ pub fn build(v: &Verification, policy: &Policy, out: &Path) -> Result<Vec<String
             if !verdict.ranked && e.tier > Tier::T0 {
                 continue;
             }
-            let sha = r.models.get(&c.key.model).map(|m| m.sha256.clone()).unwrap_or_default();
+            let sha = crate::model_sha(r, &c.key.model).to_string();
             let dm = e.device_model.clone().unwrap_or_default();
             let row = Row {
                 rank: String::new(),
@@ -227,7 +227,7 @@ pub fn build(v: &Verification, policy: &Policy, out: &Path) -> Result<Vec<String
             let Some(r) = &e.results else { continue };
             for c in r.cells.iter().filter(|c| e.cells.iter().any(|x| x.key == c.key && x.ranked)) {
                 if let Some(x) = c.median(DECODE_TPS.key) {
-                    let sha = r.models.get(&c.key.model).map(|m| m.sha256.clone()).unwrap_or_default();
+                    let sha = crate::model_sha(r, &c.key.model).to_string();
                     spread.entry((model_name(&sha), c.key.label())).or_default().push(x);
                 }
             }

@@ -30,7 +30,7 @@ pub struct Entry {
     pub reasons: Vec<String>,
     /// SHA-256 of the results file.
     pub results_sha256: Option<String>,
-    /// The signer's name (accepted keys) and key id.
+    /// The signer's name, when the key is listed.
     pub signer: Option<String>,
     /// Key id of the signature.
     pub key_id: Option<String>,
@@ -118,7 +118,7 @@ pub fn verify(dir: &Path) -> Result<Verification, LeaderboardError> {
     corroborate(&mut entries, &policy);
     let reproductions = reproduce(dir, &mut entries, &policy, &keys);
     let mut unmet = Vec::new();
-    for e in &mut entries {
+    for e in &entries {
         if let Some(r) = e.recorded.filter(|r| *r > e.tier) {
             unmet.push(format!("{}: recorded as {} but reaches {} now", e.rel, r.label(), e.tier.label()));
         }
@@ -357,7 +357,7 @@ fn ranked_cells(e: &Entry) -> Vec<(CellId, &edgebench_core::results::CellResult)
         .iter()
         .filter(|c| c.status == CellStatus::Ok && e.cells.iter().any(|v| v.key == c.key && v.ranked))
         .map(|c| {
-            let sha = r.models.get(&c.key.model).map(|m| m.sha256.clone()).unwrap_or_default();
+            let sha = crate::model_sha(r, &c.key.model).to_string();
             ((sha, c.key.backend.clone(), c.key.device.clone(), c.key.threads, c.key.workload.clone()), c)
         })
         .collect()
@@ -577,13 +577,13 @@ fn compare_repro(sub: &Entry, repro: &RunResults, policy: &Policy) -> (Vec<Strin
     let mut ran = BTreeSet::new();
     let mut problems = Vec::new();
     for c in repro.cells.iter() {
-        let sha = repro.models.get(&c.key.model).map(|m| m.sha256.as_str()).unwrap_or("");
+        let sha = crate::model_sha(repro, &c.key.model);
         let Some(o) = s.cells.iter().find(|o| {
             o.key.backend == c.key.backend
                 && o.key.device == c.key.device
                 && o.key.threads == c.key.threads
                 && o.key.workload == c.key.workload
-                && s.models.get(&o.key.model).map(|m| m.sha256.as_str()) == Some(sha)
+                && crate::model_sha(s, &o.key.model) == sha
         }) else {
             problems.push(format!("re-ran {}, which the submission does not have", c.key.label()));
             continue;
