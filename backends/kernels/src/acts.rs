@@ -1,6 +1,6 @@
 //! Activations as the kernels read them: f32 rows, and the same rows quantized to 8 bits in blocks of 32 with a
 //! per-block scale `d` and `s = d·Σq` (what the offset terms of Q4_0, Q4_1 and the K-quants need), stored as
-//! interleaved `(d, s)` pairs so a kernel loads both with one 8-byte load. For K-quant weights the scale may be
+//! interleaved `(d, s)` pairs so a kernel loads both with one 8-byte load, and `Σq` per 16 values (Q6_K's scale groups). For K-quant weights the scale may be
 //! shared by the eight blocks of each 256 values ([`ActQuant::Super256`], as ggml's Q8_K), so their kernels apply
 //! the weights' sub-block scales in integers and convert once per 256 values.
 
@@ -35,6 +35,8 @@ pub struct ActRow<'a> {
     pub ds: &'a [f32],
     /// Whether `d` is shared by each run of eight blocks ([`ActQuant::Super256`]).
     pub super256: bool,
+    /// `Σq` per 16 values (`k / 16`; Q6_K's scale groups), empty when the row was not quantized.
+    pub sums16: &'a [i32],
 }
 
 /// `n` activation rows of `k` values, kept as f32 and (on request) quantized. Buffers are reused across calls.
@@ -47,6 +49,7 @@ pub struct QuantActs {
     x: Vec<f32>,
     qs: Vec<i8>,
     ds: Vec<f32>,
+    sums16: Vec<i32>,
 }
 
 impl QuantActs {
@@ -84,11 +87,13 @@ impl QuantActs {
         if quantize {
             self.qs.resize(n * k, 0);
             self.ds.resize(2 * n * k / QK, 0.0);
+            self.sums16.resize(n * k / 16, 0);
         }
         RowWriter {
             x: self.x.as_mut_ptr(),
             qs: self.qs.as_mut_ptr(),
             ds: self.ds.as_mut_ptr(),
+            sums16: self.sums16.as_mut_ptr(),
             n,
             k,
             quantize,
@@ -119,9 +124,10 @@ impl QuantActs {
         let x = &self.x[j * k..(j + 1) * k];
         if self.quantized {
             let (qs, ds) = (&self.qs[j * k..(j + 1) * k], &self.ds[2 * j * nb..2 * (j + 1) * nb]);
-            ActRow { x, qs, ds, super256: self.super256 }
+            let sums16 = &self.sums16[j * k / 16..(j + 1) * k / 16];
+            ActRow { x, qs, ds, super256: self.super256, sums16 }
         } else {
-            ActRow { x, qs: &[], ds: &[], super256: false }
+            ActRow { x, qs: &[], ds: &[], super256: false, sums16: &[] }
         }
     }
 }
@@ -131,6 +137,7 @@ pub struct RowWriter<'a> {
     x: *mut f32,
     qs: *mut i8,
     ds: *mut f32,
+    sums16: *mut i32,
     n: usize,
     k: usize,
     quantize: bool,
@@ -158,10 +165,11 @@ impl RowWriter<'_> {
         if self.quantize {
             let nb = k / QK;
             // SAFETY: as above, for row j's quantized values and its nb (d, s) pairs.
-            let (qs, ds) = unsafe {
+            let (qs, ds, sums16) = unsafe {
                 (
                     std::slice::from_raw_parts_mut(self.qs.add(j * k), k),
                     std::slice::from_raw_parts_mut(self.ds.add(2 * j * nb), 2 * nb),
+                    std::slice::from_raw_parts_mut(self.sums16.add(j * k / 16), k / 16),
                 )
             };
             let simd = self.ks.isa().is_x86_simd();
@@ -185,6 +193,9 @@ impl RowWriter<'_> {
                 };
                 ds[2 * b] = d;
                 ds[2 * b + 1] = s;
+            }
+            for (s, q) in sums16.iter_mut().zip(qs.chunks_exact(16)) {
+                *s = q.iter().map(|&v| v as i32).sum();
             }
         }
     }

@@ -1,4 +1,4 @@
-//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 16-row interleaved Q4_0, Q4_1, Q8_0 and Q4_K products (one
+//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 16-row interleaved Q4_0, Q4_1, Q8_0, Q4_K and Q6_K products (one
 //! 32-bit lane per row), the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products (one 512-bit register holding four weight
 //! rows of a block). Every other type and layout runs the AVX2 kernels (a CPU with this path has AVX2). The scalar
 //! reference in [`crate::scalar`] defines the result.
@@ -25,7 +25,9 @@ x4_path!(
     crate::Layout::Interleaved16,
     WeightType::Q8_0 => rows_x16::<X16_Q8_0>,
     crate::Layout::Interleaved16,
-    WeightType::Q4K => rows_x16::<X16_Q4K>
+    WeightType::Q4K => rows_x16::<X16_Q4K>,
+    crate::Layout::Interleaved16,
+    WeightType::Q6K => rows_x16::<X16_Q6K>
 );
 
 /// Which 16-row kernel a loop runs.
@@ -33,6 +35,7 @@ const X16_Q4_0: u8 = 0;
 const X16_Q4_1: u8 = 1;
 const X16_Q8_0: u8 = 2;
 const X16_Q4K: u8 = 3;
+const X16_Q6K: u8 = 4;
 
 /// The 16-row kernel `K` against `NA` activation rows.
 #[inline]
@@ -44,6 +47,7 @@ unsafe fn x16<const NA: usize, const K: u8>(data: &[u8], a: &[ActRow<'_>; NA]) -
             X16_Q4_0 => q4_x16::<NA, false>(data, a),
             X16_Q4_1 => q4_x16::<NA, true>(data, a),
             X16_Q8_0 => q8_x16::<NA>(data, a),
+            X16_Q6K => q6k_x16::<NA>(data, a),
             _ => q4k_x16::<NA>(data, a),
         }
     }
@@ -129,6 +133,94 @@ unsafe fn q4k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
                             acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), da, acc[j]);
                         }
                         acc[j] = _mm512_fnmadd_ps(min, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b + 1)), acc[j]);
+                    }
+                }
+            }
+            if sup {
+                for j in 0..NA {
+                    let da = _mm512_mul_ps(d16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * sb * 8)));
+                    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), da, acc[j]);
+                }
+            }
+        }
+    }
+    acc
+}
+
+/// Sixteen 16-row interleaved Q6_K rows against `NA` activation rows, one lane per row. Per half super-block and
+/// low-bit run (`t` and `t + 2` share their low-bit bytes as low and high nibbles, all four `t` the high-bit bytes),
+/// each chunk of four values of each row is made whole (six bits, 0..=63) with one shift and mask per part, and
+/// `vpdpbusd` sums it against the activation; per group of 16 values the `32 · Σq` of the activation
+/// ([`ActRow::sums16`]) comes off and the row's signed group scale multiplies the sum in integers, converted once per
+/// super-block when the activations share one scale per 256, per block of 32 otherwise.
+#[inline]
+#[allow(clippy::needless_range_loop)] // k and j index several arrays at once
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+unsafe fn q6k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512; NA] {
+    const CB: usize = 16 * 210;
+    const QL: usize = 32;
+    const QH: usize = QL + 64 * 32;
+    const SC: usize = QH + 64 * 16;
+    let nsb = data.len() / CB;
+    let (m4, m2) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x30));
+    let sup = a.iter().all(|r| r.super256);
+    let mut acc = [_mm512_setzero_ps(); NA];
+    for sb in 0..nsb {
+        // SAFETY: super-block sb lies inside data; activation rows hold nsb · 256 values and nsb · 16 group sums
+        // (checked by the caller).
+        unsafe {
+            let ch = data.as_ptr().add(sb * CB);
+            let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
+            let scw: [__m512i; 4] = std::array::from_fn(|c| _mm512_loadu_si512(ch.add(SC + 64 * c).cast()));
+            let mut isum = [_mm512_setzero_si512(); NA];
+            for h in 0..2 {
+                for p in 0..2 {
+                    for g in 0..2 {
+                        // Sums of values 16g..16g+16 of blocks t = p (k = 0) and t = p + 2 (k = 1) of this half.
+                        let mut s = [[_mm512_setzero_si512(); 2]; NA];
+                        for c in 4 * g..4 * g + 4 {
+                            let ql = _mm512_loadu_si512(ch.add(QL + 64 * (16 * h + 8 * p + c)).cast());
+                            let qh = _mm512_loadu_si512(ch.add(QH + 64 * (8 * h + c)).cast());
+                            // High bits 2t..2t+2 moved to bits 4..6 (16-bit shifts: what crosses a byte is masked).
+                            let (hi0, hi1) = if p == 0 {
+                                (_mm512_slli_epi16::<4>(qh), qh)
+                            } else {
+                                (_mm512_slli_epi16::<2>(qh), _mm512_srli_epi16::<2>(qh))
+                            };
+                            let code = [
+                                _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_and_si512(hi0, m2)),
+                                _mm512_or_si512(
+                                    _mm512_and_si512(_mm512_srli_epi16::<4>(ql), m4),
+                                    _mm512_and_si512(hi1, m2),
+                                ),
+                            ];
+                            for j in 0..NA {
+                                for (k, code) in code.iter().enumerate() {
+                                    let b = sb * 8 + 4 * h + p + 2 * k;
+                                    let qa = a[j].qs.as_ptr().add(b * QK + 4 * c).cast::<i32>().read_unaligned();
+                                    s[j][k] = _mm512_dpbusd_epi32(s[j][k], *code, _mm512_set1_epi32(qa));
+                                }
+                            }
+                        }
+                        for k in 0..2 {
+                            let t = p + 2 * k;
+                            let grp = 8 * h + 2 * t + g;
+                            let sc = _mm512_srai_epi32::<24>(_mm512_sll_epi32(
+                                scw[grp / 4],
+                                _mm_cvtsi32_si128(24 - 8 * (grp as i32 % 4)),
+                            ));
+                            let b = sb * 8 + 4 * h + t;
+                            for j in 0..NA {
+                                let off = _mm512_set1_epi32(32 * *a[j].sums16.get_unchecked(sb * 16 + grp));
+                                let v = _mm512_mullo_epi32(_mm512_sub_epi32(s[j][k], off), sc);
+                                if sup {
+                                    isum[j] = _mm512_add_epi32(isum[j], v);
+                                } else {
+                                    let da = _mm512_mul_ps(d16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b)));
+                                    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), da, acc[j]);
+                                }
+                            }
+                        }
                     }
                 }
             }

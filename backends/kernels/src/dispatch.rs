@@ -122,7 +122,7 @@ impl Isa {
         matches!(self, Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni)
     }
 
-    /// Whether the path runs 16-row interleaved Q4_0 / Q4_1 / Q8_0 / Q4_K matrices ([`crate::repack::interleave16`]).
+    /// Whether the path runs 16-row interleaved Q4_0 / Q4_1 / Q8_0 / Q4_K / Q6_K matrices ([`crate::repack::interleave16`]).
     pub fn interleaves16(self) -> bool {
         self == Isa::Avx512Vnni
     }
@@ -334,13 +334,13 @@ impl KernelSet {
     }
 }
 
-/// Panics unless every activation row has `k` values and, for block types, `k` quantized values and `k / 32`
-/// `(d, s)` pairs.
+/// Panics unless every activation row has `k` values and, for block types, `k` quantized values, `k / 32`
+/// `(d, s)` pairs and `k / 16` group sums.
 pub(crate) fn check_acts(ty: WeightType, k: usize, acts: &[ActRow<'_>]) {
     for a in acts {
         assert_eq!(a.x.len(), k, "activation length");
         if ty.quantized() {
-            assert!(a.qs.len() == k && a.ds.len() == 2 * (k / 32), "quantized activations");
+            assert!(a.qs.len() == k && a.ds.len() == 2 * (k / 32) && a.sums16.len() == k / 16, "quantized activations");
         }
     }
 }

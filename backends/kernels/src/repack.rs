@@ -5,7 +5,7 @@
 //! fill one 256-bit register and the four rows' fifth bits of one nibble half make one 64-bit mask, so one
 //! activation block serves four rows at a time.
 //!
-//! The AVX-512 path has a second layout for Q4_0, Q4_1, Q8_0 and Q4_K ([`interleave16`]): rows in groups of sixteen, so
+//! The AVX-512 path has a second layout for Q4_0, Q4_1, Q8_0, Q4_K and Q6_K ([`interleave16`]): rows in groups of sixteen, so
 //! that one 512-bit register holds four bytes of each of sixteen rows and every 32-bit lane of a `vpdpbusd` sums one
 //! row.
 
@@ -70,11 +70,30 @@ pub fn row(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u8>
 
 /// Whether `ty` has the 16-row layout.
 pub fn supported16(ty: WeightType) -> bool {
-    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::Q4K)
+    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::Q4K | WeightType::Q6K)
 }
 
-/// Bytes after a block's f16 header fields (`d`; Q4_1's `m`; Q4_K's `dmin`), moved as 4-byte words: the quant
-/// bytes, and for Q4_K first its 12 packed scale bytes.
+/// Where a block's f16 header fields start in the file layout: first, except Q6_K's `d`, which closes its block.
+fn head_at(ty: WeightType) -> usize {
+    if ty == WeightType::Q6K {
+        ty.block_bytes() - 2
+    } else {
+        0
+    }
+}
+
+/// Where the bytes after the header ([`quant_bytes`]) start in the file layout.
+fn quant_at(ty: WeightType) -> usize {
+    if ty == WeightType::Q6K {
+        0
+    } else {
+        ty.block_bytes() - quant_bytes(ty)
+    }
+}
+
+/// Bytes besides a block's f16 header fields (`d`; Q4_1's `m`; Q4_K's `dmin`), moved as 4-byte words: the quant
+/// bytes, and for Q4_K first its 12 packed scale bytes; for Q6_K its 128 bytes of low bits, 64 of high bits and 16
+/// scales, in that order.
 fn quant_bytes(ty: WeightType) -> usize {
     match ty {
         WeightType::Q4_1 | WeightType::Q4K => ty.block_bytes() - 4,
@@ -86,7 +105,8 @@ fn quant_bytes(ty: WeightType) -> usize {
 /// or `rows` is not a multiple of sixteen. A block column of a group holds the sixteen f16 scales, for Q4_1 the
 /// sixteen f16 minimums (for Q4_K the sixteen `dmin`), then chunks of 64 bytes, chunk `c` holding the bytes
 /// `4c..4c+4` after the header of rows 0 to 15 in turn (four chunks for Q4_0 / Q4_1, eight for Q8_0; for Q4_K three
-/// of packed scales then 32 of quants). A 4-bit quant byte `i` of Q4_0 / Q4_1
+/// of packed scales then 32 of quants; for Q6_K, whose `d` moves to the front, 32 of low bits, 16 of high bits, 4 of
+/// scales). A 4-bit quant byte `i` of Q4_0 / Q4_1
 /// holds value `i` (low nibble) and `i + 16` (high nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each
 /// row and its high nibbles `16+4c..20+4c`.
 pub fn interleave16(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Option<Vec<u8>> {
@@ -94,19 +114,19 @@ pub fn interleave16(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Op
         return None;
     }
     let (bb, nb) = (ty.block_bytes(), cols / ty.block_len());
-    let head = bb - quant_bytes(ty);
+    let (head, h0, q0) = (bb - quant_bytes(ty), head_at(ty), quant_at(ty));
     let mut out = Vec::with_capacity(data.len());
     for g in 0..rows / 16 {
         for b in 0..nb {
             let blk = |r: usize| &data[(16 * g + r) * nb * bb + b * bb..][..bb];
-            for field in (0..head).step_by(2) {
+            for field in (h0..h0 + head).step_by(2) {
                 for r in 0..16 {
                     out.extend_from_slice(&blk(r)[field..field + 2]);
                 }
             }
             for c in 0..quant_bytes(ty) / 4 {
                 for r in 0..16 {
-                    out.extend_from_slice(&blk(r)[head + 4 * c..][..4]);
+                    out.extend_from_slice(&blk(r)[q0 + 4 * c..][..4]);
                 }
             }
         }
@@ -121,12 +141,16 @@ pub fn row16(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u
     let (g, k) = (r / 16, r % 16);
     for b in 0..nb {
         let chunk = &data[(g * nb + b) * 16 * bb..][..16 * bb];
+        let (mut fields, mut quants) = (Vec::with_capacity(head), Vec::with_capacity(bb - head));
         for field in 0..head / 2 {
-            out.extend_from_slice(&chunk[field * 32 + 2 * k..][..2]);
+            fields.extend_from_slice(&chunk[field * 32 + 2 * k..][..2]);
         }
         for c in 0..quant_bytes(ty) / 4 {
-            out.extend_from_slice(&chunk[16 * head + 64 * c + 4 * k..][..4]);
+            quants.extend_from_slice(&chunk[16 * head + 64 * c + 4 * k..][..4]);
         }
+        let (first, second) = if head_at(ty) == 0 { (fields, quants) } else { (quants, fields) };
+        out.extend_from_slice(&first);
+        out.extend_from_slice(&second);
     }
 }
 
@@ -163,13 +187,13 @@ mod tests {
 
     #[test]
     fn interleaving_by_sixteen_round_trips_every_row() {
-        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0, WeightType::Q4K] {
+        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0, WeightType::Q4K, WeightType::Q6K] {
             assert_eq!(quant_bytes(ty) % 4, 0, "{} moves whole words", ty.name());
             let (data, x) = round_trip(ty, 32, 3 * ty.block_len(), interleave16, row16);
             // Row 5's scale is the sixth f16 of the first block column; its quant bytes 4..8 open chunk 1's sixth lane.
             let (bb, head) = (ty.block_bytes(), ty.block_bytes() - quant_bytes(ty));
-            assert_eq!(x[10..12], data[5 * 3 * bb..][..2]);
-            assert_eq!(x[16 * head + 64 + 20..][..4], data[5 * 3 * bb + head + 4..][..4]);
+            assert_eq!(x[10..12], data[5 * 3 * bb + head_at(ty)..][..2]);
+            assert_eq!(x[16 * head + 64 + 20..][..4], data[5 * 3 * bb + quant_at(ty) + 4..][..4]);
         }
         assert!(interleave16(WeightType::Q4_0, 8, 32, &[0; 144]).is_none(), "rows not a multiple of sixteen");
         assert!(interleave16(WeightType::Q5_0, 16, 32, &[0; 352]).is_none());
