@@ -1,8 +1,9 @@
 //! Activations as the kernels read them: f32 rows, and the same rows quantized to 8 bits in blocks of 32 with a
 //! per-block scale `d` and `s = d·Σq` (what the offset terms of Q4_0, Q4_1 and the K-quants need), stored as
-//! interleaved `(d, s)` pairs so a kernel loads both with one 8-byte load, and `Σq` per 16 values (Q6_K's scale groups). For K-quant weights the scale may be
-//! shared by the eight blocks of each 256 values ([`ActQuant::Super256`], as ggml's Q8_K), so their kernels apply
-//! the weights' sub-block scales in integers and convert once per 256 values.
+//! interleaved `(d, s)` pairs so a kernel loads both with one 8-byte load, and `Σq` per 16 values (Q6_K's scale
+//! groups). For K-quant weights the scale may be shared by the eight blocks of each 256 values
+//! ([`ActQuant::Super256`], as ggml's Q8_K), so their kernels apply the weights' sub-block scales in integers and
+//! convert once per 256 values.
 
 use crate::dispatch::KernelSet;
 
@@ -164,7 +165,7 @@ impl RowWriter<'_> {
         fill(x);
         if self.quantize {
             let nb = k / QK;
-            // SAFETY: as above, for row j's quantized values and its nb (d, s) pairs.
+            // SAFETY: as above, for row j's quantized values, its nb (d, s) pairs and its k / 16 group sums.
             let (qs, ds, sums16) = unsafe {
                 (
                     std::slice::from_raw_parts_mut(self.qs.add(j * k), k),
