@@ -1,4 +1,4 @@
-//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 16-row interleaved Q4_0, Q4_1, Q8_0, Q4_K and Q6_K products (one
+//! x86-64 AVX-512 kernels with VNNI (`vpdpbusd`): the 16-row interleaved Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K products (one
 //! 32-bit lane per row), the 4-row interleaved Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 products (one 512-bit register holding four weight
 //! rows of a block). Every other type and layout runs the AVX2 kernels (a CPU with this path has AVX2). The scalar
 //! reference in [`crate::scalar`] defines the result.
@@ -27,6 +27,8 @@ x4_path!(
     crate::Layout::Interleaved16,
     WeightType::Q4K => rows_x16::<X16_Q4K>,
     crate::Layout::Interleaved16,
+    WeightType::Q5K => rows_x16::<X16_Q5K>,
+    crate::Layout::Interleaved16,
     WeightType::Q6K => rows_x16::<X16_Q6K>
 );
 
@@ -36,6 +38,28 @@ const X16_Q4_1: u8 = 1;
 const X16_Q8_0: u8 = 2;
 const X16_Q4K: u8 = 3;
 const X16_Q6K: u8 = 4;
+const X16_Q5K: u8 = 5;
+
+/// How far ahead of its reads a one-row (matrix-vector) 16-row kernel prefetches: this CPU's hardware prefetcher
+/// alone left these kernels below the streaming read bandwidth (Q4_K at about half), since a group's block column is
+/// one long run of cache lines read in bursts.
+const PF_BYTES: usize = 16384;
+
+/// Prefetches the `len` bytes at `p` into L1; an address past the matrix is harmless (a prefetch never faults).
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn prefetch(p: *const u8, len: usize) {
+    for l in (0..len).step_by(64) {
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(l).cast());
+    }
+}
+
+/// `acc + s · d16 · ad`: sixteen rows' integer sums times their weight scales and one activation scale.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+fn scale_add(acc: __m512, s: __m512i, d16: __m512, ad: f32) -> __m512 {
+    _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(d16, _mm512_set1_ps(ad)), acc)
+}
 
 /// The 16-row kernel `K` against `NA` activation rows.
 #[inline]
@@ -48,35 +72,42 @@ unsafe fn x16<const NA: usize, const K: u8>(data: &[u8], a: &[ActRow<'_>; NA]) -
             X16_Q4_1 => q4_x16::<NA, true>(data, a),
             X16_Q8_0 => q8_x16::<NA>(data, a),
             X16_Q6K => q6k_x16::<NA>(data, a),
-            _ => q4k_x16::<NA>(data, a),
+            X16_Q5K => q4k_x16::<NA, true>(data, a),
+            _ => q4k_x16::<NA, false>(data, a),
         }
     }
 }
 
-/// Sixteen 16-row interleaved Q4_K rows against `NA` activation rows, one lane per row. Per super-block: the rows'
-/// packed 6-bit scales and minimums unpack with word operations in every lane at once (ggml's packing, as
-/// [`crate::formats::q4k_scales_mins`]); per sub-block, eight chunks give four codes of each row (low or high nibbles
-/// of the pair's 32 bytes), eight `vpdpbusd` sum them
+/// Sixteen 16-row interleaved Q4_K rows (Q5_K with `FIVE`) against `NA` activation rows, one lane per row. Per
+/// super-block: the rows' packed 6-bit scales and minimums unpack with word operations in every lane at once (ggml's
+/// packing, as [`crate::formats::q4k_scales_mins`]); per sub-block, eight chunks give four codes of each row (low or
+/// high nibbles of the pair's 32 bytes; for Q5_K bit `sub` of the matching fifth-bit chunk, tested into a byte mask,
+/// adds 16), eight `vpdpbusd` sum them
 /// against the activation, and the row's sub-block scale multiplies the sum in integers when the activations share
 /// one scale per 256 (`super256`: one conversion per super-block) or in floats per sub-block otherwise; the minimums
 /// come off in floats with the activation's per-sub-block sums.
 #[inline]
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-unsafe fn q4k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512; NA] {
-    const CB: usize = 16 * 144;
-    // d, dmin, then three chunks of packed scales before the codes.
-    const QS_AT: usize = 256;
-    let nsb = data.len() / CB;
+unsafe fn q4k_x16<const NA: usize, const FIVE: bool>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512; NA] {
+    let cb = 16 * if FIVE { 176 } else { 144 };
+    // d, dmin, then three chunks of packed scales, for Q5_K eight chunks of fifth bits, then the codes.
+    const QH_AT: usize = 256;
+    let qs_at = if FIVE { QH_AT + 8 * 64 } else { QH_AT };
+    let nsb = data.len() / cb;
     let (low4, low6, low2) =
         (_mm512_set1_epi32(0x0f0f_0f0f), _mm512_set1_epi32(0x3f3f_3f3f), _mm512_set1_epi32(0x0303_0303));
-    let nib = _mm512_set1_epi8(0x0F);
+    let (nib, five) = (_mm512_set1_epi8(0x0F), _mm512_set1_epi8(0x10));
     let byte = _mm512_set1_epi32(0xFF);
     let sup = a.iter().all(|r| r.super256);
     let mut acc = [_mm512_setzero_ps(); NA];
     for sb in 0..nsb {
         // SAFETY: super-block sb lies inside data; activation rows hold nsb · 256 values (checked by the caller).
         unsafe {
-            let ch = data.as_ptr().add(sb * CB);
+            let ch = data.as_ptr().add(sb * cb);
+            let ahead = ch.wrapping_add(PF_BYTES);
+            if NA == 1 {
+                prefetch(ahead, QH_AT);
+            }
             let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
             let dmin16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.add(32).cast()));
             let w0 = _mm512_loadu_si512(ch.add(64).cast());
@@ -105,10 +136,22 @@ unsafe fn q4k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
                 let pair = first / 2;
                 let mut v = [[_mm512_setzero_si512(); 8]; 2];
                 for k in 0..8 {
-                    let x = _mm512_loadu_si512(ch.add(QS_AT + 64 * (8 * pair + k)).cast());
+                    let x = _mm512_loadu_si512(ch.add(qs_at + 64 * (8 * pair + k)).cast());
+                    let h = if FIVE { _mm512_loadu_si512(ch.add(QH_AT + 64 * k).cast()) } else { x };
+                    if NA == 1 {
+                        prefetch(ahead.wrapping_add(qs_at + 64 * (8 * pair + k)), 64);
+                        if FIVE && pair == 0 {
+                            prefetch(ahead.wrapping_add(QH_AT + 64 * k), 64);
+                        }
+                    }
                     for (vp, sub) in v.iter_mut().zip(first..first + per_pass) {
                         let c = if sub % 2 == 0 { x } else { _mm512_srli_epi16::<4>(x) };
                         vp[k] = _mm512_and_si512(c, nib);
+                        if FIVE {
+                            // Bit 4 of a code is clear, so adding 0x10 sets it.
+                            let hit = _mm512_test_epi8_mask(h, _mm512_set1_epi8((1u8 << sub) as i8));
+                            vp[k] = _mm512_mask_add_epi8(vp[k], hit, vp[k], five);
+                        }
                     }
                 }
                 for (p, v) in v.iter().take(per_pass).enumerate() {
@@ -129,8 +172,7 @@ unsafe fn q4k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
                         if sup {
                             isum[j] = _mm512_add_epi32(isum[j], s);
                         } else {
-                            let da = _mm512_mul_ps(d16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b)));
-                            acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), da, acc[j]);
+                            acc[j] = scale_add(acc[j], s, d16, *a[j].ds.get_unchecked(2 * b));
                         }
                         acc[j] = _mm512_fnmadd_ps(min, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b + 1)), acc[j]);
                     }
@@ -138,8 +180,7 @@ unsafe fn q4k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
             }
             if sup {
                 for j in 0..NA {
-                    let da = _mm512_mul_ps(d16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * sb * 8)));
-                    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), da, acc[j]);
+                    acc[j] = scale_add(acc[j], isum[j], d16, *a[j].ds.get_unchecked(2 * sb * 8));
                 }
             }
         }
@@ -170,6 +211,11 @@ unsafe fn q6k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
         // (checked by the caller).
         unsafe {
             let ch = data.as_ptr().add(sb * CB);
+            let ahead = ch.wrapping_add(PF_BYTES);
+            if NA == 1 {
+                prefetch(ahead, QL);
+                prefetch(ahead.wrapping_add(SC), 4 * 64);
+            }
             let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
             let scw: [__m512i; 4] = std::array::from_fn(|c| _mm512_loadu_si512(ch.add(SC + 64 * c).cast()));
             let mut isum = [_mm512_setzero_si512(); NA];
@@ -181,6 +227,12 @@ unsafe fn q6k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
                         for c in 4 * g..4 * g + 4 {
                             let ql = _mm512_loadu_si512(ch.add(QL + 64 * (16 * h + 8 * p + c)).cast());
                             let qh = _mm512_loadu_si512(ch.add(QH + 64 * (8 * h + c)).cast());
+                            if NA == 1 {
+                                prefetch(ahead.wrapping_add(QL + 64 * (16 * h + 8 * p + c)), 64);
+                                if p == 0 {
+                                    prefetch(ahead.wrapping_add(QH + 64 * (8 * h + c)), 64);
+                                }
+                            }
                             // High bits 2t..2t+2 moved to bits 4..6 (16-bit shifts: what crosses a byte is masked).
                             let (hi0, hi1) = if p == 0 {
                                 (_mm512_slli_epi16::<4>(qh), qh)
@@ -216,8 +268,7 @@ unsafe fn q6k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
                                 if sup {
                                     isum[j] = _mm512_add_epi32(isum[j], v);
                                 } else {
-                                    let da = _mm512_mul_ps(d16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b)));
-                                    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), da, acc[j]);
+                                    acc[j] = scale_add(acc[j], v, d16, *a[j].ds.get_unchecked(2 * b));
                                 }
                             }
                         }
@@ -226,8 +277,7 @@ unsafe fn q6k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
             }
             if sup {
                 for j in 0..NA {
-                    let da = _mm512_mul_ps(d16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * sb * 8)));
-                    acc[j] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[j]), da, acc[j]);
+                    acc[j] = scale_add(acc[j], isum[j], d16, *a[j].ds.get_unchecked(2 * sb * 8));
                 }
             }
         }
@@ -291,6 +341,9 @@ unsafe fn q4_x16<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>;
         // SAFETY: chunk b lies inside data; activation rows hold nb blocks (checked by the caller).
         unsafe {
             let ch = data.as_ptr().add(b * cb);
+            if NA == 1 {
+                prefetch(ch.wrapping_add(PF_BYTES), cb);
+            }
             let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
             let m16 = if MIN {
                 _mm512_cvtph_ps(_mm256_loadu_si256(ch.add(32).cast()))
@@ -311,9 +364,7 @@ unsafe fn q4_x16<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>;
                     s0 = _mm512_dpbusd_epi32(s0, lo[c], _mm512_set1_epi32(qa.add(c).read_unaligned()));
                     s1 = _mm512_dpbusd_epi32(s1, hi[c], _mm512_set1_epi32(qa.add(4 + c).read_unaligned()));
                 }
-                let da = _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b));
-                let sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-                acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(d16, da), acc[j]);
+                acc[j] = scale_add(acc[j], _mm512_add_epi32(s0, s1), d16, *a[j].ds.get_unchecked(2 * b));
                 acc[j] = _mm512_fmadd_ps(m16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b + 1)), acc[j]);
             }
         }
@@ -414,6 +465,9 @@ unsafe fn q8_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512;
         // SAFETY: chunk b lies inside data; activation rows hold nb blocks (checked by the caller).
         unsafe {
             let ch = data.as_ptr().add(b * CB);
+            if NA == 1 {
+                prefetch(ch.wrapping_add(PF_BYTES), CB);
+            }
             let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
             let m16 = _mm512_mul_ps(d16, _mm512_set1_ps(-128.0));
             let mut u = [_mm512_setzero_si512(); 8];
@@ -427,9 +481,7 @@ unsafe fn q8_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512;
                     s0 = _mm512_dpbusd_epi32(s0, u[c], _mm512_set1_epi32(qa.add(c).read_unaligned()));
                     s1 = _mm512_dpbusd_epi32(s1, u[c + 1], _mm512_set1_epi32(qa.add(c + 1).read_unaligned()));
                 }
-                let da = _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b));
-                let sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-                acc[j] = _mm512_fmadd_ps(sum, _mm512_mul_ps(d16, da), acc[j]);
+                acc[j] = scale_add(acc[j], _mm512_add_epi32(s0, s1), d16, *a[j].ds.get_unchecked(2 * b));
                 acc[j] = _mm512_fmadd_ps(m16, _mm512_set1_ps(*a[j].ds.get_unchecked(2 * b + 1)), acc[j]);
             }
         }

@@ -122,7 +122,7 @@ impl Isa {
         matches!(self, Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni)
     }
 
-    /// Whether the path runs 16-row interleaved Q4_0 / Q4_1 / Q8_0 / Q4_K / Q6_K matrices ([`crate::repack::interleave16`]).
+    /// Whether the path runs 16-row interleaved Q4_0 / Q4_1 / Q8_0 / Q4_K / Q5_K / Q6_K matrices ([`crate::repack::interleave16`]).
     pub fn interleaves16(self) -> bool {
         self == Isa::Avx512Vnni
     }

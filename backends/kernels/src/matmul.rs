@@ -18,7 +18,7 @@ pub enum Layout {
     Plain,
     /// Rows interleaved in groups of four ([`crate::repack`]); run only by the AVX2 and AVX-512 paths.
     Interleaved4,
-    /// Q4_0 / Q4_1 / Q8_0 / Q4_K / Q6_K rows interleaved in groups of sixteen, four bytes of each row side by side
+    /// Q4_0 / Q4_1 / Q8_0 / Q4_K / Q5_K / Q6_K rows interleaved in groups of sixteen, four bytes of each row side by side
     /// ([`crate::repack::interleave16`]); run only by the AVX-512 VNNI path.
     Interleaved16,
 }

@@ -5,7 +5,7 @@
 //! fill one 256-bit register and the four rows' fifth bits of one nibble half make one 64-bit mask, so one
 //! activation block serves four rows at a time.
 //!
-//! The AVX-512 path has a second layout for Q4_0, Q4_1, Q8_0, Q4_K and Q6_K ([`interleave16`]): rows in groups of sixteen, so
+//! The AVX-512 path has a second layout for Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K ([`interleave16`]): rows in groups of sixteen, so
 //! that one 512-bit register holds four bytes of each of sixteen rows and every 32-bit lane of a `vpdpbusd` sums one
 //! row.
 
@@ -70,7 +70,10 @@ pub fn row(ty: WeightType, cols: usize, data: &[u8], r: usize, out: &mut Vec<u8>
 
 /// Whether `ty` has the 16-row layout.
 pub fn supported16(ty: WeightType) -> bool {
-    matches!(ty, WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::Q4K | WeightType::Q6K)
+    matches!(
+        ty,
+        WeightType::Q4_0 | WeightType::Q4_1 | WeightType::Q8_0 | WeightType::Q4K | WeightType::Q5K | WeightType::Q6K
+    )
 }
 
 /// Where a block's f16 header fields start in the file layout: first, except Q6_K's `d`, which closes its block.
@@ -91,21 +94,21 @@ fn quant_at(ty: WeightType) -> usize {
     }
 }
 
-/// Bytes besides a block's f16 header fields (`d`; Q4_1's `m`; Q4_K's `dmin`), moved as 4-byte words: the quant
-/// bytes, and for Q4_K first its 12 packed scale bytes; for Q6_K its 128 bytes of low bits, 64 of high bits and 16
+/// Bytes besides a block's f16 header fields (`d`; Q4_1's `m`; Q4_K's and Q5_K's `dmin`), moved as 4-byte words: the
+/// quant bytes, and for Q4_K first its 12 packed scale bytes (Q5_K: those, then its 32 bytes of fifth bits); for Q6_K its 128 bytes of low bits, 64 of high bits and 16
 /// scales, in that order.
 fn quant_bytes(ty: WeightType) -> usize {
     match ty {
-        WeightType::Q4_1 | WeightType::Q4K => ty.block_bytes() - 4,
+        WeightType::Q4_1 | WeightType::Q4K | WeightType::Q5K => ty.block_bytes() - 4,
         _ => ty.block_bytes() - 2,
     }
 }
 
 /// Interleaves `data` (`rows × cols` of `ty`, file layout) by sixteen rows; `None` when the type has no such layout
 /// or `rows` is not a multiple of sixteen. A block column of a group holds the sixteen f16 scales, for Q4_1 the
-/// sixteen f16 minimums (for Q4_K the sixteen `dmin`), then chunks of 64 bytes, chunk `c` holding the bytes
+/// sixteen f16 minimums (for Q4_K and Q5_K the sixteen `dmin`), then chunks of 64 bytes, chunk `c` holding the bytes
 /// `4c..4c+4` after the header of rows 0 to 15 in turn (four chunks for Q4_0 / Q4_1, eight for Q8_0; for Q4_K three
-/// of packed scales then 32 of quants; for Q6_K, whose `d` moves to the front, 32 of low bits, 16 of high bits, 4 of
+/// of packed scales then 32 of quants; for Q5_K three of scales, 8 of fifth bits, 32 of quants; for Q6_K, whose `d` moves to the front, 32 of low bits, 16 of high bits, 4 of
 /// scales). A 4-bit quant byte `i` of Q4_0 / Q4_1
 /// holds value `i` (low nibble) and `i + 16` (high nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each
 /// row and its high nibbles `16+4c..20+4c`.
@@ -187,7 +190,9 @@ mod tests {
 
     #[test]
     fn interleaving_by_sixteen_round_trips_every_row() {
-        for ty in [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0, WeightType::Q4K, WeightType::Q6K] {
+        for ty in
+            [WeightType::Q4_0, WeightType::Q4_1, WeightType::Q8_0, WeightType::Q4K, WeightType::Q5K, WeightType::Q6K]
+        {
             assert_eq!(quant_bytes(ty) % 4, 0, "{} moves whole words", ty.name());
             let (data, x) = round_trip(ty, 32, 3 * ty.block_len(), interleave16, row16);
             // Row 5's scale is the sixth f16 of the first block column; its quant bytes 4..8 open chunk 1's sixth lane.

@@ -355,7 +355,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
     /// The 4-row interleaved products (AVX2, AVX-VNNI and AVX-512 paths) and the 16-row ones (AVX-512 VNNI: Q4_0,
-    /// Q4_1, Q8_0, and Q4_K and Q6_K against both activation quantizations; the paths a CPU lacks are named as skipped
+    /// Q4_1, Q8_0, and Q4_K, Q5_K and Q6_K against both activation quantizations; the paths a CPU lacks are named as skipped
     /// by `every_simd_path_is_tested_or_says_why_not`) equal the scalar reference on the file layout, for 1 to 9
     /// activation rows (full tiles of four and single rows) and a row range that skips the first group.
     #[test]
@@ -370,10 +370,10 @@ proptest! {
                 }
             }
             if best.isa().interleaves16() {
-                // Q4_K's and Q6_K's 16-row layouts, against activations with a scale per 32 and per 256 (`super256`).
+                // Q4_K's, Q5_K's and Q6_K's 16-row layouts, against activations with a scale per 32 and per 256 (`super256`).
                 for mode in [ActQuant::Block32, ActQuant::Super256] {
                     let width = (blocks.min(2) * 256, mode);
-                    for ty in [WeightType::Q4K, WeightType::Q6K] {
+                    for ty in [WeightType::Q4K, WeightType::Q5K, WeightType::Q6K] {
                         interleaved_case(&best, crate::Layout::Interleaved16, ty, n, width, &mut rng)?;
                     }
                 }

@@ -10,7 +10,7 @@
 //! product by weight rows and the attention by (block of positions, KV head). Option
 //! `kernels=scalar|avx2|avx512|avxvnni|neon` forces a path (default: the best this CPU has); on the AVX2 and AVX-512
 //! paths Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 matrices are interleaved by four rows at load, and on the AVX-512 path
-//! Q4_0, Q4_1, Q8_0, Q4_K and Q6_K by sixteen (the same bytes, reordered; `interleave=four` keeps four rows, `interleave=off` the
+//! Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K by sixteen (the same bytes, reordered; `interleave=four` keeps four rows, `interleave=off` the
 //! file order, for comparison).
 
 mod forward;
@@ -41,7 +41,7 @@ pub struct NativeBackend;
 pub struct NativeOptions {
     /// Force a kernel path (`auto`: the best this CPU has).
     pub kernels: Kernels,
-    /// Interleave matrices at load: `on` (default) by sixteen rows for Q4_0/Q4_1/Q8_0/Q4_K/Q6_K on the AVX-512 path and
+    /// Interleave matrices at load: `on` (default) by sixteen rows for Q4_0/Q4_1/Q8_0/Q4_K/Q5_K/Q6_K on the AVX-512 path and
     /// by four for the rest of Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 on the x86 SIMD paths, `four` by four rows (or none) only,
     /// `off` file order.
     pub interleave: Interleave,
