@@ -222,6 +222,21 @@ unsafe fn ds(a: &ActRow<'_>, b: usize) -> __m128 {
 }
 
 /// Sum of the 32 products u8 × i8, as 8 lanes of i32.
+/// How far ahead of its reads a one-row (matrix-vector, decode) kernel prefetches: a matrix is one long run of cache
+/// lines, and on the AVX-512 machine this project measured, the hardware prefetcher alone left such kernels well
+/// below the memory's read bandwidth (the 16-row Q4_K one at about half).
+pub(crate) const PF_BYTES: usize = 16384;
+
+/// Prefetches into L1 the `len` bytes [`PF_BYTES`] past `p`; an address past the matrix is harmless (a prefetch
+/// never faults and reads nothing architecturally).
+#[inline]
+pub(crate) fn prefetch_ahead(p: *const u8, len: usize) {
+    for l in (0..len).step_by(64) {
+        // SAFETY: see above; SSE is part of x86-64.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PF_BYTES + l).cast()) };
+    }
+}
+
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_u8_i8(u: __m256i, a: __m256i) -> __m256i {
@@ -376,6 +391,9 @@ unsafe fn q4k_tile<const N: usize, const FIVE: bool>(w: &[u8], a: &[ActRow<'_>; 
     let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     let mut corr = [0f32; N];
     for (sb, blk) in w.chunks_exact(bytes).enumerate() {
+        if N == 1 {
+            prefetch_ahead(blk.as_ptr(), bytes);
+        }
         // SAFETY: as in q4_tile; blk is one whole super-block.
         unsafe {
             let dd = f16s(blk.as_ptr(), true);
@@ -455,6 +473,9 @@ unsafe fn q4k_tile_s<const N: usize, const FIVE: bool>(w: &[u8], a: &[ActRow<'_>
     let mut acc = [_mm256_setzero_ps(); N];
     let mut macc = [_mm256_setzero_ps(); N];
     for (sb, blk) in w.chunks_exact(bytes).enumerate() {
+        if N == 1 {
+            prefetch_ahead(blk.as_ptr(), bytes);
+        }
         // SAFETY: as in q4_tile; blk is one whole super-block, each activation row holds its 256 values.
         unsafe {
             let dd = f16s(blk.as_ptr(), true);
@@ -527,6 +548,9 @@ unsafe fn q6k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] 
     let k32 = _mm256_set1_epi8(32);
     let mut acc = [_mm256_setzero_ps(); N];
     for (sb, blk) in w.chunks_exact(210).enumerate() {
+        if N == 1 {
+            prefetch_ahead(blk.as_ptr(), 210);
+        }
         // SAFETY: as in q4_tile; blk is one whole super-block, each activation row holds its 256 values.
         unsafe {
             let d = _mm_cvtss_f32(f16s(blk.as_ptr().add(208), false));
@@ -557,6 +581,9 @@ unsafe fn q6k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     let k32 = _mm256_set1_epi8(32);
     let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     for (sb, blk) in w.chunks_exact(210).enumerate() {
+        if N == 1 {
+            prefetch_ahead(blk.as_ptr(), 210);
+        }
         // SAFETY: as in q4_tile; blk is one whole super-block.
         unsafe {
             let d = _mm_cvtss_f32(f16s(blk.as_ptr().add(208), false));
@@ -945,6 +972,9 @@ macro_rules! x4_kernels {
                 // SAFETY: chunk b lies inside data; activation rows hold nb blocks (checked by the caller).
                 unsafe {
                     let ch = data.as_ptr().add(b * cb);
+                    if NA == 1 {
+                        crate::avx2::prefetch_ahead(ch, cb);
+                    }
                     let d4 = _mm_cvtph_ps(_mm_loadl_epi64(ch.cast()));
                     let m4 = if MIN {
                         _mm_cvtph_ps(_mm_loadl_epi64(ch.add(8).cast()))
@@ -1004,6 +1034,9 @@ macro_rules! x4_kernels {
                 // SAFETY: as in q4_x4.
                 unsafe {
                     let ch = data.as_ptr().add(b * 136);
+                    if NA == 1 {
+                        crate::avx2::prefetch_ahead(ch, 136);
+                    }
                     let d4 = _mm_cvtph_ps(_mm_loadl_epi64(ch.cast()));
                     let d8 = _mm256_set_m128(d4, d4);
                     let w: [__m256i; 4] = std::array::from_fn(|r| load32(ch.add(8 + 32 * r).cast()));

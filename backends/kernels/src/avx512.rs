@@ -8,7 +8,7 @@ use std::arch::x86_64::*;
 use std::ops::Range;
 
 use crate::acts::{ActRow, QK};
-use crate::avx2::{paired_blocks, x4_path};
+use crate::avx2::{paired_blocks, prefetch_ahead, x4_path};
 use crate::formats::WeightType;
 use crate::matmul::{OutMatrix, WeightMatrix};
 
@@ -39,20 +39,6 @@ const X16_Q8_0: u8 = 2;
 const X16_Q4K: u8 = 3;
 const X16_Q6K: u8 = 4;
 const X16_Q5K: u8 = 5;
-
-/// How far ahead of its reads a one-row (matrix-vector) 16-row kernel prefetches: this CPU's hardware prefetcher
-/// alone left these kernels below the streaming read bandwidth (Q4_K at about half), since a group's block column is
-/// one long run of cache lines read in bursts.
-const PF_BYTES: usize = 16384;
-
-/// Prefetches the `len` bytes at `p` into L1; an address past the matrix is harmless (a prefetch never faults).
-#[inline]
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-fn prefetch(p: *const u8, len: usize) {
-    for l in (0..len).step_by(64) {
-        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(l).cast());
-    }
-}
 
 /// `acc + s · d16 · ad`: sixteen rows' integer sums times their weight scales and one activation scale.
 #[inline]
@@ -104,9 +90,8 @@ unsafe fn q4k_x16<const NA: usize, const FIVE: bool>(data: &[u8], a: &[ActRow<'_
         // SAFETY: super-block sb lies inside data; activation rows hold nsb · 256 values (checked by the caller).
         unsafe {
             let ch = data.as_ptr().add(sb * cb);
-            let ahead = ch.wrapping_add(PF_BYTES);
             if NA == 1 {
-                prefetch(ahead, QH_AT);
+                prefetch_ahead(ch, QH_AT);
             }
             let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
             let dmin16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.add(32).cast()));
@@ -139,9 +124,9 @@ unsafe fn q4k_x16<const NA: usize, const FIVE: bool>(data: &[u8], a: &[ActRow<'_
                     let x = _mm512_loadu_si512(ch.add(qs_at + 64 * (8 * pair + k)).cast());
                     let h = if FIVE { _mm512_loadu_si512(ch.add(QH_AT + 64 * k).cast()) } else { x };
                     if NA == 1 {
-                        prefetch(ahead.wrapping_add(qs_at + 64 * (8 * pair + k)), 64);
+                        prefetch_ahead(ch.wrapping_add(qs_at + 64 * (8 * pair + k)), 64);
                         if FIVE && pair == 0 {
-                            prefetch(ahead.wrapping_add(QH_AT + 64 * k), 64);
+                            prefetch_ahead(ch.wrapping_add(QH_AT + 64 * k), 64);
                         }
                     }
                     for (vp, sub) in v.iter_mut().zip(first..first + per_pass) {
@@ -211,10 +196,9 @@ unsafe fn q6k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
         // (checked by the caller).
         unsafe {
             let ch = data.as_ptr().add(sb * CB);
-            let ahead = ch.wrapping_add(PF_BYTES);
             if NA == 1 {
-                prefetch(ahead, QL);
-                prefetch(ahead.wrapping_add(SC), 4 * 64);
+                prefetch_ahead(ch, QL);
+                prefetch_ahead(ch.wrapping_add(SC), 4 * 64);
             }
             let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
             let scw: [__m512i; 4] = std::array::from_fn(|c| _mm512_loadu_si512(ch.add(SC + 64 * c).cast()));
@@ -228,9 +212,9 @@ unsafe fn q6k_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512
                             let ql = _mm512_loadu_si512(ch.add(QL + 64 * (16 * h + 8 * p + c)).cast());
                             let qh = _mm512_loadu_si512(ch.add(QH + 64 * (8 * h + c)).cast());
                             if NA == 1 {
-                                prefetch(ahead.wrapping_add(QL + 64 * (16 * h + 8 * p + c)), 64);
+                                prefetch_ahead(ch.wrapping_add(QL + 64 * (16 * h + 8 * p + c)), 64);
                                 if p == 0 {
-                                    prefetch(ahead.wrapping_add(QH + 64 * (8 * h + c)), 64);
+                                    prefetch_ahead(ch.wrapping_add(QH + 64 * (8 * h + c)), 64);
                                 }
                             }
                             // High bits 2t..2t+2 moved to bits 4..6 (16-bit shifts: what crosses a byte is masked).
@@ -342,7 +326,7 @@ unsafe fn q4_x16<const NA: usize, const MIN: bool>(data: &[u8], a: &[ActRow<'_>;
         unsafe {
             let ch = data.as_ptr().add(b * cb);
             if NA == 1 {
-                prefetch(ch.wrapping_add(PF_BYTES), cb);
+                prefetch_ahead(ch, cb);
             }
             let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
             let m16 = if MIN {
@@ -419,6 +403,9 @@ unsafe fn q4_x4<const NA: usize, const MIN: bool, const FIVE: bool>(
             // SAFETY: chunk b lies inside data; activation rows hold nb blocks (checked by the caller).
             unsafe {
                 let ch = data.as_ptr().add(b * cb);
+                if NA == 1 {
+                    prefetch_ahead(ch, cb);
+                }
                 let (d4, d16) = scales16(ch);
                 let m4 = if MIN {
                     _mm_cvtph_ps(_mm_loadl_epi64(ch.add(8).cast()))
@@ -466,7 +453,7 @@ unsafe fn q8_x16<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA]) -> [__m512;
         unsafe {
             let ch = data.as_ptr().add(b * CB);
             if NA == 1 {
-                prefetch(ch.wrapping_add(PF_BYTES), CB);
+                prefetch_ahead(ch, CB);
             }
             let d16 = _mm512_cvtph_ps(_mm256_loadu_si256(ch.cast()));
             let m16 = _mm512_mul_ps(d16, _mm512_set1_ps(-128.0));
@@ -506,6 +493,9 @@ unsafe fn q8_x4<const NA: usize>(data: &[u8], a: &[ActRow<'_>; NA], _pre: Option
             // SAFETY: as in q4_x4.
             unsafe {
                 let ch = data.as_ptr().add(b * 136);
+                if NA == 1 {
+                    prefetch_ahead(ch, 136);
+                }
                 let (_, d16) = scales16(ch);
                 let w01 = _mm512_loadu_si512(ch.add(8).cast());
                 let w23 = _mm512_loadu_si512(ch.add(72).cast());
