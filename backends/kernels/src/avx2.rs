@@ -221,7 +221,6 @@ unsafe fn ds(a: &ActRow<'_>, b: usize) -> __m128 {
     unsafe { _mm_castpd_ps(_mm_load_sd(a.ds.as_ptr().add(2 * b).cast())) }
 }
 
-/// Sum of the 32 products u8 × i8, as 8 lanes of i32.
 /// How far ahead of its reads a one-row (matrix-vector, decode) kernel prefetches: a matrix is one long run of cache
 /// lines, and on the AVX-512 machine this project measured, the hardware prefetcher alone left such kernels well
 /// below the memory's read bandwidth (the 16-row Q4_K one at about half).
@@ -237,6 +236,7 @@ pub(crate) fn prefetch_ahead(p: *const u8, len: usize) {
     }
 }
 
+/// Sum of the 32 products u8 × i8, as 8 lanes of i32.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
 fn dot_u8_i8(u: __m256i, a: __m256i) -> __m256i {
@@ -391,9 +391,6 @@ unsafe fn q4k_tile<const N: usize, const FIVE: bool>(w: &[u8], a: &[ActRow<'_>; 
     let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     let mut corr = [0f32; N];
     for (sb, blk) in w.chunks_exact(bytes).enumerate() {
-        if N == 1 {
-            prefetch_ahead(blk.as_ptr(), bytes);
-        }
         // SAFETY: as in q4_tile; blk is one whole super-block.
         unsafe {
             let dd = f16s(blk.as_ptr(), true);
@@ -473,9 +470,6 @@ unsafe fn q4k_tile_s<const N: usize, const FIVE: bool>(w: &[u8], a: &[ActRow<'_>
     let mut acc = [_mm256_setzero_ps(); N];
     let mut macc = [_mm256_setzero_ps(); N];
     for (sb, blk) in w.chunks_exact(bytes).enumerate() {
-        if N == 1 {
-            prefetch_ahead(blk.as_ptr(), bytes);
-        }
         // SAFETY: as in q4_tile; blk is one whole super-block, each activation row holds its 256 values.
         unsafe {
             let dd = f16s(blk.as_ptr(), true);
@@ -548,9 +542,6 @@ unsafe fn q6k_tile_s<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] 
     let k32 = _mm256_set1_epi8(32);
     let mut acc = [_mm256_setzero_ps(); N];
     for (sb, blk) in w.chunks_exact(210).enumerate() {
-        if N == 1 {
-            prefetch_ahead(blk.as_ptr(), 210);
-        }
         // SAFETY: as in q4_tile; blk is one whole super-block, each activation row holds its 256 values.
         unsafe {
             let d = _mm_cvtss_f32(f16s(blk.as_ptr().add(208), false));
@@ -581,9 +572,6 @@ unsafe fn q6k_tile<const N: usize>(w: &[u8], a: &[ActRow<'_>; N]) -> [f32; N] {
     let k32 = _mm256_set1_epi8(32);
     let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); N], [_mm256_setzero_ps(); N]);
     for (sb, blk) in w.chunks_exact(210).enumerate() {
-        if N == 1 {
-            prefetch_ahead(blk.as_ptr(), 210);
-        }
         // SAFETY: as in q4_tile; blk is one whole super-block.
         unsafe {
             let d = _mm_cvtss_f32(f16s(blk.as_ptr().add(208), false));

@@ -5,9 +5,9 @@
 //! fill one 256-bit register and the four rows' fifth bits of one nibble half make one 64-bit mask, so one
 //! activation block serves four rows at a time.
 //!
-//! The AVX-512 path has a second layout for Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K ([`interleave16`]): rows in groups of sixteen, so
-//! that one 512-bit register holds four bytes of each of sixteen rows and every 32-bit lane of a `vpdpbusd` sums one
-//! row.
+//! The AVX-512 path has a second layout for Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K ([`interleave16`]): rows in groups
+//! of sixteen, so that one 512-bit register holds four bytes of each of sixteen rows and every 32-bit lane of a
+//! `vpdpbusd` sums one row.
 
 use crate::formats::WeightType;
 
@@ -95,8 +95,8 @@ fn quant_at(ty: WeightType) -> usize {
 }
 
 /// Bytes besides a block's f16 header fields (`d`; Q4_1's `m`; Q4_K's and Q5_K's `dmin`), moved as 4-byte words: the
-/// quant bytes, and for Q4_K first its 12 packed scale bytes (Q5_K: those, then its 32 bytes of fifth bits); for Q6_K its 128 bytes of low bits, 64 of high bits and 16
-/// scales, in that order.
+/// quant bytes, and for Q4_K first its 12 packed scale bytes (Q5_K: those, then its 32 bytes of fifth bits); for
+/// Q6_K its 128 bytes of low bits, 64 of high bits and 16 scales, in that order.
 fn quant_bytes(ty: WeightType) -> usize {
     match ty {
         WeightType::Q4_1 | WeightType::Q4K | WeightType::Q5K => ty.block_bytes() - 4,
@@ -108,10 +108,10 @@ fn quant_bytes(ty: WeightType) -> usize {
 /// or `rows` is not a multiple of sixteen. A block column of a group holds the sixteen f16 scales, for Q4_1 the
 /// sixteen f16 minimums (for Q4_K and Q5_K the sixteen `dmin`), then chunks of 64 bytes, chunk `c` holding the bytes
 /// `4c..4c+4` after the header of rows 0 to 15 in turn (four chunks for Q4_0 / Q4_1, eight for Q8_0; for Q4_K three
-/// of packed scales then 32 of quants; for Q5_K three of scales, 8 of fifth bits, 32 of quants; for Q6_K, whose `d` moves to the front, 32 of low bits, 16 of high bits, 4 of
-/// scales). A 4-bit quant byte `i` of Q4_0 / Q4_1
-/// holds value `i` (low nibble) and `i + 16` (high nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each
-/// row and its high nibbles `16+4c..20+4c`.
+/// of packed scales then 32 of quants; for Q5_K three of scales, 8 of fifth bits, 32 of quants; for Q6_K, whose `d`
+/// moves to the front, 32 of low bits, 16 of high bits, 4 of scales). A 4-bit quant byte `i` of Q4_0 / Q4_1 holds
+/// value `i` (low nibble) and `i + 16` (high nibble), so chunk `c`'s low nibbles are values `4c..4c+4` of each row
+/// and its high nibbles `16+4c..20+4c`.
 pub fn interleave16(ty: WeightType, rows: usize, cols: usize, data: &[u8]) -> Option<Vec<u8>> {
     if !supported16(ty) || !rows.is_multiple_of(16) || data.len() != rows * ty.row_bytes(cols) {
         return None;
