@@ -7,8 +7,8 @@
 //!   throughput in elements per second where one element is one floating-point operation (2 per multiply-add),
 //!   so "Gelem/s" reads as GFLOP/s.
 //! - `attention/<scores|wsum>/<rows>x<positions>/<f32|f16>/<path>`: the grouped attention kernels over one KV head's
-//!   cache (keys transposed), for a prompt's unit (4 positions × 3 query heads = 12 rows over 256 positions) and a
-//!   decode step's (1 row over 256); GFLOP/s as above.
+//!   cache (keys in transposed tiles), for a prompt's unit (4 positions × 3 query heads = 12 rows over 256 positions) and a
+//!   decode step's (1 row over 256, and over 61: a last vector of positions that is partial); GFLOP/s as above.
 //!
 //! `cargo bench -p edgebench-kernels --bench kernels` (a filter such as `-- matvec/Q4_1` narrows it).
 
@@ -114,25 +114,26 @@ fn run(c: &mut Criterion, group: &str, rows: impl Fn(WeightType) -> usize, n: us
 fn attention(c: &mut Criterion) {
     const HD: usize = 64;
     const POSITIONS: usize = 256;
-    let stride = 2 * POSITIONS;
     let mut g = c.benchmark_group("attention");
-    let k32: Vec<f32> = (0..HD * stride).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+    let k32: Vec<f32> = (0..2 * POSITIONS * HD).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
     let k16: Vec<half::f16> = k32.iter().map(|&x| half::f16::from_f32(x)).collect();
     let best = KernelSet::best();
-    for rows in [12usize, 1] {
+    // A prompt's tile (the query heads of a group times a block of positions), and decode's single head, over a
+    // cache whose last vector of positions is partial.
+    for (rows, positions) in [(12usize, POSITIONS), (1, POSITIONS), (1, 61)] {
         let q: Vec<f32> = (0..rows * HD).map(|i| (i % 13) as f32 / 13.0).collect();
-        let p: Vec<f32> = (0..rows * POSITIONS).map(|i| (i % 7) as f32 / 700.0).collect();
-        g.throughput(Throughput::Elements((2 * rows * POSITIONS * HD) as u64));
+        let p: Vec<f32> = (0..rows * positions).map(|i| (i % 7) as f32 / 700.0).collect();
+        g.throughput(Throughput::Elements((2 * rows * positions * HD) as u64));
         for (ty, keys) in [("f32", KvSlice::F32(&k32)), ("f16", KvSlice::F16(&k16))] {
             for (path, ks) in [(best.isa().name(), best), ("scalar", KernelSet::scalar())] {
-                let id = format!("{rows}x{POSITIONS}/{ty}/{path}");
-                let mut out = vec![0f32; rows * POSITIONS];
+                let id = format!("{rows}x{positions}/{ty}/{path}");
+                let mut out = vec![0f32; rows * positions];
                 g.bench_function(BenchmarkId::new("scores", &id), |b| {
-                    b.iter(|| ks.scores_t(black_box(&q), HD, keys, stride, POSITIONS, 0.125, &mut out))
+                    b.iter(|| ks.scores_t(black_box(&q), HD, keys, positions, 0.125, &mut out))
                 });
                 let mut out = vec![0f32; rows * HD];
                 g.bench_function(BenchmarkId::new("wsum", &id), |b| {
-                    b.iter(|| ks.weighted_sum_rows(black_box(&p), POSITIONS, keys, HD, &mut out))
+                    b.iter(|| ks.weighted_sum_rows(black_box(&p), positions, keys, HD, &mut out))
                 });
             }
         }

@@ -233,36 +233,26 @@ impl KernelSet {
         }
     }
 
-    /// Attention scores of several query rows against one KV head's keys stored transposed (component `c` of
-    /// position `t` at `c·stride + t`): `out[r·n + t] = scale · (q[r·hd ..][..hd] · key t)` for every row `r` of `q`
-    /// and position `t < n`. Each key is loaded once for all rows (the query heads of a GQA group, times a block of
-    /// positions).
-    #[allow(clippy::too_many_arguments)]
-    pub fn scores_t(
-        &self,
-        q: &[f32],
-        hd: usize,
-        keys: KvSlice<'_>,
-        stride: usize,
-        n: usize,
-        scale: f32,
-        out: &mut [f32],
-    ) {
+    /// Attention scores of several query rows against one KV head's keys in tiles (component `c` of position `t`
+    /// at [`crate::attention::key_index`]): `out[r·n + t] = scale · (q[r·hd ..][..hd] · key t)` for every row `r` of
+    /// `q` and position `t < n`. Each key is loaded once for all rows (the query heads of a GQA group, times a block
+    /// of positions).
+    pub fn scores_t(&self, q: &[f32], hd: usize, keys: KvSlice<'_>, n: usize, scale: f32, out: &mut [f32]) {
         assert!(hd > 0 && q.len().is_multiple_of(hd), "query rows of {hd}");
         assert_eq!(out.len(), q.len() / hd * n, "one score per row and position");
-        assert!(n == 0 || ((hd - 1) * stride + n <= keys.len() && n <= stride), "key positions out of range");
+        assert!(crate::attention::key_len(n, hd) <= keys.len(), "key positions out of range (whole tiles)");
         match (self.isa, keys) {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the path is available (it implies f16c); shapes asserted above.
             (Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni, KvSlice::F32(k)) => unsafe {
-                crate::attention::avx2::scores_t_f32(q, hd, k, stride, n, scale, out)
+                crate::attention::avx2::scores_t_f32(q, hd, k, n, scale, out)
             },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above.
             (Isa::Avx2 | Isa::Avx512Vnni | Isa::AvxVnni, KvSlice::F16(k)) => unsafe {
-                crate::attention::avx2::scores_t_f16(q, hd, k, stride, n, scale, out)
+                crate::attention::avx2::scores_t_f16(q, hd, k, n, scale, out)
             },
-            _ => crate::attention::scores_t(q, hd, keys, stride, n, scale, out),
+            _ => crate::attention::scores_t(q, hd, keys, n, scale, out),
         }
     }
 

@@ -227,7 +227,7 @@ impl Engine {
                 }
                 // Every element is written by the kernels below (scores, then probabilities or zeros; sums).
                 scores.resize(rows * keys, 0.0);
-                ks.scores_t(&qs, hd, kbuf.slice(g * hd * cap, hd * cap), cap, keys, scale, &mut scores);
+                ks.scores_t(&qs, hd, kbuf.slice(g * hd * cap, hd * cap), keys, scale, &mut scores);
                 for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
                     let seen = pos + i0 + r / (h1 - h0) + 1;
                     let from = window.map_or(0, |w| seen.saturating_sub(w));

@@ -1,7 +1,8 @@
-//! The native engine's KV cache: f16 (llama.cpp's default) or f32 values; per layer and KV head, keys transposed
-//! (`[component][position]`, the layout `edgebench_kernels::attention` reads) and values by position, with room
-//! doubled when a call outruns it.
+//! The native engine's KV cache: f16 (llama.cpp's default) or f32 values; per layer and KV head, keys in transposed
+//! tiles of positions (the layout `edgebench_kernels::attention` reads) and values by position, with room doubled
+//! when a call outruns it.
 
+use edgebench_kernels::attention::{key_index, key_len, KEY_TILE};
 use edgebench_kernels::KvSlice;
 use half::{f16, slice::HalfFloatSliceExt};
 
@@ -44,9 +45,10 @@ impl KvBuf {
     }
 }
 
-/// A session's KV cache: per layer, keys transposed per KV head (`[kv_head][component][capacity]`, so a block of
-/// positions' scores is one vector product per component) and values by position (`[kv_head][capacity][head_dim]`),
-/// room for `capacity` positions, grown by doubling.
+/// A session's KV cache: per layer, each KV head's keys in tiles of [`KEY_TILE`] positions, transposed within a
+/// tile (`edgebench_kernels::attention::key_index`: a block of positions' scores is one vector product per
+/// component, and a tile is contiguous), and its values by position (`[kv_head][capacity][head_dim]`); room for
+/// `capacity` positions (whole tiles), grown by doubling.
 pub(crate) struct KvCache {
     ty: KvType,
     /// Positions each layer's buffers hold.
@@ -69,13 +71,13 @@ impl KvCache {
         if positions <= self.capacity {
             return;
         }
-        let cap = positions.max(2 * self.capacity).max(64);
+        // Whole key tiles: the attention kernels may read a tile's positions past the last one filled.
+        let cap = positions.max(2 * self.capacity).max(64).next_multiple_of(KEY_TILE);
+        let keys = key_len(filled, hd);
         for (k, v) in self.k.iter_mut().zip(&mut self.v) {
             let (mut k2, mut v2) = (KvBuf::new(self.ty, kv_heads * hd * cap), KvBuf::new(self.ty, kv_heads * cap * hd));
             for g in 0..kv_heads {
-                for c in 0..hd {
-                    k.copy_to(&mut k2, (g * hd + c) * self.capacity, (g * hd + c) * cap, filled);
-                }
+                k.copy_to(&mut k2, g * self.capacity * hd, g * cap * hd, keys);
                 v.copy_to(&mut v2, g * self.capacity * hd, g * cap * hd, filled * hd);
             }
             (*k, *v) = (k2, v2);
@@ -95,7 +97,7 @@ impl KvCache {
                     k16.convert_from_f32_slice(kr);
                     for g in 0..kv_heads {
                         for c in 0..hd {
-                            k[(g * hd + c) * cap + p] = k16[g * hd + c];
+                            k[g * cap * hd + key_index(c, p, hd)] = k16[g * hd + c];
                         }
                         v[(g * cap + p) * hd..][..hd].convert_from_f32_slice(&vr[g * hd..][..hd]);
                     }
@@ -103,7 +105,7 @@ impl KvCache {
                 (KvBuf::F32(k), KvBuf::F32(v)) => {
                     for g in 0..kv_heads {
                         for c in 0..hd {
-                            k[(g * hd + c) * cap + p] = kr[g * hd + c];
+                            k[g * cap * hd + key_index(c, p, hd)] = kr[g * hd + c];
                         }
                         v[(g * cap + p) * hd..][..hd].copy_from_slice(&vr[g * hd..][..hd]);
                     }
