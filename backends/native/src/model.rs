@@ -10,6 +10,8 @@ use edgebench_gguf::arch::{names, ParamsError};
 use edgebench_gguf::{quant, GgufFile};
 use edgebench_kernels::{repack, Layout, WeightMatrix, WeightType};
 
+use crate::arena::{Arena, Bytes};
+
 pub use edgebench_gguf::arch::ModelDesc as Hparams;
 
 /// One weight matrix in its file format.
@@ -22,8 +24,8 @@ pub struct Weight {
     pub rows: usize,
     /// Input features.
     pub cols: usize,
-    /// The tensor's bytes as stored.
-    pub data: Vec<u8>,
+    /// The tensor's bytes as stored (in huge-page memory, `arena.rs`).
+    pub data: Bytes,
 }
 
 impl Weight {
@@ -137,6 +139,7 @@ pub fn load(path: &Path, interleave: bool, by16: bool) -> Result<Weights, Backen
     }
     let g = &file.gguf;
     let mut types = BTreeMap::new();
+    let mut arena = Arena::default();
     // Rows `first..first + rows` of the matrix `name` of `total` rows (all of it unless fused).
     let mut weight =
         |name: &str, first: usize, rows: usize, total: usize, cols: usize| -> Result<Weight, BackendError> {
@@ -159,17 +162,16 @@ pub fn load(path: &Path, interleave: bool, by16: bool) -> Result<Weights, Backen
             if first == 0 {
                 *types.entry(ty).or_insert(0) += 1;
             }
-            if interleave && by16 {
-                if let Some(x) = repack::interleave16(ty, rows, cols, &data) {
-                    return Ok(Weight { layout: Layout::Interleaved16, ty, rows, cols, data: x });
-                }
-            }
-            if interleave {
-                if let Some(x) = repack::interleave(ty, rows, cols, &data) {
-                    return Ok(Weight { layout: Layout::Interleaved4, ty, rows, cols, data: x });
-                }
-            }
-            Ok(Weight { layout: Layout::Plain, ty, rows, cols, data })
+            let x16 = (interleave && by16).then(|| repack::interleave16(ty, rows, cols, &data)).flatten();
+            let x4 = || interleave.then(|| repack::interleave(ty, rows, cols, &data)).flatten();
+            let (layout, data) = match x16 {
+                Some(x) => (Layout::Interleaved16, x),
+                None => x4().map_or((Layout::Plain, data), |x| (Layout::Interleaved4, x)),
+            };
+            let data = arena
+                .copy(&data)
+                .ok_or_else(|| load_err(format!("out of memory: {} bytes for tensor {name}", data.len())))?;
+            Ok(Weight { layout, ty, rows, cols, data })
         };
     let (e, q, kv, ff) = (hp.n_embd, hp.q_dim(), hp.kv_dim(), hp.n_ff);
     let mut layers = Vec::with_capacity(hp.n_layer);
