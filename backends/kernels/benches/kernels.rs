@@ -7,8 +7,9 @@
 //!   throughput in elements per second where one element is one floating-point operation (2 per multiply-add),
 //!   so "Gelem/s" reads as GFLOP/s.
 //! - `attention/<scores|wsum>/<rows>x<positions>/<f32|f16>/<path>`: the grouped attention kernels over one KV head's
-//!   cache (keys in transposed tiles), for a prompt's unit (4 positions × 3 query heads = 12 rows over 256 positions) and a
-//!   decode step's (1 row over 256, and over 61: a last vector of positions that is partial); GFLOP/s as above.
+//!   cache (keys in transposed tiles), for a prompt's unit (4 positions × 3 query heads = 12 rows over 256
+//!   positions) and a decode step's (1 row over 256, and over 61: a last vector of positions that is partial);
+//!   GFLOP/s as above.
 //!
 //! `cargo bench -p edgebench-kernels --bench kernels` (a filter such as `-- matvec/Q4_1` narrows it).
 

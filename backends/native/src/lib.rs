@@ -4,11 +4,11 @@
 //! elsewhere).
 //!
 //! Weights run in their file format (no conversion at load; copied into 2 MiB transparent huge pages where Linux
-//! grants them, `arena.rs`), activations are quantized to 8 bits per block of 32
-//! for the block-quantized weights (one scale per 256 for matrices that are all K-quants, as ggml's Q8_K), the KV
-//! cache is f16 as llama.cpp's default (`kv=f32` keeps f32; keys stored in transposed tiles, each loaded once for
-//! every query head of its GQA group), and a pool of `--threads` compute threads (the caller included) splits every matrix
-//! product by weight rows and the attention by (block of positions, KV head). Option
+//! grants them, `arena.rs`), activations are quantized to 8 bits per block of 32 for the block-quantized weights
+//! (one scale per 256 for matrices that are all K-quants, as ggml's Q8_K), the KV cache is f16 as llama.cpp's
+//! default (`kv=f32` keeps f32; keys stored in transposed tiles, each loaded once for every query head of its GQA
+//! group), and a pool of `--threads` compute threads (the caller included) splits every matrix product by weight
+//! rows and the attention by (block of positions, KV head). Option
 //! `kernels=scalar|avx2|avx512|avxvnni|neon` forces a path (default: the best this CPU has); on the AVX2 and AVX-512
 //! paths Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 matrices are interleaved by four rows at load, and on the AVX-512 path
 //! Q4_0, Q4_1, Q8_0, Q4_K, Q5_K and Q6_K by sixteen (the same bytes, reordered; `interleave=four` keeps four rows, `interleave=off` the

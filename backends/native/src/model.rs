@@ -118,6 +118,30 @@ impl Weights {
     }
 }
 
+/// The layout a matrix runs in and its bytes in that layout. Takes the file-order bytes by value so that, when
+/// repacked, they are freed before the caller copies the result into the arena (two copies of the largest tensor
+/// at a time, not three).
+fn repacked(
+    ty: WeightType,
+    rows: usize,
+    cols: usize,
+    data: Vec<u8>,
+    interleave: bool,
+    by16: bool,
+) -> (Layout, Vec<u8>) {
+    if interleave && by16 {
+        if let Some(x) = repack::interleave16(ty, rows, cols, &data) {
+            return (Layout::Interleaved16, x);
+        }
+    }
+    if interleave {
+        if let Some(x) = repack::interleave(ty, rows, cols, &data) {
+            return (Layout::Interleaved4, x);
+        }
+    }
+    (Layout::Plain, data)
+}
+
 /// Reads and checks every tensor of a file the architecture description accepts; with `interleave`, reorders the
 /// blocks of every matrix that has an interleaved layout ([`repack`]), by sixteen rows where `by16` and the type
 /// and row count allow it, else by four.
@@ -162,12 +186,15 @@ pub fn load(path: &Path, interleave: bool, by16: bool) -> Result<Weights, Backen
             if first == 0 {
                 *types.entry(ty).or_insert(0) += 1;
             }
-            let x16 = (interleave && by16).then(|| repack::interleave16(ty, rows, cols, &data)).flatten();
-            let x4 = || interleave.then(|| repack::interleave(ty, rows, cols, &data)).flatten();
-            let (layout, data) = match x16 {
-                Some(x) => (Layout::Interleaved16, x),
-                None => x4().map_or((Layout::Plain, data), |x| (Layout::Interleaved4, x)),
-            };
+            let (layout, data) = repacked(ty, rows, cols, data, interleave, by16);
+            // The file-order copy just freed may sit in malloc's heap, still resident; give it back before the
+            // arena copy, or the peak RSS holds one more copy of the largest tensor (glibc only returns large
+            // blocks on its own).
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only releases free memory.
+            unsafe {
+                libc::malloc_trim(0);
+            }
             let data = arena
                 .copy(&data)
                 .ok_or_else(|| load_err(format!("out of memory: {} bytes for tensor {name}", data.len())))?;
