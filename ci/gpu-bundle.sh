@@ -106,7 +106,7 @@ mkdir -p .gpu/eb
 cp .gpu/[a-h]/* .gpu/eb/
 EDGEBENCH_GPU_LIBS="$CUDA_ROOT/lib:$EDGEBENCH_CUDA_STUB" GPU_RUN_SUITE=quick bash .gpu/eb/gpu-run.sh .gpu/rehearsal
 rm -rf .gpu/eb
-grep -q 'candle cuda:0: not compared (GPU cell skipped' .gpu/rehearsal/greedy.txt || { echo "greedy.txt: no comparison line" >&2; exit 2; }
+grep -q 'candle cuda:0 [a-z0-9]*: not compared (GPU cell skipped' .gpu/rehearsal/greedy.txt || { echo "greedy.txt: no comparison line" >&2; exit 2; }
 grep -q "^llamacpp .*no cuda device (unsupported: no cuda:0 here: llama.cpp's GPU backend found 0 GPU(s)" \
     .gpu/rehearsal/backends.txt || {
     echo "backends.txt: llama.cpp's build does not say it found no CUDA device" >&2

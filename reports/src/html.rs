@@ -169,6 +169,7 @@ fn run_rows(runs: &[RunResults]) -> Vec<RunRow> {
                 command: m.command_line.join(" "),
                 notes: crate::energy::notes(r)
                     .into_iter()
+                    .chain(crate::gpu_memory::notes(r))
                     .chain(crate::drift::notes(r))
                     .chain(crate::weights::notes(r))
                     .collect(),

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod drift;
 pub mod energy;
 pub mod export;
+pub mod gpu_memory;
 #[cfg(test)]
 mod fixtures;
 pub mod html;

@@ -55,7 +55,11 @@ pub fn markdown_report(runs: &[RunResults]) -> String {
     }
     out.push_str("\nValues: median ±half-width of its 95% bootstrap interval over repetitions.\n");
     for (i, r) in runs.iter().enumerate() {
-        for n in crate::energy::notes(r).into_iter().chain(crate::drift::notes(r)).chain(crate::weights::notes(r)) {
+        for n in crate::energy::notes(r)
+            .into_iter()
+            .chain(crate::gpu_memory::notes(r))
+            .chain(crate::drift::notes(r))
+            .chain(crate::weights::notes(r)) {
             // Notes keep their code spans; what came from files is made inert otherwise.
             let n = crate::text::terminal_safe(&n).replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;");
             out.push_str(&format!("\n- run {}: {n}", i + 1));

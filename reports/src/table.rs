@@ -247,16 +247,13 @@ pub fn terminal_table_with(results: &RunResults, width: Width) -> String {
     if ids.workload {
         header.push("workload");
     }
-    header.extend([
-        "prefill\nt/s",
-        "decode\nt/s",
-        "TTFT\nms",
-        "ITL p99\nms",
-        "peak RAM\nMiB",
-        "J/tok\ndecode",
-        "KLD /\ntop-1",
-        "status",
-    ]);
+    header.extend(["prefill\nt/s", "decode\nt/s", "TTFT\nms", "ITL p99\nms", "peak RAM\nMiB"]);
+    // GPU memory only in runs with GPU cells.
+    let gpu_memory = results.cells.iter().any(|c| c.metrics.contains_key(metrics::PEAK_DEVICE_MIB.key));
+    if gpu_memory {
+        header.push("GPU mem\nMiB");
+    }
+    header.extend(["J/tok\ndecode", "KLD /\ntop-1", "status"]);
     t.set_header(header);
     let mut marks = Marks::default();
     for c in &results.cells {
@@ -300,6 +297,11 @@ pub fn terminal_table_with(results: &RunResults, width: Width) -> String {
             right(fmt_metric(c, metrics::TTFT_MS.key, 0, false)),
             right(fmt_metric(c, metrics::ITL_MS.key, 1, true)),
             right(fmt_metric(c, metrics::PEAK_RSS_MIB.key, 0, false)),
+        ]);
+        if gpu_memory {
+            row.push(right(fmt_metric(c, metrics::PEAK_DEVICE_MIB.key, 0, false)));
+        }
+        row.extend([
             right(fmt_metric(c, metrics::DECODE_J_PER_TOKEN.key, 3, false)),
             right(crate::drift::column(c)),
             Cell::new(terminal_safe(&status)),
@@ -357,6 +359,7 @@ pub fn terminal_table_with(results: &RunResults, width: Width) -> String {
     }
     notes.push("values: median ±95% CI half-width over repetitions; ITL p99 over all decode steps".into());
     notes.extend(crate::energy::notes(results));
+    notes.extend(crate::gpu_memory::notes(results));
     notes.extend(crate::drift::notes(results));
     match width {
         // Conversions are marked notes already.

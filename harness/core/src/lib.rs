@@ -5,6 +5,7 @@
 mod backend;
 pub mod comparison;
 mod coverage;
+pub mod device_memory;
 pub mod drift;
 pub mod energy;
 mod error;

@@ -61,6 +61,14 @@ pub const PEAK_RSS_MIB: MetricDef = MetricDef {
     better: Better::Lower,
     about: "VmHWM of the child process at exit: anonymous memory plus touched file-backed pages",
 };
+/// Peak GPU memory of the cell (`cuda:N` devices), sampled through NVML.
+pub const PEAK_DEVICE_MIB: MetricDef = MetricDef {
+    key: "peak_device_mib",
+    unit: "MiB",
+    better: Better::Lower,
+    about: "largest NVML figure for the cell's process on its GPU, sampled over its loads and repetitions (else the device's used memory above its \
+            value before the load; the cell's device_memory says which)",
+};
 
 /// Anonymous resident memory at the end of the cell, model still loaded (heap: copied or converted weights, KV cache).
 pub const RSS_ANON_MIB: MetricDef = MetricDef {
@@ -150,6 +158,7 @@ pub const ALL: &[MetricDef] = &[
     ITL_MS,
     LOAD_MS,
     PEAK_RSS_MIB,
+    PEAK_DEVICE_MIB,
     RSS_ANON_MIB,
     RSS_FILE_MIB,
     PREFILL_J_PER_TOKEN,

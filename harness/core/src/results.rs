@@ -364,6 +364,9 @@ pub struct CellResult {
     /// The cell's control group (runs with `--memory-limit` / `--cpu-quota` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cgroup: Option<CgroupReading>,
+    /// GPU memory over the cell (cells on a `cuda:N` device only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_memory: Option<crate::device_memory::DeviceMemoryReading>,
 }
 
 impl CellResult {
@@ -385,6 +388,7 @@ impl CellResult {
             sustained: None,
             drift: None,
             cgroup: None,
+            device_memory: None,
         }
     }
 

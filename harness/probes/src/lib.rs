@@ -4,5 +4,6 @@
 pub mod cgroup;
 pub mod device;
 pub mod energy;
+pub mod gpu_memory;
 pub mod process;
 pub mod thermal;

@@ -16,6 +16,10 @@ use crate::workload::{run_repetition_marked, Phase};
 use edgebench_core::sampler::Sampler;
 use edgebench_models::tokenizer::Tokenizer;
 use edgebench_probes::energy::monitor::Mark;
+use edgebench_probes::gpu_memory::GpuMemoryWatch;
+
+/// Between two NVML samples of a GPU cell's device memory.
+const GPU_MEMORY_INTERVAL: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn emit(out: &mut dyn Write, e: &Event) {
     let line = serde_json::to_string(e).expect("events serialize");
@@ -115,11 +119,15 @@ fn run_inner(spec: &CellSpec, backend: &dyn Backend, out: &mut dyn Write) -> Res
     let started = Instant::now();
     let mut meters = CellMeters::start(&spec.energy, &spec.key.device);
     meters.idle_baseline(spec.energy.idle_s);
+    let gpu_memory = GpuMemoryWatch::start(&spec.key.device, GPU_MEMORY_INTERVAL);
     let result = run_measured(spec, prepared.as_ref(), &tok, &prompt, prompt_note, &mut meters, started, out);
-    // Energy measured up to a failure is still reported.
+    // Energy and device memory measured up to a failure are still reported.
     let (energy, thermal) = meters.finish();
     emit(out, &Event::Energy(energy));
     emit(out, &Event::Thermal(thermal));
+    if let Some(w) = gpu_memory {
+        emit(out, &Event::DeviceMemory(w.finish()));
+    }
     let model = result?;
     // Read with the model still resident, so RssAnon / RssFile show where its weights live, and before the drift
     // check, whose logit rows are not part of serving the workload.

@@ -9,7 +9,7 @@ use edgebench_core::thermal::ThermalResult;
 
 use crate::protocol::Repetition;
 use edgebench_probes::energy::monitor::{Mark, Monitor};
-use edgebench_probes::energy::{choose_primary, discover, EnergySpec};
+use edgebench_probes::energy::{choose_primary, discover, EnergySpec, NVML_MIN_PHASE_S};
 use edgebench_probes::thermal::{self, ThermalProbe};
 
 /// Share of a sustained run's span that its start and end windows each cover.
@@ -124,19 +124,45 @@ fn idle_w(e: &EnergyResult) -> Option<f64> {
     ms.iter().map(|m| m.idle_w).sum()
 }
 
-/// The energy metrics of a cell from its primary meters and measured repetitions (in order).
+/// The phases (`prefill`, `decode`) too short for a primary energy counter in some measured repetition: the counter
+/// did not move, or the meter is NVML's and the phase lasted less than [`NVML_MIN_PHASE_S`]. Such a counter's
+/// readings there are whole update steps or nothing, so no figure for that phase is reported.
+pub fn below_resolution(e: &EnergyResult, reps: &[&Repetition]) -> Vec<&'static str> {
+    let ms = primary_meters(e);
+    let coarse = |m: &MeterResult, j: Option<f64>, secs: f64| {
+        j == Some(0.0) || (m.name.starts_with("nvml") && j.is_some() && secs < NVML_MIN_PHASE_S)
+    };
+    let mut out = Vec::new();
+    let prefill = |(i, r): (usize, &&Repetition)| {
+        r.prompt_tokens >= 2 && ms.iter().any(|m| coarse(m, m.prefill_j.get(i).copied(), r.prefill_s))
+    };
+    if reps.iter().enumerate().any(prefill) {
+        out.push("prefill");
+    }
+    let decode = |(i, r): (usize, &&Repetition)| {
+        !r.itl_s.is_empty() && ms.iter().any(|m| coarse(m, m.decode_j.get(i).copied(), r.itl_s.iter().sum()))
+    };
+    if reps.iter().enumerate().any(decode) {
+        out.push("decode");
+    }
+    out
+}
+
+/// The energy metrics of a cell from its primary meters and measured repetitions (in order); none for a phase
+/// [`below_resolution`] names.
 pub fn energy_metrics(e: &EnergyResult, reps: &[&Repetition]) -> Vec<(MetricDef, Vec<f64>)> {
     let idle = idle_w(e);
+    let coarse = below_resolution(e, reps);
     let (mut pg, mut pn, mut dg, mut dn, mut dw) = (vec![], vec![], vec![], vec![], vec![]);
     for (i, r) in reps.iter().enumerate() {
         let Some((pj, dj)) = primary_joules(e, i) else { break };
-        if r.prompt_tokens >= 2 {
+        if r.prompt_tokens >= 2 && !coarse.contains(&"prefill") {
             pg.push(pj / r.prompt_tokens as f64);
             if let Some(w) = idle {
                 pn.push((pj - w * r.prefill_s) / r.prompt_tokens as f64);
             }
         }
-        if !r.itl_s.is_empty() {
+        if !r.itl_s.is_empty() && !coarse.contains(&"decode") {
             let secs: f64 = r.itl_s.iter().sum();
             let n = r.itl_s.len() as f64;
             dg.push(dj / n);
@@ -269,6 +295,31 @@ mod tests {
         assert_eq!(m["decode_net_j_per_token"], [(40.0 - 3.0 * 2.0) / 4.0]);
         assert_eq!(m["decode_power_w"], [20.0]);
         assert_eq!(m["idle_power_w"], [3.0]);
+    }
+
+    /// A GPU prefill of a few milliseconds between two NVML counter updates reads 0 J in some repetitions: no prefill
+    /// figure at all (the nonzero ones are whole update steps), while the decode phase, long enough, keeps its own.
+    #[test]
+    fn a_counter_that_did_not_move_in_a_phase_reports_no_figure_for_it() {
+        let e = energy(vec![meter("nvml:0", 120.0, &[0.0, 2.5, 0.0], &[30.0, 31.0, 29.0])], &["nvml:0"]);
+        let r = rep(0.0, 512, 0.01, 128, 0.01);
+        let reps = [&r, &r, &r];
+        assert_eq!(below_resolution(&e, &reps), ["prefill"]);
+        let keys: Vec<&str> = energy_metrics(&e, &reps).into_iter().map(|(d, _)| d.key).collect();
+        assert!(!keys.iter().any(|k| k.starts_with("prefill")), "{keys:?}");
+        assert!(keys.contains(&"decode_j_per_token"), "{keys:?}");
+        // A meter outside the primary set does not count.
+        let other = energy(vec![meter("nvml:0", 120.0, &[0.0], &[0.0]), meter("a", 1.0, &[1.0], &[1.0])], &["a"]);
+        assert!(below_resolution(&other, &[&r]).is_empty());
+        // NVML's counter that did move, over phases shorter than its resolution (a 0.14 s tg128 on the H200): no
+        // figure; over 1.7 s (tg1536): a figure.
+        let short = rep(0.0, 1, 0.001, 128, 0.0011);
+        let e = energy(vec![meter("nvml:0", 120.0, &[0.0], &[15.3])], &["nvml:0"]);
+        assert_eq!(below_resolution(&e, &[&short]), ["decode"]);
+        let long = rep(0.0, 1, 0.001, 1536, 0.0011);
+        let e = energy(vec![meter("nvml:0", 120.0, &[0.0], &[198.0])], &["nvml:0"]);
+        assert!(below_resolution(&e, &[&long]).is_empty());
+        assert!(energy_metrics(&e, &[&long]).iter().any(|(d, _)| d.key == "decode_j_per_token"));
     }
 
     #[test]

@@ -147,6 +147,8 @@ pub enum Event {
     Energy(edgebench_core::energy::EnergyResult),
     /// Frequency and temperatures over the cell (sent before `Done`).
     Thermal(edgebench_core::thermal::ThermalResult),
+    /// GPU memory over the cell, `cuda:N` cells only (sent before `Done`).
+    DeviceMemory(edgebench_core::device_memory::DeviceMemoryReading),
     /// Accuracy drift against the reference (sent before `Done`).
     Drift(edgebench_core::drift::Drift),
     /// Fingerprints of the weights that ran and of the file (sent before `Done`, after the memory reading).

@@ -9,6 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use edgebench_core::device_memory::DeviceMemoryReading;
 use edgebench_core::drift::Drift;
 use edgebench_core::metrics::{self, MetricDef};
 use edgebench_core::results::{CellResult, CellStatus, FailureKind, Metric, RunResults, Validity};
@@ -335,6 +336,12 @@ pub fn aggregate(events: &[Event]) -> BTreeMap<String, Metric> {
         put(metrics::RSS_ANON_MIB, vec![anon as f64 / 1024.0]);
         put(metrics::RSS_FILE_MIB, vec![file as f64 / 1024.0]);
     }
+    if let Some(DeviceMemoryReading::Measured(d)) = events.iter().find_map(|e| match e {
+        Event::DeviceMemory(x) => Some(x),
+        _ => None,
+    }) {
+        put(metrics::PEAK_DEVICE_MIB, vec![d.peak_mib]);
+    }
     if let Some(energy) = events.iter().find_map(|e| match e {
         Event::Energy(x) => Some(x),
         _ => None,
@@ -422,6 +429,10 @@ pub fn run_cell(
         Event::Thermal(x) => Some(x.clone()),
         _ => None,
     });
+    result.device_memory = run.events.iter().find_map(|e| match e {
+        Event::DeviceMemory(x) => Some(x.clone()),
+        _ => None,
+    });
     result.drift = run.events.iter().find_map(|e| match e {
         Event::Drift(x) => Some(x.clone()),
         _ => None,
@@ -455,11 +466,11 @@ pub fn run_cell(
             result.validity.foreign_cpus_during = Some(((b1 - b0 - cpu) / run.wall_s).max(0.0));
         }
     }
-    result.validity.flags = flags(&result, spec, run.stray_lines);
+    result.validity.flags = flags(&result, spec, &run.events, run.stray_lines);
     result
 }
 
-fn flags(r: &CellResult, spec: &CellSpec, stray_lines: usize) -> Vec<String> {
+fn flags(r: &CellResult, spec: &CellSpec, events: &[Event], stray_lines: usize) -> Vec<String> {
     let mut f = Vec::new();
     let v = &r.validity;
     let busy = v.busy_cpus_before.unwrap_or(0.0).max(v.foreign_cpus_during.unwrap_or(0.0));
@@ -488,6 +499,14 @@ fn flags(r: &CellResult, spec: &CellSpec, stray_lines: usize) -> Vec<String> {
     if let Some(e) = &r.energy {
         if e.sampler.core_share() > SAMPLER_CORE_SHARE_LIMIT {
             f.push(format!("sampler_cost({:.1}% of a core)", e.sampler.core_share() * 100.0));
+        }
+        for phase in crate::meters::below_resolution(e, &measured(events)) {
+            f.push(format!("energy_below_resolution:{phase}"));
+        }
+    }
+    if let Some(DeviceMemoryReading::Measured(d)) = &r.device_memory {
+        if d.sampler_core_share > SAMPLER_CORE_SHARE_LIMIT {
+            f.push(format!("sampler_cost(GPU memory: {:.1}% of a core)", d.sampler_core_share * 100.0));
         }
     }
     if stray_lines > 0 {

@@ -247,6 +247,8 @@ mod tests {
             // Peak RSS: sd of the one sample 0.23–0.26 MiB (mock), 0.42 MiB (native).
             ("peak_rss_mib", Noise { level: 15.1, jitter: 0.26, ..STILL }, "mock A/A"),
             ("peak_rss_mib", Noise { level: 153.0, jitter: 0.42, ..STILL }, "native A/A"),
+            // Peak GPU memory: the same figure to the MiB in two H200 runs of the same cells.
+            ("peak_device_mib", Noise { level: 840.0, ..STILL }, "H200 A/A, two runs"),
             ("rss_anon_mib", Noise { level: 140.5, jitter: 0.0024, ..STILL }, "native A/A"),
             ("rss_file_mib", Noise { level: 12.6, jitter: 0.42, ..STILL }, "native A/A"),
             ("prefill_j_per_token", vm(0.05, 3), "assumed: VM regime"),
@@ -282,7 +284,11 @@ mod tests {
                 eprintln!("  without its abs_floor: {f} flagged, {r} regressed");
             }
             let bound =
-                if matches!(metric, "load_ms" | "peak_rss_mib" | "rss_anon_mib" | "rss_file_mib") { 5 } else { 30 };
+                if matches!(metric, "load_ms" | "peak_rss_mib" | "peak_device_mib" | "rss_anon_mib" | "rss_file_mib") {
+                    5
+                } else {
+                    30
+                };
             if regressed > bound {
                 over.push(format!("{metric} ({source}): {regressed} of 1000 identical pairs regressed"));
             }

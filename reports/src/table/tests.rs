@@ -223,3 +223,37 @@ fn strings_from_files_cannot_drive_the_terminal() {
         assert!(t.contains("boom\\u{1b}[2J"), "{t}");
     }
 }
+
+/// A GPU run: the GPU memory column appears, with a note on how each device's figure was measured (or why not).
+#[test]
+fn gpu_cells_show_device_memory_and_how_it_was_measured() {
+    use edgebench_core::device_memory::{DeviceMemory, DeviceMemoryReading, DeviceMemorySource};
+    let mut r = fixture();
+    r.cells.truncate(1);
+    let mut gpu = r.cells[0].clone();
+    gpu.key.device = "cuda:0".into();
+    let (k, m) = metric(metrics::PEAK_DEVICE_MIB, &[1234.0], summary(1234.4, None, 1234.4));
+    gpu.metrics.insert(k, m);
+    gpu.device_memory = Some(DeviceMemoryReading::Measured(DeviceMemory {
+        device: "cuda:0, Test GPU".into(),
+        source: DeviceMemorySource::DeviceDelta,
+        peak_mib: 1234.4,
+        used_before_mib: 10.0,
+        used_peak_mib: 1244.4,
+        total_mib: 81559.0,
+        samples: 300,
+        interval_ms: 20.0,
+        sampler_core_share: 0.01,
+    }));
+    let mut unmeasured = gpu.clone();
+    unmeasured.key.device = "cuda:1".into();
+    unmeasured.metrics.remove(metrics::PEAK_DEVICE_MIB.key);
+    unmeasured.device_memory =
+        Some(DeviceMemoryReading::Unavailable { reason: "NVML has no GPU 1: \x1b[31mInvalid argument".into() });
+    r.cells.extend([gpu, unmeasured]);
+    let s = super::terminal_table(&r);
+    assert!(s.contains("GPU mem"), "{s}");
+    assert!(!s.contains('\x1b'), "{s}");
+    assert!(!super::terminal_table(&fixture()).contains("GPU mem"), "a CPU-only run has no GPU column");
+    insta::assert_snapshot!(s);
+}

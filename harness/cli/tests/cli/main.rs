@@ -5,6 +5,7 @@ mod basics;
 mod common;
 mod constrained;
 mod fleet;
+mod gpu_results;
 mod leaderboard;
 mod model_cache;
 mod no_data_loss;

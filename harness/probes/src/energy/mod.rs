@@ -7,6 +7,7 @@ mod external;
 mod hwmon;
 pub mod monitor;
 mod nvml;
+pub use nvml::NVML_MIN_PHASE_S;
 mod rapl;
 pub mod sysfs;
 #[cfg(test)]
@@ -214,13 +215,19 @@ pub fn choose_primary(found: &[MeterResult], asked: &[String], device: &str) -> 
         return r;
     }
     let mut names: Vec<String> = ok.iter().filter(|m| m.scope == "cpu-package").map(|m| m.name.clone()).collect();
+    let packages = !names.is_empty();
     let mut why = "sum of the CPU packages (RAPL)".to_string();
     if let Some(gpu) = device.strip_prefix("cuda") {
         let idx = gpu.trim_start_matches(':');
         let idx = if idx.is_empty() { "0" } else { idx };
         if has(&format!("nvml:{idx}")) {
             names.push(format!("nvml:{idx}"));
-            why.push_str(" plus the GPU the cell ran on (NVML)");
+            why = if packages {
+                format!("{why} plus the GPU the cell ran on (NVML)")
+            } else {
+                "the GPU the cell ran on (NVML) alone: no CPU package meter here, so the host CPU's share is not counted"
+                    .into()
+            };
         }
     }
     if names.is_empty() {
@@ -262,6 +269,10 @@ mod tests {
         let all = vec![pk.clone(), core.clone(), pk1.clone(), gpu.clone()];
         assert_eq!(choose_primary(&all, &[], "cpu").0, ["rapl:package-0", "rapl:package-1"]);
         assert_eq!(choose_primary(&all, &[], "cuda:0").0, ["rapl:package-0", "rapl:package-1", "nvml:0"]);
+        // A GPU machine without RAPL (the H200 VM): the GPU alone, and the note says the CPU is not counted.
+        let (p, why) = choose_primary(&[gpu.clone()], &[], "cuda:0");
+        assert_eq!(p, ["nvml:0"]);
+        assert!(why.contains("alone") && !why.contains("RAPL)"), "{why}");
         let mut with_psys = all.clone();
         with_psys.push(m("rapl:psys", "platform", true));
         assert_eq!(choose_primary(&with_psys, &[], "cpu").0, ["rapl:psys"]);

@@ -123,7 +123,7 @@ pub struct Monitor {
     throttle0: Option<u64>,
 }
 
-fn thread_cpu_seconds() -> f64 {
+pub(crate) fn thread_cpu_seconds() -> f64 {
     // SAFETY: clock_gettime writes into the zeroed timespec we pass.
     let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {

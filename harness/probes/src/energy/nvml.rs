@@ -8,6 +8,11 @@ use nvml_wrapper::Nvml;
 
 use super::{Found, Meter, MeterInfo, Reading};
 
+/// The shortest phase whose NVML energy is reported. The counter moves in steps: on the H200 (driver 580) they were
+/// 15.3 J at ~130 W, one every ~0.12 s (ci/gpu-run.sh's tg128 cells, 2026-12-04), so a phase needs about eight steps
+/// for its figure to be within ~12% of the truth; a shorter one gets none (`energy_below_resolution`).
+pub const NVML_MIN_PHASE_S: f64 = 1.0;
+
 /// One GPU's energy counter.
 pub struct NvmlMeter {
     info: MeterInfo,
