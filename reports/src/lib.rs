@@ -6,9 +6,9 @@ pub mod compare;
 pub mod drift;
 pub mod energy;
 pub mod export;
-pub mod gpu_memory;
 #[cfg(test)]
 mod fixtures;
+pub mod gpu_memory;
 pub mod html;
 pub mod markdown;
 pub mod recommend;

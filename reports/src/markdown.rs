@@ -59,7 +59,8 @@ pub fn markdown_report(runs: &[RunResults]) -> String {
             .into_iter()
             .chain(crate::gpu_memory::notes(r))
             .chain(crate::drift::notes(r))
-            .chain(crate::weights::notes(r)) {
+            .chain(crate::weights::notes(r))
+        {
             // Notes keep their code spans; what came from files is made inert otherwise.
             let n = crate::text::terminal_safe(&n).replace('|', "\\|").replace('<', "&lt;").replace('>', "&gt;");
             out.push_str(&format!("\n- run {}: {n}", i + 1));

@@ -1,7 +1,6 @@
 //! A cell's GPU memory through NVML, sampled on a thread while the cell runs: the process's own figure where the
 //! driver lists it, else the device's used memory above its value before the load.
 
-use std::ffi::OsStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -99,11 +98,7 @@ impl GpuMemoryWatch {
 
 impl Running {
     fn start(device: &str, index: u32, interval: Duration) -> Result<Running, String> {
-        let nvml = Nvml::builder()
-            .lib_path(OsStr::new("libnvidia-ml.so.1"))
-            .init()
-            .or_else(|_| Nvml::init())
-            .map_err(|e| format!("NVML not loadable (no NVIDIA driver here?): {e}"))?;
+        let nvml = crate::energy::nvml::init()?;
         let dev = nvml.device_by_index(index).map_err(|e| format!("NVML has no GPU {index}: {e}"))?;
         let name = dev.name().unwrap_or_else(|_| "GPU".into());
         let mem = dev.memory_info().map_err(|e| format!("NVML GPU {index} memory: {e}"))?;

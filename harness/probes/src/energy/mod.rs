@@ -6,7 +6,7 @@ mod battery;
 mod external;
 mod hwmon;
 pub mod monitor;
-mod nvml;
+pub(crate) mod nvml;
 pub use nvml::NVML_MIN_PHASE_S;
 mod rapl;
 pub mod sysfs;
@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(choose_primary(&all, &[], "cpu").0, ["rapl:package-0", "rapl:package-1"]);
         assert_eq!(choose_primary(&all, &[], "cuda:0").0, ["rapl:package-0", "rapl:package-1", "nvml:0"]);
         // A GPU machine without RAPL (the H200 VM): the GPU alone, and the note says the CPU is not counted.
-        let (p, why) = choose_primary(&[gpu.clone()], &[], "cuda:0");
+        let (p, why) = choose_primary(std::slice::from_ref(&gpu), &[], "cuda:0");
         assert_eq!(p, ["nvml:0"]);
         assert!(why.contains("alone") && !why.contains("RAPL)"), "{why}");
         let mut with_psys = all.clone();

@@ -35,7 +35,8 @@ impl Meter for NvmlMeter {
     }
 }
 
-fn init() -> Result<Nvml, String> {
+/// Loads NVML from the driver's library; the error says why there is none.
+pub(crate) fn init() -> Result<Nvml, String> {
     // The driver installs libnvidia-ml.so.1; the unversioned name exists only with development packages.
     Nvml::builder()
         .lib_path(OsStr::new("libnvidia-ml.so.1"))
