@@ -282,8 +282,9 @@ fn requantized_real_model_runs_in_llama_cpp_and_candle() {
 }
 
 /// edgebench's native engine against llama.cpp on the default model: 64 greedy tokens from the golden prompt, the
-/// same until (if ever) a near tie for llama.cpp (`GREEDY_NEAR_TIE_LOGITS`: which of two almost equal logits wins
-/// depends on each engine's summation order, which differs with the instruction set llama.cpp was built for), and
+/// same until (if ever) a near tie in either engine's logits (`GREEDY_NEAR_TIE_LOGITS`: which of two almost equal
+/// logits wins depends on each engine's summation order and exp approximation, and on the instruction set llama.cpp
+/// was built for), and
 /// logits over the prompt and 63 teacher-forced positions within the cross-backend tolerance (max |Δlogit| and mean
 /// KLD printed for the issue notes).
 #[test]
@@ -417,8 +418,8 @@ fn sentencepiece_agrees_with_llama_cpp_with_and_without_space_prefix() {
     assert_ne!(first[0], first[1], "the space prefix changes the tokens, so both settings are tested");
 }
 
-/// Greedy tokens of `backend` and llama.cpp from the golden prompt, the same until a near tie for llama.cpp, and
-/// teacher-forced logits within `LOGITS_CROSS_BACKEND`.
+/// Greedy tokens of `backend` and llama.cpp from the golden prompt, the same until a near tie in either engine's
+/// logits, and teacher-forced logits within `LOGITS_CROSS_BACKEND`.
 fn matches_llama_cpp(backend: &dyn Backend, spec: &ModelSpec, tokens: usize) {
     use edgebench_core::tolerance::GREEDY_NEAR_TIE_LOGITS;
     let (tok, prompt) = golden_prompt(spec);
@@ -454,10 +455,11 @@ fn matches_llama_cpp(backend: &dyn Backend, spec: &ModelSpec, tokens: usize) {
         "greedy tokens part at {d} of {tokens}: llama.cpp {a} by {margin_ref:.4} over {b}, the other {b} by \
          {margin_native:.4}"
     );
+    // A near tie in either engine: the one at the tie flips under a perturbation far below the logits' tolerance.
     assert!(
-        margin_ref <= GREEDY_NEAR_TIE_LOGITS,
-        "the greedy tokens part at {d} where llama.cpp's pick leads by {margin_ref} logits, no near tie:\n\
-         other {:?}\nllama.cpp {:?}",
+        margin_ref.min(margin_native) <= GREEDY_NEAR_TIE_LOGITS,
+        "the greedy tokens part at {d} where llama.cpp's pick leads by {margin_ref} logits and the other's by \
+         {margin_native}, no near tie in either:\nother {:?}\nllama.cpp {:?}",
         tok.decode(&got),
         tok.decode(&want)
     );

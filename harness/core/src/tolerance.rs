@@ -112,12 +112,14 @@ pub const LOGITS_CROSS_BACKEND: DriftTolerance =
 /// (at a mean KLD of only 0.0015).
 pub const TINY_MAX_ABS_LOGIT_DIFF: f32 = 0.5;
 
-/// Two engines on the same weights greedy-decoding the same prompt may part ways only at a near tie: where the
-/// reference's logits for the two engines' picks are at most this far apart (logits, natural units), at the first
-/// position where the sequences differ. Measured: llama.cpp built for AVX-512 against the native engine on the
-/// default model parted at the 40th of 64 tokens (the golden prompt), llama.cpp's pick ahead by 0.186 and native's
-/// other pick by 0.129, where the two engines' logits differ by up to 1.3 at other positions; built for AVX2 the two
-/// gave the same 64 tokens.
+/// Two engines on the same weights greedy-decoding the same prompt may part ways only at a near tie: where one
+/// engine's logits for the two picks are at most this far apart (logits, natural units), at the first position where
+/// the sequences differ — a tie a perturbation far below the logits' tolerance can flip. Measured on the default model
+/// (the golden prompt, 64 tokens) against the native engine: llama.cpp built for AVX-512 parted at the 40th token,
+/// llama.cpp's pick ahead by 0.186 and native's by 0.129; built for AVX2 (AMD EPYC) at the 12th, llama.cpp's pick
+/// ahead by 0.520 and native's by 0.079 — that flip came with native's SiLU moving to a vector exp (relative error
+/// about 2e-7, commit 4cd12ed; before it the two parted at the 40th, 0.085 and 0.081), where the two engines' logits
+/// differ by up to 1.6 at other positions.
 pub const GREEDY_NEAR_TIE_LOGITS: f32 = 0.25;
 
 /// Like `LOGITS_CROSS_BACKEND`, for a backend whose prompt rows are computed with int8 activations by a batch-variant
