@@ -36,6 +36,16 @@ pub struct DeviceMemory {
     pub interval_ms: f64,
     /// CPU time of the sampling thread / the cell's wall time (share of one core).
     pub sampler_core_share: f64,
+    /// Samples NVML refused while the cell ran (the peaks are over the others).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed_samples: usize,
+    /// NVML's reason for the last refused sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_error: Option<String>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Device memory of a cell, or why there is none.

@@ -13,11 +13,14 @@ use nvml_wrapper::Nvml;
 const MIB: f64 = 1024.0 * 1024.0;
 
 /// What the sampler saw so far.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 struct Peaks {
     process: Option<u64>,
     used: u64,
     samples: usize,
+    /// Samples NVML refused, and the last reason.
+    failed: usize,
+    last_error: Option<String>,
     /// CPU seconds the sampling thread used.
     cpu_s: f64,
 }
@@ -34,7 +37,7 @@ struct Running {
     interval: Duration,
     stop: Arc<AtomicBool>,
     started: std::time::Instant,
-    handle: JoinHandle<Result<Peaks, String>>,
+    handle: JoinHandle<Peaks>,
 }
 
 /// The CUDA ordinal of a `cuda:N` device string; `None` for any other device.
@@ -74,26 +77,44 @@ impl GpuMemoryWatch {
         };
         r.stop.store(true, Ordering::Relaxed);
         let peaks = match r.handle.join() {
-            Ok(Ok(p)) => p,
-            Ok(Err(reason)) => return DeviceMemoryReading::Unavailable { reason },
+            Ok(p) => p,
             Err(_) => return DeviceMemoryReading::Unavailable { reason: "the NVML sampler thread panicked".into() },
         };
-        let (source, peak) = match peaks.process {
-            Some(b) => (DeviceMemorySource::Process, b),
-            None => (DeviceMemorySource::DeviceDelta, peaks.used.saturating_sub(r.before)),
-        };
-        DeviceMemoryReading::Measured(DeviceMemory {
-            device: r.device,
-            source,
-            peak_mib: peak as f64 / MIB,
-            used_before_mib: r.before as f64 / MIB,
-            used_peak_mib: peaks.used as f64 / MIB,
-            total_mib: r.total as f64 / MIB,
-            samples: peaks.samples,
-            interval_ms: r.interval.as_secs_f64() * 1e3,
-            sampler_core_share: peaks.cpu_s / r.started.elapsed().as_secs_f64().max(1e-9),
-        })
+        reading(peaks, r.device, r.before, r.total, r.interval, r.started.elapsed())
     }
+}
+
+/// What the sampler's `peaks` say about the cell: measured over the samples NVML gave (refused ones counted), or
+/// unavailable when it gave none.
+fn reading(
+    peaks: Peaks,
+    device: String,
+    before: u64,
+    total: u64,
+    interval: Duration,
+    elapsed: Duration,
+) -> DeviceMemoryReading {
+    if peaks.samples == 0 {
+        let reason = peaks.last_error.unwrap_or_else(|| "NVML gave no sample".into());
+        return DeviceMemoryReading::Unavailable { reason };
+    }
+    let (source, peak) = match peaks.process {
+        Some(b) => (DeviceMemorySource::Process, b),
+        None => (DeviceMemorySource::DeviceDelta, peaks.used.saturating_sub(before)),
+    };
+    DeviceMemoryReading::Measured(DeviceMemory {
+        device,
+        source,
+        peak_mib: peak as f64 / MIB,
+        used_before_mib: before as f64 / MIB,
+        used_peak_mib: peaks.used as f64 / MIB,
+        total_mib: total as f64 / MIB,
+        samples: peaks.samples,
+        interval_ms: interval.as_secs_f64() * 1e3,
+        sampler_core_share: peaks.cpu_s / elapsed.as_secs_f64().max(1e-9),
+        failed_samples: peaks.failed,
+        sample_error: peaks.last_error,
+    })
 }
 
 impl Running {
@@ -110,10 +131,14 @@ impl Running {
             .spawn(move || {
                 let mut peaks = Peaks::default();
                 loop {
-                    sample(&nvml, index, pid, &mut peaks)?;
+                    // A refused sample is counted and sampling goes on: the peaks so far stay measured.
+                    if let Err(e) = sample(&nvml, index, pid, &mut peaks) {
+                        peaks.failed += 1;
+                        peaks.last_error = Some(e);
+                    }
                     if flag.load(Ordering::Relaxed) {
                         peaks.cpu_s = crate::energy::monitor::thread_cpu_seconds();
-                        return Ok(peaks);
+                        return peaks;
                     }
                     std::thread::sleep(interval);
                 }
@@ -142,6 +167,44 @@ mod tests {
         assert_eq!(cuda_index("cpu"), None);
         assert_eq!(cuda_index("cuda:x"), None);
         assert!(GpuMemoryWatch::start("cpu", Duration::from_millis(5)).is_none());
+    }
+
+    /// Refused samples keep the peaks the others measured; with no sample at all the reading says why.
+    #[test]
+    fn refused_samples_keep_the_peaks_measured() {
+        let (ms, s) = (Duration::from_millis(20), Duration::from_secs(2));
+        let refused = "NVML GPU 0 memory: Unknown Error".to_string();
+        let peaks = Peaks {
+            process: Some(800 << 20),
+            used: 900 << 20,
+            samples: 40,
+            failed: 2,
+            last_error: Some(refused.clone()),
+            cpu_s: 0.02,
+        };
+        match reading(peaks, "cuda:0, GPU".into(), 60 << 20, 1 << 37, ms, s) {
+            DeviceMemoryReading::Measured(m) => {
+                assert_eq!(
+                    (m.source, m.peak_mib, m.samples, m.failed_samples),
+                    (DeviceMemorySource::Process, 800.0, 40, 2)
+                );
+                assert_eq!(m.sample_error.as_deref(), Some(refused.as_str()));
+                assert!((m.sampler_core_share - 0.01).abs() < 1e-12);
+            }
+            other => panic!("{other:?}"),
+        }
+        let delta = Peaks { used: 900 << 20, samples: 3, ..Peaks::default() };
+        match reading(delta, "cuda:0, GPU".into(), 60 << 20, 1 << 37, ms, s) {
+            DeviceMemoryReading::Measured(m) => {
+                assert_eq!((m.source, m.peak_mib), (DeviceMemorySource::DeviceDelta, 840.0))
+            }
+            other => panic!("{other:?}"),
+        }
+        let none = Peaks { failed: 5, last_error: Some(refused.clone()), ..Peaks::default() };
+        assert_eq!(
+            reading(none, "cuda:0, GPU".into(), 0, 1 << 37, ms, s),
+            DeviceMemoryReading::Unavailable { reason: refused }
+        );
     }
 
     /// Without NVIDIA's driver a GPU cell's reading says why it has none; with it, the sampler took samples.

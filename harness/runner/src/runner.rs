@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use edgebench_core::device_memory::DeviceMemoryReading;
+use edgebench_core::device_memory::{DeviceMemory, DeviceMemoryReading};
 use edgebench_core::drift::Drift;
 use edgebench_core::metrics::{self, MetricDef};
 use edgebench_core::results::{CellResult, CellStatus, FailureKind, Metric, RunResults, Validity};
@@ -505,12 +505,25 @@ fn flags(r: &CellResult, spec: &CellSpec, events: &[Event], stray_lines: usize) 
         }
     }
     if let Some(DeviceMemoryReading::Measured(d)) = &r.device_memory {
-        if d.sampler_core_share > SAMPLER_CORE_SHARE_LIMIT {
-            f.push(format!("sampler_cost(GPU memory: {:.1}% of a core)", d.sampler_core_share * 100.0));
-        }
+        f.extend(device_memory_flags(d));
     }
     if stray_lines > 0 {
         f.push(format!("stray_stdout_lines({stray_lines})"));
+    }
+    f
+}
+
+/// Flags of a GPU memory reading: a sampler that cost more than `SAMPLER_CORE_SHARE_LIMIT` of a core, samples NVML
+/// refused (the peak is over the others).
+fn device_memory_flags(d: &DeviceMemory) -> Vec<String> {
+    let mut f = Vec::new();
+    if d.sampler_core_share > SAMPLER_CORE_SHARE_LIMIT {
+        f.push(format!("sampler_cost(GPU memory: {:.1}% of a core)", d.sampler_core_share * 100.0));
+    }
+    if d.failed_samples > 0 {
+        let why = d.sample_error.as_deref().unwrap_or("no reason given");
+        let all = d.samples + d.failed_samples;
+        f.push(format!("device_memory_gaps({} of {all} samples failed: {why})", d.failed_samples));
     }
     f
 }
@@ -568,4 +581,33 @@ pub fn run_reference(
             DriftPlan::Skip { reason: "reference could not be built: its child reported no reference file".into() }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgebench_core::device_memory::DeviceMemorySource;
+
+    #[test]
+    fn gpu_memory_flags_name_refused_samples_and_sampler_cost() {
+        let mut d = DeviceMemory {
+            device: "cuda:0, GPU".into(),
+            source: DeviceMemorySource::Process,
+            peak_mib: 840.0,
+            used_before_mib: 0.0,
+            used_peak_mib: 900.0,
+            total_mib: 143_771.0,
+            samples: 48,
+            interval_ms: 20.0,
+            sampler_core_share: 0.008,
+            failed_samples: 0,
+            sample_error: None,
+        };
+        assert!(device_memory_flags(&d).is_empty());
+        (d.failed_samples, d.sample_error, d.sampler_core_share) = (2, Some("Unknown Error".into()), 0.03);
+        assert_eq!(
+            device_memory_flags(&d),
+            ["sampler_cost(GPU memory: 3.0% of a core)", "device_memory_gaps(2 of 50 samples failed: Unknown Error)"]
+        );
+    }
 }

@@ -244,6 +244,8 @@ fn gpu_cells_show_device_memory_and_how_it_was_measured() {
         samples: 300,
         interval_ms: 20.0,
         sampler_core_share: 0.01,
+        failed_samples: 0,
+        sample_error: None,
     }));
     let mut unmeasured = gpu.clone();
     unmeasured.key.device = "cuda:1".into();
