@@ -284,9 +284,8 @@ fn requantized_real_model_runs_in_llama_cpp_and_candle() {
 /// edgebench's native engine against llama.cpp on the default model: 64 greedy tokens from the golden prompt, the
 /// same until (if ever) a near tie in either engine's logits (`GREEDY_NEAR_TIE_LOGITS`: which of two almost equal
 /// logits wins depends on each engine's summation order and exp approximation, and on the instruction set llama.cpp
-/// was built for), and
-/// logits over the prompt and 63 teacher-forced positions within the cross-backend tolerance (max |Δlogit| and mean
-/// KLD printed for the issue notes).
+/// was built for), and logits over the prompt and 63 teacher-forced positions within the cross-backend tolerance
+/// (max |Δlogit| and mean KLD printed for the issue notes).
 #[test]
 fn native_engine_matches_llama_cpp_for_64_greedy_tokens() {
     matches_llama_cpp(&NativeBackend, &real_model(), 64);
