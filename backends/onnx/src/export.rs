@@ -16,7 +16,7 @@ use crate::weights::{self, Carried, BLOCK};
 use crate::OnnxError;
 
 /// Version of the graph this exporter writes; part of the cache key.
-pub const EXPORTER_VERSION: u32 = 5;
+pub const EXPORTER_VERSION: u32 = 6;
 /// ONNX opset of the default domain.
 pub const OPSET: i64 = 17;
 
@@ -438,12 +438,16 @@ impl Ctx<'_> {
                 let s = self.b.f32s(&format!("{base}.scales"), &[(n * nb) as i64], &scales);
                 let z = zero_points.map(|z| self.b.u8s(&format!("{base}.zero_points"), &[z.len() as i64], z));
                 let m = mins.map(|m| self.b.f32s(&format!("{base}.mins"), &[n as i64, nb as i64], &m));
-                let how = match (&m, placed.first().map(|p| p.1)) {
-                    (Some(_), Some(GgmlType::Q4K)) => {
+                let how = match (&m, &z, placed.first().map(|p| p.1)) {
+                    (Some(_), None, Some(GgmlType::Q4K)) => {
+                        "as MatMulNBits (per 32 values: scale d·sc, zero point 8) + f32 block minimums −dmin·m + 8·d·sc"
+                    }
+                    (Some(_), Some(_), Some(GgmlType::Q4K)) => {
                         "as MatMulNBits (per 32 values: scale d·sc, zero point 0) + f32 block minimums −dmin·m"
                     }
-                    (Some(_), _) => "as MatMulNBits (zero point 0) + f32 block minimums",
-                    (None, _) => "as MatMulNBits (zero point 8)",
+                    (Some(_), None, _) => "as MatMulNBits (zero point 8) + f32 block minimums m + 8d",
+                    (Some(_), Some(_), _) => "as MatMulNBits (zero point 0) + f32 block minimums",
+                    (None, _, _) => "as MatMulNBits (zero point 8)",
                 };
                 for (name, ty, dims, n, row0) in placed {
                     self.note(&name, ty, how, true);

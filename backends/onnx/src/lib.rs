@@ -7,9 +7,10 @@
 //! contrib operators), their shared pieces in `block`.
 //!
 //! How each GGUF type is carried is decided in one place, `weights`: Q4_0 as com.microsoft `MatMulNBits` (4 bits,
-//! blocks of 32, default zero point 8: exactly `d·(q−8)`); Q4_1 and Q4_K as `MatMulNBits` with zero points 0 (`d·q`,
-//! Q4_K's per-32 scale `d·sc`) plus the per-block minimum (`m`; Q4_K's `−dmin·m`) as a second, f32 product of the
-//! activations' block sums (exact); Q8_0, Q5_0 and Q6_K as 8-bit `MatMulNBits` (zero points 128, 16 and 32; Q6_K in
+//! blocks of 32, default zero point 8: exactly `d·(q−8)`); Q4_1 and Q4_K as `MatMulNBits` with the default zero
+//! point 8 (`d·(q−8)`, Q4_K's per-32 scale `d·sc`) plus the per-block minimum recentred (`m + 8d`; Q4_K's
+//! `−dmin·m + 8·d·sc`; zero points 0 and the minimum as it is where f32 cannot hold that exactly) as a second, f32
+//! product of the activations' block sums (exact); Q8_0, Q5_0 and Q6_K as 8-bit `MatMulNBits` (zero points 128, 16 and 32; Q6_K in
 //! blocks of 16 with scales `d·sc`: exact) where products quantize activations to int8 (`accuracy_level=4`),
 //! otherwise dequantized to f32 — the same values, labelled "converted: <type> → f32"; F32 and F16 as f32 `Gemm`
 //! weights (exact); other types dequantized where the reference decoder reads them. The embedding table is an f32

@@ -4,9 +4,10 @@
 //! encoder changes the fingerprint instead of hiding.
 //!
 //! Exact carriage, type by type (weight = `(code − zero) · scale [+ min]`, f32 arithmetic, the GGUF reference
-//! decoder's value bit for bit): Q4_0 4-bit (zero 8, scale d); Q4_1 4-bit (zero 0, scale d, min m); Q4_K 4-bit per 32
-//! values (zero 0, scale d·sc, min −dmin·m); Q8_0 8-bit (code q+128, zero 128, scale d); Q5_0 8-bit (codes 0..31,
-//! zero 16, scale d); Q6_K 8-bit in blocks of 16 (codes 0..63, zero 32, scale d·sc).
+//! decoder's value bit for bit): Q4_0 4-bit (zero 8, scale d); Q4_1 4-bit (zero 8, scale d, min m + 8d); Q4_K 4-bit
+//! per 32 values (zero 8, scale d·sc, min −dmin·m + 8·d·sc); Q4_1 and Q4_K with zero 0 and the minimum as it is
+//! where some block's recentred minimum would not give its values bit for bit; Q8_0 8-bit (code q+128, zero 128,
+//! scale d); Q5_0 8-bit (codes 0..31, zero 16, scale d); Q6_K 8-bit in blocks of 16 (codes 0..63, zero 32, scale d·sc).
 
 use edgebench_gguf::{quant, GgmlType};
 use half::f16;
@@ -189,7 +190,7 @@ pub fn encode(ty: GgmlType, data: &[u8], n: usize, k: usize) -> Result<Carried, 
                 codes.extend(pack(&|i| if i < 16 { qs[i] & 0xf } else { qs[i - 16] >> 4 }));
             }
             Ok(if ty == GgmlType::Q4_1 {
-                Carried::Nbits4 { codes, scales, zero_points: Some(vec![0; n * nb.div_ceil(2)]), mins: Some(mins) }
+                with_mins(codes, scales, mins, n, nb)
             } else {
                 Carried::Nbits4 { codes, scales, zero_points: None, mins: None }
             })
@@ -212,10 +213,28 @@ pub fn encode(ty: GgmlType, data: &[u8], n: usize, k: usize) -> Result<Carried, 
                     }
                 }
             }
-            Ok(Carried::Nbits4 { codes, scales, zero_points: Some(vec![0; n * nb.div_ceil(2)]), mins: Some(mins) })
+            Ok(with_mins(codes, scales, mins, n, nb))
         }
         other => Ok(Carried::Float(quant::dequantize(other, data, n * k)?)),
     }
+}
+
+/// A 4-bit matrix whose weights are `code · scale + min` (Q4_1, Q4_K), carried with `MatMulNBits`' default zero
+/// point 8 and the minimum recentred to `min + 8 · scale` where that gives every code's value bit for bit in every
+/// block (ONNX Runtime's kernels skip their zero-point work then), else with zero points 0 and the minimums as they are.
+fn with_mins(codes: Vec<u8>, scales: Vec<f32>, mins: Vec<f32>, n: usize, nb: usize) -> Carried {
+    let recentred: Option<Vec<f32>> = scales.iter().zip(&mins).map(|(&s, &m)| recentre(s, m)).collect();
+    match recentred {
+        Some(mins) => Carried::Nbits4 { codes, scales, zero_points: None, mins: Some(mins) },
+        None => Carried::Nbits4 { codes, scales, zero_points: Some(vec![0; n * nb.div_ceil(2)]), mins: Some(mins) },
+    }
+}
+
+/// `min + 8 · scale` if `(code − 8) · scale + it` equals `code · scale + min` in f32, bits and all, for every 4-bit
+/// code; `None` where f32 cannot hold the sum or a rounding or a zero's sign would differ.
+fn recentre(scale: f32, min: f32) -> Option<f32> {
+    let m8 = min + 8.0 * scale;
+    (0..16u8).all(|q| ((q as f32 - 8.0) * scale + m8).to_bits() == (q as f32 * scale + min).to_bits()).then_some(m8)
 }
 
 /// The weights `[n, k]` that `MatMulNBits` inputs stand for (plus the per-block minimum of a Q4_1 export).
@@ -283,7 +302,36 @@ mod tests {
                 let got = decode_nbits4(&codes, &scales, zero_points.as_deref(), mins.as_deref(), rows, k).unwrap();
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 prop_assert_eq!(bits(&got), bits(&reference));
+                // Ordinary blocks take the default zero point (ONNX Runtime's faster kernels).
+                prop_assert!(zero_points.is_none(), "{} kept explicit zero points", ty);
             }
+        }
+    }
+
+    /// A Q4_1 block whose recentred minimum f32 cannot hold (`d` = 1, `m` = 2⁻²⁴: `m + 8` rounds to 8) makes the
+    /// whole matrix keep zero points 0 and its minimums as they are, still bit for bit; without it, zero point 8.
+    #[test]
+    fn q4_1_falls_back_to_zero_points_0_where_recentring_would_round() {
+        let block = |d: f32, m: f32, q: u8| {
+            let mut b = f16::from_f32(d).to_le_bytes().to_vec();
+            b.extend(f16::from_f32(m).to_le_bytes());
+            b.extend([q | (15 - q) << 4; 16]);
+            b
+        };
+        let ordinary = block(0.125, -1.0, 3);
+        let tiny_min = block(1.0, 2f32.powi(-24), 0);
+        for (data, explicit_zero) in [(ordinary.clone(), false), ([ordinary, tiny_min].concat(), true)] {
+            let rows = data.len() / 20;
+            let reference = quant::dequantize(GgmlType::Q4_1, &data, rows * BLOCK).unwrap();
+            let Carried::Nbits4 { codes, scales, zero_points, mins } =
+                encode(GgmlType::Q4_1, &data, rows, BLOCK).unwrap()
+            else {
+                panic!("Q4_1 is carried as MatMulNBits")
+            };
+            assert_eq!(zero_points.is_some(), explicit_zero);
+            let got = decode_nbits4(&codes, &scales, zero_points.as_deref(), mins.as_deref(), rows, BLOCK).unwrap();
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&reference));
         }
     }
 
@@ -316,6 +364,7 @@ mod tests {
             };
             let got = decode_nbits4(&codes, &scales, zero_points.as_deref(), mins.as_deref(), rows, k).unwrap();
             prop_assert_eq!(bits(&got), bits(&reference));
+            prop_assert!(zero_points.is_none(), "Q4_K kept explicit zero points");
         }
     }
 
