@@ -10,12 +10,12 @@
 //! blocks of 32, default zero point 8: exactly `d·(q−8)`); Q4_1 and Q4_K as `MatMulNBits` with the default zero
 //! point 8 (`d·(q−8)`, Q4_K's per-32 scale `d·sc`) plus the per-block minimum recentred (`m + 8d`; Q4_K's
 //! `−dmin·m + 8·d·sc`; zero points 0 and the minimum as it is where f32 cannot hold that exactly) as a second, f32
-//! product of the activations' block sums (exact); Q8_0, Q5_0 and Q6_K as 8-bit `MatMulNBits` (zero points 128, 16 and 32; Q6_K in
-//! blocks of 16 with scales `d·sc`: exact) where products quantize activations to int8 (`accuracy_level=4`),
-//! otherwise dequantized to f32 — the same values, labelled "converted: <type> → f32"; F32 and F16 as f32 `Gemm`
-//! weights (exact); other types dequantized where the reference decoder reads them. The embedding table is an f32
-//! `Gather` table (the same values), except in the fused graph (ONNX Runtime only), which looks Q4_0 and quantized
-//! Q8_0 tables up with `GatherBlockQuantized` in the bytes the output product's `MatMulNBits` reads
+//! product of the activations' block sums (exact); Q8_0, Q5_0 and Q6_K as 8-bit `MatMulNBits` (zero points 128, 16
+//! and 32; Q6_K in blocks of 16 with scales `d·sc`: exact) where products quantize activations to int8
+//! (`accuracy_level=4`), otherwise dequantized to f32 — the same values, labelled "converted: <type> → f32"; F32 and
+//! F16 as f32 `Gemm` weights (exact); other types dequantized where the reference decoder reads them. The embedding
+//! table is an f32 `Gather` table (the same values), except in the fused graph (ONNX Runtime only), which looks Q4_0
+//! and quantized Q8_0 tables up with `GatherBlockQuantized` in the bytes the output product's `MatMulNBits` reads
 //! (`export::Ctx::embedding`).
 
 pub mod backend;
