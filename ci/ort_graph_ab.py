@@ -1,63 +1,28 @@
-"""Two fused-graph edgebench exports of the same model, A and B, timed in one process through ONNX Runtime's Python
-API, alternating ABBA: each round runs a PROMPT-token prefill on an empty cache, then STEPS greedy single-token decode
+"""Two edgebench exports of the same model, A and B, timed in one process through ONNX Runtime's Python API,
+alternating ABBA: each round runs a PROMPT-token prefill on an empty cache, then STEPS greedy single-token decode
 steps, on A and on B. Prints the per-round speed ratios B/A (above 1: B faster) and their medians. One process and
 strict alternation, so a change in the exporter's graph is measured apart from this VM's drifting speed.
 
 usage: ort_graph_ab.py A.onnx B.onnx [--threads 2] [--rounds 10] [--steps 48] [--prompt 128]
 
-Needs the `onnx` and `onnxruntime` packages (the virtual environment `.ci/run` builds for the ONNX checks).
+Sessions and steps are `ort_python_timing.py`'s (either graph variant, the file's accuracy level). Needs the `onnx`
+and `onnxruntime` packages (the virtual environment `.ci/run` builds for the ONNX checks).
 """
 import argparse
-import json
 import statistics
 import time
 
-import numpy as np
-import onnx
-import onnxruntime as ort
+from ort_python_timing import empty, facts, session, step
 
 
-def load(path, threads):
-    meta = {p.key: p.value for p in onnx.load(path, load_external_data=False).metadata_props}
-    facts = json.loads(meta["edgebench.facts"])
-    if facts.get("variant") != "fused":
-        raise SystemExit(f"{path}: a {facts.get('variant', 'primitive')} graph; this script times fused exports")
-    o = ort.SessionOptions()
-    o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    o.intra_op_num_threads = threads
-    o.inter_op_num_threads = 1
-    o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    o.log_severity_level = 3
-    return facts, ort.InferenceSession(path, o, providers=["CPUExecutionProvider"])
-
-
-def one_round(facts, session, prompt, steps):
+def one_round(f, s, prompt, steps):
     """Seconds for the prefill and per decode step."""
-    n_layer = facts["n_layer"]
-    names = ["logits"] + [f"present.{i}.{kv}" for i in range(n_layer) for kv in ("key", "value")]
-
-    def feeds(ids, past, pos):
-        n = len(ids)
-        d = {
-            "input_ids": np.array([ids], np.int64),
-            "logits_index": np.array([n - 1], np.int64),
-            "seqlens_k": np.array([pos + n - 1], np.int32),
-            "total_sequence_length": np.array(pos + n, np.int32),
-        }
-        for i in range(n_layer):
-            d[f"past_key_values.{i}.key"] = past[2 * i]
-            d[f"past_key_values.{i}.value"] = past[2 * i + 1]
-        return d
-
-    past = [np.zeros((1, facts["n_head_kv"], 0, facts["head_dim"]), np.float32) for _ in range(2 * n_layer)]
     t = time.perf_counter()
-    out = session.run(names, feeds(list(range(1, prompt + 1)), past, 0))
+    logits, past = step(s, f, list(range(1, prompt + 1)), empty(f), 0)
     prefill = time.perf_counter() - t
-    past = out[1:]
     t = time.perf_counter()
-    for step in range(steps):
-        out = session.run(names, feeds([int(np.argmax(out[0]))], past, prompt + step))
-        past = out[1:]
+    for i in range(steps):
+        logits, past = step(s, f, [int(logits.argmax())], past, prompt + i)
     return prefill, (time.perf_counter() - t) / steps
 
 
@@ -70,7 +35,10 @@ def main():
     ap.add_argument("--steps", type=int, default=48)
     ap.add_argument("--prompt", type=int, default=128)
     args = ap.parse_args()
-    sides = {"A": load(args.a, args.threads), "B": load(args.b, args.threads)}
+    sides = {}
+    for k, path in (("A", args.a), ("B", args.b)):
+        f = facts(path)
+        sides[k] = (f, session(path, args.threads, f["accuracy_level"]))
     for side in sides.values():
         one_round(*side, 8, 2)
     times = {"A": [], "B": []}
