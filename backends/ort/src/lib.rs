@@ -9,12 +9,14 @@
 //! so a session whose nodes would fall back to the CPU is refused — a skipped cell naming the reason and carrying the
 //! provider's coverage (`coverage`) — never measured as that device, unless `allow_cpu_fallback=true` labels it
 //! partial. Accelerators default to the primitive graph at `accuracy_level=1`; QNN and OpenVINO's NPU run static
-//! shapes (`window`). Options: see [`OrtOptions`]; `accuracy_level=4` (the CPU provider's default) quantizes
+//! shapes (`window`), and QNN's HTP reads the graph it prepared at an earlier load from a cached context binary
+//! (`context`). Options: see [`OrtOptions`]; `accuracy_level=4` (the CPU provider's default) quantizes
 //! activations to int8 as llama.cpp and the native backend do, but is not batch-consistent (see `ExportOptions`);
 //! `graph=fused` (the CPU provider's default) is the graph ONNX Runtime's own model builder writes (see
 //! `GraphVariant`); `genai_model=DIR` runs a model onnxruntime-genai's builder wrote instead of the export, for
 //! comparison (see [`genai`]).
 
+mod context;
 mod coverage;
 pub mod genai;
 mod kv;
@@ -100,6 +102,10 @@ pub struct OrtOptions {
     pub qnn_soc_model: Option<u32>,
     /// See `qnn_soc_model`.
     pub qnn_htp_arch: Option<u32>,
+    /// QNN context binaries (ONNX Runtime's EPContext model, see `context`): the first load prepares the graph and
+    /// writes the prepared context beside the export, later loads read it, as QNN's deployment flow does. Absent: on
+    /// for QNN's HTP; `false` prepares the graph at every load (ONNX Runtime's default).
+    pub qnn_context: Option<bool>,
 }
 
 /// QNN's HTP: the `soc_model` and `htp_arch` a graph is prepared for unless the options say otherwise (QNN's ids).
@@ -129,6 +135,7 @@ impl Default for OrtOptions {
             fp16_safe_norm: None,
             qnn_soc_model: None,
             qnn_htp_arch: None,
+            qnn_context: None,
         }
     }
 }
@@ -165,6 +172,11 @@ impl OrtOptions {
     /// Whether the exported norms are fp16-safe on `device`.
     fn fp16_safe_norm_for(&self, device: &DeviceRequest) -> bool {
         self.fp16_safe_norm.unwrap_or(device.kind == "qnn" && self.graph_for(device) == GraphVariant::Primitive)
+    }
+
+    /// Whether loads on `device` read and write QNN context binaries.
+    fn qnn_context_for(&self, device: &DeviceRequest) -> bool {
+        device.kind == "qnn" && self.qnn_context.unwrap_or(device.target.as_deref() == Some("htp"))
     }
 
     /// The static KV window on `device`, if it runs static shapes.
@@ -222,8 +234,11 @@ fn export_options(o: &OrtOptions, device: &DeviceRequest) -> Result<ExportOption
     if o.openvino_cache.is_some() && device.kind != "openvino" {
         return Err(unsupported(format!("ort option openvino_cache is for --device openvino, not {device}")));
     }
-    let qnn_opts =
-        o.qnn_htp_fp16.is_some() || o.qnn_soc_model.is_some() || o.qnn_htp_arch.is_some() || o.qnn_lib.is_some();
+    let qnn_opts = o.qnn_htp_fp16.is_some()
+        || o.qnn_soc_model.is_some()
+        || o.qnn_htp_arch.is_some()
+        || o.qnn_lib.is_some()
+        || o.qnn_context.is_some();
     if qnn_opts && device.kind != "qnn" {
         return Err(unsupported(format!("ort options qnn_* are for --device qnn, not {device}")));
     }
@@ -336,7 +351,9 @@ impl TypedBackend for OrtBackend {
         let threads = req.threads;
         let spinning = req.options.spinning.map(|v| if v == Spinning::On { "on" } else { "off" });
         let acc = eo.accuracy_level.to_string();
-        let build = |placement: &library::Placement<'_>| -> Result<ort::session::builder::SessionBuilder, String> {
+        let build = |placement: &library::Placement<'_>,
+                     context_out: Option<&Path>|
+         -> Result<ort::session::builder::SessionBuilder, String> {
             let s = |e: ort::Error<ort::session::builder::SessionBuilder>| e.to_string();
             let mut b = ort::session::Session::builder(&lib.env)
                 .map_err(|e| e.to_string())?
@@ -365,6 +382,15 @@ impl TypedBackend for OrtBackend {
             if req.device.kind != "cpu" {
                 b = library::register(b, lib, placement).map_err(|e| e.to_string())?;
             }
+            if let Some(out) = context_out {
+                b = b
+                    .with_config_entry("ep.context_enable", "1")
+                    .map_err(s)?
+                    .with_config_entry("ep.context_file_path", out.display().to_string())
+                    .map_err(s)?
+                    .with_config_entry("ep.context_embed_mode", "0")
+                    .map_err(s)?;
+            }
             Ok(b)
         };
         let mark = library::log_mark();
@@ -376,35 +402,99 @@ impl TypedBackend for OrtBackend {
                 format!("; ONNX Runtime logged: {}", e.join(" | "))
             }
         };
-        let mut builder = match build(&placement) {
-            Ok(b) => b,
-            Err(e) if req.device.kind == "cpu" => return Err(load_err(e)),
-            Err(e) => return Err(unsupported(format!("{provider} on {}: {e}{}", req.device, said(mark)))),
-        };
-        let session = match builder.commit_from_file(path) {
-            Ok(s) => s,
-            Err(e) if req.device.kind == "cpu" => return Err(load_err(e.to_string())),
-            Err(e) if req.options.allow_cpu_fallback || !e.to_string().contains("fallback to CPU EP") => {
-                return Err(unsupported(format!("{provider} on {}: {e}{}", req.device, said(mark))))
-            }
-            Err(e) => {
-                // Which nodes it did not take: the same graph again, the fallback allowed, only to read the
-                // partitioning (not measured).
-                let report = build(&library::Placement { allow_cpu_fallback: true, ..placement })
-                    .and_then(|mut b| b.commit_from_file(path).map_err(|e| e.to_string()))
-                    .and_then(|s| coverage_of(&s, path, provider, req.device))
-                    .map_or_else(|e| format!("coverage unknown: {e}"), |c| c.summary());
-                return Err(unsupported(format!(
-                    "{provider} could not take the whole graph on {} (CPU fallback disabled, so it is not measured; \
-                     --backend-opt ort:allow_cpu_fallback=true measures the mixed graph): {report}. ONNX Runtime: {e}{}",
+        let context = req.options.qnn_context_for(req.device).then(|| {
+            context::Entry::new(
+                path,
+                req.device.target.as_deref().unwrap_or("default"),
+                context_key(path, lib, qnn, &placement, window),
+            )
+        });
+        // A cached context's record says whether the provider took the whole graph, so a refused fallback needs no
+        // preparation; otherwise the load reads the prepared graph, or prepares it again if that fails.
+        let mut stale = None;
+        let mut hit = None;
+        if let Some((entry, record)) = context.as_ref().and_then(|e| e.read().map(|r| (e, r))) {
+            if !record.coverage.complete() && !req.options.allow_cpu_fallback {
+                return Err(unsupported(fallback_refused(
+                    provider,
                     req.device,
-                    said(mark)
+                    &format!(
+                        "{}, as recorded when QNN prepared the cached context {}",
+                        record.coverage.summary(),
+                        entry.dir().display()
+                    ),
+                    "",
                 )));
             }
-        };
-        let coverage = match req.device.kind.as_str() {
-            "cpu" => None,
-            _ => Some(coverage_of(&session, path, provider, req.device).map_err(load_err)?),
+            match build(&placement, None).and_then(|mut b| b.commit_from_file(entry.model()).map_err(|e| e.to_string()))
+            {
+                Ok(s) => hit = Some((s, entry.hit_note(&record), record.coverage)),
+                Err(e) => {
+                    entry.discard();
+                    stale = Some(e);
+                }
+            }
+        }
+        let (session, coverage, context_note) = match hit {
+            Some((session, note, coverage)) => (session, Some(coverage), Some(note)),
+            None => {
+                let staging = context.as_ref().map(context::Entry::staging).transpose().map_err(|e| {
+                    load_err(format!("making a folder for QNN's context binary beside the export: {e}"))
+                })?;
+                let mut builder = match build(&placement, staging.as_ref().map(context::Staging::model).as_deref()) {
+                    Ok(b) => b,
+                    Err(e) if req.device.kind == "cpu" => return Err(load_err(e)),
+                    Err(e) => return Err(unsupported(format!("{provider} on {}: {e}{}", req.device, said(mark)))),
+                };
+                let started = std::time::Instant::now();
+                let session = match builder.commit_from_file(path) {
+                    Ok(s) => s,
+                    Err(e) if req.device.kind == "cpu" => return Err(load_err(e.to_string())),
+                    Err(e) if req.options.allow_cpu_fallback || !e.to_string().contains("fallback to CPU EP") => {
+                        return Err(unsupported(format!("{provider} on {}: {e}{}", req.device, said(mark))))
+                    }
+                    Err(e) => {
+                        // Which nodes it did not take: the same graph again, the fallback allowed, only to read the
+                        // partitioning (not measured). Its prepared context is cached with that coverage, so the next
+                        // refusal needs no preparation and a run allowing the fallback reads it.
+                        drop(staging);
+                        let staging = context.as_ref().and_then(|e| e.staging().ok());
+                        let started = std::time::Instant::now();
+                        let mixed = build(
+                            &library::Placement { allow_cpu_fallback: true, ..placement },
+                            staging.as_ref().map(context::Staging::model).as_deref(),
+                        )
+                        .and_then(|mut b| b.commit_from_file(path).map_err(|e| e.to_string()));
+                        let prepare_s = started.elapsed().as_secs_f64();
+                        let coverage = mixed.and_then(|s| coverage_of(&s, path, provider, req.device));
+                        if let (Some(entry), Some(staging), Ok(c)) = (&context, staging, &coverage) {
+                            let _ = entry.commit(staging, prepare_s, c.clone());
+                        }
+                        let report = coverage.map_or_else(|e| format!("coverage unknown: {e}"), |c| c.summary());
+                        return Err(unsupported(fallback_refused(
+                            provider,
+                            req.device,
+                            &report,
+                            &format!(". ONNX Runtime: {e}{}", said(mark)),
+                        )));
+                    }
+                };
+                let prepare_s = started.elapsed().as_secs_f64();
+                let coverage = match req.device.kind.as_str() {
+                    "cpu" => None,
+                    _ => Some(coverage_of(&session, path, provider, req.device).map_err(load_err)?),
+                };
+                let note = match (&context, staging, &coverage) {
+                    (Some(entry), Some(staging), Some(c)) => Some(match entry.commit(staging, prepare_s, c.clone()) {
+                        Ok(r) => entry.miss_note(&r, stale.as_deref()),
+                        Err(e) => format!(
+                            "QNN context binary not cached ({e}): the load prepared the graph in {prepare_s:.1} s"
+                        ),
+                    }),
+                    _ => None,
+                };
+                (session, coverage, note)
+            }
         };
         let GraphSource { graph: g, desc: graph_desc, version: source_version, converted, mut notes, variance, origin } =
             match &req.options.genai_model {
@@ -427,6 +517,7 @@ impl TypedBackend for OrtBackend {
         if let (Some(dir), Some(before)) = (&ov_cache, cached_before) {
             notes.push(compile_cache_note(dir, before, files_in(dir)));
         }
+        notes.extend(context_note);
         if eo.fp16_safe_norm {
             notes.push(format!(
                 "fp16-safe RMS norms: each norm's input is divided by {} before it is squared and its epsilon by the \
@@ -542,6 +633,39 @@ fn coverage_of(
 fn openvino_cache_dir(path: &Path, device: &DeviceRequest) -> PathBuf {
     let target = device.target.as_deref().unwrap_or("default");
     path.parent().unwrap_or(Path::new(".")).join(format!("openvino-cache-{target}"))
+}
+
+/// The skipped cell's reason when `provider` leaves nodes to the CPU and the fallback is refused.
+fn fallback_refused(provider: &str, device: &DeviceRequest, report: &str, detail: &str) -> String {
+    format!(
+        "{provider} could not take the whole graph on {device} (CPU fallback disabled, so it is not measured; \
+         --backend-opt ort:allow_cpu_fallback=true measures the mixed graph): {report}{detail}"
+    )
+}
+
+/// Every setting a prepared QNN graph depends on, spelled out: the key of its context cache entry.
+fn context_key(
+    export: &Path,
+    lib: &library::Loaded,
+    qnn: Option<&(PathBuf, String)>,
+    placement: &library::Placement<'_>,
+    window: Option<usize>,
+) -> String {
+    let file = |p: &Path| match std::fs::metadata(p) {
+        Ok(m) => format!("{} ({} bytes, modified {:?})", p.display(), m.len(), m.modified().ok()),
+        Err(_) => p.display().to_string(),
+    };
+    format!(
+        "export {}; onnxruntime {} {}; QNN plugin {}; device {}; static window {}; HTP (fp16, soc_model, htp_arch) \
+         {:?}",
+        file(export),
+        lib.version,
+        file(&lib.path),
+        qnn.map(|(p, _)| file(p)).unwrap_or_default(),
+        placement.device,
+        window.map_or("none".into(), |w| w.to_string()),
+        placement.qnn_htp
+    )
 }
 
 /// Files in `dir` (0 when it does not exist yet).
@@ -920,5 +1044,19 @@ mod tests {
         assert!(compile_cache_note(dir, 0, 3).contains("a miss: the load compiled the graph and wrote 3 file(s)"));
         assert!(compile_cache_note(dir, 3, 3).contains("a hit: the load read the compiled graph from the 3 file(s)"));
         assert!(compile_cache_note(dir, 0, 0).contains("did not cache"));
+    }
+
+    #[test]
+    fn qnn_context_binaries_are_for_qnn_and_on_by_default_for_its_htp() {
+        let dev = |d: &str| DeviceRequest::parse(d).unwrap();
+        let default = OrtOptions::default();
+        assert!(default.qnn_context_for(&dev("qnn")), "qnn means qnn:htp");
+        assert!(!default.qnn_context_for(&dev("qnn:gpu")));
+        assert!(!default.qnn_context_for(&dev("openvino")) && !default.qnn_context_for(&dev("cpu")));
+        let off = OrtOptions { qnn_context: Some(false), ..Default::default() };
+        assert!(!off.qnn_context_for(&dev("qnn:htp")));
+        assert!(export_options(&off, &dev("qnn")).is_ok());
+        let err = export_options(&off, &dev("openvino")).unwrap_err().to_string();
+        assert!(err.contains("qnn_* are for --device qnn"), "{err}");
     }
 }

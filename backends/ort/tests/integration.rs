@@ -9,7 +9,7 @@ use edgebench_core::tolerance::{
     LOGITS_BATCH_VS_INCREMENTAL, LOGITS_CROSS_BACKEND, LOGITS_CROSS_BACKEND_INT8_BATCHED, LOGITS_FUSED_VS_PRIMITIVE,
     TINY_MAX_ABS_LOGIT_DIFF,
 };
-use edgebench_core::{Backend, LoadedModel, ModelSpec, Support};
+use edgebench_core::{Backend, DeviceRequest, LoadedModel, ModelSpec, Support};
 use edgebench_gguf::GgmlType;
 use edgebench_runner::workload;
 use edgebench_testkit::conformance;
@@ -195,6 +195,50 @@ fn fp16_safe_norms_give_the_logits_of_plain_norms() {
         Support::No(why) => assert!(why.contains("fp16_safe_norm") && why.contains("graph=primitive"), "{why}"),
         Support::Yes => panic!("fp16-safe norms on the fused graph were accepted"),
     }
+}
+
+/// QNN's HTP (emulated on x86-64) from a cached context binary computes what a freshly prepared graph does: the
+/// first load prepares the graph and writes its context, the next reads it (the notes say which, the coverage is
+/// the one recorded), and `qnn_context=false` prepares it again with no cache.
+#[test]
+fn a_cached_qnn_context_gives_the_logits_of_a_freshly_prepared_graph() {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        eprintln!("skipped: the QNN wheel is pinned for linux-x86_64 only");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    let spec = tiny(dir.path(), GgmlType::Q4_0, GgmlType::Q8_0);
+    let qnn = |extra: &[(&str, &str)]| {
+        let mut o = opts(&[("allow_cpu_fallback", "true"), ("static_window", "16")]);
+        o.options.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        o.device = DeviceRequest::parse("qnn").unwrap();
+        o
+    };
+    let first = ort.load(&spec, &qnn(&[])).unwrap();
+    let second = ort.load(&spec, &qnn(&[])).unwrap();
+    let fresh = ort.load(&spec, &qnn(&[("qnn_context", "false")])).unwrap();
+    let note = |m: &dyn LoadedModel| m.facts().notes.into_iter().find(|n| n.starts_with("QNN context binary"));
+    let miss = note(first.as_ref()).expect("the first load's context note");
+    assert!(miss.contains("a miss, the load prepared the graph and wrote its context"), "{miss}");
+    let hit = note(second.as_ref()).expect("the second load's context note");
+    assert!(hit.contains("a hit, the load read the graph QNN prepared earlier"), "{hit}");
+    assert_eq!(note(fresh.as_ref()), None, "qnn_context=false caches nothing");
+    let coverage = second.facts().coverage.expect("an accelerator's coverage");
+    assert_eq!(Some(&coverage), first.facts().coverage.as_ref());
+    assert!(coverage.nodes_on_device > 0, "{coverage:?}");
+    let (fp, _) = second.weights_fingerprint().unwrap().unwrap();
+    assert_eq!(fp, source_fingerprint(&spec), "the context was prepared from the GGUF's values");
+    let mut sessions: Vec<_> = [&first, &second, &fresh].iter().map(|m| m.new_session().unwrap()).collect();
+    let prompt: Vec<u32> = (0..5).map(|i| 3 + i * 7).collect();
+    let mut calls: Vec<Vec<Vec<f32>>> = sessions.iter_mut().map(|s| vec![s.forward_all(&prompt).unwrap()]).collect();
+    for t in [4u32, 9, 1] {
+        for (s, c) in sessions.iter_mut().zip(&mut calls) {
+            c.push(s.forward(&[t]).unwrap());
+        }
+    }
+    assert_eq!(calls[1], calls[2], "the cached context computes the freshly prepared graph's logits, bit for bit");
+    assert_eq!(calls[0], calls[2], "the preparing load's own session too");
 }
 
 /// Both graphs with f32 activations reproduce llama.cpp's greedy tokens; the default (fused, int8 activations)

@@ -93,6 +93,12 @@ fn qnn_htp_takes_the_static_graph_but_not_its_4_bit_products() {
     let why = c["reason"].as_str().unwrap();
     assert!(why.contains("QNN took") && why.contains("com.microsoft.MatMulNBits (to CPUExecutionProvider)"), "{why}");
     assert!(!why.contains("Dynamic shape"), "static shapes reach the provider: {why}");
+    // The context QNN prepared for the coverage is cached with it, so the same refusal again prepares nothing.
+    let again = run_ort(dir.path(), "qnn-again", &["--device", "qnn", "--suite", "quick"]);
+    let why_again = again[0]["reason"].as_str().unwrap();
+    assert!(why_again.contains("as recorded when QNN prepared the cached context"), "{why_again}");
+    let report = |w: &str| w.split(" not taken").next().unwrap().to_string();
+    assert_eq!(report(why_again), report(why), "the recorded coverage is the one measured");
 }
 
 #[test]
