@@ -57,7 +57,7 @@ impl OrtBackend {
 }
 
 /// The ort backend's options.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrtOptions {
     /// `accuracy_level` of the exported `MatMulNBits` nodes (0 unset, 1 f32, 2 f16, 3 bf16, 4 int8 activations;
@@ -116,29 +116,6 @@ pub const QNN_HTP_ARCH: u32 = 75;
 /// The static KV window on QNN and OpenVINO's NPU unless `static_window` says otherwise: enough for the standard
 /// suite's 512-token prompt and 128 generated tokens.
 pub const DEFAULT_WINDOW: usize = 1024;
-
-impl Default for OrtOptions {
-    fn default() -> Self {
-        Self {
-            accuracy_level: None,
-            ort_lib: None,
-            spinning: None,
-            graph: None,
-            kv_buffer: None,
-            genai_model: None,
-            allow_cpu_fallback: false,
-            openvino_precision: None,
-            openvino_cache: None,
-            qnn_lib: None,
-            static_window: None,
-            qnn_htp_fp16: None,
-            fp16_safe_norm: None,
-            qnn_soc_model: None,
-            qnn_htp_arch: None,
-            qnn_context: None,
-        }
-    }
-}
 
 /// The `kv_buffer` option: how the KV cache passes from one call to the next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -513,7 +490,7 @@ impl TypedBackend for OrtBackend {
         if let Some(c) = &coverage {
             notes.insert(0, format!("coverage: {}", c.summary()));
         }
-        notes.extend(accelerator_notes(req.device, &req.options, eo.graph, eo.accuracy_level));
+        notes.extend(accelerator_notes(req.device, req.options, eo.graph, eo.accuracy_level));
         if let (Some(dir), Some(before)) = (&ov_cache, cached_before) {
             notes.push(compile_cache_note(dir, before, files_in(dir)));
         }

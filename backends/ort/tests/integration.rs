@@ -164,7 +164,7 @@ fn a_static_kv_window_gives_the_logits_of_dynamic_shapes() {
     for (i, (x, y)) in calls.iter().enumerate() {
         LOGITS_BATCH_VS_INCREMENTAL.check(x, y).unwrap_or_else(|f| panic!("call {i}: {f}"));
     }
-    let full = b.forward(&[next]).err().expect("a 25th position in a window of 24").to_string();
+    let full = b.forward(&[next]).expect_err("a 25th position in a window of 24").to_string();
     assert!(full.contains("static KV window of 24 positions is full") && full.contains("static_window=N"), "{full}");
     match ort.supports(&spec, &opts(&[("graph", "fused"), ("static_window", "24")])) {
         Support::No(why) => assert!(why.contains("static_window") && why.contains("graph=primitive"), "{why}"),
