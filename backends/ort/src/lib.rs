@@ -332,7 +332,7 @@ impl TypedBackend for OrtBackend {
                      context_out: Option<&Path>|
          -> Result<ort::session::builder::SessionBuilder, String> {
             let s = |e: ort::Error<ort::session::builder::SessionBuilder>| e.to_string();
-            let mut b = ort::session::Session::builder(&lib.env)
+            let mut b = library::session_builder(lib, req.device.kind == "cpu")
                 .map_err(|e| e.to_string())?
                 // ORT_ENABLE_ALL, ONNX Runtime's own default and onnxruntime-genai's: the ort crate's `Level3` is
                 // ORT_ENABLE_LAYOUT (3), not ORT_ENABLE_ALL (99).

@@ -156,6 +156,20 @@ pub fn providers(lib: &Loaded) -> ort::Result<Vec<String>> {
     Ok(have)
 }
 
+/// A session builder on `lib`. A CPU session (`cpu_only`) names ONNX Runtime's CPU provider device: the `ort` crate
+/// sets an automatic device policy (`MaxEfficiency`) on every session, which ONNX Runtime applies to a session that
+/// names no provider, and once a plugin provider such as QNN's is registered in the process it picks that plugin's
+/// device (QNN's CPU backend, absent from its wheel) for a session meant for ONNX Runtime's CPU provider. Accelerator
+/// sessions name their provider themselves (`register`).
+pub fn session_builder(lib: &Loaded, cpu_only: bool) -> ort::Result<SessionBuilder> {
+    let b = ort::session::Session::builder(&lib.env)?;
+    let cpu: Vec<_> = lib.env.devices().filter(|d| d.ep().is_ok_and(|n| n == ep::CPU::NAME)).collect();
+    if !cpu_only || cpu.is_empty() {
+        return Ok(b);
+    }
+    b.with_devices(cpu, None).map_err(|e| ort::Error::new(e.to_string()))
+}
+
 /// The name ONNX Runtime's QNN plugin library gives its provider (the built-in one is `QNNExecutionProvider`).
 pub const QNN_PLUGIN_EP: &str = "QNN";
 

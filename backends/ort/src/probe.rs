@@ -93,7 +93,7 @@ impl OrtBackend {
                 qnn_htp: Some((true, crate::QNN_SOC_MODEL, crate::QNN_HTP_ARCH)),
             };
             let mark = library::log_mark();
-            let outcome = ort::session::Session::builder(&lib.env)
+            let outcome = library::session_builder(lib, false)
                 .map_err(|e| e.to_string())
                 .and_then(|b| library::register(b, lib, &placement).map_err(|e| e.to_string()))
                 .and_then(|mut b| b.commit_from_memory(&model).map_err(|e| e.to_string()));
