@@ -13,7 +13,7 @@ cp leaderboard/example/policy.toml "$board/"
 "$eb" keygen "$work/alice.key" >/dev/null
 cp "$work/alice.key.pub" "$board/keys/alice.pub"
 printf '[[key]]\nname = "alice"\nfile = "alice.pub"\nrole = "submitter"\n' >"$board/keys/keys.toml"
-sub="$("$eb" submit "$results" --key "$work/alice.key" --signer alice --leaderboard "$board" --device-name ci | head -1)"
+sub="$("$eb" submit "$results" --key "$work/alice.key" --signer alice --leaderboard "$board" --device-name ci | sed -n 1p)"
 "$eb" leaderboard verify "$board" --json "$work/v.json"
 python3 - "$work/v.json" <<'PY'
 import json, sys
