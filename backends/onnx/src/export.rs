@@ -90,10 +90,28 @@ pub enum Repr {
         #[serde(default = "block32", skip_serializing_if = "is_block32")]
         block: usize,
     },
+    /// Signed int4 codes `[k, n]` in blocks of 32 along `k` and their scales `[k/32, n]`, read by a blocked
+    /// `DequantizeLinear` (the QDQ variant, `qdq`): value = code × scale (+ the block minimum, if any).
+    Int4Blocks {
+        /// Codes initializer (INT4).
+        codes: String,
+        /// Scales initializer.
+        scales: String,
+        /// Per-block minimums initializer (`[n, k/32]`), if any.
+        mins: Option<String>,
+        /// Rows.
+        n: usize,
+        /// Values per row.
+        k: usize,
+    },
     /// A plain f32 initializer holding the matrix transposed: `[k, n]` for a tensor of `n` rows of `k`.
     FloatTransposed {
         /// Initializer name.
         init: String,
+        /// Per-block minimums initializer (`[n, k/32]`) added to the values, if any (a 4-bit product the QDQ variant
+        /// keeps in float, `qdq`: its minimums stay their own product).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mins: Option<String>,
     },
     /// A plain f32 initializer.
     Float {
@@ -313,7 +331,7 @@ impl Ctx<'_> {
         }
         let init = self.b.f32s(init_name, &[k as i64, n as i64], &t);
         self.note(name, ty, "as f32 (transposed copy)", false);
-        self.place(name, dims, ty, Repr::FloatTransposed { init: init.clone() }, 0, 0);
+        self.place(name, dims, ty, Repr::FloatTransposed { init: init.clone(), mins: None }, 0, 0);
         Ok(init)
     }
 

@@ -192,14 +192,70 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
                 }
                 all[e.row0 * k..(e.row0 + n) * k].to_vec()
             }
-            Repr::FloatTransposed { init: name } => {
+            Repr::Int4Blocks { codes, scales, mins, n, k } => {
+                let (n, k) = (*n, *k);
+                if !k.is_multiple_of(weights::BLOCK) || (n * k) as u64 != count {
+                    return Err(invalid(path, format!("{}: N={n}, K={k} for shape {:?}", e.tensor, e.dims)));
+                }
+                let all_n = rows_total.unwrap_or(n);
+                if e.row0 + n > all_n {
+                    return Err(invalid(path, format!("{}: rows {}+{n} outside N={all_n}", e.tensor, e.row0)));
+                }
+                let attr =
+                    |node: &crate::pb::NodeProto, a: &str| node.attribute.iter().find(|x| x.name == a).map(|x| x.i);
+                let fed = consumers.get(codes.as_str()).into_iter().flatten().all(|node| {
+                    node.op_type == "DequantizeLinear"
+                        && node.input.first() == Some(codes)
+                        && node.input.get(1) == Some(scales)
+                        && node.input.get(2).is_none_or(|z| z.is_empty())
+                        && attr(node, "axis") == Some(0)
+                        && attr(node, "block_size") == Some(weights::BLOCK as i64)
+                });
+                if !fed {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "{codes}: a node reading it is not a blocked DequantizeLinear of these codes and scales"
+                        ),
+                    ));
+                }
+                let nb = k / weights::BLOCK;
+                let c = raw(init(codes)?, DataType::Int4, (k * all_n).div_ceil(2), path)?;
+                let sc = f32s(init(scales)?, nb * all_n, path)?;
+                let mm = match mins {
+                    Some(x) => Some(f32s(init(x)?, all_n * nb, path)?),
+                    None => None,
+                };
+                let mut v = Vec::with_capacity(n * k);
+                for row in e.row0..e.row0 + n {
+                    for kk in 0..k {
+                        let el = kk * all_n + row;
+                        let code = (((c[el / 2] >> (4 * (el % 2))) << 4) as i8 >> 4) as f32;
+                        let w = code * sc[(kk / weights::BLOCK) * all_n + row];
+                        v.push(match &mm {
+                            Some(m) => w + m[row * nb + kk / weights::BLOCK],
+                            None => w,
+                        });
+                    }
+                }
+                v
+            }
+            Repr::FloatTransposed { init: name, mins } => {
                 let k = e.dims.first().copied().unwrap_or(0) as usize;
                 let n = (count as usize).checked_div(k).unwrap_or(0);
                 let t = f32s(init(name)?, count as usize, path)?;
+                let nb = k.div_ceil(weights::BLOCK);
+                let mm = match mins {
+                    Some(x) => Some(f32s(init(x)?, n * nb, path)?),
+                    None => None,
+                };
                 let mut v = vec![0f32; n * k];
                 for (c, col) in t.chunks_exact(n.max(1)).enumerate() {
                     for (r, x) in col.iter().enumerate() {
-                        v[r * k + c] = *x;
+                        v[r * k + c] = match &mm {
+                            Some(m) => *x + m[r * nb + c / weights::BLOCK],
+                            None => *x,
+                        };
                     }
                 }
                 v

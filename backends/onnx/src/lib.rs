@@ -27,6 +27,7 @@ mod fused;
 pub mod io;
 mod primitive;
 mod proto;
+pub mod qdq;
 pub mod scan;
 pub mod weights;
 

@@ -21,7 +21,7 @@ pub struct WeightBytes {
     /// Nodes in the graph.
     pub nodes: usize,
     /// Node name → FLOPs per token of its product with a weight matrix (2·K·N for `MatMul` / `Gemm` with a 2-D
-    /// initializer, `MatMulNBits` by its `K` and `N`); nodes without one are absent. Attention's FLOPs grow with the
+    /// initializer or a `DequantizeLinear` of one, `MatMulNBits` by its `K` and `N`); nodes without one are absent. Attention's FLOPs grow with the
     /// context and read no weights: not counted.
     pub flops: HashMap<String, u64>,
 }
@@ -59,6 +59,7 @@ struct ScannedNode {
     name: String,
     op: String,
     inputs: Vec<String>,
+    outputs: Vec<String>,
     /// Integer attributes (`K`, `N`, `transB`, …).
     ints: HashMap<String, i64>,
 }
@@ -104,6 +105,12 @@ pub fn weight_bytes(path: &Path) -> Result<WeightBytes, OnnxError> {
         return Err(bad("no graph in the model".into()));
     }
     let n = nodes.len();
+    // A weight a `DequantizeLinear` reads from an initializer (the QDQ variant) has that initializer's shape.
+    for node in nodes.iter().filter(|n| n.op == "DequantizeLinear") {
+        if let (Some(d), Some(out)) = (node.inputs.first().and_then(|i| dims.get(i)).cloned(), node.outputs.first()) {
+            dims.insert(out.clone(), d);
+        }
+    }
     let mut flops = HashMap::new();
     for node in &nodes {
         if let Some(f) = product_flops(node, &dims) {
@@ -200,6 +207,7 @@ impl<R: Read + Seek> Fields<R> {
         while self.pos < end {
             match self.key()? {
                 (1, 2) => n.inputs.push(self.string()?),
+                (2, 2) => n.outputs.push(self.string()?),
                 (3, 2) => n.name = self.string()?,
                 (4, 2) => n.op = self.string()?,
                 (5, 2) => {

@@ -22,6 +22,7 @@ pub mod genai;
 mod kv;
 mod library;
 pub mod probe;
+mod qdq;
 mod window;
 
 use std::path::{Path, PathBuf};
@@ -106,6 +107,10 @@ pub struct OrtOptions {
     /// writes the prepared context beside the export, later loads read it, as QNN's deployment flow does. Absent: on
     /// for QNN's HTP; `false` prepares the graph at every load (ONNX Runtime's default).
     pub qnn_context: Option<bool>,
+    /// The QDQ variant (see `qdq`): the 4-bit products as int4 blocks of the file's codes with calibrated uint16
+    /// activations, the form QNN's HTP runs weight products in (it takes no `MatMulNBits`). Primitive graph only.
+    /// Absent: on for QNN's HTP, off elsewhere.
+    pub qdq: Option<bool>,
 }
 
 /// QNN's HTP: the `soc_model` and `htp_arch` a graph is prepared for unless the options say otherwise (QNN's ids).
@@ -149,6 +154,16 @@ impl OrtOptions {
     /// Whether the exported norms are fp16-safe on `device`.
     fn fp16_safe_norm_for(&self, device: &DeviceRequest) -> bool {
         self.fp16_safe_norm.unwrap_or(device.kind == "qnn" && self.graph_for(device) == GraphVariant::Primitive)
+    }
+
+    /// Whether the graph on `device` is the QDQ variant.
+    fn qdq_for(&self, device: &DeviceRequest) -> bool {
+        self.qdq.unwrap_or(
+            device.kind == "qnn"
+                && device.target.as_deref() == Some("htp")
+                && self.graph_for(device) == GraphVariant::Primitive
+                && self.genai_model.is_none(),
+        )
     }
 
     /// Whether loads on `device` read and write QNN context binaries.
@@ -218,6 +233,12 @@ fn export_options(o: &OrtOptions, device: &DeviceRequest) -> Result<ExportOption
         || o.qnn_context.is_some();
     if qnn_opts && device.kind != "qnn" {
         return Err(unsupported(format!("ort options qnn_* are for --device qnn, not {device}")));
+    }
+    if o.qdq_for(device) && o.graph_for(device) != GraphVariant::Primitive {
+        return Err(unsupported("ort option qdq needs graph=primitive"));
+    }
+    if o.qdq_for(device) && o.genai_model.is_some() {
+        return Err(unsupported("ort option qdq rewrites edgebench's export, not a genai_model"));
     }
     if o.fp16_safe_norm_for(device) && o.graph_for(device) != GraphVariant::Primitive {
         return Err(unsupported(
@@ -294,7 +315,15 @@ impl TypedBackend for OrtBackend {
                 )],
             });
         }
-        prepare_export(&self.cache_root, model, export_options(req.options, req.device)?)
+        let mut p = prepare_export(&self.cache_root, model, export_options(req.options, req.device)?)?;
+        if req.options.qdq_for(req.device) {
+            let lib = library::init(&self.library, req.options.ort_lib.as_deref(), req.device).map_err(unsupported)?;
+            let (path, note) = qdq::prepare(lib, &p.value, &model.path, req.threads)
+                .map_err(|m| BackendError::Load { path: p.value.display().to_string(), message: m })?;
+            p.notes.push(note);
+            p.value = path;
+        }
+        Ok(p)
     }
 
     fn load(&self, _model: &ModelSpec, req: Request<'_, OrtOptions>, path: &PathBuf) -> Loaded {
@@ -679,7 +708,15 @@ fn accelerator_notes(device: &DeviceRequest, o: &OrtOptions, graph: GraphVariant
             device.kind
         ));
     }
-    if o.accuracy_level.is_none() {
+    if o.qdq_for(device) {
+        if o.qdq.is_none() {
+            notes.push(
+                "QDQ variant (the default on QNN's HTP, which runs weight products only quantized; \
+                 --backend-opt ort:qdq=false runs the float graph, whose 4-bit products the HTP leaves to the CPU)"
+                    .into(),
+            );
+        }
+    } else if o.accuracy_level.is_none() {
         notes.push(format!(
             "MatMulNBits accuracy_level={acc} (the default on an accelerator: its toolchain, not ONNX Runtime's CPU \
              kernel, decides the arithmetic)"
@@ -763,6 +800,7 @@ fn export_source(
     let meta = session.metadata().map_err(|e| load_err(e.to_string()))?;
     let file =
         edgebench_onnx::fingerprint::file_facts_from(|k| meta.custom(k), path).map_err(|e| load_err(e.to_string()))?;
+    let qdq_about = meta.custom(qdq::META);
     drop(meta);
     let g = &file.graph;
     let graph_note = match g.variant {
@@ -777,12 +815,21 @@ fn export_source(
             .into(),
     };
     Ok(GraphSource {
-        desc: format!("{} graph; MatMulNBits accuracy_level={acc}", g.variant.name()),
+        desc: match &qdq_about {
+            Some(_) => format!(
+                "{} graph, QDQ variant (int4 blocks with uint16 activations; float products MatMul)",
+                g.variant.name()
+            ),
+            None => format!("{} graph; MatMulNBits accuracy_level={acc}", g.variant.name()),
+        },
         notes: vec![
             format!("weights carried as: {}", file.carried),
-            "no MatMulInteger or QDQ nodes in the exported graph (the u8×s8 AVX2 overflow of MatMulInteger cannot \
-             arise)"
-                .into(),
+            match qdq_about {
+                Some(q) => format!("QDQ variant: {q}"),
+                None => "no MatMulInteger or QDQ nodes in the exported graph (the u8×s8 AVX2 overflow of \
+                         MatMulInteger cannot arise)"
+                    .into(),
+            },
             graph_note,
         ],
         converted: (!file.converted.is_empty()).then(|| file.converted.join("; ")),
@@ -1021,6 +1068,22 @@ mod tests {
         assert!(compile_cache_note(dir, 0, 3).contains("a miss: the load compiled the graph and wrote 3 file(s)"));
         assert!(compile_cache_note(dir, 3, 3).contains("a hit: the load read the compiled graph from the 3 file(s)"));
         assert!(compile_cache_note(dir, 0, 0).contains("did not cache"));
+    }
+
+    #[test]
+    fn the_qdq_variant_is_the_default_on_qnns_htp_only_and_needs_the_primitive_graph() {
+        let dev = |d: &str| DeviceRequest::parse(d).unwrap();
+        let d = OrtOptions::default();
+        assert!(d.qdq_for(&dev("qnn")) && !d.qdq_for(&dev("qnn:gpu")) && !d.qdq_for(&dev("cpu")));
+        assert!(!d.qdq_for(&dev("openvino:NPU")));
+        let off = OrtOptions { qdq: Some(false), ..Default::default() };
+        assert!(!off.qdq_for(&dev("qnn")));
+        let fused = OrtOptions { graph: Some(GraphVariant::Fused), static_window: Some(0), ..Default::default() };
+        assert!(!fused.qdq_for(&dev("qnn")), "not a default the fused graph would refuse");
+        let asked = OrtOptions { qdq: Some(true), ..fused };
+        assert!(export_options(&asked, &dev("cpu")).unwrap_err().to_string().contains("qdq needs graph=primitive"));
+        let genai = OrtOptions { genai_model: Some("g".into()), graph: None, ..Default::default() };
+        assert!(!genai.qdq_for(&dev("qnn")), "a builder's model is not rewritten by default");
     }
 
     #[test]

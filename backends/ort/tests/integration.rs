@@ -241,6 +241,64 @@ fn a_cached_qnn_context_gives_the_logits_of_a_freshly_prepared_graph() {
     assert_eq!(calls[0], calls[2], "the preparing load's own session too");
 }
 
+/// The QDQ variant (4-bit products as int4 blocks with calibrated uint16 activations, for QNN's HTP) conforms on
+/// the CPU provider, carries the file's weights (the fingerprint decodes its int4 blocks), has no `MatMulNBits` left
+/// on Q4_0 / Q4_1 models, computes what the f32 graph computes within the cross-backend tolerance, and is labelled;
+/// on QNN's HTP (emulated on x86-64) the whole graph runs on the provider.
+#[test]
+fn the_qdq_variant_conforms_carries_the_files_weights_and_runs_whole_on_qnns_htp() {
+    let dir = tempfile::tempdir().unwrap();
+    let ort = backend(dir.path());
+    for w in [GgmlType::Q4_0, GgmlType::Q4_1] {
+        let spec = tiny(dir.path(), w, GgmlType::Q8_0);
+        let base = [("graph", "primitive"), ("accuracy_level", "1")];
+        let o = opts(&[base[0], base[1], ("qdq", "true")]);
+        let prepared = ort.prepare(&spec, &o).unwrap();
+        let note = prepared.notes().join("\n");
+        assert!(note.contains("QDQ variant written") && note.contains("uint16 activations"), "{note}");
+        conformance::run_all_with(&ort, &spec, 2, &o).unwrap_or_else(|f| panic!("{w}: {f}"));
+        let q = ort.load(&spec, &o).unwrap();
+        let (fp, how) = q.weights_fingerprint().unwrap().unwrap();
+        assert_eq!(fp, source_fingerprint(&spec), "{w}: {how}");
+        assert!(q.facts().notes.iter().any(|n| n.starts_with("QDQ variant: ")), "{:?}", q.facts().notes);
+        let graph = edgebench_onnx::fingerprint::read_model(&prepared_path(&ort, &spec, &o)).unwrap();
+        let ops: Vec<&str> = graph.graph.as_ref().unwrap().node.iter().map(|n| n.op_type.as_str()).collect();
+        assert!(!ops.contains(&"MatMulNBits") && ops.contains(&"DequantizeLinear"), "{w}: {ops:?}");
+        let f32_graph = ort.load(&spec, &opts(&base)).unwrap();
+        let cmp = compare_short_exchange(f32_graph.as_ref(), q.as_ref());
+        LOGITS_CROSS_BACKEND
+            .check(cmp.mean_kld(), cmp.top1_agreement())
+            .unwrap_or_else(|f| panic!("{w}: {f} (max |Δlogit| {})", cmp.max_abs_diff));
+        assert!(cmp.max_abs_diff <= TINY_MAX_ABS_LOGIT_DIFF, "{w}: max |Δlogit| {}", cmp.max_abs_diff);
+    }
+    match ort.supports(&real_model(), &opts(&[("graph", "fused"), ("qdq", "true")])) {
+        Support::No(why) => assert!(why.contains("qdq needs graph=primitive"), "{why}"),
+        Support::Yes => panic!("the QDQ variant of the fused graph was accepted"),
+    }
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        eprintln!("skipped the HTP part: the QNN wheel is pinned for linux-x86_64 only");
+        return;
+    }
+    let spec = tiny(dir.path(), GgmlType::Q4_0, GgmlType::Q8_0);
+    let mut o = opts(&[("qdq", "true"), ("static_window", "16")]);
+    o.device = DeviceRequest::parse("qnn").unwrap();
+    let htp = ort.load(&spec, &o).unwrap_or_else(|e| panic!("the whole QDQ graph on QNN's HTP: {e}"));
+    let c = htp.facts().coverage.expect("an accelerator's coverage");
+    assert!(c.complete() && c.flops_per_token_on_device == c.flops_per_token_total, "{}", c.summary());
+    let cpu = ort.load(&spec, &opts(&[("graph", "primitive"), ("accuracy_level", "1"), ("qdq", "true")])).unwrap();
+    let cmp = compare_short_exchange(cpu.as_ref(), htp.as_ref());
+    LOGITS_CROSS_BACKEND
+        .check(cmp.mean_kld(), cmp.top1_agreement())
+        .unwrap_or_else(|f| panic!("HTP against the CPU provider, both QDQ: {f} (max |Δlogit| {})", cmp.max_abs_diff));
+}
+
+/// The file a request's preparation hands to the load.
+fn prepared_path(ort: &OrtBackend, spec: &ModelSpec, o: &edgebench_core::LoadOptions) -> std::path::PathBuf {
+    let notes = ort.prepare(spec, o).unwrap().notes().join("\n");
+    let from = notes.find("QDQ variant from the cache: ").expect("the variant is cached") + 28;
+    std::path::PathBuf::from(notes[from..].split(|c| c == ';' || c == '\n').next().unwrap().trim())
+}
+
 /// Both graphs with f32 activations reproduce llama.cpp's greedy tokens; the default (fused, int8 activations)
 /// conforms and matches native's distributions, but its greedy text may part from llama.cpp's at a near-tie (it
 /// did at the 17th token of the golden prompt with ONNX Runtime 1.31.1 on AVX2), so it is not held to the tokens.

@@ -48,7 +48,8 @@ pub fn suite(dir: &Path) -> PathBuf {
 }
 
 pub fn results(path: &Path) -> Json {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// `edgebench run` with the mock backend on one healthy tiny model and the tiny suite, 1 thread, plus `extra`;

@@ -259,7 +259,12 @@ fn a_fleet_of_three_devices_through_ansible() {
         assert!(o.status.success(), "{}", text(&o));
     }
     let span = |r: &Path| {
-        let j = results(&r.join("results/dev1/results.json"));
+        let file = r.join("results/dev1/results.json");
+        if !file.is_file() {
+            let status = std::fs::read_to_string(r.join("status/dev1.json")).unwrap_or_default();
+            panic!("no results from dev1 in {}; its status: {status}", r.display());
+        }
+        let j = results(&file);
         let t = |k: &str| humantime::parse_rfc3339(j[k].as_str().unwrap()).unwrap();
         (t("started_at"), t("finished_at"))
     };
