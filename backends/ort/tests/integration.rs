@@ -296,7 +296,7 @@ fn the_qdq_variant_conforms_carries_the_files_weights_and_runs_whole_on_qnns_htp
 fn prepared_path(ort: &OrtBackend, spec: &ModelSpec, o: &edgebench_core::LoadOptions) -> std::path::PathBuf {
     let notes = ort.prepare(spec, o).unwrap().notes().join("\n");
     let from = notes.find("QDQ variant from the cache: ").expect("the variant is cached") + 28;
-    std::path::PathBuf::from(notes[from..].split(|c| c == ';' || c == '\n').next().unwrap().trim())
+    std::path::PathBuf::from(notes[from..].split([';', '\n']).next().unwrap().trim())
 }
 
 /// Both graphs with f32 activations reproduce llama.cpp's greedy tokens; the default (fused, int8 activations)
