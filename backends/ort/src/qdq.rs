@@ -1,7 +1,8 @@
 //! The QDQ variant of an export (`--backend-opt ort:qdq=true`; the rewrite is `edgebench_onnx::qdq`), prepared once
 //! per export before any timed load: the primitive export runs on ONNX Runtime's CPU provider over a calibration
-//! text, the largest absolute value of each 4-bit product's input and output is recorded, and the graph is rewritten
-//! with those ranges times [`HEADROOM`] and cached beside the export with its ranges (`calibration.json`).
+//! text, the largest absolute value and the RMS of each 4-bit product's input and output are recorded, and the graph
+//! is rewritten with those ranges times [`HEADROOM`] (products whose tensors uint16 cannot resolve, [`MIN_SQNR_DB`],
+//! kept in float) and cached beside the export with its calibration (`calibration.json`).
 //! Calibration is the untimed preparation of a graph, so it tokenizes its own text with the model's tokenizer.
 
 use std::collections::{BTreeMap, HashMap};
