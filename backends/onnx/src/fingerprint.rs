@@ -79,7 +79,8 @@ fn raw<'a>(t: &'a TensorProto, ty: DataType, count: usize, path: &Path) -> Resul
     Ok(&t.raw_data)
 }
 
-fn f32s(t: &TensorProto, count: usize, path: &Path) -> Result<Vec<f32>, OnnxError> {
+/// `count` raw little-endian f32 values of `t`, or an error naming `path` and the initializer.
+pub(crate) fn f32s(t: &TensorProto, count: usize, path: &Path) -> Result<Vec<f32>, OnnxError> {
     Ok(raw(t, DataType::Float, count, path)?
         .chunks_exact(4)
         .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
@@ -230,7 +231,7 @@ pub fn fingerprint(m: &ModelProto, path: &Path) -> Result<String, OnnxError> {
                 for row in e.row0..e.row0 + n {
                     for kk in 0..k {
                         let el = kk * all_n + row;
-                        let code = (((c[el / 2] >> (4 * (el % 2))) << 4) as i8 >> 4) as f32;
+                        let code = ((weights::nibble(c, el) << 4) as i8 >> 4) as f32;
                         let w = code * sc[(kk / weights::BLOCK) * all_n + row];
                         v.push(match &mm {
                             Some(m) => w + m[row * nb + kk / weights::BLOCK],

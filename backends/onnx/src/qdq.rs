@@ -6,11 +6,12 @@
 //! graph needs opset 21 (blocked int4 `DequantizeLinear`), where `ReduceMean` takes its axes as an input.
 
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 use crate::export::{meta, Repr, WeightEntry};
 use crate::pb::{tensor_proto::DataType, ModelProto, NodeProto, TensorProto};
 use crate::proto::attr_i;
-use crate::weights::BLOCK;
+use crate::weights::{nibble, BLOCK};
 use crate::OnnxError;
 
 /// The uint16 activations' zero point (symmetric quantization).
@@ -69,19 +70,13 @@ fn invalid(reason: impl Into<String>) -> OnnxError {
     OnnxError::Invalid { path: "(QDQ rewrite)".into(), reason: reason.into() }
 }
 
-fn scalar(name: String, ty: DataType, raw: Vec<u8>) -> TensorProto {
-    TensorProto { name, data_type: ty as i32, raw_data: raw, ..Default::default() }
+/// A product's block scales `[n, k/32]`, f32 as the export writes them.
+fn scale_values(t: &TensorProto, n: usize, k: usize) -> Result<Vec<f32>, OnnxError> {
+    crate::fingerprint::f32s(t, n * (k / BLOCK), Path::new("(QDQ rewrite)"))
 }
 
-fn floats(t: &TensorProto) -> Result<Vec<f32>, OnnxError> {
-    if t.data_type != DataType::Float as i32 {
-        return Err(invalid(format!("{}: not f32", t.name)));
-    }
-    Ok(if t.raw_data.is_empty() {
-        t.float_data.clone()
-    } else {
-        t.raw_data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
-    })
+fn scalar(name: String, ty: DataType, raw: Vec<u8>) -> TensorProto {
+    TensorProto { name, data_type: ty as i32, raw_data: raw, ..Default::default() }
 }
 
 /// `MatMulNBits` codes `[n, k/32, 16]` (two 4-bit codes a byte, zero point 8) as signed int4 `[k, n]`, packed two
@@ -94,7 +89,7 @@ pub fn int4_blocks(codes: &[u8], scales: &[f32], n: usize, k: usize) -> Result<(
     let mut packed = vec![0u8; (k * n).div_ceil(2)];
     for row in 0..n {
         for kk in 0..k {
-            let q = (codes[row * nb * 16 + kk / 2] >> (4 * (kk % 2))) & 0xf;
+            let q = nibble(&codes[row * nb * 16..], kk);
             let signed = (q as i8 - 8) as u8 & 0xf;
             let e = kk * n + row;
             packed[e / 2] |= signed << (4 * (e % 2));
@@ -119,7 +114,7 @@ pub fn float_transposed(codes: &[u8], scales: &[f32], n: usize, k: usize) -> Res
     let mut w = vec![0f32; k * n];
     for row in 0..n {
         for kk in 0..k {
-            let q = (codes[row * nb * 16 + kk / 2] >> (4 * (kk % 2))) & 0xf;
+            let q = nibble(&codes[row * nb * 16..], kk);
             w[kk * n + row] = (q as f32 - 8.0) * scales[row * nb + kk / BLOCK];
         }
     }
@@ -166,7 +161,7 @@ pub fn rewrite(
             if !floated.contains_key(codes) {
                 let c = inits.get(codes).map(|&i| &g.initializer[i]).ok_or_else(|| invalid(format!("no {codes}")))?;
                 let s = inits.get(scales).map(|&i| &g.initializer[i]).ok_or_else(|| invalid(format!("no {scales}")))?;
-                let w = float_transposed(&c.raw_data, &floats(s)?, rows, k)
+                let w = float_transposed(&c.raw_data, &scale_values(s, rows, k)?, rows, k)
                     .map_err(|e| invalid(format!("{codes}: {e}")))?;
                 let name = format!("{codes}.f32");
                 new_inits.push(TensorProto {
@@ -191,8 +186,8 @@ pub fn rewrite(
         if !converted.contains_key(codes) {
             let c = inits.get(codes).map(|&i| &g.initializer[i]).ok_or_else(|| invalid(format!("no {codes}")))?;
             let s = inits.get(scales).map(|&i| &g.initializer[i]).ok_or_else(|| invalid(format!("no {scales}")))?;
-            let (packed, t) =
-                int4_blocks(&c.raw_data, &floats(s)?, rows, k).map_err(|e| invalid(format!("{codes}: {e}")))?;
+            let (packed, t) = int4_blocks(&c.raw_data, &scale_values(s, rows, k)?, rows, k)
+                .map_err(|e| invalid(format!("{codes}: {e}")))?;
             let (cn, sn) = (format!("{codes}.int4"), format!("{scales}.blocks"));
             new_inits.push(TensorProto {
                 name: cn.clone(),
@@ -370,10 +365,9 @@ mod tests {
         let (packed, t) = int4_blocks(&codes, &scales, n, k).unwrap();
         for row in 0..n {
             for kk in 0..k {
-                let q = (codes[row * nb * 16 + kk / 2] >> (4 * (kk % 2))) & 0xf;
+                let q = nibble(&codes[row * nb * 16..], kk);
                 let e = kk * n + row;
-                let nibble = (packed[e / 2] >> (4 * (e % 2))) & 0xf;
-                let signed = ((nibble << 4) as i8) >> 4;
+                let signed = ((nibble(&packed, e) << 4) as i8) >> 4;
                 assert_eq!(signed as i32, q as i32 - 8, "row {row}, k {kk}");
                 assert_eq!(t[(kk / BLOCK) * n + row], scales[row * nb + kk / BLOCK]);
             }

@@ -21,8 +21,8 @@ pub struct WeightBytes {
     /// Nodes in the graph.
     pub nodes: usize,
     /// Node name → FLOPs per token of its product with a weight matrix (2·K·N for `MatMul` / `Gemm` with a 2-D
-    /// initializer or a `DequantizeLinear` of one, `MatMulNBits` by its `K` and `N`); nodes without one are absent. Attention's FLOPs grow with the
-    /// context and read no weights: not counted.
+    /// initializer or a `DequantizeLinear` of one, `MatMulNBits` by its `K` and `N`); nodes without one are absent.
+    /// Attention's FLOPs grow with the context and read no weights: not counted.
     pub flops: HashMap<String, u64>,
 }
 

@@ -237,6 +237,11 @@ fn recentre(scale: f32, min: f32) -> Option<f32> {
     (0..16u8).all(|q| ((q as f32 - 8.0) * scale + m8).to_bits() == (q as f32 * scale + min).to_bits()).then_some(m8)
 }
 
+/// The 4-bit code at element `i` of `bytes`, two a byte, low nibble first (`MatMulNBits`' and ONNX `INT4`'s packing).
+pub(crate) fn nibble(bytes: &[u8], i: usize) -> u8 {
+    (bytes[i / 2] >> (4 * (i % 2))) & 0xf
+}
+
 /// The weights `[n, k]` that `MatMulNBits` inputs stand for (plus the per-block minimum of a Q4_1 export).
 pub fn decode_nbits4(
     codes: &[u8],
@@ -261,14 +266,14 @@ pub fn decode_nbits4(
     for row in 0..n {
         for blk in 0..nb {
             let zero = match zero_points {
-                Some(z) => (z[row * zp_row + blk / 2] >> (4 * (blk % 2))) & 0xf,
+                Some(z) => nibble(&z[row * zp_row..], blk),
                 None => 8,
             } as f32;
             let scale = scales[row * nb + blk];
             let min = mins.map(|m| m[row * nb + blk]);
             let block = &codes[(row * nb + blk) * 16..][..16];
             for i in 0..BLOCK {
-                let code = ((block[i / 2] >> (4 * (i % 2))) & 0xf) as f32;
+                let code = nibble(block, i) as f32;
                 let w = (code - zero) * scale;
                 out.push(match min {
                     Some(m) => w + m,
