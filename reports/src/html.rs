@@ -170,6 +170,7 @@ fn run_rows(runs: &[RunResults]) -> Vec<RunRow> {
                 notes: crate::energy::notes(r)
                     .into_iter()
                     .chain(crate::gpu_memory::notes(r))
+                    .chain(crate::bandwidth::notes(r))
                     .chain(crate::drift::notes(r))
                     .chain(crate::weights::notes(r))
                     .collect(),

@@ -1,6 +1,7 @@
 //! Renderers: pure functions from results to bytes — the terminal table, comparisons, Markdown, a self-contained
 //! HTML report with SVG charts (plotters), and CSV / Parquet exports (polars, feature `polars`).
 
+pub mod bandwidth;
 pub mod charts;
 pub mod compare;
 pub mod drift;

@@ -58,6 +58,7 @@ pub fn markdown_report(runs: &[RunResults]) -> String {
         for n in crate::energy::notes(r)
             .into_iter()
             .chain(crate::gpu_memory::notes(r))
+            .chain(crate::bandwidth::notes(r))
             .chain(crate::drift::notes(r))
             .chain(crate::weights::notes(r))
         {

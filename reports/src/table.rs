@@ -360,6 +360,7 @@ pub fn terminal_table_with(results: &RunResults, width: Width) -> String {
     notes.push("values: median ±95% CI half-width over repetitions; ITL p99 over all decode steps".into());
     notes.extend(crate::energy::notes(results));
     notes.extend(crate::gpu_memory::notes(results));
+    notes.extend(crate::bandwidth::notes(results));
     notes.extend(crate::drift::notes(results));
     match width {
         // Conversions are marked notes already.

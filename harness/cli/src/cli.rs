@@ -403,6 +403,11 @@ pub struct RunArgs {
     /// is then at most the quota rounded up.
     #[arg(long, value_name = "CPUS", value_parser = parse_cpu_quota)]
     pub cpu_quota: Option<f64>,
+    /// Measure this machine's streaming read bandwidth at each thread count before the cells (about a second each;
+    /// 1 GiB of memory while it runs) and report each decode cell's weight bandwidth against it: weight bytes a
+    /// token × decode t/s, and its share of the ceiling.
+    #[arg(long)]
+    pub memory_bandwidth: bool,
     /// Backend that computes the reference log-probabilities.
     #[arg(long, default_value = "candle")]
     pub reference_backend: String,

@@ -127,6 +127,31 @@ pub struct DeviceFingerprint {
     /// is this machine cut down to them. Absent for an unconstrained run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<ResourceLimits>,
+    /// Streaming read bandwidth per thread count, measured before and after the cells (`run --memory-bandwidth`):
+    /// the ceiling of memory-bound decode. Empty when not measured.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memory_bandwidth: Vec<MemoryBandwidth>,
+}
+
+/// This machine's streaming read bandwidth at one thread count: a buffer far larger than the last-level cache summed
+/// by `threads` threads, each its own contiguous part; the fastest of the probe's loops, read before and after the
+/// cells.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryBandwidth {
+    /// Reading threads.
+    pub threads: usize,
+    /// The ceiling the reports use, in GiB (2³⁰ bytes) a second: the mean of `passes_gib_s`.
+    pub gib_s: f64,
+    /// Each probe's reading, the median of its fastest loop's repetitions: before the cells, then after them (absent
+    /// when the run was interrupted).
+    pub passes_gib_s: Vec<f64>,
+    /// The loop that read fastest and the pages it read, e.g. `prefetching, 2 MiB huge pages`.
+    pub method: String,
+    /// Buffer size in MiB.
+    pub buffer_mib: u64,
+    /// Repetitions per loop.
+    pub repetitions: usize,
 }
 
 /// Resource limits of a constrained run, enforced per cell by a control group of its own.
@@ -197,6 +222,10 @@ pub struct ModelInfo {
     /// hyper-parameters; times the backend's KV element size it is the cache's bytes per token of context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kv_values_per_token: Option<u64>,
+    /// Weight bytes one decode step reads: every tensor once except the input embedding table (one row a token),
+    /// which counts in full when it is also the output projection (tied); from the file's tensor table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_weight_bytes: Option<u64>,
     /// Tensor count per ggml type, e.g. `{"Q4_1": 210, "F32": 61, "Q8_0": 1}`.
     pub tensor_types: BTreeMap<String, usize>,
     /// For a file `edgebench models quantize` wrote: the source's weight type and the source file, e.g.
@@ -395,5 +424,40 @@ impl CellResult {
     /// Median of a metric, if measured.
     pub fn median(&self, key: &str) -> Option<f64> {
         self.metrics.get(key).map(|m| m.summary.median)
+    }
+}
+
+impl MemoryBandwidth {
+    /// Adds a later probe's reading of the same thread count: `gib_s` becomes the mean of every pass, `method` the
+    /// fastest pass's.
+    pub fn add_pass(&mut self, later: &MemoryBandwidth) {
+        let fastest = self.passes_gib_s.iter().copied().fold(f64::MIN, f64::max);
+        self.passes_gib_s.extend(&later.passes_gib_s);
+        if later.gib_s > fastest {
+            self.method = later.method.clone();
+        }
+        self.gib_s = self.passes_gib_s.iter().sum::<f64>() / self.passes_gib_s.len().max(1) as f64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryBandwidth;
+
+    #[test]
+    fn a_later_pass_moves_the_ceiling_to_the_mean_and_the_method_to_the_fastest() {
+        let pass = |gib_s: f64, method: &str| MemoryBandwidth {
+            threads: 2,
+            gib_s,
+            passes_gib_s: vec![gib_s],
+            method: method.into(),
+            buffer_mib: 512,
+            repetitions: 5,
+        };
+        let mut b = pass(20.0, "plain");
+        b.add_pass(&pass(18.0, "prefetching"));
+        assert_eq!((b.gib_s, &b.passes_gib_s[..], b.method.as_str()), (19.0, &[20.0, 18.0][..], "plain"));
+        b.add_pass(&pass(25.0, "prefetching"));
+        assert_eq!((b.gib_s, b.method.as_str()), (21.0, "prefetching"));
     }
 }

@@ -321,6 +321,14 @@ impl Gguf {
         self.tensors.iter().map(|t| t.n_elements).sum()
     }
 
+    /// Weight bytes one decode step reads: every tensor once, except the input embedding table `token_embd.weight`
+    /// (one row a token), which counts in full only when the file has no `output.weight` (tied: it is then also
+    /// the output projection). Times decode tokens/s it is the weight bandwidth a backend reaches.
+    pub fn decode_weight_bytes(&self) -> u64 {
+        let tied = !self.tensor_index.contains_key("output.weight");
+        self.tensors.iter().filter(|t| t.name != "token_embd.weight" || tied).map(|t| t.n_bytes).sum()
+    }
+
     /// Tensor count per type, most common first.
     pub fn type_histogram(&self) -> Vec<(GgmlType, usize)> {
         let mut counts: HashMap<GgmlType, usize> = HashMap::new();

@@ -225,3 +225,21 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+#[test]
+fn decode_weight_bytes_count_the_embedding_table_only_when_it_is_the_output_projection() {
+    let g = parse(&tiny()).unwrap();
+    let all: u64 = g.tensors.iter().map(|t| t.n_bytes).sum();
+    let embd = g.tensor("token_embd.weight").unwrap().n_bytes;
+    assert!(g.tensor("output.weight").is_err(), "the tiny model is tied");
+    assert_eq!(g.decode_weight_bytes(), all);
+    // The same tensors with an untied output: the table is read one row a token, the output in full.
+    let mut w = GgufWriter::new();
+    for t in &g.tensors {
+        w.tensor(&t.name, &t.dims, t.ty, vec![0u8; t.n_bytes as usize]);
+    }
+    let table = g.tensor("token_embd.weight").unwrap();
+    w.tensor("output.weight", &table.dims, GgmlType::F32, vec![0u8; table.n_elements as usize * 4]);
+    let untied = parse(&w.to_bytes().unwrap()).unwrap();
+    assert_eq!(untied.decode_weight_bytes(), all - embd + table.n_elements * 4);
+}

@@ -71,6 +71,7 @@ fn describe(file: &GgufFile, id: &str, sha256: String) -> ModelInfo {
         kv_values_per_token: edgebench_gguf::arch::ModelDesc::from_gguf(g)
             .ok()
             .map(|d| 2 * d.n_layer as u64 * d.kv_dim() as u64),
+        decode_weight_bytes: Some(g.decode_weight_bytes()),
         tensor_types: g.type_histogram().into_iter().map(|(t, n)| (t.to_string(), n)).collect(),
         requantized_from: g.get(requant::KEY_FROM).and_then(|v| v.as_str()).map(|from| {
             let src = g.get(requant::KEY_SOURCE).and_then(|v| v.as_str()).unwrap_or("source not recorded");

@@ -113,6 +113,7 @@ pub fn fingerprint(energy: &crate::energy::EnergySpec) -> DeviceFingerprint {
         energy_meters,
         thermal_sensors,
         limits: None,
+        memory_bandwidth: Vec::new(),
     }
 }
 

@@ -154,6 +154,34 @@ pub fn resume_mismatches(
     out
 }
 
+/// One pass of the memory bandwidth probe at `threads`, reported as progress lines (`when`: before or after the
+/// cells); `None`, said so, when its buffers cannot be allocated.
+fn probe_bandwidth(
+    threads: &[usize],
+    when: &str,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Option<Vec<edgebench_core::results::MemoryBandwidth>> {
+    use edgebench_probes::bandwidth::{measure, BYTES};
+    progress(Progress::Note {
+        line: &format!("memory bandwidth {when}: reading {} MiB at {threads:?} thread(s)", BYTES >> 20),
+    });
+    let Some(readings) = measure(threads, BYTES, 5) else {
+        progress(Progress::Note {
+            line: &format!(
+                "memory bandwidth {when}: not measured, its 2 × {} MiB buffers could not be allocated",
+                BYTES >> 20
+            ),
+        });
+        return None;
+    };
+    for r in &readings {
+        progress(Progress::Note {
+            line: &format!("memory bandwidth {when}: {} thread(s) {:.1} GiB/s ({})", r.threads, r.gib_s, r.method),
+        });
+    }
+    Some(readings)
+}
+
 /// A run: a suite crossed with its axes, executed cell by cell in child processes.
 pub struct Run {
     suite: Suite,
@@ -165,6 +193,7 @@ pub struct Run {
     manifest: Manifest,
     device: DeviceFingerprint,
     id: String,
+    bandwidth: bool,
 }
 
 fn now_rfc3339() -> String {
@@ -195,6 +224,7 @@ impl Run {
             manifest: Manifest::default(),
             device,
             id: new_run_id(),
+            bandwidth: false,
         }
     }
 
@@ -213,6 +243,14 @@ impl Run {
     /// The manifest (build facts, command line) recorded in the results; the suite reference is set by the run.
     pub fn manifest(mut self, manifest: Manifest) -> Self {
         self.manifest = manifest;
+        self
+    }
+
+    /// Reads the streaming read bandwidth at each thread count of the cells to run, before them and after them
+    /// (`edgebench_probes::bandwidth::measure`), into the device fingerprint. A resumed run replaces the readings of
+    /// those thread counts and keeps the others.
+    pub fn memory_bandwidth(mut self) -> Self {
+        self.bandwidth = true;
         self
     }
 
@@ -311,9 +349,27 @@ impl Run {
         let cells: Vec<CellSpec> =
             crate::suite::plan(&self.suite, &self.axes, &plans).into_iter().filter(|c| !done(&c.key)).collect();
         let order = |k: &edgebench_core::results::CellKey| all.iter().position(|c| &c.key == k);
+        let mut threads: Vec<usize> = cells.iter().map(|c| c.key.threads).collect();
+        threads.sort_unstable();
+        threads.dedup();
+        if self.bandwidth && !threads.is_empty() {
+            if let Some(readings) = probe_bandwidth(&threads, "before the cells", progress) {
+                let bw = &mut results.device.memory_bandwidth;
+                bw.retain(|b| !threads.contains(&b.threads));
+                bw.extend(readings);
+                bw.sort_by_key(|b| b.threads);
+            }
+        }
         let saved_before = results.cells.len();
         let stopped = runner::run_all(&self.child, &cells, self.timeout, &mut results, file, progress);
         match stopped {
+            Ok(()) if self.bandwidth && !threads.is_empty() => {
+                for later in probe_bandwidth(&threads, "after the cells", progress).unwrap_or_default() {
+                    if let Some(b) = results.device.memory_bandwidth.iter_mut().find(|b| b.threads == later.threads) {
+                        b.add_pass(&later);
+                    }
+                }
+            }
             Ok(()) => {}
             Err(Stopped::Interrupted(signal)) => {
                 return Err(RunError::Interrupted { signal, results: Box::new(results) })

@@ -46,6 +46,11 @@ pub enum Progress<'a> {
         /// The line.
         line: &'a str,
     },
+    /// A line about the run as a whole (the memory bandwidth probe).
+    Note {
+        /// The line.
+        line: &'a str,
+    },
     /// A cell is starting.
     Started {
         /// Index in the plan.

@@ -273,6 +273,9 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
             earlier_dir.display()
         ),
     }
+    if a.memory_bandwidth {
+        run = run.memory_bandwidth();
+    }
     let bar = ProgressBar::new(cells.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:20} {pos}/{len} {prefix} {msg}")
@@ -284,6 +287,14 @@ pub fn run(a: RunArgs) -> anyhow::Result<ExitCode> {
     let left_prefix = |left: Option<f64>| left.map(|s| format!("~{} left", estimate::human(s))).unwrap_or_default();
     bar.set_prefix(left_prefix(estimate::remaining_s(&prior, 0, &[])));
     let outcome = run.execute(&file, kept, &mut |p| match p {
+        Progress::Note { line } => {
+            let line = terminal_safe(line);
+            if bar.is_hidden() {
+                eprintln!("{line}");
+            } else {
+                bar.println(line);
+            }
+        }
         Progress::Reference { model, line } => {
             let line = format!("drift reference for {}: {}", terminal_safe(model), terminal_safe(line));
             if bar.is_hidden() {

@@ -57,6 +57,36 @@ fn mock_run_measures_the_cost_it_was_given() {
     assert_eq!(r["models"]["ok"]["architecture"], "llama");
     assert_eq!(r["models"]["ok"]["sha256"].as_str().unwrap().len(), 64);
     assert!(r["device"]["logical_cpus"].as_u64().unwrap() >= 1);
+    assert!(r["device"].get("memory_bandwidth").is_none(), "measured only with --memory-bandwidth");
+}
+
+#[test]
+fn memory_bandwidth_gives_each_decode_cell_its_share_of_the_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, out) = run_mock(dir.path(), &["--memory-bandwidth", "--wide", "--backend-opt", "decode_us=4000"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let r = results(&out);
+    let bw = &r["device"]["memory_bandwidth"][0];
+    assert_eq!((bw["threads"].as_u64(), bw["buffer_mib"].as_u64()), (Some(1), Some(512)), "{bw}");
+    let gib_s = bw["gib_s"].as_f64().unwrap();
+    assert!(gib_s > 0.0 && bw["method"].as_str().is_some_and(|m| !m.is_empty()), "{bw}");
+    let passes: Vec<f64> = bw["passes_gib_s"].as_array().unwrap().iter().map(|p| p.as_f64().unwrap()).collect();
+    assert_eq!(passes.len(), 2, "a probe before the cells and one after: {bw}");
+    assert!((gib_s - (passes[0] + passes[1]) / 2.0).abs() < 1e-9, "{bw}");
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(log.contains("memory bandwidth before the cells: 1 thread(s)"), "{log}");
+    assert!(log.contains("memory bandwidth after the cells: 1 thread(s)"), "{log}");
+    let bytes = r["models"]["ok"]["decode_weight_bytes"].as_u64().unwrap();
+    let decode = r["cells"][0]["metrics"]["decode_tps"]["summary"]["median"].as_f64().unwrap();
+    let share = 100.0 * bytes as f64 * decode / (1u64 << 30) as f64 / gib_s;
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("memory bandwidth (streaming read of 512 MiB, median of 5 repetitions, the mean of a probe"),
+        "{table}"
+    );
+    assert!(table.contains(&format!("t1 {gib_s:.1} GiB/s ({:.1} then {:.1}; ", passes[0], passes[1])), "{table}");
+    assert!(table.contains(&format!("decode weight bandwidth of ok ({:.1} MB", bytes as f64 / 1e6)), "{table}");
+    assert!(table.contains(&format!("mock cpu t1 gen {:.1} GiB/s = {share:.0}%", share * gib_s / 100.0)), "{table}");
 }
 
 #[test]
