@@ -1,6 +1,6 @@
 //! Notes on decode against the memory ceiling (`edgebench run --memory-bandwidth`): the streaming read bandwidth
 //! measured before the cells, and each decode cell's weight bandwidth (weight bytes a token × decode t/s) as a
-//! share of it at the cell's thread count.
+//! share of it at the cell's thread count. CPU cells only: the probe reads host memory with CPU threads.
 
 use edgebench_core::metrics;
 use edgebench_core::results::{CellStatus, RunResults};
@@ -34,7 +34,7 @@ pub fn notes(r: &RunResults) -> Vec<String> {
         let shares: Vec<String> = r
             .cells
             .iter()
-            .filter(|c| &c.key.model == id && matches!(c.status, CellStatus::Ok))
+            .filter(|c| &c.key.model == id && c.key.device == "cpu" && matches!(c.status, CellStatus::Ok))
             .filter_map(|c| {
                 let tps = c.median(metrics::DECODE_TPS.key)?;
                 let ceiling = bw.iter().find(|b| b.threads == c.key.threads)?.gib_s;

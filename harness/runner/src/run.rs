@@ -246,7 +246,7 @@ impl Run {
         self
     }
 
-    /// Reads the streaming read bandwidth at each thread count of the cells to run, before them and after them
+    /// Reads the streaming read bandwidth at each thread count of the CPU cells to run, before them and after them
     /// (`edgebench_probes::bandwidth::measure`), into the device fingerprint. A resumed run replaces the readings of
     /// those thread counts and keeps the others.
     pub fn memory_bandwidth(mut self) -> Self {
@@ -349,7 +349,8 @@ impl Run {
         let cells: Vec<CellSpec> =
             crate::suite::plan(&self.suite, &self.axes, &plans).into_iter().filter(|c| !done(&c.key)).collect();
         let order = |k: &edgebench_core::results::CellKey| all.iter().position(|c| &c.key == k);
-        let mut threads: Vec<usize> = cells.iter().map(|c| c.key.threads).collect();
+        // The probe reads host memory with CPU threads: the ceiling of CPU cells only.
+        let mut threads: Vec<usize> = cells.iter().filter(|c| c.key.device == "cpu").map(|c| c.key.threads).collect();
         threads.sort_unstable();
         threads.dedup();
         if self.bandwidth && !threads.is_empty() {
