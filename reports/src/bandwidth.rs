@@ -3,10 +3,24 @@
 //! share of it at the cell's thread count. CPU cells only: the probe reads host memory with CPU threads.
 
 use edgebench_core::metrics;
-use edgebench_core::results::{CellStatus, RunResults};
+use edgebench_core::results::{CellResult, CellStatus, RunResults};
 
 /// Bytes in a GiB.
 const GIB: f64 = (1u64 << 30) as f64;
+
+/// The tidy rows' metric of a CPU decode cell's weight bandwidth as a share of the ceiling, in %.
+pub const SHARE_METRIC: &str = "decode_bandwidth_pct";
+
+/// Percent of the ceiling per decode token/s of `cell`: its model's weight bytes a token over the reading at its
+/// thread count. `None` for a cell off the CPU, or without a reading or a byte count.
+pub fn share_per_tps(r: &RunResults, cell: &CellResult) -> Option<f64> {
+    if cell.key.device != "cpu" {
+        return None;
+    }
+    let bytes = r.models.get(&cell.key.model)?.decode_weight_bytes?;
+    let ceiling = r.device.memory_bandwidth.iter().find(|b| b.threads == cell.key.threads)?.gib_s;
+    (ceiling > 0.0).then(|| 100.0 * bytes as f64 / GIB / ceiling)
+}
 
 /// The ceiling line, then one line per model whose measured decode cells ran at a thread count with a reading;
 /// nothing for a run without readings.
@@ -34,12 +48,11 @@ pub fn notes(r: &RunResults) -> Vec<String> {
         let shares: Vec<String> = r
             .cells
             .iter()
-            .filter(|c| &c.key.model == id && c.key.device == "cpu" && matches!(c.status, CellStatus::Ok))
+            .filter(|c| &c.key.model == id && matches!(c.status, CellStatus::Ok))
             .filter_map(|c| {
                 let tps = c.median(metrics::DECODE_TPS.key)?;
-                let ceiling = bw.iter().find(|b| b.threads == c.key.threads)?.gib_s;
-                let gib_s = bytes as f64 * tps / GIB;
-                Some(format!("{} {gib_s:.1} GiB/s = {:.0}%", c.key.label(), 100.0 * gib_s / ceiling))
+                let pct = share_per_tps(r, c)? * tps;
+                Some(format!("{} {:.1} GiB/s = {pct:.0}%", c.key.label(), bytes as f64 * tps / GIB))
             })
             .collect();
         if !shares.is_empty() {
@@ -79,5 +92,16 @@ mod tests {
         assert!(n[0].contains(&format!("t{threads} ")) && n[0].contains("(1.0 then 2.0; prefetching"), "{n:?}");
         let line = n.iter().find(|l| l.starts_with(&format!("decode weight bandwidth of {model}"))).unwrap();
         assert!(line.contains(&format!("{} ", r.cells[0].key.label())) && line.contains("= 50%"), "{line}");
+        // The tidy rows carry the same share, with the decode figures' statistics scaled alike.
+        let rows = crate::rows::tidy_rows(std::slice::from_ref(&r));
+        let share: Vec<_> = rows.iter().filter(|row| row.metric == SHARE_METRIC).collect();
+        let decoded = r.cells.iter().filter(|c| c.median(metrics::DECODE_TPS.key).is_some()).count();
+        assert_eq!(share.len(), decoded, "a row per CPU decode cell at the reading's threads: {share:?}");
+        let backend = &r.cells[0].key.backend;
+        let decode = rows.iter().find(|row| &row.backend == backend && row.metric == metrics::DECODE_TPS.key).unwrap();
+        assert_eq!(&share[0].backend, backend);
+        assert_eq!((share[0].unit.as_str(), share[0].better.as_str(), share[0].n), ("%", "higher", decode.n));
+        assert!((share[0].median - 50.0).abs() < 1e-9, "{share:?}");
+        assert!((share[0].p90 / share[0].median - decode.p90 / decode.median).abs() < 1e-12, "{share:?}");
     }
 }

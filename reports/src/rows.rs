@@ -1,6 +1,8 @@
 //! Tidy rows, one per cell × metric (a cell without metrics still gets one row, saying how it ended): the shape
-//! analysts load, written as CSV or Parquet by `export`.
+//! analysts load, written as CSV or Parquet by `export`. Beside the measured metrics, a CPU decode cell of a run with
+//! memory bandwidth readings gets `decode_bandwidth_pct`, its share of the ceiling ([`crate::bandwidth`]).
 
+use edgebench_core::metrics;
 use edgebench_core::results::RunResults;
 
 use crate::table::cell_status_text;
@@ -78,21 +80,28 @@ pub fn tidy_rows(runs: &[RunResults]) -> Vec<TidyRow> {
             if c.metrics.is_empty() {
                 out.push(base(""));
             }
-            for (k, m) in &c.metrics {
+            // A CPU decode cell of a run that read the memory bandwidth: its share of the ceiling, the decode
+            // figures scaled by one positive factor (so every statistic scales with them).
+            let share = crate::bandwidth::share_per_tps(r, c).and_then(|f| {
+                let d = c.metrics.get(metrics::DECODE_TPS.key)?;
+                Some((crate::bandwidth::SHARE_METRIC.to_string(), "%".to_string(), d, f))
+            });
+            let measured = c.metrics.iter().map(|(k, m)| (k.clone(), m.unit.clone(), m, 1.0));
+            for (k, unit, m, f) in measured.chain(share) {
                 let s = &m.summary;
                 let [lo, hi] = s.median_ci95.unwrap_or([f64::NAN, f64::NAN]);
                 out.push(TidyRow {
-                    unit: m.unit.clone(),
+                    unit,
                     better: format!("{:?}", m.better).to_lowercase(),
                     n: s.n as u32,
-                    median: s.median,
-                    ci_low: lo,
-                    ci_high: hi,
-                    mean: s.mean,
-                    stddev: s.stddev,
-                    p90: s.p90,
-                    p99: s.p99,
-                    ..base(k)
+                    median: s.median * f,
+                    ci_low: lo * f,
+                    ci_high: hi * f,
+                    mean: s.mean * f,
+                    stddev: s.stddev * f,
+                    p90: s.p90 * f,
+                    p99: s.p99 * f,
+                    ..base(&k)
                 });
             }
         }

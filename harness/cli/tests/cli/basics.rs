@@ -87,6 +87,9 @@ fn memory_bandwidth_gives_each_decode_cell_its_share_of_the_ceiling() {
     assert!(table.contains(&format!("t1 {gib_s:.1} GiB/s ({:.1} then {:.1}; ", passes[0], passes[1])), "{table}");
     assert!(table.contains(&format!("decode weight bandwidth of ok ({:.1} MB", bytes as f64 / 1e6)), "{table}");
     assert!(table.contains(&format!("mock cpu t1 gen {:.1} GiB/s = {share:.0}%", share * gib_s / 100.0)), "{table}");
+    // Reports of the stored results give the same notes.
+    let md = text(&edgebench(&["report", out.to_str().unwrap(), "--format", "markdown"], &[]));
+    assert!(md.contains("- run 1: decode weight bandwidth of ok (") && md.contains(&format!("= {share:.0}%")), "{md}");
     // Under limits the probe would read the unconstrained machine: refused before anything runs.
     let (o, _) = run_mock(dir.path(), &["--memory-bandwidth", "--cpu-quota", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
