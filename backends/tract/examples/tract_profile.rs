@@ -2,7 +2,7 @@
 //! evaluation is timed through tract's own evaluation hook (`SimpleState::run_plan_with_eval`, what tract's CLI
 //! profiler uses), summed by operator.
 //!
-//!     cargo run --release -p edgebench-backend-tract --example profile -- MODEL.onnx [THREADS=2] [PROMPT=512] [STEPS=32]
+//!     cargo run --release -p edgebench-backend-tract --example tract_profile -- MODEL.onnx [THREADS=2] [PROMPT=512] [STEPS=32]
 //!
 //! Prints the prefill call, then the mean of STEPS decode steps after a 1-token prompt (tg128's shape), each as
 //! wall time per call and the operators taking the most time. Environment: `PROFILE_NO_ASSERT` loads without the
