@@ -187,7 +187,7 @@ fn run_measured(
         let mut facts = m.facts();
         facts.notes.extend(prepared.notes().iter().cloned());
         facts.notes.extend(prompt_note.clone());
-        emit(out, &Event::Loaded { load_s, facts });
+        emit(out, &Event::Loaded { load_s, facts: Box::new(facts) });
         model = Some(m);
     }
     let model = model.expect("load_repetitions >= 1");

@@ -128,8 +128,8 @@ pub enum Event {
     Loaded {
         /// Seconds of `Backend::load`.
         load_s: f64,
-        /// What the backend says about itself.
-        facts: BackendFacts,
+        /// What the backend says about itself (boxed: the largest part of any event by far).
+        facts: Box<BackendFacts>,
     },
     /// One repetition.
     Repetition(Repetition),

@@ -446,7 +446,7 @@ pub fn run_cell(
         result.sustained = crate::meters::sustained(&measured(&run.events), result.energy.as_ref());
     }
     result.backend = run.events.iter().rev().find_map(|e| match e {
-        Event::Loaded { facts, .. } => Some(facts.clone()),
+        Event::Loaded { facts, .. } => Some((**facts).clone()),
         _ => None,
     });
     if let Some(b) = result.backend.as_mut() {
