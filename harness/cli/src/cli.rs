@@ -404,9 +404,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "CPUS", value_parser = parse_cpu_quota)]
     pub cpu_quota: Option<f64>,
     /// Measure this machine's streaming read bandwidth at each thread count of the CPU cells, before and after the
-    /// cells (a few seconds; 1 GiB of memory while it runs), and report each CPU decode cell's weight bandwidth
-    /// against it: weight bytes a token × decode t/s, and its share of the ceiling. Not with --memory-limit or
-    /// --cpu-quota (the probe would read the unconstrained machine).
+    /// cells (a few seconds; a 512 MiB buffer, or a quarter of the available memory when less), and report each
+    /// CPU decode cell's weight bandwidth against it: weight bytes a token × decode t/s, and its share of the
+    /// ceiling. Not with --memory-limit or --cpu-quota (the probe would read the unconstrained machine).
     #[arg(long, conflicts_with_all = ["memory_limit", "cpu_quota"])]
     pub memory_bandwidth: bool,
     /// Backend that computes the reference log-probabilities.

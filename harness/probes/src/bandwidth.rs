@@ -10,9 +10,29 @@ use std::time::Instant;
 
 use edgebench_core::results::MemoryBandwidth;
 
-/// The buffer size `edgebench run --memory-bandwidth` and the bench read: 512 MiB, far above any last-level cache
-/// the project's machines have.
+/// The buffer size the bench reads, and `edgebench run --memory-bandwidth` at most: 512 MiB, far above any
+/// last-level cache the project's machines have.
 pub const BYTES: usize = 512 << 20;
+
+/// The smallest buffer [`buffer_bytes`] accepts: still several times a large last-level cache.
+pub const MIN_BYTES: usize = 64 << 20;
+
+/// The buffer a run's probe reads: [`BYTES`], or a quarter of the memory available now when that is less (one
+/// buffer is alive at a time), in whole MiB; an error naming both when that is under [`MIN_BYTES`].
+pub fn buffer_bytes() -> Result<usize, String> {
+    let mut sys = sysinfo::System::new();
+    sys.refresh_memory();
+    let available = sys.available_memory() as usize;
+    let bytes = BYTES.min(available / 4) >> 20 << 20;
+    if bytes < MIN_BYTES {
+        return Err(format!(
+            "{} MiB of memory available, a quarter of it under the probe's {} MiB minimum",
+            available >> 20,
+            MIN_BYTES >> 20
+        ));
+    }
+    Ok(bytes)
+}
 
 /// Bytes ahead of the reads that [`sum_prefetched`] prefetches.
 const AHEAD: usize = 16 << 10;
@@ -116,44 +136,47 @@ pub type ReadLoop = fn(&[u64]) -> u64;
 /// The loops [`measure`] times: name and function.
 pub const LOOPS: [(&str, ReadLoop); 2] = [("plain", sum), ("prefetching", sum_prefetched)];
 
-/// Streaming read bandwidth with each of `threads`: every loop of [`LOOPS`] over a huge-page buffer and an
-/// ordinary one of `bytes`, `repetitions` times each after one untimed pass; each thread count's reading (one pass)
-/// is the loop and buffer with the highest median. `None` when a buffer cannot be allocated.
+/// Streaming read bandwidth with each of `threads`: every loop of [`LOOPS`] over a huge-page buffer of `bytes`,
+/// then over an ordinary one (one alive at a time), `repetitions` times each after one untimed pass; each thread
+/// count's reading (one pass) is the loop and buffer with the highest median. `None` when a buffer cannot be
+/// allocated.
 pub fn measure(threads: &[usize], bytes: usize, repetitions: usize) -> Option<Vec<MemoryBandwidth>> {
-    let bufs = [("2 MiB huge pages", Buffer::new(bytes, true)?), ("4 KiB pages", Buffer::new(bytes, false)?)];
     let reps = repetitions.max(1);
-    let readings = threads
+    let mut readings: Vec<MemoryBandwidth> = threads
         .iter()
-        .map(|&t| {
-            let mut best = MemoryBandwidth {
-                threads: t,
-                buffer_mib: (bytes >> 20) as u64,
-                repetitions: reps,
-                ..MemoryBandwidth::default()
-            };
-            for (pages, buf) in &bufs {
-                let words = buf.words();
-                for (name, f) in LOOPS {
-                    std::hint::black_box(read_parallel(words, t, f));
-                    let mut rates: Vec<f64> = (0..reps)
-                        .map(|_| {
-                            let start = Instant::now();
-                            std::hint::black_box(read_parallel(std::hint::black_box(words), t, f));
-                            (words.len() * 8) as f64 / start.elapsed().as_secs_f64() / (1u64 << 30) as f64
-                        })
-                        .collect();
-                    rates.sort_by(f64::total_cmp);
-                    let median = rates[rates.len() / 2];
-                    if median > best.gib_s {
-                        best.gib_s = median;
-                        best.method = format!("{name}, {pages}");
-                    }
-                }
-            }
-            best.passes_gib_s = vec![best.gib_s];
-            best
+        .map(|&t| MemoryBandwidth {
+            threads: t,
+            buffer_mib: (bytes >> 20) as u64,
+            repetitions: reps,
+            ..MemoryBandwidth::default()
         })
         .collect();
+    for (pages, huge) in [("2 MiB huge pages", true), ("4 KiB pages", false)] {
+        let buf = Buffer::new(bytes, huge)?;
+        let words = buf.words();
+        for best in &mut readings {
+            let t = best.threads;
+            for (name, f) in LOOPS {
+                std::hint::black_box(read_parallel(words, t, f));
+                let mut rates: Vec<f64> = (0..reps)
+                    .map(|_| {
+                        let start = Instant::now();
+                        std::hint::black_box(read_parallel(std::hint::black_box(words), t, f));
+                        (words.len() * 8) as f64 / start.elapsed().as_secs_f64() / (1u64 << 30) as f64
+                    })
+                    .collect();
+                rates.sort_by(f64::total_cmp);
+                let median = rates[rates.len() / 2];
+                if median > best.gib_s {
+                    best.gib_s = median;
+                    best.method = format!("{name}, {pages}");
+                }
+            }
+        }
+    }
+    for r in &mut readings {
+        r.passes_gib_s = vec![r.gib_s];
+    }
     Some(readings)
 }
 
@@ -169,6 +192,14 @@ mod tests {
             for threads in [1, 2, 3] {
                 assert_eq!(read_parallel(buf.words(), threads, f), want, "{name}, {threads} threads");
             }
+        }
+    }
+
+    #[test]
+    fn the_run_buffer_is_whole_mib_between_the_bounds_or_a_reason() {
+        match buffer_bytes() {
+            Ok(b) => assert!((MIN_BYTES..=BYTES).contains(&b) && b % (1 << 20) == 0, "{b}"),
+            Err(why) => assert!(why.contains("MiB of memory available"), "{why}"),
         }
     }
 

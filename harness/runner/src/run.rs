@@ -161,15 +161,22 @@ fn probe_bandwidth(
     when: &str,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Option<Vec<edgebench_core::results::MemoryBandwidth>> {
-    use edgebench_probes::bandwidth::{measure, BYTES};
+    use edgebench_probes::bandwidth::{buffer_bytes, measure};
+    let bytes = match buffer_bytes() {
+        Ok(b) => b,
+        Err(why) => {
+            progress(Progress::Note { line: &format!("memory bandwidth {when}: not measured: {why}") });
+            return None;
+        }
+    };
     progress(Progress::Note {
-        line: &format!("memory bandwidth {when}: reading {} MiB at {threads:?} thread(s)", BYTES >> 20),
+        line: &format!("memory bandwidth {when}: reading {} MiB at {threads:?} thread(s)", bytes >> 20),
     });
-    let Some(readings) = measure(threads, BYTES, 5) else {
+    let Some(readings) = measure(threads, bytes, 5) else {
         progress(Progress::Note {
             line: &format!(
-                "memory bandwidth {when}: not measured, its 2 × {} MiB buffers could not be allocated",
-                BYTES >> 20
+                "memory bandwidth {when}: not measured, a {} MiB buffer could not be allocated",
+                bytes >> 20
             ),
         });
         return None;
