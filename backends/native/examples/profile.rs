@@ -1,6 +1,8 @@
 //! Runs the default model through the native engine for profiling: `cargo run --release -p
 //! edgebench-backend-native --example profile -- [threads] [pp|tg]` (pp: one 512-token prefill repeated; tg: 256
-//! single-token decode steps), printing tokens/s; `EDGEBENCH_PROFILE_MODEL=<gguf>` picks another file. Pair with `perf record -e cpu-clock` to see where time goes.
+//! single-token decode steps), printing tokens/s; `EDGEBENCH_PROFILE_MODEL=<gguf>` picks another file. With
+//! `--features op-profile`, also the time per token of each stage of the forward pass (`profile.rs`); pair with
+//! `perf record -e cpu-clock` to see inside a stage.
 
 use edgebench_backend_native::NativeBackend;
 use edgebench_core::Backend;
@@ -34,5 +36,20 @@ fn main() {
             256
         }
     };
-    println!("{mode}: {:.1} t/s ({threads} threads)", tokens as f64 / t.elapsed().as_secs_f64());
+    let wall = t.elapsed().as_secs_f64();
+    println!("{mode}: {:.1} t/s ({threads} threads)", tokens as f64 / wall);
+    #[cfg(feature = "op-profile")]
+    {
+        use edgebench_backend_native::profile::{snapshot, Stage};
+        let stages = snapshot();
+        let timed: f64 = stages.iter().filter(|(s, _)| *s != Stage::Wait).map(|(_, secs)| secs).sum();
+        println!(
+            "per token (µs), calling thread; {:.1} of {:.1} µs in the stages below",
+            1e6 * timed / tokens as f64,
+            1e6 * wall / tokens as f64
+        );
+        for (stage, secs) in stages {
+            println!("{:>10.1}  {:>5.1}%  {}", 1e6 * secs / tokens as f64, 100.0 * secs / wall, stage.name());
+        }
+    }
 }

@@ -13,6 +13,7 @@ use crate::kv::{KvCache, KvType};
 use crate::model::{Weight, Weights};
 use crate::ops;
 use crate::pool::{split, Pool};
+use crate::profile::{guard, timed, Stage};
 
 /// Weight rows per unit of work handed to a thread, at least (the 4-row kernels' tile height; a 16-row layout's
 /// group is larger).
@@ -257,6 +258,7 @@ impl Engine {
         let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
         let pool = &mut *pool;
 
+        let embed = guard(Stage::Embed);
         resize(&mut st.x, n * e);
         for (i, &t) in tokens.iter().enumerate() {
             let mut row =
@@ -274,18 +276,20 @@ impl Engine {
         let first_of = |slides: bool| (0..hp.n_layer).find(|&li| hp.slides(li) == slides);
         let full = tables(first_of(false).unwrap_or(0));
         let local = first_of(true).map(tables);
+        drop(embed);
         let (qd, act) = (hp.q_dim(), hp.activation);
         st.kv.reserve(st.pos + n, st.pos, hp.n_head_kv, hd);
         for (li, layer) in w.layers.iter().enumerate() {
             let x = &st.x;
-            self.fill_acts(pool, &mut st.acts, &[&layer.wq, &layer.wk, &layer.wv], n, e, &|j, row| {
-                ops::rms_norm(&x[j * e..(j + 1) * e], &layer.attn_norm, hp.eps, row)
-            })?;
-            self.matmuls(
-                pool,
-                &st.acts,
-                &mut [(&layer.wq, &mut st.q), (&layer.wk, &mut st.kn), (&layer.wv, &mut st.vn)],
+            timed!(
+                Stage::AttnNorm,
+                self.fill_acts(pool, &mut st.acts, &[&layer.wq, &layer.wk, &layer.wv], n, e, &|j, row| {
+                    ops::rms_norm(&x[j * e..(j + 1) * e], &layer.attn_norm, hp.eps, row)
+                })
             )?;
+            let mut qkv = [(&layer.wq, &mut st.q), (&layer.wk, &mut st.kn), (&layer.wv, &mut st.vn)];
+            timed!(Stage::Qkv, self.matmuls(pool, &st.acts, &mut qkv))?;
+            let rope = guard(Stage::Rope);
             if let Some([bq, bk, bv]) = &layer.bias {
                 for (out, b) in [(&mut st.q, bq), (&mut st.kn, bk), (&mut st.vn, bv)] {
                     out.chunks_exact_mut(b.len()).for_each(|r| r.iter_mut().zip(b).for_each(|(v, c)| *v += c));
@@ -301,34 +305,50 @@ impl Engine {
             };
             ops::rope(&mut st.q, hp.n_head, hd, cos, sin, hp.rope_style);
             ops::rope(&mut st.kn, hp.n_head_kv, hd, cos, sin, hp.rope_style);
-            st.kv.store(li, &st.kn, &st.vn, st.pos, hp.n_head_kv, hd);
-            self.attention(pool, &st.q, &st.kv, li, n, st.pos, &mut st.att)?;
+            drop(rope);
+            timed!(Stage::KvStore, st.kv.store(li, &st.kn, &st.vn, st.pos, hp.n_head_kv, hd));
+            timed!(Stage::Attention, self.attention(pool, &st.q, &st.kv, li, n, st.pos, &mut st.att))?;
             let att = &st.att;
-            self.fill_acts(pool, &mut st.acts, &[&layer.wo], n, qd, &|j, row| {
-                row.copy_from_slice(&att[j * qd..(j + 1) * qd])
-            })?;
-            self.matmuls(pool, &st.acts, &mut [(&layer.wo, &mut st.o)])?;
-            if let Some([post_attn, _]) = &layer.post_norms {
-                ops::rms_norm_in_place(&mut st.o, post_attn, hp.eps);
-            }
-            st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
+            timed!(
+                Stage::AttnOutActs,
+                self.fill_acts(pool, &mut st.acts, &[&layer.wo], n, qd, &|j, row| {
+                    row.copy_from_slice(&att[j * qd..(j + 1) * qd])
+                })
+            )?;
+            timed!(Stage::Wo, self.matmuls(pool, &st.acts, &mut [(&layer.wo, &mut st.o)]))?;
+            timed!(Stage::Residual, {
+                if let Some([post_attn, _]) = &layer.post_norms {
+                    ops::rms_norm_in_place(&mut st.o, post_attn, hp.eps);
+                }
+                st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
+            });
 
             let x = &st.x;
-            self.fill_acts(pool, &mut st.acts, &[&layer.gate, &layer.up], n, e, &|j, row| {
-                ops::rms_norm(&x[j * e..(j + 1) * e], &layer.ffn_norm, hp.eps, row)
-            })?;
-            self.matmuls(pool, &st.acts, &mut [(&layer.gate, &mut st.g), (&layer.up, &mut st.u)])?;
+            timed!(
+                Stage::FfnNorm,
+                self.fill_acts(pool, &mut st.acts, &[&layer.gate, &layer.up], n, e, &|j, row| {
+                    ops::rms_norm(&x[j * e..(j + 1) * e], &layer.ffn_norm, hp.eps, row)
+                })
+            )?;
+            let mut gate_up = [(&layer.gate, &mut st.g), (&layer.up, &mut st.u)];
+            timed!(Stage::GateUp, self.matmuls(pool, &st.acts, &mut gate_up))?;
             let (g, u, ff, ks) = (&st.g, &st.u, hp.n_ff, &self.ks);
-            self.fill_acts(pool, &mut st.acts, &[&layer.down], n, ff, &|j, row| {
-                let (g, u) = (&g[j * ff..(j + 1) * ff], &u[j * ff..(j + 1) * ff]);
-                ks.glu(act, row, g, u)
-            })?;
-            self.matmuls(pool, &st.acts, &mut [(&layer.down, &mut st.o)])?;
-            if let Some([_, post_ffn]) = &layer.post_norms {
-                ops::rms_norm_in_place(&mut st.o, post_ffn, hp.eps);
-            }
-            st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
+            timed!(
+                Stage::Glu,
+                self.fill_acts(pool, &mut st.acts, &[&layer.down], n, ff, &|j, row| {
+                    let (g, u) = (&g[j * ff..(j + 1) * ff], &u[j * ff..(j + 1) * ff]);
+                    ks.glu(act, row, g, u)
+                })
+            )?;
+            timed!(Stage::Down, self.matmuls(pool, &st.acts, &mut [(&layer.down, &mut st.o)]))?;
+            timed!(Stage::Residual, {
+                if let Some([_, post_ffn]) = &layer.post_norms {
+                    ops::rms_norm_in_place(&mut st.o, post_ffn, hp.eps);
+                }
+                st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
+            });
         }
+        let head = guard(Stage::Head);
         let first = if all { 0 } else { n - 1 };
         let rows = n - first;
         let mut h = vec![0f32; rows * e];
@@ -343,6 +363,7 @@ impl Engine {
         if let Some(cap) = hp.logit_softcap {
             ops::softcap(&mut logits, cap);
         }
+        drop(head);
         st.pos += n;
         Ok(logits)
     }

@@ -20,6 +20,7 @@ mod kv;
 mod model;
 mod ops;
 mod pool;
+pub mod profile;
 
 use std::sync::Mutex;
 

@@ -91,9 +91,11 @@ impl Pool {
             s.wake.notify_all();
         }
         let mine = catch_unwind(AssertUnwindSafe(|| f(0)));
-        while s.pending.load(Acquire) != 0 {
-            std::hint::spin_loop();
-        }
+        crate::profile::timed!(crate::profile::Stage::Wait, {
+            while s.pending.load(Acquire) != 0 {
+                std::hint::spin_loop();
+            }
+        });
         let theirs = s.panicked.swap(false, SeqCst);
         if mine.is_err() || theirs {
             return Err("a compute thread panicked".into());
