@@ -7,9 +7,9 @@ use std::sync::Mutex;
 use edgebench_core::BackendError;
 use edgebench_gguf::quant;
 use edgebench_kernels::acts::QK_K;
-use edgebench_kernels::{matmul_rows, ActQuant, KernelSet, OutMatrix, QuantActs, WeightMatrix, WeightType};
+use edgebench_kernels::{matmul_rows, ActQuant, KernelSet, KvSlice, OutMatrix, QuantActs, WeightMatrix, WeightType};
 
-use crate::kv::{KvCache, KvType};
+use crate::kv::{GroupMut, KvCache, KvType};
 use crate::model::{Weight, Weights};
 use crate::ops;
 use crate::pool::{split, Pool};
@@ -46,6 +46,13 @@ impl Shared {
         // SAFETY: in bounds (asserted), one writer (the caller's contract).
         unsafe { std::slice::from_raw_parts_mut(self.0.add(start), len) }
     }
+}
+
+/// A decode step's view of one KV head of the cache: stored and read by the one thread whose query heads it serves,
+/// or stored before the attention's job and read by several.
+enum Part<'a> {
+    Owned(Mutex<GroupMut<'a>>),
+    Shared((KvSlice<'a>, KvSlice<'a>)),
 }
 
 /// Query rows (positions) per attention unit in a prompt: with the query heads of a GQA group, one unit's keys and
@@ -181,17 +188,21 @@ impl Engine {
         .map_err(rt)
     }
 
-    /// Causal grouped-query attention of `n` new query rows (`q`, positions `pos..pos+n`) over layer `li`'s cache,
-    /// into `att`; a sliding layer's query at `p` sees keys from `p − window + 1` only. A prompt's unit is a block of
-    /// `QUERY_BLOCK` positions times the query heads of one KV head, so each key and value is loaded once for all of
-    /// them; a single position's unit is one head (more units than
-    /// threads). Units are interleaved across threads (causal rows grow with the position).
+    /// Stores `n` new positions' keys and values (`kn`, `vn`) in layer `li`'s cache, then computes the causal
+    /// grouped-query attention of their query rows (`q`, positions `pos..pos+n`) over it into `att`; a sliding
+    /// layer's query at `p` sees keys from `p − window + 1` only. A prompt's unit is a block of `QUERY_BLOCK`
+    /// positions times the query heads of one KV head, so each key and value is loaded once for all of them; a single
+    /// position's unit is one head. A prompt's units are interleaved across threads (causal rows grow with the
+    /// position), after the store. Fewer than `QUERY_BLOCK` positions (decode) give each thread a contiguous range of
+    /// query heads instead; a KV head serving only one thread's heads is stored by that thread inside the job, so the
+    /// cache lines a step writes stay in the core that reads them (the others are stored first). Every unit computes
+    /// the same way on any thread, so the logits do not depend on the thread count.
     #[allow(clippy::too_many_arguments)]
     fn attention(
         &self,
         pool: &mut Pool,
-        q: &[f32],
-        kv: &KvCache,
+        (q, kn, vn): (&[f32], &[f32], &[f32]),
+        kv: &mut KvCache,
         li: usize,
         n: usize,
         pos: usize,
@@ -202,9 +213,85 @@ impl Engine {
         let rep = nh / nkv;
         resize(att, n * nh * hd);
         let out = Shared(att.as_mut_ptr(), att.len());
-        let scale = hp.attn_scale;
-        let window = hp.window(li);
-        // (first position, last position + 1, first head, last head + 1), the heads within one KV head's group.
+        let (scale, window, ks, nt) = (hp.attn_scale, hp.window(li), &self.ks, pool.threads());
+        // One unit: (first position, last position + 1, first head, last head + 1), heads of one KV head's group.
+        let attend = |(i0, i1, h0, h1): (usize, usize, usize, usize),
+                      keys: KvSlice<'_>,
+                      values: KvSlice<'_>,
+                      (qs, scores, outs): &mut (Vec<f32>, Vec<f32>, Vec<f32>)| {
+            let rows = (i1 - i0) * (h1 - h0);
+            let seen_all = pos + i1;
+            qs.clear();
+            for i in i0..i1 {
+                qs.extend_from_slice(&q[i * nh * hd + h0 * hd..i * nh * hd + h1 * hd]);
+            }
+            // Every element is written by the kernels below (scores, then probabilities or zeros; sums).
+            scores.resize(rows * seen_all, 0.0);
+            ks.scores_t(qs, hd, keys, seen_all, scale, scores);
+            for (r, row) in scores.chunks_exact_mut(seen_all).enumerate() {
+                let seen = pos + i0 + r / (h1 - h0) + 1;
+                let from = window.map_or(0, |w| seen.saturating_sub(w));
+                ks.softmax(&mut row[from..seen]);
+                row[..from].fill(0.0);
+                row[seen..].fill(0.0);
+            }
+            outs.resize(rows * hd, 0.0);
+            ks.weighted_sum_rows(scores, seen_all, values, hd, outs);
+            for (r, o) in outs.chunks_exact(hd).enumerate() {
+                let (i, h) = (i0 + r / (h1 - h0), h0 + r % (h1 - h0));
+                // SAFETY: unit (positions i0..i1, heads h0..h1) owns these heads' slices of these rows.
+                unsafe { out.slice(i * nh * hd + h * hd, hd) }.copy_from_slice(o);
+            }
+        };
+        if n < QUERY_BLOCK && nt > 1 {
+            // Each thread takes a contiguous range of query heads; a KV head whose query heads all fall in one
+            // thread's range is stored and read by that thread alone, the others are stored first and shared.
+            let heads = |tid: usize| split(nh, nt, tid, 1);
+            let owner =
+                |g: usize| (0..nt).find(|&t| heads(t).contains(&(g * rep)) && heads(t).contains(&((g + 1) * rep - 1)));
+            let parts: Vec<Part<'_>> = kv
+                .groups_mut(li, nkv, hd)
+                .into_iter()
+                .enumerate()
+                .map(|(g, mut group)| match owner(g) {
+                    Some(_) => Part::Owned(Mutex::new(group)),
+                    None => {
+                        timed!(Stage::KvStore, group.store(g, kn, vn, pos, nkv));
+                        Part::Shared(group.into_views())
+                    }
+                })
+                .collect();
+            return pool
+                .run(&|tid| {
+                    let mut scratch = Default::default();
+                    let mine = heads(tid);
+                    let first = mine.start / rep;
+                    for (g, part) in parts.iter().enumerate().take(mine.end.div_ceil(rep)).skip(first) {
+                        let in_range = |h: &usize| mine.contains(h);
+                        match part {
+                            Part::Owned(group) if owner(g) == Some(tid) => {
+                                let mut group = group.lock().unwrap_or_else(|p| p.into_inner());
+                                group.store(g, kn, vn, pos, nkv);
+                                for h in (g * rep..(g + 1) * rep).filter(in_range) {
+                                    for i in 0..n {
+                                        attend((i, i + 1, h, h + 1), group.keys(), group.values(), &mut scratch);
+                                    }
+                                }
+                            }
+                            Part::Shared((keys, values)) => {
+                                for h in (g * rep..(g + 1) * rep).filter(in_range) {
+                                    for i in 0..n {
+                                        attend((i, i + 1, h, h + 1), *keys, *values, &mut scratch);
+                                    }
+                                }
+                            }
+                            Part::Owned(_) => unreachable!("a range's owned KV heads are its own"),
+                        }
+                    }
+                })
+                .map_err(rt);
+        }
+        timed!(Stage::KvStore, kv.store(li, kn, vn, pos, nkv, hd));
         let units: Vec<(usize, usize, usize, usize)> = if n >= QUERY_BLOCK {
             (0..n)
                 .step_by(QUERY_BLOCK)
@@ -214,35 +301,11 @@ impl Engine {
             (0..n).flat_map(|i| (0..nh).map(move |h| (i, i + 1, h, h + 1))).collect()
         };
         let (cap, kbuf, vbuf) = (kv.capacity, &kv.k[li], &kv.v[li]);
-        let nt = pool.threads();
-        let ks = &self.ks;
         pool.run(&|tid| {
-            let (mut qs, mut scores, mut outs) = (Vec::new(), Vec::new(), Vec::new());
-            for &(i0, i1, h0, h1) in units.iter().skip(tid).step_by(nt) {
-                let g = h0 / rep;
-                let rows = (i1 - i0) * (h1 - h0);
-                let keys = pos + i1;
-                qs.clear();
-                for i in i0..i1 {
-                    qs.extend_from_slice(&q[i * nh * hd + h0 * hd..i * nh * hd + h1 * hd]);
-                }
-                // Every element is written by the kernels below (scores, then probabilities or zeros; sums).
-                scores.resize(rows * keys, 0.0);
-                ks.scores_t(&qs, hd, kbuf.slice(g * hd * cap, hd * cap), keys, scale, &mut scores);
-                for (r, row) in scores.chunks_exact_mut(keys).enumerate() {
-                    let seen = pos + i0 + r / (h1 - h0) + 1;
-                    let from = window.map_or(0, |w| seen.saturating_sub(w));
-                    ks.softmax(&mut row[from..seen]);
-                    row[..from].fill(0.0);
-                    row[seen..].fill(0.0);
-                }
-                outs.resize(rows * hd, 0.0);
-                ks.weighted_sum_rows(&scores, keys, vbuf.slice(g * cap * hd, cap * hd), hd, &mut outs);
-                for (r, o) in outs.chunks_exact(hd).enumerate() {
-                    let (i, h) = (i0 + r / (h1 - h0), h0 + r % (h1 - h0));
-                    // SAFETY: unit (positions i0..i1, heads h0..h1) owns these heads' slices of these rows.
-                    unsafe { out.slice(i * nh * hd + h * hd, hd) }.copy_from_slice(o);
-                }
+            let mut scratch = Default::default();
+            for &unit in units.iter().skip(tid).step_by(nt) {
+                let g = unit.2 / rep;
+                attend(unit, kbuf.slice(g * hd * cap, hd * cap), vbuf.slice(g * cap * hd, cap * hd), &mut scratch);
             }
         })
         .map_err(rt)
@@ -306,8 +369,8 @@ impl Engine {
             ops::rope(&mut st.q, hp.n_head, hd, cos, sin, hp.rope_style);
             ops::rope(&mut st.kn, hp.n_head_kv, hd, cos, sin, hp.rope_style);
             drop(rope);
-            timed!(Stage::KvStore, st.kv.store(li, &st.kn, &st.vn, st.pos, hp.n_head_kv, hd));
-            timed!(Stage::Attention, self.attention(pool, &st.q, &st.kv, li, n, st.pos, &mut st.att))?;
+            let new = (&st.q[..], &st.kn[..], &st.vn[..]);
+            timed!(Stage::Attention, self.attention(pool, new, &mut st.kv, li, n, st.pos, &mut st.att))?;
             let att = &st.att;
             timed!(
                 Stage::AttnOutActs,

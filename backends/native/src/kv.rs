@@ -87,31 +87,101 @@ impl KvCache {
 
     /// Stores `n` new positions at `pos` from rows of `kvd = kv_heads · hd` keys and values.
     pub(crate) fn store(&mut self, layer: usize, kn: &[f32], vn: &[f32], pos: usize, kv_heads: usize, hd: usize) {
-        let (cap, kvd) = (self.capacity, kv_heads * hd);
-        let mut k16 = vec![f16::ZERO; kvd];
+        for (g, mut group) in self.groups_mut(layer, kv_heads, hd).into_iter().enumerate() {
+            group.store(g, kn, vn, pos, kv_heads);
+        }
+    }
+
+    /// Layer `layer`'s cache split by KV head, each part writable on its own (threads may own different heads).
+    pub(crate) fn groups_mut(&mut self, layer: usize, kv_heads: usize, hd: usize) -> Vec<GroupMut<'_>> {
+        let (cap, len) = (self.capacity, self.capacity * hd);
+        match (&mut self.k[layer], &mut self.v[layer]) {
+            (KvBuf::F16(k), KvBuf::F16(v)) => k[..kv_heads * len]
+                .chunks_exact_mut(len)
+                .zip(v[..kv_heads * len].chunks_exact_mut(len))
+                .map(|(k, v)| GroupMut { k: BufMut::F16(k), v: BufMut::F16(v), cap, hd })
+                .collect(),
+            (KvBuf::F32(k), KvBuf::F32(v)) => k[..kv_heads * len]
+                .chunks_exact_mut(len)
+                .zip(v[..kv_heads * len].chunks_exact_mut(len))
+                .map(|(k, v)| GroupMut { k: BufMut::F32(k), v: BufMut::F32(v), cap, hd })
+                .collect(),
+            _ => unreachable!("one type per cache"),
+        }
+    }
+}
+
+/// One KV head's part of a layer's keys or values, writable.
+enum BufMut<'a> {
+    F16(&'a mut [f16]),
+    F32(&'a mut [f32]),
+}
+
+impl BufMut<'_> {
+    fn view(&self) -> KvSlice<'_> {
+        match self {
+            BufMut::F16(b) => KvSlice::F16(b),
+            BufMut::F32(b) => KvSlice::F32(b),
+        }
+    }
+}
+
+/// One KV head's keys (transposed tiles) and values (by position) in one layer, for `capacity` positions.
+pub(crate) struct GroupMut<'a> {
+    k: BufMut<'a>,
+    v: BufMut<'a>,
+    cap: usize,
+    hd: usize,
+}
+
+impl<'a> GroupMut<'a> {
+    /// Stores this head's (`g` of `kv_heads`) part of `n` new positions at `pos`, from rows of `kv_heads · hd` keys
+    /// and values.
+    pub(crate) fn store(&mut self, g: usize, kn: &[f32], vn: &[f32], pos: usize, kv_heads: usize) {
+        let (hd, kvd) = (self.hd, kv_heads * self.hd);
+        debug_assert!(pos + kn.len() / kvd <= self.cap, "room reserved first");
+        let mut k16 = match self.k {
+            BufMut::F16(_) => vec![f16::ZERO; hd],
+            BufMut::F32(_) => Vec::new(),
+        };
         for (t, (kr, vr)) in kn.chunks_exact(kvd).zip(vn.chunks_exact(kvd)).enumerate() {
-            let p = pos + t;
-            match (&mut self.k[layer], &mut self.v[layer]) {
-                (KvBuf::F16(k), KvBuf::F16(v)) => {
+            let (p, kr, vr) = (pos + t, &kr[g * hd..][..hd], &vr[g * hd..][..hd]);
+            match (&mut self.k, &mut self.v) {
+                (BufMut::F16(k), BufMut::F16(v)) => {
                     // One vector conversion per row (F16C where the CPU has it), then the keys scattered.
                     k16.convert_from_f32_slice(kr);
-                    for g in 0..kv_heads {
-                        for c in 0..hd {
-                            k[g * cap * hd + key_index(c, p, hd)] = k16[g * hd + c];
-                        }
-                        v[(g * cap + p) * hd..][..hd].convert_from_f32_slice(&vr[g * hd..][..hd]);
+                    for (c, &x) in k16.iter().enumerate() {
+                        k[key_index(c, p, hd)] = x;
                     }
+                    v[p * hd..][..hd].convert_from_f32_slice(vr);
                 }
-                (KvBuf::F32(k), KvBuf::F32(v)) => {
-                    for g in 0..kv_heads {
-                        for c in 0..hd {
-                            k[g * cap * hd + key_index(c, p, hd)] = kr[g * hd + c];
-                        }
-                        v[(g * cap + p) * hd..][..hd].copy_from_slice(&vr[g * hd..][..hd]);
+                (BufMut::F32(k), BufMut::F32(v)) => {
+                    for (c, &x) in kr.iter().enumerate() {
+                        k[key_index(c, p, hd)] = x;
                     }
+                    v[p * hd..][..hd].copy_from_slice(vr);
                 }
                 _ => unreachable!("one type per cache"),
             }
         }
+    }
+
+    /// This head's keys and values, read-only for as long as the cache was lent.
+    pub(crate) fn into_views(self) -> (KvSlice<'a>, KvSlice<'a>) {
+        let view = |b: BufMut<'a>| match b {
+            BufMut::F16(b) => KvSlice::F16(b),
+            BufMut::F32(b) => KvSlice::F32(b),
+        };
+        (view(self.k), view(self.v))
+    }
+
+    /// This head's keys, as the attention kernels read them.
+    pub(crate) fn keys(&self) -> KvSlice<'_> {
+        self.k.view()
+    }
+
+    /// This head's values.
+    pub(crate) fn values(&self) -> KvSlice<'_> {
+        self.v.view()
     }
 }

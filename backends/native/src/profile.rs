@@ -15,9 +15,11 @@ pub enum Stage {
     Qkv,
     /// Biases, Q/K norms and rope.
     Rope,
-    /// Storing K and V in the cache.
+    /// Storing K and V in the cache, where it precedes the attention's pool job (a decode step whose threads own
+    /// whole KV heads stores inside [`Stage::Attention`]).
     KvStore,
-    /// Grouped-query attention over the cache.
+    /// Grouped-query attention over the cache (and the store, see [`Stage::KvStore`]); the KV store stage's time is
+    /// inside it.
     Attention,
     /// Quantizing the attention output.
     AttnOutActs,
@@ -67,7 +69,7 @@ impl Stage {
             Stage::AttnNorm => "attn norm + quantize",
             Stage::Qkv => "Q/K/V products",
             Stage::Rope => "bias, q/k norm, rope",
-            Stage::KvStore => "KV store",
+            Stage::KvStore => "(attention's: KV store before it)",
             Stage::Attention => "attention",
             Stage::AttnOutActs => "quantize attn output",
             Stage::Wo => "output product (wo)",
@@ -77,7 +79,7 @@ impl Stage {
             Stage::Down => "down product",
             Stage::Residual => "residual, post-norms",
             Stage::Head => "output head",
-            Stage::Wait => "(of which: waiting for workers)",
+            Stage::Wait => "(products' and attention's: waiting for workers)",
         }
     }
 }

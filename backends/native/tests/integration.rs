@@ -43,6 +43,32 @@ fn conforms_on_tiny_models_of_every_weight_type_and_kernel_path() {
     }
 }
 
+/// The thread count changes who computes what, never the result: a prompt and then decode steps give the same logits,
+/// bit for bit, on 1 thread, on 2 (the tiny model's two KV heads then each owned by a thread, which stores and
+/// attends them) and on 3 (heads interleaved after a serial store), with an f16 and an f32 cache.
+#[test]
+fn logits_are_the_same_bits_whatever_the_thread_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = tiny(dir.path(), GgmlType::Q4_0, GgmlType::Q8_0);
+    for kv in ["f16", "f32"] {
+        let run = |threads: usize| {
+            let mut o = opts(&[("kv", kv)]);
+            o.threads = threads;
+            let m = NativeBackend.load(&spec, &o).unwrap();
+            let mut s = m.new_session().unwrap();
+            let mut bits: Vec<u32> = s.forward(&[1, 5, 9, 13, 17]).unwrap().iter().map(|x| x.to_bits()).collect();
+            for t in [3u32, 8, 2, 7, 11, 4] {
+                bits.extend(s.forward(&[t]).unwrap().iter().map(|x| x.to_bits()));
+            }
+            bits
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "KV {kv}: {threads} threads' logits differ from 1 thread's");
+        }
+    }
+}
+
 /// On tiny models the native engine and candle compute the same function: logits agree within the cross-backend
 /// tolerance for every weight type and for each kernel path.
 #[test]
