@@ -110,6 +110,14 @@ fn resize(v: &mut Vec<f32>, n: usize) {
     v.resize(n, 0.0);
 }
 
+/// `x += o`, `o` first normed by `post` (a post-norm's weights) when the block has one.
+fn add_residual(x: &mut [f32], o: &mut [f32], post: Option<&[f32]>, eps: f32) {
+    if let Some(w) = post {
+        ops::rms_norm_in_place(o, w, eps);
+    }
+    x.iter_mut().zip(o.iter()).for_each(|(x, o)| *x += o);
+}
+
 fn rt(e: String) -> BackendError {
     BackendError::Runtime(e)
 }
@@ -379,12 +387,8 @@ impl Engine {
                 })
             )?;
             timed!(Stage::Wo, self.matmuls(pool, &st.acts, &mut [(&layer.wo, &mut st.o)]))?;
-            timed!(Stage::Residual, {
-                if let Some([post_attn, _]) = &layer.post_norms {
-                    ops::rms_norm_in_place(&mut st.o, post_attn, hp.eps);
-                }
-                st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
-            });
+            let post_attn = layer.post_norms.as_ref().map(|[p, _]| &p[..]);
+            timed!(Stage::Residual, add_residual(&mut st.x, &mut st.o, post_attn, hp.eps));
 
             let x = &st.x;
             timed!(
@@ -404,12 +408,8 @@ impl Engine {
                 })
             )?;
             timed!(Stage::Down, self.matmuls(pool, &st.acts, &mut [(&layer.down, &mut st.o)]))?;
-            timed!(Stage::Residual, {
-                if let Some([_, post_ffn]) = &layer.post_norms {
-                    ops::rms_norm_in_place(&mut st.o, post_ffn, hp.eps);
-                }
-                st.x.iter_mut().zip(&st.o).for_each(|(x, o)| *x += o);
-            });
+            let post_ffn = layer.post_norms.as_ref().map(|[_, p]| &p[..]);
+            timed!(Stage::Residual, add_residual(&mut st.x, &mut st.o, post_ffn, hp.eps));
         }
         let head = guard(Stage::Head);
         let first = if all { 0 } else { n - 1 };
