@@ -309,12 +309,13 @@ impl Engine {
         } else {
             (0..n).flat_map(|i| (0..nh).map(move |h| (i, i + 1, h, h + 1))).collect()
         };
-        let (cap, kbuf, vbuf) = (kv.capacity, &kv.k[li], &kv.v[li]);
+        let views: Vec<(KvSlice<'_>, KvSlice<'_>)> =
+            kv.groups_mut(li, nkv, hd).into_iter().map(GroupMut::into_views).collect();
         pool.run(&|tid| {
             let mut scratch = Default::default();
             for &unit in units.iter().skip(tid).step_by(nt) {
-                let g = unit.2 / rep;
-                attend(unit, kbuf.slice(g * hd * cap, hd * cap), vbuf.slice(g * cap * hd, cap * hd), &mut scratch);
+                let (keys, values) = views[unit.2 / rep];
+                attend(unit, keys, values, &mut scratch);
             }
         })
         .map_err(rt)

@@ -36,13 +36,6 @@ impl KvBuf {
             _ => unreachable!("one type per cache"),
         }
     }
-
-    pub(crate) fn slice(&self, start: usize, len: usize) -> KvSlice<'_> {
-        match self {
-            KvBuf::F16(v) => KvSlice::F16(&v[start..start + len]),
-            KvBuf::F32(v) => KvSlice::F32(&v[start..start + len]),
-        }
-    }
 }
 
 /// A session's KV cache: per layer, each KV head's keys in tiles of [`KEY_TILE`] positions, transposed within a
@@ -52,11 +45,11 @@ impl KvBuf {
 pub(crate) struct KvCache {
     ty: KvType,
     /// Positions each layer's buffers hold.
-    pub(crate) capacity: usize,
+    capacity: usize,
     /// Per layer: keys.
-    pub(crate) k: Vec<KvBuf>,
+    k: Vec<KvBuf>,
     /// Per layer: values.
-    pub(crate) v: Vec<KvBuf>,
+    v: Vec<KvBuf>,
 }
 
 impl KvCache {
