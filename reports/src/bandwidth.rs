@@ -57,9 +57,9 @@ pub fn notes(r: &RunResults) -> Vec<String> {
             .collect();
         if !shares.is_empty() {
             out.push(format!(
-                "decode weight bandwidth of {id} ({:.1} MB of weights a token × decode t/s, share of the ceiling at \
-                 the cell's threads): {}",
-                bytes as f64 / 1e6,
+                "decode weight bandwidth of {id} ({} of weights a token × decode t/s, share of the ceiling at the \
+                 cell's threads): {}",
+                edgebench_core::text::bytes_iec(bytes),
                 shares.join("; ")
             ));
         }

@@ -85,7 +85,8 @@ fn memory_bandwidth_gives_each_decode_cell_its_share_of_the_ceiling() {
         "{table}"
     );
     assert!(table.contains(&format!("t1 {gib_s:.1} GiB/s ({:.1} then {:.1}; ", passes[0], passes[1])), "{table}");
-    assert!(table.contains(&format!("decode weight bandwidth of ok ({:.1} MB", bytes as f64 / 1e6)), "{table}");
+    let weights = edgebench_core::text::bytes_iec(bytes);
+    assert!(table.contains(&format!("decode weight bandwidth of ok ({weights} of weights")), "{table}");
     assert!(table.contains(&format!("mock cpu t1 gen {:.1} GiB/s = {share:.0}%", share * gib_s / 100.0)), "{table}");
     // Reports of the stored results give the same notes.
     let md = text(&edgebench(&["report", out.to_str().unwrap(), "--format", "markdown"], &[]));
